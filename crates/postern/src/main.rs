@@ -1,1 +1,135 @@
-fn main() {}
+//! The `postern` binary: command line, configuration and wiring. Everything it does is a thin
+//! shell over the library crates; the rules live there.
+
+mod cmd;
+mod config;
+mod exit;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// postern turns email into issue-tracker activity: replies become comments, mail to a project's
+/// address opens an issue or a merge request, and outsiders' mail becomes Service Desk tickets.
+#[derive(Debug, Parser)]
+#[command(name = "postern", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what postern understands of one message, as JSON, without touching the store.
+    ///
+    /// Prints sender fields, the mail key and the header it came from, the handler it routes to,
+    /// whether the mail is automatic, the reply text as GitLab's reply parser produces it, quick
+    /// actions, attachments, and the error GitLab's receiver would raise before any database
+    /// access. Without configuration the address is `incoming+%{key}@localhost` and the host
+    /// `localhost`.
+    Inspect(InspectArgs),
+    /// Run the reply trimmer alone on a plain-text body and print the result as JSON.
+    ///
+    /// Fields: `trimmed` (the kept reply), `elided` (what was cut away), `embedded` and `before`
+    /// (a forwarded mail found inside the text and the text before it, or null).
+    Trim(TrimArgs),
+    /// Store and process one message (for an MTA pipe), and print the outcome as JSON.
+    ///
+    /// Exit codes: 0 processed, rejected, ignored or duplicate; 75 temporary failure (the store
+    /// is unavailable; nothing was written, the MTA should retry); 78 unusable configuration.
+    /// Without configuration the store is SQLite in ./postern-data.
+    Receive(ReceiveArgs),
+    /// Create and list users, emails, projects, members and settings; look at issues, merge
+    /// requests and the inbound log.
+    Admin(cmd::admin::AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReceiveArgs {
+    /// Configuration file (postern.yml).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "POSTERN_CONFIG"
+    )]
+    config: Option<PathBuf>,
+    /// The mailbox the message arrived in.
+    #[arg(long, value_enum, default_value = "incoming")]
+    mailbox: MailboxArg,
+    /// The message (RFC 5322), or `-` for standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+}
+
+/// Which mailbox a message is read as.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MailboxArg {
+    /// The `incoming_email` mailbox (reply by email, new issue/MR, Service Desk).
+    Incoming,
+    /// The `service_desk_email` mailbox (every key is a Service Desk key).
+    #[value(name = "service_desk")]
+    ServiceDesk,
+}
+
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// Configuration file (postern.yml); its mailbox addresses and instance host are used.
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "POSTERN_CONFIG"
+    )]
+    config: Option<PathBuf>,
+    /// The mailbox the message arrived in.
+    #[arg(long, value_enum, default_value = "incoming")]
+    mailbox: MailboxArg,
+    /// Incoming address template, e.g. `incoming+%{key}@example.com` (overrides the config).
+    #[arg(long, value_name = "TEMPLATE")]
+    address: Option<String>,
+    /// Service Desk address template (overrides the config).
+    #[arg(long, value_name = "TEMPLATE")]
+    service_desk_address: Option<String>,
+    /// Instance host for `References: <reply-KEY@HOST>` (overrides the config).
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Keep the whole body: no quote, signature or forwarded-mail trimming.
+    #[arg(long)]
+    no_trim: bool,
+    /// Return the elided part separately, as GitLab does for replies to issues.
+    #[arg(long)]
+    append_reply: bool,
+    /// Keep a body made only of `>` quotes (needs --no-trim, as in GitLab).
+    #[arg(long)]
+    allow_only_quotes: bool,
+    /// The message (RFC 5322), or `-` for standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct TrimArgs {
+    /// The plain-text body, or `-` for standard input.
+    #[arg(value_name = "FILE", default_value = "-")]
+    input: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Trim(args) => cmd::trim::run(args),
+        Command::Receive(args) => cmd::receive::run(args),
+        Command::Admin(args) => cmd::admin::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("postern: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! New issue by email (spec §6.2): the subject is the title, the whole text (quotes kept) the
+//! description, and the author's quick actions shape the new issue.
+
+use postern_mail::{ProjectRef, extract_quick_actions};
+use postern_store::{IssueType, NewIssue, Tx};
+
+use super::{Context, Handled, author_by_token, resolve_project, role_of};
+use crate::content::{self, Variant};
+use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::permissions::{Ability, Actor, validate};
+use crate::processor::Created;
+use crate::quick;
+
+/// GitLab's limit on titles.
+pub const MAX_TITLE_CHARS: usize = 255;
+
+/// Validation errors of an issue title, worded as GitLab words them.
+pub(crate) fn title_errors(title: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if title.trim().is_empty() {
+        errors.push("Title can't be blank".to_owned());
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        errors.push(format!(
+            "Title is too long (maximum is {MAX_TITLE_CHARS} characters)"
+        ));
+    }
+    errors
+}
+
+/// Mail to `<project>-<id>-<token>-issue` (or legacy `<path>+<token>`) opens an issue.
+pub async fn create_issue(
+    context: &mut Context<'_, '_>,
+    project: &ProjectRef,
+    token: &str,
+) -> Result<Handled, ProcessError> {
+    let tx: &mut Tx = context.tx;
+    let project = resolve_project(tx, project)
+        .await?
+        .ok_or(ErrorKind::ProjectNotFound)?;
+    let author = author_by_token(tx, token).await?;
+    let role = role_of(tx, &project, &author).await?;
+    let actor = Actor {
+        user: &author,
+        role,
+    };
+    validate(&actor, &project, Ability::CreateIssue, None)?;
+
+    let title = context.email.subject().unwrap_or("").to_owned();
+    let errors = title_errors(&title);
+    if !errors.is_empty() {
+        return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
+    }
+    let (body, _) = content::body_text(context.email, Variant::UntrimmedWithQuotes);
+    let links = content::upload_attachments(
+        tx,
+        context.email,
+        project.id,
+        author.id,
+        &context.config.uploads,
+        false,
+    )
+    .await?;
+    let text = content::compose(&body, None, &links, false, Variant::UntrimmedWithQuotes);
+    let (description, actions) = extract_quick_actions(&text);
+    let effects = quick::interpret(tx, &actions, &actor, &project, None, false).await?;
+
+    let update = effects.update;
+    let issue = tx
+        .create_issue(NewIssue {
+            project_id: project.id,
+            issue_type: IssueType::Issue,
+            title: update.title.clone().unwrap_or(title),
+            description,
+            confidential: update.confidential.unwrap_or(false),
+            author_id: author.id,
+            external_author: None,
+            labels: update.labels.clone().unwrap_or_default(),
+            assignee_ids: update.assignee_ids.clone().unwrap_or_default(),
+            due_date: update.due_date.clone().flatten(),
+        })
+        .await?;
+    if let Some(state) = update.state {
+        if state != issue.state {
+            tx.update_issue(
+                issue.id,
+                postern_store::IssueUpdate {
+                    state: Some(state),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(Handled {
+        created: Some(Created {
+            kind: "issue".to_owned(),
+            project: project.full_path.clone(),
+            iid: Some(issue.iid),
+            note_id: None,
+        }),
+    })
+}

@@ -1,0 +1,213 @@
+//! The six handlers of GitLab's receiver (spec §6) and what they share: finding the project and
+//! the author, checking permissions, and creating a comment with its quick actions.
+
+mod issue;
+mod merge_request;
+mod note;
+mod service_desk;
+
+use postern_mail::{Email, ProjectRef, Route, extract_quick_actions};
+use postern_store::{
+    Issue, IssueState, IssueUpdate, Mailbox, NewNote, Note, Noteable, Project, Role, Tx, User,
+};
+
+use crate::error::{ErrorKind, ProcessError};
+use crate::permissions::Actor;
+use crate::processor::{Created, ProcessorConfig};
+use crate::quick;
+
+/// What a handler works with. Lives for one message.
+pub struct Context<'a, 'raw> {
+    /// The message's transaction; everything a handler writes goes through it.
+    pub tx: &'a mut Tx,
+    /// The parsed message.
+    pub email: &'a Email<'raw>,
+    /// Instance settings.
+    pub config: &'a ProcessorConfig,
+    /// Project git repositories (merge requests by email).
+    pub repositories: &'a postern_git::Repositories,
+}
+
+/// A handler's successful result.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// What was created, if anything (commands-only comments and unsubscribes create nothing).
+    pub created: Option<Created>,
+}
+
+/// Runs the handler for `route`.
+pub async fn run(
+    context: &mut Context<'_, '_>,
+    route: &Route,
+    mailbox: Mailbox,
+) -> Result<Handled, ProcessError> {
+    match route {
+        Route::CreateNote { reply_key } => note::create_note(context, reply_key).await,
+        Route::CreateIssue { project, token } => issue::create_issue(context, project, token).await,
+        Route::CreateNoteOnIssuable {
+            project,
+            token,
+            issue_iid,
+        } => note::create_note_on_issuable(context, project, token, issue_iid).await,
+        Route::Unsubscribe { reply_key } => note::unsubscribe(context, reply_key).await,
+        Route::CreateMergeRequest { project, token } => {
+            merge_request::create_merge_request(context, project, token).await
+        }
+        Route::ServiceDesk { project } => {
+            service_desk::service_desk(context, project, mailbox).await
+        }
+    }
+}
+
+/// Finds the project an address names. The id form also checks the slug, so a guessed id with
+/// another project's slug finds nothing.
+pub(crate) async fn resolve_project(
+    tx: &mut Tx,
+    reference: &ProjectRef,
+) -> Result<Option<Project>, ProcessError> {
+    Ok(match reference {
+        ProjectRef::Id { slug, id } => match id.parse::<i64>() {
+            Ok(id) => tx
+                .project_by_id(id)
+                .await?
+                .filter(|project| project.full_path_slug == *slug),
+            Err(_) => None,
+        },
+        ProjectRef::Path { path } => tx.project_by_full_path(path).await?,
+        ProjectRef::ServiceDeskKey { slug, key } => {
+            tx.project_by_service_desk_key(slug, key).await?
+        }
+    })
+}
+
+/// The user whose incoming-email token is `token` (exact match).
+pub(crate) async fn author_by_token(tx: &mut Tx, token: &str) -> Result<User, ProcessError> {
+    if token.is_empty() {
+        return Err(ErrorKind::UserNotFound.into());
+    }
+    tx.user_by_incoming_token(token)
+        .await?
+        .ok_or_else(|| ErrorKind::UserNotFound.into())
+}
+
+/// The author's role in `project`.
+pub(crate) async fn role_of(
+    tx: &mut Tx,
+    project: &Project,
+    user: &User,
+) -> Result<Option<Role>, ProcessError> {
+    Ok(tx.member_role(project.id, user.id).await?)
+}
+
+/// A comment to create, with what GitLab attaches to it.
+pub(crate) struct CommentRequest<'a> {
+    pub project: &'a Project,
+    pub author: &'a User,
+    pub role: Option<Role>,
+    pub noteable: Noteable,
+    pub issue: Option<&'a Issue>,
+    pub text: String,
+    pub discussion_id: Option<String>,
+    pub external_author: Option<String>,
+    pub internal: bool,
+}
+
+/// Creates a comment the way `Notes::CreateService` does: quick actions are taken out of the
+/// text and run as far as the author may; a comment made only of commands creates no note (and
+/// is not an error). The Support Bot's text arrives already redacted, so nothing runs for it.
+pub(crate) async fn create_comment(
+    tx: &mut Tx,
+    request: CommentRequest<'_>,
+) -> Result<Option<Note>, ProcessError> {
+    let (text, actions) = if request.author.is_support_bot() {
+        (request.text.clone(), Vec::new())
+    } else {
+        extract_quick_actions(&request.text)
+    };
+    if let Some(issue) = request.issue {
+        let actor = Actor {
+            user: request.author,
+            role: request.role,
+        };
+        let effects =
+            quick::interpret(tx, &actions, &actor, request.project, Some(issue), false).await?;
+        if effects.changes_issue() {
+            tx.update_issue(issue.id, effects.update).await?;
+        }
+    }
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let note = tx
+        .create_note(NewNote {
+            noteable: request.noteable,
+            author_id: request.author.id,
+            body: text,
+            external_author: request.external_author,
+            in_reply_to_discussion_id: request.discussion_id,
+            internal: request.internal,
+            system: false,
+        })
+        .await?;
+    Ok(Some(note))
+}
+
+/// GitLab's reopen rule (spec §6.1): a closed issue that gets a comment from an external
+/// participant (through the Support Bot) is reopened, when the project asks for it, by a
+/// confidential Support Bot note that mentions the assignees.
+pub(crate) async fn reopen_on_external_note(
+    tx: &mut Tx,
+    project: &Project,
+    issue: &Issue,
+    author: &User,
+) -> Result<(), ProcessError> {
+    if !(issue.state == IssueState::Closed
+        && author.is_support_bot()
+        && project
+            .service_desk
+            .reopen_issue_on_external_participant_note)
+    {
+        return Ok(());
+    }
+    let mut mentions = Vec::new();
+    for assignee in &issue.assignee_ids {
+        if let Some(user) = tx.user_by_id(*assignee).await? {
+            mentions.push(format!("@{}", user.username));
+        }
+    }
+    // GitLab's note ends in `/reopen`, which runs and is then removed from the stored text;
+    // here the state is changed directly and the text stored as GitLab shows it.
+    let text = format!(
+        "{} :wave: This issue has been reopened because it received a new comment from an external participant.",
+        mentions.join(" ")
+    );
+    tx.create_note(NewNote {
+        noteable: Noteable::Issue(issue.id),
+        author_id: author.id,
+        body: text.trim_start().to_owned(),
+        external_author: None,
+        in_reply_to_discussion_id: None,
+        internal: true,
+        system: false,
+    })
+    .await?;
+    tx.update_issue(
+        issue.id,
+        IssueUpdate {
+            state: Some(IssueState::Opened),
+            ..IssueUpdate::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The `created` entry for a comment.
+pub(crate) fn created_note(project: &Project, note: &Note) -> Created {
+    Created {
+        kind: "note".to_owned(),
+        project: project.full_path.clone(),
+        iid: None,
+        note_id: Some(note.id),
+    }
+}

@@ -1,0 +1,215 @@
+//! Comments by mail: replies to notifications (spec §6.1), mail to an issue's own address
+//! (§6.3), and unsubscribing (§6.5).
+
+use postern_mail::{ProjectRef, ReplyKey};
+use postern_store::{Issue, Noteable, Project, SentNotification, Tx};
+
+use super::{
+    CommentRequest, Context, Handled, author_by_token, create_comment, created_note,
+    reopen_on_external_note, resolve_project, role_of,
+};
+use crate::content::{self, Variant};
+use crate::error::{ErrorKind, ProcessError};
+use crate::permissions::{Ability, Actor, validate};
+
+fn key_text(reply_key: &ReplyKey) -> String {
+    match reply_key {
+        ReplyKey::Legacy { key } => key.clone(),
+        ReplyKey::Partitioned {
+            partition,
+            key,
+            namespace_id,
+        } => {
+            let mut text = format!("{}-{key}", postern_store::base36(u128::from(*partition)));
+            if let Some(namespace) = namespace_id {
+                text.push('-');
+                text.push_str(&postern_store::base36(*namespace));
+            }
+            text
+        }
+    }
+}
+
+async fn sent_notification(
+    tx: &mut Tx,
+    reply_key: &ReplyKey,
+) -> Result<SentNotification, ProcessError> {
+    tx.sent_notification_by_key(&key_text(reply_key))
+        .await?
+        .ok_or_else(|| ErrorKind::SentNotificationNotFound.into())
+}
+
+/// The issue a noteable is, when it is one (merge requests have no issue-only rules).
+async fn issue_of(tx: &mut Tx, noteable: Noteable) -> Result<Option<Issue>, ProcessError> {
+    Ok(match noteable {
+        Noteable::Issue(id) => tx.issue_by_id(id).await?,
+        Noteable::MergeRequest(_) => None,
+    })
+}
+
+async fn noteable_exists(tx: &mut Tx, noteable: Noteable) -> Result<bool, ProcessError> {
+    Ok(match noteable {
+        Noteable::Issue(id) => tx.issue_by_id(id).await?.is_some(),
+        Noteable::MergeRequest(id) => tx.merge_request_by_id(id).await?.is_some(),
+    })
+}
+
+async fn project_of(tx: &mut Tx, id: i64) -> Result<Project, ProcessError> {
+    // A notification always belongs to a project in postern (no group-level items).
+    tx.project_by_id(id)
+        .await?
+        .ok_or_else(|| ErrorKind::ProjectNotFound.into())
+}
+
+/// A reply to a notification becomes a comment in the same discussion, by the notification's
+/// recipient — if the mail really comes from one of the recipient's verified addresses.
+pub async fn create_note(
+    context: &mut Context<'_, '_>,
+    reply_key: &ReplyKey,
+) -> Result<Handled, ProcessError> {
+    let tx = &mut *context.tx;
+    let notification = sent_notification(tx, reply_key).await?;
+    let author = tx
+        .user_by_id(notification.recipient_id)
+        .await?
+        .ok_or(ErrorKind::UserNotFound)?;
+    let project = project_of(tx, notification.project_id).await?;
+    let issue = issue_of(tx, notification.noteable).await?;
+    let role = role_of(tx, &project, &author).await?;
+    let actor = Actor {
+        user: &author,
+        role,
+    };
+    validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
+    if !author.is_support_bot() {
+        let sender = context.email.from_address().unwrap_or_default();
+        if !author.has_verified_email(&sender) {
+            return Err(ErrorKind::UserNotFound.into());
+        }
+    }
+    if !noteable_exists(tx, notification.noteable).await? {
+        return Err(ErrorKind::NoteableNotFound.into());
+    }
+    let variant = match notification.noteable {
+        Noteable::Issue(_) => Variant::TrimmedWithAppendedReply,
+        Noteable::MergeRequest(_) => Variant::Trimmed,
+    };
+    let (body, elided) = content::body_text(context.email, variant);
+    let links = content::upload_attachments(
+        tx,
+        context.email,
+        project.id,
+        author.id,
+        &context.config.uploads,
+        false,
+    )
+    .await?;
+    let text = content::compose(
+        &body,
+        elided.as_deref(),
+        &links,
+        author.is_support_bot(),
+        variant,
+    );
+    if text.trim().is_empty() {
+        return Err(ErrorKind::EmptyEmail.into());
+    }
+    let external_author = author
+        .is_support_bot()
+        .then(|| context.email.from_address())
+        .flatten();
+    let note = create_comment(
+        tx,
+        CommentRequest {
+            project: &project,
+            author: &author,
+            role,
+            noteable: notification.noteable,
+            issue: issue.as_ref(),
+            text,
+            discussion_id: notification.in_reply_to_discussion_id.clone(),
+            external_author,
+            internal: false,
+        },
+    )
+    .await?;
+    if let Some(issue) = &issue {
+        reopen_on_external_note(tx, &project, issue, &author).await?;
+    }
+    Ok(Handled {
+        created: note.map(|note| created_note(&project, &note)),
+    })
+}
+
+/// Mail to `<project>-<id>-<token>-issue-<iid>`: a comment on that issue with the whole text.
+pub async fn create_note_on_issuable(
+    context: &mut Context<'_, '_>,
+    project: &ProjectRef,
+    token: &str,
+    issue_iid: &str,
+) -> Result<Handled, ProcessError> {
+    let tx = &mut *context.tx;
+    let project = resolve_project(tx, project)
+        .await?
+        .ok_or(ErrorKind::ProjectNotFound)?;
+    let author = author_by_token(tx, token).await?;
+    let issue = match issue_iid.parse::<i64>() {
+        Ok(iid) => tx.issue_by_iid(project.id, iid).await?,
+        Err(_) => None,
+    };
+    let role = role_of(tx, &project, &author).await?;
+    let actor = Actor {
+        user: &author,
+        role,
+    };
+    validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
+    let issue = issue.ok_or(ErrorKind::NoteableNotFound)?;
+    let (body, _) = content::body_text(context.email, Variant::Untrimmed);
+    let links = content::upload_attachments(
+        tx,
+        context.email,
+        project.id,
+        author.id,
+        &context.config.uploads,
+        false,
+    )
+    .await?;
+    let text = content::compose(&body, None, &links, false, Variant::Untrimmed);
+    if text.trim().is_empty() {
+        return Err(ErrorKind::EmptyEmail.into());
+    }
+    let note = create_comment(
+        tx,
+        CommentRequest {
+            project: &project,
+            author: &author,
+            role,
+            noteable: Noteable::Issue(issue.id),
+            issue: Some(&issue),
+            text,
+            discussion_id: None,
+            external_author: None,
+            internal: false,
+        },
+    )
+    .await?;
+    Ok(Handled {
+        created: note.map(|note| created_note(&project, &note)),
+    })
+}
+
+/// Mail to a notification's `-unsubscribe` address: the recipient stops getting that thread.
+/// No sender or permission check, as in GitLab: the key itself is the authorisation.
+pub async fn unsubscribe(
+    context: &mut Context<'_, '_>,
+    reply_key: &ReplyKey,
+) -> Result<Handled, ProcessError> {
+    let tx = &mut *context.tx;
+    let notification = sent_notification(tx, reply_key).await?;
+    if !noteable_exists(tx, notification.noteable).await? {
+        return Err(ErrorKind::NoteableNotFound.into());
+    }
+    tx.set_subscription(notification.recipient_id, notification.noteable, false)
+        .await?;
+    Ok(Handled::default())
+}

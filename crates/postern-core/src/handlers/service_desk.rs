@@ -1,0 +1,313 @@
+//! Service Desk (spec §6.6): mail from people outside the project becomes a ticket authored by
+//! the Support Bot; their replies join the ticket; `+verify` mail checks a custom address.
+
+use std::sync::LazyLock;
+
+use postern_mail::{ProjectRef, extract_quick_actions};
+use postern_store::{
+    CustomEmailVerificationState, IssueType, Mailbox, NewIssue, NewNote, Noteable, Project,
+    Timestamp, Tx, User, Visibility,
+};
+use regex::Regex;
+
+use super::{
+    CommentRequest, Context, Handled, create_comment, created_note, reopen_on_external_note,
+    resolve_project,
+};
+use crate::content::{self, Variant};
+use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::handlers::issue::title_errors;
+use crate::permissions::Actor;
+use crate::processor::Created;
+use crate::quick;
+
+/// GitLab's cap on email participants of one issue.
+pub const MAX_PARTICIPANTS: usize = 10;
+
+/// How long after it was triggered a verification mail is accepted.
+pub const VERIFICATION_SECONDS: i64 = 30 * 60;
+
+/// Handles a Service Desk key: verification, reply, or new ticket.
+pub async fn service_desk(
+    context: &mut Context<'_, '_>,
+    reference: &ProjectRef,
+    mailbox: Mailbox,
+) -> Result<Handled, ProcessError> {
+    let email = context.email;
+    let config = context.config;
+    let tx = &mut *context.tx;
+    let project = resolve_project(tx, reference)
+        .await?
+        .filter(|project| service_desk_enabled(config, project, mailbox))
+        .ok_or(ErrorKind::ProjectNotFound)?;
+    let bot = tx.ensure_support_bot().await?;
+    let parts = Parts { email, config };
+
+    if email
+        .to()
+        .first()
+        .is_some_and(|address| address.contains("+verify"))
+    {
+        verify_custom_email(tx, &parts, &project).await?;
+        return Ok(Handled::default());
+    }
+
+    let from_address = email.from_address();
+    if let Some(in_reply_to) = email.in_reply_to() {
+        if let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await? {
+            let (body, _) = content::body_text(email, Variant::Untrimmed);
+            let links = upload(tx, &parts, &project, &bot).await?;
+            let text = content::compose(&body, None, &links, true, Variant::Untrimmed);
+            let note = create_comment(
+                tx,
+                CommentRequest {
+                    project: &project,
+                    author: &bot,
+                    role: None,
+                    noteable: Noteable::Issue(ticket.id),
+                    issue: Some(&ticket),
+                    text,
+                    discussion_id: None,
+                    external_author: from_address.clone(),
+                    internal: false,
+                },
+            )
+            .await?;
+            add_participants(tx, &parts, &project, ticket.id, from_address.as_deref()).await?;
+            reopen_on_external_note(tx, &project, &ticket, &bot).await?;
+            return Ok(Handled {
+                created: note.map(|note| created_note(&project, &note)),
+            });
+        }
+    }
+    new_ticket(tx, &parts, &project, &bot, from_address).await
+}
+
+/// The parts of the handler context the helpers read, split from the transaction so both can be
+/// borrowed at once.
+struct Parts<'a, 'raw> {
+    email: &'a postern_mail::Email<'raw>,
+    config: &'a crate::processor::ProcessorConfig,
+}
+
+/// `ServiceDesk.enabled?`: the project has it on, and mail can reach it (a wildcard incoming
+/// address, or the dedicated Service Desk mailbox).
+fn service_desk_enabled(
+    config: &crate::processor::ProcessorConfig,
+    project: &Project,
+    mailbox: Mailbox,
+) -> bool {
+    let reachable = match mailbox {
+        Mailbox::Incoming => config
+            .incoming_address
+            .as_ref()
+            .is_some_and(postern_mail::AddressTemplate::supports_wildcard),
+        Mailbox::ServiceDesk => config.service_desk_address.is_some(),
+    };
+    reachable && project.service_desk.enabled
+}
+
+async fn upload(
+    tx: &mut Tx,
+    context: &Parts<'_, '_>,
+    project: &Project,
+    bot: &User,
+) -> Result<Vec<content::UploadLink>, ProcessError> {
+    content::upload_attachments(
+        tx,
+        context.email,
+        project.id,
+        bot.id,
+        &context.config.uploads,
+        false,
+    )
+    .await
+}
+
+async fn new_ticket(
+    tx: &mut Tx,
+    context: &Parts<'_, '_>,
+    project: &Project,
+    bot: &User,
+    from_address: Option<String>,
+) -> Result<Handled, ProcessError> {
+    let email = context.email;
+    let title = email.subject().unwrap_or("").to_owned();
+    let errors = title_errors(&title);
+    if !errors.is_empty() {
+        return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
+    }
+    let (body, _) = content::body_text(email, Variant::UntrimmedWithQuotes);
+    let links = upload(tx, context, project, bot).await?;
+    let mut description = content::compose(&body, None, &links, true, Variant::UntrimmedWithQuotes);
+    let settings = &project.service_desk;
+    let template = settings
+        .issue_template_content
+        .as_deref()
+        .filter(|content| !content.trim().is_empty());
+    // The template's quick actions run (as the Support Bot); the customer's were redacted above.
+    let mut effects = quick::Effects::default();
+    if let Some(template) = template {
+        let (template_text, actions) = extract_quick_actions(template);
+        let actor = Actor {
+            user: bot,
+            role: None,
+        };
+        effects = quick::interpret(tx, &actions, &actor, project, None, true).await?;
+        description.push_str("  \n");
+        description.push_str(&template_text);
+    }
+    let confidential = settings.tickets_confidential_by_default
+        || project.visibility == Visibility::Public
+        || effects.update.confidential == Some(true);
+    let ticket = tx
+        .create_issue(NewIssue {
+            project_id: project.id,
+            issue_type: IssueType::Ticket,
+            title: effects.update.title.clone().unwrap_or(title),
+            description,
+            confidential,
+            author_id: bot.id,
+            external_author: from_address.clone(),
+            labels: effects.update.labels.clone().unwrap_or_default(),
+            assignee_ids: effects.update.assignee_ids.clone().unwrap_or_default(),
+            due_date: effects.update.due_date.clone().flatten(),
+        })
+        .await?;
+    if let Some(message_id) = email.message_id() {
+        tx.record_issue_email(ticket.id, message_id).await?;
+    }
+    if let Some(key) = &settings.issue_template_key {
+        if template.is_none() {
+            tx.create_note(NewNote {
+                noteable: Noteable::Issue(ticket.id),
+                author_id: bot.id,
+                body: format!(
+                    "WARNING: The template file {key}.md used for service desk issues is empty or could not be found.\nPlease check service desk settings and update the file to be used."
+                ),
+                external_author: None,
+                in_reply_to_discussion_id: None,
+                internal: false,
+                system: false,
+            })
+            .await?;
+        }
+    }
+    add_participants(tx, context, project, ticket.id, from_address.as_deref()).await?;
+    Ok(Handled {
+        created: Some(Created {
+            kind: "ticket".to_owned(),
+            project: project.full_path.clone(),
+            iid: Some(ticket.iid),
+            note_id: None,
+        }),
+    })
+}
+
+/// The sender, and with `add_external_participants_from_cc` the Cc addresses (never postern's
+/// own addresses), join the ticket — at most [`MAX_PARTICIPANTS`].
+async fn add_participants(
+    tx: &mut Tx,
+    context: &Parts<'_, '_>,
+    project: &Project,
+    issue_id: i64,
+    from_address: Option<&str>,
+) -> Result<(), ProcessError> {
+    let mut candidates: Vec<String> = from_address.map(str::to_owned).into_iter().collect();
+    if project.service_desk.add_external_participants_from_cc {
+        candidates.extend(context.email.cc());
+    }
+    for address in candidates {
+        if is_own_address(context, project, &address) {
+            continue;
+        }
+        let current = tx
+            .issue_by_id(issue_id)
+            .await?
+            .map(|issue| issue.email_participants)
+            .unwrap_or_default();
+        if current.len() >= MAX_PARTICIPANTS {
+            break;
+        }
+        tx.add_issue_participant(issue_id, &address).await?;
+    }
+    Ok(())
+}
+
+fn is_own_address(context: &Parts<'_, '_>, project: &Project, address: &str) -> bool {
+    let config = context.config;
+    [
+        config.incoming_address.as_ref(),
+        config.service_desk_address.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|template| template.key_from_address(address).is_some())
+        || project
+            .service_desk
+            .custom_email
+            .as_deref()
+            .is_some_and(|custom| custom.eq_ignore_ascii_case(address))
+}
+
+static VERIFICATION_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Verification token: ([A-Za-z0-9_-]{12})").expect("constant pattern")
+});
+
+/// GitLab's custom-email verification update (spec §6.6): the result is recorded on the
+/// project; no ticket is created.
+async fn verify_custom_email(
+    tx: &mut Tx,
+    context: &Parts<'_, '_>,
+    project: &Project,
+) -> Result<(), ProcessError> {
+    let mut settings = project.service_desk.clone();
+    if settings.custom_email_verification_state != Some(CustomEmailVerificationState::Started) {
+        return Ok(());
+    }
+    let email = context.email;
+    let within_timeframe = settings
+        .custom_email_verification_triggered_at
+        .is_some_and(|at| Timestamp::now().0 - at.0 <= VERIFICATION_SECONDS);
+    let alias_targeted = context
+        .config
+        .service_desk_address
+        .as_ref()
+        .is_some_and(|template| {
+            email
+                .to()
+                .into_iter()
+                .chain(email.header_values("Delivered-To"))
+                .any(|address| template.key_from_address(&address).is_some())
+        });
+    let from_matches = match (email.from().first(), settings.custom_email.as_deref()) {
+        (Some(from), Some(custom)) => from.eq_ignore_ascii_case(custom),
+        _ => false,
+    };
+    let (body, _) = content::body_text(email, Variant::Trimmed);
+    let token_matches = VERIFICATION_TOKEN
+        .captures(&body)
+        .and_then(|captures| captures.get(1))
+        .is_some_and(|token| {
+            settings.custom_email_verification_token.as_deref() == Some(token.as_str())
+        });
+    let error = if !within_timeframe {
+        Some("mail_not_received_within_timeframe")
+    } else if alias_targeted {
+        Some("incorrect_forwarding_target")
+    } else if !from_matches {
+        Some("incorrect_from")
+    } else if !token_matches {
+        Some("incorrect_token")
+    } else {
+        None
+    };
+    settings.custom_email_enabled = false;
+    settings.custom_email_verification_state = Some(match error {
+        None => CustomEmailVerificationState::Finished,
+        Some(_) => CustomEmailVerificationState::Failed,
+    });
+    settings.custom_email_verification_error = error.map(str::to_owned);
+    tx.update_service_desk(project.id, &settings).await?;
+    Ok(())
+}

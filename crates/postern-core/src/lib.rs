@@ -1,0 +1,27 @@
+//! The tracker side of postern: what a message does once it is understood.
+//!
+//! [`Processor::receive`] stores a raw message, runs GitLab's receiver checks, picks one of the
+//! six handlers (reply → comment, new issue, comment by issue address, unsubscribe, new merge
+//! request with patches applied by git, Service Desk ticket or reply), checks the sender and
+//! the permissions in GitLab's order, writes the result and the message's outcome in **one**
+//! transaction, and queues a reject notice where GitLab would send one. A refusal is a named
+//! [`ErrorKind`] with GitLab's reason text; a temporary failure ([`ProcessError::Temporary`])
+//! writes nothing, so the caller can retry without duplicates.
+//!
+//! Main types: [`Processor`] and its [`ProcessorConfig`]; [`ReceiveOutcome`] (what `postern
+//! receive` prints); [`ErrorKind`] / [`Rejection`]; the permission model in [`permissions`].
+//!
+//! What this crate must never do: open sockets, speak IMAP/SMTP/HTTP, or send mail. Mail to send
+//! is written to the outbox table; the outbox crate delivers it.
+#![deny(missing_docs)]
+
+pub mod content;
+pub mod error;
+mod handlers;
+pub mod notice;
+pub mod permissions;
+pub mod processor;
+pub mod quick;
+
+pub use error::{ErrorKind, ProcessError, Rejection};
+pub use processor::{Created, Processor, ProcessorConfig, ReceiveOutcome, body_of};

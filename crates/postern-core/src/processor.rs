@@ -1,0 +1,371 @@
+//! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
+//! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
+
+use std::collections::HashMap;
+
+use postern_mail::key::{CustomEmailLookup, KeyScan, custom_email_reply_parts, strip_verify};
+use postern_mail::{AddressTemplate, Email, Route, auto_generated, find_mail_key};
+use postern_store::{
+    InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store, Tx,
+    content_identity,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::content::UploadPolicy;
+use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::handlers::{self, Context, Handled};
+use crate::notice;
+
+/// Everything the processor needs to know about this instance.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// `incoming_email.address`; `None` when incoming email is disabled.
+    pub incoming_address: Option<AddressTemplate>,
+    /// `service_desk_email.address`; `None` when that mailbox is not configured.
+    pub service_desk_address: Option<AddressTemplate>,
+    /// Host name for `References: <reply-KEY@host>` and generated Message-IDs.
+    pub host: String,
+    /// Where attachments are written.
+    pub uploads: UploadPolicy,
+    /// `From` of the mail postern sends (reject notices).
+    pub sender_address: String,
+    /// Name of this instance in texts sent to people.
+    pub instance_name: String,
+}
+
+/// What happened to one message, as `postern receive` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiveOutcome {
+    /// The stored message (the first copy, for duplicates).
+    pub inbound_id: i64,
+    /// `processed`, `rejected`, `duplicate` or `ignored`.
+    pub outcome: String,
+    /// The handler that ran.
+    pub handler: Option<String>,
+    /// The error kind, for rejected and ignored messages.
+    pub error: Option<String>,
+    /// The reason text.
+    pub reason: Option<String>,
+    /// What was created.
+    pub created: Option<Created>,
+    /// Whether a reject notice was queued for the sender.
+    pub reject_notice_queued: bool,
+    /// For duplicates: the outcome of the first copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_outcome: Option<String>,
+}
+
+/// A record created by a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    /// `issue`, `ticket`, `merge_request` or `note`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The project's full path.
+    pub project: String,
+    /// The issue's or merge request's number in the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iid: Option<i64>,
+    /// The comment's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_id: Option<i64>,
+}
+
+/// Turns raw messages into tracker changes.
+#[derive(Clone)]
+pub struct Processor {
+    store: Store,
+    repositories: postern_git::Repositories,
+    config: ProcessorConfig,
+}
+
+impl Processor {
+    /// A processor over `store`, with project git repositories under `repositories`.
+    pub fn new(
+        store: Store,
+        repositories: postern_git::Repositories,
+        config: ProcessorConfig,
+    ) -> Processor {
+        Processor {
+            store,
+            repositories,
+            config,
+        }
+    }
+
+    /// The store this processor writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.config
+    }
+
+    /// Stores and processes one message in one transaction.
+    ///
+    /// `Err` means a temporary failure: nothing was written and the caller should retry later
+    /// (the MTA pipe exits 75). Every other result, refusals included, is committed.
+    pub async fn receive(
+        &self,
+        raw: &[u8],
+        mailbox: Mailbox,
+        source: InboundSource,
+        source_identity: Option<String>,
+    ) -> Result<ReceiveOutcome, ProcessError> {
+        let email = Email::parse(raw);
+        let message_id = email.message_id().map(str::to_owned);
+        let identity = content_identity(message_id.as_deref(), body_of(raw));
+        let mut tx = self.store.begin().await?;
+        let inserted = tx
+            .insert_inbound(&NewInbound {
+                mailbox,
+                source,
+                message_id,
+                raw: raw.to_vec(),
+                source_identity,
+                content_identity: identity,
+            })
+            .await?;
+        let id = match inserted {
+            InsertOutcome::New(id) => id,
+            InsertOutcome::Duplicate {
+                first_id, state, ..
+            } => {
+                if is_finished(state) {
+                    let first = tx.inbound(first_id).await?;
+                    tx.commit().await?;
+                    return Ok(duplicate_outcome(
+                        first_id,
+                        first.and_then(|m| m.meta.outcome),
+                    ));
+                }
+                // The first copy was stored but never finished (a crash or a temporary failure
+                // after intake): this delivery completes it.
+                first_id
+            }
+        };
+        let outcome = self.process_stored(&mut tx, id, raw, mailbox).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Processes an already stored message again (`postern admin message reprocess`).
+    pub async fn reprocess(&self, id: i64) -> Result<Option<ReceiveOutcome>, ProcessError> {
+        let mut tx = self.store.begin().await?;
+        let Some(message) = tx.inbound(id).await? else {
+            return Ok(None);
+        };
+        if message.meta.state == InboundState::Processed {
+            // Its effect exists already; running it again would duplicate it.
+            return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
+        }
+        let outcome = self
+            .process_stored(&mut tx, id, &message.raw, message.meta.mailbox)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    async fn process_stored(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        raw: &[u8],
+        mailbox: Mailbox,
+    ) -> Result<ReceiveOutcome, ProcessError> {
+        let email = Email::parse(raw);
+        let decision = self.decide(tx, &email, raw, mailbox).await;
+        let (state, handler, result) = match decision {
+            Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
+            Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
+            Decision::Route(route) => {
+                let handler = route.kind().as_str().to_owned();
+                let mut context = Context {
+                    tx,
+                    email: &email,
+                    config: &self.config,
+                    repositories: &self.repositories,
+                };
+                match handlers::run(&mut context, &route, mailbox).await {
+                    Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
+                    Err(ProcessError::Rejected(rejection)) => {
+                        (InboundState::Rejected, Some(handler), Err(rejection))
+                    }
+                    Err(ProcessError::Internal(message)) => (
+                        InboundState::Rejected,
+                        Some(handler),
+                        Err(Rejection::with_reason(
+                            ErrorKind::Internal,
+                            format!("internal error: {message}"),
+                        )),
+                    ),
+                    Err(temporary) => return Err(temporary),
+                }
+            }
+        };
+        let mut outcome = ReceiveOutcome {
+            inbound_id: id,
+            outcome: match state {
+                InboundState::Processed => "processed",
+                InboundState::Ignored => "ignored",
+                _ => "rejected",
+            }
+            .to_owned(),
+            handler: handler.clone(),
+            error: None,
+            reason: None,
+            created: None,
+            reject_notice_queued: false,
+            first_outcome: None,
+        };
+        match result {
+            Ok(Handled { created }) => outcome.created = created,
+            Err(rejection) => {
+                outcome.error = Some(rejection.kind.as_str().to_owned());
+                outcome.reason = Some(rejection.reason.clone());
+                if state == InboundState::Rejected {
+                    outcome.reject_notice_queued =
+                        notice::queue_reject_notice(tx, &email, &rejection, id, &self.config)
+                            .await?;
+                }
+            }
+        }
+        let outcome_json =
+            serde_json::to_string(&outcome).map_err(|e| ProcessError::Internal(e.to_string()))?;
+        tx.finish_inbound(
+            id,
+            &InboundFinish {
+                state,
+                handler,
+                error_kind: outcome.error.clone(),
+                reason: outcome.reason.clone(),
+                outcome: Some(outcome_json),
+            },
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// The receiver's checks before any handler: blank, automatic, key, route.
+    async fn decide(
+        &self,
+        tx: &mut Tx,
+        email: &Email<'_>,
+        raw: &[u8],
+        mailbox: Mailbox,
+    ) -> Decision {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail));
+        }
+        if let Some(reason) = auto_generated(email) {
+            return Decision::Ignored(Rejection::with_reason(
+                ErrorKind::AutoGeneratedEmail,
+                format!("automatic mail ({})", reason.as_str()),
+            ));
+        }
+        let template = match mailbox {
+            Mailbox::Incoming => self.config.incoming_address.as_ref(),
+            Mailbox::ServiceDesk => self.config.service_desk_address.as_ref(),
+        };
+        let custom = match CustomEmails::load(tx).await {
+            Ok(custom) => custom,
+            Err(_) => CustomEmails::default(),
+        };
+        let scan = KeyScan {
+            template,
+            host: Some(&self.config.host),
+            custom_emails: Some(&custom),
+        };
+        let Some(key) = find_mail_key(email, &scan) else {
+            return Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail));
+        };
+        let route = match mailbox {
+            Mailbox::Incoming => {
+                let wildcard = template.is_some_and(AddressTemplate::supports_wildcard);
+                postern_mail::route_incoming(&key.key, wildcard)
+            }
+            Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
+        };
+        match route {
+            Some(route) => Decision::Route(route),
+            None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
+        }
+    }
+}
+
+enum Decision {
+    Ignored(Rejection),
+    Rejected(Rejection),
+    Route(Route),
+}
+
+fn is_finished(state: InboundState) -> bool {
+    matches!(
+        state,
+        InboundState::Processed | InboundState::Rejected | InboundState::Ignored
+    )
+}
+
+fn duplicate_outcome(first_id: i64, stored: Option<String>) -> ReceiveOutcome {
+    let first: Option<ReceiveOutcome> = stored.and_then(|json| serde_json::from_str(&json).ok());
+    ReceiveOutcome {
+        inbound_id: first_id,
+        outcome: "duplicate".to_owned(),
+        handler: first.as_ref().and_then(|f| f.handler.clone()),
+        error: first.as_ref().and_then(|f| f.error.clone()),
+        reason: first.as_ref().and_then(|f| f.reason.clone()),
+        created: first.as_ref().and_then(|f| f.created.clone()),
+        reject_notice_queued: false,
+        first_outcome: first.map(|f| f.outcome),
+    }
+}
+
+/// The bytes after the header block: the part of a message that transports do not change.
+pub fn body_of(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => &raw[a.min(b)..],
+        (Some(a), None) | (None, Some(a)) => &raw[a..],
+        (None, None) => raw,
+    }
+}
+
+/// Custom Service Desk emails of all projects, loaded once per message (spec §1.5).
+#[derive(Default)]
+struct CustomEmails {
+    /// Lowercased custom email → the project's default Service Desk key.
+    keys: HashMap<String, String>,
+}
+
+impl CustomEmails {
+    async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
+        let mut keys = HashMap::new();
+        for project in tx.list_projects().await? {
+            if let Some(email) = &project.service_desk.custom_email {
+                keys.insert(
+                    email.to_lowercase(),
+                    format!("{}-{}-issue-", project.full_path_slug, project.id),
+                );
+            }
+        }
+        Ok(CustomEmails { keys })
+    }
+}
+
+impl CustomEmailLookup for CustomEmails {
+    fn reply_key(&self, address: &str) -> Option<String> {
+        let (key, custom) = custom_email_reply_parts(address)?;
+        self.keys
+            .contains_key(&custom.to_lowercase())
+            .then_some(key)
+    }
+
+    fn service_desk_key(&self, address: &str) -> Option<String> {
+        self.keys
+            .get(&strip_verify(address).to_lowercase())
+            .cloned()
+    }
+}

@@ -1,0 +1,229 @@
+//! Running quick actions from mail: `/close`, `/label ~bug`, `/assign @alice` …
+//!
+//! Each command runs only if the author may do it (GitLab silently skips the others), and every
+//! recognised command line is removed from the stored text whether it ran or not.
+
+use postern_mail::QuickAction;
+use postern_store::{Issue, IssueState, IssueUpdate, Project, Tx};
+
+use crate::error::ProcessError;
+use crate::permissions::Actor;
+
+/// What the commands of one message change on an issue, plus what they ask of a merge request.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// Changes to apply to the issue.
+    pub update: IssueUpdate,
+    /// `/target_branch` for a new merge request.
+    pub target_branch: Option<String>,
+    /// Commands that ran, for the log.
+    pub applied: Vec<String>,
+}
+
+impl Effects {
+    /// Whether anything is to change on the issue.
+    pub fn changes_issue(&self) -> bool {
+        let update = &self.update;
+        update.title.is_some()
+            || update.description.is_some()
+            || update.state.is_some()
+            || update.confidential.is_some()
+            || update.discussion_locked.is_some()
+            || update.due_date.is_some()
+            || update.labels.is_some()
+            || update.assignee_ids.is_some()
+    }
+}
+
+/// Works out the effect of `actions` by `actor` on `issue` (or on a new issue/MR when `None`).
+/// `full_rights` runs every command regardless of role (quick actions of a Service Desk template,
+/// which GitLab executes as the Support Bot).
+pub async fn interpret(
+    tx: &mut Tx,
+    actions: &[QuickAction],
+    actor: &Actor<'_>,
+    project: &Project,
+    issue: Option<&Issue>,
+    full_rights: bool,
+) -> Result<Effects, ProcessError> {
+    let may_update = full_rights
+        || match issue {
+            Some(issue) => actor.can_update_issue(project, issue),
+            // The author of a new issue may shape it.
+            None => actor.can_create_issue(project),
+        };
+    let may_admin = full_rights || actor.can_admin_issue(project);
+    let mut effects = Effects::default();
+    let mut labels: Vec<String> = issue.map(|i| i.labels.clone()).unwrap_or_default();
+    let mut assignees: Vec<i64> = issue.map(|i| i.assignee_ids.clone()).unwrap_or_default();
+    let argument = |action: &QuickAction| action.argument.clone().unwrap_or_default();
+
+    for action in actions {
+        let ran = match action.command.as_str() {
+            "close" if may_update => {
+                effects.update.state = Some(IssueState::Closed);
+                true
+            }
+            "reopen" if may_update => {
+                effects.update.state = Some(IssueState::Opened);
+                true
+            }
+            "title" if may_update && !argument(action).trim().is_empty() => {
+                effects.update.title = Some(argument(action).trim().to_owned());
+                true
+            }
+            "label" | "labels" if may_admin => {
+                for label in parse_labels(&argument(action)) {
+                    if !labels.contains(&label) {
+                        labels.push(label);
+                    }
+                }
+                effects.update.labels = Some(labels.clone());
+                true
+            }
+            "unlabel" | "remove_label" if may_admin => {
+                let named = parse_labels(&argument(action));
+                if named.is_empty() {
+                    labels.clear();
+                } else {
+                    labels.retain(|label| !named.contains(label));
+                }
+                effects.update.labels = Some(labels.clone());
+                true
+            }
+            "relabel" if may_admin => {
+                labels = parse_labels(&argument(action));
+                effects.update.labels = Some(labels.clone());
+                true
+            }
+            "assign" if may_admin => {
+                for user_id in resolve_users(tx, &argument(action), actor).await? {
+                    if !assignees.contains(&user_id) {
+                        assignees.push(user_id);
+                    }
+                }
+                effects.update.assignee_ids = Some(assignees.clone());
+                true
+            }
+            "unassign" if may_admin => {
+                let named = resolve_users(tx, &argument(action), actor).await?;
+                if named.is_empty() {
+                    assignees.clear();
+                } else {
+                    assignees.retain(|id| !named.contains(id));
+                }
+                effects.update.assignee_ids = Some(assignees.clone());
+                true
+            }
+            "confidential" if may_admin => {
+                effects.update.confidential = Some(true);
+                true
+            }
+            "due" if may_admin => match parse_date(&argument(action)) {
+                Some(date) => {
+                    effects.update.due_date = Some(Some(date));
+                    true
+                }
+                None => false,
+            },
+            "remove_due_date" if may_admin => {
+                effects.update.due_date = Some(None);
+                true
+            }
+            "target_branch" if !argument(action).trim().is_empty() => {
+                effects.target_branch = Some(argument(action).trim().to_owned());
+                true
+            }
+            _ => false,
+        };
+        if ran {
+            effects.applied.push(action.line.clone());
+        }
+    }
+    Ok(effects)
+}
+
+/// `~bug ~"needs review" plain` → `["bug", "needs review", "plain"]`.
+pub fn parse_labels(argument: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut rest = argument.trim();
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches([' ', ',', '\t']);
+        let without_tilde = rest.strip_prefix('~').unwrap_or(rest);
+        let (label, after) = if let Some(quoted) = without_tilde.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            let end = without_tilde
+                .find([' ', ',', '\t'])
+                .unwrap_or(without_tilde.len());
+            (&without_tilde[..end], &without_tilde[end..])
+        };
+        let label = label.trim();
+        if !label.is_empty() && !labels.iter().any(|l: &String| l == label) {
+            labels.push(label.to_owned());
+        }
+        rest = after;
+    }
+    labels
+}
+
+/// `@alice @bob`, `me` → user ids (unknown names are skipped, as GitLab does).
+async fn resolve_users(
+    tx: &mut Tx,
+    argument: &str,
+    actor: &Actor<'_>,
+) -> Result<Vec<i64>, ProcessError> {
+    let mut ids = Vec::new();
+    for word in argument.split([' ', ',']).filter(|w| !w.is_empty()) {
+        let id = if word == "me" {
+            Some(actor.user.id)
+        } else {
+            let name = word.trim_start_matches('@');
+            tx.user_by_username(name).await?.map(|user| user.id)
+        };
+        if let Some(id) = id {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// An ISO date `YYYY-MM-DD`; other forms are left alone rather than guessed.
+fn parse_date(argument: &str) -> Option<String> {
+    let date = argument.trim();
+    let parts: Vec<&str> = date.split('-').collect();
+    let valid = parts.len() == 3
+        && parts[0].len() == 4
+        && parts[1].len() == 2
+        && parts[2].len() == 2
+        && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && (1..=12).contains(&parts[1].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&parts[2].parse::<u32>().unwrap_or(0));
+    valid.then(|| date.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_with_quotes_and_tildes() {
+        assert_eq!(
+            parse_labels("~bug ~\"needs review\" plain,~bug"),
+            ["bug", "needs review", "plain"]
+        );
+        assert!(parse_labels("").is_empty());
+    }
+
+    #[test]
+    fn only_iso_dates_are_accepted() {
+        assert_eq!(parse_date("2026-12-01").as_deref(), Some("2026-12-01"));
+        assert_eq!(parse_date("tomorrow"), None);
+        assert_eq!(parse_date("2026-13-01"), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! Reading one raw message: the header and part views GitLab's receiver relies on.
+//!
+//! GitLab reads mail with Ruby's `mail` gem. Several of its routing rules depend on how that gem
+//! presents a header: `To`, `Cc` and `From` come back as lists of bare addresses (display names
+//! dropped), `References` as a list of message ids, and every other header as its raw value.
+//! [`Email`] gives exactly those views over a [`mail_parser::Message`], so the key scan and the
+//! handlers never touch MIME details.
+//!
+//! Parsing never fails: anything that is not a message at all is read as a message with no headers
+//! whose body is the input, and every text is valid UTF-8 (undecodable bytes are replaced).
+
+use mail_parser::{
+    Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
+};
+
+/// One message, parsed once, with the accessors the rest of the crate needs.
+///
+/// Borrows from the raw bytes: parsing copies only what decoding changes.
+pub struct Email<'raw> {
+    message: Message<'raw>,
+}
+
+impl<'raw> Email<'raw> {
+    /// Reads `raw` as an RFC 5322 message. Never fails and never panics.
+    pub fn parse(raw: &'raw [u8]) -> Email<'raw> {
+        // Like Ruby's `mail` gem (`raw_source.lstrip`), leading white space is not a header
+        // block: a message that starts with a blank line still has its headers read.
+        let start = raw
+            .iter()
+            .position(|byte| !byte.is_ascii_whitespace())
+            .unwrap_or(raw.len());
+        let raw = &raw[start..];
+        let message = MessageParser::default().parse(raw).unwrap_or_else(|| {
+            // mail-parser gives up only on input without any header-like line. Keep the bytes as a
+            // header-less text part so the body still reaches the reply parser and the store.
+            Message {
+                parts: vec![mail_parser::MessagePart {
+                    headers: Vec::new(),
+                    is_encoding_problem: true,
+                    body: PartType::Text(String::from_utf8_lossy(raw)),
+                    encoding: mail_parser::Encoding::None,
+                    offset_header: 0,
+                    offset_body: 0,
+                    offset_end: u32::try_from(raw.len()).unwrap_or(u32::MAX),
+                }],
+                raw_message: raw.into(),
+                ..Default::default()
+            }
+        });
+        let mut message = message;
+        repair_undecoded_parts(&mut message);
+        Email { message }
+    }
+
+    /// The underlying parsed message, for the MIME walks of other modules.
+    pub(crate) fn inner(&self) -> &Message<'raw> {
+        &self.message
+    }
+
+    /// The raw bytes this message was read from.
+    pub fn raw(&self) -> &[u8] {
+        self.message.raw_message()
+    }
+
+    /// Raw values of every top-level header called `name` (case-insensitive), in message order,
+    /// unfolded and trimmed, as the `mail` gem's unstructured fields give them.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        let raw = self.message.raw_message();
+        self.message
+            .root_part()
+            .headers
+            .iter()
+            .filter(|header| header.name.as_str().eq_ignore_ascii_case(name))
+            .map(|header| {
+                let start = header.offset_start as usize;
+                let end = (header.offset_end as usize).min(raw.len());
+                let bytes = raw.get(start..end).unwrap_or_default();
+                unfold(&String::from_utf8_lossy(bytes))
+            })
+            .collect()
+    }
+
+    /// The first raw value of header `name`, if present.
+    pub fn header_value(&self, name: &str) -> Option<String> {
+        self.header_values(name).into_iter().next()
+    }
+
+    /// Whether any top-level header called `name` exists.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.message
+            .root_part()
+            .headers
+            .iter()
+            .any(|header| header.name.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// Decoded `Subject` (RFC 2047 words decoded), or `None` when absent.
+    pub fn subject(&self) -> Option<&str> {
+        self.message.subject()
+    }
+
+    /// `Message-ID` without angle brackets.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message.message_id()
+    }
+
+    /// The first `In-Reply-To` message id, without angle brackets.
+    pub fn in_reply_to(&self) -> Option<String> {
+        self.header_value("In-Reply-To")
+            .and_then(|value| parse_message_ids(&value).and_then(|ids| ids.into_iter().next()))
+    }
+
+    /// Bare addresses of every `To` header, in order.
+    pub fn to(&self) -> Vec<String> {
+        self.addresses(HeaderName::To)
+    }
+
+    /// Bare addresses of every `Cc` header, in order.
+    pub fn cc(&self) -> Vec<String> {
+        self.addresses(HeaderName::Cc)
+    }
+
+    /// Bare addresses of `From`.
+    pub fn from(&self) -> Vec<String> {
+        self.addresses(HeaderName::From)
+    }
+
+    /// Bare addresses of `Reply-To`.
+    pub fn reply_to(&self) -> Vec<String> {
+        self.addresses(HeaderName::ReplyTo)
+    }
+
+    /// Bare addresses of `Sender`.
+    pub fn sender(&self) -> Vec<String> {
+        self.addresses(HeaderName::Sender)
+    }
+
+    /// GitLab's `from_address`: the first `Reply-To` address, else the first `From`, else `Sender`.
+    pub fn from_address(&self) -> Option<String> {
+        self.reply_to()
+            .into_iter()
+            .next()
+            .or_else(|| self.from().into_iter().next())
+            .or_else(|| self.sender().into_iter().next())
+    }
+
+    /// The message ids of `References`, as GitLab reads them (spec §1.3).
+    ///
+    /// A header that parses as a list of `<id>` gives that list. Anything else (Exchange and iOS
+    /// write `"<a@x>,<b@y>"` with quotes and commas) is scanned with GitLab's fallback: every run of
+    /// characters other than `<` and `>` that is directly followed by `>`.
+    pub fn references(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for value in self.header_values("References") {
+            match parse_message_ids(&value) {
+                Some(parsed) => ids.extend(parsed),
+                None => ids.extend(scan_fallback_references(&value)),
+            }
+        }
+        ids
+    }
+
+    /// Content type of the top-level part, lowercased `type/subtype`, if declared.
+    pub fn content_type(&self) -> Option<String> {
+        content_type_of(self.message.root_part())
+    }
+
+    fn addresses(&self, name: HeaderName<'static>) -> Vec<String> {
+        let mut found = Vec::new();
+        for header in &self.message.root_part().headers {
+            if header.name != name {
+                continue;
+            }
+            if let HeaderValue::Address(address) = &header.value {
+                collect_addresses(address, &mut found);
+            }
+        }
+        found
+    }
+}
+
+/// Decodes parts that mail-parser left as raw text.
+///
+/// mail-parser gives up on a part's transfer encoding when the part's closing MIME boundary is
+/// missing (common in hand-made or truncated mail, e.g. GitLab's fixture
+/// `merge_request_with_patch_and_target_branch.eml`) and keeps the undecoded bytes, so a
+/// quoted-printable patch would start with `=46rom`. Ruby's `mail` gem decodes such parts, and
+/// GitLab's behaviour depends on it, so they are decoded here from the raw bytes.
+fn repair_undecoded_parts(message: &mut Message<'_>) {
+    use mail_parser::decoders::base64::base64_decode;
+    use mail_parser::decoders::charsets::map::charset_decoder;
+    use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+
+    let raw = message.raw_message.clone();
+    for part in message.parts.iter_mut() {
+        if !part.is_encoding_problem {
+            continue;
+        }
+        let encoding = part
+            .content_transfer_encoding()
+            .map(|value| value.trim().to_ascii_lowercase());
+        let start = (part.offset_body as usize).min(raw.len());
+        let end = (part.offset_end as usize).clamp(start, raw.len());
+        let bytes = &raw[start..end];
+        let decoded = match encoding.as_deref() {
+            Some("quoted-printable") => quoted_printable_decode(bytes),
+            Some("base64") => base64_decode(bytes),
+            _ => None,
+        };
+        let Some(decoded) = decoded else {
+            continue;
+        };
+        let content_type = content_type_of(part).unwrap_or_default();
+        part.body = if content_type.starts_with("text/") && part.attachment_name().is_none() {
+            let charset = part
+                .content_type()
+                .and_then(|ct| ct.attribute("charset"))
+                .and_then(|name| charset_decoder(name.as_bytes()));
+            let text = match charset {
+                Some(decode) => decode(&decoded),
+                None => String::from_utf8_lossy(&decoded).into_owned(),
+            };
+            if content_type == "text/html" {
+                PartType::Html(text.into())
+            } else {
+                PartType::Text(text.into())
+            }
+        } else {
+            PartType::Binary(decoded.into())
+        };
+    }
+}
+
+/// Lowercased `type/subtype` of a part, if it declares a content type.
+pub(crate) fn content_type_of(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    part.content_type().map(|ct| match ct.subtype() {
+        Some(subtype) => format!("{}/{}", ct.ctype(), subtype).to_ascii_lowercase(),
+        None => ct.ctype().to_ascii_lowercase(),
+    })
+}
+
+fn collect_addresses(address: &Address<'_>, into: &mut Vec<String>) {
+    match address {
+        Address::List(list) => into.extend(
+            list.iter()
+                .filter_map(|addr| addr.address.as_deref())
+                .map(str::to_owned),
+        ),
+        Address::Group(groups) => into.extend(
+            groups
+                .iter()
+                .flat_map(|group| group.addresses.iter())
+                .filter_map(|addr| addr.address.as_deref())
+                .map(str::to_owned),
+        ),
+    }
+}
+
+/// Removes header folding (CRLF or LF followed by white space) and trims the value.
+fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => {}
+            other => out.push(other),
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// Parses `<id> <id> …` (white space and comments between) into ids without brackets.
+/// Returns `None` when the value is anything else, so the caller can fall back.
+pub(crate) fn parse_message_ids(value: &str) -> Option<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('(') {
+            // A comment: skip to its end (comments in References are rare; no nesting needed).
+            let end = after.find(')')?;
+            rest = after[end + 1..].trim_start();
+            continue;
+        }
+        let inner = rest.strip_prefix('<')?;
+        let end = inner.find('>')?;
+        let id = inner[..end].trim();
+        if id.is_empty() || id.contains('<') || id.contains(char::is_whitespace) {
+            return None;
+        }
+        ids.push(id.to_owned());
+        rest = inner[end + 1..].trim_start();
+    }
+    if ids.is_empty() { None } else { Some(ids) }
+}
+
+/// GitLab's `scan_fallback_references`: the regex `(?!<)[^<>]+(?=>)`, written by hand because the
+/// `regex` crate has no look-around. Every maximal run of characters other than `<`/`>` that ends
+/// right before a `>` is an id.
+pub fn scan_fallback_references(value: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut run_start: Option<usize> = None;
+    for (index, c) in value.char_indices() {
+        match c {
+            '<' => run_start = None,
+            '>' => {
+                if let Some(start) = run_start.take() {
+                    ids.push(value[start..index].to_owned());
+                }
+            }
+            _ => {
+                if run_start.is_none() {
+                    run_start = Some(index);
+                }
+            }
+        }
+    }
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_references_split_comma_joined_ids() {
+        let ids = scan_fallback_references(
+            "<issue_1@localhost> <reply-59d8@localhost>,<exchange@microsoft.com>",
+        );
+        assert_eq!(
+            ids,
+            [
+                "issue_1@localhost",
+                "reply-59d8@localhost",
+                "exchange@microsoft.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn message_ids_parse_strictly() {
+        assert_eq!(
+            parse_message_ids("<a@x> (c) <b@y>"),
+            Some(vec!["a@x".to_owned(), "b@y".to_owned()])
+        );
+        assert_eq!(parse_message_ids("\"<a@x>,<b@y>\""), None);
+        assert_eq!(parse_message_ids(""), None);
+    }
+
+    #[test]
+    fn garbage_is_still_a_message() {
+        let email = Email::parse(b"\x00\x01 not a mail");
+        assert!(email.to().is_empty());
+        let empty = Email::parse(b"");
+        assert!(empty.subject().is_none());
+    }
+}

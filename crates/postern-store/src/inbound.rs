@@ -1,0 +1,343 @@
+//! Inbound messages: the durable raw copy taken before a source is acknowledged, its dedupe
+//! identities, and what processing made of it.
+
+use crate::sqltypes::text_enum;
+use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
+use crate::{StoreError, Timestamp, Tx};
+
+text_enum! {
+    /// Which configured mailbox a message came through.
+    pub enum Mailbox {
+        /// `incoming_email`: replies, new issues and MRs, Service Desk via the incoming address.
+        Incoming = "incoming",
+        /// `service_desk_email`: the dedicated Service Desk mailbox.
+        ServiceDesk = "service_desk",
+    }
+}
+
+text_enum! {
+    /// How a message reached postern.
+    pub enum InboundSource {
+        /// Piped in by an MTA (`postern receive`).
+        Pipe = "pipe",
+        /// Handed over by the built-in LMTP/SMTP listener.
+        Lmtp = "lmtp",
+        /// Fetched over IMAP.
+        Imap = "imap",
+        /// Fetched through Microsoft Graph.
+        Graph = "graph",
+    }
+}
+
+text_enum! {
+    /// Where a message is in its life.
+    pub enum InboundState {
+        /// Stored, not yet processed.
+        Received = "received",
+        /// Claimed by a processor.
+        Processing = "processing",
+        /// Done: the tracker changed.
+        Processed = "processed",
+        /// Refused permanently with an error kind (and maybe a reject notice).
+        Rejected = "rejected",
+        /// Dropped on purpose (auto-reply, duplicate effect …).
+        Ignored = "ignored",
+        /// Failed in a way that may pass later; will be retried.
+        FailedTemporary = "failed_temporary",
+    }
+}
+
+/// Everything about an inbound message except its bytes (listings stay small).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct InboundMeta {
+    /// Row id.
+    pub id: i64,
+    /// When it was stored.
+    pub received_at: Timestamp,
+    /// Which mailbox.
+    pub mailbox: Mailbox,
+    /// Which source.
+    pub source: InboundSource,
+    /// The Message-ID header, as the caller read it.
+    pub message_id: Option<String>,
+    /// Size of the raw message in bytes.
+    pub size: i64,
+    /// Transport identity (mailbox + UIDVALIDITY + UID, Graph id …); unique when present.
+    pub source_identity: Option<String>,
+    /// Content identity ([`content_identity`](crate::content_identity)); unique.
+    pub content_identity: String,
+    /// Processing state.
+    pub state: InboundState,
+    /// The handler that took it (`create_note`, `service_desk` …).
+    pub handler: Option<String>,
+    /// Named error kind for rejections and failures.
+    pub error_kind: Option<String>,
+    /// Human-readable reason.
+    pub reason: Option<String>,
+    /// The outcome as JSON text (what `postern receive` printed).
+    pub outcome: Option<String>,
+    /// When processing last finished.
+    pub processed_at: Option<Timestamp>,
+    /// How many times processing was started.
+    pub attempts: i64,
+    /// When the current or last claim was taken.
+    pub claimed_at: Option<Timestamp>,
+}
+
+/// An inbound message with its raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct InboundMessage {
+    /// Metadata.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub meta: InboundMeta,
+    /// The message exactly as received.
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+/// What [`Tx::insert_inbound`] stores.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// Which mailbox.
+    pub mailbox: Mailbox,
+    /// Which source.
+    pub source: InboundSource,
+    /// Message-ID header, if any.
+    pub message_id: Option<String>,
+    /// The raw message.
+    pub raw: Vec<u8>,
+    /// Transport identity, if the source has one.
+    pub source_identity: Option<String>,
+    /// Content identity; see [`content_identity`](crate::content_identity).
+    pub content_identity: String,
+}
+
+/// Which identity showed that a message was already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateOf {
+    /// Same `source_identity` (the source delivered it again).
+    SourceIdentity,
+    /// Same `content_identity` (the same message through another path).
+    ContentIdentity,
+}
+
+/// Result of [`Tx::insert_inbound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum InsertOutcome {
+    /// Stored as a new message with this id.
+    New(i64),
+    /// Already stored: nothing was written.
+    Duplicate {
+        /// The id of the copy stored first.
+        first_id: i64,
+        /// That copy's state (e.g. already processed).
+        state: InboundState,
+        /// Which identity matched.
+        matched: DuplicateOf,
+    },
+}
+
+/// The result of processing, for [`Tx::finish_inbound`].
+#[derive(Debug, Clone)]
+pub struct InboundFinish {
+    /// Final (or retry) state.
+    pub state: InboundState,
+    /// Handler name.
+    pub handler: Option<String>,
+    /// Error kind.
+    pub error_kind: Option<String>,
+    /// Reason.
+    pub reason: Option<String>,
+    /// Outcome JSON text.
+    pub outcome: Option<String>,
+}
+
+/// Which messages [`Tx::list_inbound`] returns.
+#[derive(Debug, Clone)]
+pub struct InboundFilter {
+    /// Only this state.
+    pub state: Option<InboundState>,
+    /// Only this mailbox.
+    pub mailbox: Option<Mailbox>,
+    /// Only ids below this (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+    /// Oldest first (a work queue) instead of newest first (a log).
+    pub oldest_first: bool,
+}
+
+impl Default for InboundFilter {
+    fn default() -> Self {
+        InboundFilter {
+            state: None,
+            mailbox: None,
+            before_id: None,
+            limit: 100,
+            oldest_first: false,
+        }
+    }
+}
+
+/// How many times [`Tx::insert_inbound`] retries when the row it conflicted with disappeared
+/// before it could be read (a concurrent transaction that rolled back).
+const INSERT_ATTEMPTS: usize = 3;
+
+impl Tx {
+    /// Stores a message unless one with the same source or content identity exists.
+    ///
+    /// `INSERT … ON CONFLICT DO NOTHING` then a look-up: on PostgreSQL a concurrent insert of
+    /// the same identity waits for the other transaction, so exactly one of them gets `New`.
+    pub async fn insert_inbound(&mut self, new: &NewInbound) -> Result<InsertOutcome, StoreError> {
+        let size = i64::try_from(new.raw.len()).unwrap_or(i64::MAX);
+        for _ in 0..INSERT_ATTEMPTS {
+            let id = scalar_optional!(
+                self,
+                i64,
+                "INSERT INTO inbound_messages (received_at, mailbox, source, message_id, raw, size,
+                                               source_identity, content_identity)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT DO NOTHING RETURNING id",
+                Timestamp::now().0,
+                new.mailbox.as_str(),
+                new.source.as_str(),
+                &new.message_id,
+                &new.raw,
+                size,
+                &new.source_identity,
+                &new.content_identity,
+            )?;
+            if let Some(id) = id {
+                return Ok(InsertOutcome::New(id));
+            }
+            if let Some(source_identity) = &new.source_identity {
+                let first = fetch_optional!(
+                    self,
+                    (i64, InboundState),
+                    "SELECT id, state FROM inbound_messages WHERE source_identity = $1",
+                    source_identity
+                )?;
+                if let Some((first_id, state)) = first {
+                    return Ok(InsertOutcome::Duplicate {
+                        first_id,
+                        state,
+                        matched: DuplicateOf::SourceIdentity,
+                    });
+                }
+            }
+            let first = fetch_optional!(
+                self,
+                (i64, InboundState),
+                "SELECT id, state FROM inbound_messages WHERE content_identity = $1",
+                &new.content_identity
+            )?;
+            if let Some((first_id, state)) = first {
+                return Ok(InsertOutcome::Duplicate {
+                    first_id,
+                    state,
+                    matched: DuplicateOf::ContentIdentity,
+                });
+            }
+        }
+        Err(StoreError::NotFound(
+            "inbound message that conflicted on insert (it kept disappearing)",
+        ))
+    }
+
+    /// Claims a message for processing: moves it from `received` or `failed_temporary` (or
+    /// from `processing` whose claim is older than `stale_before`, i.e. a crashed processor)
+    /// to `processing` and counts the attempt. Returns `false` if someone else holds it or it
+    /// is finished.
+    pub async fn claim_inbound(
+        &mut self,
+        id: i64,
+        stale_before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE inbound_messages
+             SET state = 'processing', attempts = attempts + 1, claimed_at = $2
+             WHERE id = $1 AND (state IN ('received', 'failed_temporary')
+                                OR (state = 'processing' AND claimed_at < $3))",
+            id,
+            Timestamp::now().0,
+            stale_before.0,
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records the result of processing. [`StoreError::NotFound`] for an unknown id.
+    pub async fn finish_inbound(
+        &mut self,
+        id: i64,
+        finish: &InboundFinish,
+    ) -> Result<(), StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE inbound_messages
+             SET state = $2, handler = $3, error_kind = $4, reason = $5, outcome = $6,
+                 processed_at = $7
+             WHERE id = $1",
+            id,
+            finish.state.as_str(),
+            &finish.handler,
+            &finish.error_kind,
+            &finish.reason,
+            &finish.outcome,
+            Timestamp::now().0,
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound("inbound message"));
+        }
+        Ok(())
+    }
+
+    /// One message with its bytes.
+    pub async fn inbound(&mut self, id: i64) -> Result<Option<InboundMessage>, StoreError> {
+        Ok(fetch_optional!(
+            self,
+            InboundMessage,
+            "SELECT * FROM inbound_messages WHERE id = $1",
+            id
+        )?)
+    }
+
+    /// Messages matching `filter`, without their bytes.
+    pub async fn list_inbound(
+        &mut self,
+        filter: &InboundFilter,
+    ) -> Result<Vec<InboundMeta>, StoreError> {
+        // Two texts rather than a dynamic ORDER BY: every query here is a static string.
+        macro_rules! list {
+            ($order:literal) => {
+                fetch_all!(
+                    self,
+                    InboundMeta,
+                    concat!(
+                        "SELECT id, received_at, mailbox, source, message_id, size, source_identity,
+                                content_identity, state, handler, error_kind, reason, outcome,
+                                processed_at, attempts, claimed_at
+                         FROM inbound_messages
+                         WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR mailbox = $2)
+                           AND ($3 IS NULL OR id < $3)
+                         ORDER BY id ",
+                        $order,
+                        " LIMIT $4"
+                    ),
+                    filter.state.map(InboundState::as_str),
+                    filter.mailbox.map(Mailbox::as_str),
+                    filter.before_id,
+                    filter.limit.max(0),
+                )
+            };
+        }
+        Ok(if filter.oldest_first {
+            list!("ASC")?
+        } else {
+            list!("DESC")?
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! postern's persistent state: schema, migrations and queries, one code path on two databases.
+//!
+//! This crate owns every byte postern keeps between two messages: users and their addresses,
+//! projects with their Service Desk settings, members, issues and tickets, merge requests, notes,
+//! the sent notifications whose reply keys bring answers back, subscriptions, upload metadata,
+//! the durable copy of every inbound message with its dedupe identities and outcome, the outbox of
+//! mail still to send, and a small key/value `settings` table. It runs on embedded **SQLite**
+//! (the default: one file under the data directory) or on **PostgreSQL** (selected by URL), with
+//! the same SQL text on both and two equivalent migration folders (`migrations/sqlite`,
+//! `migrations/postgres`) because their DDL differs.
+//!
+//! The main types:
+//!
+//! - [`Store`] is the connection pool. [`Store::connect`] picks the backend from the URL and
+//!   brings the schema up to date. It is cheap to clone and shared by every task.
+//! - [`Tx`] is one open transaction, and the only way to run a query. Processing one message is
+//!   one `Tx`: everything it changed is committed together by [`Tx::commit`], or nothing is (an
+//!   error, an early return or a panic drops the `Tx`, which rolls it back).
+//! - [`StoreError`] says what went wrong and, through [`StoreError::is_temporary`], whether trying
+//!   again later can help (the caller turns that into exit code 75 or a retry with back-off).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), postern_store::StoreError> {
+//! use postern_store::{NewUser, Store};
+//!
+//! let store = Store::connect("sqlite::memory:").await?;
+//! let mut tx = store.begin().await?;
+//! let user = tx.create_user(NewUser::new("alice", "Alice", "alice@example.com")).await?;
+//! let found = tx.user_by_incoming_token(&user.incoming_email_token).await?;
+//! assert_eq!(found.map(|u| u.id), Some(user.id));
+//! tx.commit().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What this crate must never do: parse mail (it stores raw bytes and identities the caller
+//! computed), speak HTTP or any mail protocol, or decide anything a GitLab administrator would
+//! call a business rule — who may comment, which handler applies, when an issue reopens. It stores
+//! and finds; `postern-core` decides. It depends on no other postern crate.
+
+#![deny(missing_docs)]
+
+mod error;
+mod ids;
+mod inbound;
+mod issues;
+mod merge_requests;
+mod notes;
+mod notifications;
+mod outbox;
+mod projects;
+mod settings;
+mod sqltypes;
+mod store;
+mod time;
+mod tx;
+mod uploads;
+mod users;
+
+pub use error::StoreError;
+pub use ids::{
+    base36, content_identity, full_path_slug, new_discussion_id, new_incoming_email_token,
+    new_reply_key, new_upload_secret,
+};
+pub use inbound::{
+    DuplicateOf, InboundFilter, InboundFinish, InboundMessage, InboundMeta, InboundSource,
+    InboundState, InsertOutcome, Mailbox, NewInbound,
+};
+pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
+pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
+pub use notes::{NewNote, Note, Noteable, Subscription};
+pub use notifications::{NewSentNotification, ReplyKey, SentNotification};
+pub use outbox::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxMail, OutboxState};
+pub use projects::{
+    CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,
+    ServiceDeskSettings, Visibility,
+};
+pub use settings::Setting;
+pub use store::{Backend, Store, StoreOptions};
+pub use time::Timestamp;
+pub use tx::Tx;
+pub use uploads::{NewUpload, Upload};
+pub use users::{NewUser, User, UserEmail, UserKind, UserState};

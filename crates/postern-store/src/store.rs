@@ -1,0 +1,195 @@
+//! [`Store`]: choosing the backend from a URL, pooling connections, migrating, beginning
+//! transactions.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::StoreError;
+use crate::tx::{Tx, TxInner};
+
+/// The migrations, embedded at compile time. Two folders because the DDL differs (identity
+/// columns, BLOB vs BYTEA); they must describe equivalent schemas, and every new migration is
+/// added to both with the same version number.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Embedded SQLite: one file (or memory).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Tuning for [`Store::connect_with`]. The defaults suit `postern serve`.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool opens. Ignored for in-memory SQLite, which must use exactly
+    /// one connection (every new connection would be a new, empty database).
+    pub max_connections: u32,
+    /// How long `begin` waits for a free connection (or for the server to accept one) before
+    /// failing with a temporary error.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a lock held by another connection or process before failing
+    /// with a temporary "database is locked" error.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The connection pool, for either backend.
+///
+/// Created once by the binary, cloned into every task (clones share the pool). Dropping the last
+/// clone closes the connections; [`Store::close`] does it explicitly and waits.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connects with [`StoreOptions::default`] and brings the schema up to date.
+    ///
+    /// `url` is `sqlite://PATH?mode=rwc` (file, created if missing), `sqlite::memory:`, or
+    /// `postgres://…` / `postgresql://…`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Connects with explicit options and brings the schema up to date.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let store = if url.starts_with("sqlite:") {
+            Store::connect_sqlite(url, options).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::connect_postgres(url, options).await?
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit that returned survives a power loss. Intake acknowledges a message
+            // to its source right after commit, so NORMAL (which may lose the last commits in
+            // WAL mode) could lose mail that the mailbox has already let go.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.sqlite_busy_timeout);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+        pool = if in_memory {
+            // One connection that is never closed: closing it would delete the database.
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            pool.max_connections(options.max_connections.max(1))
+        };
+        Ok(Store {
+            pool: Pool::Sqlite(pool.connect_with(connect).await?),
+        })
+    }
+
+    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// Applies the migrations that have not run yet. Idempotent; [`Store::connect`] calls it.
+    /// On PostgreSQL an advisory lock serialises concurrent callers (several instances
+    /// starting at once).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match &self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Begins a read-write transaction.
+    ///
+    /// On SQLite this is `BEGIN IMMEDIATE`: the write lock is taken up front, so two writers
+    /// queue on `busy_timeout` instead of one failing at its first write with an unretryable
+    /// `SQLITE_BUSY` (a deferred transaction cannot upgrade past a newer commit in WAL mode).
+    /// On PostgreSQL it is a plain `BEGIN` (READ COMMITTED); the queries that must serialise
+    /// (iid allocation, dedupe inserts) do so through row locks and unique constraints.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pool {
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+        };
+        Ok(Tx::new(inner))
+    }
+
+    /// Begins a transaction for reading only (admin listings, the web UI). It never waits for
+    /// writers on SQLite (a deferred transaction reads a WAL snapshot); on PostgreSQL it is
+    /// `BEGIN READ ONLY`, so writes through it fail.
+    pub async fn begin_read_only(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pool {
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => TxInner::Postgres(p.begin_with("BEGIN READ ONLY").await?),
+        };
+        Ok(Tx::new(inner))
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for health endpoints and `postern check`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+            Pool::Postgres(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection and waits for them to finish. Later `begin` calls fail with a
+    /// temporary error.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}

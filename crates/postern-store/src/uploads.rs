@@ -1,0 +1,95 @@
+//! Upload metadata. The bytes are a file under the data directory that the caller writes;
+//! the store keeps only what is needed to find and serve it.
+
+use crate::tx::{fetch_all, fetch_one, fetch_optional};
+use crate::{StoreError, Timestamp, Tx};
+
+/// An uploaded file (e.g. a mail attachment).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct Upload {
+    /// Row id.
+    pub id: i64,
+    /// The project it belongs to.
+    pub project_id: i64,
+    /// 32 hex characters, the unguessable part of `/uploads/<secret>/<filename>`.
+    pub secret: String,
+    /// File name as shown and linked.
+    pub filename: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Who uploaded it (the mail's author), if known.
+    pub uploaded_by: Option<i64>,
+    /// Where the bytes are, relative to the data directory.
+    pub relative_path: String,
+    /// When it was uploaded.
+    pub created_at: Timestamp,
+}
+
+/// What [`Tx::create_upload`] needs.
+///
+/// The caller mints the secret with [`new_upload_secret`](crate::new_upload_secret), chooses
+/// the relative path (the store does not build paths from untrusted file names), writes the
+/// file, and records it here in the same transaction as the note or issue that links to it.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The project.
+    pub project_id: i64,
+    /// Secret from [`new_upload_secret`](crate::new_upload_secret); unique.
+    pub secret: String,
+    /// File name.
+    pub filename: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Uploader.
+    pub uploaded_by: Option<i64>,
+    /// Path of the bytes relative to the data directory.
+    pub relative_path: String,
+}
+
+impl Tx {
+    /// Records an upload.
+    pub async fn create_upload(&mut self, new: NewUpload) -> Result<Upload, StoreError> {
+        Ok(fetch_one!(
+            self,
+            Upload,
+            "INSERT INTO uploads (project_id, secret, filename, content_type, size, uploaded_by,
+                                  relative_path, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+            new.project_id,
+            &new.secret,
+            &new.filename,
+            &new.content_type,
+            new.size,
+            new.uploaded_by,
+            &new.relative_path,
+            Timestamp::now().0,
+        )?)
+    }
+
+    /// The upload with this secret.
+    pub async fn upload_by_secret(&mut self, secret: &str) -> Result<Option<Upload>, StoreError> {
+        Ok(fetch_optional!(
+            self,
+            Upload,
+            "SELECT * FROM uploads WHERE secret = $1",
+            secret
+        )?)
+    }
+
+    /// A project's uploads, oldest first.
+    pub async fn uploads_for_project(
+        &mut self,
+        project_id: i64,
+    ) -> Result<Vec<Upload>, StoreError> {
+        Ok(fetch_all!(
+            self,
+            Upload,
+            "SELECT * FROM uploads WHERE project_id = $1 ORDER BY id",
+            project_id
+        )?)
+    }
+}

@@ -1,0 +1,202 @@
+//! Inbound messages: durable copy, dedupe identities, claims and outcomes.
+
+use postern_store::{
+    DuplicateOf, InboundFilter, InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox,
+    NewInbound, Timestamp, content_identity,
+};
+
+use crate::support::both;
+
+fn message(n: u32, source_identity: Option<&str>) -> NewInbound {
+    // Binary-safe: NUL and high bytes must survive BLOB/BYTEA.
+    let raw = format!("Message-ID: <m{n}@example.org>\r\n\r\nbody {n}\0\u{ff}").into_bytes();
+    let mut raw = raw;
+    raw.push(0xff);
+    NewInbound {
+        mailbox: Mailbox::Incoming,
+        source: InboundSource::Imap,
+        message_id: Some(format!("<m{n}@example.org>")),
+        content_identity: content_identity(Some(&format!("<m{n}@example.org>")), &raw),
+        raw,
+        source_identity: source_identity.map(str::to_owned),
+    }
+}
+
+both!(insert_detects_duplicates, |db| {
+    let mut tx = db.tx().await;
+    let first = message(1, Some("INBOX:1:10"));
+    let InsertOutcome::New(id) = tx.insert_inbound(&first).await? else {
+        panic!("first insert must be new");
+    };
+
+    // Same source identity (IMAP redelivery), even with other bytes.
+    let mut redelivered = message(2, Some("INBOX:1:10"));
+    redelivered.raw.push(b'!');
+    assert_eq!(
+        tx.insert_inbound(&redelivered).await?,
+        InsertOutcome::Duplicate {
+            first_id: id,
+            state: InboundState::Received,
+            matched: DuplicateOf::SourceIdentity
+        }
+    );
+
+    // Same content through another path (LMTP has no source identity).
+    let mut via_lmtp = first.clone();
+    via_lmtp.source = InboundSource::Lmtp;
+    via_lmtp.source_identity = None;
+    assert_eq!(
+        tx.insert_inbound(&via_lmtp).await?,
+        InsertOutcome::Duplicate {
+            first_id: id,
+            state: InboundState::Received,
+            matched: DuplicateOf::ContentIdentity
+        }
+    );
+
+    // Messages without source identity do not collide with each other.
+    let a = tx.insert_inbound(&message(3, None)).await?;
+    let b = tx.insert_inbound(&message(4, None)).await?;
+    assert!(matches!(
+        (a, b),
+        (InsertOutcome::New(_), InsertOutcome::New(_))
+    ));
+
+    let stored = tx.inbound(id).await?.expect("stored");
+    assert_eq!(stored.raw, first.raw);
+    assert_eq!(
+        stored.meta.size,
+        i64::try_from(first.raw.len()).expect("small")
+    );
+    assert_eq!(stored.meta.message_id.as_deref(), Some("<m1@example.org>"));
+    assert_eq!(stored.meta.state, InboundState::Received);
+    assert_eq!(stored.meta.attempts, 0);
+    tx.commit().await
+});
+
+both!(concurrent_duplicate_insert_yields_one_new, |db| {
+    let msg = message(1, Some("graph:AAMk"));
+    let mut first = db.tx().await;
+    let InsertOutcome::New(id) = first.insert_inbound(&msg).await? else {
+        panic!("first insert must be new");
+    };
+    // The second writer waits (PostgreSQL: on the unique index; SQLite: on BEGIN IMMEDIATE)
+    // until the first commits, then sees its row.
+    let store = db.store.clone();
+    let msg2 = msg.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = store.begin().await?;
+        let outcome = tx.insert_inbound(&msg2).await?;
+        tx.commit().await?;
+        Ok::<_, postern_store::StoreError>(outcome)
+    });
+    tokio::task::yield_now().await;
+    first.commit().await?;
+    let outcome = second.await.expect("task")?;
+    assert!(
+        matches!(outcome, InsertOutcome::Duplicate { first_id, .. } if first_id == id),
+        "{outcome:?}"
+    );
+    Ok(())
+});
+
+both!(claim_finish_and_list, |db| {
+    let mut tx = db.tx().await;
+    let InsertOutcome::New(a) = tx.insert_inbound(&message(1, None)).await? else {
+        panic!("new");
+    };
+    let mut sd = message(2, None);
+    sd.mailbox = Mailbox::ServiceDesk;
+    let InsertOutcome::New(b) = tx.insert_inbound(&sd).await? else {
+        panic!("new");
+    };
+
+    let long_ago = Timestamp(0);
+    assert!(tx.claim_inbound(a, long_ago).await?);
+    assert!(
+        !tx.claim_inbound(a, long_ago).await?,
+        "already claimed, claim is fresh"
+    );
+    let far_future = Timestamp::now().plus_seconds(3600);
+    assert!(
+        tx.claim_inbound(a, far_future).await?,
+        "a stale claim is taken over"
+    );
+
+    tx.finish_inbound(
+        a,
+        &InboundFinish {
+            state: InboundState::Rejected,
+            handler: Some("create_note".to_owned()),
+            error_kind: Some("user_not_found".to_owned()),
+            reason: Some("sender is not a verified address".to_owned()),
+            outcome: Some(r#"{"status":"rejected"}"#.to_owned()),
+        },
+    )
+    .await?;
+    assert!(
+        !tx.claim_inbound(a, far_future).await?,
+        "finished messages are not claimed"
+    );
+    let meta = tx.inbound(a).await?.expect("exists").meta;
+    assert_eq!(meta.state, InboundState::Rejected);
+    assert_eq!(meta.attempts, 2);
+    assert_eq!(meta.error_kind.as_deref(), Some("user_not_found"));
+    assert!(meta.processed_at.is_some());
+
+    let all = tx.list_inbound(&InboundFilter::default()).await?;
+    assert_eq!(
+        all.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b, a],
+        "newest first"
+    );
+    let queue = InboundFilter {
+        state: Some(InboundState::Received),
+        oldest_first: true,
+        ..InboundFilter::default()
+    };
+    assert_eq!(
+        tx.list_inbound(&queue)
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![b]
+    );
+    let desk = InboundFilter {
+        mailbox: Some(Mailbox::ServiceDesk),
+        ..InboundFilter::default()
+    };
+    assert_eq!(tx.list_inbound(&desk).await?.len(), 1);
+    let paged = InboundFilter {
+        before_id: Some(b),
+        limit: 1,
+        ..InboundFilter::default()
+    };
+    assert_eq!(
+        tx.list_inbound(&paged)
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![a]
+    );
+
+    let missing = tx
+        .finish_inbound(
+            9999,
+            &InboundFinish {
+                state: InboundState::Processed,
+                handler: None,
+                error_kind: None,
+                reason: None,
+                outcome: None,
+            },
+        )
+        .await;
+    assert!(matches!(
+        missing,
+        Err(postern_store::StoreError::NotFound(_))
+    ));
+    tx.commit().await
+});

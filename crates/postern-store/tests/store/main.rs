@@ -1,0 +1,14 @@
+//! Integration tests of postern-store on real databases: every test body runs once on a SQLite
+//! file and once on a private PostgreSQL server (see `support/pg.rs`).
+
+mod support;
+
+mod inbound;
+mod issues;
+mod lifecycle;
+mod notes;
+mod notifications;
+mod outbox;
+mod projects;
+mod schema;
+mod users;

@@ -1,0 +1,107 @@
+//! The outbox: dedupe keys, due entries, delivery results.
+
+use postern_store::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxState, Timestamp};
+
+use crate::support::both;
+
+fn mail(kind: &str, dedupe_key: Option<&str>) -> NewOutboxMail {
+    NewOutboxMail {
+        kind: kind.to_owned(),
+        recipients: vec!["a@example.org".to_owned(), "b@example.org".to_owned()],
+        raw: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+        inbound_id: None,
+        dedupe_key: dedupe_key.map(str::to_owned),
+        not_before: None,
+    }
+}
+
+both!(dedupe_key_queues_once, |db| {
+    let mut tx = db.tx().await;
+    let EnqueueOutcome::Queued(id) = tx.enqueue_outbox(&mail("reject", Some("reject:1"))).await?
+    else {
+        panic!("first is queued");
+    };
+    assert_eq!(
+        tx.enqueue_outbox(&mail("reject", Some("reject:1"))).await?,
+        EnqueueOutcome::Duplicate(id)
+    );
+    // Without a key nothing is deduplicated.
+    let a = tx.enqueue_outbox(&mail("notification", None)).await?;
+    let b = tx.enqueue_outbox(&mail("notification", None)).await?;
+    assert!(matches!((a, b), (EnqueueOutcome::Queued(x), EnqueueOutcome::Queued(y)) if x != y));
+
+    let entry = tx.outbox_mail(id).await?.expect("exists");
+    assert_eq!(entry.recipients, ["a@example.org", "b@example.org"]);
+    assert_eq!(entry.state, OutboxState::Queued);
+    assert_eq!(entry.dedupe_key.as_deref(), Some("reject:1"));
+    assert_eq!(
+        tx.outbox_raw(id).await?,
+        Some(b"Subject: hi\r\n\r\nhello\r\n".to_vec())
+    );
+    tx.commit().await
+});
+
+both!(due_sent_and_failed, |db| {
+    let mut tx = db.tx().await;
+    let now = Timestamp::now();
+    let EnqueueOutcome::Queued(due) = tx.enqueue_outbox(&mail("notification", None)).await? else {
+        panic!("queued");
+    };
+    let mut later = mail("thank_you", None);
+    later.not_before = Some(now.plus_seconds(3600));
+    let EnqueueOutcome::Queued(later) = tx.enqueue_outbox(&later).await? else {
+        panic!("queued");
+    };
+
+    let ids = |v: Vec<postern_store::OutboxMail>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(tx.due_outbox(now.plus_seconds(1), 10).await?),
+        vec![due]
+    );
+    assert_eq!(
+        ids(tx.due_outbox(now.plus_seconds(7200), 10).await?),
+        vec![due, later]
+    );
+
+    // A temporary failure reschedules, a permanent one gives up, success is final.
+    assert!(
+        tx.mark_outbox_failed(due, "421 try later", Some(now.plus_seconds(60)))
+            .await?
+    );
+    let entry = tx.outbox_mail(due).await?.expect("exists");
+    assert_eq!((entry.state, entry.attempts), (OutboxState::Queued, 1));
+    assert_eq!(entry.last_error.as_deref(), Some("421 try later"));
+    assert!(tx.due_outbox(now.plus_seconds(1), 10).await?.is_empty());
+
+    assert!(tx.mark_outbox_sent(due).await?);
+    assert!(
+        tx.mark_outbox_failed(later, "550 no such user", None)
+            .await?
+    );
+    let sent = tx.outbox_mail(due).await?.expect("exists");
+    assert_eq!(
+        (sent.state, sent.attempts, sent.last_error),
+        (OutboxState::Sent, 2, None)
+    );
+    assert!(sent.sent_at.is_some());
+    let failed = tx.outbox_mail(later).await?.expect("exists");
+    assert_eq!(failed.state, OutboxState::Failed);
+    assert!(tx.due_outbox(now.plus_seconds(7200), 10).await?.is_empty());
+
+    let only_failed = OutboxFilter {
+        state: Some(OutboxState::Failed),
+        ..OutboxFilter::default()
+    };
+    assert_eq!(ids(tx.list_outbox(&only_failed).await?), vec![later]);
+    let thank_you = OutboxFilter {
+        kind: Some("thank_you".to_owned()),
+        ..OutboxFilter::default()
+    };
+    assert_eq!(ids(tx.list_outbox(&thank_you).await?), vec![later]);
+    assert_eq!(
+        ids(tx.list_outbox(&OutboxFilter::default()).await?),
+        vec![later, due]
+    );
+    assert!(!tx.mark_outbox_sent(9999).await?);
+    tx.commit().await
+});

@@ -1,0 +1,151 @@
+//! `postern admin`: set up and look into an instance from the shell.
+//!
+//! Every subcommand prints a short human summary, or with `--json` one JSON value.
+
+mod items;
+mod messages;
+mod projects;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use postern_store::{Store, StoreError, Tx};
+use serde::Serialize;
+
+use crate::exit::{self, Failure, TEMPORARY};
+use crate::setup::{Setup, load_config, runtime};
+
+/// `postern admin …`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Configuration file (postern.yml).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "POSTERN_CONFIG",
+        global = true
+    )]
+    config: Option<PathBuf>,
+    /// Print JSON instead of a human summary.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Users: add, list, block, unblock, emails, incoming-email tokens.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Projects: add, list, show (with their mail addresses), members, Service Desk.
+    #[command(subcommand)]
+    Project(projects::ProjectCommand),
+    /// Issues and Service Desk tickets.
+    #[command(subcommand)]
+    Issue(items::IssueCommand),
+    /// Merge requests.
+    #[command(subcommand)]
+    Mr(items::MrCommand),
+    /// Sent notifications: create one to get a reply address for an issue or merge request.
+    #[command(subcommand)]
+    Notification(items::NotificationCommand),
+    /// The inbound log: every message received, its outcome, its raw bytes; process again.
+    #[command(subcommand)]
+    Message(messages::MessageCommand),
+}
+
+/// What a subcommand hands back: JSON, and the human text for it.
+pub(crate) struct Output {
+    json: serde_json::Value,
+    human: String,
+}
+
+impl Output {
+    pub(crate) fn new(value: &impl Serialize, human: impl Into<String>) -> Result<Output, Failure> {
+        Ok(Output {
+            json: serde_json::to_value(value).map_err(|e| Failure::new(exit::SOFTWARE, e))?,
+            human: human.into(),
+        })
+    }
+}
+
+/// A refusal by the user's request (unknown name, invalid value): exit 1 with one line.
+pub(crate) fn usage_error(message: impl Into<String>) -> Failure {
+    Failure::new(1, anyhow::anyhow!(message.into()))
+}
+
+/// Maps store errors: temporary ones exit 75, refusals (duplicates, invalid values) exit 1.
+pub(crate) fn store_error(error: StoreError) -> Failure {
+    if error.is_temporary() {
+        Failure::new(TEMPORARY, anyhow::anyhow!("store unavailable: {error}"))
+    } else {
+        Failure::new(1, anyhow::anyhow!("{error}"))
+    }
+}
+
+pub(crate) async fn begin(store: &Store) -> Result<Tx, Failure> {
+    store.begin().await.map_err(store_error)
+}
+
+pub(crate) async fn commit(tx: Tx) -> Result<(), Failure> {
+    tx.commit().await.map_err(store_error)
+}
+
+/// Runs the command.
+pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
+    let setup = Setup::new(load_config(args.config.as_deref())?);
+    let json = args.json;
+    let output = runtime()?.block_on(async {
+        let store = setup.store().await?;
+        let result = match args.command {
+            AdminCommand::User(command) => users::run(&store, &setup, command).await,
+            AdminCommand::Project(command) => projects::run(&store, &setup, command).await,
+            AdminCommand::Issue(command) => items::run_issue(&store, command).await,
+            AdminCommand::Mr(command) => items::run_mr(&store, command).await,
+            AdminCommand::Notification(command) => {
+                items::run_notification(&store, &setup, command).await
+            }
+            AdminCommand::Message(command) => messages::run(&store, &setup, command).await,
+        };
+        store.close().await;
+        result
+    })?;
+    if json {
+        exit::print_json(&output.json)?;
+    } else {
+        print!("{}", output.human);
+        if !output.human.ends_with('\n') && !output.human.is_empty() {
+            println!();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A project by full path, or a clear error.
+pub(crate) async fn project(tx: &mut Tx, path: &str) -> Result<postern_store::Project, Failure> {
+    tx.project_by_full_path(path)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| usage_error(format!("no project {path:?}")))
+}
+
+/// A user by username, or a clear error.
+pub(crate) async fn user(tx: &mut Tx, username: &str) -> Result<postern_store::User, Failure> {
+    tx.user_by_username(username)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| usage_error(format!("no user {username:?}")))
+}
+
+/// Parses `true`/`false`/`yes`/`no`/`on`/`off`.
+pub(crate) fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}

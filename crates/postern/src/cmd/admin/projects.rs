@@ -1,0 +1,357 @@
+//! `postern admin project …`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use postern_store::{NewProject, Project, Role, Store, Visibility};
+use serde::Serialize;
+
+use super::{Output, begin, commit, parse_switch, project, store_error, usage_error, user};
+use crate::exit::Failure;
+use crate::setup::Setup;
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project (and its git repository) at a full path such as `group/project`.
+    Add {
+        /// Full path: `namespace/project` (namespaces may nest).
+        full_path: String,
+        /// Display name (defaults to the last path segment).
+        #[arg(long)]
+        name: Option<String>,
+        /// private, internal or public.
+        #[arg(long, default_value = "private")]
+        visibility: String,
+        /// The branch merge requests target by default.
+        #[arg(long, default_value = "main")]
+        default_branch: String,
+    },
+    /// List projects.
+    List,
+    /// Show a project, its members, its git repository and its mail addresses.
+    Show {
+        /// Full path.
+        full_path: String,
+        /// Show the new-issue and new-merge-request addresses of this user (they carry the
+        /// user's token).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Service Desk settings.
+    #[command(subcommand, name = "service-desk")]
+    ServiceDesk(ServiceDeskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member or change their role (guest, reporter, developer, maintainer, owner).
+    Add {
+        /// Full path of the project.
+        full_path: String,
+        /// The user.
+        username: String,
+        /// The role.
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceDeskCommand {
+    /// Turn Service Desk on.
+    Enable {
+        /// Full path of the project.
+        full_path: String,
+    },
+    /// Turn Service Desk off (its mail is then refused as "project not found").
+    Disable {
+        /// Full path of the project.
+        full_path: String,
+    },
+    /// Change Service Desk settings.
+    Set(ServiceDeskSet),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServiceDeskSet {
+    /// Full path of the project.
+    full_path: String,
+    /// Key for the Service Desk alias address (`[a-z0-9_]+`).
+    #[arg(long)]
+    project_key: Option<String>,
+    /// Custom support address (e.g. support@example.com), forwarded to postern.
+    #[arg(long)]
+    custom_email: Option<String>,
+    /// New tickets are confidential (true/false).
+    #[arg(long, value_parser = parse_switch)]
+    tickets_confidential: Option<bool>,
+    /// Reopen a closed ticket when an outside participant writes (true/false).
+    #[arg(long, value_parser = parse_switch)]
+    reopen_on_external_note: Option<bool>,
+    /// Add Cc addresses of new tickets as participants (true/false).
+    #[arg(long, value_parser = parse_switch)]
+    add_cc_participants: Option<bool>,
+    /// Name of the issue template appended to new tickets.
+    #[arg(long)]
+    template_key: Option<String>,
+    /// File whose content is that template.
+    #[arg(long, value_name = "FILE")]
+    template_file: Option<PathBuf>,
+}
+
+/// A project with the addresses people write to.
+#[derive(Serialize)]
+struct ProjectView {
+    #[serde(flatten)]
+    project: Project,
+    repository: String,
+    members: Vec<postern_store::Member>,
+    addresses: Addresses,
+}
+
+#[derive(Serialize, Default)]
+struct Addresses {
+    new_issue: Option<String>,
+    new_merge_request: Option<String>,
+    service_desk: Option<String>,
+    service_desk_alias: Option<String>,
+    custom_email: Option<String>,
+}
+
+fn addresses(setup: &Setup, project: &Project, token: Option<&str>) -> Addresses {
+    let config = setup.processor_config();
+    let incoming = config
+        .incoming_address
+        .as_ref()
+        .filter(|template| template.supports_wildcard());
+    let base = format!("{}-{}", project.full_path_slug, project.id);
+    let token = token.unwrap_or("<token>");
+    let settings = &project.service_desk;
+    Addresses {
+        new_issue: incoming.map(|t| t.address_for_key(&format!("{base}-{token}-issue"))),
+        new_merge_request: incoming
+            .map(|t| t.address_for_key(&format!("{base}-{token}-merge-request"))),
+        service_desk: incoming
+            .filter(|_| settings.enabled)
+            .map(|t| t.address_for_key(&format!("{base}-issue-"))),
+        service_desk_alias: config
+            .service_desk_address
+            .as_ref()
+            .filter(|_| settings.enabled)
+            .map(|t| match &settings.project_key {
+                Some(key) => t.address_for_key(&format!("{}-{key}", project.full_path_slug)),
+                None => t.address_for_key(&format!("{base}-issue-")),
+            }),
+        custom_email: settings.custom_email.clone(),
+    }
+}
+
+fn describe(view: &ProjectView) -> String {
+    let p = &view.project;
+    let mut text = format!(
+        "{} (id {}) {}{}\n  name: {}\n  default branch: {}\n  repository: {}\n",
+        p.full_path,
+        p.id,
+        p.visibility.as_str(),
+        if p.archived { " archived" } else { "" },
+        p.name,
+        p.default_branch,
+        view.repository
+    );
+    for member in &view.members {
+        text.push_str(&format!(
+            "  member: {} ({})\n",
+            member.username,
+            member.role.as_str()
+        ));
+    }
+    let a = &view.addresses;
+    let lines = [
+        ("new issue", &a.new_issue),
+        ("new merge request", &a.new_merge_request),
+        ("service desk", &a.service_desk),
+        ("service desk alias", &a.service_desk_alias),
+        ("custom email", &a.custom_email),
+    ];
+    for (label, value) in lines {
+        if let Some(value) = value {
+            text.push_str(&format!("  {label}: {value}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "  service desk: {}\n",
+        if p.service_desk.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    ));
+    text
+}
+
+pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Result<Output, Failure> {
+    let mut tx = begin(store).await?;
+    let output = match command {
+        ProjectCommand::Add {
+            full_path,
+            name,
+            visibility,
+            default_branch,
+        } => {
+            let (namespace, path) = full_path
+                .trim_matches('/')
+                .rsplit_once('/')
+                .ok_or_else(|| usage_error("a project path is namespace/project"))?;
+            let visibility: Visibility = visibility
+                .parse()
+                .map_err(|_| usage_error(format!("unknown visibility {visibility:?}")))?;
+            let created = tx
+                .create_project(NewProject {
+                    namespace_path: namespace.to_owned(),
+                    path: path.to_owned(),
+                    name: name.unwrap_or_else(|| path.to_owned()),
+                    visibility,
+                    default_branch,
+                })
+                .await
+                .map_err(store_error)?;
+            let repository = setup
+                .repositories()
+                .repository(created.id)
+                .map_err(|e| usage_error(format!("cannot create the git repository: {e}")))?;
+            let view = ProjectView {
+                repository: repository.path().display().to_string(),
+                members: Vec::new(),
+                addresses: addresses(setup, &created, None),
+                project: created,
+            };
+            let human = format!("created {}", describe(&view));
+            Output::new(&view, human)?
+        }
+        ProjectCommand::List => {
+            let projects = tx.list_projects().await.map_err(store_error)?;
+            let human: String = projects
+                .iter()
+                .map(|p| format!("{}\t{}\t{}\n", p.id, p.full_path, p.visibility.as_str()))
+                .collect();
+            Output::new(&projects, human)?
+        }
+        ProjectCommand::Show {
+            full_path,
+            user: username,
+        } => {
+            let found = project(&mut tx, &full_path).await?;
+            let token = match &username {
+                Some(name) => Some(user(&mut tx, name).await?.incoming_email_token),
+                None => None,
+            };
+            let members = tx.list_members(found.id).await.map_err(store_error)?;
+            let repository = setup
+                .repositories()
+                .root()
+                .join(format!("{}.git", found.id));
+            let view = ProjectView {
+                repository: repository.display().to_string(),
+                members,
+                addresses: addresses(setup, &found, token.as_deref()),
+                project: found,
+            };
+            let human = describe(&view);
+            Output::new(&view, human)?
+        }
+        ProjectCommand::Member(MemberCommand::Add {
+            full_path,
+            username,
+            role,
+        }) => {
+            let found = project(&mut tx, &full_path).await?;
+            let member = user(&mut tx, &username).await?;
+            let role: Role = role
+                .parse()
+                .map_err(|_| usage_error(format!("unknown role {role:?}")))?;
+            tx.add_member(found.id, member.id, role)
+                .await
+                .map_err(store_error)?;
+            let human = format!("{username} is {} of {full_path}\n", role.as_str());
+            Output::new(
+                &serde_json::json!({"project": full_path, "username": username, "role": role}),
+                human,
+            )?
+        }
+        ProjectCommand::ServiceDesk(command) => service_desk(&mut tx, setup, command).await?,
+    };
+    commit(tx).await?;
+    Ok(output)
+}
+
+async fn service_desk(
+    tx: &mut postern_store::Tx,
+    setup: &Setup,
+    command: ServiceDeskCommand,
+) -> Result<Output, Failure> {
+    let (full_path, change): (
+        String,
+        Box<dyn FnOnce(&mut postern_store::ServiceDeskSettings)>,
+    ) = match command {
+        ServiceDeskCommand::Enable { full_path } => (full_path, Box::new(|s| s.enabled = true)),
+        ServiceDeskCommand::Disable { full_path } => (full_path, Box::new(|s| s.enabled = false)),
+        ServiceDeskCommand::Set(set) => {
+            let template = match &set.template_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| usage_error(format!("cannot read {}: {e}", path.display())))?,
+                ),
+                None => None,
+            };
+            let full_path = set.full_path.clone();
+            (
+                full_path,
+                Box::new(move |s| {
+                    if let Some(key) = set.project_key {
+                        s.project_key = Some(key).filter(|k| !k.is_empty());
+                    }
+                    if let Some(email) = set.custom_email {
+                        s.custom_email = Some(email).filter(|e| !e.is_empty());
+                    }
+                    if let Some(value) = set.tickets_confidential {
+                        s.tickets_confidential_by_default = value;
+                    }
+                    if let Some(value) = set.reopen_on_external_note {
+                        s.reopen_issue_on_external_participant_note = value;
+                    }
+                    if let Some(value) = set.add_cc_participants {
+                        s.add_external_participants_from_cc = value;
+                    }
+                    if let Some(key) = set.template_key {
+                        s.issue_template_key = Some(key).filter(|k| !k.is_empty());
+                    }
+                    if let Some(content) = template {
+                        s.issue_template_content = Some(content);
+                    }
+                }),
+            )
+        }
+    };
+    let found = project(tx, &full_path).await?;
+    let mut settings = found.service_desk.clone();
+    change(&mut settings);
+    let updated = tx
+        .update_service_desk(found.id, &settings)
+        .await
+        .map_err(store_error)?;
+    let view = ProjectView {
+        repository: setup
+            .repositories()
+            .root()
+            .join(format!("{}.git", updated.id))
+            .display()
+            .to_string(),
+        members: Vec::new(),
+        addresses: addresses(setup, &updated, None),
+        project: updated,
+    };
+    let human = describe(&view);
+    Output::new(&view, human)
+}

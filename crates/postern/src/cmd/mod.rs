@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod admin;
+pub mod inspect;
+pub mod receive;
+pub mod trim;

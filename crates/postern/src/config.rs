@@ -1,0 +1,289 @@
+//! `postern.yml`: GitLab's mailbox sections verbatim, postern's own sections beside them.
+//!
+//! The `incoming_email:` and `service_desk_email:` sections take exactly the keys of the matching
+//! `gitlab.yml` sections, so an administrator can paste theirs. Unknown keys are an error that
+//! names the key: mail_room silently falls back to defaults on a typo, and a mailbox that quietly
+//! uses the wrong folder loses mail.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use postern_mail::{AddressTemplate, AnalysisOptions, Mailbox, ReplyOptions};
+use serde::Deserialize;
+
+/// The embedded default incoming address, used when nothing is configured.
+pub const DEFAULT_INCOMING_ADDRESS: &str = "incoming+%{key}@localhost";
+/// The embedded default instance host.
+pub const DEFAULT_HOST: &str = "localhost";
+
+/// A value that must never be printed: passwords, client secrets, tokens.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// GitLab's `incoming_email:` section.
+    pub incoming_email: Option<MailboxConfig>,
+    /// GitLab's `service_desk_email:` section.
+    pub service_desk_email: Option<MailboxConfig>,
+    /// This postern instance.
+    pub instance: Option<InstanceConfig>,
+    /// Where data lives.
+    pub store: Option<StoreConfig>,
+    /// The web server.
+    #[allow(
+        dead_code,
+        reason = "read by `serve`, which arrives with the mail sources"
+    )]
+    pub web: Option<ListenConfig>,
+    /// The built-in LMTP/SMTP listener.
+    #[allow(
+        dead_code,
+        reason = "read by `serve`, which arrives with the mail sources"
+    )]
+    pub listener: Option<ListenConfig>,
+    /// The outgoing SMTP relay.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// One mailbox, with the keys of `gitlab.yml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "the mail sources that read these fields arrive with `serve`"
+)]
+pub struct MailboxConfig {
+    pub enabled: Option<bool>,
+    pub address: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub ssl: Option<bool>,
+    pub start_tls: Option<bool>,
+    pub mailbox: Option<String>,
+    pub idle_timeout: Option<u64>,
+    pub log_path: Option<PathBuf>,
+    pub delete_after_delivery: Option<bool>,
+    pub expunge_deleted: Option<bool>,
+    pub inbox_method: Option<String>,
+    pub inbox_options: Option<InboxOptions>,
+    pub delivery_method: Option<String>,
+    pub auth_token: Option<AuthToken>,
+    pub gitlab_url: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub public_key_files: Option<Vec<PathBuf>>,
+    pub encrypted_secret_file: Option<PathBuf>,
+}
+
+/// `inbox_options` for Microsoft Graph.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the Graph source, which arrives with `serve`"
+)]
+pub struct InboxOptions {
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub poll_interval: Option<u64>,
+    pub azure_ad_endpoint: Option<String>,
+    pub graph_endpoint: Option<String>,
+}
+
+/// `auth_token` of the webhook delivery (Omnibus/Helm style).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the GitLab delivery, which arrives with companion mode"
+)]
+pub struct AuthToken {
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `instance:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    /// Host name used in notification Message-IDs and `References` (GitLab's `gitlab.host`).
+    pub host: Option<String>,
+    /// Name of this instance in mail sent to people (default `postern`).
+    pub name: Option<String>,
+}
+
+/// `store:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://user:password@host/db`; a secret because of the password.
+    pub url: Option<Secret>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `web:` and `listener:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "read by `serve`")]
+pub struct ListenConfig {
+    pub listen: Option<String>,
+}
+
+/// `smtp:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "the relay settings are read by the outbox worker")]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: Option<String>,
+    pub from: Option<String>,
+}
+
+impl Config {
+    /// Reads and checks `path`. The error names the file and, for YAML problems, the key and line.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(config)
+    }
+
+    /// The instance host, defaulting to `localhost`.
+    pub fn host(&self) -> String {
+        self.instance
+            .as_ref()
+            .and_then(|instance| instance.host.clone())
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+    }
+
+    /// The instance name, defaulting to `postern`.
+    pub fn instance_name(&self) -> String {
+        self.instance
+            .as_ref()
+            .and_then(|instance| instance.name.clone())
+            .unwrap_or_else(|| "postern".to_owned())
+    }
+
+    /// The incoming address template: the configured one when the section is present and not
+    /// disabled, else the embedded default when no section exists at all.
+    pub fn incoming_address(&self) -> Option<String> {
+        match &self.incoming_email {
+            None => Some(DEFAULT_INCOMING_ADDRESS.to_owned()),
+            Some(section) if section.enabled == Some(false) => None,
+            Some(section) => section.address.clone(),
+        }
+    }
+
+    /// The Service Desk address template, when that mailbox is configured and not disabled.
+    pub fn service_desk_address(&self) -> Option<String> {
+        self.service_desk_email
+            .as_ref()
+            .filter(|section| section.enabled != Some(false))
+            .and_then(|section| section.address.clone())
+    }
+
+    /// Analysis options for `inspect` from this configuration.
+    pub fn analysis_options(&self, mailbox: Mailbox, reply: ReplyOptions) -> AnalysisOptions {
+        AnalysisOptions {
+            mailbox,
+            incoming_address: self.incoming_address().as_deref().map(AddressTemplate::new),
+            service_desk_address: self
+                .service_desk_address()
+                .as_deref()
+                .map(AddressTemplate::new),
+            host: Some(self.host()),
+            reply,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::parse("incoming_email:\n  adress: x\n").expect_err("typo must fail");
+        assert!(format!("{error:#}").contains("adress"), "{error:#}");
+    }
+
+    #[test]
+    fn gitlab_section_is_accepted_verbatim() {
+        let text = r#"
+incoming_email:
+  enabled: true
+  address: "gitlab-incoming+%{key}@gmail.com"
+  user: "gitlab-incoming@gmail.com"
+  password: "[REDACTED]"
+  host: "imap.gmail.com"
+  port: 993
+  ssl: true
+  start_tls: false
+  mailbox: "inbox"
+  idle_timeout: 60
+  log_path: "log/mail_room_json.log"
+  expunge_deleted: false
+  delete_after_delivery: true
+  inbox_method: "microsoft_graph"
+  inbox_options:
+    tenant_id: "t"
+    client_id: "c"
+    client_secret: "s"
+    poll_interval: 60
+instance:
+  host: gitlab.example.com
+"#;
+        let config = Config::parse(text).expect("valid");
+        assert_eq!(
+            config.incoming_address().as_deref(),
+            Some("gitlab-incoming+%{key}@gmail.com")
+        );
+        assert_eq!(config.host(), "gitlab.example.com");
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("[REDACTED]") && !debug.contains("\"s\""),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn empty_file_means_embedded_defaults() {
+        let config = Config::parse("").expect("empty is fine");
+        assert_eq!(
+            config.incoming_address().as_deref(),
+            Some(DEFAULT_INCOMING_ADDRESS)
+        );
+        assert_eq!(config.host(), DEFAULT_HOST);
+    }
+}

@@ -1,0 +1,58 @@
+//! Exit codes (sysexits) and the one place errors are mapped to them.
+
+use std::io::Read;
+use std::path::Path;
+
+/// Input file missing or unreadable (`EX_NOINPUT`).
+pub const NO_INPUT: u8 = 66;
+/// Temporary failure, the caller should retry (`EX_TEMPFAIL`).
+pub const TEMPORARY: u8 = 75;
+/// Unusable configuration (`EX_CONFIG`).
+pub const CONFIG: u8 = 78;
+/// Internal software error (`EX_SOFTWARE`).
+pub const SOFTWARE: u8 = 70;
+
+/// An error with the exit code it deserves.
+pub struct Failure {
+    /// What went wrong, printed on one line.
+    pub error: anyhow::Error,
+    /// The process exit code.
+    pub code: u8,
+}
+
+impl Failure {
+    /// Wraps `error` with `code`.
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            error: error.into(),
+            code,
+        }
+    }
+}
+
+/// Reads a whole input: a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                Failure::new(NO_INPUT, anyhow::anyhow!("cannot read standard input: {e}"))
+            })?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).map_err(|e| {
+        Failure::new(
+            NO_INPUT,
+            anyhow::anyhow!("cannot read {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Prints `value` as pretty JSON on standard output.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(SOFTWARE, e))?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Turning a configuration into running parts: data directory, store, processor.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use postern_core::content::UploadPolicy;
+use postern_core::{Processor, ProcessorConfig};
+use postern_mail::AddressTemplate;
+use postern_store::{Store, StoreOptions};
+
+use crate::config::Config;
+use crate::exit::{CONFIG, Failure, TEMPORARY};
+
+/// The data directory when none is configured.
+pub const DEFAULT_DATA_DIR: &str = "postern-data";
+
+/// GitLab's default `max_attachment_size` (100 MB).
+pub const MAX_ATTACHMENT_BYTES: usize = 100 * 1024 * 1024;
+
+/// Resolved locations and settings.
+pub struct Setup {
+    /// The configuration it came from.
+    pub config: Config,
+    /// Where postern keeps its data.
+    pub data_dir: PathBuf,
+    /// The store URL (never printed: it may carry a password).
+    store_url: String,
+}
+
+impl Setup {
+    /// Resolves defaults: data in `./postern-data`, SQLite in `postern.sqlite3` there.
+    pub fn new(config: Config) -> Setup {
+        let store = config.store.as_ref();
+        let data_dir = store
+            .and_then(|s| s.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store_url = store
+            .and_then(|s| s.url.as_ref().map(|url| url.expose().to_owned()))
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("postern.sqlite3").display()
+                )
+            });
+        Setup {
+            config,
+            data_dir,
+            store_url,
+        }
+    }
+
+    /// Opens the store (creating the data directory). Failing here is temporary (exit 75): the
+    /// database may come back, and an MTA will retry.
+    pub async fn store(&self) -> Result<Store, Failure> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))
+            .map_err(|e| Failure::new(TEMPORARY, e))?;
+        let options = StoreOptions {
+            acquire_timeout: Duration::from_secs(10),
+            ..StoreOptions::default()
+        };
+        Store::connect_with(&self.store_url, &options)
+            .await
+            .map_err(|e| {
+                let code = if matches!(e, postern_store::StoreError::UnsupportedUrl(_)) {
+                    CONFIG
+                } else {
+                    TEMPORARY
+                };
+                // The URL is not repeated: it may carry a password.
+                Failure::new(code, anyhow::anyhow!("store unavailable: {e}"))
+            })
+    }
+
+    /// The processor's view of the configuration.
+    pub fn processor_config(&self) -> ProcessorConfig {
+        let host = self.config.host();
+        let sender_address = self
+            .config
+            .smtp
+            .as_ref()
+            .and_then(|smtp| smtp.from.clone())
+            .unwrap_or_else(|| format!("noreply@{host}"));
+        ProcessorConfig {
+            incoming_address: self
+                .config
+                .incoming_address()
+                .as_deref()
+                .map(AddressTemplate::new),
+            service_desk_address: self
+                .config
+                .service_desk_address()
+                .as_deref()
+                .map(AddressTemplate::new),
+            host,
+            uploads: UploadPolicy {
+                directory: self.data_dir.join("uploads"),
+                max_bytes: MAX_ATTACHMENT_BYTES,
+            },
+            sender_address,
+            instance_name: self.config.instance_name(),
+        }
+    }
+
+    /// Project git repositories under the data directory.
+    pub fn repositories(&self) -> postern_git::Repositories {
+        postern_git::Repositories::new(self.data_dir.join("repositories"))
+    }
+
+    /// A processor over an open store.
+    pub fn processor(&self, store: Store) -> Processor {
+        Processor::new(store, self.repositories(), self.processor_config())
+    }
+}
+
+/// Loads `path` (or the embedded default); a bad file is exit 78.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Failure> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| Failure::new(CONFIG, e)),
+        None => Ok(Config::default()),
+    }
+}
+
+/// A single-threaded runtime for one-shot commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(crate::exit::SOFTWARE, e))
+}

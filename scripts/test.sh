@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine:
+#
+#   bash scripts/test.sh
+#
+# Installs what the tests need from Debian's packages (apt-get update first), then runs every
+# test of the workspace. Test servers (PostgreSQL, …) are started privately by the tests
+# themselves on loopback ports under a temporary directory, and stopped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: a real PostgreSQL server for the store tests, git for merge
+# requests by email.
+PACKAGES=(postgresql git ca-certificates)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[test] installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -q
+  # Keep Debian from starting the system PostgreSQL cluster: the tests run their own.
+  echo exit 101 | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+echo "[test] cargo test --workspace"
+# Unit, integration and doc tests of every crate (benchmarks are run by `cargo bench`).
+cargo test --workspace --locked
