@@ -254,6 +254,31 @@ pub(super) fn is_embedded_email(line: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn statics_compile() {
+        for re in [
+            &*MARKDOWN_LINK,
+            &*SIGNATURE_RE,
+            &*EMAIL_HEADER_RE,
+            &*DATE_SOMEONE_EMAIL,
+            &*IMG_TAG,
+            &*EMBEDDED_SIMPLE,
+        ] {
+            assert!(!re.as_str().is_empty());
+        }
+        assert_eq!(DATE_SOMEONE_WROTE.len(), 3);
+        assert_eq!(SOMEONE_WROTE_ON_DATE.len(), 2);
+    }
+
+    #[test]
+    fn ruby_word_boundary() {
+        // Ruby's `\b` counts `²` as a word character and ZWJ as not one.
+        assert!(!is_word_boundary("a\u{b2}", 1));
+        assert!(is_word_boundary("a\u{200d}", 1));
+        assert!(is_word_boundary("é x", 3));
+        assert!(!is_word_boundary("éa", 2));
+    }
+
     fn kind(line: &str) -> char {
         char::from(identify_line_content(line))
     }

@@ -464,6 +464,12 @@ pub(super) fn gsub_all(mut text: String, replace: impl Fn(&str) -> String) -> St
 mod tests {
     use super::*;
 
+    #[test]
+    fn statics_compile() {
+        assert_eq!(FAMILIES.len(), 11);
+        assert!(PAREN_A.is_match("(A)"));
+    }
+
     fn m(line: &str) -> bool {
         is_match(line)
     }

@@ -311,6 +311,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn statics_compile() {
+        for re in [
+            &*PGP_SIGNED,
+            &*PGP_SIGNATURE,
+            &*UNSUBSCRIBE,
+            &*ALIAS_MARKER,
+            &*ENCLOSED_QUAD,
+            &*NEWLINES,
+        ] {
+            assert!(!re.as_str().is_empty());
+        }
+    }
+
+    #[test]
     fn enclosed_quotes() {
         assert_eq!(
             enclosed_triple(">>> Bob >>>\nhi\nthere\n<<< Bob <<<\nok"),

@@ -6,6 +6,25 @@ use proptest::prelude::*;
 
 #[test]
 fn all_regexes_compile() {
+    for re in [
+        &*CODE_BLOCK,
+        &*P_DELIMITER,
+        &*P_REPLY_AT_END,
+        &*P_REPLY_START,
+        &*P_EMBEDDED_NO_QUOTE,
+        &*P_EMBEDDED_HUGE_QUOTE,
+        &*P_QUOTE_THEN_TEXT,
+        &*P_QUOTE_AT_END,
+        &*P_HEADER_SPAN,
+        &*P_HEADERS,
+        &*P_TRAILING_QUOTES,
+        &*EX_HEADERS,
+        &*EX_FORWARDED,
+        &*EX_BEFORE,
+    ] {
+        assert!(!re.as_str().is_empty());
+    }
+    // (each submodule's `statics_compile` test covers its own regexes)
     // Every `LazyLock<Regex>` panics on first use if its pattern is wrong; touch them all.
     let samples = [
         "",

@@ -1,0 +1,10 @@
+//! End-to-end processing with GitLab's fixtures: every handler path and error kind, on a SQLite
+//! file and on a private PostgreSQL server (see `postern_testkit`).
+
+mod support;
+
+mod delivery;
+mod issues;
+mod merge_requests;
+mod notes;
+mod service_desk;

@@ -1,0 +1,197 @@
+//! Replies, comments by issue address, unsubscribe (spec §6.1, §6.3, §6.5).
+
+use postern_store::{IssueState, Noteable, Role};
+use postern_testkit::both;
+
+use crate::support::{INCOMING, KEY, REPLY, World, renamed};
+
+both!(reply_becomes_a_note_by_the_recipient, |db| {
+    let world = World::new(db).await?;
+    let issue = world.issue("Adventure Time Sux").await?;
+    world.notify(&issue, &world.jake).await?;
+    let outcome = world
+        .receive(REPLY, &world.fixture("valid_reply.eml", 0))
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.handler.as_deref(), Some("create_note"));
+    let notes = world.notes(&issue).await?;
+    assert_eq!(notes.len(), 1);
+    let note = &notes[0];
+    assert_eq!(note.author_id, world.jake.id);
+    assert_eq!(Some(note.id), outcome.created.and_then(|c| c.note_id));
+    // An issue reply keeps the quoted part, collapsed.
+    assert!(
+        note.body.starts_with(
+            "I could not disagree more. I am obviously biased but adventure time is the\n\
+             greatest show ever created. Everyone should watch it.\n\n- Jake out\n\n\
+             <details><summary>...</summary>\n\n"
+        ),
+        "{}",
+        note.body
+    );
+    assert!(note.body.ends_with("</details>"), "{}", note.body);
+    Ok(())
+});
+
+both!(reply_key_from_references_without_subaddressing, |db| {
+    let world = World::new(db).await?;
+    let issue = world.issue("Adventure Time Sux").await?;
+    world.notify(&issue, &world.jake).await?;
+    let raw = world.fixture(
+        "reply_without_subaddressing_and_key_inside_references.eml",
+        0,
+    );
+    // A dedicated address (no %{key}): only References can carry the key.
+    let outcome = world
+        .receive("reply@appmail.adventuretime.ooo", &raw)
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    let notes = world.notes(&issue).await?;
+    assert!(notes[0].body.contains("I could not disagree more."));
+    Ok(())
+});
+
+both!(reply_from_an_unverified_address_is_user_not_found, |db| {
+    let world = World::new(db).await?;
+    let issue = world.issue("t").await?;
+    world.notify(&issue, &world.jake).await?;
+    let raw = String::from_utf8(world.fixture("valid_reply.eml", 0))?.replace(
+        "From: Jake the Dog <jake@adventuretime.ooo>",
+        "From: Finn <finn@adventuretime.ooo>",
+    );
+    let outcome = world.receive(REPLY, raw.as_bytes()).await?;
+    assert_eq!(outcome.error.as_deref(), Some("user_not_found"));
+    assert!(world.notes(&issue).await?.is_empty());
+    Ok(())
+});
+
+both!(unknown_reply_key_is_sent_notification_not_found, |db| {
+    let world = World::new(db).await?;
+    let outcome = world
+        .receive(REPLY, &world.fixture("valid_reply.eml", 0))
+        .await?;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("sent_notification_not_found")
+    );
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some(
+            "We couldn't figure out what the email is in reply to. Please create your comment through the web interface."
+        )
+    );
+    assert!(outcome.reject_notice_queued);
+    Ok(())
+});
+
+both!(commands_only_reply_runs_them_without_a_note, |db| {
+    let world = World::new(db).await?;
+    // A developer may close; the reply has only /close and /todo above the quote.
+    let issue = world.issue("to close").await?;
+    world.notify(&issue, &world.jake).await?;
+    let outcome = world
+        .receive(REPLY, &world.fixture("commands_only_reply.eml", 0))
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.created, None);
+    assert!(world.notes(&issue).await?.is_empty());
+    assert_eq!(
+        world.issue_by_iid(issue.iid).await?.state,
+        IssueState::Closed
+    );
+    Ok(())
+});
+
+both!(quick_actions_need_update_rights, |db| {
+    let world = World::new(db).await?;
+    let guest = world
+        .member("bmo", "bmo@adventuretime.ooo", Some(Role::Guest))
+        .await?;
+    let issue = world.issue("stays open").await?;
+    world.notify(&issue, &guest).await?;
+    let raw = String::from_utf8(world.fixture("commands_in_reply.eml", 0))?
+        .replace("jake@adventuretime.ooo", "bmo@adventuretime.ooo");
+    let outcome = world.receive(REPLY, raw.as_bytes()).await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    let notes = world.notes(&issue).await?;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].body.starts_with("Cool!"), "{}", notes[0].body);
+    assert!(!notes[0].body.contains("/close"), "{}", notes[0].body);
+    assert_eq!(
+        world.issue_by_iid(issue.iid).await?.state,
+        IssueState::Opened
+    );
+    Ok(())
+});
+
+both!(note_on_issuable_keeps_the_whole_text, |db| {
+    let world = World::new(db).await?;
+    let issue = world.issue("forwarded").await?;
+    let outcome = world
+        .receive(
+            INCOMING,
+            &world.fixture("valid_note_on_issuable.eml", issue.iid),
+        )
+        .await?;
+    assert_eq!(outcome.handler.as_deref(), Some("create_note_on_issuable"));
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    let notes = world.notes(&issue).await?;
+    assert_eq!(notes.len(), 1);
+    // Untrimmed: the quoted text stays.
+    assert!(notes[0].body.contains('>'), "{}", notes[0].body);
+
+    let missing_raw = renamed(&world.fixture("valid_note_on_issuable.eml", 999), "missing");
+    let missing = world.receive(INCOMING, &missing_raw).await?;
+    assert_eq!(missing.error.as_deref(), Some("noteable_not_found"));
+    Ok(())
+});
+
+both!(confidential_issue_needs_reporter, |db| {
+    let world = World::new(db).await?;
+    let guest = world
+        .member("bmo", "bmo@adventuretime.ooo", Some(Role::Guest))
+        .await?;
+    let issue = world.issue("secret").await?;
+    let mut tx = world.store().begin().await?;
+    tx.update_issue(
+        issue.id,
+        postern_store::IssueUpdate {
+            confidential: Some(true),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let raw = String::from_utf8(world.fixture("valid_note_on_issuable.eml", issue.iid))?.replace(
+        &world.jake.incoming_email_token,
+        &guest.incoming_email_token,
+    );
+    let outcome = world.receive(INCOMING, raw.as_bytes()).await?;
+    assert_eq!(outcome.error.as_deref(), Some("user_not_authorized"));
+    Ok(())
+});
+
+both!(unsubscribe_by_mail, |db| {
+    let world = World::new(db).await?;
+    let issue = world.issue("noisy").await?;
+    world.notify(&issue, &world.jake).await?;
+    for suffix in ["-unsubscribe", "+unsubscribe"] {
+        let raw = String::from_utf8(world.fixture("valid_reply.eml", 0))?
+            .replace(&format!("reply+{KEY}@"), &format!("reply+{KEY}{suffix}@"))
+            .replace("Message-ID: <", &format!("Message-ID: <{suffix}"));
+        let outcome = world.receive(REPLY, raw.as_bytes()).await?;
+        assert_eq!(
+            outcome.handler.as_deref(),
+            Some("unsubscribe"),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    }
+    let mut tx = world.store().begin().await?;
+    let subscribed = tx
+        .subscription(world.jake.id, Noteable::Issue(issue.id))
+        .await?;
+    tx.commit().await?;
+    assert_eq!(subscribed, Some(false));
+    Ok(())
+});

@@ -1,0 +1,262 @@
+//! A small tracker world for the end-to-end tests: a store (SQLite or PostgreSQL), a data
+//! directory, the GitLab fixtures with their placeholders filled in, and the users and projects
+//! GitLab's specs use.
+
+use std::path::PathBuf;
+
+use postern_core::content::UploadPolicy;
+use postern_core::{Processor, ProcessorConfig, ReceiveOutcome};
+use postern_mail::AddressTemplate;
+use postern_store::{
+    InboundSource, Issue, Mailbox, NewIssue, NewProject, NewSentNotification, NewUser, Noteable,
+    Project, Role, Store, User, Visibility,
+};
+use postern_testkit::{BoxError, TestDb};
+
+/// GitLab's shared-context reply key.
+pub const KEY: &str = "59d8df8370b7e95c5a49fbf86aeb2c93";
+pub const INCOMING: &str = "incoming+%{key}@appmail.adventuretime.ooo";
+pub const REPLY: &str = "reply+%{key}@appmail.adventuretime.ooo";
+
+/// The test world. Dropping it removes the data directory.
+pub struct World {
+    pub db: TestDb,
+    pub data: tempfile::TempDir,
+    /// `gitlabhq/gitlabhq`: the project the fixtures name.
+    pub project: Project,
+    /// jake@adventuretime.ooo, developer; fixtures' `auth_token` becomes his token.
+    pub jake: User,
+}
+
+impl World {
+    pub async fn new(db: TestDb) -> Result<World, BoxError> {
+        let data = tempfile::tempdir()?;
+        let mut tx = db.store.begin().await?;
+        let mut new_jake = NewUser::new("jake", "Jake the Dog", "jake@adventuretime.ooo");
+        new_jake.email_verified = true;
+        let jake = tx.create_user(new_jake).await?;
+        let project = tx
+            .create_project(NewProject {
+                namespace_path: "gitlabhq".into(),
+                path: "gitlabhq".into(),
+                name: "GitLab".into(),
+                visibility: Visibility::Private,
+                default_branch: "master".into(),
+            })
+            .await?;
+        tx.add_member(project.id, jake.id, Role::Developer).await?;
+        tx.commit().await?;
+        Ok(World {
+            db,
+            data,
+            project,
+            jake,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.db.store
+    }
+
+    pub fn config(&self, template: &str) -> ProcessorConfig {
+        ProcessorConfig {
+            service_desk_address: Some(AddressTemplate::new("support+%{key}@example.com")),
+            ..self.config_without_service_desk_mailbox(template)
+        }
+    }
+
+    /// No `service_desk_email` mailbox: only the incoming address.
+    pub fn config_without_service_desk_mailbox(&self, template: &str) -> ProcessorConfig {
+        ProcessorConfig {
+            incoming_address: Some(AddressTemplate::new(template)),
+            service_desk_address: None,
+            host: "localhost".into(),
+            uploads: UploadPolicy {
+                directory: self.data.path().join("uploads"),
+                max_bytes: 100 * 1024 * 1024,
+            },
+            sender_address: "postern@localhost".into(),
+            instance_name: "postern".into(),
+        }
+    }
+
+    pub fn repositories(&self) -> postern_git::Repositories {
+        postern_git::Repositories::new(self.data.path().join("repositories"))
+            .with_default_branch("master")
+    }
+
+    pub fn processor(&self, template: &str) -> Processor {
+        Processor::new(
+            self.store().clone(),
+            self.repositories(),
+            self.config(template),
+        )
+    }
+
+    /// Receives `raw` on the incoming mailbox with `template`.
+    pub async fn receive(&self, template: &str, raw: &[u8]) -> Result<ReceiveOutcome, BoxError> {
+        Ok(self
+            .processor(template)
+            .receive(raw, Mailbox::Incoming, InboundSource::Pipe, None)
+            .await?)
+    }
+
+    /// Adds a user with a verified address and a role in the project.
+    pub async fn member(
+        &self,
+        username: &str,
+        email: &str,
+        role: Option<Role>,
+    ) -> Result<User, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let user = tx
+            .create_user(NewUser::new(username, username, email))
+            .await?;
+        if let Some(role) = role {
+            tx.add_member(self.project.id, user.id, role).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// `email/test` (slug `email-test`, as in GitLab's Service Desk specs) with Service Desk on.
+    pub async fn service_desk_project(
+        &self,
+        visibility: Visibility,
+        change: impl FnOnce(&mut postern_store::ServiceDeskSettings),
+    ) -> Result<Project, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let project = tx
+            .create_project(NewProject {
+                namespace_path: "email".into(),
+                path: "test".into(),
+                name: "test".into(),
+                visibility,
+                default_branch: "main".into(),
+            })
+            .await?;
+        let mut settings = project.service_desk.clone();
+        settings.enabled = true;
+        change(&mut settings);
+        let project = tx.update_service_desk(project.id, &settings).await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// Receives `raw` on the Service Desk mailbox (`support+%{key}@example.com`).
+    pub async fn receive_service_desk(&self, raw: &[u8]) -> Result<ReceiveOutcome, BoxError> {
+        Ok(self
+            .processor(INCOMING)
+            .receive(raw, Mailbox::ServiceDesk, InboundSource::Pipe, None)
+            .await?)
+    }
+
+    pub async fn issue_in(&self, project: &Project, iid: i64) -> Result<Issue, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let issue = tx
+            .issue_by_iid(project.id, iid)
+            .await?
+            .ok_or("no such issue")?;
+        tx.commit().await?;
+        Ok(issue)
+    }
+
+    pub async fn issue(&self, title: &str) -> Result<Issue, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let issue = tx
+            .create_issue(NewIssue::new(
+                self.project.id,
+                self.jake.id,
+                title,
+                "description",
+            ))
+            .await?;
+        tx.commit().await?;
+        Ok(issue)
+    }
+
+    pub async fn issue_by_iid(&self, iid: i64) -> Result<Issue, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let issue = tx
+            .issue_by_iid(self.project.id, iid)
+            .await?
+            .ok_or("no such issue")?;
+        tx.commit().await?;
+        Ok(issue)
+    }
+
+    /// A notification about `issue` sent to `recipient`, with GitLab's shared reply key.
+    pub async fn notify(&self, issue: &Issue, recipient: &User) -> Result<(), BoxError> {
+        let mut tx = self.store().begin().await?;
+        tx.create_sent_notification(NewSentNotification {
+            partition: 0,
+            namespace_id: self.project.id,
+            recipient_id: recipient.id,
+            noteable: Noteable::Issue(issue.id),
+            in_reply_to_discussion_id: None,
+            reply_key: Some(KEY.into()),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn notes(&self, issue: &Issue) -> Result<Vec<postern_store::Note>, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let notes = tx.notes_for(Noteable::Issue(issue.id)).await?;
+        tx.commit().await?;
+        Ok(notes)
+    }
+
+    /// A GitLab fixture with `project_id`, `issue_iid` … replaced as GitLab's specs do.
+    pub fn fixture(&self, name: &str, issue_iid: i64) -> Vec<u8> {
+        self.fixture_for(&self.project, name, issue_iid)
+    }
+
+    /// The same, for another project.
+    pub fn fixture_for(&self, project: &Project, name: &str, issue_iid: i64) -> Vec<u8> {
+        fixture_with(
+            name,
+            &[
+                ("project_id", project.id.to_string()),
+                ("issue_iid", issue_iid.to_string()),
+                ("project_slug", project.full_path_slug.clone()),
+                ("project_key", "mykey".to_owned()),
+                ("auth_token", self.jake.incoming_email_token.clone()),
+            ],
+        )
+    }
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/gitlab-emails")
+        .join(name)
+}
+
+/// The same message with another Message-ID: GitLab's fixtures share Message-IDs and bodies, which
+/// postern rightly treats as one message delivered twice.
+pub fn renamed(raw: &[u8], tag: &str) -> Vec<u8> {
+    String::from_utf8_lossy(raw)
+        .replacen("Message-ID: <", &format!("Message-ID: <{tag}-"), 1)
+        .into_bytes()
+}
+
+/// Reads a fixture and replaces each placeholder by its value.
+pub fn fixture_with(name: &str, replacements: &[(&str, String)]) -> Vec<u8> {
+    let raw = std::fs::read(fixture_path(name)).expect("fixture exists");
+    let mut out = Vec::with_capacity(raw.len());
+    let mut rest: &[u8] = &raw;
+    'scan: while let Some(&first) = rest.first() {
+        for (from, to) in replacements {
+            if rest.starts_with(from.as_bytes()) {
+                out.extend_from_slice(to.as_bytes());
+                rest = &rest[from.len()..];
+                continue 'scan;
+            }
+        }
+        out.push(first);
+        rest = &rest[1..];
+    }
+    out
+}
