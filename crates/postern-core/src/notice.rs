@@ -126,10 +126,10 @@ fn compose(
             .in_reply_to(original.to_owned())
             .references(original.to_owned());
     }
-    if rejection.kind.can_retry() {
-        if let Some(first_to) = email.to().into_iter().next() {
-            builder = builder.reply_to(first_to);
-        }
+    if rejection.kind.can_retry()
+        && let Some(first_to) = email.to().into_iter().next()
+    {
+        builder = builder.reply_to(first_to);
     }
     builder
         .write_to_vec()

@@ -184,10 +184,10 @@ async fn resolve_users(
             let name = word.trim_start_matches('@');
             tx.user_by_username(name).await?.map(|user| user.id)
         };
-        if let Some(id) = id {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
+        if let Some(id) = id
+            && !ids.contains(&id)
+        {
+            ids.push(id);
         }
     }
     Ok(ids)

@@ -37,10 +37,10 @@ fn load_corpus() -> Vec<Vec<u8>> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|ext| ext == "eml") {
-                if let Ok(raw) = std::fs::read(&path) {
-                    messages.push(raw);
-                }
+            if path.extension().is_some_and(|ext| ext == "eml")
+                && let Ok(raw) = std::fs::read(&path)
+            {
+                messages.push(raw);
             }
         }
     }

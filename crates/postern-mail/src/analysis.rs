@@ -13,7 +13,6 @@ use crate::message::Email;
 use crate::quick_actions::find_quick_actions;
 use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route, route_incoming, route_service_desk};
-use crate::trim;
 
 /// The mailbox a message arrived in; each has its own address and routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -147,16 +146,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
     let (body, elided, options_error) = match reply::check_options(options.reply) {
         Ok(()) => {
             let parsed = reply::finish_reply(&selected, options.reply);
-            let elided = if options.reply.trim_reply {
-                Some(
-                    parsed
-                        .elided
-                        .unwrap_or_else(|| trim::trim_split(&selected).1),
-                )
-            } else {
-                None
-            };
-            (parsed.body, elided, None)
+            (parsed.body, parsed.elided, None)
         }
         Err(error) => (String::new(), None, Some(error.to_string())),
     };

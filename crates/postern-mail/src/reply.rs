@@ -37,7 +37,8 @@ impl Default for ReplyOptions {
 pub struct Reply {
     /// The reply text.
     pub body: String,
-    /// The part trimming cut away; filled only with `append_reply` (GitLab returns a pair then).
+    /// The part trimming cut away (`None` when trimming is off). GitLab returns it only with
+    /// `append_reply`; it is kept here in every trimming mode so callers can show it.
     pub elided: Option<String>,
 }
 
@@ -78,13 +79,10 @@ pub fn check_options(options: ReplyOptions) -> Result<(), ReplyError> {
 
 /// The trimming and clean-up half of the parser, for a body already chosen and converted.
 pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
+    // One trimming pass gives both halves; `trim(text)` is `trim_split(text).0`.
     let (body, elided) = if options.trim_reply {
-        if options.append_reply {
-            let (kept, cut) = trim::trim_split(selected);
-            (kept, Some(cut))
-        } else {
-            (trim::trim(selected), None)
-        }
+        let (kept, cut) = trim::trim_split(selected);
+        (kept, Some(cut))
     } else {
         (selected.to_owned(), None)
     };
@@ -93,8 +91,11 @@ pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
         line.trim().is_empty() || (!options.allow_only_quotes && line.starts_with('>'))
     });
     if only_quotes_or_blank {
-        // GitLab returns a plain "" here even in append mode.
-        return Reply::default();
+        // GitLab returns a plain "" here even in append mode; what was cut is still reported.
+        return Reply {
+            body: String::new(),
+            elided,
+        };
     }
     // Only the body loses its trailing blanks; GitLab returns the elided part as trimmed.
     Reply { body, elided }

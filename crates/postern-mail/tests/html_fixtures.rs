@@ -349,28 +349,62 @@ fn deeply_nested_input_does_not_overflow() {
     // Unclosed nesting that stays shallow is fully read.
     let html = "<div><span>".repeat(100) + "shallow";
     assert_eq!(html_to_markdown(&html), "shallow");
+    // Kramdown's part recurses, but only as deep as the tree the parser keeps.
+    for inner in [
+        "<span style=\"x\">",
+        "<a href=\"http://x\">",
+        "<div>",
+        "<i>",
+        "<p>",
+    ] {
+        let html = "<strong>".to_owned() + &inner.repeat(100_000) + "x";
+        let converted = html_to_markdown(&html);
+        assert!(
+            converted.starts_with("**") || converted.starts_with("<strong"),
+            "{inner}"
+        );
+    }
+}
+
+/// A mail-like chunk of markup: blocks, inline formatting, a link, an image, a table, a list.
+const MAIL_CHUNK: &str = "<div class=\"x\"><p>Hello <b>world</b>, see \
+    <a href=\"https://example.com/a?b=c&amp;d=e\">this link</a> &amp; <strong>that</strong>.<br>\
+    Next line<img src=\"https://img/x.png\" alt=\"i\"></p><table><tr><td>a</td><td>b</td></tr>\
+    </table><ul><li>one</li><li>two</li></ul></div>\n";
+
+fn convert_timed(html: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let converted = html_to_markdown(html);
+    (converted, started.elapsed())
 }
 
 #[test]
-fn many_siblings_and_large_input_stay_fast() {
-    let chunk = "<div class=\"x\"><p>Hello <b>world</b>, see <a href=\"https://example.com/a?b=c&amp;d=e\">\
-                 this link</a> &amp; <strong>that</strong>.<br>Next line<img src=\"https://img/x.png\" alt=\"i\">\
-                 </p><table><tr><td>a</td><td>b</td></tr></table><ul><li>one</li><li>two</li></ul></div>\n";
-    let html = chunk.repeat(10 * 1024 * 1024 / chunk.len());
-    let started = Instant::now();
-    let converted = html_to_markdown(&html);
-    let elapsed = started.elapsed();
-    assert!(
-        converted
-            .starts_with("Hello world, see [this link](https://example.com/a?b=c&d=e) & **that**.")
-    );
-    // Generous enough for an unoptimised test build on a slow machine; a release build does
-    // this in well under a second.
-    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+fn large_input_and_wide_trees_convert() {
+    // Kept to 2 MB so the unoptimised test build stays quick; see the ignored test below for
+    // the 10 MB timing.
+    let html = MAIL_CHUNK.repeat(2 * 1024 * 1024 / MAIL_CHUNK.len());
+    let (converted, _) = convert_timed(&html);
+    let first_chunk = "Hello world, see [this link](https://example.com/a?b=c&d=e) & **that**.\n\
+                       Next line![i](https://img/x.png)\n\na\tb\n- one\n- two\n\n";
+    assert!(converted.starts_with(&first_chunk.repeat(3)));
 
-    let siblings = "<br>".repeat(200_000) + &"<p>x</p>".repeat(100_000);
-    let converted = html_to_markdown(&siblings);
+    // Many siblings: no per-sibling rescans.
+    let siblings =
+        "<br>".repeat(200_000) + &"<p>x</p>".repeat(100_000) + &"<!--c-->".repeat(100_000);
+    let (converted, _) = convert_timed(&siblings);
     assert!(converted.ends_with("x\n\nx"));
+}
+
+/// Run with `cargo test --release -- --ignored`: 10 MB of mail-like HTML converts in about a
+/// second (two libxml2-style parses, a serialisation and the walk); the bound leaves room for
+/// a loaded machine.
+#[test]
+#[ignore = "timing; meaningful in a release build only"]
+fn ten_megabytes_convert_quickly_in_release() {
+    let html = MAIL_CHUNK.repeat(10 * 1024 * 1024 / MAIL_CHUNK.len());
+    let (converted, elapsed) = convert_timed(&html);
+    assert!(converted.len() > 4 * 1024 * 1024);
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
 
 #[test]

@@ -175,7 +175,11 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config: Config = serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // No source snippet in the message: it would quote the lines around the error, and
+        // those may hold a password. The message names the key, the line and the column.
+        let options = serde_saphyr::options! { with_snippet: false };
+        let config: Config = serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(config)
     }
 
@@ -236,6 +240,16 @@ mod tests {
     fn unknown_keys_are_named() {
         let error = Config::parse("incoming_email:\n  adress: x\n").expect_err("typo must fail");
         assert!(format!("{error:#}").contains("adress"), "{error:#}");
+    }
+
+    #[test]
+    fn errors_quote_no_line_of_the_file() {
+        let text = "incoming_email:\n  password: \"hunter2\"\n  adress: x\n";
+        let error = Config::parse(text).expect_err("typo must fail");
+        let message = format!("{error:#}");
+        assert!(message.contains("adress"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Exit codes (sysexits) and the one place errors are mapped to them.
 
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::Path;
 
 /// Input file missing or unreadable (`EX_NOINPUT`).
@@ -52,7 +52,21 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
 
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(SOFTWARE, e))?;
-    println!("{text}");
-    Ok(())
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(SOFTWARE, e))?;
+    text.push('\n');
+    print_bytes(text.as_bytes())
+}
+
+/// Writes `bytes` to standard output. A reader that has gone away (`postern … | head`) is not
+/// an error: the work is done (for `receive`, committed), and `println!` would panic instead.
+pub fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::new(
+            SOFTWARE,
+            anyhow::anyhow!("cannot write to standard output: {e}"),
+        )),
+    }
 }

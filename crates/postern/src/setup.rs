@@ -50,8 +50,10 @@ impl Setup {
         }
     }
 
-    /// Opens the store (creating the data directory). Failing here is temporary (exit 75): the
-    /// database may come back, and an MTA will retry.
+    /// Opens the store (creating the data directory). A temporary failure (exit 75: the database
+    /// may come back, and an MTA will retry) is told apart from a store that retrying cannot fix
+    /// (exit 78: an unsupported or malformed URL, a refused password, a database that is not
+    /// postern's).
     pub async fn store(&self) -> Result<Store, Failure> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))
@@ -63,13 +65,27 @@ impl Setup {
         Store::connect_with(&self.store_url, &options)
             .await
             .map_err(|e| {
-                let code = if matches!(e, postern_store::StoreError::UnsupportedUrl(_)) {
-                    CONFIG
+                // The URL is never repeated: it may carry a password.
+                if let postern_store::StoreError::UnsupportedUrl(_) = e {
+                    let scheme = self
+                        .store_url
+                        .split_once("://")
+                        .map(|(scheme, _)| scheme)
+                        .filter(|s| s.len() <= 16 && s.chars().all(|c| c.is_ascii_alphanumeric()))
+                        .map(|s| format!(" {s:?}"))
+                        .unwrap_or_default();
+                    return Failure::new(
+                        CONFIG,
+                        anyhow::anyhow!(
+                            "unsupported store URL scheme{scheme} (expected sqlite:… or postgres://…)"
+                        ),
+                    );
+                }
+                if e.is_temporary() {
+                    Failure::new(TEMPORARY, anyhow::anyhow!("store unavailable: {e}"))
                 } else {
-                    TEMPORARY
-                };
-                // The URL is not repeated: it may carry a password.
-                Failure::new(code, anyhow::anyhow!("store unavailable: {e}"))
+                    Failure::new(CONFIG, anyhow::anyhow!("unusable store: {e}"))
+                }
             })
     }
 

@@ -1,5 +1,5 @@
 //! Conventions as tests: every Rust file opens with a `//!` doc, library and binary sources stay
-//! under 600 lines, no trailing white space, no `#[should_panic]` (a test states the behaviour it
+//! under 600 lines, no trailing white space, no panic-expecting test attribute (a test states the behaviour it
 //! expects instead).
 
 use std::path::{Path, PathBuf};

@@ -80,17 +80,17 @@ pub async fn create_issue(
             due_date: update.due_date.clone().flatten(),
         })
         .await?;
-    if let Some(state) = update.state {
-        if state != issue.state {
-            tx.update_issue(
-                issue.id,
-                postern_store::IssueUpdate {
-                    state: Some(state),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        }
+    if let Some(state) = update.state
+        && state != issue.state
+    {
+        tx.update_issue(
+            issue.id,
+            postern_store::IssueUpdate {
+                state: Some(state),
+                ..Default::default()
+            },
+        )
+        .await?;
     }
     Ok(Handled {
         created: Some(Created {

@@ -53,32 +53,32 @@ pub async fn service_desk(
     }
 
     let from_address = email.from_address();
-    if let Some(in_reply_to) = email.in_reply_to() {
-        if let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await? {
-            let (body, _) = content::body_text(email, Variant::Untrimmed);
-            let links = upload(tx, &parts, &project, &bot).await?;
-            let text = content::compose(&body, None, &links, true, Variant::Untrimmed);
-            let note = create_comment(
-                tx,
-                CommentRequest {
-                    project: &project,
-                    author: &bot,
-                    role: None,
-                    noteable: Noteable::Issue(ticket.id),
-                    issue: Some(&ticket),
-                    text,
-                    discussion_id: None,
-                    external_author: from_address.clone(),
-                    internal: false,
-                },
-            )
-            .await?;
-            add_participants(tx, &parts, &project, ticket.id, from_address.as_deref()).await?;
-            reopen_on_external_note(tx, &project, &ticket, &bot).await?;
-            return Ok(Handled {
-                created: note.map(|note| created_note(&project, &note)),
-            });
-        }
+    if let Some(in_reply_to) = email.in_reply_to()
+        && let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await?
+    {
+        let (body, _) = content::body_text(email, Variant::Untrimmed);
+        let links = upload(tx, &parts, &project, &bot).await?;
+        let text = content::compose(&body, None, &links, true, Variant::Untrimmed);
+        let note = create_comment(
+            tx,
+            CommentRequest {
+                project: &project,
+                author: &bot,
+                role: None,
+                noteable: Noteable::Issue(ticket.id),
+                issue: Some(&ticket),
+                text,
+                discussion_id: None,
+                external_author: from_address.clone(),
+                internal: false,
+            },
+        )
+        .await?;
+        add_participants(tx, &parts, &project, ticket.id, from_address.as_deref()).await?;
+        reopen_on_external_note(tx, &project, &ticket, &bot).await?;
+        return Ok(Handled {
+            created: note.map(|note| created_note(&project, &note)),
+        });
     }
     new_ticket(tx, &parts, &project, &bot, from_address).await
 }
@@ -177,21 +177,21 @@ async fn new_ticket(
     if let Some(message_id) = email.message_id() {
         tx.record_issue_email(ticket.id, message_id).await?;
     }
-    if let Some(key) = &settings.issue_template_key {
-        if template.is_none() {
-            tx.create_note(NewNote {
-                noteable: Noteable::Issue(ticket.id),
-                author_id: bot.id,
-                body: format!(
-                    "WARNING: The template file {key}.md used for service desk issues is empty or could not be found.\nPlease check service desk settings and update the file to be used."
-                ),
-                external_author: None,
-                in_reply_to_discussion_id: None,
-                internal: false,
-                system: false,
-            })
-            .await?;
-        }
+    if let Some(key) = &settings.issue_template_key
+        && template.is_none()
+    {
+        tx.create_note(NewNote {
+            noteable: Noteable::Issue(ticket.id),
+            author_id: bot.id,
+            body: format!(
+                "WARNING: The template file {key}.md used for service desk issues is empty or could not be found.\nPlease check service desk settings and update the file to be used."
+            ),
+            external_author: None,
+            in_reply_to_discussion_id: None,
+            internal: false,
+            system: false,
+        })
+        .await?;
     }
     add_participants(tx, context, project, ticket.id, from_address.as_deref()).await?;
     Ok(Handled {

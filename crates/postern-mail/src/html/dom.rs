@@ -4,6 +4,22 @@
 //! a bare attribute keeping no value), text, comments and the document itself. Processing
 //! instructions and the DTD never influence GitLab's output, so they are not stored.
 
+use std::borrow::Cow;
+
+use super::tables::common_name;
+
+/// An element or attribute name (lower case). Common names are static, so most tags cost no
+/// allocation.
+pub(crate) type Name = Cow<'static, str>;
+
+/// The [`Name`] for `name`.
+pub(crate) fn name(name: &str) -> Name {
+    match common_name(name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
 /// Index of a node in [`Dom::nodes`].
 pub(crate) type NodeId = usize;
 
@@ -14,7 +30,7 @@ pub(crate) const DOCUMENT: NodeId = 0;
 /// without children and serialises without `=`.
 #[derive(Debug, Clone)]
 pub(crate) struct Attr {
-    pub(crate) name: String,
+    pub(crate) name: Name,
     pub(crate) value: Option<String>,
 }
 
@@ -22,7 +38,7 @@ pub(crate) struct Attr {
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
     Document,
-    Element { name: String, attrs: Vec<Attr> },
+    Element { name: Name, attrs: Vec<Attr> },
     Text(String),
     Comment(String),
 }
@@ -151,9 +167,8 @@ impl Dom {
     /// Replaces every `<a>` that has no `href` by its children, as GitLab's `HTMLParser` does
     /// before converting (Outlook adds such anchors; html2text would wrap them in brackets).
     pub(crate) fn unwrap_links_without_href(&mut self) {
-        let targets: Vec<NodeId> = self
-            .preorder(DOCUMENT)
-            .into_iter()
+        // Nodes are stored in the order the parser created them, which is document order.
+        let targets: Vec<NodeId> = (0..self.nodes.len())
             .filter(|&id| self.element_name(id) == Some("a") && self.attr(id, "href").is_none())
             .collect();
         // Document order matters: an outer anchor is unwrapped first, so an inner one is then

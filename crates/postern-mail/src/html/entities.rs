@@ -2,8 +2,8 @@
 //! entities plus `apos`).
 //!
 //! GitLab parses mail HTML with Nokogiri, i.e. libxml2's HTML 4 parser, which decodes only these
-//! names; an unknown name such as `&hellip` without `;` or an HTML5-only name stays literal text.
-//! Using the same table keeps entity handling identical to GitLab's.
+//! names and only when the `;` is there: `&hellip` or an HTML5-only name such as `&check;` stays
+//! literal text. Using the same table keeps entity handling identical to GitLab's.
 
 /// `(name, code point)`, sorted by name (byte order) for binary search.
 const ENTITIES: [(&str, u32); 253] = [

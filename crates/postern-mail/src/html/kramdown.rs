@@ -14,8 +14,6 @@
 //! lists, tables, headings, `pre` — rare in mail) is not reproduced: such elements are written
 //! back as HTML. Recursion here is bounded by the parser's [`super::parse::MAX_DEPTH`].
 
-use std::collections::HashMap;
-
 use super::dom::{Dom, Kind, NodeId};
 use super::html2text::ruby_strip;
 use super::serialize::{escape_text, serialized_value};
@@ -27,7 +25,7 @@ pub(crate) fn convert(dom: &Dom, root: NodeId) -> String {
     let keep: &[&str] = if name == "img" { &["alt", "src"] } else { &[] };
     let builder = Builder {
         dom,
-        edges: text_edges(dom, root),
+        edges: TextEdges::new(dom, root),
     };
     let mut document = KEl::new(Ty::Root);
     if let Some(element) = builder.element(root, true, false, Some(keep)) {
@@ -52,31 +50,53 @@ pub(crate) fn convert(dom: &Dom, root: NodeId) -> String {
     out
 }
 
-/// For every node under `root`, the first and last character of its descendant text — all
+/// For every node under a root, the first and last character of its descendant text — all
 /// Kramdown's emphasis rule needs to know, computed once bottom-up so that nested emphasis does
 /// not rescan its subtree at every level.
-fn text_edges(dom: &Dom, root: NodeId) -> HashMap<NodeId, (char, char)> {
-    let mut edges: HashMap<NodeId, (char, char)> = HashMap::new();
-    for id in dom.preorder(root).into_iter().rev() {
-        let edge = match &dom.node(id).kind {
-            Kind::Text(text) => text.chars().next().zip(text.chars().next_back()),
-            Kind::Element { .. } => {
-                let children = dom.children(id);
-                let first = children.iter().find_map(|c| edges.get(c)).map(|e| e.0);
-                let last = children
-                    .iter()
-                    .rev()
-                    .find_map(|c| edges.get(c))
-                    .map(|e| e.1);
-                first.zip(last)
-            }
-            _ => None,
+struct TextEdges {
+    base: NodeId,
+    edges: Vec<Option<(char, char)>>,
+}
+
+impl TextEdges {
+    fn new(dom: &Dom, root: NodeId) -> Self {
+        let order = dom.preorder(root);
+        // Node ids of a subtree are close together (the parser appends in document order), so
+        // a vector indexed from the smallest id is compact.
+        let base = order.iter().copied().min().unwrap_or(root);
+        let top = order.iter().copied().max().unwrap_or(root);
+        let mut edges = TextEdges {
+            base,
+            edges: vec![None; top - base + 1],
         };
-        if let Some(edge) = edge {
-            edges.insert(id, edge);
+        for &id in order.iter().rev() {
+            let edge = match &dom.node(id).kind {
+                Kind::Text(text) => text.chars().next().zip(text.chars().next_back()),
+                Kind::Element { .. } => {
+                    let children = dom.children(id);
+                    let first = children.iter().find_map(|&c| edges.get(c)).map(|e| e.0);
+                    let last = children
+                        .iter()
+                        .rev()
+                        .find_map(|&c| edges.get(c))
+                        .map(|e| e.1);
+                    first.zip(last)
+                }
+                _ => None,
+            };
+            if let Some(slot) = id.checked_sub(base).and_then(|i| edges.edges.get_mut(i)) {
+                *slot = edge;
+            }
         }
+        edges
     }
-    edges
+
+    fn get(&self, id: NodeId) -> Option<(char, char)> {
+        id.checked_sub(self.base)
+            .and_then(|i| self.edges.get(i))
+            .copied()
+            .flatten()
+    }
 }
 
 // ---- Kramdown's element tree ---------------------------------------------------------------
@@ -358,7 +378,7 @@ fn descendant_text(dom: &Dom, id: NodeId) -> String {
 
 struct Builder<'a> {
     dom: &'a Dom,
-    edges: HashMap<NodeId, (char, char)>,
+    edges: TextEdges,
 }
 
 impl Builder<'_> {
@@ -375,13 +395,13 @@ impl Builder<'_> {
             return None;
         };
         let mut el = KEl::new(Ty::Html);
-        el.name = name.clone();
+        el.name = name.to_string();
         el.attrs = attrs
             .iter()
-            .filter(|attr| keep.is_none_or(|keep| keep.contains(&attr.name.as_str())))
+            .filter(|attr| keep.is_none_or(|keep| keep.contains(&attr.name.as_ref())))
             .map(|attr| {
                 (
-                    attr.name.clone(),
+                    attr.name.to_string(),
                     serialized_value(name, attr).unwrap_or_default(),
                 )
             })
@@ -389,17 +409,17 @@ impl Builder<'_> {
         if !convert {
             return Some(self.raw_html(id, el, preserve));
         }
-        match name.as_str() {
+        match name.as_ref() {
             "em" | "i" | "strong" | "b" => {
                 let edge_space = self
                     .edges
-                    .get(&id)
-                    .is_some_and(|&(first, last)| is_ruby_space(first) || is_ruby_space(last));
+                    .get(id)
+                    .is_some_and(|(first, last)| is_ruby_space(first) || is_ruby_space(last));
                 if edge_space {
                     // Emphasis Markdown cannot express stays raw HTML, unconverted inside.
                     return Some(self.raw_html(id, el, preserve));
                 }
-                el.ty = if matches!(name.as_str(), "em" | "i") {
+                el.ty = if matches!(name.as_ref(), "em" | "i") {
                     Ty::Em
                 } else {
                     Ty::Strong

@@ -21,19 +21,26 @@
 //! it rather than with a general-purpose HTML5 parser and Markdown converter, whose trees and
 //! output differ on exactly the sloppy markup mail clients produce:
 //!
-//! - [`parse`] builds libxml2's tree (its auto-closing tables, implied elements, HTML 4
+//! - `parse` builds libxml2's tree (its auto-closing tables, implied elements, HTML 4
 //!   entities, and its limit of 256 nested elements, past which libxml2 stops reading);
-//! - [`serialize`] writes it back the way libxml2 does, since that round trip is observable
+//! - `serialize` writes it back the way libxml2 does, since that round trip is observable
 //!   (URI-escaped `href`/`src`, formatting newlines);
-//! - [`html2text`] is the gem's walk and clean-up;
-//! - [`kramdown`] is the slice of Kramdown those four elements reach.
+//! - `html2text` is the gem's walk and clean-up;
+//! - `kramdown` is the slice of Kramdown those four elements reach.
 //!
 //! Every tree walk is iterative or bounded by the parser's depth limit, so no input can
-//! exhaust the stack; all passes are linear in the input size.
+//! exhaust the stack, and every pass is linear in the input size.
 //!
-//! Known differences from GitLab are listed in `kramdown`'s documentation (block structure
-//! inside `em`/`strong`/`details` stays HTML instead of Kramdown's native conversion) and in
-//! the report that came with this module; none of them affects ordinary mail.
+//! Known differences from GitLab, none of which ordinary mail runs into:
+//! - block markup *inside* `em`/`strong`/`details` (paragraphs, lists, headings, tables, `pre`)
+//!   is written back as HTML where Kramdown would convert it natively;
+//! - libxml2's serialisation is reproduced for the document round trip, but Kramdown's input
+//!   (`node.to_html`) is modelled without its formatting newlines and Kramdown's own HTML
+//!   scanner quirks;
+//! - the libxml2 modelled is the 2.9–2.13 series (Nokogiri up to 1.18); libxml2 2.14's HTML5
+//!   tokenizer decodes entities and comments differently;
+//! - CR is normalised before the first parse, where GitLab does it before the second, which
+//!   only shows inside attribute values and raw emphasis HTML.
 
 mod dom;
 mod entities;
@@ -46,8 +53,8 @@ mod tables;
 /// What GitLab's `Gitlab::Email::HTMLParser.parse_reply(html)` returns: the HTML converted to
 /// Markdown-ish text.
 ///
-/// Reply trimming (cutting the quoted previous message) is a separate later step, see
-/// [`crate::trim`]; this function converts the whole document.
+/// Reply trimming (cutting the quoted previous message) is a separate, later step (the `trim`
+/// module); this function converts the whole document.
 ///
 /// ```
 /// use postern_mail::html::html_to_markdown;
@@ -60,17 +67,23 @@ mod tables;
 /// );
 /// ```
 pub fn html_to_markdown(html: &str) -> String {
+    // libxml2 skips a UTF-8 byte order mark before parsing.
+    let html = html.strip_prefix('\u{feff}').unwrap_or(html);
     // html2text's `fix_newlines`, done before the first parse so that CR never reaches text.
     let html = html.replace("\r\n", "\n").replace('\r', "\n");
 
-    let mut document = parse::parse(&html);
-    document.unwrap_links_without_href();
-    let serialized = serialize::serialize_document(&document);
+    let serialized = {
+        let mut document = parse::parse(&html);
+        drop(html);
+        document.unwrap_links_without_href();
+        serialize::serialize_document(&document)
+    };
 
     // html2text's `replace_entities` on the serialised document: every no-break space is a
     // plain space from here on (`&nbsp;` itself is never produced by the serialiser).
     let serialized = serialized.replace('\u{a0}', " ");
     let document = parse::parse(&serialized);
+    drop(serialized);
     html2text::convert(&document)
 }
 
@@ -83,6 +96,8 @@ mod tests {
         assert_eq!(html_to_markdown(""), "");
         assert_eq!(html_to_markdown("   \n "), "");
         assert_eq!(html_to_markdown("plain text"), "plain text");
+        assert_eq!(html_to_markdown("\u{feff}<p>bom</p>"), "bom");
+        assert_eq!(html_to_markdown("<p>crlf\r\nline</p>"), "crlf line");
         assert_eq!(html_to_markdown("a &amp; b &lt;c&gt;"), "a & b <c>");
     }
 

@@ -13,7 +13,9 @@
 //! `XML_PARSE_HUGE`, which Nokogiri does not set. [`MAX_DEPTH`] reproduces that, and it is what
 //! bounds the depth of every later walk over the tree.
 
-use super::dom::{Attr, DOCUMENT, Dom, Kind, NodeId};
+use std::collections::HashSet;
+
+use super::dom::{Attr, DOCUMENT, Dom, Kind, Name, NodeId, name as make_name};
 use super::entities;
 use super::tables::{element_info, end_priority, start_closes};
 
@@ -56,7 +58,7 @@ struct Parser<'a> {
     pos: usize,
     dom: Dom,
     /// The open elements (`nameTab` / `nodeTab`), innermost last.
-    open: Vec<(NodeId, String)>,
+    open: Vec<NodeId>,
     seen: Seen,
     /// `ctxt->depth`: misplaced `html`/`head`/`body` start tags that were dropped, so that their
     /// end tags are dropped too.
@@ -112,11 +114,18 @@ impl Parser<'_> {
     }
 
     fn current_name(&self) -> Option<&str> {
-        self.open.last().map(|(_, name)| name.as_str())
+        self.open.last().and_then(|&id| self.dom.element_name(id))
     }
 
     fn current_node(&self) -> Option<NodeId> {
-        self.open.last().map(|&(id, _)| id)
+        self.open.last().copied()
+    }
+
+    /// Whether an element called `name` is open.
+    fn is_open(&self, name: &str) -> bool {
+        self.open
+            .iter()
+            .any(|&id| self.dom.element_name(id) == Some(name))
     }
 
     // ---- tree building (the SAX2 side) -------------------------------------------------------
@@ -136,11 +145,11 @@ impl Parser<'_> {
         let id = self.dom.append(
             parent,
             Kind::Element {
-                name: name.to_owned(),
+                name: make_name(name),
                 attrs,
             },
         );
-        self.open.push((id, name.to_owned()));
+        self.open.push(id);
         true
     }
 
@@ -192,11 +201,7 @@ impl Parser<'_> {
             if self.seen >= Seen::Body {
                 return;
             }
-            if self
-                .open
-                .iter()
-                .any(|(_, name)| name == "body" || name == "head")
-            {
+            if self.is_open("body") || self.is_open("head") {
                 return;
             }
             self.push_element("body", Vec::new());
@@ -267,10 +272,12 @@ impl Parser<'_> {
                 continue;
             }
             if c == b'<' && (next.is_ascii_alphabetic() || next == b'_' || next == b':') {
-                let name = self.lookahead_name();
+                let mut buffer = [0u8; MAX_NAME_LEN];
+                let name = self.lookahead_name(&mut buffer);
                 if let Some(current) = self.current_name()
-                    && start_closes(&name, current)
+                    && start_closes(name, current)
                 {
+                    let name = name.to_owned();
                     self.auto_close(&name);
                     continue;
                 }
@@ -301,42 +308,49 @@ impl Parser<'_> {
         }
     }
 
-    /// `htmlParseHTMLName_nonInvasive`: the name after `<`, without consuming it.
-    fn lookahead_name(&self) -> String {
-        let mut name = String::new();
-        for &byte in self
-            .bytes
-            .get(self.pos + 1..)
-            .unwrap_or(&[])
-            .iter()
-            .take(MAX_NAME_LEN)
-        {
+    /// `htmlParseHTMLName_nonInvasive`: the name after `<`, lower-cased into `buffer`, without
+    /// consuming it.
+    fn lookahead_name<'b>(&self, buffer: &'b mut [u8; MAX_NAME_LEN]) -> &'b str {
+        let mut len = 0;
+        let rest = self.bytes.get(self.pos + 1..).unwrap_or(&[]);
+        for &byte in rest.iter().take(MAX_NAME_LEN) {
             if byte.is_ascii_alphanumeric() || matches!(byte, b':' | b'-' | b'_') {
-                name.push(char::from(byte.to_ascii_lowercase()));
+                if let Some(slot) = buffer.get_mut(len) {
+                    *slot = byte.to_ascii_lowercase();
+                }
+                len += 1;
             } else {
                 break;
             }
         }
-        name
+        // Only ASCII was copied, so this cannot fail.
+        std::str::from_utf8(buffer.get(..len).unwrap_or(&[])).unwrap_or("")
     }
 
     /// `htmlParseHTMLName`: a tag or attribute name, lower-cased.
-    fn html_name(&mut self) -> Option<String> {
+    fn html_name(&mut self) -> Option<Name> {
         let first = self.peek();
         if !(first.is_ascii_alphabetic() || matches!(first, b'_' | b':' | b'.')) {
             return None;
         }
-        let mut name = String::new();
-        while name.len() < MAX_NAME_LEN {
+        let mut buffer = [0u8; MAX_NAME_LEN];
+        let mut len = 0;
+        while len < MAX_NAME_LEN {
             let byte = self.peek();
             if byte.is_ascii_alphanumeric() || matches!(byte, b':' | b'-' | b'_' | b'.') {
-                name.push(char::from(byte.to_ascii_lowercase()));
+                if let Some(slot) = buffer.get_mut(len) {
+                    *slot = byte.to_ascii_lowercase();
+                }
+                len += 1;
                 self.pos += 1;
             } else {
                 break;
             }
         }
-        Some(name)
+        // Only ASCII was copied.
+        std::str::from_utf8(buffer.get(..len).unwrap_or(&[]))
+            .ok()
+            .map(make_name)
     }
 
     /// `htmlParseName`: an XML name (entity names, PI targets, the doctype name).
@@ -382,7 +396,7 @@ impl Parser<'_> {
         if name == "head" && self.open.len() != 1 {
             discard = true;
         }
-        if name == "body" && self.open.iter().any(|(_, open)| open == "body") {
+        if name == "body" && self.is_open("body") {
             discard = true;
         }
         if discard {
@@ -396,12 +410,13 @@ impl Parser<'_> {
 
         // From here libxml2 works on the current element, which for a dropped tag is the
         // enclosing one.
-        let Some(current) = self.current_name().map(str::to_owned) else {
+        let Some(current) = self.current_name() else {
             if self.peek() == b'>' {
                 self.pos += 1;
             }
             return;
         };
+        let current_is_void = element_info(current).is_some_and(|info| info.empty);
         if self.peek() == b'/' && self.peek_at(1) == b'>' {
             // libxml2 honours `<x/>` for every element.
             self.pos += 2;
@@ -415,7 +430,7 @@ impl Parser<'_> {
             self.pop_element();
             return;
         }
-        if element_info(&current).is_some_and(|info| info.empty) {
+        if current_is_void {
             self.pop_element();
         }
     }
@@ -423,6 +438,7 @@ impl Parser<'_> {
     /// The attribute list of a start tag; the first of duplicated names wins.
     fn attributes(&mut self) -> Vec<Attr> {
         let mut attrs: Vec<Attr> = Vec::new();
+        let mut seen: HashSet<Name> = HashSet::new();
         self.skip_blanks();
         while !self.halted {
             let c = self.peek();
@@ -438,7 +454,18 @@ impl Parser<'_> {
                         self.skip_blanks();
                         value = Some(self.attribute_value());
                     }
-                    if !attrs.iter().any(|attr| attr.name == name) {
+                    // Past a handful of attributes, remember the names in a set so that a tag
+                    // with thousands of them stays linear.
+                    let duplicate = if attrs.len() < 16 {
+                        attrs.iter().any(|attr| attr.name == name)
+                    } else {
+                        !seen.insert(name.clone())
+                    };
+                    if !duplicate {
+                        if attrs.len() == 15 {
+                            seen.extend(attrs.iter().map(|attr| attr.name.clone()));
+                            seen.insert(name.clone());
+                        }
                         attrs.push(Attr { name, value });
                     }
                 }
@@ -622,17 +649,18 @@ impl Parser<'_> {
         if self.peek() == b'>' {
             self.pos += 1;
         }
-        if self.discarded > 0 && matches!(name.as_str(), "html" | "body" | "head") {
+        if self.discarded > 0 && matches!(name.as_ref(), "html" | "body" | "head") {
             self.discarded -= 1;
             return;
         }
-        if !self.open.iter().any(|(_, open)| *open == name) {
+        if !self.is_open(&name) {
             return;
         }
         // `htmlAutoCloseOnClose`: a misplaced end tag may only close lower-priority elements.
         let priority = end_priority(&name);
-        for (_, open) in self.open.iter().rev() {
-            if *open == name {
+        for &id in self.open.iter().rev() {
+            let open = self.dom.element_name(id).unwrap_or("");
+            if open == name {
                 break;
             }
             if end_priority(open) > priority {
@@ -642,7 +670,7 @@ impl Parser<'_> {
         while self.current_name().is_some_and(|current| current != name) {
             self.pop_element();
         }
-        if self.current_name() == Some(name.as_str()) {
+        if self.current_name() == Some(name.as_ref()) {
             self.pop_element();
         }
     }
@@ -661,13 +689,7 @@ impl Parser<'_> {
             self.add_comment(String::new());
             return;
         }
-        let close = rest.find("-->").map(|at| (at, 3));
-        let bang = rest.find("--!>").map(|at| (at, 4));
-        let end = match (close, bang) {
-            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        };
-        match end {
+        match comment_end(rest) {
             Some((at, len)) => {
                 let content = rest.get(..at).unwrap_or("");
                 let content: String = content.chars().filter(|&c| is_xml_char(c)).collect();
@@ -744,6 +766,26 @@ impl Parser<'_> {
             self.pos += 1;
         }
     }
+}
+
+/// Where the comment body `rest` ends: the first `-->` or `--!>`, as `(offset, terminator
+/// length)`. One forward scan, so a page of comments stays linear.
+fn comment_end(rest: &str) -> Option<(usize, usize)> {
+    let bytes = rest.as_bytes();
+    let mut from = 0;
+    while let Some(found) = bytes
+        .get(from..)
+        .and_then(|tail| tail.windows(2).position(|pair| pair == b"--"))
+    {
+        let at = from + found;
+        match bytes.get(at + 2) {
+            Some(b'>') => return Some((at, 3)),
+            Some(b'!') if bytes.get(at + 3) == Some(&b'>') => return Some((at, 4)),
+            Some(_) => from = at + 1,
+            None => return None,
+        }
+    }
+    None
 }
 
 /// Character data as libxml2 stores it: a NUL inside text reads as a space, characters XML
@@ -841,7 +883,7 @@ mod tests {
         let attrs: Vec<(String, Option<String>)> = dom
             .attrs(link)
             .iter()
-            .map(|a| (a.name.clone(), a.value.clone()))
+            .map(|a| (a.name.to_string(), a.value.clone()))
             .collect();
         assert_eq!(
             attrs,
@@ -851,6 +893,20 @@ mod tests {
                 ("nowrap".into(), None)
             ]
         );
+    }
+
+    #[test]
+    fn duplicate_attributes_keep_the_first_even_in_long_lists() {
+        let names: String = (0..40).map(|i| format!(" a{i}={i}")).collect();
+        let dom = parse(&format!("<p{names} a3=x a30=y>t</p>"));
+        let p = dom
+            .preorder(DOCUMENT)
+            .into_iter()
+            .find(|&id| dom.element_name(id) == Some("p"))
+            .unwrap_or(DOCUMENT);
+        assert_eq!(dom.attrs(p).len(), 40);
+        assert_eq!(dom.attr(p, "a3"), Some("3"));
+        assert_eq!(dom.attr(p, "a30"), Some("30"));
     }
 
     #[test]

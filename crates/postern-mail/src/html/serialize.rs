@@ -126,7 +126,7 @@ fn newline_after(dom: &Dom, id: NodeId, next: Option<NodeId>, out: &mut String) 
     let Some(name) = dom.element_name(id) else {
         return;
     };
-    if !element_info(name).is_some_and(|info| !info.inline) {
+    if element_info(name).is_none_or(|info| info.inline) {
         return;
     }
     let Some(parent) = dom.node(id).parent else {

@@ -3,265 +3,169 @@
 //! closes which open element, which end tag may close what, which elements are void — decides
 //! where html2text later puts its newlines, so these tables are reproduced as they are.
 
-/// `(open element, new start tag)`: the new start tag implicitly closes the open element
-/// (`htmlStartClose`). Sorted by `(old, new)` for binary search.
-const START_CLOSE: [(&str, &str); 249] = [
-    ("a", "a"),
-    ("a", "fieldset"),
-    ("a", "table"),
-    ("a", "td"),
-    ("a", "th"),
-    ("address", "dd"),
-    ("address", "dl"),
-    ("address", "dt"),
-    ("address", "form"),
-    ("address", "li"),
-    ("address", "ul"),
-    ("b", "center"),
-    ("b", "p"),
-    ("b", "td"),
-    ("b", "th"),
-    ("big", "p"),
-    ("caption", "col"),
-    ("caption", "colgroup"),
-    ("caption", "tbody"),
-    ("caption", "tfoot"),
-    ("caption", "thead"),
-    ("caption", "tr"),
-    ("col", "col"),
-    ("col", "colgroup"),
-    ("col", "tbody"),
-    ("col", "tfoot"),
-    ("col", "thead"),
-    ("col", "tr"),
-    ("colgroup", "colgroup"),
-    ("colgroup", "tbody"),
-    ("colgroup", "tfoot"),
-    ("colgroup", "thead"),
-    ("colgroup", "tr"),
-    ("dd", "dt"),
-    ("dir", "dd"),
-    ("dir", "dl"),
-    ("dir", "dt"),
-    ("dir", "form"),
-    ("dir", "ul"),
-    ("dl", "form"),
-    ("dl", "li"),
-    ("dt", "dd"),
-    ("dt", "dl"),
-    ("font", "center"),
-    ("font", "td"),
-    ("font", "th"),
-    ("form", "form"),
-    ("h1", "fieldset"),
-    ("h1", "form"),
-    ("h1", "li"),
-    ("h1", "p"),
-    ("h1", "table"),
-    ("h2", "fieldset"),
-    ("h2", "form"),
-    ("h2", "li"),
-    ("h2", "p"),
-    ("h2", "table"),
-    ("h3", "fieldset"),
-    ("h3", "form"),
-    ("h3", "li"),
-    ("h3", "p"),
-    ("h3", "table"),
-    ("h4", "fieldset"),
-    ("h4", "form"),
-    ("h4", "li"),
-    ("h4", "p"),
-    ("h4", "table"),
-    ("h5", "fieldset"),
-    ("h5", "form"),
-    ("h5", "li"),
-    ("h5", "p"),
-    ("h5", "table"),
-    ("h6", "fieldset"),
-    ("h6", "form"),
-    ("h6", "li"),
-    ("h6", "p"),
-    ("h6", "table"),
-    ("head", "a"),
-    ("head", "abbr"),
-    ("head", "acronym"),
-    ("head", "address"),
-    ("head", "b"),
-    ("head", "bdo"),
-    ("head", "big"),
-    ("head", "blockquote"),
-    ("head", "body"),
-    ("head", "br"),
-    ("head", "center"),
-    ("head", "cite"),
-    ("head", "code"),
-    ("head", "dd"),
-    ("head", "dfn"),
-    ("head", "dir"),
-    ("head", "div"),
-    ("head", "dl"),
-    ("head", "dt"),
-    ("head", "em"),
-    ("head", "fieldset"),
-    ("head", "font"),
-    ("head", "form"),
-    ("head", "frameset"),
-    ("head", "h1"),
-    ("head", "h2"),
-    ("head", "h3"),
-    ("head", "h4"),
-    ("head", "h5"),
-    ("head", "h6"),
-    ("head", "hr"),
-    ("head", "i"),
-    ("head", "iframe"),
-    ("head", "img"),
-    ("head", "kbd"),
-    ("head", "li"),
-    ("head", "listing"),
-    ("head", "map"),
-    ("head", "menu"),
-    ("head", "ol"),
-    ("head", "p"),
-    ("head", "pre"),
-    ("head", "q"),
-    ("head", "s"),
-    ("head", "samp"),
-    ("head", "small"),
-    ("head", "span"),
-    ("head", "strike"),
-    ("head", "strong"),
-    ("head", "sub"),
-    ("head", "sup"),
-    ("head", "table"),
-    ("head", "tt"),
-    ("head", "u"),
-    ("head", "ul"),
-    ("head", "var"),
-    ("head", "xmp"),
-    ("hr", "form"),
-    ("i", "center"),
-    ("i", "p"),
-    ("i", "td"),
-    ("i", "th"),
-    ("legend", "fieldset"),
-    ("li", "li"),
-    ("link", "body"),
-    ("link", "frameset"),
-    ("listing", "dd"),
-    ("listing", "dl"),
-    ("listing", "dt"),
-    ("listing", "fieldset"),
-    ("listing", "form"),
-    ("listing", "li"),
-    ("listing", "table"),
-    ("listing", "ul"),
-    ("menu", "dd"),
-    ("menu", "dl"),
-    ("menu", "dt"),
-    ("menu", "form"),
-    ("menu", "ul"),
-    ("ol", "form"),
-    ("option", "optgroup"),
-    ("option", "option"),
-    ("p", "address"),
-    ("p", "blockquote"),
-    ("p", "body"),
-    ("p", "caption"),
-    ("p", "center"),
-    ("p", "col"),
-    ("p", "colgroup"),
-    ("p", "dd"),
-    ("p", "dir"),
-    ("p", "div"),
-    ("p", "dl"),
-    ("p", "dt"),
-    ("p", "fieldset"),
-    ("p", "form"),
-    ("p", "frameset"),
-    ("p", "h1"),
-    ("p", "h2"),
-    ("p", "h3"),
-    ("p", "h4"),
-    ("p", "h5"),
-    ("p", "h6"),
-    ("p", "head"),
-    ("p", "hr"),
-    ("p", "li"),
-    ("p", "listing"),
-    ("p", "menu"),
-    ("p", "ol"),
-    ("p", "p"),
-    ("p", "pre"),
-    ("p", "table"),
-    ("p", "tbody"),
-    ("p", "td"),
-    ("p", "tfoot"),
-    ("p", "th"),
-    ("p", "title"),
-    ("p", "tr"),
-    ("p", "ul"),
-    ("p", "xmp"),
-    ("pre", "dd"),
-    ("pre", "dl"),
-    ("pre", "dt"),
-    ("pre", "fieldset"),
-    ("pre", "form"),
-    ("pre", "li"),
-    ("pre", "table"),
-    ("pre", "ul"),
-    ("s", "p"),
-    ("script", "noscript"),
-    ("small", "p"),
-    ("span", "td"),
-    ("span", "th"),
-    ("strike", "p"),
-    ("style", "body"),
-    ("style", "frameset"),
-    ("tbody", "tbody"),
-    ("tbody", "tfoot"),
-    ("td", "tbody"),
-    ("td", "td"),
-    ("td", "tfoot"),
-    ("td", "th"),
-    ("td", "tr"),
-    ("tfoot", "tbody"),
-    ("th", "tbody"),
-    ("th", "td"),
-    ("th", "tfoot"),
-    ("th", "th"),
-    ("th", "tr"),
-    ("thead", "tbody"),
-    ("thead", "tfoot"),
-    ("title", "body"),
-    ("title", "frameset"),
-    ("tr", "tbody"),
-    ("tr", "tfoot"),
-    ("tr", "tr"),
-    ("tt", "p"),
-    ("u", "p"),
-    ("u", "td"),
-    ("u", "th"),
-    ("ul", "address"),
-    ("ul", "form"),
-    ("ul", "menu"),
-    ("ul", "pre"),
-    ("xmp", "dd"),
-    ("xmp", "dl"),
-    ("xmp", "dt"),
-    ("xmp", "fieldset"),
-    ("xmp", "form"),
-    ("xmp", "li"),
-    ("xmp", "table"),
-    ("xmp", "ul"),
-];
-
 /// Whether the start tag `new` implicitly closes the open element `old` (`htmlCheckAutoClose`).
+///
+/// This is libxml2's `htmlStartClose` table of `(old, new)` pairs, grouped by the open element
+/// so that the common case — an open element no start tag closes — costs a single match.
 pub(crate) fn start_closes(new: &str, old: &str) -> bool {
-    START_CLOSE
-        .binary_search_by(|&(o, n)| o.cmp(old).then_with(|| n.cmp(new)))
-        .is_ok()
+    match old {
+        "a" => matches!(new, "a" | "fieldset" | "table" | "td" | "th"),
+        "address" => matches!(new, "dd" | "dl" | "dt" | "form" | "li" | "ul"),
+        "b" => matches!(new, "center" | "p" | "td" | "th"),
+        "big" => matches!(new, "p"),
+        "caption" => matches!(new, "col" | "colgroup" | "tbody" | "tfoot" | "thead" | "tr"),
+        "col" => matches!(new, "col" | "colgroup" | "tbody" | "tfoot" | "thead" | "tr"),
+        "colgroup" => matches!(new, "colgroup" | "tbody" | "tfoot" | "thead" | "tr"),
+        "dd" => matches!(new, "dt"),
+        "dir" => matches!(new, "dd" | "dl" | "dt" | "form" | "ul"),
+        "dl" => matches!(new, "form" | "li"),
+        "dt" => matches!(new, "dd" | "dl"),
+        "font" => matches!(new, "center" | "td" | "th"),
+        "form" => matches!(new, "form"),
+        "h1" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "h2" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "h3" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "h4" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "h5" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "h6" => matches!(new, "fieldset" | "form" | "li" | "p" | "table"),
+        "head" => matches!(
+            new,
+            "a" | "abbr"
+                | "acronym"
+                | "address"
+                | "b"
+                | "bdo"
+                | "big"
+                | "blockquote"
+                | "body"
+                | "br"
+                | "center"
+                | "cite"
+                | "code"
+                | "dd"
+                | "dfn"
+                | "dir"
+                | "div"
+                | "dl"
+                | "dt"
+                | "em"
+                | "fieldset"
+                | "font"
+                | "form"
+                | "frameset"
+                | "h1"
+                | "h2"
+                | "h3"
+                | "h4"
+                | "h5"
+                | "h6"
+                | "hr"
+                | "i"
+                | "iframe"
+                | "img"
+                | "kbd"
+                | "li"
+                | "listing"
+                | "map"
+                | "menu"
+                | "ol"
+                | "p"
+                | "pre"
+                | "q"
+                | "s"
+                | "samp"
+                | "small"
+                | "span"
+                | "strike"
+                | "strong"
+                | "sub"
+                | "sup"
+                | "table"
+                | "tt"
+                | "u"
+                | "ul"
+                | "var"
+                | "xmp"
+        ),
+        "hr" => matches!(new, "form"),
+        "i" => matches!(new, "center" | "p" | "td" | "th"),
+        "legend" => matches!(new, "fieldset"),
+        "li" => matches!(new, "li"),
+        "link" => matches!(new, "body" | "frameset"),
+        "listing" => matches!(
+            new,
+            "dd" | "dl" | "dt" | "fieldset" | "form" | "li" | "table" | "ul"
+        ),
+        "menu" => matches!(new, "dd" | "dl" | "dt" | "form" | "ul"),
+        "ol" => matches!(new, "form"),
+        "option" => matches!(new, "optgroup" | "option"),
+        "p" => matches!(
+            new,
+            "address"
+                | "blockquote"
+                | "body"
+                | "caption"
+                | "center"
+                | "col"
+                | "colgroup"
+                | "dd"
+                | "dir"
+                | "div"
+                | "dl"
+                | "dt"
+                | "fieldset"
+                | "form"
+                | "frameset"
+                | "h1"
+                | "h2"
+                | "h3"
+                | "h4"
+                | "h5"
+                | "h6"
+                | "head"
+                | "hr"
+                | "li"
+                | "listing"
+                | "menu"
+                | "ol"
+                | "p"
+                | "pre"
+                | "table"
+                | "tbody"
+                | "td"
+                | "tfoot"
+                | "th"
+                | "title"
+                | "tr"
+                | "ul"
+                | "xmp"
+        ),
+        "pre" => matches!(
+            new,
+            "dd" | "dl" | "dt" | "fieldset" | "form" | "li" | "table" | "ul"
+        ),
+        "s" => matches!(new, "p"),
+        "script" => matches!(new, "noscript"),
+        "small" => matches!(new, "p"),
+        "span" => matches!(new, "td" | "th"),
+        "strike" => matches!(new, "p"),
+        "style" => matches!(new, "body" | "frameset"),
+        "tbody" => matches!(new, "tbody" | "tfoot"),
+        "td" => matches!(new, "tbody" | "td" | "tfoot" | "th" | "tr"),
+        "tfoot" => matches!(new, "tbody"),
+        "th" => matches!(new, "tbody" | "td" | "tfoot" | "th" | "tr"),
+        "thead" => matches!(new, "tbody" | "tfoot"),
+        "title" => matches!(new, "body" | "frameset"),
+        "tr" => matches!(new, "tbody" | "tfoot" | "tr"),
+        "tt" => matches!(new, "p"),
+        "u" => matches!(new, "p" | "td" | "th"),
+        "ul" => matches!(new, "address" | "form" | "menu" | "pre"),
+        "xmp" => matches!(
+            new,
+            "dd" | "dl" | "dt" | "fieldset" | "form" | "li" | "table" | "ul"
+        ),
+        _ => false,
+    }
 }
 
 /// `htmlEndPriority`: a misplaced end tag may only close elements of lower or equal priority.
@@ -355,16 +259,179 @@ pub(crate) fn is_boolean_attr(name: &str) -> bool {
     )
 }
 
+/// The static copy of an element or attribute name common in mail, so that parsing a tag does
+/// not allocate its name.
+pub(crate) fn common_name(name: &str) -> Option<&'static str> {
+    let known = match name {
+        "a" => "a",
+        "b" => "b",
+        "i" => "i",
+        "p" => "p",
+        "q" => "q",
+        "s" => "s",
+        "u" => "u",
+        "br" => "br",
+        "dd" => "dd",
+        "dl" => "dl",
+        "dt" => "dt",
+        "em" => "em",
+        "h1" => "h1",
+        "h2" => "h2",
+        "h3" => "h3",
+        "h4" => "h4",
+        "h5" => "h5",
+        "h6" => "h6",
+        "hr" => "hr",
+        "id" => "id",
+        "li" => "li",
+        "ol" => "ol",
+        "td" => "td",
+        "th" => "th",
+        "tr" => "tr",
+        "tt" => "tt",
+        "ul" => "ul",
+        "alt" => "alt",
+        "bdo" => "bdo",
+        "big" => "big",
+        "col" => "col",
+        "del" => "del",
+        "dfn" => "dfn",
+        "dir" => "dir",
+        "div" => "div",
+        "img" => "img",
+        "ins" => "ins",
+        "kbd" => "kbd",
+        "map" => "map",
+        "nav" => "nav",
+        "o:p" => "o:p",
+        "pre" => "pre",
+        "rel" => "rel",
+        "src" => "src",
+        "sub" => "sub",
+        "sup" => "sup",
+        "svg" => "svg",
+        "var" => "var",
+        "wbr" => "wbr",
+        "xml" => "xml",
+        "abbr" => "abbr",
+        "area" => "area",
+        "base" => "base",
+        "body" => "body",
+        "cite" => "cite",
+        "code" => "code",
+        "data" => "data",
+        "face" => "face",
+        "font" => "font",
+        "form" => "form",
+        "head" => "head",
+        "href" => "href",
+        "html" => "html",
+        "lang" => "lang",
+        "link" => "link",
+        "main" => "main",
+        "mark" => "mark",
+        "menu" => "menu",
+        "meta" => "meta",
+        "name" => "name",
+        "role" => "role",
+        "samp" => "samp",
+        "size" => "size",
+        "span" => "span",
+        "time" => "time",
+        "type" => "type",
+        "align" => "align",
+        "aside" => "aside",
+        "audio" => "audio",
+        "class" => "class",
+        "color" => "color",
+        "embed" => "embed",
+        "frame" => "frame",
+        "input" => "input",
+        "label" => "label",
+        "param" => "param",
+        "small" => "small",
+        "style" => "style",
+        "table" => "table",
+        "tbody" => "tbody",
+        "tfoot" => "tfoot",
+        "thead" => "thead",
+        "title" => "title",
+        "value" => "value",
+        "video" => "video",
+        "vlink" => "vlink",
+        "width" => "width",
+        "xmlns" => "xmlns",
+        "applet" => "applet",
+        "border" => "border",
+        "button" => "button",
+        "center" => "center",
+        "figure" => "figure",
+        "footer" => "footer",
+        "header" => "header",
+        "height" => "height",
+        "hspace" => "hspace",
+        "iframe" => "iframe",
+        "legend" => "legend",
+        "nowrap" => "nowrap",
+        "object" => "object",
+        "option" => "option",
+        "script" => "script",
+        "select" => "select",
+        "source" => "source",
+        "strike" => "strike",
+        "strong" => "strong",
+        "target" => "target",
+        "valign" => "valign",
+        "vspace" => "vspace",
+        "acronym" => "acronym",
+        "address" => "address",
+        "article" => "article",
+        "bgcolor" => "bgcolor",
+        "caption" => "caption",
+        "charset" => "charset",
+        "colspan" => "colspan",
+        "content" => "content",
+        "details" => "details",
+        "isindex" => "isindex",
+        "picture" => "picture",
+        "rowspan" => "rowspan",
+        "section" => "section",
+        "summary" => "summary",
+        "xmlns:m" => "xmlns:m",
+        "xmlns:o" => "xmlns:o",
+        "xmlns:v" => "xmlns:v",
+        "xmlns:w" => "xmlns:w",
+        "basefont" => "basefont",
+        "colgroup" => "colgroup",
+        "fieldset" => "fieldset",
+        "frameset" => "frameset",
+        "noframes" => "noframes",
+        "noscript" => "noscript",
+        "optgroup" => "optgroup",
+        "tabindex" => "tabindex",
+        "textarea" => "textarea",
+        "background" => "background",
+        "blockquote" => "blockquote",
+        "figcaption" => "figcaption",
+        "http-equiv" => "http-equiv",
+        "cellpadding" => "cellpadding",
+        "cellspacing" => "cellspacing",
+        _ => return None,
+    };
+    Some(known)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn start_close_table_is_sorted_for_binary_search() {
-        assert!(START_CLOSE.windows(2).all(|pair| pair[0] < pair[1]));
+    fn start_close_pairs() {
         assert!(start_closes("div", "p"));
         assert!(start_closes("p", "b"));
         assert!(!start_closes("details", "p"));
         assert!(!start_closes("span", "p"));
+        assert_eq!(common_name("href"), Some("href"));
+        assert_eq!(common_name("x-unknown"), None);
     }
 }

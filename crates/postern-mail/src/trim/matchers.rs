@@ -53,10 +53,12 @@ pub(super) fn is_empty_line(line: &str) -> bool {
 /// `DelimiterMatcher`: `/^[[:blank:]]*[-_,=+~#*ᐧ—]+[[:blank:]]*$/` — except a lone `-` or `*`
 /// (GitLab's rule, `BULLET_MARKER_REGEX = /\A[[:blank:]]*[-*][[:blank:]]*\z/`): that is how a
 /// plain-text bullet list item is often rendered, while real separators use at least two
-/// characters (`--`, `***`, `-- `).
+/// characters (`--`, `***`, `-- `). postern also keeps a lone `#` (an empty Markdown heading,
+/// or a heading marker a client wrapped onto its own line): peers report it eating the rest of
+/// a person's text, and no signature or quote separator is a single `#`.
 pub(super) fn is_delimiter(line: &str) -> bool {
     let core = line.trim_matches(is_blank);
-    if core == "-" || core == "*" {
+    if core == "-" || core == "*" || core == "#" {
         return false;
     }
     !core.is_empty() && core.chars().all(|c| "-_,=+~#*ᐧ—".contains(c))
@@ -306,10 +308,10 @@ mod tests {
 
     #[test]
     fn lone_bullet_is_not_a_delimiter() {
-        for line in ["-", "*", "   -", "\t*  ", "\u{a0}-"] {
+        for line in ["-", "*", "#", "   -", "\t*  ", "\u{a0}-", " # "] {
             assert!(!is_delimiter(line), "{line:?}");
         }
-        for line in ["--", "**", "-*", "-- ", "   ---", "___", "+", "#", "="] {
+        for line in ["--", "**", "-*", "-- ", "   ---", "___", "+", "##", "="] {
             assert!(is_delimiter(line), "{line:?}");
         }
     }

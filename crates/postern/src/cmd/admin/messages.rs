@@ -1,7 +1,5 @@
 //! `postern admin message …`: the inbound log.
 
-use std::io::Write as _;
-
 use clap::Subcommand;
 use postern_core::ProcessError;
 use postern_store::{InboundFilter, InboundState, Store};
@@ -81,10 +79,7 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
                 .ok_or_else(|| usage_error(format!("no message {id}")))?;
             commit(tx).await?;
             if raw {
-                std::io::stdout()
-                    .write_all(&message.raw)
-                    .map_err(|e| Failure::new(SOFTWARE, e))?;
-                return Output::new(&serde_json::Value::Null, "");
+                return Ok(Output::raw(message.raw));
             }
             let meta = &message.meta;
             let human = format!(

@@ -62,6 +62,8 @@ enum AdminCommand {
 pub(crate) struct Output {
     json: serde_json::Value,
     human: String,
+    /// Bytes printed exactly as they are, with or without `--json` (`message show --raw`).
+    raw: Option<Vec<u8>>,
 }
 
 impl Output {
@@ -69,7 +71,17 @@ impl Output {
         Ok(Output {
             json: serde_json::to_value(value).map_err(|e| Failure::new(exit::SOFTWARE, e))?,
             human: human.into(),
+            raw: None,
         })
+    }
+
+    /// Output that is these bytes and nothing else.
+    pub(crate) fn raw(bytes: Vec<u8>) -> Output {
+        Output {
+            json: serde_json::Value::Null,
+            human: String::new(),
+            raw: Some(bytes),
+        }
     }
 }
 
@@ -114,13 +126,16 @@ pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
         store.close().await;
         result
     })?;
-    if json {
+    if let Some(raw) = &output.raw {
+        exit::print_bytes(raw)?;
+    } else if json {
         exit::print_json(&output.json)?;
     } else {
-        print!("{}", output.human);
-        if !output.human.ends_with('\n') && !output.human.is_empty() {
-            println!();
+        let mut human = output.human;
+        if !human.ends_with('\n') && !human.is_empty() {
+            human.push('\n');
         }
+        exit::print_bytes(human.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }

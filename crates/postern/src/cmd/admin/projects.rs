@@ -148,6 +148,19 @@ fn addresses(setup: &Setup, project: &Project, token: Option<&str>) -> Addresses
     }
 }
 
+/// Where a project's bare repository is, as an absolute path (as `project add` prints it), so
+/// `git push <path>` works from any directory.
+fn repository_path(setup: &Setup, project_id: i64) -> String {
+    let path = setup
+        .repositories()
+        .root()
+        .join(format!("{project_id}.git"));
+    std::path::absolute(&path)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 fn describe(view: &ProjectView) -> String {
     let p = &view.project;
     let mut text = format!(
@@ -248,12 +261,8 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
                 None => None,
             };
             let members = tx.list_members(found.id).await.map_err(store_error)?;
-            let repository = setup
-                .repositories()
-                .root()
-                .join(format!("{}.git", found.id));
             let view = ProjectView {
-                repository: repository.display().to_string(),
+                repository: repository_path(setup, found.id),
                 members,
                 addresses: addresses(setup, &found, token.as_deref()),
                 project: found,
@@ -291,67 +300,61 @@ async fn service_desk(
     setup: &Setup,
     command: ServiceDeskCommand,
 ) -> Result<Output, Failure> {
-    let (full_path, change): (
-        String,
-        Box<dyn FnOnce(&mut postern_store::ServiceDeskSettings)>,
-    ) = match command {
-        ServiceDeskCommand::Enable { full_path } => (full_path, Box::new(|s| s.enabled = true)),
-        ServiceDeskCommand::Disable { full_path } => (full_path, Box::new(|s| s.enabled = false)),
-        ServiceDeskCommand::Set(set) => {
-            let template = match &set.template_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| usage_error(format!("cannot read {}: {e}", path.display())))?,
-                ),
-                None => None,
-            };
-            let full_path = set.full_path.clone();
-            (
-                full_path,
-                Box::new(move |s| {
-                    if let Some(key) = set.project_key {
-                        s.project_key = Some(key).filter(|k| !k.is_empty());
-                    }
-                    if let Some(email) = set.custom_email {
-                        s.custom_email = Some(email).filter(|e| !e.is_empty());
-                    }
-                    if let Some(value) = set.tickets_confidential {
-                        s.tickets_confidential_by_default = value;
-                    }
-                    if let Some(value) = set.reopen_on_external_note {
-                        s.reopen_issue_on_external_participant_note = value;
-                    }
-                    if let Some(value) = set.add_cc_participants {
-                        s.add_external_participants_from_cc = value;
-                    }
-                    if let Some(key) = set.template_key {
-                        s.issue_template_key = Some(key).filter(|k| !k.is_empty());
-                    }
-                    if let Some(content) = template {
-                        s.issue_template_content = Some(content);
-                    }
-                }),
-            )
+    let full_path = match &command {
+        ServiceDeskCommand::Enable { full_path } | ServiceDeskCommand::Disable { full_path } => {
+            full_path.clone()
         }
+        ServiceDeskCommand::Set(set) => set.full_path.clone(),
     };
     let found = project(tx, &full_path).await?;
     let mut settings = found.service_desk.clone();
-    change(&mut settings);
+    match command {
+        ServiceDeskCommand::Enable { .. } => settings.enabled = true,
+        ServiceDeskCommand::Disable { .. } => settings.enabled = false,
+        ServiceDeskCommand::Set(set) => apply(&mut settings, set)?,
+    }
     let updated = tx
         .update_service_desk(found.id, &settings)
         .await
         .map_err(store_error)?;
     let view = ProjectView {
-        repository: setup
-            .repositories()
-            .root()
-            .join(format!("{}.git", updated.id))
-            .display()
-            .to_string(),
+        repository: repository_path(setup, updated.id),
         members: Vec::new(),
         addresses: addresses(setup, &updated, None),
         project: updated,
     };
     let human = describe(&view);
     Output::new(&view, human)
+}
+
+/// Applies `service-desk set` options; options not given keep their value, an empty string
+/// clears an optional one.
+fn apply(
+    settings: &mut postern_store::ServiceDeskSettings,
+    set: ServiceDeskSet,
+) -> Result<(), Failure> {
+    if let Some(path) = &set.template_file {
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| usage_error(format!("cannot read {}: {e}", path.display())))?;
+        settings.issue_template_content = Some(content);
+    }
+    if let Some(key) = set.project_key {
+        settings.project_key = Some(key).filter(|k| !k.is_empty());
+    }
+    if let Some(email) = set.custom_email {
+        settings.custom_email = Some(email).filter(|e| !e.is_empty());
+    }
+    if let Some(value) = set.tickets_confidential {
+        settings.tickets_confidential_by_default = value;
+    }
+    if let Some(value) = set.reopen_on_external_note {
+        settings.reopen_issue_on_external_participant_note = value;
+    }
+    if let Some(value) = set.add_cc_participants {
+        settings.add_external_participants_from_cc = value;
+    }
+    if let Some(key) = set.template_key {
+        settings.issue_template_key = Some(key).filter(|k| !k.is_empty());
+    }
+    Ok(())
 }
