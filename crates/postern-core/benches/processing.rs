@@ -9,8 +9,12 @@
 //!   with a distinct Message-ID each, into SQLite (a file in a temporary directory, default
 //!   `StoreOptions`) and PostgreSQL (a fresh database on the testkit's private server; skipped
 //!   with `POSTERN_SKIP_PG=1`), one at a time as the pipe does and with concurrent tasks;
-//! - the same on SQLite with many projects in the instance (each message loads every project to
-//!   build the custom Service Desk email table);
+//! - next to each store, its commit floor (one-row write transactions per second): on SQLite
+//!   (WAL, `synchronous = FULL`) that is the disk's fsync rate, which bounds any message rate;
+//!   the testkit's PostgreSQL runs with `fsync = off`, so its figures are not durable ones;
+//! - the same mix on in-memory SQLite (the processing cost without the disk), and on SQLite with
+//!   many projects in the instance (each message loads every project to build the custom
+//!   Service Desk email table);
 //! - the time of one merge request by email with 10 `git format-patch` patches, on SQLite;
 //! - the peak RSS of the bench process.
 
@@ -32,6 +36,8 @@ use postern_testkit::{BoxError, TestDb, create_database, pg};
 const MESSAGES: usize = 2_000;
 /// Messages processed before each timed run, so connections and statement caches are warm.
 const WARM_UP: usize = 50;
+/// Transactions of the commit-floor measurement.
+const FLOOR_COMMITS: usize = 500;
 /// Tasks of the concurrent run.
 const TASKS: usize = 4;
 /// Issues the replies' notifications are spread over.
@@ -39,6 +45,7 @@ const ISSUES: usize = 100;
 /// Other projects in the instance for the "many projects" run, and its message count.
 const MANY_PROJECTS: usize = 2_000;
 const MANY_PROJECTS_MESSAGES: usize = 500;
+const LIST_PROJECTS_CALLS: usize = 50;
 /// Patches in the merge request mail, and timed runs per series length.
 const PATCHES: usize = 10;
 const MR_RUNS: usize = 5;
@@ -68,13 +75,15 @@ fn main() -> Result<(), BoxError> {
                 let url = create_database(&admin).await;
                 let store = Store::connect_with(&url, &StoreOptions::default()).await?;
                 throughput(
-                    "PostgreSQL (fresh database on the testkit's private server, default StoreOptions)",
+                    "PostgreSQL (fresh database on the testkit's private server, default StoreOptions; the server runs with fsync=off)",
                     store,
                     None,
                 )
                 .await?;
             }
         }
+        println!();
+        in_memory().await?;
         println!();
         many_projects().await?;
         println!();
@@ -427,8 +436,28 @@ async fn concurrent(processor: &Processor, messages: Vec<Message>) -> Result<Run
     Ok(run)
 }
 
+/// The floor under any message: one durable write transaction (`BEGIN`, an upsert of one
+/// settings row, `COMMIT`), repeated.
+async fn commit_floor(store: &Store) -> Result<(), BoxError> {
+    let start = Instant::now();
+    for n in 0..FLOOR_COMMITS {
+        let mut tx = store.begin().await?;
+        tx.set_setting("bench.commit_floor", &n.to_string()).await?;
+        tx.commit().await?;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "  commit floor: {FLOOR_COMMITS} one-row write transactions in {:.2} s = {:.0} commits/s ({:.2} ms each)",
+        elapsed.as_secs_f64(),
+        FLOOR_COMMITS as f64 / elapsed.as_secs_f64(),
+        millis(elapsed) / FLOOR_COMMITS as f64
+    );
+    Ok(())
+}
+
 async fn throughput(label: &str, store: Store, target: Option<f64>) -> Result<(), BoxError> {
     println!("{label}");
+    commit_floor(&store).await?;
     let world = World::new(store, 0).await?;
     println!(
         "  mix: 50% replies to sent notifications (valid_reply.eml, one notification each, over {ISSUES} issues),"
@@ -450,6 +479,21 @@ async fn throughput(label: &str, store: Store, target: Option<f64>) -> Result<()
     Ok(())
 }
 
+/// The same mix, sequentially, on in-memory SQLite: no disk, so what is left is the CPU cost of
+/// parsing, deciding and the queries themselves.
+async fn in_memory() -> Result<(), BoxError> {
+    let store = Store::connect("sqlite::memory:").await?;
+    println!("SQLite in memory (no file, no fsync: the processing cost without the disk)");
+    commit_floor(&store).await?;
+    let world = World::new(store, 0).await?;
+    sequential(&world.processor, &world.mix("warm", WARM_UP).await?).await?;
+    let messages = world.mix("mem", MESSAGES).await?;
+    sequential(&world.processor, &messages)
+        .await?
+        .print("sequential (one at a time)", None);
+    Ok(())
+}
+
 /// The same mix, sequentially, in an instance with many projects: `CustomEmails::load` reads
 /// every project for every message.
 async fn many_projects() -> Result<(), BoxError> {
@@ -464,6 +508,20 @@ async fn many_projects() -> Result<(), BoxError> {
     sequential(&world.processor, &messages)
         .await?
         .print("sequential (one at a time)", Some(500.0));
+    println!("    (compare with the sequential SQLite figure with 1 project above)");
+    // What `CustomEmails::load` (in `Processor::decide`) runs for every message.
+    let mut tx = world.processor.store().begin_read_only().await?;
+    let start = Instant::now();
+    let mut rows = 0;
+    for _ in 0..LIST_PROJECTS_CALLS {
+        rows = tx.list_projects().await?.len();
+    }
+    let elapsed = start.elapsed();
+    tx.commit().await?;
+    println!(
+        "  Tx::list_projects() alone ({rows} rows), as CustomEmails::load runs it per message: {:.2} ms per call",
+        millis(elapsed) / LIST_PROJECTS_CALLS as f64
+    );
     Ok(())
 }
 

@@ -348,6 +348,40 @@ mod tests {
     }
 
     #[test]
+    fn encoded_words_in_legacy_charsets_are_decoded() {
+        let raw = b"Subject: =?iso-8859-2?Q?=A9koda?= =?Shift_JIS?B?g2WDWINn?=\r\n\
+                    From: =?ISO-8859-2?Q?Pavel_=A9imek?= <pavel@example.cz>\r\n\r\nbody";
+        let email = Email::parse(raw);
+        assert_eq!(email.subject(), Some("\u{160}kodaテスト"));
+        assert_eq!(email.from(), ["pavel@example.cz"]);
+    }
+
+    #[test]
+    fn leading_blank_lines_do_not_hide_the_headers() {
+        let email = Email::parse(b"\r\n\nSubject: hi\r\n\r\nbody");
+        assert_eq!(email.subject(), Some("hi"));
+    }
+
+    #[test]
+    fn undecoded_last_part_is_decoded_from_its_transfer_encoding() {
+        // No closing boundary: mail-parser keeps the quoted-printable bytes as they are.
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+                    Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+                    Content-Type: text/x-patch; name=a.patch\r\n\
+                    Content-Disposition: attachment; filename=a.patch\r\n\
+                    Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+                    =46rom 1234 Mon Sep 17 00:00:00 2001\r\n";
+        let email = Email::parse(raw);
+        let attachments = crate::attachments(&email);
+        assert_eq!(attachments.len(), 1);
+        assert!(
+            attachments[0].content.starts_with(b"From 1234"),
+            "{:?}",
+            String::from_utf8_lossy(attachments[0].content)
+        );
+    }
+
+    #[test]
     fn garbage_is_still_a_message() {
         let email = Email::parse(b"\x00\x01 not a mail");
         assert!(email.to().is_empty());

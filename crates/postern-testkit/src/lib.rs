@@ -3,12 +3,14 @@
 //!
 //! - [`pg`] starts one private PostgreSQL server per test binary (Debian's binaries, loopback
 //!   only, a temporary directory, stopped when the test process ends).
+//! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
 //!
 //! Only test code depends on this crate; it is never part of the `postern` binary.
 #![deny(missing_docs)]
 
+pub mod fixtures;
 pub mod pg;
 
 /// The error type of test bodies run by [`both!`]: anything, so bodies can use `?`.

@@ -48,7 +48,14 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ReceiveArgs {
-    /// Configuration file (postern.yml).
+    #[command(flatten)]
+    message: MessageArgs,
+}
+
+/// What `inspect` and `receive` share: where the configuration is, which mailbox, which message.
+#[derive(Debug, clap::Args)]
+struct MessageArgs {
+    /// Configuration file (postern.yml): mailbox addresses, instance host, store.
     #[arg(
         short = 'c',
         long = "config",
@@ -76,17 +83,8 @@ enum MailboxArg {
 
 #[derive(Debug, clap::Args)]
 struct InspectArgs {
-    /// Configuration file (postern.yml); its mailbox addresses and instance host are used.
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "FILE",
-        env = "POSTERN_CONFIG"
-    )]
-    config: Option<PathBuf>,
-    /// The mailbox the message arrived in.
-    #[arg(long, value_enum, default_value = "incoming")]
-    mailbox: MailboxArg,
+    #[command(flatten)]
+    message: MessageArgs,
     /// Incoming address template, e.g. `incoming+%{key}@example.com` (overrides the config).
     #[arg(long, value_name = "TEMPLATE")]
     address: Option<String>,
@@ -105,9 +103,6 @@ struct InspectArgs {
     /// Keep a body made only of `>` quotes (needs --no-trim, as in GitLab).
     #[arg(long)]
     allow_only_quotes: bool,
-    /// The message (RFC 5322), or `-` for standard input.
-    #[arg(value_name = "FILE", default_value = "-")]
-    input: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

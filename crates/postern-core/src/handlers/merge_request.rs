@@ -5,7 +5,7 @@ use postern_git::{CommitInfo, Patch};
 use postern_mail::{ProjectRef, extract_quick_actions};
 use postern_store::{Commit, NewMergeRequest};
 
-use super::{Context, Handled, author_by_token, resolve_project, role_of};
+use super::{Context, Handled, project_and_author};
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::permissions::{Ability, Actor, validate};
@@ -22,11 +22,7 @@ pub async fn create_merge_request(
     token: &str,
 ) -> Result<Handled, ProcessError> {
     let tx = &mut *context.tx;
-    let project = resolve_project(tx, project)
-        .await?
-        .ok_or(ErrorKind::ProjectNotFound)?;
-    let author = author_by_token(tx, token).await?;
-    let role = role_of(tx, &project, &author).await?;
+    let (project, author, role) = project_and_author(tx, project, token).await?;
     let actor = Actor {
         user: &author,
         role,

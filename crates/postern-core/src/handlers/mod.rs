@@ -90,6 +90,21 @@ pub(crate) async fn author_by_token(tx: &mut Tx, token: &str) -> Result<User, Pr
         .ok_or_else(|| ErrorKind::UserNotFound.into())
 }
 
+/// The project an address names and the author its token names — project first, as GitLab
+/// checks them — with the author's role in the project.
+pub(crate) async fn project_and_author(
+    tx: &mut Tx,
+    reference: &ProjectRef,
+    token: &str,
+) -> Result<(Project, User, Option<Role>), ProcessError> {
+    let project = resolve_project(tx, reference)
+        .await?
+        .ok_or(ErrorKind::ProjectNotFound)?;
+    let author = author_by_token(tx, token).await?;
+    let role = role_of(tx, &project, &author).await?;
+    Ok((project, author, role))
+}
+
 /// The author's role in `project`.
 pub(crate) async fn role_of(
     tx: &mut Tx,

@@ -5,8 +5,8 @@ use postern_mail::{ProjectRef, ReplyKey};
 use postern_store::{Issue, Noteable, Project, SentNotification, Tx};
 
 use super::{
-    CommentRequest, Context, Handled, author_by_token, create_comment, created_note,
-    reopen_on_external_note, resolve_project, role_of,
+    CommentRequest, Context, Handled, create_comment, created_note, project_and_author,
+    reopen_on_external_note, role_of,
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError};
@@ -149,15 +149,11 @@ pub async fn create_note_on_issuable(
     issue_iid: &str,
 ) -> Result<Handled, ProcessError> {
     let tx = &mut *context.tx;
-    let project = resolve_project(tx, project)
-        .await?
-        .ok_or(ErrorKind::ProjectNotFound)?;
-    let author = author_by_token(tx, token).await?;
+    let (project, author, role) = project_and_author(tx, project, token).await?;
     let issue = match issue_iid.parse::<i64>() {
         Ok(iid) => tx.issue_by_iid(project.id, iid).await?,
         Err(_) => None,
     };
-    let role = role_of(tx, &project, &author).await?;
     let actor = Actor {
         user: &author,
         role,

@@ -9,6 +9,22 @@ use postern_testkit::BoxError;
 
 use crate::support::{INCOMING, World, renamed};
 
+/// A Service Desk project whose custom email `custom-support-email@example.com` awaits its
+/// verification mail with `token`.
+async fn verification_project(
+    world: &World,
+    token: &str,
+) -> Result<postern_store::Project, BoxError> {
+    world
+        .service_desk_project(Visibility::Private, |s| {
+            s.custom_email = Some("custom-support-email@example.com".into());
+            s.custom_email_verification_state = Some(CustomEmailVerificationState::Started);
+            s.custom_email_verification_token = Some(token.into());
+            s.custom_email_verification_triggered_at = Some(Timestamp::now());
+        })
+        .await
+}
+
 /// Verification mail, as in GitLab's spec: only the incoming mailbox is configured (with a
 /// Service Desk mailbox, the fixture's `Delivered-To` alias is an incorrect forwarding target).
 async fn verify(world: &World, raw: &[u8]) -> Result<ReceiveOutcome, BoxError> {
@@ -224,14 +240,7 @@ both!(illegal_utf8_is_converted, |db| {
 
 both!(custom_email_verification, |db| {
     let world = World::new(db).await?;
-    let project = world
-        .service_desk_project(Visibility::Private, |s| {
-            s.custom_email = Some("custom-support-email@example.com".into());
-            s.custom_email_verification_state = Some(CustomEmailVerificationState::Started);
-            s.custom_email_verification_token = Some("ZROT4ZZXA-Y6".into());
-            s.custom_email_verification_triggered_at = Some(Timestamp::now());
-        })
-        .await?;
+    let project = verification_project(&world, "ZROT4ZZXA-Y6").await?;
     let raw = world.fixture_for(
         &project,
         "service_desk_custom_email_address_verification.eml",
@@ -258,14 +267,7 @@ both!(custom_email_verification, |db| {
 
 both!(custom_email_verification_with_wrong_token_fails, |db| {
     let world = World::new(db).await?;
-    let project = world
-        .service_desk_project(Visibility::Private, |s| {
-            s.custom_email = Some("custom-support-email@example.com".into());
-            s.custom_email_verification_state = Some(CustomEmailVerificationState::Started);
-            s.custom_email_verification_token = Some("XXXXXXXXXXXX".into());
-            s.custom_email_verification_triggered_at = Some(Timestamp::now());
-        })
-        .await?;
+    let project = verification_project(&world, "XXXXXXXXXXXX").await?;
     let raw = world.fixture_for(
         &project,
         "service_desk_custom_email_address_verification.eml",
@@ -287,14 +289,7 @@ both!(custom_email_verification_with_wrong_token_fails, |db| {
 
 both!(verification_forwarded_to_the_alias_fails, |db| {
     let world = World::new(db).await?;
-    let project = world
-        .service_desk_project(Visibility::Private, |s| {
-            s.custom_email = Some("custom-support-email@example.com".into());
-            s.custom_email_verification_state = Some(CustomEmailVerificationState::Started);
-            s.custom_email_verification_token = Some("ZROT4ZZXA-Y6".into());
-            s.custom_email_verification_triggered_at = Some(Timestamp::now());
-        })
-        .await?;
+    let project = verification_project(&world, "ZROT4ZZXA-Y6").await?;
     let raw = world.fixture_for(
         &project,
         "service_desk_custom_email_address_verification.eml",
@@ -350,5 +345,61 @@ both!(closed_ticket_reopens_on_external_reply, |db| {
     let notes = world.notes(&ticket).await?;
     assert!(notes.iter().any(|n| n.internal
         && n.body == ":wave: This issue has been reopened because it received a new comment from an external participant."));
+    Ok(())
+});
+
+both!(cc_addresses_join_when_the_project_asks, |db| {
+    let world = World::new(db).await?;
+    let project = world
+        .service_desk_project(Visibility::Private, |s| {
+            s.add_external_participants_from_cc = true
+        })
+        .await?;
+    let outcome = world
+        .receive(
+            INCOMING,
+            &world.fixture_for(&project, "service_desk.eml", 0),
+        )
+        .await?;
+    let ticket = world
+        .issue_in(
+            &project,
+            outcome.created.and_then(|c| c.iid).ok_or("ticket")?,
+        )
+        .await?;
+    let mut participants = ticket.email_participants.clone();
+    participants.sort();
+    assert_eq!(
+        participants,
+        ["cc@example.com", "jake@adventuretime.ooo", "kk@example.org"]
+    );
+    Ok(())
+});
+
+both!(participants_stop_at_ten, |db| {
+    let world = World::new(db).await?;
+    let project = world
+        .service_desk_project(Visibility::Private, |s| {
+            s.add_external_participants_from_cc = true
+        })
+        .await?;
+    let cc: Vec<String> = (0..15).map(|i| format!("person{i}@example.org")).collect();
+    let raw = String::from_utf8(world.fixture_for(&project, "service_desk.eml", 0))?.replace(
+        "Cc: Carbon Copy <cc@example.com>, kk@example.org",
+        &format!("Cc: {}", cc.join(", ")),
+    );
+    let outcome = world.receive(INCOMING, raw.as_bytes()).await?;
+    let ticket = world
+        .issue_in(
+            &project,
+            outcome.created.and_then(|c| c.iid).ok_or("ticket")?,
+        )
+        .await?;
+    assert_eq!(ticket.email_participants.len(), 10);
+    assert!(
+        ticket
+            .email_participants
+            .contains(&"jake@adventuretime.ooo".to_owned())
+    );
     Ok(())
 });

@@ -2,8 +2,6 @@
 //! directory, the GitLab fixtures with their placeholders filled in, and the users and projects
 //! GitLab's specs use.
 
-use std::path::PathBuf;
-
 use postern_core::content::UploadPolicy;
 use postern_core::{Processor, ProcessorConfig, ReceiveOutcome};
 use postern_mail::AddressTemplate;
@@ -11,6 +9,7 @@ use postern_store::{
     InboundSource, Issue, Mailbox, NewIssue, NewProject, NewSentNotification, NewUser, Noteable,
     Project, Role, Store, User, Visibility,
 };
+use postern_testkit::fixtures::gitlab_email_with;
 use postern_testkit::{BoxError, TestDb};
 
 /// GitLab's shared-context reply key.
@@ -215,48 +214,18 @@ impl World {
 
     /// The same, for another project.
     pub fn fixture_for(&self, project: &Project, name: &str, issue_iid: i64) -> Vec<u8> {
-        fixture_with(
+        let (id, iid) = (project.id.to_string(), issue_iid.to_string());
+        gitlab_email_with(
             name,
             &[
-                ("project_id", project.id.to_string()),
-                ("issue_iid", issue_iid.to_string()),
-                ("project_slug", project.full_path_slug.clone()),
-                ("project_key", "mykey".to_owned()),
-                ("auth_token", self.jake.incoming_email_token.clone()),
+                ("project_id", &id),
+                ("issue_iid", &iid),
+                ("project_slug", &project.full_path_slug),
+                ("project_key", "mykey"),
+                ("auth_token", &self.jake.incoming_email_token),
             ],
         )
     }
 }
 
-pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/gitlab-emails")
-        .join(name)
-}
-
-/// The same message with another Message-ID: GitLab's fixtures share Message-IDs and bodies, which
-/// postern rightly treats as one message delivered twice.
-pub fn renamed(raw: &[u8], tag: &str) -> Vec<u8> {
-    String::from_utf8_lossy(raw)
-        .replacen("Message-ID: <", &format!("Message-ID: <{tag}-"), 1)
-        .into_bytes()
-}
-
-/// Reads a fixture and replaces each placeholder by its value.
-pub fn fixture_with(name: &str, replacements: &[(&str, String)]) -> Vec<u8> {
-    let raw = std::fs::read(fixture_path(name)).expect("fixture exists");
-    let mut out = Vec::with_capacity(raw.len());
-    let mut rest: &[u8] = &raw;
-    'scan: while let Some(&first) = rest.first() {
-        for (from, to) in replacements {
-            if rest.starts_with(from.as_bytes()) {
-                out.extend_from_slice(to.as_bytes());
-                rest = &rest[from.len()..];
-                continue 'scan;
-            }
-        }
-        out.push(first);
-        rest = &rest[1..];
-    }
-    out
-}
+pub use postern_testkit::fixtures::renamed;

@@ -10,12 +10,12 @@ use crate::{InspectArgs, MailboxArg};
 
 /// Runs the command. Any readable input exits 0, whatever the message is.
 pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
-    let config = match &args.config {
+    let config = match &args.message.config {
         Some(path) => Config::load(path).map_err(|e| Failure::new(CONFIG, e))?,
         None => Config::default(),
     };
-    let raw = exit::read_input(&args.input)?;
-    let mailbox = match args.mailbox {
+    let raw = exit::read_input(&args.message.input)?;
+    let mailbox = match args.message.mailbox {
         MailboxArg::Incoming => Mailbox::Incoming,
         MailboxArg::ServiceDesk => Mailbox::ServiceDesk,
     };

@@ -16,9 +16,9 @@ use crate::{MailboxArg, ReceiveArgs};
 
 /// Runs the command.
 pub fn run(args: ReceiveArgs) -> Result<ExitCode, Failure> {
-    let setup = Setup::new(load_config(args.config.as_deref())?);
-    let raw = exit::read_input(&args.input)?;
-    let mailbox = match args.mailbox {
+    let setup = Setup::new(load_config(args.message.config.as_deref())?);
+    let raw = exit::read_input(&args.message.input)?;
+    let mailbox = match args.message.mailbox {
         MailboxArg::Incoming => Mailbox::Incoming,
         MailboxArg::ServiceDesk => Mailbox::ServiceDesk,
     };

@@ -32,33 +32,12 @@ pub fn read_testdata(relative: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// A GitLab fixture with each placeholder replaced, in one left-to-right pass (as GitLab's
-/// specs do with `fixture_file(…).gsub(…)`).
+/// A GitLab fixture with each placeholder replaced (see `postern_testkit::fixtures`).
 pub fn fixture_with(name: &str, replacements: &[(&str, &str)]) -> Vec<u8> {
-    let raw = read_testdata(&format!("gitlab-emails/{name}"));
-    let mut out = Vec::with_capacity(raw.len());
-    let mut rest: &[u8] = &raw;
-    'scan: while let Some(&first) = rest.first() {
-        for (from, to) in replacements {
-            if rest.starts_with(from.as_bytes()) {
-                out.extend_from_slice(to.as_bytes());
-                rest = &rest[from.len()..];
-                continue 'scan;
-            }
-        }
-        out.push(first);
-        rest = &rest[1..];
-    }
-    out
+    postern_testkit::fixtures::gitlab_email_with(name, replacements)
 }
 
-/// `raw` with a tag put in front of its Message-ID: GitLab's fixtures share Message-IDs and
-/// bodies, which postern rightly treats as one message delivered twice.
-pub fn renamed(raw: &[u8], tag: &str) -> Vec<u8> {
-    String::from_utf8_lossy(raw)
-        .replacen("Message-ID: <", &format!("Message-ID: <{tag}-"), 1)
-        .into_bytes()
-}
+pub use postern_testkit::fixtures::renamed;
 
 /// What one run of the binary did.
 #[derive(Debug)]
