@@ -19,7 +19,6 @@
 //! - the peak RSS of the bench process.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use postern_core::content::UploadPolicy;
@@ -30,6 +29,7 @@ use postern_store::{
     InboundSource, Mailbox, NewIssue, NewProject, NewSentNotification, NewUser, Noteable, Project,
     Role, Store, StoreOptions, User, Visibility,
 };
+use postern_testkit::fixtures::{gitlab_email, substitute};
 use postern_testkit::{BoxError, TestDb, create_database, pg};
 
 /// Messages per timed run (half replies, half new issues).
@@ -60,36 +60,7 @@ fn main() -> Result<(), BoxError> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        println!(
-            "postern-core benchmark: Processor::receive (release build, 2 runtime workers, {} cores)",
-            std::thread::available_parallelism().map_or(1, usize::from)
-        );
-        println!();
-        let sqlite = TestDb::sqlite().await;
-        throughput("SQLite (file in a temporary directory, default StoreOptions)", sqlite.store.clone(), Some(500.0)).await?;
-        println!();
-        match pg::shared_admin_url() {
-            pg::PgChoice::Skip => println!("PostgreSQL: skipped (POSTERN_SKIP_PG=1)"),
-            pg::PgChoice::Url(admin) => {
-                let url = create_database(&admin).await;
-                let store = Store::connect_with(&url, &StoreOptions::default()).await?;
-                throughput(
-                    "PostgreSQL (fresh database on the testkit's private server, default StoreOptions; the server runs with fsync=off)",
-                    store,
-                    None,
-                )
-                .await?;
-            }
-        }
-        println!();
-        in_memory().await?;
-        println!();
-        many_projects().await?;
-        println!();
-        merge_request().await?;
-        Ok::<(), BoxError>(())
-    })?;
+    runtime.block_on(run())?;
     println!();
     match peak_rss_kib() {
         Some(kib) => println!(
@@ -99,6 +70,35 @@ fn main() -> Result<(), BoxError> {
         None => println!("peak RSS of the bench process: unavailable (no /proc/self/status)"),
     }
     Ok(())
+}
+
+const SQLITE_LABEL: &str = "SQLite (file in a temporary directory, default StoreOptions)";
+const POSTGRES_LABEL: &str = "PostgreSQL (fresh database on the testkit's private server, \
+     default StoreOptions; the server runs with fsync=off)";
+
+async fn run() -> Result<(), BoxError> {
+    println!(
+        "postern-core benchmark: Processor::receive (release build, 2 runtime workers, {} cores)",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!();
+    let sqlite = TestDb::sqlite().await;
+    throughput(SQLITE_LABEL, sqlite.store.clone(), Some(500.0)).await?;
+    println!();
+    match pg::shared_admin_url() {
+        pg::PgChoice::Skip => println!("PostgreSQL: skipped (POSTERN_SKIP_PG=1)"),
+        pg::PgChoice::Url(admin) => {
+            let url = create_database(&admin).await;
+            let store = Store::connect_with(&url, &StoreOptions::default()).await?;
+            throughput(POSTGRES_LABEL, store, None).await?;
+        }
+    }
+    println!();
+    in_memory().await?;
+    println!();
+    many_projects().await?;
+    println!();
+    merge_request().await
 }
 
 // ------------------------------------------------------------------------------------------
@@ -193,8 +193,8 @@ impl World {
     /// Message-ID starts with `tag` and is distinct.
     async fn mix(&self, tag: &str, count: usize) -> Result<Vec<Message>, BoxError> {
         let keys = self.notifications(count.div_ceil(2)).await?;
-        let reply = fixture("valid_reply.eml")?;
-        let new_issue = fixture("valid_new_issue.eml")?;
+        let reply = gitlab_email("valid_reply.eml");
+        let new_issue = gitlab_email("valid_new_issue.eml");
         let project_id = self.project.id.to_string();
         let token = self.jake.incoming_email_token.as_str();
         let mut messages = Vec::with_capacity(count);
@@ -245,32 +245,6 @@ fn new_project(namespace: &str, path: &str, default_branch: &str) -> NewProject 
         visibility: Visibility::Private,
         default_branch: default_branch.into(),
     }
-}
-
-fn fixture(name: &str) -> Result<Vec<u8>, BoxError> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/gitlab-emails")
-        .join(name);
-    Ok(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?)
-}
-
-/// `raw` with each occurrence of a pattern replaced; at each position the first pattern in the
-/// list that matches wins (as the tests' `fixture_with`).
-fn substitute(raw: &[u8], replacements: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + 128);
-    let mut rest = raw;
-    'scan: while let Some(&first) = rest.first() {
-        for (from, to) in replacements {
-            if rest.starts_with(from.as_bytes()) {
-                out.extend_from_slice(to.as_bytes());
-                rest = &rest[from.len()..];
-                continue 'scan;
-            }
-        }
-        out.push(first);
-        rest = &rest[1..];
-    }
-    out
 }
 
 // ------------------------------------------------------------------------------------------
