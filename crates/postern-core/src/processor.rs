@@ -342,7 +342,7 @@ struct CustomEmails {
 impl CustomEmails {
     async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
         let mut keys = HashMap::new();
-        for project in tx.list_projects().await? {
+        for project in tx.projects_with_custom_email().await? {
             if let Some(email) = &project.service_desk.custom_email {
                 keys.insert(
                     email.to_lowercase(),

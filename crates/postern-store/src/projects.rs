@@ -354,6 +354,17 @@ impl Tx {
         )?)
     }
 
+    /// Every project with a Service Desk custom email, in path order (the key scan of spec §1.5
+    /// looks at all of them for every message, so this reads only those rows, by index).
+    pub async fn projects_with_custom_email(&mut self) -> Result<Vec<Project>, StoreError> {
+        Ok(fetch_all!(
+            self,
+            Project,
+            "SELECT * FROM projects WHERE sd_custom_email_lower IS NOT NULL
+             ORDER BY full_path_lower"
+        )?)
+    }
+
     /// The project whose Service Desk `project_key` is `key` and whose full path slug is
     /// `slug` (the `<slug>-<key>` alias address form). Enabled or not: the caller decides.
     pub async fn project_by_service_desk_key(

@@ -2,12 +2,15 @@
 //! transactions.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use tokio::sync::Semaphore;
 
 use crate::StoreError;
 use crate::tx::{Tx, TxInner};
@@ -65,6 +68,17 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite only: one writer at a time, queued in this process. SQLite allows a single writer
+    /// anyway; without this queue, waiting writers poll SQLite's busy handler with sleeps, which
+    /// gave second-long tail latencies under concurrency. Its permit lives in the [`Tx`].
+    writers: Option<WriterQueue>,
+}
+
+/// The in-process queue of SQLite writers and how long one may wait in it.
+#[derive(Debug, Clone)]
+struct WriterQueue {
+    permits: Arc<Semaphore>,
+    wait: Duration,
 }
 
 impl Store {
@@ -111,6 +125,10 @@ impl Store {
         };
         Ok(Store {
             pool: Pool::Sqlite(pool.connect_with(connect).await?),
+            writers: Some(WriterQueue {
+                permits: Arc::new(Semaphore::new(1)),
+                wait: options.sqlite_busy_timeout,
+            }),
         })
     }
 
@@ -123,6 +141,7 @@ impl Store {
             .await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
+            writers: None,
         })
     }
 
@@ -153,11 +172,21 @@ impl Store {
     /// On PostgreSQL it is a plain `BEGIN` (READ COMMITTED); the queries that must serialise
     /// (iid allocation, dedupe inserts) do so through row locks and unique constraints.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let permit = match &self.writers {
+            Some(queue) => Some(
+                tokio::time::timeout(queue.wait, queue.permits.clone().acquire_owned())
+                    .await
+                    // Waited as long as SQLite itself would have: busy, try again later.
+                    .map_err(|_| StoreError::from(sqlx::Error::PoolTimedOut))?
+                    .map_err(|_| StoreError::from(sqlx::Error::PoolClosed))?,
+            ),
+            None => None,
+        };
         let inner = match &self.pool {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(Tx::new(inner))
+        Ok(Tx::new(inner).holding(permit))
     }
 
     /// Begins a transaction for reading only (admin listings, the web UI). It never waits for

@@ -22,6 +22,9 @@ pub(crate) enum TxInner {
 /// processing failed half-way leaves no half-made issue behind.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// SQLite: this transaction's place as the one writer (see `Store::begin`); released when
+    /// the transaction ends.
+    _writer: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -104,7 +107,15 @@ pub(crate) use {
 
 impl Tx {
     pub(crate) fn new(inner: TxInner) -> Tx {
-        Tx { inner }
+        Tx {
+            inner,
+            _writer: None,
+        }
+    }
+
+    pub(crate) fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Tx {
+        self._writer = permit;
+        self
     }
 
     /// Which backend this transaction runs on.

@@ -70,15 +70,31 @@ pub async fn create_merge_request(
     let previous_head = repository
         .head_of(&source_branch)
         .map_err(|e| ProcessError::Temporary(e.to_string()))?;
-    if !patches.is_empty() {
-        if let Err(error) = repository.apply_patches(&source_branch, &target_branch, &patches) {
-            return Err(Rejection::with_reason(
-                ErrorKind::InvalidAttachment,
-                postern_git::could_not_apply_patches(&source_branch, &error),
-            )
-            .into());
-        }
-    } else if previous_head.is_none() {
+    let has_patches = !patches.is_empty();
+    let applied = if !has_patches {
+        None
+    } else {
+        // git runs for up to a few hundred milliseconds: off the async workers.
+        let (repo, source, target, files) = (
+            repository.clone(),
+            source_branch.clone(),
+            target_branch.clone(),
+            patches,
+        );
+        Some(
+            tokio::task::spawn_blocking(move || repo.apply_patches(&source, &target, &files))
+                .await
+                .map_err(|e| ProcessError::Internal(format!("patch task failed: {e}")))?,
+        )
+    };
+    if let Some(Err(error)) = applied {
+        return Err(Rejection::with_reason(
+            ErrorKind::InvalidAttachment,
+            postern_git::could_not_apply_patches(&source_branch, &error),
+        )
+        .into());
+    }
+    if !has_patches && previous_head.is_none() {
         return Err(invalid(&[format!(
             "Source branch \"{source_branch}\" does not exist"
         )]));
@@ -95,7 +111,7 @@ pub async fn create_merge_request(
         description,
     )
     .await;
-    if result.is_err() && !patches.is_empty() {
+    if result.is_err() && has_patches {
         let _ = repository.reset_branch(&source_branch, previous_head.as_deref());
     }
     result

@@ -87,7 +87,11 @@ pub async fn create_note(
             return Err(ErrorKind::UserNotFound.into());
         }
     }
-    if !noteable_exists(tx, notification.noteable).await? {
+    let exists = match notification.noteable {
+        Noteable::Issue(_) => issue.is_some(),
+        Noteable::MergeRequest(id) => tx.merge_request_by_id(id).await?.is_some(),
+    };
+    if !exists {
         return Err(ErrorKind::NoteableNotFound.into());
     }
     let variant = match notification.noteable {
