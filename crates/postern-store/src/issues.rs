@@ -3,7 +3,7 @@
 
 use crate::ids::fold;
 use crate::sqltypes::text_enum;
-use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_all, scalar_one};
+use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_one};
 use crate::{StoreError, Timestamp, Tx};
 
 text_enum! {
@@ -197,9 +197,27 @@ impl Tx {
             &new.external_author,
             Timestamp::now().0,
         )?;
-        self.replace_labels(issue.id, &new.labels).await?;
-        self.replace_assignees(issue.id, &new.assignee_ids).await?;
-        self.load_issue_children(issue).await
+        // A new issue has no children yet: insert them and fill the struct from what was
+        // inserted, instead of deleting nothing and reading back (each query is a round trip).
+        let mut issue = issue;
+        issue.labels = Vec::new();
+        for label in &new.labels {
+            if !issue.labels.contains(label) {
+                self.insert_label(issue.id, label).await?;
+                issue.labels.push(label.clone());
+            }
+        }
+        issue.labels.sort();
+        issue.assignee_ids = Vec::new();
+        for user_id in &new.assignee_ids {
+            if !issue.assignee_ids.contains(user_id) {
+                self.insert_assignee(issue.id, *user_id).await?;
+                issue.assignee_ids.push(*user_id);
+            }
+        }
+        issue.assignee_ids.sort_unstable();
+        issue.email_participants = Vec::new();
+        Ok(issue)
     }
 
     async fn replace_labels(&mut self, issue_id: i64, labels: &[String]) -> Result<(), StoreError> {
@@ -209,13 +227,29 @@ impl Tx {
             issue_id
         )?;
         for label in labels {
-            execute!(
-                self,
-                "INSERT INTO issue_labels (issue_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                issue_id,
-                label
-            )?;
+            self.insert_label(issue_id, label).await?;
         }
+        Ok(())
+    }
+
+    async fn insert_label(&mut self, issue_id: i64, label: &str) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "INSERT INTO issue_labels (issue_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            issue_id,
+            label
+        )?;
+        Ok(())
+    }
+
+    async fn insert_assignee(&mut self, issue_id: i64, user_id: i64) -> Result<(), StoreError> {
+        execute!(
+            self,
+            "INSERT INTO issue_assignees (issue_id, user_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            issue_id,
+            user_id
+        )?;
         Ok(())
     }
 
@@ -230,36 +264,48 @@ impl Tx {
             issue_id
         )?;
         for user_id in user_ids {
-            execute!(
-                self,
-                "INSERT INTO issue_assignees (issue_id, user_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                issue_id,
-                *user_id
-            )?;
+            self.insert_assignee(issue_id, *user_id).await?;
         }
         Ok(())
     }
 
     async fn load_issue_children(&mut self, mut issue: Issue) -> Result<Issue, StoreError> {
-        issue.labels = scalar_all!(
+        // One round trip for all three child lists (each query costs a round trip, and an
+        // issue is loaded several times per message). The NULLs are cast so that PostgreSQL
+        // can type the UNION; `ord` keeps participants in the order they joined.
+        let rows = fetch_all!(
             self,
-            String,
-            "SELECT label FROM issue_labels WHERE issue_id = $1 ORDER BY label",
+            (String, Option<String>, Option<i64>, i64),
+            "SELECT 'l', label, CAST(NULL AS BIGINT), CAST(0 AS BIGINT)
+               FROM issue_labels WHERE issue_id = $1
+             UNION ALL
+             SELECT 'a', CAST(NULL AS TEXT), user_id, CAST(0 AS BIGINT)
+               FROM issue_assignees WHERE issue_id = $1
+             UNION ALL
+             SELECT 'p', email, CAST(NULL AS BIGINT), id
+               FROM issue_email_participants WHERE issue_id = $1",
             issue.id
         )?;
-        issue.assignee_ids = scalar_all!(
-            self,
-            i64,
-            "SELECT user_id FROM issue_assignees WHERE issue_id = $1 ORDER BY user_id",
-            issue.id
-        )?;
-        issue.email_participants = scalar_all!(
-            self,
-            String,
-            "SELECT email FROM issue_email_participants WHERE issue_id = $1 ORDER BY id",
-            issue.id
-        )?;
+        let (mut labels, mut assignees, mut participants) = (Vec::new(), Vec::new(), Vec::new());
+        for (kind, text, number, ord) in rows {
+            match (kind.as_str(), text, number) {
+                ("l", Some(label), _) => labels.push(label),
+                ("a", _, Some(user_id)) => assignees.push(user_id),
+                ("p", Some(email), _) => participants.push((ord, email)),
+                (other, _, _) => {
+                    return Err(StoreError::Corrupt {
+                        column: "issue child kind",
+                        value: other.to_owned(),
+                    });
+                }
+            }
+        }
+        labels.sort();
+        assignees.sort_unstable();
+        participants.sort_by_key(|(ord, _)| *ord);
+        issue.labels = labels;
+        issue.assignee_ids = assignees;
+        issue.email_participants = participants.into_iter().map(|(_, email)| email).collect();
         Ok(issue)
     }
 

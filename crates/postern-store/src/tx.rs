@@ -87,13 +87,6 @@ macro_rules! scalar_one {
     };
 }
 
-/// `query_scalar::<T>` → `Vec<T>`.
-macro_rules! scalar_all {
-    ($tx:expr, $ty:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
-        $crate::tx::run!($tx, c => sqlx::query_scalar::<_, $ty>($sql)$(.bind($bind))*.fetch_all(c).await)
-    };
-}
-
 /// `query(..).execute` → number of rows affected.
 macro_rules! execute {
     ($tx:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
@@ -101,9 +94,7 @@ macro_rules! execute {
     };
 }
 
-pub(crate) use {
-    execute, fetch_all, fetch_one, fetch_optional, run, scalar_all, scalar_one, scalar_optional,
-};
+pub(crate) use {execute, fetch_all, fetch_one, fetch_optional, run, scalar_one, scalar_optional};
 
 impl Tx {
     pub(crate) fn new(inner: TxInner) -> Tx {
