@@ -177,6 +177,15 @@ pub fn sanitize_file_name(name: &str) -> String {
     }
 }
 
+/// Text for an HTML mail part: the five characters HTML gives meaning to, escaped.
+pub(crate) fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 fn file_stem(name: &str) -> &str {
     match name.rfind('.') {
         Some(dot) if dot > 0 => &name[..dot],

@@ -19,6 +19,7 @@ pub mod content;
 pub mod error;
 mod handlers;
 pub mod notice;
+pub mod notify;
 pub mod permissions;
 pub mod processor;
 pub mod quick;

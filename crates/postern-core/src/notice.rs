@@ -8,6 +8,7 @@
 use postern_mail::Email;
 use postern_store::{EnqueueOutcome, NewOutboxMail, Timestamp, Tx};
 
+use crate::content::escape_html;
 use crate::error::{ProcessError, Rejection};
 use crate::processor::ProcessorConfig;
 
@@ -141,11 +142,4 @@ fn random_hex() -> Result<String, ProcessError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| ProcessError::Temporary(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -41,6 +41,8 @@ impl Actor<'_> {
                 project.visibility,
                 Visibility::Public | Visibility::Internal
             )
+            // The Support Bot writes the tickets and their replies wherever Service Desk is on.
+            || (self.user.is_support_bot() && project.service_desk.enabled)
     }
 
     /// Whether the user can see this issue (confidential issues: reporters, author, assignees).

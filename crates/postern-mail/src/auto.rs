@@ -9,6 +9,11 @@ use serde::Serialize;
 
 use crate::message::Email;
 
+/// The header postern puts on every mail it sends. Mail that comes back carrying it (an
+/// auto-forward, a bounce that quotes headers, another postern) is automatic: answering it
+/// would start a loop.
+pub const LOOP_HEADER: &str = "X-Postern-Loop";
+
 /// Why a message counts as automatic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +32,8 @@ pub enum AutoReason {
     NullReturnPath,
     /// Sent by `MAILER-DAEMON`.
     MailerDaemon,
+    /// Carries postern's own [`LOOP_HEADER`]: mail postern sent, come back.
+    OwnLoop,
 }
 
 impl AutoReason {
@@ -40,6 +47,7 @@ impl AutoReason {
             AutoReason::DeliveryReport => "delivery_report",
             AutoReason::NullReturnPath => "null_return_path",
             AutoReason::MailerDaemon => "mailer_daemon",
+            AutoReason::OwnLoop => "own_loop",
         }
     }
 
@@ -51,6 +59,9 @@ impl AutoReason {
 
 /// The first reason `email` is automatic, GitLab's rules first; `None` for mail from a person.
 pub fn auto_generated(email: &Email<'_>) -> Option<AutoReason> {
+    if email.has_header(LOOP_HEADER) {
+        return Some(AutoReason::OwnLoop);
+    }
     // GitLab compares the stripped value case-sensitively: `No` or an empty value are automatic.
     if let Some(value) = email.header_value("Auto-Submitted")
         && value.trim() != "no"
@@ -158,6 +169,10 @@ mod tests {
             Some(AutoReason::DeliveryReport)
         );
         assert_eq!(reason("X-Auto-Response-Suppress: All\r\n"), None);
+        assert_eq!(
+            reason("X-Postern-Loop: localhost\r\n"),
+            Some(AutoReason::OwnLoop)
+        );
         let daemon = b"From: MAILER-DAEMON@mx.example.com\r\n\r\nbounce";
         assert_eq!(
             auto_generated(&Email::parse(daemon)),

@@ -3,6 +3,11 @@
 //! Queuing in the same transaction as the tracker change means a notification exists exactly
 //! when its comment does; the sender works from this table with retries. A `dedupe_key`
 //! (e.g. `reject:<inbound id>`) keeps a retried message from queuing the same notice twice.
+//!
+//! A sender [claims](Tx::claim_outbox) an entry before it hands it to a relay: the claim is a
+//! timestamp that only one transaction can set, so two workers that both saw the entry as due
+//! never both send it. Marking the entry sent or failed clears the claim; a claim left behind by
+//! a worker that died mid-send counts as abandoned once it is older than the caller's limit.
 
 use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
@@ -45,6 +50,8 @@ pub struct OutboxMail {
     pub sent_at: Option<Timestamp>,
     /// Dedupe key, unique when present.
     pub dedupe_key: Option<String>,
+    /// When a sender claimed it for the attempt in progress (see [`Tx::claim_outbox`]).
+    pub claimed_at: Option<Timestamp>,
 }
 
 /// The stored row; recipients are a JSON array in a text column.
@@ -61,6 +68,7 @@ struct OutboxRow {
     last_error: Option<String>,
     sent_at: Option<Timestamp>,
     dedupe_key: Option<String>,
+    claimed_at: Option<Timestamp>,
 }
 
 impl TryFrom<OutboxRow> for OutboxMail {
@@ -83,6 +91,7 @@ impl TryFrom<OutboxRow> for OutboxMail {
             last_error: r.last_error,
             sent_at: r.sent_at,
             dedupe_key: r.dedupe_key,
+            claimed_at: r.claimed_at,
         })
     }
 }
@@ -204,7 +213,7 @@ impl Tx {
             self,
             OutboxRow,
             "SELECT id, created_at, kind, recipients, inbound_id, state, attempts,
-                    next_attempt_at, last_error, sent_at, dedupe_key
+                    next_attempt_at, last_error, sent_at, dedupe_key, claimed_at
              FROM outbox WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2)
              ORDER BY id DESC LIMIT $3",
             filter.state.map(OutboxState::as_str),
@@ -224,7 +233,7 @@ impl Tx {
             self,
             OutboxRow,
             "SELECT id, created_at, kind, recipients, inbound_id, state, attempts,
-                    next_attempt_at, last_error, sent_at, dedupe_key
+                    next_attempt_at, last_error, sent_at, dedupe_key, claimed_at
              FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
              ORDER BY next_attempt_at, id LIMIT $2",
             now.0,
@@ -233,12 +242,37 @@ impl Tx {
         convert(rows)
     }
 
-    /// Marks an entry sent. Returns whether it exists.
+    /// Claims a queued entry for one delivery attempt. Returns `true` when this caller now holds
+    /// it: the entry is queued and either unclaimed or claimed before `stale_before` (an
+    /// abandoned claim, e.g. of a worker that crashed). Returns `false` when another claim
+    /// holds it or it is no longer queued.
+    ///
+    /// The check and the write are one `UPDATE`, so of two concurrent callers exactly one wins:
+    /// PostgreSQL re-evaluates the `WHERE` of the second after the first commits, and SQLite
+    /// runs one writer at a time. The caller must commit before sending, so the claim is visible
+    /// to the others while the attempt is in progress.
+    pub async fn claim_outbox(
+        &mut self,
+        id: i64,
+        stale_before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE outbox SET claimed_at = $3
+             WHERE id = $1 AND state = 'queued' AND (claimed_at IS NULL OR claimed_at < $2)",
+            id,
+            stale_before.0,
+            Timestamp::now().0,
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Marks an entry sent and releases its claim. Returns whether it exists.
     pub async fn mark_outbox_sent(&mut self, id: i64) -> Result<bool, StoreError> {
         let n = execute!(
             self,
             "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = $2,
-                 last_error = NULL
+                 last_error = NULL, claimed_at = NULL
              WHERE id = $1",
             id,
             Timestamp::now().0,
@@ -246,8 +280,8 @@ impl Tx {
         Ok(n > 0)
     }
 
-    /// Records a failed attempt: with `retry_at` it stays queued until then, without it the
-    /// entry is marked failed for good. Returns whether it exists.
+    /// Records a failed attempt and releases its claim: with `retry_at` it stays queued until
+    /// then, without it the entry is marked failed for good. Returns whether it exists.
     pub async fn mark_outbox_failed(
         &mut self,
         id: i64,
@@ -258,7 +292,7 @@ impl Tx {
             self,
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                  state = CASE WHEN $3 IS NULL THEN 'failed' ELSE 'queued' END,
-                 next_attempt_at = COALESCE($3, next_attempt_at)
+                 next_attempt_at = COALESCE($3, next_attempt_at), claimed_at = NULL
              WHERE id = $1",
             id,
             error,

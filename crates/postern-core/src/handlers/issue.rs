@@ -7,6 +7,7 @@ use postern_store::{IssueType, NewIssue, Tx};
 use super::{Context, Handled, project_and_author};
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::notify::Change;
 use crate::permissions::{Ability, Actor, validate};
 use crate::processor::Created;
 use crate::quick;
@@ -34,6 +35,7 @@ pub async fn create_issue(
     project: &ProjectRef,
     token: &str,
 ) -> Result<Handled, ProcessError> {
+    let config = context.config;
     let tx: &mut Tx = context.tx;
     let (project, author, role) = project_and_author(tx, project, token).await?;
     let actor = Actor {
@@ -88,6 +90,8 @@ pub async fn create_issue(
         )
         .await?;
     }
+    let issue = tx.issue_by_id(issue.id).await?.unwrap_or(issue);
+    crate::notify::notify(tx, config, &project, &author, Change::IssueOpened(&issue)).await?;
     Ok(Handled {
         created: Some(Created {
             kind: "issue".to_owned(),

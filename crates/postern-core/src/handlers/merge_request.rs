@@ -170,6 +170,14 @@ async fn record(
                 .collect(),
         })
         .await?;
+    crate::notify::notify(
+        tx,
+        context.config,
+        project,
+        author,
+        crate::notify::Change::MergeRequestOpened(&merge_request),
+    )
+    .await?;
     Ok(Handled {
         created: Some(Created {
             kind: "merge_request".to_owned(),

@@ -217,6 +217,39 @@ pub(crate) async fn reopen_on_external_note(
     Ok(())
 }
 
+/// Tells people about a new comment: the participants and subscribers of its issue or merge
+/// request, and, for a member's comment on a Service Desk ticket, the ticket's outside
+/// participants.
+pub(crate) async fn after_comment(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    note: &Note,
+    issue: Option<&Issue>,
+) -> Result<(), ProcessError> {
+    // Reload: the comment may have changed the issue (quick actions, participants).
+    let issue = match issue {
+        Some(issue) => tx.issue_by_id(issue.id).await?,
+        None => None,
+    };
+    crate::notify::notify(
+        tx,
+        config,
+        project,
+        author,
+        crate::notify::Change::Commented {
+            note,
+            issue: issue.as_ref(),
+        },
+    )
+    .await?;
+    if let Some(issue) = &issue {
+        crate::notify::to_external_participants(tx, config, project, issue, note, author).await?;
+    }
+    Ok(())
+}
+
 /// The `created` entry for a comment.
 pub(crate) fn created_note(project: &Project, note: &Note) -> Created {
     Created {

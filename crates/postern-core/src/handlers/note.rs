@@ -5,8 +5,8 @@ use postern_mail::{ProjectRef, ReplyKey};
 use postern_store::{Issue, Noteable, Project, SentNotification, Tx};
 
 use super::{
-    CommentRequest, Context, Handled, create_comment, created_note, project_and_author,
-    reopen_on_external_note, role_of,
+    CommentRequest, Context, Handled, after_comment, create_comment, created_note,
+    project_and_author, reopen_on_external_note, role_of,
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError};
@@ -67,6 +67,7 @@ pub async fn create_note(
     context: &mut Context<'_, '_>,
     reply_key: &ReplyKey,
 ) -> Result<Handled, ProcessError> {
+    let config = context.config;
     let tx = &mut *context.tx;
     let notification = sent_notification(tx, reply_key).await?;
     let author = tx
@@ -140,6 +141,9 @@ pub async fn create_note(
     if let Some(issue) = &issue {
         reopen_on_external_note(tx, &project, issue, &author).await?;
     }
+    if let Some(note) = &note {
+        after_comment(tx, config, &project, &author, note, issue.as_ref()).await?;
+    }
     Ok(Handled {
         created: note.map(|note| created_note(&project, &note)),
     })
@@ -152,6 +156,7 @@ pub async fn create_note_on_issuable(
     token: &str,
     issue_iid: &str,
 ) -> Result<Handled, ProcessError> {
+    let config = context.config;
     let tx = &mut *context.tx;
     let (project, author, role) = project_and_author(tx, project, token).await?;
     let issue = match issue_iid.parse::<i64>() {
@@ -193,6 +198,9 @@ pub async fn create_note_on_issuable(
         },
     )
     .await?;
+    if let Some(note) = &note {
+        after_comment(tx, config, &project, &author, note, Some(&issue)).await?;
+    }
     Ok(Handled {
         created: note.map(|note| created_note(&project, &note)),
     })

@@ -11,8 +11,8 @@ use postern_store::{
 use regex::Regex;
 
 use super::{
-    CommentRequest, Context, Handled, create_comment, created_note, reopen_on_external_note,
-    resolve_project,
+    CommentRequest, Context, Handled, after_comment, create_comment, created_note,
+    reopen_on_external_note, resolve_project,
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
@@ -76,6 +76,9 @@ pub async fn service_desk(
         .await?;
         add_participants(tx, &parts, &project, ticket.id, from_address.as_deref()).await?;
         reopen_on_external_note(tx, &project, &ticket, &bot).await?;
+        if let Some(note) = &note {
+            after_comment(tx, config, &project, &bot, note, Some(&ticket)).await?;
+        }
         return Ok(Handled {
             created: note.map(|note| created_note(&project, &note)),
         });
@@ -194,6 +197,24 @@ async fn new_ticket(
         .await?;
     }
     add_participants(tx, context, project, ticket.id, from_address.as_deref()).await?;
+    let ticket = tx.issue_by_id(ticket.id).await?.unwrap_or(ticket);
+    crate::notify::thank_you(
+        tx,
+        context.config,
+        project,
+        &ticket,
+        bot,
+        email.message_id(),
+    )
+    .await?;
+    crate::notify::notify(
+        tx,
+        context.config,
+        project,
+        bot,
+        crate::notify::Change::IssueOpened(&ticket),
+    )
+    .await?;
     Ok(Handled {
         created: Some(Created {
             kind: "ticket".to_owned(),

@@ -7,4 +7,5 @@ mod delivery;
 mod issues;
 mod merge_requests;
 mod notes;
+mod notifications;
 mod service_desk;

@@ -105,3 +105,89 @@ both!(due_sent_and_failed, |db| {
     assert!(!tx.mark_outbox_sent(9999).await?);
     tx.commit().await
 });
+
+both!(claims_are_exclusive_until_stale_or_released, |db| {
+    let now = Timestamp::now();
+    let mut tx = db.tx().await;
+    let EnqueueOutcome::Queued(id) = tx.enqueue_outbox(&mail("notification", None)).await? else {
+        panic!("queued");
+    };
+    assert_eq!(tx.outbox_mail(id).await?.expect("exists").claimed_at, None);
+    tx.commit().await?;
+
+    // Two "workers" in separate transactions: the first claim wins, the second is refused
+    // while the claim is fresh (claimed at or after `stale_before`).
+    let fresh = now.plus_seconds(-600);
+    let mut first = db.tx().await;
+    assert!(first.claim_outbox(id, fresh).await?);
+    first.commit().await?;
+    let mut second = db.tx().await;
+    assert!(!second.claim_outbox(id, fresh).await?);
+    let held = second.outbox_mail(id).await?.expect("exists");
+    assert!(held.claimed_at.is_some_and(|t| t >= now));
+    // The claim does not hide the entry from `due_outbox`; the claim is what arbitrates.
+    assert_eq!(second.due_outbox(now.plus_seconds(1), 10).await?.len(), 1);
+
+    // A claim older than `stale_before` is abandoned (its worker died mid-send): taken over.
+    assert!(second.claim_outbox(id, now.plus_seconds(3600)).await?);
+
+    // A temporary failure releases the claim, so the retry can be claimed again.
+    assert!(
+        second
+            .mark_outbox_failed(id, "421 later", Some(now))
+            .await?
+    );
+    assert_eq!(
+        second.outbox_mail(id).await?.expect("exists").claimed_at,
+        None
+    );
+    assert!(second.claim_outbox(id, fresh).await?);
+
+    // Once sent, nobody can claim it again, however old the claim would be.
+    assert!(second.mark_outbox_sent(id).await?);
+    let sent = second.outbox_mail(id).await?.expect("exists");
+    assert_eq!((sent.state, sent.claimed_at), (OutboxState::Sent, None));
+    assert!(!second.claim_outbox(id, now.plus_seconds(3600)).await?);
+    assert!(!second.claim_outbox(9999, now).await?);
+    second.commit().await
+});
+
+/// Two connections claim the same rows at the same time; every row is won exactly once.
+/// On PostgreSQL this runs truly concurrently (row locks decide); on SQLite the writer queue
+/// serialises the transactions, which must give the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_have_one_winner_per_row() {
+    async fn race(db: crate::support::TestDb) {
+        let mut tx = db.tx().await;
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            match tx.enqueue_outbox(&mail("notification", None)).await {
+                Ok(EnqueueOutcome::Queued(id)) => ids.push(id),
+                other => panic!("queued: {other:?}"),
+            }
+        }
+        tx.commit().await.expect("commit");
+        let stale_before = Timestamp::now().plus_seconds(-600);
+        let worker = |store: postern_store::Store, ids: Vec<i64>| async move {
+            let mut won = Vec::new();
+            for id in ids {
+                let mut tx = store.begin().await.expect("begin");
+                if tx.claim_outbox(id, stale_before).await.expect("claim") {
+                    won.push(id);
+                }
+                tx.commit().await.expect("commit");
+            }
+            won
+        };
+        let a = tokio::spawn(worker(db.store.clone(), ids.clone()));
+        let b = tokio::spawn(worker(db.store.clone(), ids.clone()));
+        let (a, b) = (a.await.expect("worker a"), b.await.expect("worker b"));
+        let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, ids, "each row claimed once: a={a:?} b={b:?}");
+    }
+    race(crate::support::TestDb::sqlite().await).await;
+    if let Some(pg) = crate::support::TestDb::postgres().await {
+        race(pg).await;
+    }
+}

@@ -1,0 +1,459 @@
+//! Notification mail that can be answered (spec §1.3, §6.6): who hears about a change, and the
+//! mail each of them gets — queued in the outbox in the same transaction as the change.
+//!
+//! Every notification carries a fresh reply key (a sent notification): `Reply-To` is the reply
+//! address with the project's name, `References` starts with `<reply-KEY@host>` (so replies
+//! from clients that drop the `+key` still find their way), and all mail about one issue is
+//! threaded on `<issue_ID@host>`. Mail postern sends is marked automatic (`Auto-Submitted`,
+//! `X-Auto-Response-Suppress`) and carries [`LOOP_HEADER`], which the intake drops, so postern
+//! never answers itself.
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+use postern_mail::AddressTemplate;
+use postern_store::{
+    Issue, IssueType, MergeRequest, NewOutboxMail, NewSentNotification, Note, Noteable, Project,
+    Tx, User,
+};
+
+use crate::content::escape_html;
+use crate::error::ProcessError;
+use crate::processor::ProcessorConfig;
+
+/// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
+pub const LOOP_HEADER: &str = postern_mail::auto::LOOP_HEADER;
+
+/// The header carrying the reply key, for clients and filters (GitLab: `X-GitLab-Reply-Key`).
+pub const REPLY_KEY_HEADER: &str = "X-Postern-Reply-Key";
+
+/// GitLab's Service Desk thank-you text.
+pub const THANK_YOU: &str = "Thank you for your support request! We are tracking your request as ticket #{iid}, and will respond as soon as we can.";
+
+/// What happened, for whom to hear about it.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// A new issue (or ticket) was opened.
+    IssueOpened(&'a Issue),
+    /// A new merge request was opened.
+    MergeRequestOpened(&'a MergeRequest),
+    /// A comment was added to an issue, ticket or merge request.
+    Commented {
+        /// The comment.
+        note: &'a Note,
+        /// Its issue, when it is on one.
+        issue: Option<&'a Issue>,
+    },
+}
+
+/// Queues the notifications for `change` made by `actor`. Returns how many were queued.
+pub async fn notify(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    actor: &User,
+    change: Change<'_>,
+) -> Result<usize, ProcessError> {
+    let Some(reply_template) = config
+        .incoming_address
+        .as_ref()
+        .filter(|template| template.supports_wildcard() || !template.as_str().is_empty())
+    else {
+        return Ok(0);
+    };
+    let (noteable, thread) = match change {
+        Change::IssueOpened(issue) => (Noteable::Issue(issue.id), Thread::issue(issue)),
+        Change::MergeRequestOpened(mr) => {
+            (Noteable::MergeRequest(mr.id), Thread::merge_request(mr))
+        }
+        Change::Commented { note, issue } => match issue {
+            Some(issue) => (note.noteable, Thread::issue(issue)),
+            None => {
+                let mr = match note.noteable {
+                    Noteable::MergeRequest(id) => tx.merge_request_by_id(id).await?,
+                    Noteable::Issue(_) => None,
+                };
+                match mr {
+                    Some(mr) => (note.noteable, Thread::merge_request(&mr)),
+                    None => return Ok(0),
+                }
+            }
+        },
+    };
+    let mut queued = 0;
+    for recipient in recipients(tx, noteable, change, actor).await? {
+        let Some(to) = recipient.primary_email().map(str::to_owned) else {
+            continue;
+        };
+        let sent = tx
+            .create_sent_notification(NewSentNotification {
+                partition: 0,
+                namespace_id: project.id,
+                recipient_id: recipient.id,
+                noteable,
+                in_reply_to_discussion_id: match change {
+                    Change::Commented { note, .. } => Some(note.discussion_id.clone()),
+                    _ => None,
+                },
+                reply_key: None,
+            })
+            .await?;
+        let key = sent.address_key();
+        let mail = Mail {
+            config,
+            project,
+            actor,
+            to: &to,
+            key: &key,
+            reply_template,
+            thread: &thread,
+            change,
+        };
+        let raw = mail.compose()?;
+        tx.enqueue_outbox(&NewOutboxMail {
+            kind: "notification".to_owned(),
+            recipients: vec![to],
+            raw,
+            inbound_id: None,
+            dedupe_key: Some(format!("notification:{key}")),
+            not_before: None,
+        })
+        .await?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// The issue or merge request a thread of mail is about.
+struct Thread {
+    /// `issue_ID` or `merge_request_ID`: the root Message-ID's local part.
+    root: String,
+    /// `#IID` or `!IID`.
+    reference: String,
+    title: String,
+    body: String,
+}
+
+impl Thread {
+    fn issue(issue: &Issue) -> Thread {
+        Thread {
+            root: format!("issue_{}", issue.id),
+            reference: format!("#{}", issue.iid),
+            title: issue.title.clone(),
+            body: issue.description.clone(),
+        }
+    }
+
+    fn merge_request(mr: &MergeRequest) -> Thread {
+        Thread {
+            root: format!("merge_request_{}", mr.id),
+            reference: format!("!{}", mr.iid),
+            title: mr.title.clone(),
+            body: mr.description.clone(),
+        }
+    }
+}
+
+/// Who hears about a change: the author, the assignees, everyone who commented, and everyone
+/// subscribed — minus whoever unsubscribed, the actor, blocked users and the Support Bot, and
+/// (on confidential issues) anyone who could not read it.
+async fn recipients(
+    tx: &mut Tx,
+    noteable: Noteable,
+    change: Change<'_>,
+    actor: &User,
+) -> Result<Vec<User>, ProcessError> {
+    let mut ids: Vec<i64> = Vec::new();
+    let issue = match change {
+        Change::IssueOpened(issue) => Some(issue),
+        Change::Commented { issue, .. } => issue,
+        Change::MergeRequestOpened(_) => None,
+    };
+    match noteable {
+        Noteable::Issue(_) => {
+            if let Some(issue) = issue {
+                ids.push(issue.author_id);
+                ids.extend(&issue.assignee_ids);
+            }
+        }
+        Noteable::MergeRequest(id) => {
+            if let Some(mr) = tx.merge_request_by_id(id).await? {
+                ids.push(mr.author_id);
+            }
+        }
+    }
+    for note in tx.notes_for(noteable).await? {
+        if !note.system {
+            ids.push(note.author_id);
+        }
+    }
+    let mut unsubscribed = Vec::new();
+    for subscription in tx.subscriptions_for(noteable).await? {
+        if subscription.subscribed {
+            ids.push(subscription.user_id);
+        } else {
+            unsubscribed.push(subscription.user_id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut users = Vec::new();
+    for id in ids {
+        if id == actor.id || unsubscribed.contains(&id) {
+            continue;
+        }
+        let Some(user) = tx.user_by_id(id).await? else {
+            continue;
+        };
+        if user.is_blocked() || user.is_support_bot() {
+            continue;
+        }
+        if let Some(issue) = issue
+            && issue.confidential
+            && !may_read_confidential(tx, issue, &user).await?
+        {
+            continue;
+        }
+        users.push(user);
+    }
+    Ok(users)
+}
+
+async fn may_read_confidential(
+    tx: &mut Tx,
+    issue: &Issue,
+    user: &User,
+) -> Result<bool, ProcessError> {
+    if user.admin || issue.author_id == user.id || issue.assignee_ids.contains(&user.id) {
+        return Ok(true);
+    }
+    let role = tx.member_role(issue.project_id, user.id).await?;
+    Ok(role.is_some_and(|role| role >= postern_store::Role::Reporter))
+}
+
+/// One notification mail.
+struct Mail<'a> {
+    config: &'a ProcessorConfig,
+    project: &'a Project,
+    actor: &'a User,
+    to: &'a str,
+    key: &'a str,
+    reply_template: &'a AddressTemplate,
+    thread: &'a Thread,
+    change: Change<'a>,
+}
+
+impl Mail<'_> {
+    fn compose(&self) -> Result<Vec<u8>, ProcessError> {
+        let host = &self.config.host;
+        let root_id = format!("{}@{host}", self.thread.root);
+        let (message_id, text) = match self.change {
+            Change::Commented { note, .. } => {
+                (format!("note_{}@{host}", note.id), note.body.clone())
+            }
+            _ => (root_id.clone(), self.thread.body.clone()),
+        };
+        let subject = format!(
+            "{} | {} ({})",
+            self.project.name, self.thread.title, self.thread.reference
+        );
+        let reply_address = self.reply_template.address_for_key(self.key);
+        let unsubscribe = self.reply_template.unsubscribe_address(self.key);
+        let footer =
+            format!("Reply to this email directly, or unsubscribe by writing to {unsubscribe}.");
+        let mut builder = MessageBuilder::new()
+            .from((
+                self.actor.name.as_str(),
+                self.config.sender_address.as_str(),
+            ))
+            .to(self.to)
+            .reply_to((self.project.name.as_str(), reply_address.as_str()))
+            .subject(subject)
+            .message_id(message_id.clone())
+            .header(REPLY_KEY_HEADER, Raw::new(self.key.to_owned()))
+            .header(
+                "List-Unsubscribe",
+                Raw::new(format!("<mailto:{unsubscribe}>")),
+            )
+            .header("Auto-Submitted", Raw::new("auto-generated"))
+            .header("X-Auto-Response-Suppress", Raw::new("All"))
+            .header(LOOP_HEADER, Raw::new(host.clone()))
+            .text_body(format!("{text}\n\n-- \n{footer}\n"))
+            .html_body(format!(
+                "<div>{}</div>\n<p style=\"color:#666\">{}</p>\n",
+                escape_html(&text).replace('\n', "<br>\n"),
+                escape_html(&footer)
+            ));
+        // `<reply-KEY@host>` first, then the thread root: GitLab's order (spec §1.3).
+        let fallback = postern_mail::key::fallback_message_id(self.key, host);
+        builder = if message_id == root_id {
+            builder.references(vec![fallback])
+        } else {
+            builder
+                .in_reply_to(root_id.clone())
+                .references(vec![fallback, root_id])
+        };
+        builder
+            .write_to_vec()
+            .map_err(|e| ProcessError::Internal(format!("cannot compose notification: {e}")))
+    }
+}
+
+/// Queues a member's comment on a Service Desk ticket to the ticket's outside participants, from
+/// the Service Desk address, each with a reply key whose recipient is the Support Bot (their
+/// answer comes back as a Support Bot note with them as the external author).
+pub async fn to_external_participants(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    ticket: &Issue,
+    note: &Note,
+    author: &User,
+) -> Result<usize, ProcessError> {
+    if ticket.issue_type != IssueType::Ticket || note.internal || author.is_support_bot() {
+        return Ok(0);
+    }
+    let Some(template) = config.incoming_address.as_ref() else {
+        return Ok(0);
+    };
+    let bot = tx.ensure_support_bot().await?;
+    let host = &config.host;
+    let from_address = service_desk_sender(config, project);
+    let root_id = format!("issue_{}@{host}", ticket.id);
+    let mut queued = 0;
+    for to in &ticket.email_participants {
+        let sent = tx
+            .create_sent_notification(NewSentNotification {
+                partition: 0,
+                namespace_id: project.id,
+                recipient_id: bot.id,
+                noteable: Noteable::Issue(ticket.id),
+                in_reply_to_discussion_id: Some(note.discussion_id.clone()),
+                reply_key: None,
+            })
+            .await?;
+        let key = sent.address_key();
+        let reply_address = template.address_for_key(&key);
+        let raw = MessageBuilder::new()
+            .from((project.name.as_str(), from_address.as_str()))
+            .to(to.as_str())
+            .reply_to((project.name.as_str(), reply_address.as_str()))
+            .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
+            .message_id(format!("note_{}_{}@{host}", note.id, queued))
+            .in_reply_to(root_id.clone())
+            .references(vec![
+                postern_mail::key::fallback_message_id(&key, host),
+                root_id.clone(),
+            ])
+            .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
+            .header("Auto-Submitted", Raw::new("auto-generated"))
+            .header("X-Auto-Response-Suppress", Raw::new("All"))
+            .header(LOOP_HEADER, Raw::new(host.clone()))
+            .text_body(format!(
+                "{}
+",
+                note.body
+            ))
+            .html_body(format!(
+                "<div>{}</div>\n",
+                escape_html(&note.body).replace('\n', "<br>\n")
+            ))
+            .write_to_vec()
+            .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
+        tx.enqueue_outbox(&NewOutboxMail {
+            kind: "service_desk_note".to_owned(),
+            recipients: vec![to.clone()],
+            raw,
+            inbound_id: None,
+            dedupe_key: Some(format!("service_desk_note:{}:{to}", note.id)),
+            not_before: None,
+        })
+        .await?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// Queues the Service Desk thank-you mail to the outside author of a new ticket, from the
+/// Service Desk address, with a reply key whose recipient is the Support Bot.
+pub async fn thank_you(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    ticket: &Issue,
+    bot: &User,
+    original_message_id: Option<&str>,
+) -> Result<bool, ProcessError> {
+    let (Some(to), Some(template)) = (
+        ticket.external_author.as_deref(),
+        config.incoming_address.as_ref(),
+    ) else {
+        return Ok(false);
+    };
+    if ticket.issue_type != IssueType::Ticket {
+        return Ok(false);
+    }
+    let sent = tx
+        .create_sent_notification(NewSentNotification {
+            partition: 0,
+            namespace_id: project.id,
+            recipient_id: bot.id,
+            noteable: Noteable::Issue(ticket.id),
+            in_reply_to_discussion_id: None,
+            reply_key: None,
+        })
+        .await?;
+    let key = sent.address_key();
+    let host = &config.host;
+    let from_address = service_desk_sender(config, project);
+    let text = THANK_YOU.replace("{iid}", &ticket.iid.to_string());
+    let reply_address = template.address_for_key(&key);
+    let mut builder = MessageBuilder::new()
+        .from((project.name.as_str(), from_address.as_str()))
+        .to(to)
+        .reply_to((project.name.as_str(), reply_address.as_str()))
+        .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
+        .message_id(format!("issue_{}@{host}", ticket.id))
+        .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .header("X-Auto-Response-Suppress", Raw::new("All"))
+        .header(LOOP_HEADER, Raw::new(host.clone()))
+        .text_body(format!("{text}\n"))
+        .html_body(format!("<p>{}</p>\n", escape_html(&text)));
+    let fallback = postern_mail::key::fallback_message_id(&key, host);
+    builder = match original_message_id {
+        Some(original) => builder
+            .in_reply_to(original.to_owned())
+            .references(vec![fallback, original.to_owned()]),
+        None => builder.references(vec![fallback]),
+    };
+    let raw = builder
+        .write_to_vec()
+        .map_err(|e| ProcessError::Internal(format!("cannot compose thank-you mail: {e}")))?;
+    tx.enqueue_outbox(&NewOutboxMail {
+        kind: "service_desk_thank_you".to_owned(),
+        recipients: vec![to.to_owned()],
+        raw,
+        inbound_id: None,
+        dedupe_key: Some(format!("thank_you:{}", ticket.id)),
+        not_before: None,
+    })
+    .await?;
+    Ok(true)
+}
+
+/// The Service Desk's own address: the verified custom email, else the project's Service Desk
+/// address on the incoming template, else postern's sender.
+fn service_desk_sender(config: &ProcessorConfig, project: &Project) -> String {
+    let settings = &project.service_desk;
+    if settings.custom_email_enabled
+        && let Some(custom) = &settings.custom_email
+    {
+        return custom.clone();
+    }
+    match &config.incoming_address {
+        Some(template) if template.supports_wildcard() => {
+            template.address_for_key(&format!("{}-{}-issue-", project.full_path_slug, project.id))
+        }
+        _ => config.sender_address.clone(),
+    }
+}
