@@ -133,7 +133,7 @@ pub async fn run_issue(store: &Store, command: IssueCommand) -> Result<Output, F
                 if issue.confidential {
                     "confidential"
                 } else {
-                    "public"
+                    "not confidential"
                 },
                 issue
                     .due_date

@@ -117,7 +117,7 @@ pub async fn run(store: &Store, _setup: &Setup, command: UserCommand) -> Result<
             new.email_verified = !unverified;
             let user = tx.create_user(new).await.map_err(store_error)?;
             let human = format!(
-                "created {}  incoming-email token: {}\n",
+                "created {}\n  incoming-email token: {}\n",
                 describe(&user).trim_end(),
                 user.incoming_email_token
             );
