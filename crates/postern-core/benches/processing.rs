@@ -157,6 +157,7 @@ impl World {
             },
             sender_address: "postern@localhost".into(),
             instance_name: "postern".into(),
+            reject_notice_window_seconds: 3600,
         };
         Ok(World {
             processor: Processor::new(store, repositories.clone(), config),

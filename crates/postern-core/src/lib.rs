@@ -23,6 +23,7 @@ pub mod notify;
 pub mod permissions;
 pub mod processor;
 pub mod quick;
+pub mod verification;
 
 pub use error::{ErrorKind, ProcessError, Rejection};
 pub use processor::{Created, Processor, ProcessorConfig, ReceiveOutcome, body_of};

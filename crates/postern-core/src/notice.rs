@@ -12,7 +12,8 @@ use crate::content::escape_html;
 use crate::error::{ProcessError, Rejection};
 use crate::processor::ProcessorConfig;
 
-/// At most one notice per sender and reason in this many seconds.
+/// The default for [`ProcessorConfig::reject_notice_window_seconds`]: one notice per sender and
+/// reason per hour.
 pub const NOTICE_WINDOW_SECONDS: i64 = 3600;
 
 /// Queues the reject notice for `rejection` if one may be sent. Returns whether it was queued.
@@ -33,7 +34,7 @@ pub async fn queue_reject_notice(
     if !may_answer(email, &recipient, config) {
         return Ok(false);
     }
-    let window = Timestamp::now().0 / NOTICE_WINDOW_SECONDS;
+    let window = Timestamp::now().0 / config.reject_notice_window_seconds.max(1);
     let dedupe_key = format!(
         "reject:{}:{}:{window}",
         recipient.to_lowercase(),
@@ -119,6 +120,10 @@ fn compose(
         .header(
             "X-Auto-Response-Suppress",
             mail_builder::headers::raw::Raw::new("All"),
+        )
+        .header(
+            crate::notify::LOOP_HEADER,
+            mail_builder::headers::raw::Raw::new(config.host.clone()),
         )
         .text_body(text)
         .html_body(html);

@@ -31,6 +31,8 @@ pub struct ProcessorConfig {
     pub sender_address: String,
     /// Name of this instance in texts sent to people.
     pub instance_name: String,
+    /// At most one reject notice per sender and reason in this many seconds (default 3600).
+    pub reject_notice_window_seconds: i64,
 }
 
 /// What happened to one message, as `postern receive` prints it.

@@ -130,6 +130,8 @@ pub struct InstanceConfig {
     pub host: Option<String>,
     /// Name of this instance in mail sent to people (default `postern`).
     pub name: Option<String>,
+    /// Seconds between two reject notices to the same sender for the same reason (default 3600).
+    pub reject_notice_interval: Option<i64>,
 }
 
 /// `store:`.

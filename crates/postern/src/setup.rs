@@ -116,6 +116,12 @@ impl Setup {
             },
             sender_address,
             instance_name: self.config.instance_name(),
+            reject_notice_window_seconds: self
+                .config
+                .instance
+                .as_ref()
+                .and_then(|instance| instance.reject_notice_interval)
+                .unwrap_or(postern_core::notice::NOTICE_WINDOW_SECONDS),
         }
     }
 

@@ -329,6 +329,7 @@ async fn verify_custom_email(
         Some(_) => CustomEmailVerificationState::Failed,
     });
     settings.custom_email_verification_error = error.map(str::to_owned);
-    tx.update_service_desk(project.id, &settings).await?;
+    let updated = tx.update_service_desk(project.id, &settings).await?;
+    crate::verification::report_result(tx, context.config, &updated, error).await?;
     Ok(())
 }

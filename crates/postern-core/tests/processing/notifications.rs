@@ -266,3 +266,46 @@ both!(service_desk_round_trip, |db| {
     let _ = renamed;
     Ok(())
 });
+
+both!(custom_email_verification_mail_round_trip, |db| {
+    let world = World::new(db).await?;
+    let project = world
+        .service_desk_project(Visibility::Private, |s| {
+            s.custom_email = Some("support@candy.example".into())
+        })
+        .await?;
+    let config = world.config_without_service_desk_mailbox(INCOMING);
+    let mut tx = world.store().begin().await?;
+    let sent_to =
+        postern_core::verification::start(&mut tx, &config, &project, &world.jake).await?;
+    tx.commit().await?;
+    assert_eq!(sent_to, "support+verify@candy.example");
+    let (recipients, raw) = outbox(&world, "custom_email_verification").await?.remove(0);
+    assert_eq!(recipients, [sent_to]);
+
+    // The provider forwards it to postern unchanged; postern recognises its own token.
+    let processor =
+        postern_core::Processor::new(world.store().clone(), world.repositories(), config);
+    let outcome = processor
+        .receive(
+            raw.as_bytes(),
+            postern_store::Mailbox::Incoming,
+            postern_store::InboundSource::Pipe,
+            None,
+        )
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    let mut tx = world.store().begin().await?;
+    let updated = tx.project_by_id(project.id).await?.ok_or("project")?;
+    tx.commit().await?;
+    assert_eq!(
+        updated.service_desk.custom_email_verification_state,
+        Some(postern_store::CustomEmailVerificationState::Finished),
+        "{:?}",
+        updated.service_desk
+    );
+    let results = outbox(&world, "custom_email_verification_result").await?;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].0, ["jake@adventuretime.ooo"]);
+    Ok(())
+});

@@ -76,6 +76,7 @@ impl World {
             },
             sender_address: "postern@localhost".into(),
             instance_name: "postern".into(),
+            reject_notice_window_seconds: 3600,
         }
     }
 

@@ -72,6 +72,15 @@ pub enum ServiceDeskCommand {
     },
     /// Change Service Desk settings.
     Set(ServiceDeskSet),
+    /// Verify the custom email: mail a token to its `+verify` address; when the provider
+    /// forwards it back to postern, the result is recorded and mailed to the owners.
+    Verify {
+        /// Full path of the project.
+        full_path: String,
+        /// The user who asks (gets the result mail).
+        #[arg(long = "by", value_name = "USERNAME")]
+        by: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -301,17 +310,29 @@ async fn service_desk(
     command: ServiceDeskCommand,
 ) -> Result<Output, Failure> {
     let full_path = match &command {
-        ServiceDeskCommand::Enable { full_path } | ServiceDeskCommand::Disable { full_path } => {
-            full_path.clone()
-        }
+        ServiceDeskCommand::Enable { full_path }
+        | ServiceDeskCommand::Disable { full_path }
+        | ServiceDeskCommand::Verify { full_path, .. } => full_path.clone(),
         ServiceDeskCommand::Set(set) => set.full_path.clone(),
     };
     let found = project(tx, &full_path).await?;
+    if let ServiceDeskCommand::Verify { by, .. } = &command {
+        let triggerer = user(tx, by).await?;
+        let sent_to =
+            postern_core::verification::start(tx, &setup.processor_config(), &found, &triggerer)
+                .await
+                .map_err(|e| usage_error(format!("cannot start verification: {e}")))?;
+        return Output::new(
+            &serde_json::json!({"project": full_path, "verification_sent_to": sent_to}),
+            format!("verification mail queued to {sent_to}\n"),
+        );
+    }
     let mut settings = found.service_desk.clone();
     match command {
         ServiceDeskCommand::Enable { .. } => settings.enabled = true,
         ServiceDeskCommand::Disable { .. } => settings.enabled = false,
         ServiceDeskCommand::Set(set) => apply(&mut settings, set)?,
+        ServiceDeskCommand::Verify { .. } => {}
     }
     let updated = tx
         .update_service_desk(found.id, &settings)
