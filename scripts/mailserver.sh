@@ -25,6 +25,7 @@
 #   SMTP_PORT   Postfix smtpd -> Dovecot LMTP      10025   (POSTFIX=0 disables)
 #               STARTTLS offered (same self-signed cert), AUTH PLAIN/LOGIN via Dovecot
 #   SMTPS_PORT  Postfix smtpd, implicit TLS        10465   (SMTPS=0 disables)
+# TLS: BASE/ssl/cert.pem (127.0.0.1, localhost) is signed by a private CA, BASE/ssl/ca.pem.
 # Refused recipient: $REJECT_RCPT (default rejected@example.test) gets
 #   "550 5.1.1 ..." at RCPT TO, for tests of permanent failures.
 # INSTALL=0: missing packages are an error (exit 3) instead of being installed.
@@ -106,10 +107,21 @@ write_dovecot_conf() {
   chmod 755 "$BASE" "$BASE/run"
   chown "$uid:$gid" "$BASE/mail"
   if [ ! -s "$BASE/ssl/key.pem" ]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
-      -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-      -keyout "$BASE/ssl/key.pem" -out "$BASE/ssl/cert.pem" >/dev/null 2>&1
-    chmod 600 "$BASE/ssl/key.pem"
+    # A private CA (ssl/ca.pem, what clients trust) and a server certificate it signs. A single
+    # self-signed certificate is marked CA:TRUE by openssl, and rustls/webpki refuse a CA
+    # certificate as a server's ("CaUsedAsEndEntity"). EC keys: generated instantly.
+    local ssl="$BASE/ssl"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/CN=mailserver.sh test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$ssl/ca.key" -out "$ssl/ca.pem" >/dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -subj "/CN=127.0.0.1" -keyout "$ssl/key.pem" -out "$ssl/cert.csr" >/dev/null 2>&1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" > "$ssl/cert.ext"
+    openssl x509 -req -in "$ssl/cert.csr" -CA "$ssl/ca.pem" -CAkey "$ssl/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$ssl/cert.ext" -out "$ssl/cert.pem" >/dev/null 2>&1
+    chmod 600 "$ssl/key.pem" "$ssl/ca.key"
   fi
   # passwd-file: user:password:uid:gid:gecos:home:shell:extra
   {
@@ -359,7 +371,7 @@ POSTFIX_CONF=$BASE/postfix/etc
 IMAP_USER=incoming
 IMAP_PASSWORD=$MAIL_PASSWORD
 MAIL_DOMAIN=$DOMAIN
-IMAPS_CA=$BASE/ssl/cert.pem
+IMAPS_CA=$BASE/ssl/ca.pem
 DOVECOT_CONF=$BASE/dovecot.conf
 MAILDIR=$BASE/mail/incoming/Maildir
 EOF

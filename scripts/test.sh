@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: a real PostgreSQL server for the store tests, git for merge
-# requests by email.
-PACKAGES=(postgresql git ca-certificates)
+# requests by email, Dovecot + Postfix (+ openssl for their certificates) for the outbox's SMTP
+# tests (scripts/mailserver.sh, started by postern-testkit).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
@@ -23,6 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   # Keep Debian from starting the system PostgreSQL cluster: the tests run their own.
   echo exit 101 | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+  # "No configuration" keeps the postfix package from writing a system main.cf.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -3,6 +3,9 @@
 //!
 //! - [`pg`] starts one private PostgreSQL server per test binary (Debian's binaries, loopback
 //!   only, a temporary directory, stopped when the test process ends).
+//! - [`mailserver`] starts one private Dovecot (IMAP, LMTP) and Postfix (SMTP) per test binary
+//!   the same way (Debian's packages driven by `scripts/mailserver.sh`), and [`imap`] is the
+//!   small IMAP client tests read delivered mail back with.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -11,6 +14,8 @@
 #![deny(missing_docs)]
 
 pub mod fixtures;
+pub mod imap;
+pub mod mailserver;
 pub mod pg;
 
 /// The error type of test bodies run by [`both!`]: anything, so bodies can use `?`.
