@@ -151,17 +151,25 @@ pub struct ListenConfig {
     pub listen: Option<String>,
 }
 
-/// `smtp:`.
+/// `smtp:`: the relay outgoing mail goes through. Without it, mail is written as `.eml` files
+/// into `<data_dir>/outbox/`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code, reason = "the relay settings are read by the outbox worker")]
 pub struct SmtpConfig {
+    /// Relay host name or address (required when the section is present).
     pub host: Option<String>,
+    /// Port (default 587 with `starttls`, 465 with `tls`, 25 with `none`).
     pub port: Option<u16>,
+    /// Login name, if the relay wants one.
     pub user: Option<String>,
+    /// Password for `user`.
     pub password: Option<Secret>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (loopback/trusted relays).
     pub tls: Option<String>,
+    /// Envelope and header sender of postern's mail (default `noreply@<instance.host>`).
     pub from: Option<String>,
+    /// Seconds to wait for the relay (default 30).
+    pub timeout: Option<u64>,
 }
 
 impl Config {

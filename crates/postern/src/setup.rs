@@ -125,6 +125,53 @@ impl Setup {
         }
     }
 
+    /// The SMTP relay settings, or `None` for the folder transport. A bad `tls` value or a
+    /// section without `host` is a configuration error.
+    pub fn smtp_settings(&self) -> Result<Option<postern_outbox::SmtpSettings>, Failure> {
+        let Some(smtp) = &self.config.smtp else {
+            return Ok(None);
+        };
+        let bad = |message: String| Failure::new(CONFIG, anyhow::anyhow!(message));
+        let host = smtp
+            .host
+            .clone()
+            .ok_or_else(|| bad("smtp: needs a host".to_owned()))?;
+        let tls = match smtp.tls.as_deref().unwrap_or("starttls") {
+            "starttls" => postern_outbox::TlsMode::StartTls,
+            "tls" => postern_outbox::TlsMode::Tls,
+            "none" => postern_outbox::TlsMode::None,
+            other => {
+                return Err(bad(format!(
+                    "smtp.tls: {other:?} is not starttls, tls or none"
+                )));
+            }
+        };
+        let port = smtp.port.unwrap_or(match tls {
+            postern_outbox::TlsMode::StartTls => 587,
+            postern_outbox::TlsMode::Tls => 465,
+            postern_outbox::TlsMode::None => 25,
+        });
+        let from = self.processor_config().sender_address;
+        let mut settings = postern_outbox::SmtpSettings::new(&host, port, tls, &from);
+        settings.user = smtp.user.clone();
+        settings.password = smtp
+            .password
+            .as_ref()
+            .map(|secret| postern_outbox::Password::new(secret.expose()));
+        if let Some(seconds) = smtp.timeout {
+            settings.timeout = Duration::from_secs(seconds);
+        }
+        Ok(Some(settings))
+    }
+
+    /// The outbox sender: SMTP when configured, else `.eml` files under the data directory.
+    pub fn outbox_sender(&self, store: Store) -> Result<postern_outbox::Sender, Failure> {
+        let transport =
+            postern_outbox::AnyTransport::from_settings(self.smtp_settings()?, &self.data_dir)
+                .map_err(|e| Failure::new(CONFIG, e))?;
+        Ok(postern_outbox::Sender::new(store, transport))
+    }
+
     /// Project git repositories under the data directory.
     pub fn repositories(&self) -> postern_git::Repositories {
         postern_git::Repositories::new(self.data_dir.join("repositories"))

@@ -10,6 +10,7 @@ mod support;
 mod admin;
 mod help;
 mod inspect;
+mod mailflow;
 mod pipes;
 mod receive;
 mod secrets;

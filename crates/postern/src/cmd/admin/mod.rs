@@ -4,6 +4,7 @@
 
 mod items;
 mod messages;
+mod outbox;
 mod projects;
 mod users;
 
@@ -56,6 +57,9 @@ enum AdminCommand {
     /// The inbound log: every message received, its outcome, its raw bytes; process again.
     #[command(subcommand)]
     Message(messages::MessageCommand),
+    /// Mail postern sends: list it, look at it, send what is due.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
 }
 
 /// What a subcommand hands back: JSON, and the human text for it.
@@ -122,6 +126,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
                 items::run_notification(&store, &setup, command).await
             }
             AdminCommand::Message(command) => messages::run(&store, &setup, command).await,
+            AdminCommand::Outbox(command) => outbox::run(&store, &setup, command).await,
         };
         store.close().await;
         result
