@@ -15,6 +15,7 @@
 //! is written to the outbox table; the outbox crate delivers it.
 #![deny(missing_docs)]
 
+pub mod actions;
 pub mod content;
 pub mod error;
 mod handlers;

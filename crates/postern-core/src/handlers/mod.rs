@@ -1,7 +1,7 @@
 //! The six handlers of GitLab's receiver (spec §6) and what they share: finding the project and
 //! the author, checking permissions, and creating a comment with its quick actions.
 
-mod issue;
+pub(crate) mod issue;
 mod merge_request;
 mod note;
 mod service_desk;

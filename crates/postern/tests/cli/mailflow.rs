@@ -225,3 +225,48 @@ fn without_smtp_mail_is_written_to_the_data_directory() {
             .is_some()
     );
 }
+
+#[test]
+fn changes_made_from_the_cli_notify_like_mail() {
+    let sandbox = Sandbox::new();
+    sandbox.admin_json(&["user", "add", "jake", "--email", "jake@example.com"]);
+    sandbox.admin_json(&["user", "add", "finn", "--email", "finn@example.com"]);
+    sandbox.admin_json(&["project", "add", "land/ooo"]);
+    for user in ["jake", "finn"] {
+        sandbox.admin_json(&["project", "member", "add", "land/ooo", user, "developer"]);
+    }
+    sandbox.admin_json(&[
+        "issue",
+        "create",
+        "land/ooo",
+        "Broken",
+        "--as",
+        "jake",
+        "--description",
+        "Help\n/assign @finn",
+    ]);
+    sandbox.admin_json(&[
+        "issue", "comment", "land/ooo", "1", "--as", "finn", "On it.",
+    ]);
+    let queued = sandbox.admin_json(&["outbox", "list"]);
+    let mails = queued.as_array().expect("a list");
+    let recipients: Vec<String> = mails
+        .iter()
+        .rev()
+        .map(|mail| {
+            mail["recipients"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        recipients,
+        ["finn@example.com", "jake@example.com"],
+        "{queued}"
+    );
+    let refused = sandbox.run(&[
+        "admin", "issue", "comment", "land/ooo", "1", "--as", "finn", " ",
+    ]);
+    refused.expect_code(1);
+}

@@ -23,6 +23,32 @@ pub enum IssueCommand {
         /// The issue's number in the project.
         iid: i64,
     },
+    /// Open an issue as a user; participants are notified as for an issue opened by mail.
+    Create {
+        /// Full path of the project.
+        full_path: String,
+        /// The title.
+        title: String,
+        /// The author.
+        #[arg(long = "as", value_name = "USERNAME")]
+        author: String,
+        /// The description (quick actions such as `/assign @finn` run).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Comment on an issue or ticket as a user; participants (and a ticket's outside
+    /// participants) get it by mail and can answer by mail.
+    Comment {
+        /// Full path of the project.
+        full_path: String,
+        /// The issue's number in the project.
+        iid: i64,
+        /// The author.
+        #[arg(long = "as", value_name = "USERNAME")]
+        author: String,
+        /// The comment (quick actions such as `/close` run).
+        body: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +84,19 @@ pub enum NotificationCommand {
     },
 }
 
+/// A refusal from the tracker (permissions, validation) exits 1 with its reason; a temporary
+/// failure exits 75.
+fn refused(error: postern_core::ProcessError) -> Failure {
+    match error {
+        postern_core::ProcessError::Rejected(rejection) => usage_error(rejection.reason),
+        postern_core::ProcessError::Temporary(reason) => Failure::new(
+            crate::exit::TEMPORARY,
+            anyhow::anyhow!("temporary failure: {reason}"),
+        ),
+        other => Failure::new(crate::exit::SOFTWARE, other),
+    }
+}
+
 fn notes_text(notes: &[Note]) -> String {
     notes
         .iter()
@@ -86,9 +125,63 @@ struct WithNotes<T: Serialize> {
     notes: Vec<Note>,
 }
 
-pub async fn run_issue(store: &Store, command: IssueCommand) -> Result<Output, Failure> {
+pub async fn run_issue(
+    store: &Store,
+    setup: &Setup,
+    command: IssueCommand,
+) -> Result<Output, Failure> {
     let mut tx = begin(store).await?;
     let output = match command {
+        IssueCommand::Create {
+            full_path,
+            title,
+            author,
+            description,
+        } => {
+            let found = project(&mut tx, &full_path).await?;
+            let author = user(&mut tx, &author).await?;
+            let issue = postern_core::actions::open_issue(
+                &mut tx,
+                &setup.processor_config(),
+                &found,
+                &author,
+                &title,
+                &description,
+            )
+            .await
+            .map_err(refused)?;
+            let human = format!("opened {full_path}#{}\n", issue.iid);
+            Output::new(&issue, human)?
+        }
+        IssueCommand::Comment {
+            full_path,
+            iid,
+            author,
+            body,
+        } => {
+            let found = project(&mut tx, &full_path).await?;
+            let author = user(&mut tx, &author).await?;
+            let issue = tx
+                .issue_by_iid(found.id, iid)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| usage_error(format!("no issue #{iid} in {full_path}")))?;
+            let note = postern_core::actions::comment(
+                &mut tx,
+                &setup.processor_config(),
+                &found,
+                &author,
+                &issue,
+                &body,
+            )
+            .await
+            .map_err(refused)?;
+            let human = match &note {
+                Some(note) => format!("commented on {full_path}#{iid} (note {})\n", note.id),
+                None => format!("ran the quick actions on {full_path}#{iid}\n"),
+            };
+            Output::new(&note, human)?
+        }
         IssueCommand::List { full_path } => {
             let project_id = match &full_path {
                 Some(path) => Some(project(&mut tx, path).await?.id),

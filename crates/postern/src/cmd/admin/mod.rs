@@ -120,7 +120,7 @@ pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
         let result = match args.command {
             AdminCommand::User(command) => users::run(&store, &setup, command).await,
             AdminCommand::Project(command) => projects::run(&store, &setup, command).await,
-            AdminCommand::Issue(command) => items::run_issue(&store, command).await,
+            AdminCommand::Issue(command) => items::run_issue(&store, &setup, command).await,
             AdminCommand::Mr(command) => items::run_mr(&store, command).await,
             AdminCommand::Notification(command) => {
                 items::run_notification(&store, &setup, command).await

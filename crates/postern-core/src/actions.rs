@@ -1,0 +1,87 @@
+//! Tracker changes made by a person directly (the CLI today, the web UI later), with the same
+//! rules and the same notifications as when they arrive by mail.
+
+use postern_store::{Issue, IssueType, NewIssue, Note, Noteable, Project, Tx, User};
+
+use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::handlers::{CommentRequest, after_comment, create_comment, issue::title_errors};
+use crate::notify::{Change, notify};
+use crate::permissions::{Ability, Actor, validate};
+use crate::processor::ProcessorConfig;
+use crate::quick;
+
+/// Opens an issue as `author` (quick actions in `description` run as they would by mail) and
+/// notifies the people concerned.
+pub async fn open_issue(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    title: &str,
+    description: &str,
+) -> Result<Issue, ProcessError> {
+    let role = tx.member_role(project.id, author.id).await?;
+    let actor = Actor { user: author, role };
+    validate(&actor, project, Ability::CreateIssue, None)?;
+    let errors = title_errors(title);
+    if !errors.is_empty() {
+        return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
+    }
+    let (text, actions) = postern_mail::extract_quick_actions(description);
+    let effects = quick::interpret(tx, &actions, &actor, project, None, false).await?;
+    let update = effects.update;
+    let issue = tx
+        .create_issue(NewIssue {
+            project_id: project.id,
+            issue_type: IssueType::Issue,
+            title: update.title.clone().unwrap_or_else(|| title.to_owned()),
+            description: text,
+            confidential: update.confidential.unwrap_or(false),
+            author_id: author.id,
+            external_author: None,
+            labels: update.labels.clone().unwrap_or_default(),
+            assignee_ids: update.assignee_ids.clone().unwrap_or_default(),
+            due_date: update.due_date.clone().flatten(),
+        })
+        .await?;
+    notify(tx, config, project, author, Change::IssueOpened(&issue)).await?;
+    Ok(issue)
+}
+
+/// Comments on `issue` as `author` (quick actions run as far as the author may), then notifies
+/// participants and subscribers, and a ticket's outside participants. `None` when the text was
+/// only quick actions.
+pub async fn comment(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    issue: &Issue,
+    body: &str,
+) -> Result<Option<Note>, ProcessError> {
+    let role = tx.member_role(project.id, author.id).await?;
+    let actor = Actor { user: author, role };
+    validate(&actor, project, Ability::CreateNote, Some(issue))?;
+    if body.trim().is_empty() {
+        return Err(ErrorKind::EmptyEmail.into());
+    }
+    let note = create_comment(
+        tx,
+        CommentRequest {
+            project,
+            author,
+            role,
+            noteable: Noteable::Issue(issue.id),
+            issue: Some(issue),
+            text: body.to_owned(),
+            discussion_id: None,
+            external_author: None,
+            internal: false,
+        },
+    )
+    .await?;
+    if let Some(note) = &note {
+        after_comment(tx, config, project, author, note, Some(issue)).await?;
+    }
+    Ok(note)
+}
