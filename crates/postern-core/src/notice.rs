@@ -105,26 +105,15 @@ fn compose(
         escape_html(&intro),
         escape_html(&rejection.reason).replace('\n', "<br>\n")
     );
-    let mut builder = mail_builder::MessageBuilder::new()
+    let builder = mail_builder::MessageBuilder::new()
         .from((
             config.instance_name.as_str(),
             config.sender_address.as_str(),
         ))
         .to(recipient)
         .subject(subject)
-        .message_id(message_id)
-        .header(
-            "Auto-Submitted",
-            mail_builder::headers::raw::Raw::new("auto-replied"),
-        )
-        .header(
-            "X-Auto-Response-Suppress",
-            mail_builder::headers::raw::Raw::new("All"),
-        )
-        .header(
-            crate::notify::LOOP_HEADER,
-            mail_builder::headers::raw::Raw::new(config.host.clone()),
-        )
+        .message_id(message_id);
+    let mut builder = crate::notify::automatic(builder, "auto-replied", &config.host)
         .text_body(text)
         .html_body(html);
     if let Some(original) = email.message_id() {

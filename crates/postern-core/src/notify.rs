@@ -26,6 +26,20 @@ pub const LOOP_HEADER: &str = postern_mail::auto::LOOP_HEADER;
 /// The header carrying the reply key, for clients and filters (GitLab: `X-GitLab-Reply-Key`).
 pub const REPLY_KEY_HEADER: &str = "X-Postern-Reply-Key";
 
+/// Marks a mail as postern's own automatic mail: `Auto-Submitted` (`auto-generated`, or
+/// `auto-replied` for answers to a person's mail), `X-Auto-Response-Suppress: All` so
+/// out-of-office responders stay quiet, and [`LOOP_HEADER`] so it is dropped if it comes back.
+pub(crate) fn automatic<'x>(
+    builder: MessageBuilder<'x>,
+    auto_submitted: &'static str,
+    host: &str,
+) -> MessageBuilder<'x> {
+    builder
+        .header("Auto-Submitted", Raw::new(auto_submitted))
+        .header("X-Auto-Response-Suppress", Raw::new("All"))
+        .header(LOOP_HEADER, Raw::new(host.to_owned()))
+}
+
 /// GitLab's Service Desk thank-you text.
 pub const THANK_YOU: &str = "Thank you for your support request! We are tracking your request as ticket #{iid}, and will respond as soon as we can.";
 
@@ -260,7 +274,7 @@ impl Mail<'_> {
         let unsubscribe = self.reply_template.unsubscribe_address(self.key);
         let footer =
             format!("Reply to this email directly, or unsubscribe by writing to {unsubscribe}.");
-        let mut builder = MessageBuilder::new()
+        let mut builder = automatic(MessageBuilder::new(), "auto-generated", host)
             .from((
                 self.actor.name.as_str(),
                 self.config.sender_address.as_str(),
@@ -274,9 +288,6 @@ impl Mail<'_> {
                 "List-Unsubscribe",
                 Raw::new(format!("<mailto:{unsubscribe}>")),
             )
-            .header("Auto-Submitted", Raw::new("auto-generated"))
-            .header("X-Auto-Response-Suppress", Raw::new("All"))
-            .header(LOOP_HEADER, Raw::new(host.clone()))
             .text_body(format!("{text}\n\n-- \n{footer}\n"))
             .html_body(format!(
                 "<div>{}</div>\n<p style=\"color:#666\">{}</p>\n",
@@ -333,7 +344,7 @@ pub async fn to_external_participants(
             .await?;
         let key = sent.address_key();
         let reply_address = template.address_for_key(&key);
-        let raw = MessageBuilder::new()
+        let raw = automatic(MessageBuilder::new(), "auto-generated", host)
             .from((project.name.as_str(), from_address.as_str()))
             .to(to.as_str())
             .reply_to((project.name.as_str(), reply_address.as_str()))
@@ -345,9 +356,6 @@ pub async fn to_external_participants(
                 root_id.clone(),
             ])
             .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
-            .header("Auto-Submitted", Raw::new("auto-generated"))
-            .header("X-Auto-Response-Suppress", Raw::new("All"))
-            .header(LOOP_HEADER, Raw::new(host.clone()))
             .text_body(format!(
                 "{}
 ",
@@ -407,16 +415,13 @@ pub async fn thank_you(
     let from_address = service_desk_sender(config, project);
     let text = THANK_YOU.replace("{iid}", &ticket.iid.to_string());
     let reply_address = template.address_for_key(&key);
-    let mut builder = MessageBuilder::new()
+    let mut builder = automatic(MessageBuilder::new(), "auto-replied", host)
         .from((project.name.as_str(), from_address.as_str()))
         .to(to)
         .reply_to((project.name.as_str(), reply_address.as_str()))
         .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
         .message_id(format!("issue_{}@{host}", ticket.id))
         .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
-        .header("Auto-Submitted", Raw::new("auto-replied"))
-        .header("X-Auto-Response-Suppress", Raw::new("All"))
-        .header(LOOP_HEADER, Raw::new(host.clone()))
         .text_body(format!("{text}\n"))
         .html_body(format!("<p>{}</p>\n", escape_html(&text)));
     let fallback = postern_mail::key::fallback_message_id(&key, host);

@@ -3,14 +3,12 @@
 //! handler checks it. Both ends queue their mail here, in the caller's transaction.
 
 use mail_builder::MessageBuilder;
-use mail_builder::headers::raw::Raw;
 use postern_store::{
     CustomEmailVerificationState, NewOutboxMail, Project, Role, Timestamp, Tx, User,
 };
 
 use crate::content::escape_html;
 use crate::error::ProcessError;
-use crate::notify::LOOP_HEADER;
 use crate::processor::ProcessorConfig;
 
 /// Characters of a verification token (GitLab's `[A-Za-z0-9_-]{12}`).
@@ -137,10 +135,7 @@ fn message(
         .to(to)
         .subject(subject);
     if automatic {
-        builder = builder
-            .header("Auto-Submitted", Raw::new("auto-generated"))
-            .header("X-Auto-Response-Suppress", Raw::new("All"))
-            .header(LOOP_HEADER, Raw::new(config.host.clone()));
+        builder = crate::notify::automatic(builder, "auto-generated", &config.host);
     }
     builder
         .text_body(text.to_owned())

@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod imap;
 pub mod mailserver;
 pub mod pg;
+mod reaper;
 
 /// The error type of test bodies run by [`both!`]: anything, so bodies can use `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -26,9 +26,7 @@
 //! need the servers skip themselves. Without it, missing packages fail the tests with a message
 //! saying what to install (the script is run with `INSTALL=0`: tests never install anything).
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -333,28 +331,16 @@ fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()))
 }
 
-/// The reaper described in the module docs. std creates pipes close-on-exec, so no other child
-/// (not the servers either) inherits the write end and keeps the reaper waiting.
+/// The reaper (see `crate::reaper`): stops the servers and removes `base` when the test
+/// process ends.
 fn spawn_reaper(script: &Path, base: &Path) -> Result<ChildStdin, String> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "cat >/dev/null; bash \"$MS_SCRIPT\" stop \"$MS_BASE\" >/dev/null 2>&1; \
-             rm -rf \"$MS_BASE\"",
-        )
-        .env("MS_SCRIPT", script)
-        .env("MS_BASE", base)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Own process group: a Ctrl-C aimed at `cargo test` must not kill the reaper first.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("spawning the reaper: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("reaper has no stdin")?;
-    // Nothing is ever written; flush only proves the pipe is open.
-    stdin.flush().map_err(|e| format!("reaper pipe: {e}"))?;
-    Ok(stdin)
+    crate::reaper::spawn(
+        "bash \"$MS_SCRIPT\" stop \"$MS_BASE\" >/dev/null 2>&1; rm -rf \"$MS_BASE\"",
+        &[
+            ("MS_SCRIPT", script.as_os_str()),
+            ("MS_BASE", base.as_os_str()),
+        ],
+    )
 }
 
 /// Five distinct free loopback ports: all probes are held open together so the kernel cannot

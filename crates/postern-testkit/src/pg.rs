@@ -20,9 +20,7 @@
 //!   make the PostgreSQL tests fail with a message saying what to install.
 //! - `POSTERN_PG_BINDIR=/path/to/bin` overrides the discovery of `initdb` and `pg_ctl`.
 
-use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -172,42 +170,29 @@ impl PgServer {
     }
 }
 
-/// The reaper described in the module docs. Its stdin is the pipe whose closing stops the
-/// server; std creates pipes close-on-exec, so no other child inherits the write end.
+/// The reaper (see `crate::reaper`): stops the server and removes `dir` when the test process
+/// ends.
 fn spawn_reaper(
     dir: &Path,
     data: &Path,
     pg_ctl: &Path,
     as_postgres: bool,
 ) -> Result<ChildStdin, String> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(
-            "cat >/dev/null; $PG_RUNAS \"$PG_CTL\" -D \"$PG_DATA\" -m immediate stop \
-             >/dev/null 2>&1; rm -rf \"$PG_DIR\"",
-        )
-        .env(
-            "PG_RUNAS",
-            if as_postgres {
-                "runuser -u postgres --"
-            } else {
-                ""
-            },
-        )
-        .env("PG_CTL", pg_ctl)
-        .env("PG_DATA", data)
-        .env("PG_DIR", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Own process group: a Ctrl-C aimed at `cargo test` must not kill the reaper first.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("spawning the reaper: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("reaper has no stdin")?;
-    // Nothing is ever written; flush only proves the pipe is open.
-    stdin.flush().map_err(|e| format!("reaper pipe: {e}"))?;
-    Ok(stdin)
+    let run_as: &std::ffi::OsStr = if as_postgres {
+        "runuser -u postgres --".as_ref()
+    } else {
+        "".as_ref()
+    };
+    crate::reaper::spawn(
+        "$PG_RUNAS \"$PG_CTL\" -D \"$PG_DATA\" -m immediate stop >/dev/null 2>&1; \
+         rm -rf \"$PG_DIR\"",
+        &[
+            ("PG_RUNAS", run_as),
+            ("PG_CTL", pg_ctl.as_os_str()),
+            ("PG_DATA", data.as_os_str()),
+            ("PG_DIR", dir.as_os_str()),
+        ],
+    )
 }
 
 fn pg_command(program: &Path, as_postgres: bool) -> Command {
