@@ -420,7 +420,7 @@ pub async fn thank_you(
         .to(to)
         .reply_to((project.name.as_str(), reply_address.as_str()))
         .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
-        .message_id(format!("issue_{}@{host}", ticket.id))
+        .message_id(format!("issue_{}_service_desk@{host}", ticket.id))
         .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
         .text_body(format!("{text}\n"))
         .html_body(format!("<p>{}</p>\n", escape_html(&text)));
