@@ -22,6 +22,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run postern: the built-in LMTP listener (127.0.0.1:2525 unless `listener.listen` says
+    /// otherwise), the processor and the outbox worker, until SIGTERM or Ctrl-C.
+    ///
+    /// Mail handed to the listener is stored and processed in one transaction before the
+    /// listener answers 250; a temporary failure answers 451 so the sending MTA keeps it.
+    /// Without configuration, data lives in ./postern-data and outgoing mail is written to
+    /// ./postern-data/outbox/. Mailbox watchers and the web UI are not built yet.
+    Serve(ServeArgs),
     /// Show what postern understands of one message, as JSON, without touching the store.
     ///
     /// Prints sender fields, the mail key and the header it came from, the handler it routes to,
@@ -44,6 +52,18 @@ enum Command {
     /// Create and list users, emails, projects, members and settings; look at issues, merge
     /// requests and the inbound log.
     Admin(cmd::admin::AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Configuration file (postern.yml).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "POSTERN_CONFIG"
+    )]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +135,7 @@ struct TrimArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Trim(args) => cmd::trim::run(args),
         Command::Receive(args) => cmd::receive::run(args),

@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod inspect;
 pub mod receive;
+pub mod serve;
 pub mod trim;

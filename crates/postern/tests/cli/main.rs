@@ -14,5 +14,6 @@ mod mailflow;
 mod pipes;
 mod receive;
 mod secrets;
+mod serve;
 mod trim;
 mod walkthrough;
