@@ -1,14 +1,13 @@
 //! Tracker changes made by a person directly (the CLI today, the web UI later), with the same
 //! rules and the same notifications as when they arrive by mail.
 
-use postern_store::{Issue, IssueType, NewIssue, Note, Noteable, Project, Tx, User};
+use postern_store::{Issue, Note, Noteable, Project, Tx, User};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
-use crate::handlers::{CommentRequest, after_comment, create_comment, issue::title_errors};
-use crate::notify::{Change, notify};
+use crate::handlers::issue::{open_with_actions, title_errors};
+use crate::handlers::{CommentRequest, after_comment, create_comment};
 use crate::permissions::{Ability, Actor, validate};
 use crate::processor::ProcessorConfig;
-use crate::quick;
 
 /// Opens an issue as `author` (quick actions in `description` run as they would by mail) and
 /// notifies the people concerned.
@@ -27,25 +26,7 @@ pub async fn open_issue(
     if !errors.is_empty() {
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
     }
-    let (text, actions) = postern_mail::extract_quick_actions(description);
-    let effects = quick::interpret(tx, &actions, &actor, project, None, false).await?;
-    let update = effects.update;
-    let issue = tx
-        .create_issue(NewIssue {
-            project_id: project.id,
-            issue_type: IssueType::Issue,
-            title: update.title.clone().unwrap_or_else(|| title.to_owned()),
-            description: text,
-            confidential: update.confidential.unwrap_or(false),
-            author_id: author.id,
-            external_author: None,
-            labels: update.labels.clone().unwrap_or_default(),
-            assignee_ids: update.assignee_ids.clone().unwrap_or_default(),
-            due_date: update.due_date.clone().flatten(),
-        })
-        .await?;
-    notify(tx, config, project, author, Change::IssueOpened(&issue)).await?;
-    Ok(issue)
+    open_with_actions(tx, config, project, &actor, title, description).await
 }
 
 /// Comments on `issue` as `author` (quick actions run as far as the author may), then notifies

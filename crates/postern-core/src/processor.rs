@@ -148,7 +148,9 @@ impl Processor {
                 first_id
             }
         };
-        let outcome = self.process_stored(&mut tx, id, raw, mailbox).await?;
+        let outcome = self
+            .process_stored(&mut tx, id, &email, raw, mailbox)
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -164,7 +166,13 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let outcome = self
-            .process_stored(&mut tx, id, &message.raw, message.meta.mailbox)
+            .process_stored(
+                &mut tx,
+                id,
+                &Email::parse(&message.raw),
+                &message.raw,
+                message.meta.mailbox,
+            )
             .await?;
         tx.commit().await?;
         Ok(Some(outcome))
@@ -174,11 +182,11 @@ impl Processor {
         &self,
         tx: &mut Tx,
         id: i64,
+        email: &Email<'_>,
         raw: &[u8],
         mailbox: Mailbox,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let email = Email::parse(raw);
-        let decision = self.decide(tx, &email, raw, mailbox).await?;
+        let decision = self.decide(tx, email, raw, mailbox).await?;
         let (state, handler, result) = match decision {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
@@ -186,7 +194,7 @@ impl Processor {
                 let handler = route.kind().as_str().to_owned();
                 let mut context = Context {
                     tx,
-                    email: &email,
+                    email,
                     config: &self.config,
                     repositories: &self.repositories,
                 };
@@ -229,7 +237,7 @@ impl Processor {
                 outcome.reason = Some(rejection.reason.clone());
                 if state == InboundState::Rejected {
                     outcome.reject_notice_queued =
-                        notice::queue_reject_notice(tx, &email, &rejection, id, &self.config)
+                        notice::queue_reject_notice(tx, email, &rejection, id, &self.config)
                             .await?;
                 }
             }

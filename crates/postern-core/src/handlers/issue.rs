@@ -2,14 +2,14 @@
 //! description, and the author's quick actions shape the new issue.
 
 use postern_mail::{ProjectRef, extract_quick_actions};
-use postern_store::{IssueType, NewIssue, Tx};
+use postern_store::{Issue, IssueType, IssueUpdate, NewIssue, Project, Tx};
 
 use super::{Context, Handled, project_and_author};
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::notify::Change;
 use crate::permissions::{Ability, Actor, validate};
-use crate::processor::Created;
+use crate::processor::{Created, ProcessorConfig};
 use crate::quick;
 
 /// GitLab's limit on titles.
@@ -27,6 +27,51 @@ pub(crate) fn title_errors(title: &str) -> Vec<String> {
         ));
     }
     errors
+}
+
+/// Creates the issue `actor` asked for — `text`'s quick actions shape it as far as the actor may
+/// — and notifies the people concerned. The caller has checked the permission and the title.
+pub(crate) async fn open_with_actions(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    actor: &Actor<'_>,
+    title: &str,
+    text: &str,
+) -> Result<Issue, ProcessError> {
+    let (description, actions) = extract_quick_actions(text);
+    let update = quick::interpret(tx, &actions, actor, project, None, false)
+        .await?
+        .update;
+    let mut issue = tx
+        .create_issue(NewIssue {
+            project_id: project.id,
+            issue_type: IssueType::Issue,
+            title: update.title.clone().unwrap_or_else(|| title.to_owned()),
+            description,
+            confidential: update.confidential.unwrap_or(false),
+            author_id: actor.user.id,
+            external_author: None,
+            labels: update.labels.clone().unwrap_or_default(),
+            assignee_ids: update.assignee_ids.clone().unwrap_or_default(),
+            due_date: update.due_date.clone().flatten(),
+        })
+        .await?;
+    if let Some(state) = update.state
+        && state != issue.state
+    {
+        issue = tx
+            .update_issue(
+                issue.id,
+                IssueUpdate {
+                    state: Some(state),
+                    ..IssueUpdate::default()
+                },
+            )
+            .await?;
+    }
+    crate::notify::notify(tx, config, project, actor.user, Change::IssueOpened(&issue)).await?;
+    Ok(issue)
 }
 
 /// Mail to `<project>-<id>-<token>-issue` (or legacy `<path>+<token>`) opens an issue.
@@ -60,38 +105,7 @@ pub async fn create_issue(
     )
     .await?;
     let text = content::compose(&body, None, &links, false, Variant::UntrimmedWithQuotes);
-    let (description, actions) = extract_quick_actions(&text);
-    let effects = quick::interpret(tx, &actions, &actor, &project, None, false).await?;
-
-    let update = effects.update;
-    let issue = tx
-        .create_issue(NewIssue {
-            project_id: project.id,
-            issue_type: IssueType::Issue,
-            title: update.title.clone().unwrap_or(title),
-            description,
-            confidential: update.confidential.unwrap_or(false),
-            author_id: author.id,
-            external_author: None,
-            labels: update.labels.clone().unwrap_or_default(),
-            assignee_ids: update.assignee_ids.clone().unwrap_or_default(),
-            due_date: update.due_date.clone().flatten(),
-        })
-        .await?;
-    if let Some(state) = update.state
-        && state != issue.state
-    {
-        tx.update_issue(
-            issue.id,
-            postern_store::IssueUpdate {
-                state: Some(state),
-                ..Default::default()
-            },
-        )
-        .await?;
-    }
-    let issue = tx.issue_by_id(issue.id).await?.unwrap_or(issue);
-    crate::notify::notify(tx, config, &project, &author, Change::IssueOpened(&issue)).await?;
+    let issue = open_with_actions(tx, config, &project, &actor, &title, &text).await?;
     Ok(Handled {
         created: Some(Created {
             kind: "issue".to_owned(),
