@@ -19,10 +19,12 @@ pub mod actions;
 pub mod content;
 pub mod error;
 mod handlers;
+pub mod intake;
 pub mod notice;
 pub mod notify;
 pub mod permissions;
 pub mod processor;
+pub mod queue;
 pub mod quick;
 pub mod verification;
 

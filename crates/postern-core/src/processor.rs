@@ -144,7 +144,19 @@ impl Processor {
                     ));
                 }
                 // The first copy was stored but never finished (a crash or a temporary failure
-                // after intake): this delivery completes it.
+                // after intake): this delivery completes it — unless the processing queue holds
+                // it right now, which the claim finds out (on PostgreSQL it waits for that
+                // transaction and then sees the message finished).
+                let stale_before = postern_store::Timestamp::now()
+                    .plus_seconds(-crate::queue::STALE_CLAIM_SECONDS);
+                if !tx.claim_inbound(first_id, stale_before).await? {
+                    let first = tx.inbound(first_id).await?;
+                    tx.commit().await?;
+                    return Ok(duplicate_outcome(
+                        first_id,
+                        first.and_then(|m| m.meta.outcome),
+                    ));
+                }
                 first_id
             }
         };
@@ -165,6 +177,34 @@ impl Processor {
             // Its effect exists already; running it again would duplicate it.
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
+        let outcome = self
+            .process_stored(
+                &mut tx,
+                id,
+                &Email::parse(&message.raw),
+                &message.raw,
+                message.meta.mailbox,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Claims and processes a stored message in one transaction: the queue's unit of work.
+    /// `Ok(None)` when someone else holds it or it is finished. A claim older than
+    /// `stale_before` is taken over.
+    pub async fn process_queued(
+        &self,
+        id: i64,
+        stale_before: postern_store::Timestamp,
+    ) -> Result<Option<ReceiveOutcome>, ProcessError> {
+        let mut tx = self.store.begin().await?;
+        if !tx.claim_inbound(id, stale_before).await? {
+            return Ok(None);
+        }
+        let Some(message) = tx.inbound(id).await? else {
+            return Ok(None);
+        };
         let outcome = self
             .process_stored(
                 &mut tx,

@@ -8,4 +8,5 @@ mod issues;
 mod merge_requests;
 mod notes;
 mod notifications;
+mod queue;
 mod service_desk;

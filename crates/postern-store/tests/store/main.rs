@@ -4,6 +4,7 @@
 mod support;
 
 mod inbound;
+mod intake;
 mod issues;
 mod lifecycle;
 mod notes;

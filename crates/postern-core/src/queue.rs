@@ -1,0 +1,150 @@
+//! The processing queue: stored messages that are not finished yet, worked off by a few tasks.
+//!
+//! Messages arrive in the queue from [`crate::intake::take_in`] (watchers) and stay there after a
+//! crash or a temporary failure, so the queue is the store itself (`state` of
+//! `inbound_messages`), never memory. Each message is claimed **inside** the transaction that
+//! processes it: on PostgreSQL a second instance's claim waits for that transaction and then
+//! finds the message finished; on SQLite writers are serialised anyway. A process killed
+//! mid-message rolls back and leaves the message `received`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_store::{StoreError, Timestamp};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::error::ProcessError;
+use crate::processor::{Processor, ReceiveOutcome};
+
+/// How long a temporarily failed message waits before it is tried again.
+pub const RETRY_AFTER_SECONDS: i64 = 30;
+/// A `processing` claim older than this belongs to a dead processor (claims taken by this crate
+/// live only inside a transaction; other claimers may commit them).
+pub const STALE_CLAIM_SECONDS: i64 = 600;
+/// How often the queue is looked at without a wake-up (other instances' intake, retries).
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Ids read from the queue at a time.
+const PAGE: i64 = 256;
+
+/// Works off the processing queue with a bounded number of concurrent tasks.
+pub struct ProcessingQueue {
+    processor: Arc<Processor>,
+    wake: Notify,
+    concurrency: usize,
+}
+
+/// What happened to one queued message, for logs and metrics.
+#[derive(Debug)]
+pub enum QueueEvent {
+    /// Processed (or refused) and committed.
+    Finished(ReceiveOutcome),
+    /// Another worker had it, or it was finished meanwhile.
+    Skipped(i64),
+    /// A temporary failure; it stays queued.
+    Retry {
+        /// The message.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ProcessingQueue {
+    /// A queue over `processor`'s store, working `concurrency` messages at a time (at least 1).
+    pub fn new(processor: Arc<Processor>, concurrency: usize) -> ProcessingQueue {
+        ProcessingQueue {
+            processor,
+            wake: Notify::new(),
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// New messages were stored: look at the queue now instead of at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` turns true; the messages in hand are finished first. `report`
+    /// hears about every message.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        report: impl Fn(QueueEvent) + Send + Sync + 'static,
+    ) {
+        let report = Arc::new(report);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let worked = match self.work_once(report.clone()).await {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the processing queue; trying again");
+                    0
+                }
+            };
+            if worked > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Processes one page of the queue; returns how many messages were looked at.
+    pub async fn work_once(
+        &self,
+        report: Arc<impl Fn(QueueEvent) + Send + Sync + 'static>,
+    ) -> Result<usize, StoreError> {
+        let now = Timestamp::now();
+        let ids = {
+            let mut tx = self.processor.store().begin_read_only().await?;
+            let ids = tx
+                .pending_inbound(
+                    now.plus_seconds(-RETRY_AFTER_SECONDS),
+                    now.plus_seconds(-STALE_CLAIM_SECONDS),
+                    PAGE,
+                )
+                .await?;
+            tx.commit().await?;
+            ids
+        };
+        let count = ids.len();
+        let mut tasks = JoinSet::new();
+        for id in ids {
+            while tasks.len() >= self.concurrency {
+                tasks.join_next().await;
+            }
+            let processor = self.processor.clone();
+            let report = report.clone();
+            tasks.spawn(async move { report(process_one(&processor, id).await) });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(count)
+    }
+}
+
+async fn process_one(processor: &Processor, id: i64) -> QueueEvent {
+    let stale_before = Timestamp::now().plus_seconds(-STALE_CLAIM_SECONDS);
+    match processor.process_queued(id, stale_before).await {
+        Ok(Some(outcome)) => QueueEvent::Finished(outcome),
+        Ok(None) => QueueEvent::Skipped(id),
+        Err(error) => {
+            let reason = error.to_string();
+            if matches!(error, ProcessError::Temporary(_)) {
+                // Best effort: if the store is down this fails too, and the message simply
+                // stays `received` and is tried at the next poll.
+                if let Ok(mut tx) = processor.store().begin().await
+                    && tx.fail_inbound_temporarily(id, &reason).await.is_ok()
+                {
+                    let _ = tx.commit().await;
+                }
+            }
+            QueueEvent::Retry { id, reason }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Durable intake separate from processing: batches stored once, the queue works them off
+//! exactly once, even with two queues (two instances) on one store.
+
+use std::sync::{Arc, Mutex};
+
+use postern_core::intake::{IntakeMessage, take_in};
+use postern_core::queue::{ProcessingQueue, QueueEvent};
+use postern_store::{InboundSource, InboundState, Mailbox};
+use postern_testkit::{BoxError, both};
+
+use crate::support::{INCOMING, World};
+
+/// `count` distinct new-issue messages with IMAP identities and cursor positions.
+fn new_issues(world: &World, count: usize) -> Result<Vec<IntakeMessage>, BoxError> {
+    let raw = String::from_utf8(world.fixture("valid_new_issue.eml", 0))?;
+    Ok((1..=count)
+        .map(|n| IntakeMessage {
+            raw: raw
+                .replace("Message-ID: <", &format!("Message-ID: <q{n}-"))
+                .into_bytes(),
+            source_identity: format!("imap:incoming@localhost/inbox:1:{n}"),
+            cursor: Some((
+                "incoming@localhost/inbox".to_owned(),
+                1,
+                i64::try_from(n).unwrap_or(i64::MAX),
+            )),
+        })
+        .collect())
+}
+
+async fn issue_count(world: &World) -> Result<usize, BoxError> {
+    let mut tx = world.store().begin().await?;
+    let issues = tx.list_issues(&Default::default()).await?;
+    tx.commit().await?;
+    Ok(issues.len())
+}
+
+both!(intake_stores_once_and_queue_processes_once, |db| {
+    let world = World::new(db).await?;
+    let batch = new_issues(&world, 3)?;
+    let first = take_in(
+        world.store(),
+        Mailbox::Incoming,
+        InboundSource::Imap,
+        &batch,
+    )
+    .await?;
+    assert_eq!(first.stored.len(), 3);
+    // The watcher crashed before flagging and fetched the same messages again.
+    let again = take_in(
+        world.store(),
+        Mailbox::Incoming,
+        InboundSource::Imap,
+        &batch,
+    )
+    .await?;
+    assert!(again.stored.is_empty());
+    assert_eq!(again.already_stored, 3);
+    let mut tx = world.store().begin().await?;
+    assert_eq!(
+        tx.intake_cursor("incoming@localhost/inbox", 1).await?,
+        Some(3)
+    );
+    for id in &first.stored {
+        let stored = tx.inbound(*id).await?.expect("stored");
+        assert_eq!(stored.meta.state, InboundState::Received);
+    }
+    tx.commit().await?;
+    assert_eq!(
+        issue_count(&world).await?,
+        0,
+        "intake alone changes nothing"
+    );
+
+    let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 2);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let report = Arc::new(move |event: QueueEvent| {
+        if let QueueEvent::Finished(outcome) = event {
+            sink.lock().expect("lock").push(outcome);
+        }
+    });
+    assert_eq!(queue.work_once(report.clone()).await?, 3);
+    assert_eq!(queue.work_once(report).await?, 0, "nothing left to do");
+    let outcomes = events.lock().expect("lock").clone();
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes.iter().all(|o| o.outcome == "processed"));
+    assert_eq!(issue_count(&world).await?, 3);
+    Ok(())
+});
+
+both!(
+    two_queues_on_one_store_never_process_a_message_twice,
+    |db| {
+        let world = World::new(db).await?;
+        let batch = new_issues(&world, 40)?;
+        take_in(
+            world.store(),
+            Mailbox::Incoming,
+            InboundSource::Imap,
+            &batch,
+        )
+        .await?;
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 4);
+            let sink = finished.clone();
+            let report = Arc::new(move |event: QueueEvent| {
+                if let QueueEvent::Finished(outcome) = event {
+                    sink.lock().expect("lock").push(outcome.inbound_id);
+                }
+            });
+            runs.push(tokio::spawn(async move { queue.work_once(report).await }));
+        }
+        for run in runs {
+            run.await??;
+        }
+        let mut ids = finished.lock().expect("lock").clone();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "a message was processed twice");
+        assert_eq!(ids.len(), 40);
+        assert_eq!(issue_count(&world).await?, 40);
+        Ok(())
+    }
+);
+
+both!(a_delivery_of_a_queued_message_completes_it_once, |db| {
+    let world = World::new(db).await?;
+    let batch = new_issues(&world, 1)?;
+    take_in(
+        world.store(),
+        Mailbox::Incoming,
+        InboundSource::Imap,
+        &batch,
+    )
+    .await?;
+    // The same message also arrives through the MTA pipe before the queue got to it.
+    let piped = world.receive(INCOMING, &batch[0].raw).await?;
+    assert_eq!(piped.outcome, "processed");
+    let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 1);
+    assert_eq!(queue.work_once(Arc::new(|_| {})).await?, 0);
+    assert_eq!(issue_count(&world).await?, 1);
+    Ok(())
+});
