@@ -61,6 +61,18 @@ pub struct Config {
     pub listener: Option<ListenConfig>,
     /// The outgoing SMTP relay.
     pub smtp: Option<SmtpConfig>,
+    /// Logging of `serve`.
+    pub log: Option<LogConfig>,
+}
+
+/// `log:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json` (one JSON object per line).
+    pub format: Option<String>,
+    /// An `EnvFilter` directive such as `info` (default) or `debug`; `POSTERN_LOG` overrides it.
+    pub level: Option<String>,
 }
 
 /// One mailbox, with the keys of `gitlab.yml`.

@@ -4,6 +4,8 @@
 mod cmd;
 mod config;
 mod exit;
+mod intake;
+mod logging;
 mod setup;
 
 use std::path::PathBuf;

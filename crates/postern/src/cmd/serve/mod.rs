@@ -1,0 +1,168 @@
+//! `postern serve`: the long-running process. It runs, side by side until SIGTERM:
+//!
+//! - the built-in LMTP listener (`lmtp`): mail handed in by an MTA is stored and processed in
+//!   one transaction before the `250`;
+//! - the mailbox watchers (`sources`): IMAP and Microsoft Graph, each storing what it fetches
+//!   through the durable intake before acknowledging it on the server;
+//! - the processing queue: works off what the watchers stored (and whatever a crash or a
+//!   temporary failure left behind);
+//! - the outbox worker: sends queued notifications.
+//!
+//! Shutdown: the stop flag goes to every task; each finishes the message in hand; the process
+//! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
+
+mod lmtp;
+mod sources;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_core::queue::{ProcessingQueue, QueueEvent};
+use postern_inbox::listener::{Listener, Protocol, Settings};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::ServeArgs;
+use crate::exit::{CONFIG, Failure, SOFTWARE};
+use crate::setup::{Setup, load_config};
+
+/// Where the listener listens without configuration: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2525";
+
+/// How long shutdown may take before the process exits regardless (systemd's default stop
+/// timeout is 90 s; the issue asks for 10).
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(9);
+
+/// Messages the processing queue works on at once.
+const PROCESSING_TASKS: usize = 4;
+
+/// Runs until SIGTERM or Ctrl-C, then finishes the message in hand and exits 0.
+pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let setup = Setup::new(load_config(args.config.as_deref())?);
+    crate::logging::init(setup.config.log.as_ref()).map_err(|e| Failure::new(CONFIG, e))?;
+    let listen: SocketAddr = setup
+        .config
+        .listener
+        .as_ref()
+        .and_then(|listener| listener.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned())
+        .parse()
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("listener.listen: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(SOFTWARE, e))?;
+    let code = runtime.block_on(serve(setup, listen));
+    // Tasks that did not stop in time (a server that never answered LOGOUT) are dropped here.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
+    let store = setup.store().await?;
+    let processor = Arc::new(setup.processor(store.clone()));
+    let sender = setup.outbox_sender(store.clone())?;
+    let queue = Arc::new(ProcessingQueue::new(processor.clone(), PROCESSING_TASKS));
+    let wake: crate::intake::Wake = {
+        let queue = queue.clone();
+        Arc::new(move || queue.wake())
+    };
+    let planned = sources::plan(&setup, &store, wake)?;
+    let settings = Settings {
+        protocol: Protocol::Lmtp,
+        ..Settings::default()
+    };
+    let listener = Listener::bind(listen, settings).await.map_err(|e| {
+        Failure::new(
+            CONFIG,
+            anyhow::anyhow!("cannot listen on {listen} (listener.listen): {e}"),
+        )
+    })?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    tracing::info!(
+        data_dir = %setup.data_dir.display(),
+        lmtp = %bound,
+        outgoing = %match setup.smtp_settings()? {
+            Some(smtp) => format!("via {}:{}", smtp.host, smtp.port),
+            None => format!("into {}", setup.data_dir.join("outbox").display()),
+        },
+        incoming_address = %setup.config.incoming_address().unwrap_or_default(),
+        "postern started"
+    );
+    for source in &planned.descriptions {
+        tracing::info!(source = %source, "watching mailbox");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        // Ends when the flag turns true or the sender is gone.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut tasks = JoinSet::new();
+    tasks.spawn(listener.run(stopped(stop_rx.clone()), lmtp::deliverer(processor.clone())));
+    {
+        let rx = stop_rx.clone();
+        tasks.spawn(async move { sender.run(stopped(rx)).await });
+    }
+    tasks.spawn(queue.clone().run(stop_rx.clone(), log_queue_event));
+    planned.spawn(&mut tasks, stop_rx.clone());
+
+    wait_for_signal().await;
+    tracing::info!("stopping (finishing the message in hand)");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_BOUND, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "some tasks did not stop in time; exiting anyway (nothing unacknowledged is lost)"
+        );
+        tasks.abort_all();
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_queue_event(event: QueueEvent) {
+    match event {
+        QueueEvent::Finished(outcome) => tracing::info!(
+            inbound_id = outcome.inbound_id,
+            outcome = %outcome.outcome,
+            handler = outcome.handler.as_deref().unwrap_or("-"),
+            error = outcome.error.as_deref().unwrap_or("-"),
+            "message processed"
+        ),
+        QueueEvent::Skipped(id) => {
+            tracing::debug!(inbound_id = id, "message taken by another worker")
+        }
+        QueueEvent::Retry { id, reason } => {
+            tracing::warn!(inbound_id = id, %reason, "processing failed temporarily; will retry")
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
