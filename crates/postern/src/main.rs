@@ -32,6 +32,10 @@ enum Command {
     /// Without configuration, data lives in ./postern-data and outgoing mail is written to
     /// ./postern-data/outbox/. Mailbox watchers and the web UI are not built yet.
     Serve(ServeArgs),
+    /// Check that the configuration will work: store, each mailbox (log in, open the folder, or
+    /// get a Microsoft Graph token), outgoing mail. One line per check, OK or FAIL with the
+    /// reason; exit 1 if any check failed. Secrets are never printed.
+    Check(CheckArgs),
     /// Show what postern understands of one message, as JSON, without touching the store.
     ///
     /// Prints sender fields, the mail key and the header it came from, the handler it routes to,
@@ -58,6 +62,18 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// Configuration file (postern.yml).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "POSTERN_CONFIG"
+    )]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
     /// Configuration file (postern.yml).
     #[arg(
         short = 'c',
@@ -138,6 +154,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Trim(args) => cmd::trim::run(args),
         Command::Receive(args) => cmd::receive::run(args),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod admin;
+pub mod check;
 pub mod inspect;
 pub mod receive;
 pub mod serve;

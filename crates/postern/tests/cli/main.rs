@@ -8,6 +8,7 @@
 mod support;
 
 mod admin;
+mod check;
 mod help;
 mod inspect;
 mod mailflow;

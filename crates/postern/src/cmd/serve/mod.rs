@@ -12,7 +12,7 @@
 //! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
 
 mod lmtp;
-mod sources;
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

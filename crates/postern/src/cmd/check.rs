@@ -1,0 +1,122 @@
+//! `postern check`: is this configuration going to work? One line per check, `OK` or `FAIL`
+//! with the reason, exit 1 if anything failed — like `gitlab:incoming_email:check`, but for
+//! everything `serve` would use: the configuration, the store, each mailbox, outgoing mail.
+//!
+//! Reasons never contain secrets: each check formats its own error with the secret left out.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+
+use crate::CheckArgs;
+use crate::exit::Failure;
+use crate::setup::{Setup, load_config, runtime};
+
+/// The result of one check.
+pub struct CheckLine {
+    /// What was checked, e.g. `store` or `incoming_email (imap incoming@mail.example.com:993/inbox)`.
+    pub name: String,
+    /// `Ok(detail)` or `Err(reason)`.
+    pub result: Result<String, String>,
+}
+
+/// A check still to run.
+pub type PendingCheck<'a> = Pin<Box<dyn Future<Output = CheckLine> + 'a>>;
+
+/// Runs every check and prints one line each.
+pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(failure) => {
+            println!("FAIL configuration: {:#}", failure.error);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!(
+        "OK   configuration: {}",
+        args.config
+            .as_deref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|| "embedded defaults".to_owned())
+    );
+    let setup = Setup::new(config);
+    let lines = runtime()?.block_on(async {
+        let mut lines = Vec::new();
+        for check in checks(&setup) {
+            lines.push(check.await);
+        }
+        lines
+    });
+    let mut failed = false;
+    for line in lines {
+        match line.result {
+            Ok(detail) => println!("OK   {}: {detail}", line.name),
+            Err(reason) => {
+                failed = true;
+                println!("FAIL {}: {reason}", line.name);
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
+    let mut checks: Vec<PendingCheck<'_>> = Vec::new();
+    checks.push(Box::pin(store(setup)));
+    checks.extend(crate::cmd::serve::sources::checks(setup));
+    checks.push(Box::pin(outgoing(setup)));
+    checks
+}
+
+async fn store(setup: &Setup) -> CheckLine {
+    {
+        let result = match setup.store().await {
+            Ok(store) => {
+                let result = store
+                    .ping()
+                    .await
+                    .map(|()| format!("{:?}, schema up to date", store.backend()).to_lowercase())
+                    .map_err(|e| e.to_string());
+                store.close().await;
+                result
+            }
+            Err(failure) => Err(format!("{:#}", failure.error)),
+        };
+        CheckLine {
+            name: "store".to_owned(),
+            result,
+        }
+    }
+}
+
+async fn outgoing(setup: &Setup) -> CheckLine {
+    let settings = setup.smtp_settings();
+    let outbox = setup.data_dir.join("outbox");
+    {
+        let result = match settings {
+            Err(failure) => Err(format!("{:#}", failure.error)),
+            Ok(None) => std::fs::create_dir_all(&outbox)
+                .map(|()| format!("no smtp: section, mail is written to {}", outbox.display()))
+                .map_err(|e| format!("cannot create {}: {e}", outbox.display())),
+            Ok(Some(settings)) => {
+                let relay = format!("{}:{}", settings.host, settings.port);
+                match postern_outbox::SmtpTransport::new(settings) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(transport) => transport
+                        .check()
+                        .await
+                        .map(|()| format!("relay {relay} accepts connections"))
+                        .map_err(|e| e.to_string()),
+                }
+            }
+        };
+        CheckLine {
+            name: "outgoing mail".to_owned(),
+            result,
+        }
+    }
+}
