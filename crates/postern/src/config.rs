@@ -104,6 +104,14 @@ pub struct MailboxConfig {
     pub secret_file: Option<PathBuf>,
     pub public_key_files: Option<Vec<PathBuf>>,
     pub encrypted_secret_file: Option<PathBuf>,
+    /// (postern) `login` (default), `plain` or `xoauth2`.
+    pub auth_method: Option<String>,
+    /// (postern) XOAUTH2: a file holding the access token, read at every login.
+    pub oauth2_token_file: Option<PathBuf>,
+    /// (postern) An extra CA certificate (PEM) to trust for this mailbox.
+    pub tls_ca_file: Option<PathBuf>,
+    /// (postern) Allow a connection without TLS; honoured only for a loopback host.
+    pub allow_plaintext: Option<bool>,
 }
 
 /// `inbox_options` for Microsoft Graph.
@@ -257,6 +265,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_example_uses_only_known_keys() {
+        let example = include_str!("../../../dist/postern.example.yml");
+        let config = Config::parse(example).expect("dist/postern.example.yml parses");
+        assert!(config.incoming_email.is_some() && config.log.is_some());
+    }
 
     #[test]
     fn unknown_keys_are_named() {
