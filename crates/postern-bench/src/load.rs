@@ -1,0 +1,217 @@
+//! Putting mail in front of the servers: messages of a given size, pre-loaded folders, one
+//! message at a time for latency, over IMAP APPEND or LMTP; and the raw-client floor.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use postern_testkit::imap::ImapClient;
+use postern_testkit::mailserver::{MailServer, USER};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+
+use crate::instance::Instance;
+use crate::measure::Latency;
+
+/// Body size of a "small" message (the baseline's are 389 bytes in all).
+pub const SMALL_BODY: usize = 200;
+/// Body size of a "1 MB" message.
+pub const LARGE_BODY: usize = 1_000_000;
+
+/// How long one message may take to show up before the run is called failed.
+const ARRIVAL_BOUND: Duration = Duration::from_secs(30);
+
+/// A new-issue mail to `to` with subject `title` and a body of about `body_size` bytes.
+pub fn message(to: &str, title: &str, body_size: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "From: Jake <jake@example.com>\r\nTo: {to}\r\nSubject: {title}\r\n\
+         Message-ID: <{title}@bench.example.com>\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    while raw.len() < body_size {
+        raw.extend_from_slice(line);
+    }
+    raw
+}
+
+async fn client(server: &MailServer) -> anyhow::Result<ImapClient> {
+    let mut client = ImapClient::connect(server.imap_port()).await?;
+    client.login(USER, server.password()).await?;
+    Ok(client)
+}
+
+/// Creates `folder` (if needed) and appends `count` messages; returns their titles.
+pub async fn preload(
+    server: &MailServer,
+    folder: &str,
+    to: &str,
+    count: usize,
+    body_size: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut client = client(server).await?;
+    let _ = client.command(&format!("CREATE \"{folder}\"")).await;
+    let mut titles = Vec::with_capacity(count);
+    for n in 0..count {
+        let title = format!("{folder}-{n}");
+        client
+            .append(folder, "", &message(to, &title, body_size))
+            .await
+            .with_context(|| format!("APPEND to {folder}"))?;
+        titles.push(title);
+    }
+    client.logout().await?;
+    Ok(titles)
+}
+
+/// Messages still in `folder` and not flagged `\Deleted`.
+pub async fn messages_left(server: &MailServer, folder: &str) -> anyhow::Result<usize> {
+    let mut client = client(server).await?;
+    client.select(folder).await?;
+    let left = client.uid_search("UNDELETED").await?.len();
+    client.logout().await?;
+    Ok(left)
+}
+
+/// postern's IDLE latency: APPEND one message, then wait for its issue in the store.
+pub async fn imap_latency(
+    server: &MailServer,
+    instance: &Instance,
+    folder: &str,
+    count: usize,
+) -> anyhow::Result<Latency> {
+    let mut client = client(server).await?;
+    let _ = client.command(&format!("CREATE \"{folder}\"")).await;
+    // Give the watcher time to connect and enter IDLE on the (possibly new) folder.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut latency = Latency::default();
+    for n in 0..count {
+        let title = format!("{folder}-idle-{n}");
+        client
+            .append(folder, "", &message(instance.address(), &title, SMALL_BODY))
+            .await?;
+        let appended = Instant::now();
+        while !instance.has_issue(&title).await? {
+            anyhow::ensure!(
+                appended.elapsed() < ARRIVAL_BOUND,
+                "{title} never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latency.push(appended.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    client.logout().await?;
+    Ok(latency)
+}
+
+/// Reads one SMTP/LMTP reply (all its lines); returns the last.
+async fn reply(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
+    loop {
+        let mut line = String::new();
+        anyhow::ensure!(reader.read_line(&mut line).await? > 0, "LMTP connection closed");
+        if line.len() < 4 || line.as_bytes()[3] == b' ' {
+            return Ok(line.trim_end().to_owned());
+        }
+    }
+}
+
+/// LMTP latency: from the end of DATA to the `250`, which postern sends only after the message
+/// is stored and processed.
+pub async fn lmtp_latency(instance: &Instance, count: usize) -> anyhow::Result<Latency> {
+    let stream = TcpStream::connect(("127.0.0.1", instance.lmtp_port())).await?;
+    let mut reader = BufReader::new(stream);
+    reply(&mut reader).await?;
+    reader.get_mut().write_all(b"LHLO bench\r\n").await?;
+    reply(&mut reader).await?;
+    let mut latency = Latency::default();
+    for n in 0..count {
+        let title = format!("lmtp-{n}");
+        for command in [
+            "MAIL FROM:<jake@example.com>\r\n".to_owned(),
+            format!("RCPT TO:<{}>\r\n", instance.address()),
+            "DATA\r\n".to_owned(),
+        ] {
+            reader.get_mut().write_all(command.as_bytes()).await?;
+            reply(&mut reader).await?;
+        }
+        let mut data = message(instance.address(), &title, SMALL_BODY);
+        data.extend_from_slice(b".\r\n");
+        reader.get_mut().write_all(&data).await?;
+        let sent = Instant::now();
+        let answer = reply(&mut reader).await?;
+        latency.push(sent.elapsed());
+        anyhow::ensure!(answer.starts_with("250"), "LMTP answered {answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader.get_mut().write_all(b"QUIT\r\n").await?;
+    Ok(latency)
+}
+
+/// The floor any IMAP client has on this server: a bare client in IDLE, from APPEND to the
+/// message's bytes in hand (EXISTS, DONE, UID FETCH BODY.PEEK[]).
+pub async fn imap_idle_floor(
+    server: &MailServer,
+    folder: &str,
+    count: usize,
+) -> anyhow::Result<Latency> {
+    let mut appender = client(server).await?;
+    let _ = appender.command(&format!("CREATE \"{folder}\"")).await;
+    let stream = TcpStream::connect(("127.0.0.1", server.imap_port())).await?;
+    let mut idle = BufReader::new(stream);
+    let mut line = String::new();
+    idle.read_line(&mut line).await?;
+    let mut tag = 0u32;
+    let mut command = async |idle: &mut BufReader<TcpStream>, text: &str| -> anyhow::Result<()> {
+        tag += 1;
+        idle.get_mut()
+            .write_all(format!("f{tag} {text}\r\n").as_bytes())
+            .await?;
+        let done = format!("f{tag} ");
+        loop {
+            let mut line = String::new();
+            anyhow::ensure!(idle.read_line(&mut line).await? > 0, "closed");
+            if line.starts_with(&done) {
+                anyhow::ensure!(line[done.len()..].starts_with("OK"), "{line}");
+                return Ok(());
+            }
+        }
+    };
+    command(
+        &mut idle,
+        &format!("LOGIN {USER} \"{}\"", server.password()),
+    )
+    .await?;
+    command(&mut idle, &format!("SELECT \"{folder}\"")).await?;
+    let mut latency = Latency::default();
+    for n in 0..count {
+        idle.get_mut().write_all(b"i IDLE\r\n").await?;
+        let mut line = String::new();
+        idle.read_line(&mut line).await?; // "+ idling"
+        appender
+            .append(folder, "", &message("floor@example.test", &format!("floor-{n}"), SMALL_BODY))
+            .await?;
+        let appended = Instant::now();
+        loop {
+            let mut line = String::new();
+            anyhow::ensure!(idle.read_line(&mut line).await? > 0, "closed in IDLE");
+            anyhow::ensure!(appended.elapsed() < ARRIVAL_BOUND, "no EXISTS");
+            if line.contains("EXISTS") {
+                break;
+            }
+        }
+        idle.get_mut().write_all(b"DONE\r\n").await?;
+        loop {
+            let mut line = String::new();
+            idle.read_line(&mut line).await?;
+            if line.starts_with("i ") {
+                break;
+            }
+        }
+        command(&mut idle, "UID FETCH * BODY.PEEK[]").await?;
+        latency.push(appended.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    appender.logout().await?;
+    Ok(latency)
+}

@@ -1,0 +1,161 @@
+//! The intake benchmark of issue "mail sources": how fast and how lean `postern serve` takes mail
+//! in from a private Dovecot (IMAP IDLE) and through its own LMTP listener, and — where Debian's
+//! `ruby-mail-room` is installed — mail_room on the same messages into a local HTTP sink.
+//!
+//! Run it with `bash bench/intake.sh` (release build). It prints tables shaped like
+//! `mail_room-baseline.md`: latency p50/p95/max, drain rates, peak and idle RSS, lost and
+//! duplicated counts. Timing here is measurement, never a test assertion.
+
+mod instance;
+mod load;
+mod mailroom;
+mod measure;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use postern_testkit::mailserver::MailServer;
+
+use crate::instance::{Instance, Prepared};
+use crate::measure::{Drain, Latency};
+
+struct Args {
+    postern: PathBuf,
+    small: usize,
+    large: usize,
+    latency_messages: usize,
+    mail_room: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        postern: PathBuf::from("target/release/postern"),
+        small: 2000,
+        large: 200,
+        latency_messages: 50,
+        mail_room: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().context(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--postern" => args.postern = PathBuf::from(value()?),
+            "--small" => args.small = value()?.parse()?,
+            "--large" => args.large = value()?.parse()?,
+            "--latency-messages" => args.latency_messages = value()?.parse()?,
+            "--no-mail-room" => args.mail_room = false,
+            "--help" | "-h" => {
+                println!(
+                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room]"
+                );
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    anyhow::ensure!(
+        args.postern.is_file(),
+        "{} is not built (cargo build --release -p postern)",
+        args.postern.display()
+    );
+    Ok(args)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let server = MailServer::start_dovecot_only()
+        .context("POSTERN_SKIP_MAILSERVER is set; the benchmark needs Dovecot")?;
+    println!(
+        "postern intake benchmark — {} — Dovecot on 127.0.0.1:{}",
+        args.postern.display(),
+        server.imap_port()
+    );
+
+    let mut latencies: Vec<(String, String, Latency)> = Vec::new();
+    let mut drains: Vec<Drain> = Vec::new();
+
+    // Latency: one postern watching a folder, messages appended one at a time; and LMTP.
+    let floor = load::imap_idle_floor(&server, "bench-floor", args.latency_messages).await?;
+    latencies.push(("raw IMAP client".into(), "imap idle".into(), floor));
+    let instance = Instance::start(&args.postern, &server, "bench-latency").await?;
+    let idle_rss = instance.wait_idle_rss(Duration::from_secs(3)).await?;
+    let imap = load::imap_latency(&server, &instance, "bench-latency", args.latency_messages).await?;
+    latencies.push(("postern".into(), "imap idle".into(), imap));
+    let lmtp = load::lmtp_latency(&instance, args.latency_messages).await?;
+    latencies.push(("postern".into(), "lmtp".into(), lmtp));
+    let counts = instance.counts().await?;
+    instance.stop().await?;
+
+    // Drains of a pre-loaded folder.
+    for (label, count, size) in [
+        ("small", args.small, load::SMALL_BODY),
+        ("1 MB", args.large, load::LARGE_BODY),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let folder = format!("bench-drain-{}", label.replace(' ', ""));
+        let prepared = Prepared::new(&args.postern, &server, &folder).await?;
+        let titles = load::preload(&server, &folder, &prepared.address, count, size).await?;
+        let started = Instant::now();
+        let instance = prepared.spawn().await?;
+        let done = instance.wait_processed(count, Duration::from_secs(600)).await?;
+        let peak = instance.peak_rss()?;
+        let idle = instance.wait_idle_rss(Duration::from_secs(3)).await?;
+        let seen = instance.titles().await?;
+        let left = load::messages_left(&server, &folder).await?;
+        instance.stop().await?;
+        drains.push(Drain::new(
+            "postern",
+            label,
+            count,
+            size,
+            done.duration_since(started),
+            peak,
+            idle,
+            &titles,
+            &seen,
+            left,
+        ));
+        if args.mail_room && mailroom::available() {
+            let folder = format!("{folder}-mailroom");
+            let titles =
+                load::preload(&server, &folder, "incoming@example.test", count, size).await?;
+            match mailroom::drain(&server, &folder, count).await {
+                Ok(run) => drains.push(Drain::new(
+                    "mail_room",
+                    label,
+                    count,
+                    size,
+                    run.elapsed,
+                    run.peak_rss,
+                    run.idle_rss,
+                    &titles,
+                    &run.titles,
+                    run.left,
+                )),
+                Err(e) => println!("mail_room run failed: {e:#}"),
+            }
+        }
+    }
+    if args.mail_room && !mailroom::available() {
+        println!("(mail_room not installed: apt-get install ruby-mail-room to run it side by side)");
+    }
+
+    measure::print_latency(&latencies);
+    println!(
+        "postern idle RSS before load: {:.1} MB; latency run: {} messages processed, {} issues",
+        idle_rss, counts.0, counts.1
+    );
+    measure::print_drains(&drains);
+    server.stop().map_err(anyhow::Error::msg)?;
+    Ok(())
+}
