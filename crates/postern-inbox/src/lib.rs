@@ -17,6 +17,10 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod graph;
+pub mod http;
 pub mod intake;
 pub mod listener;
+pub mod oauth;
+pub mod secret;
 pub mod status;

@@ -1,0 +1,284 @@
+//! A stand-in for Microsoft Graph and its Azure AD token endpoint, on `127.0.0.1` with a random
+//! port, for testing the Graph watcher where the real service cannot be reached.
+//!
+//! It checks what the real services check, with their status codes and error shapes:
+//! - `POST /<tenant>/oauth2/v2.0/token`: a form with `grant_type=client_credentials`, the
+//!   registered `client_id` and `client_secret` for the tenant in the path (a wrong secret is
+//!   `401 invalid_client` with `AADSTS7000215`), and a `scope` ending in `/.default`. It issues
+//!   random opaque tokens with a configurable `expires_in`, bound to the scope's resource.
+//! - Every Graph call needs `Authorization: Bearer <issued, unexpired token for this server>`
+//!   (`401 InvalidAuthenticationToken` otherwise); the user and folder in the path must exist
+//!   (`404`). Supported: the folder, its message list (`$filter=isRead eq false`, `$top`,
+//!   `$skip` with `@odata.nextLink`), `messages/<id>/$value`, `PATCH {"isRead": …}` (JSON
+//!   checked) and `DELETE` (to the user's deleted items).
+//!
+//! Tests fill mailboxes, read flags back, inspect every request, and inject faults into the next
+//! Graph calls ([`Fault`]) or expire every issued token. The server stops when the value is
+//! dropped.
+
+mod routes;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A fault the next Graph call answers with instead of its normal answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `429 Too Many Requests` with `Retry-After: <seconds>`.
+    TooManyRequests {
+        /// The `Retry-After` value in seconds.
+        retry_after_secs: u64,
+    },
+    /// `503 Service Unavailable` without `Retry-After`.
+    Unavailable,
+    /// The connection is closed without an answer.
+    CloseConnection,
+}
+
+/// One message in a stand-in mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Graph's message id.
+    pub id: String,
+    /// The raw MIME returned by `/$value`.
+    pub raw: Vec<u8>,
+    /// The read flag.
+    pub is_read: bool,
+}
+
+/// One request the stand-in answered (or closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// `GET`, `POST`, `PATCH`, `DELETE` ….
+    pub method: String,
+    /// The path as sent (still percent-encoded).
+    pub path: String,
+    /// The query as sent, without `?`.
+    pub query: String,
+    /// The status answered; `0` when the connection was closed instead.
+    pub status: u16,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// Whether this was a call to the token endpoint.
+    pub fn is_token_request(&self) -> bool {
+        self.path.ends_with("/oauth2/v2.0/token")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Folder {
+    display_name: String,
+    messages: Vec<StoredMessage>,
+}
+
+#[derive(Debug, Default)]
+struct User {
+    folders: HashMap<String, Folder>,
+    deleted: Vec<StoredMessage>,
+}
+
+#[derive(Debug)]
+struct Token {
+    expires: Instant,
+    audience: String,
+}
+
+#[derive(Debug)]
+struct State {
+    base: String,
+    tenant_id: String,
+    client_id: String,
+    client_secret: String,
+    token_lifetime: Duration,
+    tokens: HashMap<String, Token>,
+    tokens_issued: usize,
+    users: HashMap<String, User>,
+    faults: VecDeque<Fault>,
+    requests: Vec<Recorded>,
+    next_id: u64,
+}
+
+/// The running stand-in. Dropping it stops the server.
+#[derive(Debug)]
+pub struct GraphStandIn {
+    url: String,
+    state: Arc<Mutex<State>>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for GraphStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl GraphStandIn {
+    /// Starts a stand-in that knows one application: `client_id` with `client_secret` in
+    /// `tenant_id`. Tokens last one hour until [`GraphStandIn::set_token_lifetime`].
+    pub async fn start(tenant_id: &str, client_id: &str, client_secret: &str) -> GraphStandIn {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Graph stand-in on loopback");
+        let address = listener.local_addr().expect("stand-in address");
+        let url = format!("http://{address}");
+        let state = Arc::new(Mutex::new(State {
+            base: url.clone(),
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            token_lifetime: Duration::from_secs(3600),
+            tokens: HashMap::new(),
+            tokens_issued: 0,
+            users: HashMap::new(),
+            faults: VecDeque::new(),
+            requests: Vec::new(),
+            next_id: 1,
+        }));
+        let server = tokio::spawn(serve(listener, state.clone()));
+        GraphStandIn { url, state, server }
+    }
+
+    /// The base URL (`http://127.0.0.1:<port>`): both the Azure AD and the Graph endpoint.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Adds mailbox `user` with an empty `inbox` folder.
+    pub fn add_mailbox(&self, user: &str) {
+        let mut state = self.lock();
+        let mailbox = state.users.entry(user.to_ascii_lowercase()).or_default();
+        mailbox.folders.entry("inbox".to_owned()).or_insert(Folder {
+            display_name: "Inbox".to_owned(),
+            messages: Vec::new(),
+        });
+    }
+
+    /// Adds folder `folder` (addressed by this name) to mailbox `user`.
+    pub fn add_folder(&self, user: &str, folder: &str) {
+        let mut state = self.lock();
+        let mailbox = state.users.entry(user.to_ascii_lowercase()).or_default();
+        mailbox
+            .folders
+            .entry(folder.to_ascii_lowercase())
+            .or_insert(Folder {
+                display_name: folder.to_owned(),
+                messages: Vec::new(),
+            });
+    }
+
+    /// Adds an unread message to `folder` of `user` and returns its id.
+    pub fn add_message(&self, user: &str, folder: &str, raw: &[u8]) -> String {
+        self.insert(user, folder, raw, false)
+    }
+
+    /// Adds a message that is already read and returns its id.
+    pub fn add_read_message(&self, user: &str, folder: &str, raw: &[u8]) -> String {
+        self.insert(user, folder, raw, true)
+    }
+
+    fn insert(&self, user: &str, folder: &str, raw: &[u8], is_read: bool) -> String {
+        let mut state = self.lock();
+        // Real ids are long base64 strings ending in `=`; keep that shape so encoding is tested.
+        let id = format!("AAMkAD{:08}-x/y+z=", state.next_id);
+        state.next_id += 1;
+        let folder = state
+            .users
+            .get_mut(&user.to_ascii_lowercase())
+            .and_then(|u| u.folders.get_mut(&folder.to_ascii_lowercase()))
+            .expect("add the mailbox and folder first");
+        folder.messages.push(StoredMessage {
+            id: id.clone(),
+            raw: raw.to_vec(),
+            is_read,
+        });
+        id
+    }
+
+    /// The messages now in `folder` of `user`, in insertion order.
+    pub fn messages(&self, user: &str, folder: &str) -> Vec<StoredMessage> {
+        self.lock()
+            .users
+            .get(&user.to_ascii_lowercase())
+            .and_then(|u| u.folders.get(&folder.to_ascii_lowercase()))
+            .map(|f| f.messages.clone())
+            .unwrap_or_default()
+    }
+
+    /// The messages deleted from `user`'s folders, in deletion order.
+    pub fn deleted(&self, user: &str) -> Vec<StoredMessage> {
+        self.lock()
+            .users
+            .get(&user.to_ascii_lowercase())
+            .map(|u| u.deleted.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `expires_in` of tokens issued from now on (whole seconds, at least one).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.lock().token_lifetime = lifetime.max(Duration::from_secs(1));
+    }
+
+    /// Makes every token issued so far expired, as if an hour had passed.
+    pub fn expire_tokens(&self) {
+        let now = Instant::now();
+        for token in self.lock().tokens.values_mut() {
+            token.expires = now;
+        }
+    }
+
+    /// The next `count` Graph calls (not token requests) answer with `fault`.
+    pub fn fail_next(&self, count: usize, fault: Fault) {
+        let mut state = self.lock();
+        state.faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// How many tokens were issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens_issued
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
+    // Dropping the set (when this task is aborted) aborts every connection with it.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| routes::handle(state.clone(), request));
+            // A closed connection (fault injection, client gone) is not an error of the test.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
