@@ -104,6 +104,7 @@ struct State {
     tokens_issued: usize,
     users: HashMap<String, User>,
     faults: VecDeque<Fault>,
+    method_faults: VecDeque<(String, Fault)>,
     requests: Vec<Recorded>,
     next_id: u64,
 }
@@ -141,6 +142,7 @@ impl GraphStandIn {
             tokens_issued: 0,
             users: HashMap::new(),
             faults: VecDeque::new(),
+            method_faults: VecDeque::new(),
             requests: Vec::new(),
             next_id: 1,
         }));
@@ -240,6 +242,16 @@ impl GraphStandIn {
     pub fn fail_next(&self, count: usize, fault: Fault) {
         let mut state = self.lock();
         state.faults.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// The next `count` Graph calls with `method` (`PATCH`, `DELETE` …) answer with `fault`;
+    /// these are served before the ones of [`GraphStandIn::fail_next`].
+    pub fn fail_next_method(&self, method: &str, count: usize, fault: Fault) {
+        let mut state = self.lock();
+        let entry = (method.to_ascii_uppercase(), fault);
+        state
+            .method_faults
+            .extend(std::iter::repeat_n(entry, count));
     }
 
     /// Every request so far, in arrival order.

@@ -77,6 +77,13 @@ fn route(state: &mut State, call: &Call) -> Option<Answer> {
     match segments.as_slice() {
         [tenant, "oauth2", "v2.0", "token"] => Some(token(state, tenant, call)),
         ["v1.0", "users", user, rest @ ..] => {
+            let method_fault = state
+                .method_faults
+                .front()
+                .is_some_and(|(method, _)| method == call.method.as_str());
+            if method_fault && let Some((_, fault)) = state.method_faults.pop_front() {
+                return fault_answer(fault);
+            }
             if let Some(fault) = state.faults.pop_front() {
                 return fault_answer(fault);
             }
