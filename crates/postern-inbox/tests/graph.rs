@@ -270,3 +270,162 @@ async fn check_reports_token_folder_and_counts_without_changing_anything() {
     assert!(text.contains("AADSTS7000215"), "{text}");
     assert!(!text.contains("not-the-secret-xyz") && !text.contains(SECRET));
 }
+
+/// The stand-in refuses what Azure AD and Graph refuse, so the tests above prove something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stand_in_checks_what_graph_checks() {
+    let stand_in = stand_in().await;
+    let id = stand_in.add_message(USER, "inbox", &raw(0));
+    let http = postern_inbox::http::client(None).unwrap();
+    let base = stand_in.url();
+    let token_url = format!("{base}/{TENANT}/oauth2/v2.0/token");
+    let ask = |form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let token_url = token_url.clone();
+        async move {
+            let response = http.post(&token_url).form(&form).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let form = |grant: &str, secret: &str, scope: &str| {
+        vec![
+            ("grant_type", grant.to_owned()),
+            ("client_id", CLIENT.to_owned()),
+            ("client_secret", secret.to_owned()),
+            ("scope", scope.to_owned()),
+        ]
+    };
+    let graph_scope = format!("{base}/.default");
+    let (status, body) = ask(form("password", SECRET, &graph_scope)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, body) = ask(form("client_credentials", "wrong", &graph_scope)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    assert_eq!(body["error_codes"][0], 7000215);
+    let (status, body) = ask(form("client_credentials", SECRET, &base)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let other_tenant = http
+        .post(format!("{base}/other-tenant/oauth2/v2.0/token"))
+        .form(&form("client_credentials", SECRET, &graph_scope))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_tenant.status().as_u16(), 400);
+
+    let (status, body) = ask(form("client_credentials", SECRET, &graph_scope)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["token_type"], "Bearer");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = ask(form(
+        "client_credentials",
+        SECRET,
+        "https://outlook.office365.com/.default",
+    ))
+    .await;
+    let outlook_token = body["access_token"].as_str().unwrap().to_owned();
+
+    let folder = format!("{base}/v1.0/users/{USER}/mailFolders/inbox");
+    let get = |url: String, bearer: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut request = http.get(url);
+            if let Some(bearer) = bearer {
+                request = request.bearer_auth(bearer);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let (status, body) = get(folder.clone(), None).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("InvalidAuthenticationToken"));
+    let (status, _) = get(folder.clone(), Some(outlook_token)).await;
+    assert_eq!(status, 401, "a token for another audience is refused");
+    let (status, _) = get(folder.clone(), Some(token.clone())).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(
+        format!("{base}/v1.0/users/{USER}/mailFolders/archive"),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let message = format!(
+        "{base}/v1.0/users/{USER}/messages/{}",
+        id.replace('/', "%2F")
+    );
+    let not_json = http
+        .patch(&message)
+        .bearer_auth(&token)
+        .body("isRead=true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 415);
+    let wrong_field = http
+        .patch(&message)
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"isRead": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_field.status().as_u16(), 400);
+    assert!(!stand_in.messages(USER, "inbox")[0].is_read);
+
+    stand_in.expire_tokens();
+    let (status, body) = get(folder, Some(token)).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("expired"));
+}
+
+/// Over HTTPS, as in production: the stand-in's private CA is trusted through
+/// `extra_ca_file`, and without it the certificate is refused and the watcher keeps retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca() {
+    let stand_in = postern_testkit::graph::GraphStandIn::start_tls(TENANT, CLIENT, SECRET).await;
+    stand_in.add_mailbox(USER);
+    let id = stand_in.add_message(USER, "inbox", &raw(0));
+    assert!(stand_in.url().starts_with("https://127.0.0.1:"));
+
+    let untrusted = spawn(settings(&stand_in), Arc::default());
+    wait_for("a failed attempt", || {
+        untrusted.status.snapshot().last_error.is_some()
+    })
+    .await;
+    let error = untrusted.status.snapshot().last_error.unwrap();
+    assert!(error.contains("token endpoint unreachable"), "{error}");
+    assert!(error.contains("certificate"), "the cause is named: {error}");
+    assert!(
+        stand_in.requests().is_empty(),
+        "no request without a trusted certificate"
+    );
+    untrusted.stop().await;
+
+    let mut trusting = settings(&stand_in);
+    trusting.extra_ca_file = stand_in.ca_file().map(|p| p.to_path_buf());
+    let running = spawn(trusting.clone(), Arc::default());
+    wait_for("the message read", || all_read(&stand_in)).await;
+    let intake = running.intake.clone();
+    running.stop().await;
+    assert_eq!(intake.taken_log(), vec![identity(&id)]);
+    assert_eq!(check(&trusting).await.unwrap().total, 1);
+
+    let mut missing_ca = trusting;
+    missing_ca.extra_ca_file = Some("/nonexistent/ca.pem".into());
+    let error = check(&missing_ca).await.unwrap_err();
+    assert!(
+        matches!(&error, GraphError::Config(text) if text.contains("/nonexistent/ca.pem")),
+        "{error:?}"
+    );
+}

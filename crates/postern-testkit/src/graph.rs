@@ -17,14 +17,17 @@
 //! dropped.
 
 mod routes;
+mod tls;
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -115,6 +118,9 @@ pub struct GraphStandIn {
     url: String,
     state: Arc<Mutex<State>>,
     server: JoinHandle<()>,
+    ca_file: Option<PathBuf>,
+    /// Holds the certificates of an HTTPS stand-in.
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for GraphStandIn {
@@ -127,11 +133,28 @@ impl GraphStandIn {
     /// Starts a stand-in that knows one application: `client_id` with `client_secret` in
     /// `tenant_id`. Tokens last one hour until [`GraphStandIn::set_token_lifetime`].
     pub async fn start(tenant_id: &str, client_id: &str, client_secret: &str) -> GraphStandIn {
+        GraphStandIn::start_with(tenant_id, client_id, client_secret, None).await
+    }
+
+    /// Like [`GraphStandIn::start`], but serving HTTPS with a certificate for `127.0.0.1`
+    /// signed by a private CA ([`GraphStandIn::ca_file`]), made with Debian's `openssl`.
+    pub async fn start_tls(tenant_id: &str, client_id: &str, client_secret: &str) -> GraphStandIn {
+        let tls = tls::make();
+        GraphStandIn::start_with(tenant_id, client_id, client_secret, Some(tls)).await
+    }
+
+    async fn start_with(
+        tenant_id: &str,
+        client_id: &str,
+        client_secret: &str,
+        tls: Option<tls::Tls>,
+    ) -> GraphStandIn {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the Graph stand-in on loopback");
         let address = listener.local_addr().expect("stand-in address");
-        let url = format!("http://{address}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{address}");
         let state = Arc::new(Mutex::new(State {
             base: url.clone(),
             tenant_id: tenant_id.to_owned(),
@@ -146,8 +169,24 @@ impl GraphStandIn {
             requests: Vec::new(),
             next_id: 1,
         }));
-        let server = tokio::spawn(serve(listener, state.clone()));
-        GraphStandIn { url, state, server }
+        let (acceptor, ca_file, tls_dir) = match tls {
+            Some(tls) => (Some(tls.acceptor), Some(tls.ca_file), Some(tls.dir)),
+            None => (None, None, None),
+        };
+        let server = tokio::spawn(serve(listener, acceptor, state.clone()));
+        GraphStandIn {
+            url,
+            state,
+            server,
+            ca_file,
+            _tls_dir: tls_dir,
+        }
+    }
+
+    /// The private CA's certificate (PEM file) of a stand-in started with
+    /// [`GraphStandIn::start_tls`].
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 
     /// The base URL (`http://127.0.0.1:<port>`): both the Azure AD and the Graph endpoint.
@@ -276,7 +315,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     }
 }
 
-async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
+async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<Mutex<State>>,
+) {
     // Dropping the set (when this task is aborted) aborts every connection with it.
     let mut connections = JoinSet::new();
     loop {
@@ -284,13 +327,29 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
             continue;
         };
         let state = state.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = service_fn(move |request| routes::handle(state.clone(), request));
-            // A closed connection (fault injection, client gone) is not an error of the test.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                // A failed handshake (a client that does not trust the CA) ends the connection.
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_connection(stream, state).await;
+                    }
+                }
+                None => serve_connection(stream, state).await,
+            }
         });
         while connections.try_join_next().is_some() {}
     }
+}
+
+async fn serve_connection(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    state: Arc<Mutex<State>>,
+) {
+    let service = service_fn(move |request| routes::handle(state.clone(), request));
+    // A closed connection (fault injection, client gone) is not an error of the test.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
