@@ -108,6 +108,18 @@ async fn every_page_is_taken_in_and_none_skipped() {
         followed_next_link,
         "the second page came from @odata.nextLink"
     );
+    // All in one pass: marking messages read while paging through `isRead eq false` would
+    // shift `$skip` and leave some for a later pass.
+    let requests = stand_in.requests();
+    let last_patch = requests.iter().rposition(|r| r.method == "PATCH").unwrap();
+    let passes = requests[..last_patch]
+        .iter()
+        .filter(|r| r.path.ends_with("/messages") && !r.query.contains("skip"))
+        .count();
+    assert_eq!(
+        passes, 1,
+        "every unread message was taken in by the first pass"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
