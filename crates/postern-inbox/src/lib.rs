@@ -5,7 +5,10 @@
 //! wire protocols and their limits, reconnection with [`backoff`], and graceful shutdown, and
 //! reports each source's state in a [`status::SourceStatus`]. It does not own storage: messages
 //! go to the caller through a callback (listener) or the [`intake::Intake`] trait (watchers),
-//! so this crate depends on no other postern crate.
+//! so this crate depends on no other postern crate. [`oauth`] is the Azure AD client-credentials
+//! token source shared by Graph and IMAP XOAUTH2, [`http`] the HTTP client under it (rustls with
+//! ring), and [`secret::Secret`] the redacting wrapper every password, client secret and token
+//! travels in.
 //!
 //! The one rule it keeps for the rest of the system (DESIGN.md: nothing is acknowledged to a
 //! source before it is durable): a watcher flags or deletes a message only after
@@ -17,6 +20,10 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod graph;
+pub mod http;
 pub mod intake;
 pub mod listener;
+pub mod oauth;
+pub mod secret;
 pub mod status;

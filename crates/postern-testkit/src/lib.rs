@@ -6,6 +6,8 @@
 //! - [`mailserver`] starts one private Dovecot (IMAP, LMTP) and Postfix (SMTP) per test binary
 //!   the same way (Debian's packages driven by `scripts/mailserver.sh`), and [`imap`] is the
 //!   small IMAP client tests read delivered mail back with.
+//! - [`graph`] is a stand-in for Microsoft Graph and its Azure AD token endpoint (the one
+//!   service besides GitLab's internal API that cannot run here), checking what they check.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -14,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod fixtures;
+pub mod graph;
 pub mod imap;
 pub mod mailserver;
 pub mod pg;

@@ -1,0 +1,367 @@
+//! The Microsoft Graph calls the watcher makes, each with a bearer token, an explicit timeout
+//! and one retry with a fresh token after `401`.
+//!
+//! Answers are classified into [`GraphError`] here so the watcher only decides what to do next:
+//! `429`/`503`/`504` become [`GraphError::Throttled`] with the server's `Retry-After`, `404` is
+//! [`GraphError::NotFound`] (a message someone else moved), anything else is kept with Graph's
+//! own `error.code` and `error.message`.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+
+use super::{GraphError, GraphSettings};
+use crate::http::{self, describe, join};
+use crate::oauth::{AccessToken, TokenSource};
+
+/// A listing page or a small call (PATCH, DELETE, folder) may take this long.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Downloading one raw message may take this long.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Graph does not accept messages over 150 MB; anything bigger is not a message.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 150 << 20;
+/// The longest error text kept from a Graph answer.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// One message of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub id: String,
+    pub is_read: bool,
+}
+
+/// One page of a listing and where the next one is.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub messages: Vec<Listed>,
+    pub next: Option<Url>,
+}
+
+/// What `GET mailFolders/<folder>` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Folder {
+    pub display_name: String,
+    pub unread: u64,
+    pub total: u64,
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    #[serde(default)]
+    value: Vec<ListItem>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListItem {
+    id: String,
+    #[serde(rename = "isRead", default)]
+    is_read: bool,
+}
+
+#[derive(Deserialize)]
+struct FolderBody {
+    #[serde(rename = "displayName", default)]
+    display_name: String,
+    #[serde(rename = "unreadItemCount", default)]
+    unread: u64,
+    #[serde(rename = "totalItemCount", default)]
+    total: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// Graph for one mailbox folder.
+#[derive(Debug)]
+pub(crate) struct GraphClient {
+    http: reqwest::Client,
+    tokens: TokenSource,
+    graph: Url,
+    user: String,
+    folder: String,
+    page_size: u32,
+}
+
+impl GraphClient {
+    /// A client for `settings` (validated here); connects nothing yet.
+    pub fn new(settings: &GraphSettings) -> Result<GraphClient, GraphError> {
+        let (azure, graph) = settings.validate()?;
+        let http = http::client(settings.extra_ca_file.as_deref())
+            .map_err(|e| GraphError::Config(e.to_string()))?;
+        let scope = format!("{}/.default", graph.as_str().trim_end_matches('/'));
+        let tokens = TokenSource::new(
+            http.clone(),
+            &azure,
+            &settings.tenant_id,
+            &settings.client_id,
+            settings.client_secret.clone(),
+            &scope,
+        );
+        Ok(GraphClient {
+            http,
+            tokens,
+            graph,
+            user: settings.user.clone(),
+            folder: settings.folder.clone(),
+            page_size: settings.page_size,
+        })
+    }
+
+    /// A valid access token (cached or new).
+    pub async fn token(&self) -> Result<AccessToken, GraphError> {
+        Ok(self.tokens.token().await?)
+    }
+
+    /// When the current token ends.
+    pub fn token_expiry(&self) -> Option<SystemTime> {
+        self.tokens.expires_at()
+    }
+
+    /// The first page of unread messages in the folder.
+    pub fn first_page(&self) -> Url {
+        let mut url = join(
+            &self.graph,
+            &[
+                "v1.0",
+                "users",
+                &self.user,
+                "mailFolders",
+                &self.folder,
+                "messages",
+            ],
+        );
+        url.set_query(Some(&format!(
+            "$filter=isRead%20eq%20false&$select=id,internetMessageId,isRead&$top={}",
+            self.page_size
+        )));
+        url
+    }
+
+    /// One page of a listing. `url` is [`GraphClient::first_page`] or a `@odata.nextLink`,
+    /// which must point at the configured Graph endpoint (the token is not sent elsewhere).
+    pub async fn list(&self, url: &Url) -> Result<Page, GraphError> {
+        if url.origin() != self.graph.origin() {
+            return Err(GraphError::BadResponse(format!(
+                "@odata.nextLink points at another host: {}",
+                url.origin().ascii_serialization()
+            )));
+        }
+        let response = self.send(Method::GET, url, CALL_TIMEOUT, None).await?;
+        let body: ListBody = json(response).await?;
+        let next = match body.next_link {
+            Some(link) => Some(
+                Url::parse(&link)
+                    .map_err(|e| GraphError::BadResponse(format!("bad @odata.nextLink ({e})")))?,
+            ),
+            None => None,
+        };
+        let messages = body
+            .value
+            .into_iter()
+            .map(|item| Listed {
+                id: item.id,
+                is_read: item.is_read,
+            })
+            .collect();
+        Ok(Page { messages, next })
+    }
+
+    /// The raw MIME of message `id`, exactly as Graph returns it.
+    pub async fn fetch_raw(&self, id: &str) -> Result<Vec<u8>, GraphError> {
+        let url = self.message_url(id, true);
+        let mut response = self.send(Method::GET, &url, DOWNLOAD_TIMEOUT, None).await?;
+        if let Some(length) = response.content_length()
+            && length > MAX_MESSAGE_BYTES as u64
+        {
+            return Err(GraphError::TooLarge(length));
+        }
+        let mut raw = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if raw.len() + chunk.len() > MAX_MESSAGE_BYTES {
+                return Err(GraphError::TooLarge((raw.len() + chunk.len()) as u64));
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        Ok(raw)
+    }
+
+    /// `PATCH {"isRead": true}` on message `id`.
+    pub async fn mark_read(&self, id: &str) -> Result<(), GraphError> {
+        let url = self.message_url(id, false);
+        let body = serde_json::json!({ "isRead": true });
+        self.send(Method::PATCH, &url, CALL_TIMEOUT, Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE` message `id` (Graph moves it to Deleted Items).
+    pub async fn delete(&self, id: &str) -> Result<(), GraphError> {
+        let url = self.message_url(id, false);
+        self.send(Method::DELETE, &url, CALL_TIMEOUT, None)
+            .await
+            .map(drop)
+    }
+
+    /// The folder's name and counts.
+    pub async fn folder(&self) -> Result<Folder, GraphError> {
+        let mut url = join(
+            &self.graph,
+            &["v1.0", "users", &self.user, "mailFolders", &self.folder],
+        );
+        url.set_query(Some("$select=displayName,unreadItemCount,totalItemCount"));
+        let response = self.send(Method::GET, &url, CALL_TIMEOUT, None).await?;
+        let body: FolderBody = json(response).await?;
+        Ok(Folder {
+            display_name: body.display_name,
+            unread: body.unread,
+            total: body.total,
+        })
+    }
+
+    fn message_url(&self, id: &str, raw: bool) -> Url {
+        let mut segments = vec!["v1.0", "users", self.user.as_str(), "messages", id];
+        if raw {
+            segments.push("$value");
+        }
+        join(&self.graph, &segments)
+    }
+
+    /// Sends one request with a bearer token; after a `401` once more with a new token.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        timeout: Duration,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GraphError> {
+        let mut retried = false;
+        loop {
+            let token = self.tokens.token().await?;
+            let mut request: RequestBuilder = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.secret().expose())
+                .timeout(timeout);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(transport)?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            if status == StatusCode::UNAUTHORIZED && !retried {
+                tracing::debug!("Microsoft Graph answered 401; asking for a new token");
+                self.tokens.invalidate().await;
+                retried = true;
+                continue;
+            }
+            return Err(classify(response).await);
+        }
+    }
+}
+
+fn transport(error: reqwest::Error) -> GraphError {
+    GraphError::Transport(describe(&error))
+}
+
+async fn json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, GraphError> {
+    let bytes = response.bytes().await.map_err(transport)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| GraphError::BadResponse(format!("unexpected JSON ({e})")))
+}
+
+/// Turns a non-success answer into an error, keeping Graph's `error.code: error.message`.
+async fn classify(response: Response) -> GraphError {
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = response.bytes().await.unwrap_or_default();
+    let message = match serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .and_then(|b| b.error)
+    {
+        Some(detail) => format!(
+            "{}: {}",
+            detail.code.unwrap_or_default(),
+            detail.message.unwrap_or_default()
+        ),
+        None => String::from_utf8_lossy(&body).trim().to_owned(),
+    };
+    let message = shorten(message);
+    match status {
+        StatusCode::UNAUTHORIZED => GraphError::Unauthorized(message),
+        StatusCode::NOT_FOUND => GraphError::NotFound(message),
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => GraphError::Throttled {
+            status: status.as_u16(),
+            retry_after,
+        },
+        _ => GraphError::Status {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+/// `Retry-After` in seconds (Graph sends seconds, never an HTTP date).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn shorten(mut text: String) -> String {
+    if text.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "7".parse().expect("header value"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+                .parse()
+                .expect("header value"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn first_page_asks_for_unread_only() {
+        let mut settings = GraphSettings::new("incoming_email", "in@example.com", "t", "c", "s");
+        settings.page_size = 25;
+        let client = GraphClient::new(&settings).expect("valid settings");
+        assert_eq!(
+            client.first_page().as_str(),
+            "https://graph.microsoft.com/v1.0/users/in@example.com/mailFolders/inbox/messages\
+             ?$filter=isRead%20eq%20false&$select=id,internetMessageId,isRead&$top=25"
+        );
+    }
+}
