@@ -13,6 +13,7 @@
 
 mod lmtp;
 pub mod sources;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -1,15 +1,23 @@
 //! The mailbox watchers `serve` runs, built from the `incoming_email:` and
-//! `service_desk_email:` sections (GitLab's keys).
+//! `service_desk_email:` sections (GitLab's keys, plus postern's `auth_method`,
+//! `oauth2_token_file`, `tls_ca_file` and `allow_plaintext`), and their `postern check` lines.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use postern_inbox::graph::GraphSettings;
+use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
+use postern_inbox::secret::Secret;
 use postern_inbox::status::SourceStatus;
-use postern_store::Store;
+use postern_store::{InboundSource, Mailbox, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::tokens::{ClientCredentials, TokenFile};
+use crate::cmd::check::{CheckLine, PendingCheck};
+use crate::config::MailboxConfig;
 use crate::exit::{CONFIG, Failure};
-use crate::intake::Wake;
+use crate::intake::{StoreIntake, Wake};
 use crate::setup::Setup;
 
 type Starter = Box<dyn FnOnce(&mut JoinSet<()>, watch::Receiver<bool>) + Send>;
@@ -33,33 +41,256 @@ impl Planned {
     }
 }
 
-/// `postern check` lines for every enabled mailbox: log in and open the folder (IMAP), get a
-/// token and read the folder (Microsoft Graph).
-pub fn checks(setup: &Setup) -> Vec<crate::cmd::check::PendingCheck<'_>> {
-    let _ = setup;
-    Vec::new()
+/// A configured mailbox, validated.
+enum Source {
+    Imap(ImapSettings),
+    Graph(GraphSettings),
+}
+
+impl Source {
+    fn kind(&self) -> &'static str {
+        match self {
+            Source::Imap(_) => "imap",
+            Source::Graph(_) => "microsoft_graph",
+        }
+    }
+
+    fn location(&self) -> String {
+        match self {
+            Source::Imap(settings) => settings.location(),
+            Source::Graph(settings) => settings.location(),
+        }
+    }
+}
+
+fn sections(setup: &Setup) -> [(&'static str, Mailbox, Option<&MailboxConfig>); 2] {
+    [
+        (
+            "incoming_email",
+            Mailbox::Incoming,
+            setup.config.incoming_email.as_ref(),
+        ),
+        (
+            "service_desk_email",
+            Mailbox::ServiceDesk,
+            setup.config.service_desk_email.as_ref(),
+        ),
+    ]
+}
+
+/// Whether a section asks for a watcher: enabled, and naming a server (an address alone, with
+/// mail handed in by an MTA, needs none).
+fn watched(section: &MailboxConfig) -> bool {
+    section.enabled == Some(true)
+        && (section.host.is_some()
+            || section.inbox_method.as_deref() == Some("microsoft_graph"))
 }
 
 /// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a
 /// configuration error, never a silent no-op.
-pub fn plan(setup: &Setup, _store: &Store, _wake: Wake) -> Result<Planned, Failure> {
-    let planned = Planned::default();
-    for (name, section) in [
-        ("incoming_email", setup.config.incoming_email.as_ref()),
-        (
-            "service_desk_email",
-            setup.config.service_desk_email.as_ref(),
-        ),
-    ] {
-        let Some(section) = section else { continue };
-        if section.enabled != Some(true) || section.host.is_none() && section.inbox_method.is_none()
-        {
+pub fn plan(setup: &Setup, store: &Store, wake: Wake) -> Result<Planned, Failure> {
+    let mut planned = Planned::default();
+    for (name, mailbox, section) in sections(setup) {
+        let Some(section) = section.filter(|s| watched(s)) else {
             continue;
-        }
-        return Err(Failure::new(
-            CONFIG,
-            anyhow::anyhow!("{name}: mailbox watching is not available in this build"),
-        ));
+        };
+        let source = source(name, section).map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
+        let status = Arc::new(SourceStatus::new(name, source.kind(), &source.location()));
+        planned
+            .descriptions
+            .push(format!("{name}: {} {}", source.kind(), source.location()));
+        planned.statuses.push(status.clone());
+        let (inbound_source, store, wake) = (
+            match source {
+                Source::Imap(_) => InboundSource::Imap,
+                Source::Graph(_) => InboundSource::Graph,
+            },
+            store.clone(),
+            wake.clone(),
+        );
+        planned.starters.push(Box::new(move |tasks, stop| {
+            let intake = Arc::new(StoreIntake::new(store, mailbox, inbound_source, wake));
+            match source {
+                Source::Imap(settings) => {
+                    tasks.spawn(postern_inbox::imap::watch(settings, intake, status, stop));
+                }
+                Source::Graph(settings) => {
+                    tasks.spawn(postern_inbox::graph::watch(settings, intake, status, stop));
+                }
+            }
+        }));
     }
     Ok(planned)
+}
+
+/// `postern check` lines for every watched mailbox: log in and open the folder (IMAP), get a
+/// token and read the folder (Microsoft Graph).
+pub fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
+    let mut checks: Vec<PendingCheck<'_>> = Vec::new();
+    for (name, _, section) in sections(setup) {
+        let Some(section) = section.filter(|s| watched(s)) else {
+            continue;
+        };
+        checks.push(Box::pin(async move {
+            let source = match source(name, section) {
+                Ok(source) => source,
+                Err(reason) => {
+                    return CheckLine {
+                        name: name.to_owned(),
+                        result: Err(reason),
+                    };
+                }
+            };
+            let label = format!("{name} ({} {})", source.kind(), source.location());
+            let result = match &source {
+                Source::Imap(settings) => postern_inbox::imap::check(settings)
+                    .await
+                    .map(|report| {
+                        format!(
+                            "logged in, folder has {} messages ({} unseen), UIDVALIDITY {}, IDLE {}, UIDPLUS {}",
+                            report.messages,
+                            report.unseen,
+                            report.uid_validity,
+                            yes_no(report.idle),
+                            yes_no(report.uidplus)
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+                Source::Graph(settings) => postern_inbox::graph::check(settings)
+                    .await
+                    .map(|report| {
+                        let expires = report
+                            .token_expires_at
+                            .duration_since(std::time::SystemTime::now())
+                            .map(|left| format!("in {} min", left.as_secs() / 60))
+                            .unwrap_or_else(|_| "already".to_owned());
+                        format!(
+                            "token obtained (expires {expires}), folder {:?} has {} messages ({} unread)",
+                            report.folder_name, report.total, report.unread
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+            };
+            CheckLine {
+                name: label,
+                result,
+            }
+        }));
+    }
+    checks
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+/// The watcher settings of one section; the error names the section and the key.
+fn source(name: &str, section: &MailboxConfig) -> Result<Source, String> {
+    match section.inbox_method.as_deref().unwrap_or("imap") {
+        "imap" => imap(name, section).map(Source::Imap),
+        "microsoft_graph" => graph(name, section).map(Source::Graph),
+        other => Err(format!(
+            "{name}.inbox_method: {other:?} is not imap or microsoft_graph"
+        )),
+    }
+}
+
+fn required<'a>(name: &str, key: &str, value: Option<&'a String>) -> Result<&'a str, String> {
+    value
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("{name}.{key} is required"))
+}
+
+fn imap(name: &str, section: &MailboxConfig) -> Result<ImapSettings, String> {
+    let host = required(name, "host", section.host.as_ref())?;
+    let user = required(name, "user", section.user.as_ref())?;
+    let ssl = section.ssl.unwrap_or(false);
+    let start_tls = section.start_tls.unwrap_or(false);
+    if ssl && start_tls {
+        return Err(format!("{name}: ssl and start_tls cannot both be true"));
+    }
+    let security = if ssl {
+        Security::ImplicitTls
+    } else if start_tls {
+        Security::StartTls
+    } else {
+        Security::Plain
+    };
+    let password = || {
+        section
+            .password
+            .as_ref()
+            .map(|p| Secret::new(p.expose()))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("{name}.password is required"))
+    };
+    let auth = match section.auth_method.as_deref().unwrap_or("login") {
+        "login" => Auth::Login {
+            password: password()?,
+        },
+        "plain" => Auth::Plain {
+            password: password()?,
+        },
+        "xoauth2" => Auth::XOAuth2 {
+            tokens: match &section.oauth2_token_file {
+                Some(path) => Arc::new(TokenFile::new(path.clone())),
+                None => Arc::new(ClientCredentials::for_imap(name, section)?),
+            },
+        },
+        other => {
+            return Err(format!(
+                "{name}.auth_method: {other:?} is not login, plain or xoauth2"
+            ));
+        }
+    };
+    // gitlab.yml's default port is 143; with implicit TLS the only sensible default is 993.
+    let port = section.port.unwrap_or(if ssl { 993 } else { 143 });
+    let mut config = ImapConfig::new(name, host, port, user, auth);
+    config.security = security;
+    config.allow_plaintext = section.allow_plaintext.unwrap_or(false);
+    if let Some(mailbox) = &section.mailbox {
+        config.mailbox = mailbox.clone();
+    }
+    if let Some(seconds) = section.idle_timeout {
+        config.idle_timeout = Duration::from_secs(seconds);
+    }
+    // GitLab's defaults: delete after delivery, no folder-wide EXPUNGE.
+    config.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
+    config.expunge_deleted = section.expunge_deleted.unwrap_or(false);
+    config.extra_ca_file = section.tls_ca_file.clone();
+    config.validate().map_err(|e| e.to_string())
+}
+
+fn graph(name: &str, section: &MailboxConfig) -> Result<GraphSettings, String> {
+    let options = section
+        .inbox_options
+        .as_ref()
+        .ok_or_else(|| format!("{name}.inbox_options is required with microsoft_graph"))?;
+    let user = required(name, "user", section.user.as_ref())?;
+    let tenant = required(name, "inbox_options.tenant_id", options.tenant_id.as_ref())?;
+    let client = required(name, "inbox_options.client_id", options.client_id.as_ref())?;
+    let secret = options
+        .client_secret
+        .as_ref()
+        .map(|s| Secret::new(s.expose()))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{name}.inbox_options.client_secret is required"))?;
+    let mut settings = GraphSettings::new(name, user, tenant, client, secret);
+    if let Some(folder) = &section.mailbox {
+        settings.folder = folder.clone();
+    }
+    if let Some(seconds) = options.poll_interval {
+        settings.poll_interval = Duration::from_secs(seconds.max(1));
+    }
+    if let Some(endpoint) = &options.azure_ad_endpoint {
+        settings.azure_ad_endpoint = endpoint.clone();
+    }
+    if let Some(endpoint) = &options.graph_endpoint {
+        settings.graph_endpoint = endpoint.clone();
+    }
+    settings.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
+    settings.extra_ca_file = section.tls_ca_file.clone();
+    settings.validate().map_err(|e| e.to_string())?;
+    Ok(settings)
 }
