@@ -17,6 +17,8 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod imap;
 pub mod intake;
 pub mod listener;
+pub mod secret;
 pub mod status;
