@@ -106,7 +106,10 @@ pub(crate) async fn open(settings: &ImapSettings) -> Result<Opened, ImapError> {
         TcpStream::connect((config.host.as_str(), config.port))
             .await
             .map_err(|e| {
-                ImapError::Connection(format!("connecting to {}:{}: {e}", config.host, config.port))
+                ImapError::Connection(format!(
+                    "connecting to {}:{}: {e}",
+                    config.host, config.port
+                ))
             })
     })
     .await?;
@@ -179,9 +182,9 @@ async fn tls(
     let config = settings.config();
     let mut extra = Vec::new();
     if let Some(path) = &config.extra_ca_file {
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| {
-            ImapError::Config(format!("CA file {}: {e}", path.display()))
-        })? {
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| ImapError::Config(format!("CA file {}: {e}", path.display())))?
+        {
             extra.push(
                 cert.map_err(|e| ImapError::Config(format!("CA file {}: {e}", path.display())))?,
             );
@@ -256,24 +259,28 @@ async fn authenticate(
         other => protocol(settings, "login", other),
     };
     match &config.auth {
-        Auth::Login { password } => timed(settings, "LOGIN", async {
-            client
-                .login(&config.user, password.expose())
-                .await
-                .map_err(|(e, _)| refused(e))
-        })
-        .await,
-        Auth::Plain { password } => timed(settings, "AUTHENTICATE PLAIN", async {
-            let sasl = PlainSasl {
-                user: &config.user,
-                password: password.expose(),
-            };
-            client
-                .authenticate("PLAIN", sasl)
-                .await
-                .map_err(|(e, _)| refused(e))
-        })
-        .await,
+        Auth::Login { password } => {
+            timed(settings, "LOGIN", async {
+                client
+                    .login(&config.user, password.expose())
+                    .await
+                    .map_err(|(e, _)| refused(e))
+            })
+            .await
+        }
+        Auth::Plain { password } => {
+            timed(settings, "AUTHENTICATE PLAIN", async {
+                let sasl = PlainSasl {
+                    user: &config.user,
+                    password: password.expose(),
+                };
+                client
+                    .authenticate("PLAIN", sasl)
+                    .await
+                    .map_err(|(e, _)| refused(e))
+            })
+            .await
+        }
         Auth::XOAuth2 { tokens } => {
             let mut client = client;
             for refresh in [false, true] {
@@ -304,14 +311,13 @@ async fn authenticate(
                         client = back;
                     }
                     Err((e, _)) => {
-                        return Err(ImapError::Auth(redact(
-                            &refused(e).to_string(),
-                            &token,
-                        )));
+                        return Err(ImapError::Auth(redact(&refused(e).to_string(), &token)));
                     }
                 }
             }
-            Err(ImapError::Auth("the server refused the access token".to_owned()))
+            Err(ImapError::Auth(
+                "the server refused the access token".to_owned(),
+            ))
         }
     }
 }

@@ -61,13 +61,19 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
         assert_eq!(uid_set(&[]), "");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]
     fn batches_respect_count_and_bytes() {
         let sizes = [(1, 10), (2, 10), (3, 10), (4, 100), (5, 10)];
-        assert_eq!(plan_batches(&sizes, 2, 1000), vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert_eq!(
+            plan_batches(&sizes, 2, 1000),
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
         // The 100-byte message is larger than the limit: it goes alone.
         assert_eq!(
             plan_batches(&sizes, 10, 30),

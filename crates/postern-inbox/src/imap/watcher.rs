@@ -82,7 +82,9 @@ impl<I: Intake> Watcher<'_, I> {
             .with_intake(|| intake.cursor(&source, u64::from(validity)))
             .await?;
         // A cursor from another server's numbering cannot exceed u32; treat nonsense as none.
-        let cursor = cursor.and_then(|c| u32::try_from(c).ok()).filter(|&c| c > 0);
+        let cursor = cursor
+            .and_then(|c| u32::try_from(c).ok())
+            .filter(|&c| c > 0);
         let mut wanted = match cursor {
             Some(c) => self.search_above(c).await?,
             None => self.search("ALL").await?,
@@ -353,7 +355,13 @@ impl<I: Intake> Watcher<'_, I> {
             .await?;
             if config.delete_after_delivery {
                 if features.uidplus {
-                    run(settings, session, "UID EXPUNGE", &format!("UID EXPUNGE {set}")).await?;
+                    run(
+                        settings,
+                        session,
+                        "UID EXPUNGE",
+                        &format!("UID EXPUNGE {set}"),
+                    )
+                    .await?;
                 } else if config.expunge_deleted {
                     run(settings, session, "EXPUNGE", "EXPUNGE").await?;
                 }
