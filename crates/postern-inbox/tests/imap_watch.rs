@@ -4,6 +4,8 @@
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
+#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+
 mod imap_common;
 
 use std::time::Duration;
