@@ -81,6 +81,8 @@ pub struct MailServer {
     password: String,
     /// Whether Postfix runs too (false for [`MailServer::start_dovecot_only`]).
     postfix: bool,
+    /// Lines appended to `dovecot.conf`.
+    extra: String,
     /// Held open for the life of the servers; closing it (process exit) wakes the reaper.
     _reaper: ChildStdin,
 }
@@ -97,18 +99,25 @@ impl std::fmt::Debug for MailServer {
 impl MailServer {
     /// Starts Dovecot and Postfix under a new temporary directory, on free loopback ports.
     pub fn start() -> Result<MailServer, String> {
-        MailServer::start_with(true)
+        MailServer::start_with(true, "")
     }
 
     /// Starts a private Dovecot alone (IMAP, IMAPS, LMTP; no Postfix), for tests that stop,
     /// restart or otherwise disturb the server and must not share it. `None` with
     /// `POSTERN_SKIP_MAILSERVER=1`; panics with what to install when it cannot start.
     pub fn start_dovecot_only() -> Option<MailServer> {
+        MailServer::start_dovecot_with("")
+    }
+
+    /// [`MailServer::start_dovecot_only`] with `extra` appended to `dovecot.conf` (and kept
+    /// for [`MailServer::restart`]): e.g. `imap_capability = …` to play a server without IDLE
+    /// or UIDPLUS.
+    pub fn start_dovecot_with(extra: &str) -> Option<MailServer> {
         if std::env::var_os("POSTERN_SKIP_MAILSERVER").is_some_and(|v| v == "1") {
             eprintln!("POSTERN_SKIP_MAILSERVER=1: skipping a test that needs Dovecot");
             return None;
         }
-        match MailServer::start_with(false) {
+        match MailServer::start_with(false, extra) {
             Ok(server) => Some(server),
             Err(e) => panic!(
                 "a private Dovecot for this test cannot start: {e}\n\
@@ -118,7 +127,7 @@ impl MailServer {
         }
     }
 
-    fn start_with(postfix: bool) -> Result<MailServer, String> {
+    fn start_with(postfix: bool, extra: &str) -> Result<MailServer, String> {
         let script = script_path();
         if !script.is_file() {
             return Err(format!("{} is missing", script.display()));
@@ -140,7 +149,13 @@ impl MailServer {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let ports = free_ports()?;
-            match run_script(&script, &base, "start", Some((ports, &password, postfix))) {
+            let start = Start {
+                ports,
+                password: &password,
+                postfix,
+                extra,
+            };
+            match run_script(&script, &base, "start", Some(start)) {
                 Ok(out)
                     if !postfix || env_value(&out, "SMTP_PORT").is_some_and(|p| !p.is_empty()) =>
                 {
@@ -149,6 +164,7 @@ impl MailServer {
                         ports,
                         password,
                         postfix,
+                        extra: extra.to_owned(),
                         _reaper: reaper,
                     });
                 }
@@ -179,7 +195,12 @@ impl MailServer {
             &script_path(),
             &self.base,
             "start",
-            Some((self.ports, &self.password, self.postfix)),
+            Some(Start {
+                ports: self.ports,
+                password: &self.password,
+                postfix: self.postfix,
+                extra: &self.extra,
+            }),
         )
         .map(drop)
     }
@@ -338,18 +359,33 @@ fn script_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mailserver.sh")
 }
 
-/// Runs the script; `ports`, the password and whether to run Postfix are passed for `start`.
-/// Returns its stdout.
+/// What `start` needs besides the base directory.
+struct Start<'a> {
+    ports: Ports,
+    password: &'a str,
+    postfix: bool,
+    /// Lines appended to `dovecot.conf`.
+    extra: &'a str,
+}
+
+/// Runs the script; `start` is given for the `start` command. Returns its stdout.
 fn run_script(
     script: &Path,
     base: &Path,
     command: &str,
-    start: Option<(Ports, &str, bool)>,
+    start: Option<Start<'_>>,
 ) -> Result<String, String> {
     let mut cmd = Command::new("bash");
     cmd.arg(script).arg(command).arg(base).env("INSTALL", "0");
-    if let Some((ports, password, postfix)) = start {
-        cmd.env("POSTFIX", if postfix { "1" } else { "0" });
+    if let Some(Start {
+        ports,
+        password,
+        postfix,
+        extra,
+    }) = start
+    {
+        cmd.env("POSTFIX", if postfix { "1" } else { "0" })
+            .env("DOVECOT_EXTRA", extra);
         cmd.env("IMAP_PORT", ports.imap.to_string())
             .env("IMAPS_PORT", ports.imaps.to_string())
             .env("LMTP_PORT", ports.lmtp.to_string())
