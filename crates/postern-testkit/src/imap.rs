@@ -1,7 +1,8 @@
 //! A tiny IMAP4rev1 client for tests: enough to read back what a test delivered.
 //!
-//! Plain TCP on loopback only; `LOGIN`, `SELECT`, `UID SEARCH`, `UID FETCH n BODY.PEEK[]` and
-//! `LOGOUT`, with literal (`{n}`) parsing so message bytes come back exactly as stored. It is
+//! Plain TCP on loopback only; `LOGIN`, `SELECT`, `UID SEARCH`, `UID FETCH n BODY.PEEK[]`,
+//! `UID FETCH n FLAGS`, `APPEND` (to load a folder without an MTA) and `LOGOUT`, with literal
+//! (`{n}`) parsing so message bytes come back exactly as stored. It is
 //! deliberately not the production client (that is `postern-inbox`'s job): a test that reads
 //! its results through the code under test would prove nothing.
 //!

@@ -3,7 +3,9 @@
 //!
 //! Lifetime: [`shared`] starts one pair of servers per test binary, on first use, and keeps them
 //! in a `static`, exactly like [`crate::pg`]: statics are never dropped, so stopping cannot hang
-//! off a `Drop`. Each server set gets a **reaper**, a `sh` process in its own process group
+//! off a `Drop`. Tests that stop, restart or reconfigure Dovecot start their own instead
+//! ([`MailServer::start_dovecot_only`], [`MailServer::start_dovecot_with`] for extra
+//! `dovecot.conf` lines, [`MailServer::stop`] and [`MailServer::restart`] on the same ports). Each server set gets a **reaper**, a `sh` process in its own process group
 //! whose stdin is a pipe from this process. When the test process ends — normally, by panic, by
 //! Ctrl-C or by SIGKILL — the kernel closes the pipe, `cat` in the reaper sees end-of-file, and
 //! the reaper runs `mailserver.sh stop` and removes the temporary directory.
