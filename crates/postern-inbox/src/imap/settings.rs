@@ -118,8 +118,9 @@ pub struct ImapConfig {
     /// At most this many message bytes per batch (default 8 MiB); a single larger message is
     /// fetched alone. Memory use is bounded by this, not by the backlog.
     pub batch_max_bytes: u64,
-    /// How long connecting, logging in and each command may take before the connection is
-    /// given up (default 60 s); a batch fetch gets this per started MiB on top.
+    /// How long connecting, the TLS handshake, logging in and each command may take before
+    /// the connection is given up (default 60 s). While a batch is fetched, each message must
+    /// arrive within this time: a slow server that keeps sending is fine, a silent one is not.
     pub command_timeout: Duration,
 }
 
