@@ -339,3 +339,33 @@ async fn shutdown_while_idle_returns_promptly_and_logs_out() {
         postern_inbox::status::SourceState::Stopped
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_take_finishes_and_flags_that_batch_first() {
+    let Some(server) = server() else { return };
+    let mut client = folder(server, "t-slow-store").await;
+    for i in 0..4 {
+        let raw = message(&format!("slow-{i}"), 200);
+        client.append("t-slow-store", "", &raw).await.unwrap();
+    }
+    let intake = MemoryIntake::new();
+    intake.set_take_delay(Duration::from_secs(2));
+    let mut config = config(server, "t-slow-store");
+    config.batch_max_messages = 2;
+    let running = start(config, &intake);
+    wait_until(WAIT, "the first batch handed over", || {
+        !intake.offered().is_empty()
+    })
+    .await;
+    running.stop.send(true).unwrap();
+    tokio::time::timeout(imap::SHUTDOWN_LIMIT, running.task)
+        .await
+        .expect("the watcher returns within its 10 s shutdown limit")
+        .unwrap();
+
+    // The batch in hand was stored and flagged; the next one was never started.
+    assert_eq!(intake.count(), 2);
+    assert_eq!(intake.offered().len(), 1);
+    assert_eq!(uids(&mut client, "UNSEEN").await.len(), 2);
+    assert_eq!(uids(&mut client, "SEEN").await.len(), 2);
+}

@@ -32,6 +32,8 @@ pub struct State {
     pub refused: usize,
     /// Identities of every batch handed to `take`, in order.
     pub offered: Vec<Vec<String>>,
+    /// How long each `take` takes (a slow store), before it stores anything.
+    pub take_delay: Duration,
 }
 
 /// The test store.
@@ -86,6 +88,10 @@ impl MemoryIntake {
         *cursor = (*cursor).max(position);
     }
 
+    pub fn set_take_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().take_delay = delay;
+    }
+
     pub fn offered(&self) -> Vec<Vec<String>> {
         self.state.lock().unwrap().offered.clone()
     }
@@ -93,10 +99,15 @@ impl MemoryIntake {
 
 impl Intake for MemoryIntake {
     async fn take(&self, batch: Vec<Fetched>) -> Result<(), IntakeError> {
+        let delay = {
+            let mut state = self.state.lock().unwrap();
+            state
+                .offered
+                .push(batch.iter().map(|m| m.identity.clone()).collect());
+            state.take_delay
+        };
+        tokio::time::sleep(delay).await;
         let mut state = self.state.lock().unwrap();
-        state
-            .offered
-            .push(batch.iter().map(|m| m.identity.clone()).collect());
         if state.failing {
             state.refused += 1;
             return Err(IntakeError::Unavailable("test store is down".to_owned()));
