@@ -29,6 +29,8 @@
 # Refused recipient: $REJECT_RCPT (default rejected@example.test) gets
 #   "550 5.1.1 ..." at RCPT TO, for tests of permanent failures.
 # INSTALL=0: missing packages are an error (exit 3) instead of being installed.
+# DOVECOT_EXTRA: lines appended to dovecot.conf (e.g. an imap_capability without IDLE, or an
+#   extra passdb), for tests of servers that differ from this default one.
 # Accounts (passwd-file, PLAIN scheme):
 #   incoming / $MAIL_PASSWORD (default "incoming-secret")
 #   servicedesk / same password
@@ -215,6 +217,7 @@ service stats {
     mode = 0666
   }
 }
+${DOVECOT_EXTRA:-}
 EOF
 }
 

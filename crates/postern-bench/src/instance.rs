@@ -38,8 +38,14 @@ fn free_port() -> anyhow::Result<u16> {
 impl Prepared {
     /// A data directory with user `jake`, project `bench/proj` and a configuration that watches
     /// `folder` on `server`.
-    pub async fn new(postern: &Path, server: &MailServer, folder: &str) -> anyhow::Result<Prepared> {
-        let dir = tempfile::Builder::new().prefix("postern-bench-").tempdir()?;
+    pub async fn new(
+        postern: &Path,
+        server: &MailServer,
+        folder: &str,
+    ) -> anyhow::Result<Prepared> {
+        let dir = tempfile::Builder::new()
+            .prefix("postern-bench-")
+            .tempdir()?;
         let lmtp_port = free_port()?;
         let web_port = free_port()?;
         let config = dir.path().join("postern.yml");
@@ -67,7 +73,14 @@ impl Prepared {
         };
         prepared.admin(&["user", "add", "jake", "--email", "jake@example.com"])?;
         prepared.admin(&["project", "add", "bench/proj"])?;
-        prepared.admin(&["project", "member", "add", "bench/proj", "jake", "developer"])?;
+        prepared.admin(&[
+            "project",
+            "member",
+            "add",
+            "bench/proj",
+            "jake",
+            "developer",
+        ])?;
         let shown = prepared.admin(&["project", "show", "bench/proj", "--user", "jake"])?;
         prepared.address = shown["addresses"]["new_issue"]
             .as_str()
@@ -128,7 +141,11 @@ impl Prepared {
 
 impl Instance {
     /// Prepares and starts in one go.
-    pub async fn start(postern: &Path, server: &MailServer, folder: &str) -> anyhow::Result<Instance> {
+    pub async fn start(
+        postern: &Path,
+        server: &MailServer,
+        folder: &str,
+    ) -> anyhow::Result<Instance> {
         Prepared::new(postern, server, folder).await?.spawn().await
     }
 

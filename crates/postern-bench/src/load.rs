@@ -92,10 +92,7 @@ pub async fn imap_latency(
             .await?;
         let appended = Instant::now();
         while !instance.has_issue(&title).await? {
-            anyhow::ensure!(
-                appended.elapsed() < ARRIVAL_BOUND,
-                "{title} never arrived"
-            );
+            anyhow::ensure!(appended.elapsed() < ARRIVAL_BOUND, "{title} never arrived");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         latency.push(appended.elapsed());
@@ -109,7 +106,10 @@ pub async fn imap_latency(
 async fn reply(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
     loop {
         let mut line = String::new();
-        anyhow::ensure!(reader.read_line(&mut line).await? > 0, "LMTP connection closed");
+        anyhow::ensure!(
+            reader.read_line(&mut line).await? > 0,
+            "LMTP connection closed"
+        );
         if line.len() < 4 || line.as_bytes()[3] == b' ' {
             return Ok(line.trim_end().to_owned());
         }
@@ -189,7 +189,11 @@ pub async fn imap_idle_floor(
         let mut line = String::new();
         idle.read_line(&mut line).await?; // "+ idling"
         appender
-            .append(folder, "", &message("floor@example.test", &format!("floor-{n}"), SMALL_BODY))
+            .append(
+                folder,
+                "",
+                &message("floor@example.test", &format!("floor-{n}"), SMALL_BODY),
+            )
             .await?;
         let appended = Instant::now();
         loop {

@@ -67,13 +67,10 @@ async fn sink(listener: TcpListener, titles: Arc<Mutex<Vec<String>>>) {
                     return;
                 }
                 let text = String::from_utf8_lossy(&body);
-                if let Some(subject) = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
+                if let Some(subject) = text.lines().find_map(|l| l.strip_prefix("Subject: "))
+                    && let Ok(mut titles) = titles.lock()
                 {
-                    if let Ok(mut titles) = titles.lock() {
-                        titles.push(subject.trim().to_owned());
-                    }
+                    titles.push(subject.trim().to_owned());
                 }
                 let _ = reader
                     .get_mut()
@@ -86,7 +83,9 @@ async fn sink(listener: TcpListener, titles: Arc<Mutex<Vec<String>>>) {
 
 /// Drains `folder` with mail_room until `count` messages were POSTed.
 pub async fn drain(server: &MailServer, folder: &str, count: usize) -> anyhow::Result<Run> {
-    let dir = tempfile::Builder::new().prefix("mail-room-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("mail-room-bench-")
+        .tempdir()?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let titles = Arc::new(Mutex::new(Vec::new()));
@@ -124,7 +123,10 @@ pub async fn drain(server: &MailServer, folder: &str, count: usize) -> anyhow::R
         if got >= count {
             break started.elapsed();
         }
-        anyhow::ensure!(Instant::now() < deadline, "mail_room delivered {got} of {count}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "mail_room delivered {got} of {count}"
+        );
         if let Ok(Some(status)) = child.try_wait() {
             anyhow::bail!("mail_room exited ({status}) after {got} of {count}");
         }

@@ -87,7 +87,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     latencies.push(("raw IMAP client".into(), "imap idle".into(), floor));
     let instance = Instance::start(&args.postern, &server, "bench-latency").await?;
     let idle_rss = instance.wait_idle_rss(Duration::from_secs(3)).await?;
-    let imap = load::imap_latency(&server, &instance, "bench-latency", args.latency_messages).await?;
+    let imap =
+        load::imap_latency(&server, &instance, "bench-latency", args.latency_messages).await?;
     latencies.push(("postern".into(), "imap idle".into(), imap));
     let lmtp = load::lmtp_latency(&instance, args.latency_messages).await?;
     latencies.push(("postern".into(), "lmtp".into(), lmtp));
@@ -107,7 +108,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let titles = load::preload(&server, &folder, &prepared.address, count, size).await?;
         let started = Instant::now();
         let instance = prepared.spawn().await?;
-        let done = instance.wait_processed(count, Duration::from_secs(600)).await?;
+        let done = instance
+            .wait_processed(count, Duration::from_secs(600))
+            .await?;
         let peak = instance.peak_rss()?;
         let idle = instance.wait_idle_rss(Duration::from_secs(3)).await?;
         let seen = instance.titles().await?;
@@ -147,7 +150,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if args.mail_room && !mailroom::available() {
-        println!("(mail_room not installed: apt-get install ruby-mail-room to run it side by side)");
+        println!(
+            "(mail_room not installed: apt-get install ruby-mail-room to run it side by side)"
+        );
     }
 
     measure::print_latency(&latencies);

@@ -46,7 +46,10 @@ pub struct Drain {
 
 impl Drain {
     /// Counts lost (sent, never arrived) and duplicated (arrived more than once) titles.
-    #[allow(clippy::too_many_arguments, reason = "one row of the table, named at the call")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row of the table, named at the call"
+    )]
     pub fn new(
         client: &'static str,
         label: &'static str,
@@ -63,7 +66,10 @@ impl Drain {
         for title in arrived {
             *seen.entry(title.as_str()).or_default() += 1;
         }
-        let lost = sent.iter().filter(|t| !seen.contains_key(t.as_str())).count();
+        let lost = sent
+            .iter()
+            .filter(|t| !seen.contains_key(t.as_str()))
+            .count();
         let duplicated = seen.values().map(|n| n.saturating_sub(1)).sum();
         Drain {
             client,

@@ -13,8 +13,8 @@
 //! The one rule it keeps for the rest of the system (DESIGN.md: nothing is acknowledged to a
 //! source before it is durable): a watcher flags or deletes a message only after
 //! [`intake::Intake::take`] returned `Ok` for it, and the listener **never acknowledges before
-//! the callback returns Ok**. A `250` after DATA is sent only once the callback has returned `Ok(())`; a temporary
-//! failure answers `451` so the sending MTA keeps the message and retries, a permanent one `550`
+//! the callback returns Ok**. A `250` after DATA is sent only once the callback has returned
+//! `Ok(())`; a temporary failure answers `451` so the sending MTA keeps the message and retries, a permanent one `550`
 //! so it bounces, and a disconnect, timeout or panic before that point answers nothing, which the
 //! MTA also treats as "not delivered".
 #![deny(missing_docs)]
@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod graph;
 pub mod http;
+pub mod imap;
 pub mod intake;
 pub mod listener;
 pub mod oauth;

@@ -30,7 +30,9 @@ impl Secret {
     /// `text` with every occurrence of this secret replaced by `[redacted]`, for error texts that
     /// echo what was sent.
     pub fn scrub(&self, text: &str) -> String {
-        if self.0.is_empty() {
+        // A one-character secret would redact half the message; such a secret is refused by
+        // the settings anyway, and replacing it would only garble the text.
+        if self.0.len() < 2 {
             return text.to_owned();
         }
         text.replace(&self.0, "[redacted]")
@@ -59,6 +61,11 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// `text` with every occurrence of `secret` replaced by `[redacted]`.
+pub fn redact(text: &str, secret: &Secret) -> String {
+    secret.scrub(text)
 }
 
 #[cfg(test)]

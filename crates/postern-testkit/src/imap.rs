@@ -1,7 +1,8 @@
 //! A tiny IMAP4rev1 client for tests: enough to read back what a test delivered.
 //!
-//! Plain TCP on loopback only; `LOGIN`, `SELECT`, `UID SEARCH`, `UID FETCH n BODY.PEEK[]` and
-//! `LOGOUT`, with literal (`{n}`) parsing so message bytes come back exactly as stored. It is
+//! Plain TCP on loopback only; `LOGIN`, `SELECT`, `UID SEARCH`, `UID FETCH n BODY.PEEK[]`,
+//! `UID FETCH n FLAGS`, `APPEND` (to load a folder without an MTA) and `LOGOUT`, with literal
+//! (`{n}`) parsing so message bytes come back exactly as stored. It is
 //! deliberately not the production client (that is `postern-inbox`'s job): a test that reads
 //! its results through the code under test would prove nothing.
 //!
@@ -103,6 +104,29 @@ impl ImapClient {
             .ok_or_else(|| protocol(format!("no BODY[] literal for UID {uid}")))
     }
 
+    /// `APPEND mailbox (flags) {n+}` with `raw` as a non-synchronising literal (LITERAL+), so a
+    /// test can put a message into any folder, with any flags (e.g. `\\Seen`), without an MTA.
+    pub async fn append(&mut self, mailbox: &str, flags: &str, raw: &[u8]) -> io::Result<()> {
+        let mut command =
+            format!("APPEND {} ({flags}) {{{}+}}\r\n", quote(mailbox), raw.len()).into_bytes();
+        command.extend_from_slice(raw);
+        self.command_bytes(&command).await.map(drop)
+    }
+
+    /// The `FLAGS` of message `uid` as the server lists them (`\\Seen \\Deleted`), or `None`
+    /// when no message has that UID (any more).
+    pub async fn uid_flags(&mut self, uid: u32) -> io::Result<Option<String>> {
+        let responses = self
+            .command(&format!("UID FETCH {uid} (UID FLAGS)"))
+            .await?;
+        Ok(responses.into_iter().find_map(|r| {
+            let text = String::from_utf8_lossy(&r.text).into_owned();
+            let start = text.find("FLAGS (")? + "FLAGS (".len();
+            let end = start + text[start..].find(')')?;
+            Some(text[start..end].to_owned())
+        }))
+    }
+
     /// `LOGOUT`, then closes the connection.
     pub async fn logout(mut self) -> io::Result<()> {
         self.command("LOGOUT").await.map(drop)
@@ -111,11 +135,20 @@ impl ImapClient {
     /// Sends one tagged command and collects the untagged responses until its tagged
     /// completion, which must be `OK`.
     pub async fn command(&mut self, command: &str) -> io::Result<Vec<Untagged>> {
+        self.command_bytes(command.as_bytes()).await
+    }
+
+    /// [`ImapClient::command`] for a command that carries raw bytes (a literal).
+    async fn command_bytes(&mut self, command: &[u8]) -> io::Result<Vec<Untagged>> {
         let tag = format!("t{}", self.next_tag);
         self.next_tag += 1;
+        let name = String::from_utf8_lossy(command.split(|&b| b == b' ').next().unwrap_or(b""))
+            .into_owned();
         let exchange = async {
-            let line = format!("{tag} {command}\r\n");
-            self.stream.get_mut().write_all(line.as_bytes()).await?;
+            let mut line = format!("{tag} ").into_bytes();
+            line.extend_from_slice(command);
+            line.extend_from_slice(b"\r\n");
+            self.stream.get_mut().write_all(&line).await?;
             self.stream.get_mut().flush().await?;
             let mut untagged = Vec::new();
             loop {
@@ -125,8 +158,7 @@ impl ImapClient {
                         Ok(untagged)
                     } else {
                         Err(protocol(format!(
-                            "{} answered {}",
-                            command.split(' ').next().unwrap_or(command),
+                            "{name} answered {}",
                             String::from_utf8_lossy(status)
                         )))
                     };

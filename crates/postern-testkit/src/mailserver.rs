@@ -3,7 +3,9 @@
 //!
 //! Lifetime: [`shared`] starts one pair of servers per test binary, on first use, and keeps them
 //! in a `static`, exactly like [`crate::pg`]: statics are never dropped, so stopping cannot hang
-//! off a `Drop`. Each server set gets a **reaper**, a `sh` process in its own process group
+//! off a `Drop`. Tests that stop, restart or reconfigure Dovecot start their own instead
+//! ([`MailServer::start_dovecot_only`], [`MailServer::start_dovecot_with`] for extra
+//! `dovecot.conf` lines, [`MailServer::stop`] and [`MailServer::restart`] on the same ports). Each server set gets a **reaper**, a `sh` process in its own process group
 //! whose stdin is a pipe from this process. When the test process ends — normally, by panic, by
 //! Ctrl-C or by SIGKILL — the kernel closes the pipe, `cat` in the reaper sees end-of-file, and
 //! the reaper runs `mailserver.sh stop` and removes the temporary directory.
@@ -79,6 +81,10 @@ pub struct MailServer {
     base: PathBuf,
     ports: Ports,
     password: String,
+    /// Whether Postfix runs too (false for [`MailServer::start_dovecot_only`]).
+    postfix: bool,
+    /// Lines appended to `dovecot.conf`.
+    extra: String,
     /// Held open for the life of the servers; closing it (process exit) wakes the reaper.
     _reaper: ChildStdin,
 }
@@ -95,6 +101,35 @@ impl std::fmt::Debug for MailServer {
 impl MailServer {
     /// Starts Dovecot and Postfix under a new temporary directory, on free loopback ports.
     pub fn start() -> Result<MailServer, String> {
+        MailServer::start_with(true, "")
+    }
+
+    /// Starts a private Dovecot alone (IMAP, IMAPS, LMTP; no Postfix), for tests that stop,
+    /// restart or otherwise disturb the server and must not share it. `None` with
+    /// `POSTERN_SKIP_MAILSERVER=1`; panics with what to install when it cannot start.
+    pub fn start_dovecot_only() -> Option<MailServer> {
+        MailServer::start_dovecot_with("")
+    }
+
+    /// [`MailServer::start_dovecot_only`] with `extra` appended to `dovecot.conf` (and kept
+    /// for [`MailServer::restart`]): e.g. `imap_capability = …` to play a server without IDLE
+    /// or UIDPLUS.
+    pub fn start_dovecot_with(extra: &str) -> Option<MailServer> {
+        if std::env::var_os("POSTERN_SKIP_MAILSERVER").is_some_and(|v| v == "1") {
+            eprintln!("POSTERN_SKIP_MAILSERVER=1: skipping a test that needs Dovecot");
+            return None;
+        }
+        match MailServer::start_with(false, extra) {
+            Ok(server) => Some(server),
+            Err(e) => panic!(
+                "a private Dovecot for this test cannot start: {e}\n\
+                 Install the packages (Debian: apt-get install -y dovecot-imapd dovecot-lmtpd \
+                 openssl, or run bash scripts/test.sh), or set POSTERN_SKIP_MAILSERVER=1."
+            ),
+        }
+    }
+
+    fn start_with(postfix: bool, extra: &str) -> Result<MailServer, String> {
         let script = script_path();
         if !script.is_file() {
             return Err(format!("{} is missing", script.display()));
@@ -116,12 +151,22 @@ impl MailServer {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let ports = free_ports()?;
-            match run_script(&script, &base, "start", Some((ports, &password))) {
-                Ok(out) if env_value(&out, "SMTP_PORT").is_some_and(|p| !p.is_empty()) => {
+            let start = Start {
+                ports,
+                password: &password,
+                postfix,
+                extra,
+            };
+            match run_script(&script, &base, "start", Some(start)) {
+                Ok(out)
+                    if !postfix || env_value(&out, "SMTP_PORT").is_some_and(|p| !p.is_empty()) =>
+                {
                     return Ok(MailServer {
                         base,
                         ports,
                         password,
+                        postfix,
+                        extra: extra.to_owned(),
                         _reaper: reaper,
                     });
                 }
@@ -143,6 +188,34 @@ impl MailServer {
     /// Stops both servers now (the reaper then finds nothing to stop).
     pub fn stop(&self) -> Result<(), String> {
         run_script(&script_path(), &self.base, "stop", None).map(drop)
+    }
+
+    /// Starts the servers again after [`MailServer::stop`], on the same ports, with the same
+    /// password, certificate and mailboxes.
+    pub fn restart(&self) -> Result<(), String> {
+        run_script(
+            &script_path(),
+            &self.base,
+            "start",
+            Some(Start {
+                ports: self.ports,
+                password: &self.password,
+                postfix: self.postfix,
+                extra: &self.extra,
+            }),
+        )
+        .map(drop)
+    }
+
+    /// The Maildir of [`USER`] (`new/`, `cur/`, `tmp/` of the INBOX): where a test can drop a
+    /// message while Dovecot is stopped, as a local delivery agent would.
+    pub fn maildir(&self) -> PathBuf {
+        self.base.join("mail").join(USER).join("Maildir")
+    }
+
+    /// Dovecot's log so far, for assertions about what clients did (logins, failures).
+    pub fn dovecot_log(&self) -> String {
+        read_log(&self.base.join("log/dovecot.log"))
     }
 
     /// Postfix's plain SMTP port (STARTTLS and AUTH offered, neither required).
@@ -288,16 +361,33 @@ fn script_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mailserver.sh")
 }
 
-/// Runs the script; `ports` and the password are passed for `start`. Returns its stdout.
+/// What `start` needs besides the base directory.
+struct Start<'a> {
+    ports: Ports,
+    password: &'a str,
+    postfix: bool,
+    /// Lines appended to `dovecot.conf`.
+    extra: &'a str,
+}
+
+/// Runs the script; `start` is given for the `start` command. Returns its stdout.
 fn run_script(
     script: &Path,
     base: &Path,
     command: &str,
-    start: Option<(Ports, &str)>,
+    start: Option<Start<'_>>,
 ) -> Result<String, String> {
     let mut cmd = Command::new("bash");
     cmd.arg(script).arg(command).arg(base).env("INSTALL", "0");
-    if let Some((ports, password)) = start {
+    if let Some(Start {
+        ports,
+        password,
+        postfix,
+        extra,
+    }) = start
+    {
+        cmd.env("POSTFIX", if postfix { "1" } else { "0" })
+            .env("DOVECOT_EXTRA", extra);
         cmd.env("IMAP_PORT", ports.imap.to_string())
             .env("IMAPS_PORT", ports.imaps.to_string())
             .env("LMTP_PORT", ports.lmtp.to_string())

@@ -82,8 +82,7 @@ fn sections(setup: &Setup) -> [(&'static str, Mailbox, Option<&MailboxConfig>); 
 /// mail handed in by an MTA, needs none).
 fn watched(section: &MailboxConfig) -> bool {
     section.enabled == Some(true)
-        && (section.host.is_some()
-            || section.inbox_method.as_deref() == Some("microsoft_graph"))
+        && (section.host.is_some() || section.inbox_method.as_deref() == Some("microsoft_graph"))
 }
 
 /// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a

@@ -25,12 +25,15 @@ impl TokenFile {
 impl TokenSource for TokenFile {
     fn access_token(&self, _refresh: bool) -> TokenFuture<'_> {
         Box::pin(async move {
-            let text = tokio::fs::read_to_string(&self.path)
-                .await
-                .map_err(|e| format!("cannot read oauth2_token_file {}: {e}", self.path.display()))?;
+            let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
+                format!("cannot read oauth2_token_file {}: {e}", self.path.display())
+            })?;
             let token = text.trim();
             if token.is_empty() {
-                return Err(format!("oauth2_token_file {} is empty", self.path.display()));
+                return Err(format!(
+                    "oauth2_token_file {} is empty",
+                    self.path.display()
+                ));
             }
             Ok(Secret::new(token))
         })
@@ -46,13 +49,20 @@ impl ClientCredentials {
     /// From the section's `inbox_options` (tenant_id, client_id, client_secret,
     /// azure_ad_endpoint).
     pub fn for_imap(name: &str, section: &MailboxConfig) -> Result<ClientCredentials, String> {
-        let missing = |key: &str| format!("{name}: xoauth2 needs oauth2_token_file or inbox_options.{key}");
+        let missing =
+            |key: &str| format!("{name}: xoauth2 needs oauth2_token_file or inbox_options.{key}");
         let options = section
             .inbox_options
             .as_ref()
             .ok_or_else(|| missing("tenant_id"))?;
-        let tenant = options.tenant_id.as_deref().ok_or_else(|| missing("tenant_id"))?;
-        let client = options.client_id.as_deref().ok_or_else(|| missing("client_id"))?;
+        let tenant = options
+            .tenant_id
+            .as_deref()
+            .ok_or_else(|| missing("tenant_id"))?;
+        let client = options
+            .client_id
+            .as_deref()
+            .ok_or_else(|| missing("client_id"))?;
         let secret = options
             .client_secret
             .as_ref()
