@@ -16,5 +16,6 @@ mod pipes;
 mod receive;
 mod secrets;
 mod serve;
+mod sources;
 mod trim;
 mod walkthrough;

@@ -1,0 +1,315 @@
+//! `postern serve` watching a real Dovecot over IMAP: mail arrives during IDLE, a drain killed
+//! with SIGKILL and restarted loses and duplicates nothing, two instances on one mailbox and one
+//! PostgreSQL store never process a message twice, and a store that is unavailable gets nothing
+//! acknowledged until it is back. Counted by issues against messages sent.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_testkit::imap::ImapClient;
+use postern_testkit::mailserver::{MailServer, USER};
+
+use crate::support::{Sandbox, str_field};
+
+/// Every wait in these tests ends by this bound.
+const BOUND: Duration = Duration::from_secs(180);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A configuration watching `folder` on `server`, plus `extra` YAML sections.
+fn config(server: &MailServer, folder: &str, extra: &str) -> String {
+    format!(
+        "incoming_email:\n  enabled: true\n  address: \"incoming+%{{key}}@example.test\"\n  \
+         user: {USER}\n  password: \"{}\"\n  host: 127.0.0.1\n  port: {}\n  ssl: false\n  \
+         start_tls: false\n  allow_plaintext: true\n  mailbox: \"{folder}\"\n  idle_timeout: 60\n  \
+         delete_after_delivery: true\n\
+         instance:\n  host: example.test\n\
+         listener:\n  listen: \"127.0.0.1:{}\"\n\
+         web:\n  listen: \"127.0.0.1:{}\"\n{extra}",
+        server.password(),
+        server.imap_port(),
+        free_port(),
+        free_port(),
+    )
+}
+
+/// User jake, project land/ooo; returns the new-issue address.
+fn project(sandbox: &Sandbox) -> String {
+    sandbox.admin_json(&["user", "add", "jake", "--email", "jake@example.com"]);
+    sandbox.admin_json(&["project", "add", "land/ooo"]);
+    sandbox.admin_json(&["project", "member", "add", "land/ooo", "jake", "developer"]);
+    let shown = sandbox.admin_json(&["project", "show", "land/ooo", "--user", "jake"]);
+    str_field(&shown["addresses"], "new_issue").to_owned()
+}
+
+fn new_issue(to: &str, title: &str) -> Vec<u8> {
+    format!(
+        "From: jake@example.com\r\nTo: {to}\r\nSubject: {title}\r\nMessage-ID: <{title}@test>\r\n\r\nBody of {title}.\r\n"
+    )
+    .into_bytes()
+}
+
+async fn imap(server: &MailServer) -> ImapClient {
+    let mut client = ImapClient::connect(server.imap_port())
+        .await
+        .expect("connect");
+    client.login(USER, server.password()).await.expect("login");
+    client
+}
+
+/// Creates `folder` and appends `count` new-issue messages titled `<folder>-<n>`.
+async fn preload(server: &MailServer, folder: &str, to: &str, count: usize) -> Vec<String> {
+    let mut client = imap(server).await;
+    if let Err(e) = client.command(&format!("CREATE \"{folder}\"")).await {
+        assert!(e.to_string().contains("ALREADYEXISTS"), "CREATE: {e}");
+    }
+    let mut titles = Vec::new();
+    for n in 0..count {
+        let title = format!("{folder}-{n}");
+        client
+            .append(folder, "", &new_issue(to, &title))
+            .await
+            .expect("APPEND");
+        titles.push(title);
+    }
+    client.logout().await.ok();
+    titles
+}
+
+/// Messages not flagged `\Deleted` in `folder`, and how many of them are `\Seen`.
+async fn folder_state(server: &MailServer, folder: &str) -> (usize, usize) {
+    let mut client = imap(server).await;
+    client.select(folder).await.expect("SELECT");
+    let left = client.uid_search("UNDELETED").await.expect("search").len();
+    let seen = client
+        .uid_search("UNDELETED SEEN")
+        .await
+        .expect("search")
+        .len();
+    client.logout().await.ok();
+    (left, seen)
+}
+
+fn serve(sandbox: &Sandbox) -> Child {
+    sandbox
+        .command(&["serve"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postern serve starts")
+}
+
+fn stop(mut child: Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop within 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue titles, counted: via `postern admin issue list`.
+fn issue_titles(sandbox: &Sandbox) -> HashMap<String, usize> {
+    let listed = sandbox.admin_json(&["issue", "list", "land/ooo"]);
+    let mut titles = HashMap::new();
+    for issue in listed.as_array().expect("a list") {
+        *titles
+            .entry(str_field(issue, "title").to_owned())
+            .or_default() += 1;
+    }
+    titles
+}
+
+/// Waits until `count` issues exist (or the bound passes); returns the counted titles.
+fn wait_for_issues(sandbox: &Sandbox, count: usize) -> HashMap<String, usize> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let titles = issue_titles(sandbox);
+        if titles.values().sum::<usize>() >= count || Instant::now() > deadline {
+            return titles;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn assert_exactly_once(titles: &HashMap<String, usize>, sent: &[String]) {
+    let lost: Vec<&String> = sent.iter().filter(|t| !titles.contains_key(*t)).collect();
+    let duplicated: Vec<(&String, &usize)> = titles.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        lost.is_empty(),
+        "{} lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    assert_eq!(titles.len(), sent.len());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn mail_appended_during_idle_becomes_an_issue_and_leaves_the_folder() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::with_config(&config(&server, "idle", ""));
+    let to = project(&sandbox);
+    rt.block_on(preload(&server, "idle", &to, 0));
+    let child = serve(&sandbox);
+    // The watcher is in IDLE on an empty folder; new mail must wake it.
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = rt.block_on(async {
+        let mut client = imap(&server).await;
+        client
+            .append("idle", "", &new_issue(&to, "during-idle"))
+            .await
+            .expect("APPEND");
+        vec!["during-idle".to_owned()]
+    });
+    let titles = wait_for_issues(&sandbox, 1);
+    assert_exactly_once(&titles, &sent);
+    let deadline = Instant::now() + BOUND;
+    while rt.block_on(folder_state(&server, "idle")).0 != 0 {
+        assert!(Instant::now() < deadline, "the message was never deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
+
+#[test]
+fn sigkill_mid_drain_and_restart_lose_and_duplicate_nothing() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::with_config(&config(&server, "drain", ""));
+    let to = project(&sandbox);
+    let sent = rt.block_on(preload(&server, "drain", &to, 2000));
+    let mut child = serve(&sandbox);
+    // Kill it once part of the backlog is in the tracker.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let done: usize = issue_titles(&sandbox).values().sum();
+        if done >= 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drain never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let at_kill: usize = issue_titles(&sandbox).values().sum();
+    assert!(
+        at_kill < 2000,
+        "killed too late to prove anything ({at_kill})"
+    );
+
+    let child = serve(&sandbox);
+    let titles = wait_for_issues(&sandbox, 2000);
+    assert_exactly_once(&titles, &sent);
+    let deadline = Instant::now() + BOUND;
+    while rt.block_on(folder_state(&server, "drain")).0 != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "messages were left in the folder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
+
+#[test]
+fn two_instances_on_one_mailbox_and_one_postgres_store_duplicate_nothing() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let Some(db) = rt.block_on(postern_testkit::TestDb::postgres()) else {
+        return;
+    };
+    let store = format!("store:\n  url: \"{}\"\n", db.url);
+    let first = Sandbox::with_config(&config(&server, "shared", &store));
+    let second = Sandbox::with_config(&config(&server, "shared", &store));
+    let to = project(&first);
+    let sent = rt.block_on(preload(&server, "shared", &to, 300));
+    let a = serve(&first);
+    let b = serve(&second);
+    let titles = wait_for_issues(&first, 300);
+    // Let both settle, then count again: a late duplicate would show now.
+    std::thread::sleep(Duration::from_secs(2));
+    let titles_after = issue_titles(&second);
+    assert_exactly_once(&titles, &sent);
+    assert_eq!(titles, titles_after);
+    stop(a);
+    stop(b);
+}
+
+#[test]
+fn a_locked_store_gets_nothing_acknowledged_until_it_is_back() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::with_config(&config(&server, "locked", ""));
+    let to = project(&sandbox);
+    rt.block_on(preload(&server, "locked", &to, 0));
+    // Another program holds the database's write lock (as a long migration or a backup
+    // tool would).
+    let database = sandbox.path().join("postern-data/postern.sqlite3");
+    let lock = rt.block_on(hold_write_lock(&database));
+    let child = serve(&sandbox);
+    let sent = rt.block_on(preload(&server, "locked", &to, 5));
+    std::thread::sleep(Duration::from_secs(8));
+    let (left, seen) = rt.block_on(folder_state(&server, "locked"));
+    assert_eq!(
+        (left, seen),
+        (5, 0),
+        "acknowledged while the store was unavailable"
+    );
+    rt.block_on(lock.release());
+    let titles = wait_for_issues(&sandbox, 5);
+    assert_exactly_once(&titles, &sent);
+    stop(child);
+}
+
+struct WriteLock(sqlx::SqliteConnection);
+
+async fn hold_write_lock(database: &Path) -> WriteLock {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("open the database");
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut conn)
+        .await
+        .expect("lock");
+    WriteLock(conn)
+}
+
+impl WriteLock {
+    async fn release(mut self) {
+        use sqlx::Connection as _;
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("unlock");
+        self.0.close().await.ok();
+    }
+}
