@@ -43,6 +43,7 @@
 mod error;
 mod ids;
 mod inbound;
+mod inbound_retry;
 mod issues;
 mod merge_requests;
 mod notes;
