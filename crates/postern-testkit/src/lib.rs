@@ -6,6 +6,8 @@
 //! - [`mailserver`] starts one private Dovecot (IMAP, LMTP) and Postfix (SMTP) per test binary
 //!   the same way (Debian's packages driven by `scripts/mailserver.sh`), and [`imap`] is the
 //!   small IMAP client tests read delivered mail back with.
+//! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
+//!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -14,10 +16,12 @@
 #![deny(missing_docs)]
 
 pub mod fixtures;
+pub mod gitlab;
 pub mod imap;
 pub mod mailserver;
 pub mod pg;
 mod reaper;
+pub mod redis;
 
 /// The error type of test bodies run by [`both!`]: anything, so bodies can use `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
