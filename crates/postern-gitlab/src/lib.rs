@@ -22,6 +22,7 @@
 //! logs, errors or `Debug` output.
 #![deny(missing_docs)]
 
+pub mod check;
 mod deliver;
 mod deliverer;
 pub mod import;
@@ -30,6 +31,7 @@ mod settings;
 pub mod sidekiq;
 pub mod webhook;
 
+pub use check::{CheckLine, CheckStatus, check};
 pub use deliver::{DeliveryFailure, Destination, SetupError, destinations};
 pub use deliverer::{Deliverer, DelivererOptions, DeliveryStats, Report};
 pub use import::{ImportError, load};

@@ -49,7 +49,11 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
             store,
             vec![(
                 Mailbox::Incoming,
-                Destination::Webhook(webhook(&gitlab, Mailbox::Incoming, signer(dir.path(), &INCOMING_SECRET))),
+                Destination::Webhook(webhook(
+                    &gitlab,
+                    Mailbox::Incoming,
+                    signer(dir.path(), &INCOMING_SECRET),
+                )),
             )],
             fast_options(),
         )));
@@ -66,7 +70,10 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
             .await
         }));
     }
-    let done = wait_until(Duration::from_secs(120), async || gitlab.received().len() >= raws.len()).await;
+    let done = wait_until(Duration::from_secs(120), async || {
+        gitlab.received().len() >= raws.len()
+    })
+    .await;
     // Let a late duplicate, if there were one, show up before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop.send(true);
@@ -77,14 +84,25 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
     let received = gitlab.received();
     assert_eq!(received.len(), raws.len(), "no duplicates");
     let counts = counts(&received);
-    assert!(raws.iter().all(|r| counts.get(r) == Some(&1)), "each exactly once");
+    assert!(
+        raws.iter().all(|r| counts.get(r) == Some(&1)),
+        "each exactly once"
+    );
     let by_each: Vec<u64> = deliverers
         .iter()
-        .map(|d| d.stats().delivered.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|d| {
+            d.stats()
+                .delivered
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .collect();
     assert_eq!(by_each.iter().sum::<u64>(), 200);
     let metas = all_messages(&db.store, Mailbox::Incoming).await;
-    assert!(metas.iter().all(|m| m.state == InboundState::Processed && m.attempts == 1));
+    assert!(
+        metas
+            .iter()
+            .all(|m| m.state == InboundState::Processed && m.attempts == 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +119,11 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
         second_store(&db).await,
         vec![(
             Mailbox::Incoming,
-            Destination::Webhook(webhook(&gitlab, Mailbox::Incoming, signer(dir.path(), &INCOMING_SECRET))),
+            Destination::Webhook(webhook(
+                &gitlab,
+                Mailbox::Incoming,
+                signer(dir.path(), &INCOMING_SECRET),
+            )),
         )],
         fast_options(),
     ));
@@ -109,7 +131,10 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
         let d = first.clone();
         async move { d.run(std::future::pending()).await }
     });
-    let started = wait_until(Duration::from_secs(60), async || gitlab.received().len() >= 30).await;
+    let started = wait_until(Duration::from_secs(60), async || {
+        gitlab.received().len() >= 30
+    })
+    .await;
     assert!(started);
     // The crash: the task is dropped wherever it is, perhaps between GitLab's 200 and the commit.
     running.abort();
@@ -122,7 +147,11 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
         db.store.clone(),
         vec![(
             Mailbox::Incoming,
-            Destination::Webhook(webhook(&gitlab, Mailbox::Incoming, signer(dir.path(), &INCOMING_SECRET))),
+            Destination::Webhook(webhook(
+                &gitlab,
+                Mailbox::Incoming,
+                signer(dir.path(), &INCOMING_SECRET),
+            )),
         )],
         fast_options(),
     ));
@@ -151,7 +180,10 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
     let _ = stop.send(());
     running.await.unwrap();
     assert!(all_there, "every message reached GitLab after the restart");
-    assert!(settled, "every message recorded as processed (the stale claim was taken over)");
+    assert!(
+        settled,
+        "every message recorded as processed (the stale claim was taken over)"
+    );
     let received = gitlab.received();
     assert!(
         received.len() <= raws.len() + 1,

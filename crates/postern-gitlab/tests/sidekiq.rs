@@ -36,7 +36,9 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
         return;
     };
     let db = postern_testkit::TestDb::sqlite().await;
-    let latin1 = b"Subject: caf\xe9\r\n\r\nd\xe9j\xe0 vu, tr\xe8s \xe9l\xe9gant, cr\xe8me br\xfbl\xe9e\r\n".to_vec();
+    let latin1 =
+        b"Subject: caf\xe9\r\n\r\nd\xe9j\xe0 vu, tr\xe8s \xe9l\xe9gant, cr\xe8me br\xfbl\xe9e\r\n"
+            .to_vec();
     let utf8 = "Subject: Grüße\r\n\r\nÄrger\r\n".as_bytes().to_vec();
     store_messages(&db.store, Mailbox::Incoming, &[utf8.clone(), latin1]).await;
     store_messages(&db.store, Mailbox::ServiceDesk, &[message(9)]).await;
@@ -44,8 +46,14 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
     let deliverer = Deliverer::new(
         db.store.clone(),
         vec![
-            (Mailbox::Incoming, Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::Incoming).unwrap())),
-            (Mailbox::ServiceDesk, Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::ServiceDesk).unwrap())),
+            (
+                Mailbox::Incoming,
+                Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::Incoming).unwrap()),
+            ),
+            (
+                Mailbox::ServiceDesk,
+                Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::ServiceDesk).unwrap()),
+            ),
         ],
         fast_options(),
     );
@@ -66,13 +74,24 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
     for job in &jobs {
         assert_eq!(
             fields(job),
-            ["args", "class", "created_at", "enqueued_at", "jid", "queue", "retry"]
+            [
+                "args",
+                "class",
+                "created_at",
+                "enqueued_at",
+                "jid",
+                "queue",
+                "retry"
+            ]
         );
         assert_eq!(job["queue"], "default");
         assert_eq!(job["retry"], false);
         let jid = job["jid"].as_str().unwrap();
         assert_eq!(jid.len(), 24);
-        assert!(jid.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            jid.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         let at = job["enqueued_at"].as_f64().expect("enqueued_at is a float");
         assert!(at >= before - 1.0 && at < before + 60.0);
         assert_eq!(job["created_at"].as_f64(), Some(at));
@@ -82,7 +101,10 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
     assert_eq!(jobs[0]["args"][0], String::from_utf8(utf8).unwrap());
     assert_eq!(jobs[1]["class"], "EmailReceiverWorker");
     let converted = jobs[1]["args"][0].as_str().unwrap();
-    assert!(converted.contains("déjà vu, très élégant, crème brûlée"), "{converted}");
+    assert!(
+        converted.contains("déjà vu, très élégant, crème brûlée"),
+        "{converted}"
+    );
     assert_eq!(jobs[2]["class"], "ServiceDeskEmailReceiverWorker");
     assert_ne!(jobs[0]["jid"], jobs[1]["jid"]);
     for meta in all_messages(&db.store, Mailbox::Incoming).await {
@@ -120,7 +142,11 @@ async fn redis_down_then_up_delivers_each_message_once() {
         }
     });
     let failed = wait_until(Duration::from_secs(30), async || {
-        deliverer.stats().retried.load(std::sync::atomic::Ordering::Relaxed) >= 2
+        deliverer
+            .stats()
+            .retried
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
     })
     .await;
     assert!(failed, "attempts fail while Redis is down");
@@ -141,9 +167,15 @@ async fn redis_down_then_up_delivers_each_message_once() {
     running.await.unwrap();
     assert!(done, "delivered after Redis came back");
     let jobs = lrange(&url, "queue:default").await;
-    let mut bodies: Vec<String> = jobs.iter().map(|j| j["args"][0].as_str().unwrap().to_owned()).collect();
+    let mut bodies: Vec<String> = jobs
+        .iter()
+        .map(|j| j["args"][0].as_str().unwrap().to_owned())
+        .collect();
     bodies.sort();
-    let mut expected: Vec<String> = raws.iter().map(|r| postern_gitlab::sidekiq::to_utf8(r)).collect();
+    let mut expected: Vec<String> = raws
+        .iter()
+        .map(|r| postern_gitlab::sidekiq::to_utf8(r))
+        .collect();
     expected.sort();
     assert_eq!(bodies, expected, "each exactly once");
 }
