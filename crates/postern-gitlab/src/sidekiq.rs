@@ -31,7 +31,7 @@ pub enum SidekiqError {
 }
 
 enum Target {
-    Direct(redis::Client),
+    Direct(Box<redis::Client>),
     Sentinel(Box<redis::sentinel::SentinelClient>),
 }
 
@@ -67,10 +67,10 @@ impl Sidekiq {
         }
         let target = if settings.sentinels.is_empty() {
             let info = info.set_redis_settings(redis_info);
-            Target::Direct(
+            Target::Direct(Box::new(
                 redis::Client::open(info)
                     .map_err(|e| SidekiqError::Settings(format!("{:?}", e.kind())))?,
-            )
+            ))
         } else {
             // As redis-rb reads it: with sentinels, the URL's host names the master.
             let master = match info.addr() {

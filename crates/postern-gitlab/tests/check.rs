@@ -1,6 +1,10 @@
 //! `postern check --gitlab-config`: the service and process checks, and the delivery path —
 //! a JWT GitLab accepts (proved without delivering a message), a wrong secret reported, Redis
 //! reachable or not.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 
 mod common;
 

@@ -2,6 +2,10 @@
 //! deliverers share 200 messages and deliver each exactly once; a deliverer killed mid-run
 //! leaves nothing behind — after a restart everything arrives, with at most the one message
 //! that was in flight delivered twice (the documented window), never a loss.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 
 mod common;
 

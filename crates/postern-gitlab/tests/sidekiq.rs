@@ -1,6 +1,10 @@
 //! Sidekiq delivery into a real Redis (Debian's redis-server, private, on loopback): the job
 //! JSON GitLab's workers read, field by field, read back with LRANGE; a Redis outage keeps the
 //! messages and delivers each exactly once after Redis is back.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 
 mod common;
 

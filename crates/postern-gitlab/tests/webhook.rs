@@ -2,6 +2,10 @@
 //! JWT as GitLab does: tokens GitLab would refuse are refused, stored messages arrive byte for
 //! byte exactly once, outages and 500s are retried without loss or duplicates, and "too large"
 //! is recorded as a rejection with GitLab's reason.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 
 mod common;
 
@@ -368,4 +372,40 @@ async fn a_wrong_secret_keeps_the_message_for_later() {
     assert_eq!(meta.state, InboundState::FailedTemporary);
     assert_eq!(meta.error_kind.as_deref(), Some("webhook_unauthorized"));
     assert_eq!(gitlab.unauthorized(), 1);
+}
+
+#[tokio::test]
+async fn an_imported_gitlab_yml_drives_delivery_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let gitlab = stand_in().await;
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    postern_testkit::gitlab::write_secret_file(
+        &dir.path().join(".gitlab_mailroom_secret"),
+        &INCOMING_SECRET,
+    );
+    postern_testkit::gitlab::write_secret_file(
+        &dir.path().join(".sd_secret"),
+        &SERVICE_DESK_SECRET,
+    );
+    let yml = format!(
+        "production:\n  incoming_email:\n    enabled: true\n    address: \"incoming+%{{key}}@example.com\"\n    delivery_method: webhook\n    gitlab_url: \"{url}/\"\n  service_desk_email:\n    enabled: true\n    address: \"sd+%{{key}}@example.com\"\n    delivery_method: webhook\n    gitlab_url: \"{url}\"\n    secret_file: .sd_secret\n",
+        url = gitlab.url()
+    );
+    std::fs::write(config_dir.join("gitlab.yml"), yml).unwrap();
+    let config = postern_gitlab::load(&config_dir.join("gitlab.yml")).unwrap();
+    let routes =
+        postern_gitlab::destinations(&config, &postern_gitlab::WebhookOptions::default()).unwrap();
+    assert_eq!(routes.len(), 2);
+    let db = postern_testkit::TestDb::sqlite().await;
+    store_messages(&db.store, Mailbox::Incoming, &[message(1)]).await;
+    store_messages(&db.store, Mailbox::ServiceDesk, &[message(2)]).await;
+    let deliverer = Deliverer::new(db.store.clone(), routes, fast_options());
+    let report = deliverer.deliver_due().await.unwrap();
+    assert_eq!(report.delivered, 2);
+    let received = gitlab.received();
+    assert_eq!(received[0].mailbox, "incoming_email");
+    assert_eq!(received[0].body, message(1));
+    assert_eq!(received[1].mailbox, "service_desk_email");
+    assert_eq!(received[1].body, message(2));
 }

@@ -15,7 +15,6 @@
 //! knobs: answer 500 to the next N requests, a delay before each answer, and going down (every
 //! connection dropped, the port closed) and coming back on the same port.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +67,6 @@ struct State {
     delay_ms: AtomicU64,
     requests: AtomicU64,
     unauthorized: AtomicU64,
-    nonces: Mutex<HashSet<String>>,
 }
 
 /// The running stand-in. Stopped when dropped.
@@ -92,7 +90,6 @@ impl GitlabStandIn {
             delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
-            nonces: Mutex::new(HashSet::new()),
         });
         let mut stand_in = GitlabStandIn {
             addr,
@@ -280,11 +277,6 @@ async fn handle(state: &State, req: Request<Incoming>) -> Answer {
         .get("nonce")
         .and_then(|n| n.as_str())
         .map(str::to_owned);
-    if let Some(n) = &nonce {
-        if let Ok(mut nonces) = state.nonces.lock() {
-            nonces.insert(n.clone());
-        }
-    }
     if let Ok(mut received) = state.received.lock() {
         received.push(Received {
             mailbox: mailbox.to_owned(),

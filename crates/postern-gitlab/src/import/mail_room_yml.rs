@@ -142,10 +142,10 @@ pub(super) fn parse(tree: &Value, name: &str) -> Result<GitlabMailboxes, ImportE
             }
             None => {}
         }
-        if let Some(Value::Object(logger)) = entry.get("logger") {
-            if let Some(path) = logger.get("log_path") {
-                map.insert("log_path".to_owned(), path.clone());
-            }
+        if let Some(Value::Object(logger)) = entry.get("logger")
+            && let Some(path) = logger.get("log_path")
+        {
+            map.insert("log_path".to_owned(), path.clone());
         }
         let method = match ctx.string(entry, "delivery_method")?.as_deref() {
             None | Some("postback") => DeliveryMethod::Webhook,
@@ -171,10 +171,10 @@ pub(super) fn parse(tree: &Value, name: &str) -> Result<GitlabMailboxes, ImportE
                 .strip_suffix(&suffix)
                 .map(str::to_owned);
         }
-        if let Some(alg) = octx.string(options, "jwt_algorithm")? {
-            if alg != "HS256" {
-                return Err(octx.invalid("jwt_algorithm", "only HS256 is read from mail_room.yml"));
-            }
+        if let Some(alg) = octx.string(options, "jwt_algorithm")?
+            && alg != "HS256"
+        {
+            return Err(octx.invalid("jwt_algorithm", "only HS256 is read from mail_room.yml"));
         }
         if let Some(path) = octx.string(options, "jwt_secret_path")? {
             m.secret = Some(WebhookSecret::File(path.into()));
