@@ -4,6 +4,7 @@
 mod support;
 
 mod inbound;
+mod inbound_retry;
 mod issues;
 mod lifecycle;
 mod notes;
