@@ -9,7 +9,9 @@
 //!
 //! Exactly once, except one window: if the process dies after GitLab accepted a message but
 //! before the outcome is committed, the claim goes stale and the message is delivered again —
-//! at most one duplicate, never a loss. A temporary failure also pauses the mailbox for a
+//! at most one duplicate of each message in flight, never a loss. Up to
+//! [`DelivererOptions::concurrency`] messages of a mailbox are in flight at once; shutdown waits
+//! for them. A temporary failure also pauses the mailbox for a
 //! growing back-off (the destination is probably down), so an outage costs one attempt per
 //! back-off step rather than one per message.
 
@@ -45,6 +47,10 @@ pub struct DelivererOptions {
     pub retry_base: Duration,
     /// Longest back-off. There is no last attempt: mail for GitLab is kept until it is accepted.
     pub retry_max: Duration,
+    /// How many messages of one mailbox are in flight at once. 1 keeps GitLab's arrival order
+    /// strictly; a few more hide the round trips (each message is still claimed and recorded on
+    /// its own, so a crash affects only those in flight).
+    pub concurrency: usize,
 }
 
 impl Default for DelivererOptions {
@@ -55,6 +61,7 @@ impl Default for DelivererOptions {
             claim_timeout: Duration::from_secs(5 * 60),
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(10 * 60),
+            concurrency: 4,
         }
     }
 }
@@ -282,7 +289,7 @@ impl Deliverer {
                 tx.commit().await?;
                 due
             };
-            for meta in due {
+            for chunk in due.chunks(self.options.concurrency.max(1)) {
                 let stopped = tokio::select! {
                     biased;
                     () = stop.as_mut() => true,
@@ -291,10 +298,21 @@ impl Deliverer {
                 if stopped {
                     return Ok((report, true));
                 }
-                let paused = self
-                    .deliver_one(route, meta.id, stale_before, &mut report)
-                    .await?;
-                if paused {
+                let results = futures_util::future::join_all(
+                    chunk
+                        .iter()
+                        .map(|meta| self.deliver_one(route, meta.id, stale_before)),
+                )
+                .await;
+                for result in results {
+                    match result? {
+                        Attempt::Delivered => report.delivered += 1,
+                        Attempt::Rejected => report.rejected += 1,
+                        Attempt::Retried => report.retried += 1,
+                        Attempt::Skipped => report.skipped += 1,
+                    }
+                }
+                if self.is_paused(route.mailbox) {
                     break;
                 }
             }
@@ -302,27 +320,24 @@ impl Deliverer {
         Ok((report, false))
     }
 
-    /// Claims, delivers and records one message. Returns whether the mailbox is now paused.
+    /// Claims, delivers and records one message.
     async fn deliver_one(
         &self,
         route: &Route,
         id: i64,
         stale_before: Timestamp,
-        report: &mut Report,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let message = {
             let mut tx = self.store.begin().await?;
             if !tx.claim_inbound(id, stale_before).await? {
-                report.skipped += 1;
-                return Ok(false);
+                return Ok(Attempt::Skipped);
             }
             let message = tx.inbound(id).await?;
             tx.commit().await?;
             message
         };
         let Some(message) = message else {
-            report.skipped += 1;
-            return Ok(false);
+            return Ok(Attempt::Skipped);
         };
         let started = Instant::now();
         let result = route.destination.deliver(&message.raw).await;
@@ -343,7 +358,7 @@ impl Deliverer {
                 self.record(id, Record::Finish(&finish)).await?;
                 self.resume(route.mailbox);
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                report.delivered += 1;
+
                 tracing::info!(
                     mailbox,
                     id,
@@ -351,7 +366,7 @@ impl Deliverer {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "delivered to GitLab"
                 );
-                Ok(false)
+                Ok(Attempt::Delivered)
             }
             Err(DeliveryFailure::Rejected { kind, reason }) => {
                 let finish = InboundFinish {
@@ -364,7 +379,7 @@ impl Deliverer {
                 self.record(id, Record::Finish(&finish)).await?;
                 self.resume(route.mailbox);
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                report.rejected += 1;
+
                 tracing::warn!(
                     mailbox,
                     id,
@@ -373,7 +388,7 @@ impl Deliverer {
                     reason,
                     "GitLab rejected the message"
                 );
-                Ok(false)
+                Ok(Attempt::Rejected)
             }
             Err(DeliveryFailure::Temporary { kind, reason }) => {
                 let delay = self.options.backoff(message.meta.attempts);
@@ -389,9 +404,9 @@ impl Deliverer {
                 .await?;
                 let failures = self.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                report.retried += 1;
+
                 tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
-                Ok(true)
+                Ok(Attempt::Retried)
             }
         }
     }
@@ -423,6 +438,14 @@ impl Deliverer {
             }
         }
     }
+}
+
+/// How one message's turn ended.
+enum Attempt {
+    Delivered,
+    Rejected,
+    Retried,
+    Skipped,
 }
 
 /// An outcome to write.

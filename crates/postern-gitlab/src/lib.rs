@@ -17,7 +17,8 @@
 //!
 //! Delivery is at-least-once and, outside one window, exactly once: if the process dies after
 //! GitLab answered 2xx (or Redis replied) but before the outcome is committed, the message is
-//! delivered again once its claim is stale — at most one duplicate, never a loss. Secrets
+//! delivered again once its claim is stale — at most one duplicate of each message that was in
+//! flight (`DelivererOptions::concurrency`, 4 by default), never a loss. Secrets
 //! (passwords, tokens, the JWT key, Redis passwords) are held in [`Secret`] and never appear in
 //! logs, errors or `Debug` output.
 #![deny(missing_docs)]

@@ -59,7 +59,11 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
                 Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::ServiceDesk).unwrap()),
             ),
         ],
-        fast_options(),
+        // One at a time: this test reads the jobs in the order the messages were stored.
+        postern_gitlab::DelivererOptions {
+            concurrency: 1,
+            ..fast_options()
+        },
     );
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -171,7 +171,10 @@ both!(stored_messages_arrive_byte_for_byte_once, |db| {
                 )),
             ),
         ],
-        fast_options(),
+        postern_gitlab::DelivererOptions {
+            concurrency: 1,
+            ..fast_options()
+        },
     );
     for _ in 0..10 {
         deliverer.deliver_due().await?;

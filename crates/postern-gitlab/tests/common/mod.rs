@@ -71,6 +71,7 @@ pub fn fast_options() -> DelivererOptions {
         claim_timeout: Duration::from_secs(2),
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_millis(500),
+        concurrency: 4,
     }
 }
 
