@@ -60,7 +60,7 @@ impl Default for DelivererOptions {
             poll_interval: Duration::from_secs(3),
             claim_timeout: Duration::from_secs(5 * 60),
             retry_base: Duration::from_secs(5),
-            retry_max: Duration::from_secs(10 * 60),
+            retry_max: Duration::from_secs(5 * 60),
             concurrency: 4,
         }
     }

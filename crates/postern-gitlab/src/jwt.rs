@@ -22,6 +22,9 @@ use crate::settings::WebhookSecret;
 pub const HEADER: &str = "Gitlab-Mailroom-Api-Request";
 /// The issuer GitLab requires.
 pub const ISSUER: &str = "gitlab-mailroom";
+/// How far in the past `iat` is set, to tolerate a clock slightly ahead of GitLab's; well
+/// inside GitLab's 5-minute window.
+pub const IAT_MARGIN: i64 = 10;
 /// How many bytes the decoded HS256 secret must have.
 pub const SECRET_LENGTH: usize = 32;
 
@@ -153,9 +156,13 @@ impl JwtSigner {
         self.header.alg
     }
 
-    /// A fresh token: `iss`, `iat` now, and a random 24-hex-digit `nonce` (as mail_room).
+    /// A fresh token: `iss`, `iat`, and a random 24-hex-digit `nonce` (as mail_room).
+    ///
+    /// `iat` is set [`IAT_MARGIN`] seconds in the past: GitLab refuses a token issued in the
+    /// future with no leeway, so a postern clock a second ahead of GitLab's would otherwise
+    /// make every delivery fail with 401 (GitLab's own API tests sign with `now - 10 s`).
     pub fn token(&self) -> Result<String, JwtError> {
-        self.token_issued_at(now_seconds())
+        self.token_issued_at(now_seconds() - IAT_MARGIN)
     }
 
     /// A token with a chosen `iat` (tests of GitLab's age check).
