@@ -82,6 +82,9 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            // A stale pid must not reach the reaper: the number may belong to another process
+            // by the time this one ends.
+            let _ = std::fs::remove_file(self.dir.join("redis.pid"));
         }
     }
 
