@@ -44,6 +44,7 @@ mod error;
 mod ids;
 mod inbound;
 mod intake;
+mod inbound_retry;
 mod issues;
 mod merge_requests;
 mod notes;

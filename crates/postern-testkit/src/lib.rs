@@ -8,6 +8,8 @@
 //!   small IMAP client tests read delivered mail back with.
 //! - [`graph`] is a stand-in for Microsoft Graph and its Azure AD token endpoint (the one
 //!   service besides GitLab's internal API that cannot run here), checking what they check.
+//! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
+//!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -17,10 +19,12 @@
 
 pub mod fixtures;
 pub mod graph;
+pub mod gitlab;
 pub mod imap;
 pub mod mailserver;
 pub mod pg;
 mod reaper;
+pub mod redis;
 
 /// The error type of test bodies run by [`both!`]: anything, so bodies can use `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -5,6 +5,7 @@ mod support;
 
 mod inbound;
 mod intake;
+mod inbound_retry;
 mod issues;
 mod lifecycle;
 mod notes;

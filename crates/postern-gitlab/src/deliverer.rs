@@ -1,0 +1,467 @@
+//! [`Deliverer`]: the worker that takes stored messages to GitLab.
+//!
+//! Each round, for each mailbox it serves, it lists the messages due (`received`, or
+//! `failed_temporary` whose back-off has passed, or `processing` whose claim is stale because
+//! its worker died), oldest first; claims each in its own transaction (`claim_inbound` is a
+//! conditional UPDATE, so of several workers on one PostgreSQL exactly one wins); delivers it;
+//! and records the outcome: `processed` with handler `webhook`/`sidekiq`, `rejected` with the
+//! error kind and GitLab's reason, or `failed_temporary` with the time of the next attempt.
+//!
+//! Exactly once, except one window: if the process dies after GitLab accepted a message but
+//! before the outcome is committed, the claim goes stale and the message is delivered again —
+//! at most one duplicate of each message in flight, never a loss. Up to
+//! [`DelivererOptions::concurrency`] messages of a mailbox are in flight at once; shutdown waits
+//! for them. A temporary failure also pauses the mailbox for a
+//! growing back-off (the destination is probably down), so an outage costs one attempt per
+//! back-off step rather than one per message.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
+use tokio::sync::Notify;
+
+use crate::deliver::{DeliveryFailure, Destination};
+
+/// How often recording an outcome is tried when the store fails; not recording a delivered
+/// message means delivering it again once its claim is stale.
+const RECORD_ATTEMPTS: u32 = 5;
+/// The pause between those tries.
+const RECORD_PAUSE: Duration = Duration::from_millis(500);
+
+/// Tuning of a [`Deliverer`]. The defaults suit `postern serve`.
+#[derive(Debug, Clone)]
+pub struct DelivererOptions {
+    /// How many due messages one round takes per mailbox.
+    pub batch: i64,
+    /// How long to sleep when nothing was due and nobody called [`Deliverer::notify`].
+    pub poll_interval: Duration,
+    /// How old a claim must be before another worker takes the message over. Must exceed the
+    /// longest delivery (the webhook's 60 s timeout), or a slow delivery could be repeated.
+    pub claim_timeout: Duration,
+    /// Back-off after the first temporary failure; doubles per failure.
+    pub retry_base: Duration,
+    /// Longest back-off. There is no last attempt: mail for GitLab is kept until it is accepted.
+    pub retry_max: Duration,
+    /// How many messages of one mailbox are in flight at once. 1 keeps GitLab's arrival order
+    /// strictly; a few more hide the round trips (each message is still claimed and recorded on
+    /// its own, so a crash affects only those in flight).
+    pub concurrency: usize,
+}
+
+impl Default for DelivererOptions {
+    fn default() -> Self {
+        DelivererOptions {
+            batch: 50,
+            poll_interval: Duration::from_secs(3),
+            claim_timeout: Duration::from_secs(5 * 60),
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(5 * 60),
+            concurrency: 4,
+        }
+    }
+}
+
+impl DelivererOptions {
+    /// The back-off after `failures` consecutive failures (1 for the first), ±20 % jitter.
+    pub fn backoff(&self, failures: i64) -> Duration {
+        let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        let plain = self
+            .retry_base
+            .saturating_mul(1u32 << doublings)
+            .min(self.retry_max);
+        let unit = getrandom::u64().map_or(0.5, |n| (n >> 11) as f64 / (1u64 << 53) as f64);
+        plain.mul_f64(0.8 + 0.4 * unit)
+    }
+}
+
+/// Running totals since start, for metrics and health.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// Accepted by GitLab.
+    pub delivered: AtomicU64,
+    /// Refused by GitLab for good.
+    pub rejected: AtomicU64,
+    /// Failed temporarily and scheduled again.
+    pub retried: AtomicU64,
+}
+
+/// What one [`Deliverer::deliver_due`] round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Accepted by GitLab.
+    pub delivered: u64,
+    /// Refused by GitLab for good.
+    pub rejected: u64,
+    /// Failed temporarily.
+    pub retried: u64,
+    /// Claimed by another worker first.
+    pub skipped: u64,
+}
+
+impl Report {
+    fn total(&self) -> u64 {
+        self.delivered + self.rejected + self.retried + self.skipped
+    }
+}
+
+struct Route {
+    mailbox: Mailbox,
+    destination: Destination,
+}
+
+/// Delivers stored messages of the mailboxes it serves. Share it in an `Arc`; run one per
+/// process (several processes on one PostgreSQL coordinate through claims).
+pub struct Deliverer {
+    store: Store,
+    routes: Vec<Route>,
+    options: DelivererOptions,
+    wake: Notify,
+    stats: Arc<DeliveryStats>,
+    /// Per mailbox: consecutive temporary failures and the end of the current pause.
+    paused: std::sync::Mutex<HashMap<Mailbox, (i64, Instant)>>,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field(
+                "routes",
+                &self
+                    .routes
+                    .iter()
+                    .map(|r| (r.mailbox, r.destination.describe()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    /// A deliverer for `routes` (from [`destinations`](crate::destinations)).
+    pub fn new(
+        store: Store,
+        routes: Vec<(Mailbox, Destination)>,
+        options: DelivererOptions,
+    ) -> Deliverer {
+        Deliverer {
+            store,
+            routes: routes
+                .into_iter()
+                .map(|(mailbox, destination)| Route {
+                    mailbox,
+                    destination,
+                })
+                .collect(),
+            options,
+            wake: Notify::new(),
+            stats: Arc::new(DeliveryStats::default()),
+            paused: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Wakes [`Deliverer::run`] at once: call it after storing a message. A wake-up while a
+    /// round is running is kept for after it, so none is lost.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Totals since start.
+    pub fn stats(&self) -> Arc<DeliveryStats> {
+        self.stats.clone()
+    }
+
+    /// The mailboxes served.
+    pub fn mailboxes(&self) -> Vec<Mailbox> {
+        self.routes.iter().map(|r| r.mailbox).collect()
+    }
+
+    /// Delivers until `shutdown` completes. Shutdown is looked at between messages, never
+    /// during one, so a message GitLab accepted is always recorded. Store failures are logged
+    /// and retried after a pause; they never end the loop.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        let mut store_failures: u32 = 0;
+        loop {
+            let round = self.round(shutdown.as_mut());
+            let pause = match round.await {
+                Ok((_, true)) => return,
+                Ok((report, false)) => {
+                    store_failures = 0;
+                    let full = i64::try_from(report.total())
+                        .is_ok_and(|n| n >= self.options.batch && n > 0);
+                    if full {
+                        Duration::ZERO
+                    } else {
+                        self.sleep_length()
+                    }
+                }
+                Err(e) => {
+                    store_failures = store_failures.saturating_add(1);
+                    let pause = self
+                        .options
+                        .poll_interval
+                        .saturating_mul(1 << store_failures.min(4))
+                        .min(Duration::from_secs(60));
+                    tracing::warn!(error = %e, retry_in = ?pause, "gitlab delivery round failed");
+                    pause
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One round over every mailbox that is not paused, without a shutdown signal.
+    pub async fn deliver_due(&self) -> Result<Report, StoreError> {
+        let never = pin!(std::future::pending::<()>());
+        self.round(never).await.map(|(report, _)| report)
+    }
+
+    /// The poll interval, or less if a paused mailbox resumes sooner.
+    fn sleep_length(&self) -> Duration {
+        let now = Instant::now();
+        let paused = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
+        paused
+            .values()
+            .map(|(_, until)| until.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+            .fold(self.options.poll_interval, Duration::min)
+    }
+
+    fn is_paused(&self, mailbox: Mailbox) -> bool {
+        self.paused
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&mailbox).copied())
+            .is_some_and(|(_, until)| Instant::now() < until)
+    }
+
+    /// Records a destination failure; returns the consecutive count.
+    fn pause(&self, mailbox: Mailbox) -> i64 {
+        let Ok(mut paused) = self.paused.lock() else {
+            return 1;
+        };
+        let failures = paused.get(&mailbox).map_or(0, |(n, _)| *n) + 1;
+        let until = Instant::now() + self.options.backoff(failures);
+        paused.insert(mailbox, (failures, until));
+        failures
+    }
+
+    fn resume(&self, mailbox: Mailbox) {
+        if let Ok(mut paused) = self.paused.lock() {
+            paused.remove(&mailbox);
+        }
+    }
+
+    async fn round<F: Future<Output = ()>>(
+        &self,
+        mut stop: std::pin::Pin<&mut F>,
+    ) -> Result<(Report, bool), StoreError> {
+        let mut report = Report::default();
+        for route in &self.routes {
+            if self.is_paused(route.mailbox) {
+                continue;
+            }
+            let stale_before = Timestamp::now().plus_seconds(-seconds(self.options.claim_timeout));
+            let due = {
+                let mut tx = self.store.begin().await?;
+                let due = tx
+                    .due_inbound(
+                        route.mailbox,
+                        Timestamp::now(),
+                        stale_before,
+                        self.options.batch,
+                    )
+                    .await?;
+                tx.commit().await?;
+                due
+            };
+            for chunk in due.chunks(self.options.concurrency.max(1)) {
+                let stopped = tokio::select! {
+                    biased;
+                    () = stop.as_mut() => true,
+                    () = std::future::ready(()) => false,
+                };
+                if stopped {
+                    return Ok((report, true));
+                }
+                let results = futures_util::future::join_all(
+                    chunk
+                        .iter()
+                        .map(|meta| self.deliver_one(route, meta.id, stale_before)),
+                )
+                .await;
+                for result in results {
+                    match result? {
+                        Attempt::Delivered => report.delivered += 1,
+                        Attempt::Rejected => report.rejected += 1,
+                        Attempt::Retried => report.retried += 1,
+                        Attempt::Skipped => report.skipped += 1,
+                    }
+                }
+                if self.is_paused(route.mailbox) {
+                    break;
+                }
+            }
+        }
+        Ok((report, false))
+    }
+
+    /// Claims, delivers and records one message.
+    async fn deliver_one(
+        &self,
+        route: &Route,
+        id: i64,
+        stale_before: Timestamp,
+    ) -> Result<Attempt, StoreError> {
+        let message = {
+            let mut tx = self.store.begin().await?;
+            if !tx.claim_inbound(id, stale_before).await? {
+                return Ok(Attempt::Skipped);
+            }
+            let message = tx.inbound(id).await?;
+            tx.commit().await?;
+            message
+        };
+        let Some(message) = message else {
+            return Ok(Attempt::Skipped);
+        };
+        let started = Instant::now();
+        let result = route.destination.deliver(&message.raw).await;
+        let mailbox = route.mailbox.as_str();
+        let size = message.raw.len();
+        match result {
+            Ok(()) => {
+                let finish = InboundFinish {
+                    state: InboundState::Processed,
+                    handler: Some(route.destination.handler().to_owned()),
+                    error_kind: None,
+                    reason: None,
+                    outcome: Some(
+                        serde_json::json!({"delivered_to": route.destination.describe()})
+                            .to_string(),
+                    ),
+                };
+                self.record(id, Record::Finish(&finish)).await?;
+                self.resume(route.mailbox);
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+
+                tracing::info!(
+                    mailbox,
+                    id,
+                    size,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "delivered to GitLab"
+                );
+                Ok(Attempt::Delivered)
+            }
+            Err(DeliveryFailure::Rejected { kind, reason }) => {
+                let finish = InboundFinish {
+                    state: InboundState::Rejected,
+                    handler: Some(route.destination.handler().to_owned()),
+                    error_kind: Some(kind.to_owned()),
+                    reason: Some(reason.clone()),
+                    outcome: None,
+                };
+                self.record(id, Record::Finish(&finish)).await?;
+                self.resume(route.mailbox);
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+
+                tracing::warn!(
+                    mailbox,
+                    id,
+                    size,
+                    kind,
+                    reason,
+                    "GitLab rejected the message"
+                );
+                Ok(Attempt::Rejected)
+            }
+            Err(DeliveryFailure::Temporary { kind, reason }) => {
+                let delay = self.options.backoff(message.meta.attempts);
+                let at = Timestamp::now().plus_seconds(seconds_ceil(delay));
+                self.record(
+                    id,
+                    Record::Retry {
+                        kind,
+                        reason: &reason,
+                        at,
+                    },
+                )
+                .await?;
+                let failures = self.pause(route.mailbox);
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+
+                tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
+                Ok(Attempt::Retried)
+            }
+        }
+    }
+
+    /// Writes an outcome in its own transaction, retrying a few times on temporary store
+    /// errors.
+    async fn record(&self, id: i64, what: Record<'_>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = async {
+                let mut tx = self.store.begin().await?;
+                match &what {
+                    Record::Finish(finish) => tx.finish_inbound(id, finish).await?,
+                    Record::Retry { kind, reason, at } => {
+                        tx.retry_inbound_at(id, kind, reason, *at).await?;
+                    }
+                }
+                tx.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_temporary() && attempt < RECORD_ATTEMPTS => {
+                    tracing::warn!(id, error = %e, "recording a delivery outcome failed; trying again");
+                    tokio::time::sleep(RECORD_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// How one message's turn ended.
+enum Attempt {
+    Delivered,
+    Rejected,
+    Retried,
+    Skipped,
+}
+
+/// An outcome to write.
+enum Record<'a> {
+    Finish(&'a InboundFinish),
+    Retry {
+        kind: &'static str,
+        reason: &'a str,
+        at: Timestamp,
+    },
+}
+
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn seconds_ceil(d: Duration) -> i64 {
+    i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,45 @@
+//! GitLab companion mode: postern as a drop-in for mail_room.
+//!
+//! GitLab runs mail_room to read its mailboxes and hand each message to GitLab, either as an
+//! HTTP POST to its internal API (`webhook`) or as a Sidekiq job pushed onto Redis (`sidekiq`).
+//! mail_room loses mail in several ways (spec/mail_room.md §3–§5). In companion mode postern's
+//! mailbox sources store each message durably first, and this crate delivers the stored
+//! messages to GitLab, acknowledging each only when GitLab (or its Redis) has accepted it.
+//!
+//! - [`import`] reads GitLab's configuration (`gitlab.yml`, Omnibus `gitlab.rb` or
+//!   `mail_room.yml`) into [`GitlabMailboxes`], with GitLab's keys and defaults.
+//! - [`Webhook`] signs a JWT exactly as GitLab verifies it ([`JwtSigner`]) and POSTs the raw
+//!   message; [`Sidekiq`] pushes the job JSON GitLab's workers read.
+//! - [`Deliverer`] takes stored messages from the store's `inbound_messages` table, claims each
+//!   (so several postern processes on one PostgreSQL never deliver one twice), delivers it and
+//!   records the outcome; temporary failures are retried with back-off, never dropped.
+//! - [`check`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
+//!
+//! Delivery is at-least-once and, outside one window, exactly once: if the process dies after
+//! GitLab answered 2xx (or Redis replied) but before the outcome is committed, the message is
+//! delivered again once its claim is stale — at most one duplicate of each message that was in
+//! flight (`DelivererOptions::concurrency`, 4 by default), never a loss. Secrets
+//! (passwords, tokens, the JWT key, Redis passwords) are held in [`Secret`] and never appear in
+//! logs, errors or `Debug` output.
+#![deny(missing_docs)]
+
+pub mod check;
+mod deliver;
+mod deliverer;
+pub mod import;
+pub mod jwt;
+mod settings;
+pub mod sidekiq;
+pub mod webhook;
+
+pub use check::{CheckLine, CheckStatus, check};
+pub use deliver::{DeliveryFailure, Destination, SetupError, destinations};
+pub use deliverer::{Deliverer, DelivererOptions, DeliveryStats, Report};
+pub use import::{ImportError, load};
+pub use jwt::{JwtError, JwtSigner};
+pub use settings::{
+    ConfigFormat, DeliveryMethod, GitlabMailboxes, GraphOptions, InboxMethod, MailboxSettings,
+    RedisSettings, Secret, WebhookSecret, mailbox_type, worker_class,
+};
+pub use sidekiq::Sidekiq;
+pub use webhook::{Webhook, WebhookOptions};
