@@ -56,6 +56,7 @@ mod time;
 mod tx;
 mod uploads;
 mod users;
+mod web;
 
 pub use error::StoreError;
 pub use ids::{
@@ -81,3 +82,4 @@ pub use time::Timestamp;
 pub use tx::Tx;
 pub use uploads::{NewUpload, Upload};
 pub use users::{NewUser, User, UserEmail, UserKind, UserState};
+pub use web::{ApiToken, StateCount, WebSession};

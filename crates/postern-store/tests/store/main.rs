@@ -12,3 +12,4 @@ mod outbox;
 mod projects;
 mod schema;
 mod users;
+mod web;
