@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: a real PostgreSQL server for the store tests, git for merge
 # requests by email, Dovecot + Postfix (+ openssl for their certificates) for the outbox's SMTP
-# tests (scripts/mailserver.sh, started by postern-testkit).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl)
+# tests (scripts/mailserver.sh, started by postern-testkit); Chromium and its WebDriver for the
+# web UI's browser test (postern-web tests/web/chromium.rs).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl chromium chromium-driver)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -173,7 +173,11 @@ fn unix_seconds(at: SystemTime) -> u64 {
 }
 
 /// A gauge family: name, help text, and its value for one source (none: not known).
-type Family = (&'static str, &'static str, fn(&StatusSnapshot) -> Option<u64>);
+type Family = (
+    &'static str,
+    &'static str,
+    fn(&StatusSnapshot) -> Option<u64>,
+);
 
 fn source_gauges(text: &mut String, sources: &[StatusSnapshot]) {
     let families: [Family; 6] = [

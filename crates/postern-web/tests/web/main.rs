@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod auth;
+mod chromium;
 mod desk;
 mod ops;
 mod tracker;
