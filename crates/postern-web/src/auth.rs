@@ -8,7 +8,8 @@ use postern_store::NewUser;
 use serde::Deserialize;
 
 use crate::secret::{
-    hash_password_blocking, new_token, same_secret, token_hash, verify_password_blocking,
+    hash_password_blocking, new_token, same_secret, spend_verification_time, token_hash,
+    verify_password_blocking,
 };
 use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
 use crate::{WebError, WebState};
@@ -107,7 +108,10 @@ pub(crate) async fn login(
     tx.rollback().await?;
     let matches = match stored {
         Some(stored) => verify_password_blocking(form.password, stored).await,
-        None => false,
+        None => {
+            spend_verification_time(form.password).await;
+            false
+        }
     };
     let user = user.filter(|u| matches && !u.is_blocked() && !u.is_support_bot());
     let Some(user) = user else {

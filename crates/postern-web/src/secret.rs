@@ -52,6 +52,16 @@ pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
     })
 }
 
+/// Checks a password for an account that does not exist (or has no password) against a fixed
+/// hash, so the answer takes as long as for a real account and does not reveal which names exist.
+pub(crate) async fn spend_verification_time(password: String) {
+    static DUMMY: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| hash_password("not anyone's password").ok());
+    if let Some(dummy) = DUMMY.as_ref() {
+        verify_password_blocking(password, dummy.clone()).await;
+    }
+}
+
 /// Hashing is deliberately slow: run it off the request threads.
 pub(crate) async fn hash_password_blocking(password: String) -> Result<String, WebError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
