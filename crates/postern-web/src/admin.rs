@@ -18,6 +18,12 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/admin/users", get(users).post(create_user))
         .route("/admin/users/{id}/state", post(set_user_state))
         .route("/admin/users/{id}/password", post(set_password))
+        .route("/admin/users/{id}/emails", post(add_email))
+        .route(
+            "/admin/users/{id}/emails/verified",
+            post(set_email_verified),
+        )
+        .route("/admin/users/{id}/emails/remove", post(remove_email))
         .route("/admin/projects", get(projects).post(create_project))
         .route("/admin/projects/{id}", get(project))
         .route("/admin/projects/{id}/members", post(add_member))
@@ -171,6 +177,83 @@ async fn set_password(
     tx.set_password_hash(id, &hash).await?;
     if id != me.user.id {
         tx.delete_user_sessions(id).await?;
+    }
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    /// Present (checkbox or hidden field) when the address counts as verified.
+    #[serde(default)]
+    verified: Option<String>,
+}
+
+/// Adds an address; an administrator may vouch for it (verified) or leave it unverified, in
+/// which case it identifies nobody until verified.
+async fn add_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, WebError> {
+    let me = session::require_admin(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let email = form.email.trim();
+    if !email.contains('@') {
+        return Err(WebError::BadRequest("That is not an email address.".into()));
+    }
+    let mut tx = state.store().begin().await?;
+    tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
+    match tx.add_user_email(id, email, form.verified.is_some()).await {
+        Ok(_) => {}
+        Err(e) if e.is_unique_violation() => {
+            return Err(WebError::BadRequest(
+                "That address belongs to someone.".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+async fn set_email_verified(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, WebError> {
+    let me = session::require_admin(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    if !tx
+        .set_email_verified(id, form.email.trim(), form.verified.is_some())
+        .await?
+    {
+        return Err(WebError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+async fn remove_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, WebError> {
+    let me = session::require_admin(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    if !tx.remove_user_email(id, form.email.trim()).await? {
+        return Err(WebError::BadRequest(
+            "Unknown address, or the primary one (which stays).".into(),
+        ));
     }
     tx.commit().await?;
     Ok(Redirect::to("/admin/users").into_response())

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::access;
 use crate::desk::LogQuery;
+use crate::error::ApiError;
 use crate::session::api_user;
 use crate::{WebError, WebState};
 
@@ -41,7 +42,7 @@ fn admin_only(user: &User) -> Result<(), WebError> {
     }
 }
 
-async fn user(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn user(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     Ok(Json(json!({
         "id": user.id, "username": user.username, "name": user.name,
@@ -50,7 +51,7 @@ async fn user(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
     .into_response())
 }
 
-async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     let projects: Vec<_> = access::projects(&mut tx, &user)
@@ -66,7 +67,7 @@ async fn project(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -78,7 +79,7 @@ async fn issues(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -102,7 +103,7 @@ async fn issue(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -115,7 +116,7 @@ async fn issue_notes(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -143,7 +144,7 @@ async fn create_issue(
     headers: HeaderMap,
     Path(id): Path<i64>,
     Json(body): Json<NewIssue>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -171,7 +172,7 @@ async fn create_note(
     headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
     Json(body): Json<NewNote>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, &user, id).await?;
@@ -194,7 +195,7 @@ async fn merge_requests(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
     access::project(&mut tx, &user, id).await?;
@@ -214,7 +215,7 @@ async fn inbound(
     State(state): State<WebState>,
     headers: HeaderMap,
     Query(query): Query<InboundQuery>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     admin_only(&user)?;
     let limit = query
@@ -232,7 +233,7 @@ async fn reprocess(
     State(state): State<WebState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<Response, WebError> {
+) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     admin_only(&user)?;
     let outcome = state
@@ -243,7 +244,7 @@ async fn reprocess(
     Ok(Json(outcome).into_response())
 }
 
-async fn outbox(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn outbox(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     admin_only(&user)?;
     let mut tx = state.store().begin_read_only().await?;

@@ -69,14 +69,14 @@ impl From<minijinja::Error> for WebError {
     }
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let (status, text) = match self {
+impl WebError {
+    /// The status and the text shown to the client (details of server-side failures only go
+    /// to the log).
+    fn status_and_text(self) -> (StatusCode, String) {
+        match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "Not found".to_owned()),
             WebError::Forbidden => (StatusCode::FORBIDDEN, "Forbidden".to_owned()),
-            WebError::LoginRequired => {
-                return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
-            }
+            WebError::LoginRequired => (StatusCode::UNAUTHORIZED, "Sign-in required".to_owned()),
             WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".to_owned()),
             WebError::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
             WebError::Refused(text) => (StatusCode::UNPROCESSABLE_ENTITY, text),
@@ -94,11 +94,44 @@ impl IntoResponse for WebError {
                     "Internal error".to_owned(),
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if matches!(self, WebError::LoginRequired) {
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+        }
+        let (status, text) = self.status_and_text();
         (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             text,
+        )
+            .into_response()
+    }
+}
+
+/// A [`WebError`] answered as JSON (`{"message": "…"}`), for the API.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) WebError);
+
+impl<E> From<E> for ApiError
+where
+    WebError: From<E>,
+{
+    fn from(error: E) -> Self {
+        ApiError(WebError::from(error))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.0.status_and_text();
+        (
+            status,
+            axum::Json(serde_json::json!({ "message": message })),
         )
             .into_response()
     }

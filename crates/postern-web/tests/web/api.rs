@@ -78,12 +78,11 @@ both!(api_follows_the_read_rules, |db| {
     )
     .await;
     assert!(issues.body.contains("API bug"));
-    assert_eq!(
-        api(&web, "GET", "/projects", "pstn-wrong", None)
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    let refused = api(&web, "GET", "/projects", "pstn-wrong", None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.body, r#"{"message":"Unauthorized"}"#);
+    let missing = api(&web, "GET", &format!("/projects/{id}"), &eve_t, None).await;
+    assert_eq!(missing.body, r#"{"message":"Not found"}"#);
     Ok(())
 });
 

@@ -409,3 +409,77 @@ both!(
         Ok(())
     }
 );
+
+both!(admin_manages_addresses_and_blocks_users, |db| {
+    let web = Web::new(db).await?;
+    web.user("root", true).await?;
+    let dave = web.user("dave", false).await?;
+    let session = web.login("root").await?;
+    let csrf = session.csrf.as_str();
+    let base = format!("/admin/users/{}", dave.id);
+    let post = |path: String, fields: Vec<(&'static str, &'static str)>| {
+        let web = &web;
+        let cookie = session.cookie.clone();
+        async move {
+            let mut all = vec![("csrf", csrf)];
+            all.extend(fields);
+            web.send(Method::POST, &path, Some(&cookie), Some(&all))
+                .await
+        }
+    };
+    let added = post(
+        format!("{base}/emails"),
+        vec![("email", "dave@work.example")],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    let mut tx = web.store().begin().await?;
+    assert!(
+        tx.user_by_verified_email("dave@work.example")
+            .await?
+            .is_none()
+    );
+    tx.rollback().await?;
+    let verified = post(
+        format!("{base}/emails/verified"),
+        vec![("email", "dave@work.example"), ("verified", "1")],
+    )
+    .await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER);
+    let mut tx = web.store().begin().await?;
+    assert!(
+        tx.user_by_verified_email("dave@work.example")
+            .await?
+            .is_some()
+    );
+    tx.rollback().await?;
+    let taken = post(
+        format!("{base}/emails"),
+        vec![("email", "root@example.com")],
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST);
+    let primary = post(
+        format!("{base}/emails/remove"),
+        vec![("email", "dave@example.com")],
+    )
+    .await;
+    assert_eq!(primary.status, StatusCode::BAD_REQUEST);
+    let removed = post(
+        format!("{base}/emails/remove"),
+        vec![("email", "dave@work.example")],
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+
+    let dave_s = web.login("dave").await?;
+    let blocked = post(format!("{base}/state"), vec![("state", "blocked")]).await;
+    assert_eq!(blocked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        web.get("/", dave_s.cookie()).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = web.get("/admin/users", session.cookie()).await;
+    assert!(page.body.contains("Unblock"));
+    Ok(())
+});
