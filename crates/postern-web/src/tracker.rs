@@ -249,15 +249,47 @@ async fn merge_request(
     .await?;
     let author = UserNames::default().get(&mut tx, mr.author_id).await?;
     tx.rollback().await?;
+    let diff = merge_request_diff(&state, id, &mr.target_branch, &mr.source_branch).await;
     let page = state.render(
         "merge_request.html",
         Some(&me),
         crate::pages::page! {
             project => &visible.project, mr => &mr, author => author,
             description_html => render_markdown(&mr.description), notes => notes,
+            diff => diff,
         },
     )?;
     Ok(page.into_response())
+}
+
+/// The merge request's changes (`git diff target...source`), or why they cannot be shown; the
+/// page stays readable when git fails.
+async fn merge_request_diff(
+    state: &WebState,
+    project_id: i64,
+    target: &str,
+    source: &str,
+) -> String {
+    let repositories = state.processor().repositories().clone();
+    let (target, source) = (target.to_owned(), source.to_owned());
+    let result = tokio::task::spawn_blocking(move || {
+        repositories
+            .repository(project_id)
+            .and_then(|repository| repository.diff(&target, &source))
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(diff)) => diff,
+        Ok(Err(error)) => {
+            tracing::warn!(project_id, error = %error, "merge request diff");
+            "(the diff is not available)".to_owned()
+        }
+        Err(error) => {
+            tracing::warn!(project_id, error = %error, "merge request diff task");
+            "(the diff is not available)".to_owned()
+        }
+    }
 }
 
 /// Types a browser may show inline; everything else is a download.

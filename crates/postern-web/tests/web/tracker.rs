@@ -483,3 +483,60 @@ both!(admin_manages_addresses_and_blocks_users, |db| {
     assert!(page.body.contains("Unblock"));
     Ok(())
 });
+
+both!(
+    merge_request_page_shows_commits_and_the_escaped_diff,
+    |db| {
+        let web = Web::new(db).await?;
+        let alice = web.user("alice", false).await?;
+        let project = web.project("code", Visibility::Private).await?;
+        web.member(&project, &alice, Role::Developer).await?;
+        let repository = web.processor.repositories().repository(project.id)?;
+        let author = postern_git::Identity::new("Alice", "alice@example.com");
+        repository.commit_files("main", &[("README", b"hello\n")], "Initial", &author)?;
+        let main = repository.head_of("main")?.ok_or("main exists")?;
+        repository.reset_branch("feature", Some(&main))?;
+        let sha = repository.commit_files(
+            "feature",
+            &[("page.html", b"<script>alert(1)</script>\n")],
+            "Add a page",
+            &author,
+        )?;
+        let mut tx = web.store().begin().await?;
+        tx.create_merge_request(postern_store::NewMergeRequest {
+            project_id: project.id,
+            title: "Add a page".into(),
+            description: "Please *review*".into(),
+            source_branch: "feature".into(),
+            target_branch: "main".into(),
+            author_id: alice.id,
+            commits: vec![postern_store::Commit {
+                sha: sha.clone(),
+                title: "Add a page".into(),
+                message: "Add a page\n".into(),
+                author_name: "Alice".into(),
+                author_email: "alice@example.com".into(),
+            }],
+        })
+        .await?;
+        tx.commit().await?;
+        let session = web.login("alice").await?;
+        let page = web
+            .get(
+                &format!("/projects/{}/merge_requests/1", project.id),
+                session.cookie(),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains(&sha[..12]));
+        assert!(page.body.contains("Please <em>review</em>"));
+        assert!(
+            page.body
+                .contains("+&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("<script>"));
+        Ok(())
+    }
+);
