@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use postern_core::actions;
-use postern_store::{IssueFilter, Noteable, OutboxFilter, User};
+use postern_store::{IssueFilter, NewProject, Noteable, OutboxFilter, Role, User, Visibility};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,7 +20,8 @@ use crate::{WebError, WebState};
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/user", get(user))
-        .route("/projects", get(projects))
+        .route("/users", get(users))
+        .route("/projects", get(projects).post(create_project))
         .route("/projects/{id}", get(project))
         .route("/projects/{id}/issues", get(issues).post(create_issue))
         .route("/projects/{id}/issues/{iid}", get(issue))
@@ -61,6 +62,85 @@ async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<R
         .collect();
     tx.rollback().await?;
     Ok(Json(projects).into_response())
+}
+
+async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    admin_only(&user)?;
+    let mut tx = state.store().begin_read_only().await?;
+    let users: Vec<_> = tx
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| {
+            json!({
+                "id": u.id, "username": u.username, "name": u.name, "state": u.state,
+                "admin": u.admin, "kind": u.kind, "emails": u.emails,
+            })
+        })
+        .collect();
+    tx.rollback().await?;
+    Ok(Json(users).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewProjectBody {
+    #[serde(default)]
+    namespace: String,
+    path: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    visibility: Option<Visibility>,
+}
+
+/// Administrators create projects; the creator becomes their owner.
+async fn create_project(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Json(body): Json<NewProjectBody>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    admin_only(&user)?;
+    let path = body.path.trim();
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    let namespace = body.namespace.trim().trim_matches('/');
+    if !valid(path)
+        || !namespace
+            .split('/')
+            .all(|part| part.is_empty() || valid(part))
+    {
+        return Err(WebError::BadRequest("invalid path".into()).into());
+    }
+    let name = if body.name.trim().is_empty() {
+        path
+    } else {
+        body.name.trim()
+    };
+    let mut tx = state.store().begin().await?;
+    let project = match tx
+        .create_project(NewProject {
+            namespace_path: namespace.to_owned(),
+            path: path.to_owned(),
+            name: name.to_owned(),
+            visibility: body.visibility.unwrap_or(Visibility::Private),
+            default_branch: "main".to_owned(),
+        })
+        .await
+    {
+        Ok(project) => project,
+        Err(e) if e.is_unique_violation() => {
+            return Err(WebError::BadRequest("a project with that path exists".into()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tx.add_member(project.id, user.id, Role::Owner).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(project)).into_response())
 }
 
 async fn project(

@@ -159,7 +159,28 @@ both!(api_mail_desk_routes_are_admin_only, |db| {
         .await?;
     let root_t = token_for(&web, "root").await?;
     let alice_t = token_for(&web, "alice").await?;
-    for path in ["/inbound", "/outbox"] {
+    let created = api(
+        &web,
+        "POST",
+        "/projects",
+        &root_t,
+        Some(r#"{"namespace":"team","path":"new","visibility":"internal"}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("\"full_path\":\"team/new\""));
+    let refused = api(&web, "POST", "/projects", &alice_t, Some(r#"{"path":"x"}"#)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = api(
+        &web,
+        "POST",
+        "/projects",
+        &root_t,
+        Some(r#"{"path":"../x"}"#),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    for path in ["/inbound", "/outbox", "/users"] {
         assert_eq!(
             api(&web, "GET", path, &alice_t, None).await.status,
             StatusCode::FORBIDDEN
