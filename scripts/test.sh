@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: a real PostgreSQL server for the store tests, git for merge
 # requests by email, Dovecot + Postfix (+ openssl for their certificates) for the outbox's SMTP
-# tests (scripts/mailserver.sh, started by postern-testkit), and Redis for GitLab companion
-# mode's Sidekiq delivery (postern-testkit's redis.rs starts a private one per test).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server)
+# tests (scripts/mailserver.sh, started by postern-testkit), Redis for GitLab companion mode's
+# Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), and Chromium with
+# its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

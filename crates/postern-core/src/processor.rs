@@ -105,6 +105,11 @@ impl Processor {
         &self.config
     }
 
+    /// The project repositories merge requests are applied to (the web UI shows their diffs).
+    pub fn repositories(&self) -> &postern_git::Repositories {
+        &self.repositories
+    }
+
     /// Stores and processes one message in one transaction.
     ///
     /// `Err` means a temporary failure: nothing was written and the caller should retry later

@@ -43,8 +43,8 @@
 mod error;
 mod ids;
 mod inbound;
-mod intake;
 mod inbound_retry;
+mod intake;
 mod issues;
 mod merge_requests;
 mod notes;
@@ -58,6 +58,7 @@ mod time;
 mod tx;
 mod uploads;
 mod users;
+mod web;
 
 pub use error::StoreError;
 pub use ids::{
@@ -83,3 +84,4 @@ pub use time::Timestamp;
 pub use tx::Tx;
 pub use uploads::{NewUpload, Upload};
 pub use users::{NewUser, User, UserEmail, UserKind, UserState};
+pub use web::{ApiToken, StateCount, WebSession};

@@ -18,8 +18,8 @@
 #![deny(missing_docs)]
 
 pub mod fixtures;
-pub mod graph;
 pub mod gitlab;
+pub mod graph;
 pub mod imap;
 pub mod mailserver;
 pub mod pg;

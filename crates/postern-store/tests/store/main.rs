@@ -4,8 +4,8 @@
 mod support;
 
 mod inbound;
-mod intake;
 mod inbound_retry;
+mod intake;
 mod issues;
 mod lifecycle;
 mod notes;
@@ -14,3 +14,4 @@ mod outbox;
 mod projects;
 mod schema;
 mod users;
+mod web;

@@ -1,0 +1,319 @@
+//! Signing in and out, the first administrator's setup link, and personal access tokens.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use postern_store::NewUser;
+use serde::Deserialize;
+
+use crate::secret::{
+    hash_password_blocking, new_token, same_secret, spend_verification_time, token_hash,
+    verify_password_blocking,
+};
+use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
+use crate::{WebError, WebState};
+
+/// The `settings` key holding the hash of the one-time setup token.
+const SETUP_TOKEN_SETTING: &str = "web.setup_token_sha256";
+const MIN_PASSWORD_CHARS: usize = 8;
+
+/// The one-time link that lets the first administrator choose a password. Its `Debug` hides
+/// the token; print it with [`SetupLink::expose`] where the operator alone reads it.
+#[derive(Clone)]
+pub struct SetupLink(String);
+
+impl SetupLink {
+    /// The full link, token included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SetupLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetupLink([redacted])")
+    }
+}
+
+/// When no active administrator has a password yet, makes a new one-time setup token
+/// (replacing any earlier one) and returns the link to print at startup; `None` once an
+/// administrator can sign in.
+pub async fn setup_link(state: &WebState) -> Result<Option<SetupLink>, WebError> {
+    let mut tx = state.store().begin().await?;
+    if tx.admin_password_exists().await? {
+        return Ok(None);
+    }
+    let token = new_token()?;
+    tx.set_setting(SETUP_TOKEN_SETTING, &token_hash(&token))
+        .await?;
+    tx.commit().await?;
+    Ok(Some(SetupLink(format!(
+        "{}/setup?token={token}",
+        state.config().base_url
+    ))))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn login_page(
+    state: &WebState,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> Result<Response, WebError> {
+    let login_csrf = new_token()?;
+    let page = state.render(
+        "login.html",
+        None,
+        crate::pages::page! { login_csrf => &login_csrf, username => username, error => error },
+    )?;
+    let cookie = set_cookie(state, LOGIN_COOKIE, &login_csrf, 3600)?;
+    Ok((status, [(header::SET_COOKIE, cookie)], page).into_response())
+}
+
+pub(crate) async fn login_form(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    if session::current(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    login_page(&state, StatusCode::OK, "", None)
+}
+
+pub(crate) async fn login(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same_secret(expected, &form.csrf) {
+        return Err(WebError::Forbidden);
+    }
+    let mut tx = state.store().begin_read_only().await?;
+    let user = tx.user_by_username(&form.username).await?;
+    let stored = match &user {
+        Some(user) => tx.password_hash(user.id).await?,
+        None => None,
+    };
+    tx.rollback().await?;
+    let matches = match stored {
+        Some(stored) => verify_password_blocking(form.password, stored).await,
+        None => {
+            spend_verification_time(form.password).await;
+            false
+        }
+    };
+    let user = user.filter(|u| matches && !u.is_blocked() && !u.is_support_bot());
+    let Some(user) = user else {
+        return login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &form.username,
+            Some("Invalid username or password."),
+        );
+    };
+    let cookie = session::start(&state, user.id).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, "/")],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let cookie = session::end(&state, &headers).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, "/login")],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SetupQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// Whether `token` is the current setup token and no administrator can sign in yet.
+async fn setup_allowed(state: &WebState, token: &str) -> Result<bool, WebError> {
+    let mut tx = state.store().begin_read_only().await?;
+    let stored = tx.setting(SETUP_TOKEN_SETTING).await?;
+    let done = tx.admin_password_exists().await?;
+    tx.rollback().await?;
+    Ok(!done && stored.is_some_and(|hash| same_secret(&hash, &token_hash(token))))
+}
+
+pub(crate) async fn setup_form(
+    State(state): State<WebState>,
+    Query(query): Query<SetupQuery>,
+) -> Result<Response, WebError> {
+    if !setup_allowed(&state, &query.token).await? {
+        return Err(WebError::NotFound);
+    }
+    let page = state.render(
+        "setup.html",
+        None,
+        crate::pages::page! { token => &query.token, username => "root", name => "Administrator" },
+    )?;
+    Ok(page.into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub(crate) async fn setup(
+    State(state): State<WebState>,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, WebError> {
+    // The token in the form is the CSRF protection here: only its holder can post.
+    if !setup_allowed(&state, &form.token).await? {
+        return Err(WebError::NotFound);
+    }
+    let problem = if form.username.trim().is_empty() || form.email.trim().is_empty() {
+        Some("Username and email are required.")
+    } else if form.password.chars().count() < MIN_PASSWORD_CHARS {
+        Some("The password needs at least 8 characters.")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        let page = state.render(
+            "setup.html",
+            None,
+            crate::pages::page! { token => &form.token, username => &form.username, name => &form.name,
+                       email => &form.email, error => problem },
+        )?;
+        return Ok((StatusCode::BAD_REQUEST, page).into_response());
+    }
+    let hash = hash_password_blocking(form.password).await?;
+    let mut tx = state.store().begin().await?;
+    let user = match tx.user_by_username(form.username.trim()).await? {
+        Some(user) if !user.is_support_bot() => user,
+        Some(_) => return Err(WebError::BadRequest("That username is reserved.".into())),
+        None => {
+            let name = if form.name.trim().is_empty() {
+                form.username.trim()
+            } else {
+                form.name.trim()
+            };
+            let new = NewUser::new(form.username.trim(), name, form.email.trim());
+            tx.create_user(new).await?
+        }
+    };
+    tx.set_user_admin(user.id, true).await?;
+    tx.set_password_hash(user.id, &hash).await?;
+    tx.delete_setting(SETUP_TOKEN_SETTING).await?;
+    tx.commit().await?;
+    let cookie = session::start(&state, user.id).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, "/")],
+    )
+        .into_response())
+}
+
+async fn tokens_page(
+    state: &WebState,
+    me: &session::Me,
+    new_token: Option<&str>,
+) -> Result<Response, WebError> {
+    let mut tx = state.store().begin_read_only().await?;
+    let tokens = tx.list_api_tokens(me.user.id).await?;
+    tx.rollback().await?;
+    let page = state.render(
+        "tokens.html",
+        Some(me),
+        crate::pages::page! { tokens => tokens, new_token => new_token },
+    )?;
+    Ok(page.into_response())
+}
+
+pub(crate) async fn tokens(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    tokens_page(&state, &me, None).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub(crate) async fn create_token(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let name = form.name.trim();
+    if name.is_empty() {
+        return Err(WebError::BadRequest("A token needs a name.".into()));
+    }
+    // A fixed prefix makes a leaked token easy to spot by secret scanners.
+    let token = format!("pstn-{}", new_token()?);
+    let mut tx = state.store().begin().await?;
+    tx.create_api_token(me.user.id, name, &token_hash(&token), None)
+        .await?;
+    tx.commit().await?;
+    tokens_page(&state, &me, Some(&token)).await
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    let revoked = tx.revoke_api_token(me.user.id, id).await?;
+    tx.commit().await?;
+    if !revoked {
+        return Err(WebError::NotFound);
+    }
+    Ok(Redirect::to("/profile/tokens").into_response())
+}

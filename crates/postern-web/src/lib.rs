@@ -1,0 +1,85 @@
+//! postern's face: the web UI, the JSON API, and the operations endpoints.
+//!
+//! - **Operations**: `/health` (the process answers), `/ready` (the store answers a query and
+//!   every mail source is connected), `/metrics` (Prometheus text: what the process recorded
+//!   through the `metrics` facade plus gauges computed from the store and the sources at scrape
+//!   time).
+//! - **Sign-in**: passwords (argon2), sessions in an HttpOnly, SameSite=Lax cookie whose id is
+//!   stored hashed, a CSRF token on every form, and personal access tokens for the API. The first
+//!   run offers a one-time setup link for the first administrator ([`setup_link`]).
+//! - **Mail desk** (administrators): every source's state, the inbound log with filters, the raw
+//!   message, "process again", and the outbox.
+//! - **Tracker**: projects, issues, tickets, merge requests and their comments; Markdown is
+//!   rendered and then sanitised, so nothing in any email can run in a browser. Commenting and
+//!   closing go through `postern_core::actions`, the same path as the CLI, so the same
+//!   notifications go out as for mail.
+//! - **JSON API** under `/api/v1`, authenticated by personal access token.
+//!
+//! Every page is server-rendered (minijinja templates, HTML auto-escaping) and carries a strict
+//! Content-Security-Policy that allows no script at all.
+//!
+//! What this crate must never do: decide a tracker rule itself (it calls `postern-core`), write
+//! to the store outside a `Tx`, or print a password, session id or token.
+
+#![deny(missing_docs)]
+
+mod access;
+mod admin;
+mod api;
+mod auth;
+mod desk;
+mod error;
+mod markdown;
+mod ops;
+mod pages;
+mod secret;
+mod session;
+mod state;
+mod tracker;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use auth::{SetupLink, setup_link};
+pub use error::WebError;
+pub use markdown::render_markdown;
+pub use ops::{install_metrics_recorder, record_receive};
+pub use secret::hash_password;
+pub use state::{WebConfig, WebState};
+
+/// Every route of the UI, the API and the operations endpoints.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/setup", get(auth::setup_form).post(auth::setup))
+        .route(
+            "/profile/tokens",
+            get(auth::tokens).post(auth::create_token),
+        )
+        .route("/profile/tokens/{id}/revoke", post(auth::revoke_token))
+        .merge(desk::routes())
+        .merge(tracker::routes())
+        .merge(admin::routes())
+        .nest("/api/v1", api::routes())
+        .layer(axum::middleware::from_fn(pages::security_headers))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,228 @@
+//! `/health`, `/ready` and `/metrics`, and the recorder the binary installs once.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use postern_core::ReceiveOutcome;
+use postern_inbox::status::{SourceState, StatusSnapshot};
+
+use crate::WebState;
+
+/// Seconds; processing one message is usually milliseconds, a git apply can take seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process-wide Prometheus recorder behind the `metrics` macros and returns the
+/// handle for [`WebState::with_metrics`]. Call once, at startup; a second call fails.
+pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets(LATENCY_BUCKETS)?
+        .install_recorder()
+}
+
+/// Records one message's result: `postern_messages_total{outcome, error_kind, mailbox}` and
+/// the `postern_processing_seconds` histogram. The binary calls it around
+/// `Processor::receive`; without an installed recorder it does nothing.
+pub fn record_receive(outcome: &ReceiveOutcome, mailbox: &str, elapsed: Duration) {
+    metrics::counter!(
+        "postern_messages_total",
+        "outcome" => outcome.outcome.clone(),
+        "error_kind" => outcome.error.clone().unwrap_or_default(),
+        "mailbox" => mailbox.to_owned(),
+    )
+    .increment(1);
+    metrics::histogram!("postern_processing_seconds", "mailbox" => mailbox.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Liveness: the process answers.
+pub(crate) async fn health() -> &'static str {
+    "ok"
+}
+
+#[derive(serde::Serialize)]
+struct Readiness {
+    ready: bool,
+    store: String,
+    sources: Vec<StatusSnapshot>,
+    not_ready: Vec<String>,
+}
+
+/// Readiness: the store answers a query and every source is connected. 503 lists what is not.
+pub(crate) async fn ready(State(state): State<WebState>) -> Response {
+    let mut not_ready = Vec::new();
+    let store = match state.store().ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => {
+            not_ready.push(format!("store: {error}"));
+            "unavailable".to_owned()
+        }
+    };
+    let sources: Vec<StatusSnapshot> = state.inner.sources.iter().map(|s| s.snapshot()).collect();
+    for source in &sources {
+        if source.state != SourceState::Connected {
+            let mut line = format!("{} ({}): {:?}", source.name, source.kind, source.state);
+            if let Some(error) = &source.last_error {
+                let _ = write!(line, ": {error}");
+            }
+            not_ready.push(line);
+        }
+    }
+    let ready = not_ready.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready,
+        store,
+        sources,
+        not_ready,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text: what the recorder collected, then the gauges read now.
+pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
+    let mut text = state
+        .inner
+        .metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    let sources: Vec<StatusSnapshot> = state.inner.sources.iter().map(|s| s.snapshot()).collect();
+    source_gauges(&mut text, &sources);
+    let counts = async {
+        let mut tx = state.store().begin_read_only().await?;
+        let inbound = tx.count_inbound_by_state().await?;
+        let outbox = tx.count_outbox_by_state().await?;
+        tx.rollback().await?;
+        Ok::<_, postern_store::StoreError>((inbound, outbox))
+    };
+    let up = match counts.await {
+        Ok((inbound, outbox)) => {
+            gauge_header(
+                &mut text,
+                "postern_inbound_messages",
+                "Stored inbound messages by state.",
+            );
+            for row in inbound {
+                let _ = writeln!(
+                    text,
+                    "postern_inbound_messages{{state=\"{}\"}} {}",
+                    row.state, row.count
+                );
+            }
+            gauge_header(
+                &mut text,
+                "postern_outbox_messages",
+                "Outbox entries by delivery state.",
+            );
+            for row in outbox {
+                let _ = writeln!(
+                    text,
+                    "postern_outbox_messages{{state=\"{}\"}} {}",
+                    row.state, row.count
+                );
+            }
+            1
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "metrics: store counts unavailable");
+            0
+        }
+    };
+    gauge_header(
+        &mut text,
+        "postern_store_up",
+        "Whether the store answered the scrape's queries.",
+    );
+    let _ = writeln!(text, "postern_store_up {up}");
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn gauge_header(text: &mut String, name: &str, help: &str) {
+    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// Label values come from configuration; quotes, backslashes and newlines are escaped as the
+/// exposition format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A gauge family: name, help text, and its value for one source (none: not known).
+type Family = (
+    &'static str,
+    &'static str,
+    fn(&StatusSnapshot) -> Option<u64>,
+);
+
+fn source_gauges(text: &mut String, sources: &[StatusSnapshot]) {
+    let families: [Family; 6] = [
+        (
+            "postern_source_connected",
+            "1 when the source is connected.",
+            |s| Some(u64::from(s.state == SourceState::Connected)),
+        ),
+        (
+            "postern_source_backlog",
+            "Messages waiting on the server, as last counted.",
+            |s| s.backlog,
+        ),
+        (
+            "postern_source_reconnects",
+            "Reconnections since start.",
+            |s| Some(s.reconnects),
+        ),
+        (
+            "postern_source_messages_taken",
+            "Messages taken in since start.",
+            |s| Some(s.messages_taken),
+        ),
+        (
+            "postern_source_last_message_timestamp_seconds",
+            "When the last message was taken in.",
+            |s| s.last_message_at.map(unix_seconds),
+        ),
+        (
+            "postern_source_token_expiry_timestamp_seconds",
+            "When the access token expires.",
+            |s| s.token_expires_at.map(unix_seconds),
+        ),
+    ];
+    for (name, help, value) in families {
+        gauge_header(text, name, help);
+        for source in sources {
+            if let Some(v) = value(source) {
+                let _ = writeln!(
+                    text,
+                    "{name}{{source=\"{}\",kind=\"{}\"}} {v}",
+                    label(&source.name),
+                    label(&source.kind)
+                );
+            }
+        }
+    }
+}

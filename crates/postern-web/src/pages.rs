@@ -1,0 +1,119 @@
+//! Page rendering: the templates, the common layout context, the stylesheet, and the security
+//! headers every response carries.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Environment, Value, context};
+
+use crate::session::Me;
+use crate::{WebError, WebState};
+
+/// No script from anywhere, images and styles only from this site, forms only to this site,
+/// never framed. Mail content is sanitised as well; this is the second wall.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self'; \
+     style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("setup.html", include_str!("../templates/setup.html")),
+    ("tokens.html", include_str!("../templates/tokens.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("project.html", include_str!("../templates/project.html")),
+    ("issue.html", include_str!("../templates/issue.html")),
+    (
+        "merge_request.html",
+        include_str!("../templates/merge_request.html"),
+    ),
+    ("desk.html", include_str!("../templates/desk.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    ("outbox.html", include_str!("../templates/outbox.html")),
+    ("users.html", include_str!("../templates/users.html")),
+    (
+        "projects_admin.html",
+        include_str!("../templates/projects_admin.html"),
+    ),
+    (
+        "project_admin.html",
+        include_str!("../templates/project_admin.html"),
+    ),
+];
+
+/// A page's values: `page! { name => value, … }`, each value anything `Serialize`.
+macro_rules! page {
+    ($($key:ident => $value:expr),* $(,)?) => {{
+        let mut map = std::collections::BTreeMap::<&'static str, minijinja::Value>::new();
+        $( map.insert(stringify!($key), minijinja::Value::from(minijinja::value::Serde(&$value))); )*
+        minijinja::Value::from(map)
+    }};
+}
+
+pub(crate) use page;
+
+/// The template set. `.html` names are auto-escaped, so text from mail is inert unless a
+/// template marks it `|safe` — which only sanitised Markdown output is.
+pub(crate) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        if let Err(error) = env.add_template(name, source) {
+            // The templates are compiled into the binary; the page test renders each one.
+            tracing::error!(template = name, error = %error, "template does not compile");
+        }
+    }
+    env
+}
+
+impl WebState {
+    /// Renders template `name` with `page`, plus the layout's values (instance name, the
+    /// signed-in user and their CSRF token).
+    pub(crate) fn render(
+        &self,
+        name: &str,
+        me: Option<&Me>,
+        page: Value,
+    ) -> Result<Html<String>, WebError> {
+        let template = self.inner.templates.get_template(name)?;
+        let html = template.render(context! {
+            instance => &self.config().instance_name,
+            me => me.map(|m| context! {
+                id => m.user.id,
+                username => &m.user.username,
+                admin => m.user.admin,
+            }),
+            csrf => me.map(|m| m.csrf.as_str()),
+            ..page
+        })?;
+        Ok(Html(html))
+    }
+}
+
+/// Adds the security headers to every response (a handler may have set its own first).
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The one stylesheet (no build step).
+pub(crate) async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("../templates/style.css"),
+    )
+}

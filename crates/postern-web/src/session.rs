@@ -1,0 +1,151 @@
+//! Who is asking: the session cookie of a browser, or the access token of an API client.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use postern_store::{Timestamp, User, WebSession};
+
+use crate::secret::{new_token, same_secret, token_hash};
+use crate::{WebError, WebState};
+
+/// The session cookie's name.
+pub(crate) const SESSION_COOKIE: &str = "postern_session";
+/// The cookie that protects the sign-in form itself (double submit: no session exists yet).
+pub(crate) const LOGIN_COOKIE: &str = "postern_login";
+
+/// A signed-in person, with the CSRF token their forms carry.
+#[derive(Debug, Clone)]
+pub(crate) struct Me {
+    pub(crate) user: User,
+    pub(crate) csrf: String,
+}
+
+impl Me {
+    /// Refuses a form whose CSRF token is not this session's.
+    pub(crate) fn check_csrf(&self, sent: &str) -> Result<(), WebError> {
+        if same_secret(&self.csrf, sent) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+
+    pub(crate) fn require_admin(&self) -> Result<(), WebError> {
+        if self.user.admin {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path `/`, `Secure` when configured.
+pub(crate) fn set_cookie(
+    state: &WebState,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> Result<HeaderValue, WebError> {
+    let secure = if state.config().secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .map_err(|e| WebError::Internal(format!("cookie: {e}")))
+}
+
+/// The signed-in user of this browser, if any (blocked users are signed out).
+pub(crate) async fn current(state: &WebState, headers: &HeaderMap) -> Result<Option<Me>, WebError> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let mut tx = state.store().begin_read_only().await?;
+    let Some(session) = tx.session(&token_hash(id), Timestamp::now()).await? else {
+        return Ok(None);
+    };
+    let user = tx.user_by_id(session.user_id).await?;
+    tx.rollback().await?;
+    Ok(user.filter(|u| !u.is_blocked()).map(|user| Me {
+        user,
+        csrf: session.csrf_token,
+    }))
+}
+
+/// [`current`], or a redirect to the sign-in page.
+pub(crate) async fn require(state: &WebState, headers: &HeaderMap) -> Result<Me, WebError> {
+    current(state, headers)
+        .await?
+        .ok_or(WebError::LoginRequired)
+}
+
+/// [`require`] for administrators.
+pub(crate) async fn require_admin(state: &WebState, headers: &HeaderMap) -> Result<Me, WebError> {
+    let me = require(state, headers).await?;
+    me.require_admin()?;
+    Ok(me)
+}
+
+/// Starts a session for `user_id`; returns the `Set-Cookie` header value.
+pub(crate) async fn start(state: &WebState, user_id: i64) -> Result<HeaderValue, WebError> {
+    let id = new_token()?;
+    let now = Timestamp::now();
+    let lifetime = state.config().session_lifetime.as_secs();
+    let mut tx = state.store().begin().await?;
+    tx.delete_expired_sessions(now).await?;
+    tx.create_session(&WebSession {
+        id_hash: token_hash(&id),
+        user_id,
+        csrf_token: new_token()?,
+        created_at: now,
+        expires_at: now.plus_seconds(i64::try_from(lifetime).unwrap_or(i64::MAX)),
+    })
+    .await?;
+    tx.commit().await?;
+    set_cookie(state, SESSION_COOKIE, &id, lifetime)
+}
+
+/// Ends this browser's session; returns the header that clears the cookie.
+pub(crate) async fn end(state: &WebState, headers: &HeaderMap) -> Result<HeaderValue, WebError> {
+    if let Some(id) = cookie(headers, SESSION_COOKIE) {
+        let mut tx = state.store().begin().await?;
+        tx.delete_session(&token_hash(id)).await?;
+        tx.commit().await?;
+    }
+    set_cookie(state, SESSION_COOKIE, "", 0)
+}
+
+/// The user behind the API request's token (`Authorization: Bearer …` or `PRIVATE-TOKEN`).
+pub(crate) async fn api_user(state: &WebState, headers: &HeaderMap) -> Result<User, WebError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("private-token").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(WebError::Unauthorized)?;
+    let mut tx = state.store().begin().await?;
+    let found = tx
+        .use_api_token(&token_hash(token), Timestamp::now())
+        .await?;
+    let user = match found {
+        Some(found) => tx.user_by_id(found.user_id).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    user.filter(|u| !u.is_blocked())
+        .ok_or(WebError::Unauthorized)
+}

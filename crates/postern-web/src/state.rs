@@ -1,0 +1,107 @@
+//! [`WebState`]: what every request handler can reach.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use postern_core::Processor;
+use postern_inbox::status::SourceStatus;
+use postern_store::Store;
+
+/// Settings of the web UI.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Shown in page titles.
+    pub instance_name: String,
+    /// Where people reach the UI, without a trailing slash (`http://127.0.0.1:8080`), for
+    /// links printed outside the browser (the setup link).
+    pub base_url: String,
+    /// Mark cookies `Secure` (set when the UI is served over HTTPS, directly or by a proxy).
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts.
+    pub session_lifetime: Duration,
+    /// Rows per page in the inbound log and the outbox.
+    pub page_size: i64,
+}
+
+impl WebConfig {
+    /// Defaults for a UI at `base_url`: two-week sessions, 50 rows a page, cookies not marked
+    /// `Secure` unless `base_url` is `https://`.
+    pub fn new(instance_name: &str, base_url: &str) -> WebConfig {
+        WebConfig {
+            instance_name: instance_name.to_owned(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            secure_cookies: base_url.starts_with("https://"),
+            session_lifetime: Duration::from_secs(14 * 24 * 3600),
+            page_size: 50,
+        }
+    }
+}
+
+/// Shared by every request: the store, the processor, the sources' live status and the
+/// metrics handle. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) processor: Arc<Processor>,
+    pub(crate) sources: Vec<Arc<SourceStatus>>,
+    pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) config: WebConfig,
+    pub(crate) templates: minijinja::Environment<'static>,
+}
+
+impl WebState {
+    /// The state for a UI over `processor` (and its store), showing `sources`.
+    pub fn new(
+        processor: Arc<Processor>,
+        sources: Vec<Arc<SourceStatus>>,
+        config: WebConfig,
+    ) -> WebState {
+        WebState {
+            inner: Arc::new(Inner {
+                processor,
+                sources,
+                metrics: None,
+                config,
+                templates: crate::pages::environment(),
+            }),
+        }
+    }
+
+    /// The same state with `/metrics` rendering what `handle`'s recorder collected (see
+    /// [`install_metrics_recorder`](crate::install_metrics_recorder)). Without it `/metrics`
+    /// shows only the gauges computed at scrape time.
+    pub fn with_metrics(self, handle: PrometheusHandle) -> WebState {
+        let inner = Inner {
+            processor: self.inner.processor.clone(),
+            sources: self.inner.sources.clone(),
+            metrics: Some(handle),
+            config: self.inner.config.clone(),
+            templates: crate::pages::environment(),
+        };
+        WebState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.inner.processor.store()
+    }
+
+    pub(crate) fn processor(&self) -> &Processor {
+        &self.inner.processor
+    }
+
+    pub(crate) fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn uploads_dir(&self) -> PathBuf {
+        self.inner.processor.config().uploads.directory.clone()
+    }
+}

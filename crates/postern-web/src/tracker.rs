@@ -1,0 +1,350 @@
+//! Tracker pages: projects, issues and tickets, merge requests, comments, close and reopen,
+//! and the attachments mail brought in.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use postern_core::actions;
+use postern_store::{IssueFilter, IssueState, Noteable};
+use serde::Deserialize;
+
+use crate::access::{self, UserNames};
+use crate::auth::CsrfForm;
+use crate::session;
+use crate::{WebError, WebState, render_markdown};
+
+pub(crate) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/projects/{id}", get(project))
+        .route("/projects/{id}/issues", post(new_issue))
+        .route("/projects/{id}/issues/{iid}", get(issue))
+        .route("/projects/{id}/issues/{iid}/notes", post(comment))
+        .route("/projects/{id}/issues/{iid}/close", post(close))
+        .route("/projects/{id}/issues/{iid}/reopen", post(reopen))
+        .route("/projects/{id}/merge_requests/{iid}", get(merge_request))
+        .route("/uploads/{secret}/{filename}", get(upload))
+}
+
+async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let projects: Vec<_> = access::projects(&mut tx, &me.user)
+        .await?
+        .into_iter()
+        .map(|v| v.project)
+        .collect();
+    tx.rollback().await?;
+    Ok(state
+        .render(
+            "home.html",
+            Some(&me),
+            crate::pages::page! { projects => projects },
+        )?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    state: String,
+}
+
+async fn project(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    let issue_state = match query.state.as_str() {
+        "" | "all" => None,
+        s => Some(
+            s.parse::<IssueState>()
+                .map_err(|_| WebError::BadRequest(format!("unknown state {s:?}")))?,
+        ),
+    };
+    let mut tx = state.store().begin_read_only().await?;
+    let visible = access::project(&mut tx, &me.user, id).await?;
+    let actor = visible.actor(&me.user);
+    let issues: Vec<_> = tx
+        .list_issues(&IssueFilter {
+            project_id: Some(id),
+            state: issue_state,
+            issue_type: None,
+        })
+        .await?
+        .into_iter()
+        .filter(|i| actor.can_read_issue(&visible.project, i))
+        .collect();
+    let merge_requests = tx.list_merge_requests(Some(id)).await?;
+    tx.rollback().await?;
+    let page = state.render(
+        "project.html",
+        Some(&me),
+        crate::pages::page! {
+            project => &visible.project, issues => issues, merge_requests => merge_requests,
+            can_create_issue => actor.can_create_issue(&visible.project),
+            state_filter => &query.state,
+        },
+    )?;
+    Ok(page.into_response())
+}
+
+#[derive(Deserialize)]
+struct NewIssueForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn new_issue(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<NewIssueForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    let visible = access::project(&mut tx, &me.user, id).await?;
+    let config = state.processor().config();
+    let issue = actions::open_issue(
+        &mut tx,
+        config,
+        &visible.project,
+        &me.user,
+        form.title.trim(),
+        &form.description,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/projects/{id}/issues/{}", issue.iid)).into_response())
+}
+
+async fn issue(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, iid)): Path<(i64, i64)>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let visible = access::project(&mut tx, &me.user, id).await?;
+    let issue = access::issue(&mut tx, &me.user, &visible, iid).await?;
+    let notes = access::notes(
+        &mut tx,
+        Noteable::Issue(issue.id),
+        visible.sees_internal(&me.user),
+        true,
+    )
+    .await?;
+    let author = UserNames::default().get(&mut tx, issue.author_id).await?;
+    tx.rollback().await?;
+    let actor = visible.actor(&me.user);
+    let page = state.render(
+        "issue.html",
+        Some(&me),
+        crate::pages::page! {
+            project => &visible.project,
+            issue => &issue,
+            author => author,
+            description_html => render_markdown(&issue.description),
+            notes => notes,
+            can_comment => actor.can_create_note(&visible.project, Some(&issue)),
+            can_update => actor.can_update_issue(&visible.project, &issue),
+        },
+    )?;
+    Ok(page.into_response())
+}
+
+#[derive(Deserialize)]
+struct CommentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// Comments as the signed-in user through the same action as the CLI (and so the same
+/// notifications as mail).
+async fn post_comment(
+    state: &WebState,
+    headers: &HeaderMap,
+    id: i64,
+    iid: i64,
+    csrf: &str,
+    body: &str,
+    needs_update_right: bool,
+) -> Result<Response, WebError> {
+    let me = session::require(state, headers).await?;
+    me.check_csrf(csrf)?;
+    let mut tx = state.store().begin().await?;
+    let visible = access::project(&mut tx, &me.user, id).await?;
+    let issue = access::issue(&mut tx, &me.user, &visible, iid).await?;
+    if needs_update_right
+        && !visible
+            .actor(&me.user)
+            .can_update_issue(&visible.project, &issue)
+    {
+        return Err(WebError::Forbidden);
+    }
+    let config = state.processor().config();
+    actions::comment(&mut tx, config, &visible.project, &me.user, &issue, body).await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/projects/{id}/issues/{iid}")).into_response())
+}
+
+async fn comment(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, iid)): Path<(i64, i64)>,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, WebError> {
+    post_comment(&state, &headers, id, iid, &form.csrf, &form.body, false).await
+}
+
+/// Closing is the `/close` quick action, exactly as a mail saying `/close` would do it.
+async fn close(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, iid)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    post_comment(&state, &headers, id, iid, &form.csrf, "/close", true).await
+}
+
+/// See [`close`].
+async fn reopen(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, iid)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    post_comment(&state, &headers, id, iid, &form.csrf, "/reopen", true).await
+}
+
+async fn merge_request(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, iid)): Path<(i64, i64)>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let visible = access::project(&mut tx, &me.user, id).await?;
+    let mr = tx
+        .merge_request_by_iid(id, iid)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let notes = access::notes(
+        &mut tx,
+        Noteable::MergeRequest(mr.id),
+        visible.sees_internal(&me.user),
+        true,
+    )
+    .await?;
+    let author = UserNames::default().get(&mut tx, mr.author_id).await?;
+    tx.rollback().await?;
+    let diff = merge_request_diff(&state, id, &mr.target_branch, &mr.source_branch).await;
+    let page = state.render(
+        "merge_request.html",
+        Some(&me),
+        crate::pages::page! {
+            project => &visible.project, mr => &mr, author => author,
+            description_html => render_markdown(&mr.description), notes => notes,
+            diff => diff,
+        },
+    )?;
+    Ok(page.into_response())
+}
+
+/// The merge request's changes (`git diff target...source`), or why they cannot be shown; the
+/// page stays readable when git fails.
+async fn merge_request_diff(
+    state: &WebState,
+    project_id: i64,
+    target: &str,
+    source: &str,
+) -> String {
+    let repositories = state.processor().repositories().clone();
+    let (target, source) = (target.to_owned(), source.to_owned());
+    let result = tokio::task::spawn_blocking(move || {
+        repositories
+            .repository(project_id)
+            .and_then(|repository| repository.diff(&target, &source))
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(Ok(diff)) => diff,
+        Ok(Err(error)) => {
+            tracing::warn!(project_id, error = %error, "merge request diff");
+            "(the diff is not available)".to_owned()
+        }
+        Err(error) => {
+            tracing::warn!(project_id, error = %error, "merge request diff task");
+            "(the diff is not available)".to_owned()
+        }
+    }
+}
+
+/// Types a browser may show inline; everything else is a download.
+const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif"];
+
+async fn upload(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((secret, filename)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let upload = tx
+        .upload_by_secret(&secret)
+        .await?
+        .filter(|u| u.filename == filename)
+        .ok_or(WebError::NotFound)?;
+    access::project(&mut tx, &me.user, upload.project_id).await?;
+    tx.rollback().await?;
+    let relative = std::path::Path::new(&upload.relative_path);
+    if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(WebError::NotFound);
+    }
+    let bytes = tokio::fs::read(state.uploads_dir().join(relative))
+        .await
+        .map_err(|_| WebError::NotFound)?;
+    let inline = INLINE_TYPES.contains(&upload.content_type.as_str());
+    let (content_type, disposition) = if inline {
+        (upload.content_type.clone(), "inline".to_owned())
+    } else {
+        let safe_name: String = upload
+            .filename
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        (
+            "application/octet-stream".to_owned(),
+            format!("attachment; filename=\"{safe_name}\""),
+        )
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}

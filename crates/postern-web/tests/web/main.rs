@@ -1,0 +1,13 @@
+//! HTTP tests of postern-web: every route and permission, on SQLite and PostgreSQL, through the
+//! real router (tower `oneshot`) and, for `serve`, a real listener on 127.0.0.1.
+#![allow(clippy::unwrap_used, reason = "tests may unwrap")]
+
+mod support;
+
+mod api;
+mod auth;
+mod chromium;
+mod desk;
+mod ops;
+mod tracker;
+mod xss;

@@ -1,0 +1,185 @@
+//! `/health`, `/ready`, `/metrics` and `serve`.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use postern_inbox::status::SourceStatus;
+use postern_store::Visibility;
+use postern_testkit::both;
+
+use crate::support::Web;
+
+both!(health_answers_ok_without_sign_in, |db| {
+    let web = Web::new(db).await?;
+    let reply = web.get("/health", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "ok");
+    Ok(())
+});
+
+both!(ready_waits_for_every_source_to_connect, |db| {
+    let imap = Arc::new(SourceStatus::new(
+        "incoming_email",
+        "imap",
+        "u@host:993/inbox",
+    ));
+    let lmtp = Arc::new(SourceStatus::new(
+        "service_desk_email",
+        "lmtp",
+        "127.0.0.1:2525",
+    ));
+    let web = Web::with_sources(db, vec![imap.clone(), lmtp.clone()]).await?;
+
+    let reply = web.get("/ready", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        reply.body.contains("incoming_email (imap): Starting"),
+        "{}",
+        reply.body
+    );
+
+    imap.connected();
+    lmtp.failed("connection refused");
+    let reply = web.get("/ready", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        reply
+            .body
+            .contains("service_desk_email (lmtp): Reconnecting: connection refused")
+    );
+    assert!(
+        !reply.body.contains("incoming_email (imap): "),
+        "{}",
+        reply.body
+    );
+
+    lmtp.connected();
+    let reply = web.get("/ready", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let json: serde_json::Value = serde_json::from_str(&reply.body)?;
+    assert_eq!(json["ready"], true);
+    assert_eq!(json["store"], "ok");
+    Ok(())
+});
+
+both!(ready_fails_when_the_store_does_not_answer, |db| {
+    let web = Web::new(db).await?;
+    web.store().close().await;
+    let reply = web.get("/ready", None).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.contains("store: "), "{}", reply.body);
+    // Liveness does not depend on the store.
+    assert_eq!(web.get("/health", None).await.status, StatusCode::OK);
+    Ok(())
+});
+
+both!(metrics_show_store_counts_and_source_gauges, |db| {
+    let source = Arc::new(SourceStatus::new(
+        "incoming_email",
+        "microsoft_graph",
+        "graph",
+    ));
+    source.connected();
+    source.set_backlog(7);
+    source.failed("token expired");
+    source.connected();
+    source.set_token_expiry(UNIX_EPOCH + Duration::from_secs(2_000_000_000));
+    let web = Web::with_sources(db, vec![source]).await?;
+    let user = web.user("alice", false).await?;
+    let project = web.project("p", Visibility::Private).await?;
+    // alice is no member of the private project: rejected.
+    web.receive(&web.new_issue_mail(&project, &user, "one", "text"))
+        .await?;
+
+    let reply = web.get("/metrics", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .header("content-type")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = reply.body;
+    assert!(
+        text.contains("postern_inbound_messages{state=\"rejected\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("postern_outbox_messages{state=\"queued\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("postern_store_up 1"));
+    let labels = "{source=\"incoming_email\",kind=\"microsoft_graph\"}";
+    assert!(
+        text.contains(&format!("postern_source_connected{labels} 1")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("postern_source_backlog{labels} 7")));
+    assert!(text.contains(&format!("postern_source_reconnects{labels} 1")));
+    assert!(text.contains(&format!(
+        "postern_source_token_expiry_timestamp_seconds{labels} 2000000000"
+    )));
+    Ok(())
+});
+
+both!(metrics_include_what_the_recorder_collected, |db| {
+    let web = Web::new(db).await?;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let state = web.state.clone().with_metrics(recorder.handle());
+    let outcome = postern_core::ReceiveOutcome {
+        inbound_id: 1,
+        outcome: "rejected".into(),
+        handler: None,
+        error: Some("user_not_found".into()),
+        reason: None,
+        created: None,
+        reject_notice_queued: false,
+        first_outcome: None,
+    };
+    metrics::with_local_recorder(&recorder, || {
+        postern_web::record_receive(&outcome, "incoming", Duration::from_millis(30));
+    });
+    let router = postern_web::router(state);
+    let web = crate::support::Web { router, ..web };
+    let text = web.get("/metrics", None).await.body;
+    assert!(
+        text.contains("postern_messages_total{outcome=\"rejected\",error_kind=\"user_not_found\",mailbox=\"incoming\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("postern_processing_seconds_count{mailbox=\"incoming\"} 1"),
+        "{text}"
+    );
+    Ok(())
+});
+
+both!(
+    serve_answers_on_a_real_listener_and_stops_gracefully,
+    |db| {
+        let web = Web::new(db).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(postern_web::serve(listener, web.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            stream.read_to_string(&mut response),
+        )
+        .await??;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("content-security-policy: default-src 'none'"));
+        assert!(response.ends_with("ok"));
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), server).await???;
+        Ok(())
+    }
+);
