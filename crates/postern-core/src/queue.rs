@@ -37,8 +37,13 @@ pub struct ProcessingQueue {
 /// What happened to one queued message, for logs and metrics.
 #[derive(Debug)]
 pub enum QueueEvent {
-    /// Processed (or refused) and committed.
-    Finished(ReceiveOutcome),
+    /// Processed (or refused) and committed, in `elapsed`.
+    Finished {
+        /// What happened.
+        outcome: ReceiveOutcome,
+        /// How long processing took.
+        elapsed: Duration,
+    },
     /// Another worker had it, or it was finished meanwhile.
     Skipped(i64),
     /// A temporary failure; it stays queued.
@@ -130,8 +135,12 @@ impl ProcessingQueue {
 
 async fn process_one(processor: &Processor, id: i64) -> QueueEvent {
     let stale_before = Timestamp::now().plus_seconds(-STALE_CLAIM_SECONDS);
+    let started = std::time::Instant::now();
     match processor.process_queued(id, stale_before).await {
-        Ok(Some(outcome)) => QueueEvent::Finished(outcome),
+        Ok(Some(outcome)) => QueueEvent::Finished {
+            outcome,
+            elapsed: started.elapsed(),
+        },
         Ok(None) => QueueEvent::Skipped(id),
         Err(error) => {
             let reason = error.to_string();

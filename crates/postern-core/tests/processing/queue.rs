@@ -76,7 +76,7 @@ both!(intake_stores_once_and_queue_processes_once, |db| {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     let report = Arc::new(move |event: QueueEvent| {
-        if let QueueEvent::Finished(outcome) = event {
+        if let QueueEvent::Finished { outcome, .. } = event {
             sink.lock().expect("lock").push(outcome);
         }
     });
@@ -107,7 +107,7 @@ both!(
             let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 4);
             let sink = finished.clone();
             let report = Arc::new(move |event: QueueEvent| {
-                if let QueueEvent::Finished(outcome) = event {
+                if let QueueEvent::Finished { outcome, .. } = event {
                     sink.lock().expect("lock").push(outcome.inbound_id);
                 }
             });

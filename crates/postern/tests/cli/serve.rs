@@ -96,7 +96,9 @@ fn stop(mut child: Child) -> std::process::ExitStatus {
 #[test]
 fn lmtp_mail_is_processed_and_sigterm_stops_cleanly() {
     let port = free_port();
-    let sandbox = Sandbox::with_config(&format!("listener:\n  listen: \"127.0.0.1:{port}\"\n"));
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
+    ));
     sandbox.admin_json(&["user", "add", "jake", "--email", "jake@example.com"]);
     sandbox.admin_json(&["project", "add", "land/ooo"]);
     sandbox.admin_json(&["project", "member", "add", "land/ooo", "jake", "developer"]);
@@ -123,8 +125,68 @@ fn lmtp_mail_is_processed_and_sigterm_stops_cleanly() {
 fn a_port_in_use_is_an_error_naming_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("address").port();
-    let sandbox = Sandbox::with_config(&format!("listener:\n  listen: \"127.0.0.1:{port}\"\n"));
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
+    ));
     let run = sandbox.run(&["serve"]);
     let error = run.one_line_error(78);
     assert!(error.contains(&port.to_string()), "{error}");
+}
+
+/// A plain HTTP/1.1 GET on loopback; returns the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::Read as _;
+    let mut stream = connect(port);
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn health_ready_and_metrics_answer_on_the_web_port() {
+    let (port, web) = (free_port(), free_port());
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:{web}\"\n"
+    ));
+    let child = start(&sandbox);
+    let (status, body) = http_get(web, "/health");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body.trim(), "ok");
+    let (status, _) = http_get(web, "/ready");
+    assert!(status.contains(" 200 "), "{status}");
+    let (status, body) = http_get(web, "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body.contains("postern_store_up 1"), "{body}");
+    let (status, _) = http_get(web, "/admin/mail");
+    assert!(
+        status.contains(" 303 ") || status.contains(" 302 ") || status.contains(" 401 "),
+        "the mail desk needs a sign-in: {status}"
+    );
+    assert!(stop(child).success());
+}
+
+#[test]
+fn a_web_port_in_use_is_an_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{}\"\nweb:\n  listen: \"127.0.0.1:{port}\"\n",
+        free_port()
+    ));
+    let run = sandbox.run(&["serve"]);
+    let error = run.one_line_error(78);
+    assert!(
+        error.contains(&port.to_string()) && error.contains("web.listen"),
+        "{error}"
+    );
 }

@@ -4,13 +4,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use postern_core::{ProcessError, Processor};
+use std::time::Instant;
+
+use postern_core::{ProcessError, Processor, ReceiveOutcome};
 use postern_inbox::listener::{DeliverError, Delivery};
+use postern_inbox::status::SourceStatus;
 use postern_store::{InboundSource, Mailbox};
 
 /// The callback handed to `Listener::run`.
 pub fn deliverer(
     processor: Arc<Processor>,
+    status: Arc<SourceStatus>,
 ) -> impl Fn(Delivery) -> std::pin::Pin<Box<dyn Future<Output = Result<(), DeliverError>> + Send>>
 + Clone
 + Send
@@ -18,12 +22,24 @@ pub fn deliverer(
 + 'static {
     move |delivery: Delivery| {
         let processor = processor.clone();
-        Box::pin(async move { deliver(&processor, delivery).await })
+        let status = status.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = deliver(&processor, delivery).await;
+            if let Ok(outcome) = &result {
+                status.taken(1);
+                postern_web::record_receive(outcome, "incoming", started.elapsed());
+            }
+            result.map(drop)
+        })
     }
 }
 
 /// A temporary failure makes the MTA keep the message and retry.
-async fn deliver(processor: &Processor, delivery: Delivery) -> Result<(), DeliverError> {
+async fn deliver(
+    processor: &Processor,
+    delivery: Delivery,
+) -> Result<ReceiveOutcome, DeliverError> {
     match processor
         .receive(&delivery.raw, Mailbox::Incoming, InboundSource::Lmtp, None)
         .await
@@ -37,7 +53,7 @@ async fn deliver(processor: &Processor, delivery: Delivery) -> Result<(), Delive
                 size = delivery.raw.len(),
                 "message delivered by LMTP"
             );
-            Ok(())
+            Ok(outcome)
         }
         Err(ProcessError::Temporary(reason)) => {
             tracing::warn!(%reason, "LMTP delivery failed temporarily (451)");

@@ -6,7 +6,8 @@
 //!   through the durable intake before acknowledging it on the server;
 //! - the processing queue: works off what the watchers stored (and whatever a crash or a
 //!   temporary failure left behind);
-//! - the outbox worker: sends queued notifications.
+//! - the outbox worker: sends queued notifications;
+//! - the web server (`postern-web`): UI, JSON API, `/health`, `/ready`, `/metrics`.
 //!
 //! Shutdown: the stop flag goes to every task; each finishes the message in hand; the process
 //! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 use postern_core::queue::{ProcessingQueue, QueueEvent};
 use postern_inbox::listener::{Listener, Protocol, Settings};
+use postern_inbox::status::SourceStatus;
+use postern_web::{WebConfig, WebState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -31,6 +34,8 @@ use crate::setup::{Setup, load_config};
 
 /// Where the listener listens without configuration: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2525";
+/// Where the web UI listens without configuration: loopback only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8080";
 
 /// How long shutdown may take before the process exits regardless (systemd's default stop
 /// timeout is 90 s; the issue asks for 10).
@@ -62,6 +67,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
 }
 
 async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
+    let metrics = postern_web::install_metrics_recorder()
+        .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
     let store = setup.store().await?;
     let processor = Arc::new(setup.processor(store.clone()));
     let sender = setup.outbox_sender(store.clone())?;
@@ -82,9 +89,40 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         )
     })?;
     let bound = listener.local_addr().unwrap_or(listen);
+    let lmtp_status = Arc::new(SourceStatus::new("listener", "lmtp", &bound.to_string()));
+    lmtp_status.connected();
+    let web_listen = setup
+        .config
+        .web
+        .as_ref()
+        .and_then(|web| web.listen.clone())
+        .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
+    let web_listener = tokio::net::TcpListener::bind(&web_listen)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                CONFIG,
+                anyhow::anyhow!("cannot listen on {web_listen} (web.listen): {e}"),
+            )
+        })?;
+    let web_bound = web_listener
+        .local_addr()
+        .map_err(|e| Failure::new(SOFTWARE, e))?;
+    let mut statuses = vec![lmtp_status.clone()];
+    statuses.extend(planned.statuses.iter().cloned());
+    let web_state = WebState::new(
+        processor.clone(),
+        statuses,
+        WebConfig::new(
+            &setup.config.instance_name(),
+            &format!("http://{web_bound}"),
+        ),
+    )
+    .with_metrics(metrics);
     tracing::info!(
         data_dir = %setup.data_dir.display(),
         lmtp = %bound,
+        web = %format!("http://{web_bound}/"),
         outgoing = %match setup.smtp_settings()? {
             Some(smtp) => format!("via {}:{}", smtp.host, smtp.port),
             None => format!("into {}", setup.data_dir.join("outbox").display()),
@@ -95,6 +133,15 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     for source in &planned.descriptions {
         tracing::info!(source = %source, "watching mailbox");
     }
+    match postern_web::setup_link(&web_state).await {
+        // Printed on standard error only, never logged: it is a one-time credential.
+        Ok(Some(link)) => eprintln!(
+            "postern: no administrator has a password yet; set one at {}",
+            link.expose()
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot create the first administrator's setup link"),
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -102,12 +149,23 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let mut tasks = JoinSet::new();
-    tasks.spawn(listener.run(stopped(stop_rx.clone()), lmtp::deliverer(processor.clone())));
+    tasks.spawn(listener.run(
+        stopped(stop_rx.clone()),
+        lmtp::deliverer(processor.clone(), lmtp_status),
+    ));
     {
         let rx = stop_rx.clone();
         tasks.spawn(async move { sender.run(stopped(rx)).await });
     }
     tasks.spawn(queue.clone().run(stop_rx.clone(), log_queue_event));
+    {
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = postern_web::serve(web_listener, web_state, stopped(rx)).await {
+                tracing::error!(error = %e, "the web server stopped");
+            }
+        });
+    }
     planned.spawn(&mut tasks, stop_rx.clone());
 
     wait_for_signal().await;
@@ -130,13 +188,17 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
 
 fn log_queue_event(event: QueueEvent) {
     match event {
-        QueueEvent::Finished(outcome) => tracing::info!(
-            inbound_id = outcome.inbound_id,
-            outcome = %outcome.outcome,
-            handler = outcome.handler.as_deref().unwrap_or("-"),
-            error = outcome.error.as_deref().unwrap_or("-"),
-            "message processed"
-        ),
+        QueueEvent::Finished { outcome, elapsed } => {
+            postern_web::record_receive(&outcome, "queued", elapsed);
+            tracing::info!(
+                inbound_id = outcome.inbound_id,
+                outcome = %outcome.outcome,
+                handler = outcome.handler.as_deref().unwrap_or("-"),
+                error = outcome.error.as_deref().unwrap_or("-"),
+                elapsed_ms = elapsed.as_millis(),
+                "message processed"
+            )
+        }
         QueueEvent::Skipped(id) => {
             tracing::debug!(inbound_id = id, "message taken by another worker")
         }
