@@ -108,15 +108,13 @@ impl ProcessingQueue {
         let now = Timestamp::now();
         let ids = {
             let mut tx = self.processor.store().begin_read_only().await?;
-            let ids = tx
-                .pending_inbound(
-                    now.plus_seconds(-RETRY_AFTER_SECONDS),
-                    now.plus_seconds(-STALE_CLAIM_SECONDS),
-                    PAGE,
-                )
+            let due = tx
+                .due_inbound(None, now, now.plus_seconds(-STALE_CLAIM_SECONDS), PAGE)
                 .await?;
             tx.commit().await?;
-            ids
+            due.into_iter()
+                .map(|message| message.id)
+                .collect::<Vec<_>>()
         };
         let count = ids.len();
         let mut tasks = JoinSet::new();
@@ -147,8 +145,12 @@ async fn process_one(processor: &Processor, id: i64) -> QueueEvent {
             if matches!(error, ProcessError::Temporary(_)) {
                 // Best effort: if the store is down this fails too, and the message simply
                 // stays `received` and is tried at the next poll.
+                let retry_at = Timestamp::now().plus_seconds(RETRY_AFTER_SECONDS);
                 if let Ok(mut tx) = processor.store().begin().await
-                    && tx.fail_inbound_temporarily(id, &reason).await.is_ok()
+                    && tx
+                        .retry_inbound_at(id, "temporary_failure", &reason, retry_at)
+                        .await
+                        .is_ok()
                 {
                     let _ = tx.commit().await;
                 }

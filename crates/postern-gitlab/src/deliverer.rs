@@ -280,7 +280,7 @@ impl Deliverer {
                 let mut tx = self.store.begin().await?;
                 let due = tx
                     .due_inbound(
-                        route.mailbox,
+                        Some(route.mailbox),
                         Timestamp::now(),
                         stale_before,
                         self.options.batch,

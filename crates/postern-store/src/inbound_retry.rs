@@ -1,21 +1,21 @@
 //! Inbound messages as a work queue for a delivery worker that retries: which messages are due,
 //! and a temporary failure recorded together with the time of the next attempt.
 //!
-//! Used by GitLab companion mode, whose destination (GitLab's API, its Redis) can be down for a
-//! while; a message that keeps failing waits its own back-off, so it never blocks the ones
-//! behind it.
+//! Used by the processing queue (all mailboxes) and by GitLab companion mode's deliverer (one
+//! mailbox), whose destination can be down for a while; a message that keeps failing waits its
+//! own back-off, so it never blocks the ones behind it.
 
 use crate::tx::{execute, fetch_all};
 use crate::{InboundMeta, Mailbox, StoreError, Timestamp, Tx};
 
 impl Tx {
-    /// Messages of `mailbox` that a worker may claim at `now`, oldest first: `received` ones,
+    /// Messages of `mailbox` (or of every mailbox) that a worker may claim at `now`, oldest first: `received` ones,
     /// `failed_temporary` ones whose next attempt is due, and `processing` ones whose claim is
     /// older than `stale_before` (their worker died). Claim each with
     /// [`Tx::claim_inbound`] before working on it.
     pub async fn due_inbound(
         &mut self,
-        mailbox: Mailbox,
+        mailbox: Option<Mailbox>,
         now: Timestamp,
         stale_before: Timestamp,
         limit: i64,
@@ -27,13 +27,13 @@ impl Tx {
                     content_identity, state, handler, error_kind, reason, outcome,
                     processed_at, attempts, claimed_at
              FROM inbound_messages
-             WHERE mailbox = $1
+             WHERE ($1 IS NULL OR mailbox = $1)
                AND (state = 'received'
                     OR (state = 'failed_temporary'
                         AND (next_attempt_at IS NULL OR next_attempt_at <= $2))
                     OR (state = 'processing' AND claimed_at < $3))
              ORDER BY id ASC LIMIT $4",
-            mailbox.as_str(),
+            mailbox.map(Mailbox::as_str),
             now.0,
             stale_before.0,
             limit.max(0),

@@ -1,9 +1,9 @@
 //! Queries of the durable intake that the mailbox watchers and the processing worker use:
-//! cursors of ordered sources, which source identities are stored, and the queue of messages
-//! still to process.
+//! cursors of ordered sources and which source identities are stored (the queue of messages
+//! still to process is `inbound_retry`).
 
-use crate::tx::{execute, fetch_all, scalar_optional};
-use crate::{InboundState, StoreError, Timestamp, Tx};
+use crate::tx::{execute, scalar_optional};
+use crate::{StoreError, Tx};
 
 impl Tx {
     /// The highest position taken in for `source` under `validity`.
@@ -50,49 +50,5 @@ impl Tx {
             identity
         )?;
         Ok(id.is_some())
-    }
-
-    /// Ids of messages waiting for processing, oldest first: `received`, `failed_temporary`
-    /// last tried before `retry_before`, and `processing` claimed before `stale_before` (a
-    /// processor that died holding the claim).
-    pub async fn pending_inbound(
-        &mut self,
-        retry_before: Timestamp,
-        stale_before: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        let rows: Vec<(i64,)> = fetch_all!(
-            self,
-            (i64,),
-            "SELECT id FROM inbound_messages
-             WHERE state = 'received'
-                OR (state = 'failed_temporary' AND (processed_at IS NULL OR processed_at < $1))
-                OR (state = 'processing' AND claimed_at < $2)
-             ORDER BY id LIMIT $3",
-            retry_before.0,
-            stale_before.0,
-            limit.max(0)
-        )?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// Records a temporary failure of processing: the message stays queued, is tried again
-    /// after the caller's retry delay, and the reason is visible meanwhile.
-    pub async fn fail_inbound_temporarily(
-        &mut self,
-        id: i64,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        execute!(
-            self,
-            "UPDATE inbound_messages
-             SET state = $2, reason = $3, processed_at = $4, attempts = attempts + 1
-             WHERE id = $1 AND state IN ('received', 'processing', 'failed_temporary')",
-            id,
-            InboundState::FailedTemporary.as_str(),
-            reason,
-            Timestamp::now().0
-        )?;
-        Ok(())
     }
 }

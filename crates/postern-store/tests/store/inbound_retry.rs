@@ -33,22 +33,27 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
             other => panic!("{other:?}"),
         }
     }
-    let (a, _sd, b, c) = (ids[0], ids[1], ids[2], ids[3]);
+    let (a, sd, b, c) = (ids[0], ids[1], ids[2], ids[3]);
     let now = Timestamp::now();
     let stale_before = now.plus_seconds(-300);
     let due = |list: Vec<postern_store::InboundMeta>| list.iter().map(|m| m.id).collect::<Vec<_>>();
 
     assert_eq!(
         due(tx
-            .due_inbound(Mailbox::Incoming, now, stale_before, 10)
+            .due_inbound(Some(Mailbox::Incoming), now, stale_before, 10)
             .await?),
         vec![a, b, c]
     );
     assert_eq!(
         due(tx
-            .due_inbound(Mailbox::Incoming, now, stale_before, 2)
+            .due_inbound(Some(Mailbox::Incoming), now, stale_before, 2)
             .await?),
         vec![a, b]
+    );
+    // Without a mailbox: the processing queue of every mailbox.
+    assert_eq!(
+        due(tx.due_inbound(None, now, stale_before, 10).await?),
+        vec![a, sd, b, c]
     );
 
     // a: claimed (fresh claim, not due); b: failed, next attempt in an hour.
@@ -59,7 +64,7 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
         .await?;
     assert_eq!(
         due(tx
-            .due_inbound(Mailbox::Incoming, now, stale_before, 10)
+            .due_inbound(Some(Mailbox::Incoming), now, stale_before, 10)
             .await?),
         vec![c]
     );
@@ -68,13 +73,13 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
     let hour_on = later.plus_seconds(1);
     assert_eq!(
         due(tx
-            .due_inbound(Mailbox::Incoming, hour_on, stale_before, 10)
+            .due_inbound(Some(Mailbox::Incoming), hour_on, stale_before, 10)
             .await?),
         vec![b, c]
     );
     assert_eq!(
         due(tx
-            .due_inbound(Mailbox::Incoming, now, now.plus_seconds(10), 10)
+            .due_inbound(Some(Mailbox::Incoming), now, now.plus_seconds(10), 10)
             .await?),
         vec![a, c],
         "a's claim counts as stale when stale_before is after it"

@@ -1,9 +1,6 @@
-//! Intake cursors, stored source identities and the processing queue.
+//! Intake cursors and stored source identities.
 
-use postern_store::{
-    InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Timestamp,
-    content_identity,
-};
+use postern_store::{InboundSource, Mailbox, NewInbound, content_identity};
 
 use crate::support::both;
 
@@ -38,49 +35,5 @@ both!(stored_source_identities_are_known, |db| {
     tx.insert_inbound(&message(1)).await?;
     assert!(tx.source_identity_stored("imap:u@h/inbox:7:1").await?);
     assert!(!tx.source_identity_stored("imap:u@h/inbox:7:2").await?);
-    tx.commit().await
-});
-
-both!(pending_queue_holds_unfinished_messages_oldest_first, |db| {
-    let mut tx = db.tx().await;
-    let mut ids = Vec::new();
-    for n in 1..=4 {
-        let InsertOutcome::New(id) = tx.insert_inbound(&message(n)).await? else {
-            panic!("new message expected");
-        };
-        ids.push(id);
-    }
-    let now = Timestamp::now();
-    let later = now.plus_seconds(60);
-    // Finished messages leave the queue.
-    tx.finish_inbound(
-        ids[0],
-        &InboundFinish {
-            state: InboundState::Processed,
-            handler: None,
-            error_kind: None,
-            reason: None,
-            outcome: None,
-        },
-    )
-    .await?;
-    // A temporary failure waits for its retry time.
-    tx.fail_inbound_temporarily(ids[1], "database busy").await?;
-    // A claim held by a live processor is not offered; a stale one is.
-    assert!(tx.claim_inbound(ids[2], now.plus_seconds(-600)).await?);
-    let long_ago = now.plus_seconds(-600);
-    assert_eq!(
-        tx.pending_inbound(long_ago, long_ago, 10).await?,
-        vec![ids[3]]
-    );
-    assert_eq!(
-        tx.pending_inbound(later, later, 10).await?,
-        vec![ids[1], ids[2], ids[3]]
-    );
-    assert_eq!(tx.pending_inbound(later, later, 1).await?, vec![ids[1]]);
-    let failed = tx.inbound(ids[1]).await?.expect("stored");
-    assert_eq!(failed.meta.state, InboundState::FailedTemporary);
-    assert_eq!(failed.meta.reason.as_deref(), Some("database busy"));
-    assert_eq!(failed.meta.attempts, 1);
     tx.commit().await
 });
