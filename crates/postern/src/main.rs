@@ -24,13 +24,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run postern: the built-in LMTP listener (127.0.0.1:2525 unless `listener.listen` says
-    /// otherwise), the processor and the outbox worker, until SIGTERM or Ctrl-C.
+    /// Run postern: the mailbox watchers, the built-in LMTP listener, the processing queue, the
+    /// outbox worker and the web server, until SIGTERM or Ctrl-C.
     ///
-    /// Mail handed to the listener is stored and processed in one transaction before the
-    /// listener answers 250; a temporary failure answers 451 so the sending MTA keeps it.
+    /// Mailboxes come from the `incoming_email:` / `service_desk_email:` sections (IMAP with IDLE,
+    /// or Microsoft Graph): a message is stored before it is flagged or deleted on the server,
+    /// and processed afterwards. Mail handed to the LMTP listener (127.0.0.1:2525 unless
+    /// `listener.listen` says otherwise) is stored and processed before the listener answers
+    /// 250; a temporary failure answers 451 so the sending MTA keeps it. The web UI, JSON API,
+    /// /health, /ready and /metrics listen on 127.0.0.1:8080 unless `web.listen` says otherwise.
     /// Without configuration, data lives in ./postern-data and outgoing mail is written to
-    /// ./postern-data/outbox/. Mailbox watchers and the web UI are not built yet.
+    /// ./postern-data/outbox/. Logs go to standard error (`log.format: json` for JSON lines;
+    /// level from POSTERN_LOG or `log.level`).
     Serve(ServeArgs),
     /// Check that the configuration will work: store, each mailbox (log in, open the folder, or
     /// get a Microsoft Graph token), outgoing mail. One line per check, OK or FAIL with the
