@@ -12,26 +12,53 @@ use tokio::net::TcpStream;
 use crate::instance::Instance;
 use crate::measure::Latency;
 
-/// Body size of a "small" message (the baseline's are 389 bytes in all).
-pub const SMALL_BODY: usize = 200;
-/// Body size of a "1 MB" message.
-pub const LARGE_BODY: usize = 1_000_000;
+/// Size of a "small" message (the baseline's are 389 bytes in all).
+pub const SMALL_BODY: usize = 400;
+/// Size of a "1 MB" message (the baseline's are 1 040 762 bytes).
+pub const LARGE_BODY: usize = 1_040_762;
 
 /// How long one message may take to show up before the run is called failed.
 const ARRIVAL_BOUND: Duration = Duration::from_secs(30);
 
-/// A new-issue mail to `to` with subject `title` and a body of about `body_size` bytes.
-pub fn message(to: &str, title: &str, body_size: usize) -> Vec<u8> {
-    let mut raw = format!(
+/// A new-issue mail to `to` with subject `title`, about `size` bytes in all: a plain-text
+/// body for small sizes; above 64 KB a short text and an attachment making up the rest (what a
+/// large mail is in practice: the baseline's 1 MB messages are 1 040 762 bytes each).
+pub fn message(to: &str, title: &str, size: usize) -> Vec<u8> {
+    let headers = format!(
         "From: Jake <jake@example.com>\r\nTo: {to}\r\nSubject: {title}\r\n\
          Message-ID: <{title}@bench.example.com>\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+         MIME-Version: 1.0\r\n"
+    );
+    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    if size <= 64 * 1024 {
+        let mut raw =
+            format!("{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n").into_bytes();
+        while raw.len() < size {
+            raw.extend_from_slice(line);
+        }
+        return raw;
+    }
+    let mut raw = format!(
+        "{headers}Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nThe log from last night is attached.\r\n\
+         --b1\r\nContent-Type: application/octet-stream; name=\"{title}.log\"\r\n\
+         Content-Disposition: attachment; filename=\"{title}.log\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
     )
     .into_bytes();
-    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
-    while raw.len() < body_size {
-        raw.extend_from_slice(line);
+    // Base64 of varied bytes, 76 characters a line.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    while raw.len() + 80 < size {
+        for _ in 0..76 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            raw.push(alphabet[(state % 64) as usize]);
+        }
+        raw.extend_from_slice(b"\r\n");
     }
+    raw.extend_from_slice(b"--b1--\r\n");
     raw
 }
 

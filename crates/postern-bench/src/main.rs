@@ -59,6 +59,8 @@ fn parse_args() -> anyhow::Result<Args> {
         "{} is not built (cargo build --release -p postern)",
         args.postern.display()
     );
+    // Instances run in their own directories.
+    args.postern = args.postern.canonicalize()?;
     Ok(args)
 }
 

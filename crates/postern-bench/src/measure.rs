@@ -126,7 +126,7 @@ pub fn print_drains(rows: &[Drain]) {
     println!("### Drain of a pre-loaded folder (spawn → last message stored and processed)");
     println!();
     println!(
-        "| client | messages | body bytes | seconds | msg/s | peak RSS MB | idle RSS after MB | lost | dup | left in folder |"
+        "| client | messages | bytes each | seconds | msg/s | peak RSS MB | idle RSS after MB | lost | dup | left in folder |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {

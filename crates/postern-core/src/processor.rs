@@ -121,6 +121,38 @@ impl Processor {
         source: InboundSource,
         source_identity: Option<String>,
     ) -> Result<ReceiveOutcome, ProcessError> {
+        self.receive_at(raw, mailbox, source, source_identity, None)
+            .await
+    }
+
+    /// [`Processor::receive`] for a message a watcher fetched: stores it with its source
+    /// identity, moves the folder's cursor and processes it, all in one transaction — one
+    /// commit instead of two (intake, then the queue), which is what keeps a single new
+    /// message's latency near the server's own.
+    pub async fn receive_fetched(
+        &self,
+        message: &crate::intake::IntakeMessage,
+        mailbox: Mailbox,
+        source: InboundSource,
+    ) -> Result<ReceiveOutcome, ProcessError> {
+        self.receive_at(
+            &message.raw,
+            mailbox,
+            source,
+            Some(message.source_identity.clone()),
+            message.cursor.as_ref(),
+        )
+        .await
+    }
+
+    async fn receive_at(
+        &self,
+        raw: &[u8],
+        mailbox: Mailbox,
+        source: InboundSource,
+        source_identity: Option<String>,
+        cursor: Option<&(String, i64, i64)>,
+    ) -> Result<ReceiveOutcome, ProcessError> {
         let email = Email::parse(raw);
         let message_id = email.message_id().map(str::to_owned);
         let identity = content_identity(message_id.as_deref(), body_of(raw));
@@ -135,26 +167,22 @@ impl Processor {
                 content_identity: identity,
             })
             .await?;
+        if let Some((folder, validity, position)) = cursor {
+            tx.advance_intake_cursor(folder, *validity, *position)
+                .await?;
+        }
         let id = match inserted {
             InsertOutcome::New(id) => id,
             InsertOutcome::Duplicate {
                 first_id, state, ..
             } => {
-                if is_finished(state) {
-                    let first = tx.inbound(first_id).await?;
-                    tx.commit().await?;
-                    return Ok(duplicate_outcome(
-                        first_id,
-                        first.and_then(|m| m.meta.outcome),
-                    ));
-                }
-                // The first copy was stored but never finished (a crash or a temporary failure
-                // after intake): this delivery completes it — unless the processing queue holds
-                // it right now, which the claim finds out (on PostgreSQL it waits for that
+                // A first copy stored but never finished (a crash or a temporary failure after
+                // intake) is completed by this delivery — unless the processing queue holds it
+                // right now, which the claim finds out (on PostgreSQL it waits for that
                 // transaction and then sees the message finished).
                 let stale_before = postern_store::Timestamp::now()
                     .plus_seconds(-crate::queue::STALE_CLAIM_SECONDS);
-                if !tx.claim_inbound(first_id, stale_before).await? {
+                if is_finished(state) || !tx.claim_inbound(first_id, stale_before).await? {
                     let first = tx.inbound(first_id).await?;
                     tx.commit().await?;
                     return Ok(duplicate_outcome(
@@ -182,17 +210,7 @@ impl Processor {
             // Its effect exists already; running it again would duplicate it.
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
-        let outcome = self
-            .process_stored(
-                &mut tx,
-                id,
-                &Email::parse(&message.raw),
-                &message.raw,
-                message.meta.mailbox,
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Some(outcome))
+        self.process_and_commit(tx, message).await.map(Some)
     }
 
     /// Claims and processes a stored message in one transaction: the queue's unit of work.
@@ -210,17 +228,25 @@ impl Processor {
         let Some(message) = tx.inbound(id).await? else {
             return Ok(None);
         };
+        self.process_and_commit(tx, message).await.map(Some)
+    }
+
+    async fn process_and_commit(
+        &self,
+        mut tx: Tx,
+        message: postern_store::InboundMessage,
+    ) -> Result<ReceiveOutcome, ProcessError> {
         let outcome = self
             .process_stored(
                 &mut tx,
-                id,
+                message.meta.id,
                 &Email::parse(&message.raw),
                 &message.raw,
                 message.meta.mailbox,
             )
             .await?;
         tx.commit().await?;
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     async fn process_stored(

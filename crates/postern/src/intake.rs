@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use postern_core::Processor;
 use postern_core::intake::{IntakeMessage, take_in};
 use postern_inbox::intake::{Fetched, Intake, IntakeError};
 use postern_store::{InboundSource, Mailbox, Store, StoreError};
@@ -18,6 +19,9 @@ pub struct StoreIntake {
     mailbox: Mailbox,
     source: InboundSource,
     wake: Wake,
+    /// Standalone mode: a batch of one (a new message during IDLE) is stored and processed in
+    /// one transaction, saving a commit on the latency path.
+    processor: Option<Arc<Processor>>,
 }
 
 impl StoreIntake {
@@ -28,7 +32,14 @@ impl StoreIntake {
             mailbox,
             source,
             wake,
+            processor: None,
         }
+    }
+
+    /// Processes single-message batches right away with `processor`.
+    pub fn processing_single_messages(mut self, processor: Arc<Processor>) -> StoreIntake {
+        self.processor = Some(processor);
+        self
     }
 }
 
@@ -52,6 +63,27 @@ impl Intake for StoreIntake {
                 }),
             })
             .collect();
+        if let (Some(processor), [message]) = (&self.processor, messages.as_slice()) {
+            match processor
+                .receive_fetched(message, self.mailbox, self.source)
+                .await
+            {
+                Ok(outcome) => {
+                    tracing::info!(
+                        inbound_id = outcome.inbound_id,
+                        outcome = %outcome.outcome,
+                        handler = outcome.handler.as_deref().unwrap_or("-"),
+                        error = outcome.error.as_deref().unwrap_or("-"),
+                        "message processed"
+                    );
+                    return Ok(());
+                }
+                // Processing could not finish now: store it alone, and let the queue retry.
+                Err(error) => {
+                    tracing::debug!(%error, "processing at intake failed; queueing the message")
+                }
+            }
+        }
         let summary = take_in(&self.store, self.mailbox, self.source, &messages)
             .await
             .map_err(unavailable)?;

@@ -77,7 +77,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         let queue = queue.clone();
         Arc::new(move || queue.wake())
     };
-    let planned = sources::plan(&setup, &store, wake)?;
+    let planned = sources::plan(&setup, &store, wake, Some(processor.clone()))?;
     let settings = Settings {
         protocol: Protocol::Lmtp,
         ..Settings::default()

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_core::Processor;
 use postern_inbox::graph::GraphSettings;
 use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
 use postern_inbox::secret::Secret;
@@ -87,7 +88,12 @@ fn watched(section: &MailboxConfig) -> bool {
 
 /// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a
 /// configuration error, never a silent no-op.
-pub fn plan(setup: &Setup, store: &Store, wake: Wake) -> Result<Planned, Failure> {
+pub fn plan(
+    setup: &Setup,
+    store: &Store,
+    wake: Wake,
+    processor: Option<Arc<Processor>>,
+) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
     for (name, mailbox, section) in sections(setup) {
         let Some(section) = section.filter(|s| watched(s)) else {
@@ -99,6 +105,7 @@ pub fn plan(setup: &Setup, store: &Store, wake: Wake) -> Result<Planned, Failure
             .descriptions
             .push(format!("{name}: {} {}", source.kind(), source.location()));
         planned.statuses.push(status.clone());
+        let processor = processor.clone();
         let (inbound_source, store, wake) = (
             match source {
                 Source::Imap(_) => InboundSource::Imap,
@@ -108,7 +115,11 @@ pub fn plan(setup: &Setup, store: &Store, wake: Wake) -> Result<Planned, Failure
             wake.clone(),
         );
         planned.starters.push(Box::new(move |tasks, stop| {
-            let intake = Arc::new(StoreIntake::new(store, mailbox, inbound_source, wake));
+            let mut intake = StoreIntake::new(store, mailbox, inbound_source, wake);
+            if let Some(processor) = processor {
+                intake = intake.processing_single_messages(processor);
+            }
+            let intake = Arc::new(intake);
             match source {
                 Source::Imap(settings) => {
                     tasks.spawn(postern_inbox::imap::watch(settings, intake, status, stop));
@@ -258,6 +269,9 @@ fn imap(name: &str, section: &MailboxConfig) -> Result<ImapSettings, String> {
     config.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
     config.expunge_deleted = section.expunge_deleted.unwrap_or(false);
     config.extra_ca_file = section.tls_ca_file.clone();
+    // Memory is bounded by the batch, not the backlog; 2 MiB keeps a drain of 1 MB messages
+    // well inside the memory budget while small messages still come 50 to a batch.
+    config.batch_max_bytes = 2 << 20;
     config.validate().map_err(|e| e.to_string())
 }
 
