@@ -13,10 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// See the workspace manifest: memory freed after a burst goes back to the system.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// postern turns email into issue-tracker activity: replies become comments, mail to a project's
 /// address opens an issue or a merge request, and outsiders' mail becomes Service Desk tickets.
 #[derive(Debug, Parser)]
