@@ -6,7 +6,7 @@
 #   bash bench/intake.sh --small 500 --large 50 --no-mail-room
 #
 # Needs dovecot-imapd (and openssl); scripts/test.sh installs them. mail_room is optional:
-#   apt-get install -y ruby-mail-room
+#   apt-get install -y ruby-mail-room ruby-faraday   (faraday: its postback delivery)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p postern -p postern-bench

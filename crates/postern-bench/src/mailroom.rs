@@ -104,11 +104,12 @@ pub async fn drain(server: &MailServer, folder: &str, count: usize) -> anyhow::R
         ),
     )?;
     let started = Instant::now();
+    let log = dir.path().join("mail_room.log");
     let mut child = tokio::process::Command::new("mail_room")
         .arg("-c")
         .arg(&config)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true)
         .spawn()
         .context("cannot start mail_room")?;
@@ -128,7 +129,12 @@ pub async fn drain(server: &MailServer, folder: &str, count: usize) -> anyhow::R
             "mail_room delivered {got} of {count}"
         );
         if let Ok(Some(status)) = child.try_wait() {
-            anyhow::bail!("mail_room exited ({status}) after {got} of {count}");
+            let printed = std::fs::read_to_string(&log).unwrap_or_default();
+            let first: Vec<&str> = printed.lines().take(3).collect();
+            anyhow::bail!(
+                "mail_room exited ({status}) after {got} of {count}: {}",
+                first.join(" | ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

@@ -153,7 +153,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.mail_room && !mailroom::available() {
         println!(
-            "(mail_room not installed: apt-get install ruby-mail-room to run it side by side)"
+            "(mail_room not installed: apt-get install ruby-mail-room ruby-faraday to run it side by side)"
         );
     }
 
