@@ -9,6 +9,12 @@
 //! reaches GitLab through its mailboxes, as with mail_room; an MTA handing mail to postern
 //! directly belongs to standalone mode. The store, data directory and web server (`/ready`,
 //! `/metrics`) still come from postern.yml.
+//!
+//! After a crash: messages the dead process had claimed (at most the deliverer's concurrency)
+//! wait for their claim to go stale (5 minutes) before another process may deliver them, since
+//! on PostgreSQL that other process may be alive. A SQLite store belongs to one process, so
+//! there a restart takes those claims over at once (one round with a zero claim timeout
+//! before the regular deliverer starts).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -142,6 +148,18 @@ async fn serve(
         routes,
         DelivererOptions::default(),
     ));
+    let recovery = match store.backend() {
+        postern_store::Backend::Sqlite => Some(Deliverer::new(
+            store.clone(),
+            postern_gitlab::destinations(&config, &WebhookOptions::default())
+                .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{e}")))?,
+            DelivererOptions {
+                claim_timeout: Duration::ZERO,
+                ..DelivererOptions::default()
+            },
+        )),
+        postern_store::Backend::Postgres => None,
+    };
     let wake: crate::intake::Wake = {
         let deliverer = deliverer.clone();
         Arc::new(move || deliverer.notify())
@@ -179,7 +197,18 @@ async fn serve(
     {
         let deliverer = deliverer.clone();
         let rx = stop_rx.clone();
-        tasks.spawn(async move { deliverer.run(stopped(rx)).await });
+        tasks.spawn(async move {
+            if let Some(recovery) = recovery {
+                match recovery.deliver_due().await {
+                    Ok(report) if report.delivered + report.retried + report.rejected > 0 => {
+                        tracing::info!(?report, "took over what the previous process had left");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot take over earlier claims"),
+                }
+            }
+            deliverer.run(stopped(rx)).await
+        });
     }
     tasks.spawn(export_stats(deliverer.clone(), stop_rx.clone()));
     {
