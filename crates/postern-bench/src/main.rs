@@ -5,11 +5,16 @@
 //! Run it with `bash bench/intake.sh` (release build). It prints tables shaped like
 //! `mail_room-baseline.md`: latency p50/p95/max, drain rates, peak and idle RSS, lost and
 //! duplicated counts. Timing here is measurement, never a test assertion.
+//!
+//! `--companion` instead compares GitLab companion mode (`serve --gitlab-config`, webhook to a
+//! local sink) with mail_room (postback to the same sink) on the same folders and sizes.
 
+mod companion;
 mod instance;
 mod load;
 mod mailroom;
 mod measure;
+mod sink;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,6 +31,7 @@ struct Args {
     large: usize,
     latency_messages: usize,
     mail_room: bool,
+    companion: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -35,6 +41,7 @@ fn parse_args() -> anyhow::Result<Args> {
         large: 200,
         latency_messages: 50,
         mail_room: true,
+        companion: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,9 +52,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--large" => args.large = value()?.parse()?,
             "--latency-messages" => args.latency_messages = value()?.parse()?,
             "--no-mail-room" => args.mail_room = false,
+            "--companion" => args.companion = true,
             "--help" | "-h" => {
                 println!(
-                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room]"
+                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]"
                 );
                 std::process::exit(0);
             }
@@ -81,6 +89,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server.imap_port()
     );
 
+    if args.companion {
+        return run_companion(&args, server).await;
+    }
     let mut latencies: Vec<(String, String, Latency)> = Vec::new();
     let mut drains: Vec<Drain> = Vec::new();
 
@@ -162,7 +173,66 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "postern idle RSS before load: {:.1} MB; latency run: {} messages processed, {} issues",
         idle_rss, counts.0, counts.1
     );
-    measure::print_drains(&drains);
+    measure::print_drains(
+        "Drain of a pre-loaded folder (spawn → last message stored and processed)",
+        &drains,
+    );
+    server.stop().map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// GitLab companion mode against mail_room: both deliver by webhook to the same kind of sink.
+async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
+    let mut drains: Vec<Drain> = Vec::new();
+    for (label, count, size) in [
+        ("small", args.small, load::SMALL_BODY),
+        ("1 MB", args.large, load::LARGE_BODY),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let folder = format!("bench-companion-{}", label.replace(' ', ""));
+        let to = "incoming+abc@example.test";
+        let titles = load::preload(&server, &folder, to, count, size).await?;
+        match companion::drain(&args.postern, &server, &folder, count).await {
+            Ok(run) => drains.push(Drain::new(
+                "postern --gitlab-config",
+                label,
+                count,
+                size,
+                run.elapsed,
+                run.peak_rss,
+                run.idle_rss,
+                &titles,
+                &run.titles,
+                run.left,
+            )),
+            Err(e) => println!("postern companion run failed: {e:#}"),
+        }
+        if args.mail_room && mailroom::available() {
+            let folder = format!("{folder}-mailroom");
+            let titles = load::preload(&server, &folder, to, count, size).await?;
+            match mailroom::drain(&server, &folder, count).await {
+                Ok(run) => drains.push(Drain::new(
+                    "mail_room",
+                    label,
+                    count,
+                    size,
+                    run.elapsed,
+                    run.peak_rss,
+                    run.idle_rss,
+                    &titles,
+                    &run.titles,
+                    run.left,
+                )),
+                Err(e) => println!("mail_room run failed: {e:#}"),
+            }
+        }
+    }
+    measure::print_drains(
+        "GitLab companion mode vs mail_room: drain of a pre-loaded folder by webhook to a local sink (spawn → last POST)",
+        &drains,
+    );
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -121,9 +121,9 @@ pub fn print_latency(rows: &[(String, String, Latency)]) {
 }
 
 /// Prints the drain table.
-pub fn print_drains(rows: &[Drain]) {
+pub fn print_drains(heading: &str, rows: &[Drain]) {
     println!();
-    println!("### Drain of a pre-loaded folder (spawn → last message stored and processed)");
+    println!("### {heading}");
     println!();
     println!(
         "| client | messages | bytes each | seconds | msg/s | peak RSS MB | idle RSS after MB | lost | dup | left in folder |"

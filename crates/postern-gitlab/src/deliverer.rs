@@ -254,8 +254,16 @@ impl Deliverer {
         let Ok(mut paused) = self.paused.lock() else {
             return 1;
         };
+        let now = Instant::now();
+        // The other messages in flight when the destination went away fail with it: one
+        // outage, not several consecutive failures.
+        if let Some((failures, until)) = paused.get(&mailbox).copied()
+            && now < until
+        {
+            return failures;
+        }
         let failures = paused.get(&mailbox).map_or(0, |(n, _)| *n) + 1;
-        let until = Instant::now() + self.options.backoff(failures);
+        let until = now + self.options.backoff(failures);
         paused.insert(mailbox, (failures, until));
         failures
     }

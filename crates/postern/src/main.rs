@@ -75,6 +75,16 @@ struct ServeArgs {
         env = "POSTERN_CONFIG"
     )]
     config: Option<PathBuf>,
+    /// GitLab companion mode: read the mailboxes from GitLab's configuration
+    /// (`gitlab.yml`, Omnibus `gitlab.rb` or `mail_room.yml`) and deliver every message to GitLab
+    /// instead of processing it. postern.yml (`-c`) still gives the store, data directory and web
+    /// server.
+    #[arg(
+        long = "gitlab-config",
+        value_name = "FILE",
+        env = "POSTERN_GITLAB_CONFIG"
+    )]
+    gitlab_config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +97,15 @@ struct CheckArgs {
         env = "POSTERN_CONFIG"
     )]
     config: Option<PathBuf>,
+    /// Check GitLab companion mode with GitLab's configuration (`gitlab.yml`, Omnibus
+    /// `gitlab.rb` or `mail_room.yml`): the checks of `gitlab:incoming_email:check`, the
+    /// delivery path and each mailbox's login.
+    #[arg(
+        long = "gitlab-config",
+        value_name = "FILE",
+        env = "POSTERN_GITLAB_CONFIG"
+    )]
+    gitlab_config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -25,6 +25,9 @@ pub type PendingCheck<'a> = Pin<Box<dyn Future<Output = CheckLine> + 'a>>;
 
 /// Runs every check and prints one line each.
 pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
+    if let Some(gitlab_config) = args.gitlab_config.as_deref() {
+        return crate::cmd::serve::companion::check(gitlab_config);
+    }
     let config = match load_config(args.config.as_deref()) {
         Ok(config) => config,
         Err(failure) => {
@@ -67,7 +70,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
 fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
     let mut checks: Vec<PendingCheck<'_>> = Vec::new();
     checks.push(Box::pin(store(setup)));
-    checks.extend(crate::cmd::serve::sources::checks(setup));
+    checks.extend(crate::cmd::serve::sources::checks(
+        &crate::cmd::serve::sources::sections(setup),
+    ));
     checks.push(Box::pin(outgoing(setup)));
     checks
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod admin;
 mod check;
+mod companion;
 mod help;
 mod inspect;
 mod mailflow;

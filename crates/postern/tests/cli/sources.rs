@@ -14,9 +14,9 @@ use postern_testkit::mailserver::{MailServer, USER};
 use crate::support::{Sandbox, str_field};
 
 /// Every wait in these tests ends by this bound.
-const BOUND: Duration = Duration::from_secs(180);
+pub(crate) const BOUND: Duration = Duration::from_secs(180);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -56,7 +56,7 @@ fn new_issue(to: &str, title: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn imap(server: &MailServer) -> ImapClient {
+pub(crate) async fn imap(server: &MailServer) -> ImapClient {
     let mut client = ImapClient::connect(server.imap_port())
         .await
         .expect("connect");
@@ -84,7 +84,7 @@ async fn preload(server: &MailServer, folder: &str, to: &str, count: usize) -> V
 }
 
 /// Messages not flagged `\Deleted` in `folder`, and how many of them are `\Seen`.
-async fn folder_state(server: &MailServer, folder: &str) -> (usize, usize) {
+pub(crate) async fn folder_state(server: &MailServer, folder: &str) -> (usize, usize) {
     let mut client = imap(server).await;
     client.select(folder).await.expect("SELECT");
     let left = client.uid_search("UNDELETED").await.expect("search").len();
@@ -107,7 +107,7 @@ fn serve(sandbox: &Sandbox) -> Child {
         .expect("postern serve starts")
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -155,7 +155,7 @@ fn assert_exactly_once(titles: &HashMap<String, usize>, sent: &[String]) {
     assert_eq!(titles.len(), sent.len());
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

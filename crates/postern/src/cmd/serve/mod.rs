@@ -9,9 +9,13 @@
 //! - the outbox worker: sends queued notifications;
 //! - the web server (`postern-web`): UI, JSON API, `/health`, `/ready`, `/metrics`.
 //!
+//! With `--gitlab-config` it runs in GitLab companion mode instead (`companion`): the watchers
+//! of GitLab's mailboxes and the delivery to GitLab, no LMTP listener and no processing.
+//!
 //! Shutdown: the stop flag goes to every task; each finishes the message in hand; the process
 //! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
 
+pub mod companion;
 mod lmtp;
 pub mod sources;
 mod tokens;
@@ -48,6 +52,9 @@ const PROCESSING_TASKS: usize = 4;
 pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     let setup = Setup::new(load_config(args.config.as_deref())?);
     crate::logging::init(setup.config.log.as_ref()).map_err(|e| Failure::new(CONFIG, e))?;
+    if let Some(gitlab_config) = args.gitlab_config.as_deref() {
+        return companion::run(setup, gitlab_config);
+    }
     let listen: SocketAddr = setup
         .config
         .listener
@@ -77,7 +84,12 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         let queue = queue.clone();
         Arc::new(move || queue.wake())
     };
-    let planned = sources::plan(&setup, &store, wake, Some(processor.clone()))?;
+    let planned = sources::plan(
+        &sources::sections(&setup),
+        &store,
+        wake,
+        Some(processor.clone()),
+    )?;
     let settings = Settings {
         protocol: Protocol::Lmtp,
         ..Settings::default()
@@ -91,23 +103,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let bound = listener.local_addr().unwrap_or(listen);
     let lmtp_status = Arc::new(SourceStatus::new("listener", "lmtp", &bound.to_string()));
     lmtp_status.connected();
-    let web_listen = setup
-        .config
-        .web
-        .as_ref()
-        .and_then(|web| web.listen.clone())
-        .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
-    let web_listener = tokio::net::TcpListener::bind(&web_listen)
-        .await
-        .map_err(|e| {
-            Failure::new(
-                CONFIG,
-                anyhow::anyhow!("cannot listen on {web_listen} (web.listen): {e}"),
-            )
-        })?;
-    let web_bound = web_listener
-        .local_addr()
-        .map_err(|e| Failure::new(SOFTWARE, e))?;
+    let (web_listener, web_bound) = bind_web(&setup).await?;
     let mut statuses = vec![lmtp_status.clone()];
     statuses.extend(planned.statuses.iter().cloned());
     let web_state = WebState::new(
@@ -144,10 +140,6 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        // Ends when the flag turns true or the sender is gone.
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     let mut tasks = JoinSet::new();
     tasks.spawn(listener.run(
         stopped(stop_rx.clone()),
@@ -169,6 +161,42 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     planned.spawn(&mut tasks, stop_rx.clone());
 
     wait_for_signal().await;
+    shut_down(stop_tx, tasks).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A future that ends when the stop flag turns true or its sender is gone.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Binds the web server's address (`web.listen`).
+async fn bind_web(setup: &Setup) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
+    let web_listen = setup
+        .config
+        .web
+        .as_ref()
+        .and_then(|web| web.listen.clone())
+        .unwrap_or_else(|| DEFAULT_WEB_LISTEN.to_owned());
+    let web_listener = tokio::net::TcpListener::bind(&web_listen)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                CONFIG,
+                anyhow::anyhow!("cannot listen on {web_listen} (web.listen): {e}"),
+            )
+        })?;
+    let web_bound = web_listener
+        .local_addr()
+        .map_err(|e| Failure::new(SOFTWARE, e))?;
+    Ok((web_listener, web_bound))
+}
+
+/// Raises the stop flag and waits (at most [`SHUTDOWN_BOUND`]) for every task to finish the
+/// message in hand.
+async fn shut_down(stop_tx: watch::Sender<bool>, mut tasks: JoinSet<()>) {
     tracing::info!("stopping (finishing the message in hand)");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_BOUND, async {
@@ -181,9 +209,6 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         );
         tasks.abort_all();
     }
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 fn log_queue_event(event: QueueEvent) {

@@ -1,6 +1,9 @@
 //! The mailbox watchers `serve` runs, built from the `incoming_email:` and
 //! `service_desk_email:` sections (GitLab's keys, plus postern's `auth_method`,
 //! `oauth2_token_file`, `tls_ca_file` and `allow_plaintext`), and their `postern check` lines.
+//!
+//! Companion mode reads the same sections from GitLab's own configuration; it turns them into
+//! [`MailboxConfig`] first, so both go through the one mapping here (`source`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +67,12 @@ impl Source {
     }
 }
 
-fn sections(setup: &Setup) -> [(&'static str, Mailbox, Option<&MailboxConfig>); 2] {
+/// A mailbox section to watch: its name (`incoming_email`, `service_desk_email`), the store's
+/// mailbox, and its keys.
+pub type Section<'a> = (&'static str, Mailbox, &'a MailboxConfig);
+
+/// The watched sections of postern.yml.
+pub fn sections(setup: &Setup) -> Vec<Section<'_>> {
     [
         (
             "incoming_email",
@@ -77,6 +85,9 @@ fn sections(setup: &Setup) -> [(&'static str, Mailbox, Option<&MailboxConfig>); 
             setup.config.service_desk_email.as_ref(),
         ),
     ]
+    .into_iter()
+    .filter_map(|(name, mailbox, section)| Some((name, mailbox, section.filter(|s| watched(s))?)))
+    .collect()
 }
 
 /// Whether a section asks for a watcher: enabled, and naming a server (an address alone, with
@@ -89,16 +100,13 @@ fn watched(section: &MailboxConfig) -> bool {
 /// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a
 /// configuration error, never a silent no-op.
 pub fn plan(
-    setup: &Setup,
+    sections: &[Section<'_>],
     store: &Store,
     wake: Wake,
     processor: Option<Arc<Processor>>,
 ) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
-    for (name, mailbox, section) in sections(setup) {
-        let Some(section) = section.filter(|s| watched(s)) else {
-            continue;
-        };
+    for &(name, mailbox, section) in sections {
         let source = source(name, section).map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
         let status = Arc::new(SourceStatus::new(name, source.kind(), &source.location()));
         planned
@@ -135,12 +143,9 @@ pub fn plan(
 
 /// `postern check` lines for every watched mailbox: log in and open the folder (IMAP), get a
 /// token and read the folder (Microsoft Graph).
-pub fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
-    let mut checks: Vec<PendingCheck<'_>> = Vec::new();
-    for (name, _, section) in sections(setup) {
-        let Some(section) = section.filter(|s| watched(s)) else {
-            continue;
-        };
+pub fn checks<'a>(sections: &[Section<'a>]) -> Vec<PendingCheck<'a>> {
+    let mut checks: Vec<PendingCheck<'a>> = Vec::new();
+    for &(name, _, section) in sections {
         checks.push(Box::pin(async move {
             let source = match source(name, section) {
                 Ok(source) => source,

@@ -1,0 +1,331 @@
+//! GitLab companion mode (`serve --gitlab-config`, `check --gitlab-config`): postern in
+//! mail_room's place. The mailboxes come from GitLab's own configuration; each is watched by the
+//! same IMAP/Graph watcher as in standalone mode (its settings made by the one mapping in
+//! `sources`), storing every message durably before it is acknowledged on the server; the
+//! `postern_gitlab::Deliverer` then hands the stored messages to GitLab (webhook or Sidekiq)
+//! and records each only once GitLab accepted it.
+//!
+//! Nothing is processed here: GitLab processes the mail. There is no LMTP listener either — mail
+//! reaches GitLab through its mailboxes, as with mail_room; an MTA handing mail to postern
+//! directly belongs to standalone mode. The store, data directory and web server (`/ready`,
+//! `/metrics`) still come from postern.yml.
+//!
+//! After a crash: messages the dead process had claimed (at most the deliverer's concurrency)
+//! wait for their claim to go stale (5 minutes) before another process may deliver them, since
+//! on PostgreSQL that other process may be alive. A SQLite store belongs to one process, so
+//! there a restart takes those claims over at once (one round with a zero claim timeout
+//! before the regular deliverer starts).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_gitlab::{
+    CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, GraphOptions, InboxMethod,
+    MailboxSettings, WebhookOptions, mailbox_type,
+};
+use postern_web::{WebConfig, WebState};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::sources::{self, Section};
+use super::{bind_web, shut_down, stopped, wait_for_signal};
+use crate::config::{InboxOptions, MailboxConfig, Secret};
+use crate::exit::{CONFIG, Failure, SOFTWARE};
+use crate::setup::{Setup, runtime};
+
+/// How often the delivery totals are copied into the metrics.
+const METRICS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reads GitLab's configuration; an unreadable or unusable file is a configuration error (exit
+/// 78) naming the file and the key, never a value.
+pub fn load(path: &Path) -> Result<GitlabMailboxes, Failure> {
+    let config = postern_gitlab::load(path).map_err(|e| Failure::new(CONFIG, e))?;
+    if config.active().next().is_none() {
+        return Err(Failure::new(
+            CONFIG,
+            anyhow::anyhow!(
+                "{}: no mailbox to watch (incoming_email or service_desk_email enabled, with an address)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(config)
+}
+
+/// A GitLab mailbox as a postern.yml section, so that it goes through the same mapping to
+/// watcher settings. GitLab has no `allow_plaintext`: with `ssl` and `start_tls` both false
+/// mail_room talks plaintext, and so does postern — but only to a loopback host (the watcher
+/// refuses plaintext to anything else).
+pub fn mailbox_config(settings: &MailboxSettings) -> MailboxConfig {
+    MailboxConfig {
+        enabled: Some(settings.enabled),
+        address: settings.address.clone(),
+        user: settings.user.clone(),
+        password: settings.password.as_ref().map(|p| Secret::new(p.expose())),
+        host: settings.host.clone(),
+        port: Some(settings.port),
+        ssl: Some(settings.ssl),
+        start_tls: Some(settings.start_tls),
+        mailbox: Some(settings.folder.clone()),
+        idle_timeout: Some(settings.idle_timeout),
+        log_path: settings.log_path.clone(),
+        delete_after_delivery: Some(settings.delete_after_delivery),
+        expunge_deleted: Some(settings.expunge_deleted),
+        inbox_method: Some(
+            match settings.inbox_method {
+                InboxMethod::Imap => "imap",
+                InboxMethod::MicrosoftGraph => "microsoft_graph",
+            }
+            .to_owned(),
+        ),
+        inbox_options: settings.inbox_options.as_ref().map(inbox_options),
+        allow_plaintext: Some(true),
+        ..MailboxConfig::default()
+    }
+}
+
+fn inbox_options(options: &GraphOptions) -> InboxOptions {
+    InboxOptions {
+        tenant_id: options.tenant_id.clone(),
+        client_id: options.client_id.clone(),
+        client_secret: options
+            .client_secret
+            .as_ref()
+            .map(|s| Secret::new(s.expose())),
+        poll_interval: Some(options.poll_interval),
+        azure_ad_endpoint: Some(options.azure_ad_endpoint.clone()),
+        graph_endpoint: Some(options.graph_endpoint.clone()),
+    }
+}
+
+/// The active mailboxes as sections for `sources`.
+fn sections(
+    config: &GitlabMailboxes,
+) -> Vec<(&'static str, postern_store::Mailbox, MailboxConfig)> {
+    config
+        .active()
+        .map(|m| (mailbox_type(m.mailbox), m.mailbox, mailbox_config(m)))
+        .collect()
+}
+
+/// `serve --gitlab-config`: runs until SIGTERM or Ctrl-C.
+pub fn run(setup: Setup, gitlab_config: &Path) -> Result<ExitCode, Failure> {
+    let config = load(gitlab_config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(SOFTWARE, e))?;
+    let code = runtime.block_on(serve(setup, gitlab_config, config));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn serve(
+    setup: Setup,
+    gitlab_config: &Path,
+    config: GitlabMailboxes,
+) -> Result<ExitCode, Failure> {
+    let routes = postern_gitlab::destinations(&config, &WebhookOptions::default())
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{}: {e}", gitlab_config.display())))?;
+    let metrics = postern_web::install_metrics_recorder()
+        .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
+    let store = setup.store().await?;
+    let destinations: Vec<String> = routes
+        .iter()
+        .map(|(mailbox, d)| {
+            format!(
+                "{}: {} {}",
+                mailbox_type(*mailbox),
+                d.handler(),
+                d.describe()
+            )
+        })
+        .collect();
+    let deliverer = Arc::new(Deliverer::new(
+        store.clone(),
+        routes,
+        DelivererOptions::default(),
+    ));
+    let recovery = match store.backend() {
+        postern_store::Backend::Sqlite => Some(Deliverer::new(
+            store.clone(),
+            postern_gitlab::destinations(&config, &WebhookOptions::default())
+                .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{e}")))?,
+            DelivererOptions {
+                claim_timeout: Duration::ZERO,
+                ..DelivererOptions::default()
+            },
+        )),
+        postern_store::Backend::Postgres => None,
+    };
+    let wake: crate::intake::Wake = {
+        let deliverer = deliverer.clone();
+        Arc::new(move || deliverer.notify())
+    };
+    let owned = sections(&config);
+    let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
+    let planned = sources::plan(&borrowed, &store, wake, None)?;
+    let (web_listener, web_bound) = bind_web(&setup).await?;
+    // The web UI needs a processor for its pages; companion mode never runs it on mail.
+    let processor = Arc::new(setup.processor(store.clone()));
+    let web_state = WebState::new(
+        processor,
+        planned.statuses.clone(),
+        WebConfig::new(
+            &setup.config.instance_name(),
+            &format!("http://{web_bound}"),
+        ),
+    )
+    .with_metrics(metrics);
+    tracing::info!(
+        gitlab_config = %gitlab_config.display(),
+        data_dir = %setup.data_dir.display(),
+        web = %format!("http://{web_bound}/"),
+        "postern started in GitLab companion mode"
+    );
+    for source in &planned.descriptions {
+        tracing::info!(source = %source, "watching mailbox");
+    }
+    for destination in &destinations {
+        tracing::info!(destination = %destination, "delivering to GitLab");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    {
+        let deliverer = deliverer.clone();
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            if let Some(recovery) = recovery {
+                match recovery.deliver_due().await {
+                    Ok(report) if report.delivered + report.retried + report.rejected > 0 => {
+                        tracing::info!(?report, "took over what the previous process had left");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot take over earlier claims"),
+                }
+            }
+            deliverer.run(stopped(rx)).await
+        });
+    }
+    tasks.spawn(export_stats(deliverer.clone(), stop_rx.clone()));
+    {
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = postern_web::serve(web_listener, web_state, stopped(rx)).await {
+                tracing::error!(error = %e, "the web server stopped");
+            }
+        });
+    }
+    planned.spawn(&mut tasks, stop_rx.clone());
+
+    wait_for_signal().await;
+    shut_down(stop_tx, tasks).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the deliverer's totals into `postern_gitlab_deliveries_total{result}`.
+async fn export_stats(deliverer: Arc<Deliverer>, stop: watch::Receiver<bool>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = deliverer.stats();
+    let mut stop = std::pin::pin!(stopped(stop));
+    loop {
+        for (result, value) in [
+            ("delivered", stats.delivered.load(Relaxed)),
+            ("rejected", stats.rejected.load(Relaxed)),
+            ("retried", stats.retried.load(Relaxed)),
+        ] {
+            metrics::counter!("postern_gitlab_deliveries_total", "result" => result)
+                .absolute(value);
+        }
+        tokio::select! {
+            () = stop.as_mut() => return,
+            () = tokio::time::sleep(METRICS_INTERVAL) => {}
+        }
+    }
+}
+
+/// `check --gitlab-config`: GitLab's check lines, then each mailbox's login. Exit 1 on any
+/// failure.
+pub fn check(gitlab_config: &Path) -> Result<ExitCode, Failure> {
+    println!("Checking Incoming Email ...\n");
+    let config = match postern_gitlab::load(gitlab_config) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("GitLab configuration readable? ... no\n  {e}");
+            print_fixes(&[format!(
+                "Check {} (postern reads gitlab.yml, gitlab.rb or mail_room.yml)",
+                gitlab_config.display()
+            )]);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("GitLab configuration readable? ... yes");
+    let owned = sections(&config);
+    let systemd: Vec<&Path> = postern_gitlab::check::SYSTEMD_DIRS
+        .iter()
+        .map(Path::new)
+        .collect();
+    let (lines, logins) = runtime()?.block_on(async {
+        let lines = postern_gitlab::check(&config, &systemd, Path::new("/proc")).await;
+        let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
+        let mut logins = Vec::new();
+        for login in sources::checks(&borrowed) {
+            logins.push(login.await);
+        }
+        (lines, logins)
+    });
+    let mut failed = false;
+    for line in lines {
+        match line.status {
+            CheckStatus::Ok => println!("{} ... yes", line.name),
+            CheckStatus::Skipped => println!(
+                "{} ... skipped ({})",
+                line.name,
+                line.reason.unwrap_or_default()
+            ),
+            CheckStatus::Failed => {
+                failed = true;
+                println!("{} ... no", line.name);
+                if let Some(reason) = line.reason {
+                    println!("  {reason}");
+                }
+                print_fixes(&line.fixes);
+            }
+        }
+    }
+    for login in logins {
+        match login.result {
+            Ok(detail) => println!("{} can be read? ... yes ({detail})", login.name),
+            Err(reason) => {
+                failed = true;
+                println!("{} can be read? ... no\n  {reason}", login.name);
+                print_fixes(&[
+                    "Check the mailbox's host, port, user and password in the GitLab configuration"
+                        .to_owned(),
+                ]);
+            }
+        }
+    }
+    println!("\nChecking Incoming Email ... Finished");
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_fixes(fixes: &[String]) {
+    if fixes.is_empty() {
+        return;
+    }
+    println!("  Try fixing it:");
+    for fix in fixes {
+        println!("  {fix}");
+    }
+    println!("  Please fix the error above and rerun the checks.");
+}
