@@ -283,7 +283,11 @@ impl Deliverer {
             if self.is_paused(route.mailbox) {
                 continue;
             }
-            let stale_before = Timestamp::now().plus_seconds(-seconds(self.options.claim_timeout));
+            // Timestamps are whole seconds: a claim exactly `claim_timeout` old counts as stale,
+            // so a zero timeout (taking over a killed process's claims at restart) also takes
+            // claims made in the current second.
+            let stale_before =
+                Timestamp::now().plus_seconds(1 - seconds(self.options.claim_timeout));
             let due = {
                 let mut tx = self.store.begin().await?;
                 let due = tx
