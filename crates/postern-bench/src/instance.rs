@@ -43,9 +43,16 @@ impl Prepared {
         server: &MailServer,
         folder: &str,
     ) -> anyhow::Result<Prepared> {
+        // POSTERN_BENCH_KEEP=1 keeps each instance's directory (configuration, store, serve.log)
+        // for a look afterwards.
+        let keep = std::env::var_os("POSTERN_BENCH_KEEP").is_some();
         let dir = tempfile::Builder::new()
             .prefix("postern-bench-")
+            .disable_cleanup(keep)
             .tempdir()?;
+        if keep {
+            println!("instance directory kept: {}", dir.path().display());
+        }
         let lmtp_port = free_port()?;
         let web_port = free_port()?;
         let config = dir.path().join("postern.yml");

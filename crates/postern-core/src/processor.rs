@@ -221,14 +221,33 @@ impl Processor {
         id: i64,
         stale_before: postern_store::Timestamp,
     ) -> Result<Option<ReceiveOutcome>, ProcessError> {
+        // The raw bytes never change once stored, so they are read and parsed (base64 and
+        // quoted-printable decoding: milliseconds for a large message) before the write
+        // transaction. On SQLite that keeps the single write lock, which intake also needs,
+        // for the database work alone, and lets the queue's tasks parse in parallel.
+        let message = {
+            let mut read = self.store.begin_read_only().await?;
+            match read.inbound(id).await? {
+                Some(message) => message,
+                None => return Ok(None),
+            }
+        };
+        let email = Email::parse(&message.raw);
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {
             return Ok(None);
         }
-        let Some(message) = tx.inbound(id).await? else {
-            return Ok(None);
-        };
-        self.process_and_commit(tx, message).await.map(Some)
+        let outcome = self
+            .process_stored(
+                &mut tx,
+                message.meta.id,
+                &email,
+                &message.raw,
+                message.meta.mailbox,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
     }
 
     async fn process_and_commit(

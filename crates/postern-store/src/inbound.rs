@@ -197,20 +197,26 @@ impl Tx {
             let id = scalar_optional!(
                 self,
                 i64,
-                "INSERT INTO inbound_messages (received_at, mailbox, source, message_id, raw, size,
+                "INSERT INTO inbound_messages (received_at, mailbox, source, message_id, size,
                                                source_identity, content_identity)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT DO NOTHING RETURNING id",
                 Timestamp::now().0,
                 new.mailbox.as_str(),
                 new.source.as_str(),
                 &new.message_id,
-                &new.raw,
                 size,
                 &new.source_identity,
                 &new.content_identity,
             )?;
             if let Some(id) = id {
+                // A table of its own, so that state changes never rewrite the bytes (0007).
+                execute!(
+                    self,
+                    "INSERT INTO inbound_raw (inbound_id, raw) VALUES ($1, $2)",
+                    id,
+                    &new.raw,
+                )?;
                 return Ok(InsertOutcome::New(id));
             }
             if let Some(source_identity) = &new.source_identity {
@@ -300,7 +306,9 @@ impl Tx {
         Ok(fetch_optional!(
             self,
             InboundMessage,
-            "SELECT * FROM inbound_messages WHERE id = $1",
+            "SELECT m.*, r.raw
+             FROM inbound_messages m JOIN inbound_raw r ON r.inbound_id = m.id
+             WHERE m.id = $1",
             id
         )?)
     }

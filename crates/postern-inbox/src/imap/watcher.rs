@@ -204,12 +204,16 @@ impl<I: Intake> Watcher<'_, I> {
             if self.stopping() {
                 return Err(Stop::Shutdown);
             }
+            let started = std::time::Instant::now();
             let fetched = self.fetch(&batch).await?;
+            let fetch_ms = started.elapsed().as_millis() as u64;
             let count = fetched.len() as u64;
             let bytes: usize = fetched.iter().map(|m| m.raw.len()).sum();
             let intake = self.intake;
             self.with_intake(|| intake.take(fetched.clone())).await?;
+            let store_ms = started.elapsed().as_millis() as u64 - fetch_ms;
             self.acknowledge(&batch).await?;
+            let acknowledge_ms = started.elapsed().as_millis() as u64 - fetch_ms - store_ms;
             self.intake_backoff.reset();
             self.status.taken(count);
             remaining = remaining.saturating_sub(batch.len() as u64);
@@ -222,6 +226,9 @@ impl<I: Intake> Watcher<'_, I> {
                 messages = count,
                 bytes,
                 backlog = remaining,
+                fetch_ms,
+                store_ms,
+                acknowledge_ms,
                 "batch taken in and acknowledged"
             );
         }
