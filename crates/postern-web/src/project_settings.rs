@@ -220,10 +220,10 @@ pub(crate) async fn update_service_desk(
     };
     if new_address {
         postern_core::verification::start(tx, config, &project, user).await?;
-        return Ok(tx
+        return tx
             .project_by_id(project.id)
             .await?
-            .ok_or(WebError::NotFound)?);
+            .ok_or(WebError::NotFound);
     }
     Ok(project)
 }
