@@ -412,3 +412,82 @@ both!(service_desk_settings_api_is_for_maintainers, |db| {
     );
     Ok(())
 });
+
+both!(
+    verification_mail_coming_back_verifies_and_then_enables,
+    |db| {
+        let web = Web::new(db).await?;
+        let owner = web.user("owner", false).await?;
+        let project = web.project("desk", Visibility::Private).await?;
+        web.member(&project, &owner, Role::Owner).await?;
+        let session = web.login("owner").await?;
+        let base = format!("/admin/projects/{}/service_desk", project.id);
+        let enabled = web
+            .send(
+                Method::POST,
+                &base,
+                session.cookie(),
+                Some(&[("csrf", &session.csrf), ("enabled", "1")]),
+            )
+            .await;
+        assert_eq!(enabled.status, StatusCode::SEE_OTHER);
+        let set = web
+            .send(
+                Method::POST,
+                &format!("{base}/custom_email"),
+                session.cookie(),
+                Some(&[
+                    ("csrf", &session.csrf),
+                    ("custom_email", "support@acme.com"),
+                ]),
+            )
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+
+        // The mail provider forwards support+verify@acme.com back to postern, unchanged.
+        let mut tx = web.store().begin_read_only().await?;
+        let mail = tx
+            .list_outbox(&OutboxFilter::default())
+            .await?
+            .into_iter()
+            .find(|m| m.kind == "custom_email_verification")
+            .ok_or("no verification mail")?;
+        let raw = tx.outbox_raw(mail.id).await?.ok_or("no raw")?;
+        tx.rollback().await?;
+        let outcome = web.receive(&String::from_utf8(raw)?).await?;
+        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+
+        let page = web
+            .get(
+                &format!("/projects/{}/settings", project.id),
+                session.cookie(),
+            )
+            .await;
+        assert!(page.body.contains("verification finished"), "{}", page.body);
+        let enable = web
+            .send(
+                Method::POST,
+                &format!("{base}/custom_email"),
+                session.cookie(),
+                Some(&[
+                    ("csrf", &session.csrf),
+                    ("custom_email", "support@acme.com"),
+                    ("custom_email_enabled", "1"),
+                ]),
+            )
+            .await;
+        assert_eq!(enable.status, StatusCode::OK, "{}", enable.body);
+        let mut tx = web.store().begin_read_only().await?;
+        let stored = tx.project_by_id(project.id).await?.ok_or("no project")?;
+        let results = tx
+            .list_outbox(&OutboxFilter::default())
+            .await?
+            .into_iter()
+            .filter(|m| m.kind == "custom_email_verification_result")
+            .count();
+        tx.rollback().await?;
+        assert!(stored.service_desk.custom_email_enabled);
+        assert_eq!(results, 1, "the owner hears the result");
+        Ok(())
+    }
+);
