@@ -1,7 +1,7 @@
-//! Tracker changes made by a person directly (the CLI today, the web UI later), with the same
+//! Tracker changes made by a person directly (the CLI and the web UI), with the same
 //! rules and the same notifications as when they arrive by mail.
 
-use postern_store::{Issue, Note, Noteable, Project, Tx, User};
+use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
@@ -63,6 +63,47 @@ pub async fn comment(
     .await?;
     if let Some(note) = &note {
         after_comment(tx, config, project, author, note, Some(issue)).await?;
+    }
+    Ok(note)
+}
+
+/// Comments on merge request `mr` as `author`, as a mail reply to its notification would:
+/// `/close` and `/reopen` run when the author may update it, then participants and subscribers
+/// are notified. `None` when the text was only quick actions.
+pub async fn comment_on_merge_request(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    mr: &MergeRequest,
+    body: &str,
+) -> Result<Option<Note>, ProcessError> {
+    let role = tx.member_role(project.id, author.id).await?;
+    let actor = Actor { user: author, role };
+    validate(&actor, project, Ability::CreateNote, None)?;
+    if mr.project_id != project.id {
+        return Err(ErrorKind::NoteableNotFound.into());
+    }
+    if body.trim().is_empty() {
+        return Err(ErrorKind::EmptyEmail.into());
+    }
+    let note = create_comment(
+        tx,
+        CommentRequest {
+            project,
+            author,
+            role,
+            noteable: Noteable::MergeRequest(mr.id),
+            issue: None,
+            text: body.to_owned(),
+            discussion_id: None,
+            external_author: None,
+            internal: false,
+        },
+    )
+    .await?;
+    if let Some(note) = &note {
+        after_comment(tx, config, project, author, note, None).await?;
     }
     Ok(note)
 }

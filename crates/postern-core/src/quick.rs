@@ -4,7 +4,7 @@
 //! recognised command line is removed from the stored text whether it ran or not.
 
 use postern_mail::QuickAction;
-use postern_store::{Issue, IssueState, IssueUpdate, Project, Tx};
+use postern_store::{Issue, IssueState, IssueUpdate, MergeRequestState, Project, Tx};
 
 use crate::error::ProcessError;
 use crate::permissions::Actor;
@@ -141,6 +141,40 @@ pub async fn interpret(
         }
     }
     Ok(effects)
+}
+
+/// Runs the state commands GitLab offers on a merge request note: `/close` on an open one and
+/// `/reopen` on a closed one (a merged one stays merged), for developers and up or the merge
+/// request's author (`update_merge_request`). Other commands are skipped, as GitLab skips what
+/// does not apply. Returns the new state when it changed.
+pub async fn run_on_merge_request(
+    tx: &mut Tx,
+    actions: &[QuickAction],
+    actor: &Actor<'_>,
+    project: &Project,
+    merge_request_id: i64,
+) -> Result<Option<MergeRequestState>, ProcessError> {
+    let Some(mr) = tx.merge_request_by_id(merge_request_id).await? else {
+        return Ok(None);
+    };
+    let may_update = actor.can_update_merge_request(project)
+        || (mr.author_id == actor.user.id && actor.can_create_note(project, None));
+    if !may_update {
+        return Ok(None);
+    }
+    let mut state = mr.state;
+    for action in actions {
+        state = match (action.command.as_str(), state) {
+            ("close", MergeRequestState::Opened) => MergeRequestState::Closed,
+            ("reopen", MergeRequestState::Closed) => MergeRequestState::Opened,
+            (_, unchanged) => unchanged,
+        };
+    }
+    if state == mr.state {
+        return Ok(None);
+    }
+    tx.set_merge_request_state(mr.id, state).await?;
+    Ok(Some(state))
 }
 
 /// `~bug ~"needs review" plain` → `["bug", "needs review", "plain"]`.

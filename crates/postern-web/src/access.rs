@@ -1,14 +1,16 @@
-//! Finding a project, issue or merge request for a person, with GitLab's read rules: what they
-//! may not read looks missing.
+//! Finding a project, issue or merge request for a person or a signed-out visitor, with
+//! GitLab's read rules: what they may not read looks missing.
 
 use std::collections::HashMap;
 
 use postern_core::permissions::Actor;
-use postern_store::{Issue, Note, Noteable, Project, Role, Tx, User};
+use postern_store::{
+    Issue, IssueType, MergeRequest, Note, Noteable, Project, Role, Tx, User, Visibility,
+};
 
 use crate::WebError;
 
-/// A project the user may read, with their role in it.
+/// A project the viewer may read, with their role in it.
 pub(crate) struct Visible {
     pub(crate) project: Project,
     pub(crate) role: Option<Role>,
@@ -22,53 +24,109 @@ impl Visible {
         }
     }
 
-    /// Reporters and up see internal notes (GitLab's `read_internal_note`).
-    pub(crate) fn sees_internal(&self, user: &User) -> bool {
-        user.admin || self.role.is_some_and(|r| r >= Role::Reporter)
+    /// Reporters and up see internal notes (GitLab's `read_internal_note`); signed-out
+    /// visitors never do.
+    pub(crate) fn sees_internal(&self, viewer: Option<&User>) -> bool {
+        viewer.is_some_and(|user| user.admin || self.role.is_some_and(|r| r >= Role::Reporter))
+    }
+
+    /// Whether `viewer` may read `issue`. Signed out: only what is neither confidential nor a
+    /// Service Desk ticket (whose text comes from outside people who did not publish it).
+    pub(crate) fn reads_issue(&self, viewer: Option<&User>, issue: &Issue) -> bool {
+        match viewer {
+            Some(user) => self.actor(user).can_read_issue(&self.project, issue),
+            None => {
+                self.project.visibility == Visibility::Public
+                    && !issue.confidential
+                    && issue.issue_type != IssueType::Ticket
+            }
+        }
     }
 }
 
-/// Project `id` if `user` may read it.
-pub(crate) async fn project(tx: &mut Tx, user: &User, id: i64) -> Result<Visible, WebError> {
-    let project = tx.project_by_id(id).await?.ok_or(WebError::NotFound)?;
-    let role = tx.member_role(project.id, user.id).await?;
+/// What a hidden or missing page answers: "not found" to a signed-in person, and to a
+/// signed-out visitor the sign-in page (GitLab's `route_not_found`), so neither learns whether
+/// a private project exists.
+pub(crate) fn hidden(viewer: Option<&User>) -> WebError {
+    match viewer {
+        Some(_) => WebError::NotFound,
+        None => WebError::LoginRequired,
+    }
+}
+
+/// Whether `viewer` may read `project`: GitLab's `read_project` when signed in, public projects
+/// only when signed out.
+fn reads_project(viewer: Option<&User>, visible: &Visible) -> bool {
+    match viewer {
+        Some(user) => visible.actor(user).can_read_project(&visible.project),
+        None => visible.project.visibility == Visibility::Public,
+    }
+}
+
+/// Project `id` if `viewer` (`None`: signed out) may read it.
+pub(crate) async fn project(
+    tx: &mut Tx,
+    viewer: Option<&User>,
+    id: i64,
+) -> Result<Visible, WebError> {
+    let project = tx.project_by_id(id).await?.ok_or_else(|| hidden(viewer))?;
+    let role = match viewer {
+        Some(user) => tx.member_role(project.id, user.id).await?,
+        None => None,
+    };
     let visible = Visible { project, role };
-    if visible.actor(user).can_read_project(&visible.project) {
+    if reads_project(viewer, &visible) {
         Ok(visible)
     } else {
-        Err(WebError::NotFound)
+        Err(hidden(viewer))
     }
 }
 
-/// Every project `user` may read.
-pub(crate) async fn projects(tx: &mut Tx, user: &User) -> Result<Vec<Visible>, WebError> {
+/// Every project `viewer` may read.
+pub(crate) async fn projects(tx: &mut Tx, viewer: Option<&User>) -> Result<Vec<Visible>, WebError> {
     let mut visible = Vec::new();
     for project in tx.list_projects().await? {
-        let role = tx.member_role(project.id, user.id).await?;
+        let role = match viewer {
+            Some(user) => tx.member_role(project.id, user.id).await?,
+            None => None,
+        };
         let candidate = Visible { project, role };
-        if candidate.actor(user).can_read_project(&candidate.project) {
+        if reads_project(viewer, &candidate) {
             visible.push(candidate);
         }
     }
     Ok(visible)
 }
 
-/// Issue `iid` of a visible project if `user` may read it (confidential ones included).
+/// Issue `iid` of a visible project if `viewer` may read it (confidential ones included when
+/// their rules allow).
 pub(crate) async fn issue(
     tx: &mut Tx,
-    user: &User,
+    viewer: Option<&User>,
     visible: &Visible,
     iid: i64,
 ) -> Result<Issue, WebError> {
     let issue = tx
         .issue_by_iid(visible.project.id, iid)
         .await?
-        .ok_or(WebError::NotFound)?;
-    if visible.actor(user).can_read_issue(&visible.project, &issue) {
+        .ok_or_else(|| hidden(viewer))?;
+    if visible.reads_issue(viewer, &issue) {
         Ok(issue)
     } else {
-        Err(WebError::NotFound)
+        Err(hidden(viewer))
     }
+}
+
+/// Merge request `iid` of a visible project.
+pub(crate) async fn merge_request(
+    tx: &mut Tx,
+    viewer: Option<&User>,
+    visible: &Visible,
+    iid: i64,
+) -> Result<MergeRequest, WebError> {
+    tx.merge_request_by_iid(visible.project.id, iid)
+        .await?
+        .ok_or_else(|| hidden(viewer))
 }
 
 /// A comment as pages and the API show it.

@@ -1,12 +1,12 @@
-//! Administration pages: users (create, block, password), projects (create, members, Service
-//! Desk settings) and each project's addresses as GitLab shows them.
+//! Administration pages: users (create, block, password, addresses) and creating projects. A
+//! project's own settings are in `project_admin`.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use postern_store::{NewProject, NewUser, Project, Role, User, UserState, Visibility};
+use postern_store::{NewProject, NewUser, Role, User, UserState, Visibility};
 use serde::Deserialize;
 
 use crate::secret::hash_password_blocking;
@@ -25,13 +25,6 @@ pub(crate) fn routes() -> Router<WebState> {
         )
         .route("/admin/users/{id}/emails/remove", post(remove_email))
         .route("/admin/projects", get(projects).post(create_project))
-        .route("/admin/projects/{id}", get(project))
-        .route("/admin/projects/{id}/members", post(add_member))
-        .route(
-            "/admin/projects/{id}/members/{user_id}/remove",
-            post(remove_member),
-        )
-        .route("/admin/projects/{id}/service_desk", post(service_desk))
 }
 
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -343,159 +336,4 @@ async fn create_project(
     tx.add_member(project.id, me.user.id, Role::Owner).await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/admin/projects/{}", project.id)).into_response())
-}
-
-/// The addresses GitLab shows for a project, with `user`'s own token in the personal ones.
-fn addresses(state: &WebState, project: &Project, user: &User) -> Vec<(String, String)> {
-    let config = state.processor().config();
-    let slug = &project.full_path_slug;
-    let mut shown = Vec::new();
-    if let Some(incoming) = &config.incoming_address {
-        let token = &user.incoming_email_token;
-        shown.push((
-            "New issue by email (yours)".to_owned(),
-            incoming.address_for_key(&format!("{slug}-{}-{token}-issue", project.id)),
-        ));
-        shown.push((
-            "New merge request by email (yours)".to_owned(),
-            incoming.address_for_key(&format!("{slug}-{}-{token}-merge-request", project.id)),
-        ));
-        if project.service_desk.enabled {
-            shown.push((
-                "Service Desk".to_owned(),
-                incoming.address_for_key(&format!("{slug}-{}-issue-", project.id)),
-            ));
-        }
-    }
-    if let (Some(desk), true) = (&config.service_desk_address, project.service_desk.enabled) {
-        let key = match &project.service_desk.project_key {
-            Some(key) => format!("{slug}-{key}"),
-            None => format!("{slug}-{}-issue-", project.id),
-        };
-        shown.push((
-            "Service Desk (service desk mailbox)".to_owned(),
-            desk.address_for_key(&key),
-        ));
-    }
-    if let Some(custom) = &project.service_desk.custom_email {
-        shown.push(("Custom support address".to_owned(), custom.clone()));
-    }
-    shown
-}
-
-async fn project(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let project = tx.project_by_id(id).await?.ok_or(WebError::NotFound)?;
-    let members = tx.list_members(id).await?;
-    tx.rollback().await?;
-    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-    let addresses = addresses(&state, &project, &me.user);
-    Ok(state
-        .render(
-            "project_admin.html",
-            Some(&me),
-            crate::pages::page! { project => &project, members => members, roles => roles,
-            addresses => addresses },
-        )?
-        .into_response())
-}
-
-#[derive(Deserialize)]
-struct MemberForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    role: String,
-}
-
-async fn add_member(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    Form(form): Form<MemberForm>,
-) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let role = form
-        .role
-        .parse::<Role>()
-        .map_err(|_| WebError::BadRequest("unknown role".into()))?;
-    let mut tx = state.store().begin().await?;
-    tx.project_by_id(id).await?.ok_or(WebError::NotFound)?;
-    let user = tx
-        .user_by_username(form.username.trim())
-        .await?
-        .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
-    tx.add_member(id, user.id, role).await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
-}
-
-async fn remove_member(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, user_id)): Path<(i64, i64)>,
-    Form(form): Form<crate::auth::CsrfForm>,
-) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    tx.remove_member(id, user_id).await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
-}
-
-#[derive(Deserialize)]
-struct ServiceDeskForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    enabled: Option<String>,
-    #[serde(default)]
-    project_key: String,
-    #[serde(default)]
-    tickets_confidential_by_default: Option<String>,
-    #[serde(default)]
-    reopen_issue_on_external_participant_note: Option<String>,
-    #[serde(default)]
-    add_external_participants_from_cc: Option<String>,
-}
-
-async fn service_desk(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    Form(form): Form<ServiceDeskForm>,
-) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let project = tx.project_by_id(id).await?.ok_or(WebError::NotFound)?;
-    let mut settings = project.service_desk.clone();
-    settings.enabled = form.enabled.is_some();
-    let key = form.project_key.trim();
-    settings.project_key = (!key.is_empty()).then(|| key.to_owned());
-    settings.tickets_confidential_by_default = form.tickets_confidential_by_default.is_some();
-    settings.reopen_issue_on_external_participant_note =
-        form.reopen_issue_on_external_participant_note.is_some();
-    settings.add_external_participants_from_cc = form.add_external_participants_from_cc.is_some();
-    match tx.update_service_desk(id, &settings).await {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest("That project key is taken.".into()));
-        }
-        Err(postern_store::StoreError::Invalid(text)) => {
-            return Err(WebError::BadRequest(text));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
 }

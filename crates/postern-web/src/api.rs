@@ -55,7 +55,7 @@ async fn user(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
 async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    let projects: Vec<_> = access::projects(&mut tx, &user)
+    let projects: Vec<_> = access::projects(&mut tx, Some(&user))
         .await?
         .into_iter()
         .map(|v| v.project)
@@ -150,7 +150,7 @@ async fn project(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
     tx.rollback().await?;
     Ok(Json(visible.project).into_response())
 }
@@ -162,7 +162,7 @@ async fn issues(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
     let filter = IssueFilter {
         project_id: Some(id),
         state: None,
@@ -186,8 +186,8 @@ async fn issue(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
-    let issue = access::issue(&mut tx, &user, &visible, iid).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
+    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
     tx.rollback().await?;
     Ok(Json(issue).into_response())
 }
@@ -199,12 +199,12 @@ async fn issue_notes(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
-    let issue = access::issue(&mut tx, &user, &visible, iid).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
+    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
     let notes = access::notes(
         &mut tx,
         Noteable::Issue(issue.id),
-        visible.sees_internal(&user),
+        visible.sees_internal(Some(&user)),
         false,
     )
     .await?;
@@ -227,7 +227,7 @@ async fn create_issue(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
     let config = state.processor().config();
     let issue = actions::open_issue(
         &mut tx,
@@ -255,8 +255,8 @@ async fn create_note(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, &user, id).await?;
-    let issue = access::issue(&mut tx, &user, &visible, iid).await?;
+    let visible = access::project(&mut tx, Some(&user), id).await?;
+    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
     let config = state.processor().config();
     let note =
         actions::comment(&mut tx, config, &visible.project, &user, &issue, &body.body).await?;
@@ -278,7 +278,7 @@ async fn merge_requests(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     let mut tx = state.store().begin_read_only().await?;
-    access::project(&mut tx, &user, id).await?;
+    access::project(&mut tx, Some(&user), id).await?;
     let mrs = tx.list_merge_requests(Some(id)).await?;
     tx.rollback().await?;
     Ok(Json(mrs).into_response())

@@ -1,5 +1,7 @@
 //! Signing in and out, the first administrator's setup link, and personal access tokens.
 
+use std::time::Instant;
+
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -12,6 +14,7 @@ use crate::secret::{
     verify_password_blocking,
 };
 use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
+use crate::throttle::ClientAddress;
 use crate::{WebError, WebState};
 
 /// The `settings` key holding the hash of the one-time setup token.
@@ -92,12 +95,37 @@ pub(crate) async fn login_form(
 
 pub(crate) async fn login(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !same_secret(expected, &form.csrf) {
         return Err(WebError::Forbidden);
+    }
+    let throttle = state.throttle();
+    if let Some(wait) = throttle.wait(&form.username, address, Instant::now()) {
+        // Checked before argon2 runs, so a limited client costs no hashing at all.
+        let seconds = wait.as_secs().max(1);
+        tracing::warn!(
+            username = %form.username, client = %address, retry_after = seconds,
+            "sign-in refused: too many failed attempts"
+        );
+        let retry_after = WebError::TooManyAttempts(seconds).retry_after();
+        let message = format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            seconds.div_ceil(60)
+        );
+        let mut page = login_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &form.username,
+            Some(&message),
+        )?;
+        if let Some(value) = retry_after {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(page);
     }
     let mut tx = state.store().begin_read_only().await?;
     let user = tx.user_by_username(&form.username).await?;
@@ -115,6 +143,8 @@ pub(crate) async fn login(
     };
     let user = user.filter(|u| matches && !u.is_blocked() && !u.is_support_bot());
     let Some(user) = user else {
+        throttle.failed(&form.username, address, Instant::now());
+        tracing::info!(username = %form.username, client = %address, "sign-in failed");
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -122,6 +152,7 @@ pub(crate) async fn login(
             Some("Invalid username or password."),
         );
     };
+    throttle.succeeded(&form.username, address);
     let cookie = session::start(&state, user.id).await?;
     Ok((
         StatusCode::SEE_OTHER,

@@ -20,6 +20,10 @@ pub enum WebError {
     BadRequest(String),
     /// The tracker refused the change (GitLab's reason text is shown).
     Refused(String),
+    /// The change clashes with what exists (the text is shown).
+    Conflict(String),
+    /// Too many failed sign-ins; try again after this many seconds.
+    TooManyAttempts(u64),
     /// The database or disk is unavailable for now.
     Unavailable(String),
     /// A bug or broken invariant.
@@ -35,6 +39,10 @@ impl std::fmt::Display for WebError {
             WebError::Unauthorized => f.write_str("unauthorized"),
             WebError::BadRequest(text) => write!(f, "bad request: {text}"),
             WebError::Refused(text) => write!(f, "refused: {text}"),
+            WebError::Conflict(text) => write!(f, "conflict: {text}"),
+            WebError::TooManyAttempts(seconds) => {
+                write!(f, "too many failed sign-ins, retry after {seconds} s")
+            }
             WebError::Unavailable(text) => write!(f, "temporarily unavailable: {text}"),
             WebError::Internal(text) => write!(f, "internal error: {text}"),
         }
@@ -70,6 +78,14 @@ impl From<minijinja::Error> for WebError {
 }
 
 impl WebError {
+    /// The `Retry-After` header value a refusal carries, if any.
+    pub(crate) fn retry_after(&self) -> Option<axum::http::HeaderValue> {
+        match self {
+            WebError::TooManyAttempts(seconds) => Some(axum::http::HeaderValue::from(*seconds)),
+            _ => None,
+        }
+    }
+
     /// The status and the text shown to the client (details of server-side failures only go
     /// to the log).
     fn status_and_text(self) -> (StatusCode, String) {
@@ -80,6 +96,14 @@ impl WebError {
             WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized".to_owned()),
             WebError::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
             WebError::Refused(text) => (StatusCode::UNPROCESSABLE_ENTITY, text),
+            WebError::Conflict(text) => (StatusCode::CONFLICT, text),
+            WebError::TooManyAttempts(seconds) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins. Try again in {} minute(s).",
+                    seconds.div_ceil(60)
+                ),
+            ),
             WebError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "web request: temporarily unavailable");
                 (
@@ -103,13 +127,18 @@ impl IntoResponse for WebError {
         if matches!(self, WebError::LoginRequired) {
             return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
         }
+        let retry_after = self.retry_after();
         let (status, text) = self.status_and_text();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             text,
         )
-            .into_response()
+            .into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 
@@ -128,11 +157,16 @@ where
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.0.retry_after();
         let (status, message) = self.0.status_and_text();
-        (
+        let mut response = (
             status,
             axum::Json(serde_json::json!({ "message": message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }

@@ -6,13 +6,17 @@
 //!   time).
 //! - **Sign-in**: passwords (argon2), sessions in an HttpOnly, SameSite=Lax cookie whose id is
 //!   stored hashed, a CSRF token on every form, and personal access tokens for the API. The first
-//!   run offers a one-time setup link for the first administrator ([`setup_link`]).
+//!   run offers a one-time setup link for the first administrator ([`setup_link`]). Failed
+//!   sign-ins are throttled ([`ThrottlePolicy`]).
 //! - **Mail desk** (administrators): every source's state, the inbound log with filters, the raw
 //!   message, "process again", and the outbox.
-//! - **Tracker**: projects, issues, tickets, merge requests and their comments; Markdown is
+//! - **Tracker**: projects, issues, tickets, merge requests and their comments (public
+//!   projects readable signed out, except confidential issues and tickets); Markdown is
 //!   rendered and then sanitised, so nothing in any email can run in a browser. Commenting and
 //!   closing go through `postern_core::actions`, the same path as the CLI, so the same
 //!   notifications go out as for mail.
+//! - **Project settings** for maintainers, owners and administrators: members, Service Desk,
+//!   the custom support address and its verification.
 //! - **JSON API** under `/api/v1`, authenticated by personal access token.
 //!
 //! Every page is server-rendered (minijinja templates, HTML auto-escaping) and carries a strict
@@ -26,15 +30,20 @@
 mod access;
 mod admin;
 mod api;
+mod api_projects;
 mod auth;
 mod desk;
 mod error;
 mod markdown;
+mod merge_requests;
 mod ops;
 mod pages;
+mod project_admin;
+mod project_settings;
 mod secret;
 mod session;
 mod state;
+mod throttle;
 mod tracker;
 
 use std::future::Future;
@@ -48,6 +57,7 @@ pub use markdown::render_markdown;
 pub use ops::{install_metrics_recorder, record_receive};
 pub use secret::hash_password;
 pub use state::{WebConfig, WebState};
+pub use throttle::ThrottlePolicy;
 
 /// Every route of the UI, the API and the operations endpoints.
 pub fn router(state: WebState) -> Router {
@@ -66,8 +76,10 @@ pub fn router(state: WebState) -> Router {
         .route("/profile/tokens/{id}/revoke", post(auth::revoke_token))
         .merge(desk::routes())
         .merge(tracker::routes())
+        .merge(merge_requests::routes())
         .merge(admin::routes())
-        .nest("/api/v1", api::routes())
+        .merge(project_admin::routes())
+        .nest("/api/v1", api::routes().merge(api_projects::routes()))
         .layer(axum::middleware::from_fn(pages::security_headers))
         .with_state(state)
 }
@@ -79,7 +91,9 @@ pub async fn serve(
     state: WebState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is what sign-in throttling counts by.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -9,6 +9,8 @@ use postern_core::Processor;
 use postern_inbox::status::SourceStatus;
 use postern_store::Store;
 
+use crate::throttle::{SignInThrottle, ThrottlePolicy};
+
 /// Settings of the web UI.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
@@ -23,6 +25,12 @@ pub struct WebConfig {
     pub session_lifetime: Duration,
     /// Rows per page in the inbound log and the outbox.
     pub page_size: i64,
+    /// Limits on failed sign-ins.
+    pub sign_in_throttle: ThrottlePolicy,
+    /// Take the client's address for sign-in throttling from the last `X-Forwarded-For` entry
+    /// (set it only behind a reverse proxy that appends it; otherwise anyone could pick their
+    /// own). Off by default: the peer address of the connection counts.
+    pub client_address_from_forwarded_for: bool,
 }
 
 impl WebConfig {
@@ -35,6 +43,8 @@ impl WebConfig {
             secure_cookies: base_url.starts_with("https://"),
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             page_size: 50,
+            sign_in_throttle: ThrottlePolicy::default(),
+            client_address_from_forwarded_for: false,
         }
     }
 }
@@ -52,6 +62,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Option<PrometheusHandle>,
     pub(crate) config: WebConfig,
     pub(crate) templates: minijinja::Environment<'static>,
+    pub(crate) throttle: Arc<SignInThrottle>,
 }
 
 impl WebState {
@@ -66,6 +77,7 @@ impl WebState {
                 processor,
                 sources,
                 metrics: None,
+                throttle: Arc::new(SignInThrottle::new(config.sign_in_throttle)),
                 config,
                 templates: crate::pages::environment(),
             }),
@@ -82,6 +94,7 @@ impl WebState {
             metrics: Some(handle),
             config: self.inner.config.clone(),
             templates: crate::pages::environment(),
+            throttle: self.inner.throttle.clone(),
         };
         WebState {
             inner: Arc::new(inner),
@@ -99,6 +112,10 @@ impl WebState {
 
     pub(crate) fn config(&self) -> &WebConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn throttle(&self) -> &SignInThrottle {
+        &self.inner.throttle
     }
 
     pub(crate) fn uploads_dir(&self) -> PathBuf {

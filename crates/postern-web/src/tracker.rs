@@ -12,26 +12,37 @@ use serde::Deserialize;
 
 use crate::access::{self, UserNames};
 use crate::auth::CsrfForm;
-use crate::session;
+use crate::session::{self, Me};
 use crate::{WebError, WebState, render_markdown};
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/", get(home))
+        .route("/explore", get(explore))
         .route("/projects/{id}", get(project))
         .route("/projects/{id}/issues", post(new_issue))
         .route("/projects/{id}/issues/{iid}", get(issue))
         .route("/projects/{id}/issues/{iid}/notes", post(comment))
         .route("/projects/{id}/issues/{iid}/close", post(close))
         .route("/projects/{id}/issues/{iid}/reopen", post(reopen))
-        .route("/projects/{id}/merge_requests/{iid}", get(merge_request))
         .route("/uploads/{secret}/{filename}", get(upload))
 }
 
 async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     let me = session::require(&state, &headers).await?;
+    project_list(&state, Some(&me)).await
+}
+
+/// The projects anyone may see: public ones signed out (GitLab's "Explore"), everything
+/// readable signed in.
+async fn explore(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let me = session::current(&state, &headers).await?;
+    project_list(&state, me.as_ref()).await
+}
+
+async fn project_list(state: &WebState, me: Option<&Me>) -> Result<Response, WebError> {
     let mut tx = state.store().begin_read_only().await?;
-    let projects: Vec<_> = access::projects(&mut tx, &me.user)
+    let projects: Vec<_> = access::projects(&mut tx, me.map(|m| &m.user))
         .await?
         .into_iter()
         .map(|v| v.project)
@@ -40,7 +51,7 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
     Ok(state
         .render(
             "home.html",
-            Some(&me),
+            me,
             crate::pages::page! { projects => projects },
         )?
         .into_response())
@@ -58,7 +69,8 @@ async fn project(
     Path(id): Path<i64>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
+    let me = session::current(&state, &headers).await?;
+    let viewer = me.as_ref().map(|m| &m.user);
     let issue_state = match query.state.as_str() {
         "" | "all" => None,
         s => Some(
@@ -67,8 +79,7 @@ async fn project(
         ),
     };
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &me.user, id).await?;
-    let actor = visible.actor(&me.user);
+    let visible = access::project(&mut tx, viewer, id).await?;
     let issues: Vec<_> = tx
         .list_issues(&IssueFilter {
             project_id: Some(id),
@@ -77,16 +88,24 @@ async fn project(
         })
         .await?
         .into_iter()
-        .filter(|i| actor.can_read_issue(&visible.project, i))
+        .filter(|i| visible.reads_issue(viewer, i))
         .collect();
     let merge_requests = tx.list_merge_requests(Some(id)).await?;
     tx.rollback().await?;
+    let can_create_issue =
+        viewer.is_some_and(|user| visible.actor(user).can_create_issue(&visible.project));
+    let can_manage = viewer.is_some_and(|user| {
+        user.admin
+            || visible
+                .role
+                .is_some_and(|r| r >= postern_store::Role::Maintainer)
+    });
     let page = state.render(
         "project.html",
-        Some(&me),
+        me.as_ref(),
         crate::pages::page! {
             project => &visible.project, issues => issues, merge_requests => merge_requests,
-            can_create_issue => actor.can_create_issue(&visible.project),
+            can_create_issue => can_create_issue, can_manage => can_manage,
             state_filter => &query.state,
         },
     )?;
@@ -112,7 +131,7 @@ async fn new_issue(
     let me = session::require(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
     let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, &me.user, id).await?;
+    let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let config = state.processor().config();
     let issue = actions::open_issue(
         &mut tx,
@@ -132,42 +151,52 @@ async fn issue(
     headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
+    let me = session::current(&state, &headers).await?;
+    let viewer = me.as_ref().map(|m| &m.user);
     let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &me.user, id).await?;
-    let issue = access::issue(&mut tx, &me.user, &visible, iid).await?;
+    let visible = access::project(&mut tx, viewer, id).await?;
+    let issue = access::issue(&mut tx, viewer, &visible, iid).await?;
     let notes = access::notes(
         &mut tx,
         Noteable::Issue(issue.id),
-        visible.sees_internal(&me.user),
+        visible.sees_internal(viewer),
         true,
     )
     .await?;
     let author = UserNames::default().get(&mut tx, issue.author_id).await?;
     tx.rollback().await?;
-    let actor = visible.actor(&me.user);
+    let (can_comment, can_update) = match viewer {
+        Some(user) => {
+            let actor = visible.actor(user);
+            (
+                actor.can_create_note(&visible.project, Some(&issue)),
+                actor.can_update_issue(&visible.project, &issue),
+            )
+        }
+        None => (false, false),
+    };
     let page = state.render(
         "issue.html",
-        Some(&me),
+        me.as_ref(),
         crate::pages::page! {
             project => &visible.project,
             issue => &issue,
             author => author,
             description_html => render_markdown(&issue.description),
             notes => notes,
-            can_comment => actor.can_create_note(&visible.project, Some(&issue)),
-            can_update => actor.can_update_issue(&visible.project, &issue),
+            can_comment => can_comment,
+            can_update => can_update,
         },
     )?;
     Ok(page.into_response())
 }
 
 #[derive(Deserialize)]
-struct CommentForm {
+pub(crate) struct CommentForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
     #[serde(default)]
-    body: String,
+    pub(crate) body: String,
 }
 
 /// Comments as the signed-in user through the same action as the CLI (and so the same
@@ -184,8 +213,8 @@ async fn post_comment(
     let me = session::require(state, headers).await?;
     me.check_csrf(csrf)?;
     let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, &me.user, id).await?;
-    let issue = access::issue(&mut tx, &me.user, &visible, iid).await?;
+    let visible = access::project(&mut tx, Some(&me.user), id).await?;
+    let issue = access::issue(&mut tx, Some(&me.user), &visible, iid).await?;
     if needs_update_right
         && !visible
             .actor(&me.user)
@@ -228,70 +257,6 @@ async fn reopen(
     post_comment(&state, &headers, id, iid, &form.csrf, "/reopen", true).await
 }
 
-async fn merge_request(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
-) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, &me.user, id).await?;
-    let mr = tx
-        .merge_request_by_iid(id, iid)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let notes = access::notes(
-        &mut tx,
-        Noteable::MergeRequest(mr.id),
-        visible.sees_internal(&me.user),
-        true,
-    )
-    .await?;
-    let author = UserNames::default().get(&mut tx, mr.author_id).await?;
-    tx.rollback().await?;
-    let diff = merge_request_diff(&state, id, &mr.target_branch, &mr.source_branch).await;
-    let page = state.render(
-        "merge_request.html",
-        Some(&me),
-        crate::pages::page! {
-            project => &visible.project, mr => &mr, author => author,
-            description_html => render_markdown(&mr.description), notes => notes,
-            diff => diff,
-        },
-    )?;
-    Ok(page.into_response())
-}
-
-/// The merge request's changes (`git diff target...source`), or why they cannot be shown; the
-/// page stays readable when git fails.
-async fn merge_request_diff(
-    state: &WebState,
-    project_id: i64,
-    target: &str,
-    source: &str,
-) -> String {
-    let repositories = state.processor().repositories().clone();
-    let (target, source) = (target.to_owned(), source.to_owned());
-    let result = tokio::task::spawn_blocking(move || {
-        repositories
-            .repository(project_id)
-            .and_then(|repository| repository.diff(&target, &source))
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    match result {
-        Ok(Ok(diff)) => diff,
-        Ok(Err(error)) => {
-            tracing::warn!(project_id, error = %error, "merge request diff");
-            "(the diff is not available)".to_owned()
-        }
-        Err(error) => {
-            tracing::warn!(project_id, error = %error, "merge request diff task");
-            "(the diff is not available)".to_owned()
-        }
-    }
-}
-
 /// Types a browser may show inline; everything else is a download.
 const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif"];
 
@@ -307,7 +272,7 @@ async fn upload(
         .await?
         .filter(|u| u.filename == filename)
         .ok_or(WebError::NotFound)?;
-    access::project(&mut tx, &me.user, upload.project_id).await?;
+    access::project(&mut tx, Some(&me.user), upload.project_id).await?;
     tx.rollback().await?;
     let relative = std::path::Path::new(&upload.relative_path);
     if relative

@@ -149,6 +149,12 @@ pub(crate) async fn create_comment(
         if effects.changes_issue() {
             tx.update_issue(issue.id, effects.update).await?;
         }
+    } else if let Noteable::MergeRequest(id) = request.noteable {
+        let actor = Actor {
+            user: request.author,
+            role: request.role,
+        };
+        quick::run_on_merge_request(tx, &actions, &actor, request.project, id).await?;
     }
     if text.trim().is_empty() {
         return Ok(None);

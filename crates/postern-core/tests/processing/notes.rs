@@ -195,3 +195,76 @@ both!(unsubscribe_by_mail, |db| {
     assert_eq!(subscribed, Some(false));
     Ok(())
 });
+
+/// A merge request by `author` in the fixtures' project, and a notification about it to
+/// `recipient` with the fixtures' reply key.
+async fn notified_merge_request(
+    world: &World,
+    author: &postern_store::User,
+    recipient: &postern_store::User,
+) -> Result<postern_store::MergeRequest, postern_testkit::BoxError> {
+    let mut tx = world.store().begin().await?;
+    let mr = tx
+        .create_merge_request(postern_store::NewMergeRequest {
+            project_id: world.project.id,
+            title: "Feature".into(),
+            description: String::new(),
+            source_branch: "feature".into(),
+            target_branch: "master".into(),
+            author_id: author.id,
+            commits: Vec::new(),
+        })
+        .await?;
+    tx.create_sent_notification(postern_store::NewSentNotification {
+        partition: 0,
+        namespace_id: world.project.id,
+        recipient_id: recipient.id,
+        noteable: Noteable::MergeRequest(mr.id),
+        in_reply_to_discussion_id: None,
+        reply_key: Some(KEY.into()),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(mr)
+}
+
+async fn merge_request_state(
+    world: &World,
+    id: i64,
+) -> Result<postern_store::MergeRequestState, postern_testkit::BoxError> {
+    let mut tx = world.store().begin().await?;
+    let state = tx.merge_request_by_id(id).await?.ok_or("no mr")?.state;
+    tx.commit().await?;
+    Ok(state)
+}
+
+both!(merge_request_reply_closes_it_for_a_developer, |db| {
+    let world = World::new(db).await?;
+    let mr = notified_merge_request(&world, &world.jake, &world.jake).await?;
+    let outcome = world
+        .receive(REPLY, &world.fixture("commands_only_reply.eml", 0))
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(
+        merge_request_state(&world, mr.id).await?,
+        postern_store::MergeRequestState::Closed
+    );
+    Ok(())
+});
+
+both!(merge_request_reply_commands_need_update_rights, |db| {
+    let world = World::new(db).await?;
+    let guest = world
+        .member("bmo", "bmo@adventuretime.ooo", Some(Role::Guest))
+        .await?;
+    let mr = notified_merge_request(&world, &world.jake, &guest).await?;
+    let raw = String::from_utf8(world.fixture("commands_in_reply.eml", 0))?
+        .replace("jake@adventuretime.ooo", "bmo@adventuretime.ooo");
+    let outcome = world.receive(REPLY, raw.as_bytes()).await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(
+        merge_request_state(&world, mr.id).await?,
+        postern_store::MergeRequestState::Opened
+    );
+    Ok(())
+});

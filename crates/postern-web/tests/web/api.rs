@@ -7,7 +7,7 @@ use postern_testkit::{BoxError, both};
 
 use crate::support::{Reply, Web};
 
-async fn token_for(web: &Web, username: &str) -> Result<String, BoxError> {
+pub async fn token_for(web: &Web, username: &str) -> Result<String, BoxError> {
     let token = format!("pstn-test-{username}");
     let hash = {
         use sha2::Digest;
@@ -23,7 +23,7 @@ async fn token_for(web: &Web, username: &str) -> Result<String, BoxError> {
     Ok(token)
 }
 
-async fn api(web: &Web, method: &str, path: &str, token: &str, json: Option<&str>) -> Reply {
+pub async fn api(web: &Web, method: &str, path: &str, token: &str, json: Option<&str>) -> Reply {
     let mut request = Request::builder()
         .method(method)
         .uri(format!("/api/v1{path}"))

@@ -43,19 +43,41 @@ async fn snap(client: &Client, name: &str) -> Result<(), Box<dyn std::error::Err
 }
 
 async fn fill(client: &Client, css: &str, text: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let field = client.find(Locator::Css(css)).await?;
+    let field = find(client, css).await?;
     field.clear().await?;
     field.send_keys(text).await?;
     Ok(())
 }
 
+/// `css` once it is on the page (a page may still be loading under load; bounded wait).
+async fn find(
+    client: &Client,
+    css: &str,
+) -> Result<fantoccini::elements::Element, Box<dyn std::error::Error>> {
+    Ok(client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await?)
+}
+
+/// Clicks a link or submit button and waits (bounded) until the next page replaced this one,
+/// so the next lookup cannot see the old page.
 async fn click(client: &Client, css: &str) -> Result<(), Box<dyn std::error::Error>> {
-    client.find(Locator::Css(css)).await?.click().await?;
+    let old_page = client.find(Locator::Css("html")).await?;
+    find(client, css).await?.click().await?;
+    for _ in 0..100 {
+        if old_page.tag_name().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    find(client, "main").await?;
     Ok(())
 }
 
 async fn page_text(client: &Client) -> Result<String, Box<dyn std::error::Error>> {
-    Ok(client.find(Locator::Css("main")).await?.text().await?)
+    Ok(find(client, "main").await?.text().await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +176,12 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Box<dyn std:
     fill(client, "#path", "helpdesk").await?;
     fill(client, "#project-name", "Help desk").await?;
     click(client, "#create-project").await?;
-    click(client, "#sd-enabled").await?;
+    let enabled = find(client, "#sd-enabled").await?;
+    enabled.click().await?;
+    assert!(
+        enabled.is_selected().await?,
+        "Service Desk checkbox not ticked"
+    );
     click(client, "#save-service-desk").await?;
     snap(client, "03-project-settings").await?;
     let settings = page_text(client).await?;

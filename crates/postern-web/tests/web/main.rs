@@ -4,10 +4,14 @@
 
 mod support;
 
+mod anonymous;
 mod api;
 mod auth;
 mod chromium;
 mod desk;
+mod merge_requests;
 mod ops;
+mod settings;
+mod throttle;
 mod tracker;
 mod xss;

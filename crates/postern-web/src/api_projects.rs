@@ -1,0 +1,227 @@
+//! The JSON API of a project's members and Service Desk settings, with the rules of the
+//! settings page (`project_settings`): anyone who can read the project lists its members;
+//! maintainers, owners and administrators change them and the Service Desk settings.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use postern_store::{Project, Role, Tx, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::project_settings::{self, ServiceDeskChange};
+use crate::session::api_user;
+use crate::{WebError, WebState, access};
+
+pub(crate) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/projects/{id}/members", get(members).post(add_member))
+        .route(
+            "/projects/{id}/members/{user_id}",
+            put(change_member).delete(remove_member),
+        )
+        .route(
+            "/projects/{id}/service_desk",
+            get(service_desk).put(update_service_desk),
+        )
+        .route(
+            "/projects/{id}/service_desk/custom_email/verify",
+            post(verify_custom_email),
+        )
+}
+
+/// A member as the API shows it (GitLab's member entity: `access_level` plus our role name).
+async fn member_json(tx: &mut Tx, project_id: i64, user_id: i64) -> Result<Value, WebError> {
+    let member = tx
+        .list_members(project_id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user_id)
+        .ok_or(WebError::NotFound)?;
+    Ok(json!({
+        "id": member.user_id, "username": member.username, "role": member.role,
+        "access_level": member.role.access_level(), "created_at": member.created_at,
+    }))
+}
+
+async fn members(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    access::project(&mut tx, Some(&user), id).await?;
+    let members: Vec<Value> = tx
+        .list_members(id)
+        .await?
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.user_id, "username": m.username, "role": m.role,
+                "access_level": m.role.access_level(), "created_at": m.created_at,
+            })
+        })
+        .collect();
+    tx.rollback().await?;
+    Ok(Json(members).into_response())
+}
+
+/// The role of a request: `"role": "developer"` or GitLab's `"access_level": 30`.
+#[derive(Deserialize)]
+struct RoleBody {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    access_level: Option<i64>,
+}
+
+impl RoleBody {
+    fn role(&self) -> Result<Role, WebError> {
+        match (self.role, self.access_level) {
+            (Some(role), None) => Ok(role),
+            (None, Some(level)) => Role::from_access_level(level)
+                .ok_or_else(|| WebError::BadRequest(format!("unknown access_level {level}"))),
+            (Some(role), Some(level)) if role.access_level() == level => Ok(role),
+            _ => Err(WebError::BadRequest(
+                "give one of role or access_level".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewMemberBody {
+    #[serde(default)]
+    user_id: Option<i64>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(flatten)]
+    role: RoleBody,
+}
+
+async fn add_member(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<NewMemberBody>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let role = body.role.role()?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    let target: Option<User> = match (body.user_id, body.username.as_deref()) {
+        (Some(user_id), _) => tx.user_by_id(user_id).await?,
+        (None, Some(username)) => tx.user_by_username(username.trim()).await?,
+        (None, None) => {
+            return Err(WebError::BadRequest("give user_id or username".into()).into());
+        }
+    };
+    let target = target.ok_or_else(|| WebError::BadRequest("no such user".into()))?;
+    if tx.member_role(id, target.id).await?.is_some() {
+        return Err(
+            WebError::Conflict("already a member; use PUT to change the role".into()).into(),
+        );
+    }
+    project_settings::set_member(&mut tx, &managed, target.id, role).await?;
+    let member = member_json(&mut tx, id, target.id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(member)).into_response())
+}
+
+async fn change_member(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(i64, i64)>,
+    Json(body): Json<RoleBody>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let role = body.role()?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    if tx.member_role(id, user_id).await?.is_none() {
+        return Err(WebError::NotFound.into());
+    }
+    project_settings::set_member(&mut tx, &managed, user_id, role).await?;
+    let member = member_json(&mut tx, id, user_id).await?;
+    tx.commit().await?;
+    Ok(Json(member).into_response())
+}
+
+async fn remove_member(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(i64, i64)>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    project_settings::remove_member(&mut tx, &managed, user_id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The Service Desk settings as the API shows them (never the verification token).
+fn service_desk_json(project: &Project) -> Value {
+    let settings = &project.service_desk;
+    json!({
+        "enabled": settings.enabled,
+        "project_key": settings.project_key,
+        "custom_email": settings.custom_email,
+        "custom_email_enabled": settings.custom_email_enabled,
+        "custom_email_verification": {
+            "state": settings.custom_email_verification_state,
+            "error": settings.custom_email_verification_error,
+            "triggered_at": settings.custom_email_verification_triggered_at,
+        },
+        "tickets_confidential_by_default": settings.tickets_confidential_by_default,
+        "reopen_issue_on_external_participant_note":
+            settings.reopen_issue_on_external_participant_note,
+        "add_external_participants_from_cc": settings.add_external_participants_from_cc,
+    })
+}
+
+async fn service_desk(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    tx.rollback().await?;
+    Ok(Json(service_desk_json(&managed.project)).into_response())
+}
+
+async fn update_service_desk(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(change): Json<ServiceDeskChange>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    let config = state.processor().config();
+    let project =
+        project_settings::update_service_desk(&mut tx, config, &managed, &user, change).await?;
+    tx.commit().await?;
+    Ok(Json(service_desk_json(&project)).into_response())
+}
+
+async fn verify_custom_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    let config = state.processor().config();
+    let sent_to = project_settings::verify_custom_email(&mut tx, config, &managed, &user).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "sent_to": sent_to }))).into_response())
+}

@@ -1,0 +1,276 @@
+//! A project's settings page, for its maintainers and owners and for administrators: the
+//! addresses GitLab shows, members, Service Desk settings, and the custom support address with
+//! its verification. The rules live in `project_settings`, shared with the API.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use postern_store::{Project, Role, User};
+use serde::Deserialize;
+
+use crate::auth::CsrfForm;
+use crate::project_settings::{self, ServiceDeskChange};
+use crate::session::{self, Me};
+use crate::{WebError, WebState};
+
+pub(crate) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/admin/projects/{id}", get(project))
+        .route("/projects/{id}/settings", get(project))
+        .route("/admin/projects/{id}/members", post(add_member))
+        .route(
+            "/admin/projects/{id}/members/{user_id}/remove",
+            post(remove_member),
+        )
+        .route("/admin/projects/{id}/service_desk", post(service_desk))
+        .route(
+            "/admin/projects/{id}/service_desk/custom_email",
+            post(custom_email),
+        )
+        .route(
+            "/admin/projects/{id}/service_desk/custom_email/verify",
+            post(verify_custom_email),
+        )
+}
+
+/// The addresses GitLab shows for a project, with `user`'s own token in the personal ones.
+fn addresses(state: &WebState, project: &Project, user: &User) -> Vec<(String, String)> {
+    let config = state.processor().config();
+    let slug = &project.full_path_slug;
+    let mut shown = Vec::new();
+    if let Some(incoming) = &config.incoming_address {
+        let token = &user.incoming_email_token;
+        shown.push((
+            "New issue by email (yours)".to_owned(),
+            incoming.address_for_key(&format!("{slug}-{}-{token}-issue", project.id)),
+        ));
+        shown.push((
+            "New merge request by email (yours)".to_owned(),
+            incoming.address_for_key(&format!("{slug}-{}-{token}-merge-request", project.id)),
+        ));
+        if project.service_desk.enabled {
+            shown.push((
+                "Service Desk".to_owned(),
+                incoming.address_for_key(&format!("{slug}-{}-issue-", project.id)),
+            ));
+        }
+    }
+    if let (Some(desk), true) = (&config.service_desk_address, project.service_desk.enabled) {
+        let key = match &project.service_desk.project_key {
+            Some(key) => format!("{slug}-{key}"),
+            None => format!("{slug}-{}-issue-", project.id),
+        };
+        shown.push((
+            "Service Desk (service desk mailbox)".to_owned(),
+            desk.address_for_key(&key),
+        ));
+    }
+    if let Some(custom) = &project.service_desk.custom_email {
+        shown.push(("Custom support address".to_owned(), custom.clone()));
+    }
+    shown
+}
+
+async fn project(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    settings_page(&state, &me, id, None).await
+}
+
+async fn settings_page(
+    state: &WebState,
+    me: &Me,
+    id: i64,
+    notice: Option<&str>,
+) -> Result<Response, WebError> {
+    let mut tx = state.store().begin_read_only().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let members = tx.list_members(id).await?;
+    tx.rollback().await?;
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let addresses = addresses(state, &managed.project, &me.user);
+    Ok(state
+        .render(
+            "project_admin.html",
+            Some(me),
+            crate::pages::page! { project => &managed.project, members => members, roles => roles,
+            addresses => addresses, notice => notice },
+        )?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Adds a member, or changes the role of one.
+async fn add_member(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<MemberForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let role = form
+        .role
+        .parse::<Role>()
+        .map_err(|_| WebError::BadRequest("unknown role".into()))?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let user = tx
+        .user_by_username(form.username.trim())
+        .await?
+        .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
+    project_settings::set_member(&mut tx, &managed, user.id, role).await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+}
+
+async fn remove_member(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    project_settings::remove_member(&mut tx, &managed, user_id).await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct ServiceDeskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    enabled: Option<String>,
+    #[serde(default)]
+    project_key: String,
+    #[serde(default)]
+    tickets_confidential_by_default: Option<String>,
+    #[serde(default)]
+    reopen_issue_on_external_participant_note: Option<String>,
+    #[serde(default)]
+    add_external_participants_from_cc: Option<String>,
+}
+
+/// The checkboxes of the Service Desk form: an unchecked box is absent, so every flag is set.
+async fn service_desk(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<ServiceDeskForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let change = ServiceDeskChange {
+        enabled: Some(form.enabled.is_some()),
+        project_key: Some(form.project_key),
+        tickets_confidential_by_default: Some(form.tickets_confidential_by_default.is_some()),
+        reopen_issue_on_external_participant_note: Some(
+            form.reopen_issue_on_external_participant_note.is_some(),
+        ),
+        add_external_participants_from_cc: Some(form.add_external_participants_from_cc.is_some()),
+        ..ServiceDeskChange::default()
+    };
+    change_service_desk(&state, &me, id, change).await?;
+    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+}
+
+async fn change_service_desk(
+    state: &WebState,
+    me: &Me,
+    id: i64,
+    change: ServiceDeskChange,
+) -> Result<Project, WebError> {
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let config = state.processor().config();
+    let project =
+        project_settings::update_service_desk(&mut tx, config, &managed, &me.user, change).await?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+#[derive(Deserialize)]
+struct CustomEmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    custom_email: String,
+    /// Present when mail should go out from the (verified) custom address.
+    #[serde(default)]
+    custom_email_enabled: Option<String>,
+}
+
+/// Sets the custom support address (a new one is verified at once) and whether Service Desk
+/// mail goes out from it.
+async fn custom_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CustomEmailForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let address = form.custom_email.trim().to_owned();
+    let change = ServiceDeskChange {
+        custom_email: Some(address.clone()),
+        custom_email_enabled: Some(form.custom_email_enabled.is_some()),
+        ..ServiceDeskChange::default()
+    };
+    let mut tx = state.store().begin_read_only().await?;
+    let before = project_settings::managed(&mut tx, &me.user, id).await?;
+    tx.rollback().await?;
+    let changed = !address.eq_ignore_ascii_case(
+        before
+            .project
+            .service_desk
+            .custom_email
+            .as_deref()
+            .unwrap_or(""),
+    );
+    let project = change_service_desk(&state, &me, id, change).await?;
+    let notice = match (&project.service_desk.custom_email, changed) {
+        (Some(address), true) => {
+            format!("A verification email is on its way to {address} (its +verify form).")
+        }
+        (None, true) => "The custom email address is removed.".to_owned(),
+        _ => "Saved.".to_owned(),
+    };
+    settings_page(&state, &me, id, Some(&notice)).await
+}
+
+/// Sends the verification mail again, with a new token.
+async fn verify_custom_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let config = state.processor().config();
+    let sent_to =
+        project_settings::verify_custom_email(&mut tx, config, &managed, &me.user).await?;
+    tx.commit().await?;
+    let notice = format!("A verification email is on its way to {sent_to}.");
+    settings_page(&state, &me, id, Some(&notice)).await
+}

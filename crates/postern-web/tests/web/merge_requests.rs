@@ -1,0 +1,193 @@
+//! The merge request page: comment, close and reopen through the core action (the same
+//! notifications as a mail reply), and who may do which.
+
+use axum::http::{Method, StatusCode};
+use postern_store::{
+    MergeRequest, MergeRequestState, NewMergeRequest, OutboxFilter, Project, Role, User, Visibility,
+};
+use postern_testkit::{BoxError, both};
+
+use crate::support::Web;
+
+pub async fn merge_request(
+    web: &Web,
+    project: &Project,
+    author: &User,
+) -> Result<MergeRequest, BoxError> {
+    let mut tx = web.store().begin().await?;
+    let mr = tx
+        .create_merge_request(NewMergeRequest {
+            project_id: project.id,
+            title: "Speed up intake".into(),
+            description: "Please review".into(),
+            source_branch: "fast".into(),
+            target_branch: "main".into(),
+            author_id: author.id,
+            commits: Vec::new(),
+        })
+        .await?;
+    tx.commit().await?;
+    Ok(mr)
+}
+
+async fn state_of(web: &Web, mr: &MergeRequest) -> Result<MergeRequestState, BoxError> {
+    let mut tx = web.store().begin_read_only().await?;
+    let state = tx.merge_request_by_id(mr.id).await?.ok_or("no mr")?.state;
+    tx.rollback().await?;
+    Ok(state)
+}
+
+both!(
+    merge_request_comment_from_the_page_notifies_the_author,
+    |db| {
+        let web = Web::new(db).await?;
+        let alice = web.user("alice", false).await?;
+        let bob = web.user("bob", false).await?;
+        let project = web.project("p", Visibility::Private).await?;
+        web.member(&project, &alice, Role::Developer).await?;
+        web.member(&project, &bob, Role::Developer).await?;
+        let mr = merge_request(&web, &project, &bob).await?;
+
+        let session = web.login("alice").await?;
+        let path = format!("/projects/{}/merge_requests/{}", project.id, mr.iid);
+        let page = web.get(&path, session.cookie()).await;
+        assert!(page.body.contains("id=\"comment-body\""), "{}", page.body);
+        assert!(page.body.contains("id=\"toggle-state\""));
+        let reply = web
+            .send(
+                Method::POST,
+                &format!("{path}/notes"),
+                session.cookie(),
+                Some(&[("csrf", &session.csrf), ("body", "Looks **good**")]),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let page = web.get(&path, session.cookie()).await;
+        assert!(page.body.contains("Looks <strong>good</strong>"));
+
+        let mut tx = web.store().begin().await?;
+        let outbox = tx.list_outbox(&OutboxFilter::default()).await?;
+        let to_bob: Vec<_> = outbox
+            .iter()
+            .filter(|m| m.recipients.contains(&"bob@example.com".to_owned()))
+            .collect();
+        assert_eq!(to_bob.len(), 1, "{outbox:?}");
+        let raw = tx.outbox_raw(to_bob[0].id).await?.ok_or("no raw mail")?;
+        tx.rollback().await?;
+        // A reply key, so Bob can answer the merge request by mail.
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(raw.contains("incoming+"), "{raw}");
+
+        let forged = web
+            .send(
+                Method::POST,
+                &format!("{path}/notes"),
+                session.cookie(),
+                Some(&[("csrf", "wrong"), ("body", "x")]),
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let signed_out = web
+            .send(
+                Method::POST,
+                &format!("{path}/notes"),
+                None,
+                Some(&[("body", "x")]),
+            )
+            .await;
+        assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+        assert_eq!(signed_out.header("location"), "/login");
+        Ok(())
+    }
+);
+
+both!(merge_request_close_and_reopen_need_the_update_right, |db| {
+    let web = Web::new(db).await?;
+    let author = web.user("author", false).await?;
+    let dev = web.user("dev", false).await?;
+    let reporter = web.user("reporter", false).await?;
+    let project = web.project("p", Visibility::Private).await?;
+    web.member(&project, &author, Role::Reporter).await?;
+    web.member(&project, &dev, Role::Developer).await?;
+    web.member(&project, &reporter, Role::Reporter).await?;
+    let mr = merge_request(&web, &project, &author).await?;
+    let path = format!("/projects/{}/merge_requests/{}", project.id, mr.iid);
+
+    let reporter_s = web.login("reporter").await?;
+    let page = web.get(&path, reporter_s.cookie()).await;
+    assert!(page.body.contains("id=\"comment-body\""));
+    assert!(!page.body.contains("id=\"toggle-state\""));
+    let refused = web
+        .send(
+            Method::POST,
+            &format!("{path}/close"),
+            reporter_s.cookie(),
+            Some(&[("csrf", &reporter_s.csrf)]),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // By comment the command is skipped, as mail skips it.
+    web.send(
+        Method::POST,
+        &format!("{path}/notes"),
+        reporter_s.cookie(),
+        Some(&[("csrf", &reporter_s.csrf), ("body", "/close")]),
+    )
+    .await;
+    assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Opened);
+
+    let dev_s = web.login("dev").await?;
+    let closed = web
+        .send(
+            Method::POST,
+            &format!("{path}/close"),
+            dev_s.cookie(),
+            Some(&[("csrf", &dev_s.csrf)]),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+    assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Closed);
+    let page = web.get(&path, dev_s.cookie()).await;
+    assert!(page.body.contains("<span id=\"mr-state\">closed</span>"));
+
+    // The author (a reporter) may reopen their own merge request.
+    let author_s = web.login("author").await?;
+    let reopened = web
+        .send(
+            Method::POST,
+            &format!("{path}/reopen"),
+            author_s.cookie(),
+            Some(&[("csrf", &author_s.csrf)]),
+        )
+        .await;
+    assert_eq!(reopened.status, StatusCode::SEE_OTHER, "{}", reopened.body);
+    assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Opened);
+
+    // A merged merge request stays merged.
+    let mut tx = web.store().begin().await?;
+    tx.set_merge_request_state(mr.id, MergeRequestState::Merged)
+        .await?;
+    tx.commit().await?;
+    web.send(
+        Method::POST,
+        &format!("{path}/close"),
+        dev_s.cookie(),
+        Some(&[("csrf", &dev_s.csrf)]),
+    )
+    .await;
+    assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Merged);
+
+    let outsider = web.user("eve", false).await?;
+    let _ = outsider;
+    let eve = web.login("eve").await?;
+    let hidden = web
+        .send(
+            Method::POST,
+            &format!("{path}/notes"),
+            eve.cookie(),
+            Some(&[("csrf", &eve.csrf), ("body", "hi")]),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    Ok(())
+});
