@@ -4,8 +4,8 @@
 //! one-time setup link from its standard error, the first administrator, a project with
 //! Service Desk made in the browser, a mail to the project's address handed to the built-in
 //! listener, the mail desk showing it, the ticket answered in the browser, and the answer to
-//! the customer as a file in `./postern-data/outbox/`. Screenshots of every step go to
-//! `<target>/tmp/chromium-serve/`.
+//! the customer as a file in `./postern-data/outbox/`. Screenshots of every step (and a copy of
+//! that file) go to `<target>/tmp/chromium-serve/`.
 //!
 //! The default ports are fixed, so runs of this test (from any checkout on this machine) take
 //! a lock file first; a port held by something else fails the test with a message naming it.
@@ -302,15 +302,32 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
         .find(|line| line.to_ascii_lowercase().starts_with("to:"))
         .unwrap_or_default();
     assert!(to.contains(CUSTOMER), "{to}\n{contents}");
-    println!("notification: {}", file.display());
-
-    client.goto(&format!("{base}/admin/mail/outbox")).await?;
-    snap(client, "08-outbox").await?;
-    let listed = client.find(Locator::Css("#outbox")).await?.text().await?;
-    assert!(
-        listed.contains(CUSTOMER) && listed.contains("sent"),
-        "{listed}"
+    // Kept with the screenshots: the sandbox goes away with the test.
+    let kept = screenshot_dir().join("09-notification.eml");
+    std::fs::copy(&file, &kept)?;
+    println!(
+        "notification: {} (kept as {})",
+        file.display(),
+        kept.display()
     );
+
+    // The outbox page lists the answer as sent (recorded just after the file was written).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        client.goto(&format!("{base}/admin/mail/outbox")).await?;
+        let listed = client.find(Locator::Css("#outbox")).await?.text().await?;
+        let answer_sent = listed.lines().any(|row| {
+            row.contains("service_desk_note") && row.contains(CUSTOMER) && row.contains("sent")
+        });
+        if answer_sent {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the outbox never listed the answer as sent:\n{listed}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    snap(client, "08-outbox").await?;
     Ok(())
 }
 

@@ -1,11 +1,15 @@
 //! `log.format: json`: every line `postern serve` writes is one JSON object, each line written
 //! while a message is handled names the message (its store id or its `Message-ID`, or the
-//! outbox id of the mail it caused), and a configured password appears in no line.
+//! outbox id of the mail it caused), and a configured password appears in no line. Mail comes
+//! in by LMTP, and from a real Dovecot through the IMAP watcher (`POSTERN_SKIP_MAILSERVER=1`
+//! skips that test), both at intake and through the processing queue.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use postern_testkit::mailserver::MailServer;
 
 use crate::serve::{free_port, lmtp, stop};
 use crate::support::{Sandbox, StderrLines, str_field};
@@ -35,6 +39,42 @@ fn has(line: &Value, key: &str, value: &Value) -> bool {
     ids(line).iter().any(|(k, v)| k == key && v == value)
 }
 
+/// `postern serve` at level info, its standard error collected; returns once it has started.
+fn serve(sandbox: &Sandbox) -> (std::process::Child, StderrLines) {
+    let mut child = sandbox
+        .command(&["serve"])
+        .env("POSTERN_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("postern serve starts");
+    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
+    stderr.wait_for("start line", BOUND, |line| line.contains("postern started"));
+    (child, stderr)
+}
+
+/// Asserts that `secret` is in no line and parses every line as JSON.
+fn parse(lines: &[String], secret: &str) -> Vec<Value> {
+    let everything = lines.join("\n");
+    assert!(
+        !everything.contains(secret),
+        "a password was printed:\n{everything}"
+    );
+    lines
+        .iter()
+        // The one line that is not a log line: the first administrator's one-time setup
+        // link, printed for a person and never logged.
+        .filter(|line| !line.starts_with("postern: no administrator has a password yet"))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// Whether a "message processed" line names `message_id`.
+fn processed_line(line: &str, message_id: &str) -> bool {
+    line.contains("\"message processed\"") && line.contains(&format!("\"{message_id}\""))
+}
+
 #[test]
 fn json_logs_name_the_message_on_every_line_and_never_print_the_smtp_password() {
     let (port, relay) = (free_port(), free_port());
@@ -51,21 +91,16 @@ fn json_logs_name_the_message_on_every_line_and_never_print_the_smtp_password() 
     let shown = sandbox.admin_json(&["project", "show", "land/ooo", "--user", "jake"]);
     let address = str_field(&shown["addresses"], "new_issue").to_owned();
 
-    let mut child = sandbox
-        .command(&["serve"])
-        .env("POSTERN_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postern serve starts");
-    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    stderr.wait_for("start line", BOUND, |line| line.contains("postern started"));
+    let (child, stderr) = serve(&sandbox);
 
     // A new issue (processed) and a stranger's mail to a key that means nothing (rejected,
     // with a reject notice).
     for (from, to, message_id) in [
-        ("jake@example.com", address.as_str(), "log-issue@example.com"),
+        (
+            "jake@example.com",
+            address.as_str(),
+            "log-issue@example.com",
+        ),
         (
             "stranger@example.org",
             "incoming+nothing-here@localhost",
@@ -88,18 +123,7 @@ fn json_logs_name_the_message_on_every_line_and_never_print_the_smtp_password() 
     let lines = stderr.finish();
     assert!(status.success(), "{status:?}\n{}", lines.join("\n"));
 
-    let everything = lines.join("\n");
-    assert!(
-        !everything.contains(SMTP_PASSWORD),
-        "the SMTP password was printed:\n{everything}"
-    );
-    // The one line that is not a log line: the first administrator's one-time setup link,
-    // printed for a person and never logged.
-    let parsed: Vec<Value> = lines
-        .iter()
-        .filter(|line| !line.starts_with("postern: no administrator has a password yet"))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect();
+    let parsed = parse(&lines, SMTP_PASSWORD);
     let started = parsed
         .iter()
         .position(|line| line["message"] == "postern started")
@@ -152,4 +176,83 @@ fn json_logs_name_the_message_on_every_line_and_never_print_the_smtp_password() 
             && ids(attempt).iter().any(|(k, _)| k == "outbox_id"),
         "{attempt}"
     );
+}
+
+#[test]
+fn json_logs_of_the_imap_watcher_name_each_message_at_intake_and_in_the_queue() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        println!("skipped: POSTERN_SKIP_MAILSERVER is set");
+        return;
+    };
+    let rt = crate::sources::runtime();
+    let sandbox = Sandbox::with_config(&crate::sources::config(
+        &server,
+        "logged",
+        "log:\n  format: json\n",
+    ));
+    let to = crate::sources::project(&sandbox);
+    // Found at start: one batch, stored and then processed by the queue.
+    let mut titles = rt.block_on(crate::sources::preload(&server, "logged", &to, 3));
+    let (child, stderr) = serve(&sandbox);
+    let bound = crate::sources::BOUND;
+    for title in &titles {
+        stderr.wait_for("a preloaded message", bound, |line| {
+            processed_line(line, &format!("{title}@test"))
+        });
+    }
+    // Arriving during IDLE: a batch of one, processed at intake.
+    rt.block_on(async {
+        let mut client = crate::sources::imap(&server).await;
+        let raw = format!(
+            "From: jake@example.com\r\nTo: {to}\r\nSubject: idle\r\n\
+             Message-ID: <logged-idle@test>\r\n\r\nBody.\r\n"
+        );
+        client
+            .append("logged", "", raw.as_bytes())
+            .await
+            .expect("APPEND");
+    });
+    titles.push("logged-idle".to_owned());
+    stderr.wait_for("the message sent during IDLE", bound, |line| {
+        processed_line(line, "logged-idle@test")
+    });
+    crate::sources::stop(child);
+    let lines = stderr.finish();
+    let parsed = parse(&lines, server.password());
+
+    let mut paths = Vec::new();
+    for title in &titles {
+        let message_id = Value::from(format!("{title}@test"));
+        let line = parsed
+            .iter()
+            .find(|line| {
+                line["message"] == "message processed" && has(line, "message_id", &message_id)
+            })
+            .unwrap_or_else(|| panic!("no processed line naming {message_id}: {parsed:#?}"));
+        assert_eq!(line["outcome"], "processed", "{line}");
+        assert!(line["inbound_id"].is_i64(), "{line}");
+        paths.push(line["via"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(paths, ["queue", "queue", "queue", "intake"], "{parsed:#?}");
+    // The watcher names each message it fetched, before anything stored it.
+    let fetched: Vec<&Value> = parsed
+        .iter()
+        .filter(|line| line["message"] == "message fetched")
+        .collect();
+    assert_eq!(fetched.len(), titles.len(), "{parsed:#?}");
+    for (line, title) in fetched.iter().zip(&titles) {
+        assert_eq!(line["message_id"], format!("{title}@test"), "{line}");
+    }
+    // Whatever else was written inside a message's span names that message.
+    for line in &parsed {
+        let in_message = line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|span| span["name"] == "message"));
+        if in_message {
+            assert!(
+                ids(line).iter().any(|(key, _)| key == "message_id"),
+                "{line}"
+            );
+        }
+    }
 }
