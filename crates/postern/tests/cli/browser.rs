@@ -146,7 +146,7 @@ async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket
     let _lock = lock_default_ports();
     assert_port_free(LMTP_PORT, "the LMTP listener");
     assert_port_free(WEB_PORT, "the web UI");
-    std::fs::create_dir_all(screenshot_dir()).unwrap();
+    std::fs::create_dir_all(screenshot_dir()).expect("the screenshot directory");
 
     let sandbox = Sandbox::new();
     let mut child = sandbox
@@ -169,7 +169,9 @@ async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket
         "{link_line}"
     );
 
-    let (mut driver, client) = browser(sandbox.path()).await.unwrap();
+    let (mut driver, client) = browser(sandbox.path())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start headless Chromium: {e}"));
     let result = flow(&client, &link, sandbox.path()).await;
     if result.is_err() {
         let _ = snap(&client, "99-failure").await;
@@ -178,7 +180,7 @@ async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket
     let _ = driver.kill().await;
     let status = tokio::task::spawn_blocking(move || stop(child))
         .await
-        .unwrap();
+        .expect("stopping serve does not panic");
     let lines = stderr.finish();
     if let Err(e) = result {
         panic!("{e}\n--- postern serve wrote:\n{}", lines.join("\n"));
