@@ -224,7 +224,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     let span = match &message {
                         Some(delivery) => tracing::info_span!(
                             "message",
-                            message_id = crate::headers::message_id(&delivery.raw).as_deref()
+                            message_id = crate::headers::message_id(&delivery.raw).as_deref(),
+                            size = delivery.raw.len()
                         ),
                         None => tracing::Span::none(),
                     };
