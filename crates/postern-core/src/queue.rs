@@ -13,6 +13,7 @@ use std::time::Duration;
 use postern_store::{StoreError, Timestamp};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::error::ProcessError;
 use crate::processor::{Processor, ReceiveOutcome};
@@ -113,18 +114,24 @@ impl ProcessingQueue {
                 .await?;
             tx.commit().await?;
             due.into_iter()
-                .map(|message| message.id)
+                .map(|message| (message.id, message.message_id))
                 .collect::<Vec<_>>()
         };
         let count = ids.len();
         let mut tasks = JoinSet::new();
-        for id in ids {
+        for (id, message_id) in ids {
             while tasks.len() >= self.concurrency {
                 tasks.join_next().await;
             }
             let processor = self.processor.clone();
             let report = report.clone();
-            tasks.spawn(async move { report(process_one(&processor, id).await) });
+            // Every line about this message, the report's included, names it.
+            let span = tracing::info_span!(
+                "message",
+                inbound_id = id,
+                message_id = message_id.as_deref()
+            );
+            tasks.spawn(async move { report(process_one(&processor, id).await) }.instrument(span));
         }
         while tasks.join_next().await.is_some() {}
         Ok(count)

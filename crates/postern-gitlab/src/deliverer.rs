@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
 use crate::deliver::{DeliveryFailure, Destination};
 
@@ -310,11 +311,16 @@ impl Deliverer {
                 if stopped {
                     return Ok((report, true));
                 }
-                let results = futures_util::future::join_all(
-                    chunk
-                        .iter()
-                        .map(|meta| self.deliver_one(route, meta.id, stale_before)),
-                )
+                let results = futures_util::future::join_all(chunk.iter().map(|meta| {
+                    // Every line about this message names it.
+                    let span = tracing::info_span!(
+                        "message",
+                        inbound_id = meta.id,
+                        message_id = meta.message_id.as_deref()
+                    );
+                    self.deliver_one(route, meta.id, stale_before)
+                        .instrument(span)
+                }))
                 .await;
                 for result in results {
                     match result? {

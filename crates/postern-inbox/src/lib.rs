@@ -21,6 +21,7 @@
 
 pub mod backoff;
 pub mod graph;
+pub mod headers;
 pub mod http;
 pub mod imap;
 pub mod intake;

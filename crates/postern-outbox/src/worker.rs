@@ -6,6 +6,7 @@ use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use postern_store::{OutboxMail, Store, StoreError, Timestamp};
+use tracing::Instrument as _;
 
 use crate::retry::{RetryPolicy, random_unit};
 use crate::{AnyTransport, DeliveryError, OutboxError, Outgoing, Transport};
@@ -185,7 +186,15 @@ impl<T: Transport> Sender<T> {
             if stopped {
                 return Ok((report, true));
             }
-            self.deliver_one(mail.id, &mut report).await?;
+            // Every line about this mail names it (and the message it answers, once read).
+            let span = tracing::info_span!(
+                "outbox",
+                outbox_id = mail.id,
+                inbound_id = tracing::field::Empty
+            );
+            self.deliver_one(mail.id, &mut report)
+                .instrument(span)
+                .await?;
         }
         Ok((report, false))
     }
@@ -196,6 +205,9 @@ impl<T: Transport> Sender<T> {
             report.skipped += 1;
             return Ok(());
         };
+        if let Some(inbound_id) = mail.inbound_id {
+            tracing::Span::current().record("inbound_id", inbound_id);
+        }
         let attempt = mail.attempts.saturating_add(1);
         let result = if mail.recipients.is_empty() {
             Err(DeliveryError::Permanent("no recipients".to_owned()))

@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use postern_core::Processor;
 use postern_core::intake::{IntakeMessage, take_in};
 use postern_inbox::intake::{Fetched, Intake, IntakeError};
 use postern_store::{InboundSource, Mailbox, Store, StoreError};
+use tracing::Instrument as _;
 
 /// Called after a batch with new messages was committed.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
@@ -64,24 +66,39 @@ impl Intake for StoreIntake {
             })
             .collect();
         if let (Some(processor), [message]) = (&self.processor, messages.as_slice()) {
-            match processor
-                .receive_fetched(message, self.mailbox, self.source)
-                .await
-            {
-                Ok(outcome) => {
-                    tracing::info!(
-                        inbound_id = outcome.inbound_id,
-                        outcome = %outcome.outcome,
-                        handler = outcome.handler.as_deref().unwrap_or("-"),
-                        error = outcome.error.as_deref().unwrap_or("-"),
-                        "message processed"
-                    );
-                    return Ok(());
+            // Every line about this message names it.
+            let span = tracing::info_span!(
+                "message",
+                message_id = postern_inbox::headers::message_id(&message.raw).as_deref(),
+                source_identity = %message.source_identity
+            );
+            let started = Instant::now();
+            let processed = async {
+                match processor
+                    .receive_fetched(message, self.mailbox, self.source)
+                    .await
+                {
+                    Ok(outcome) => {
+                        let mailbox = self.mailbox.as_str();
+                        crate::logging::message_finished(
+                            &outcome,
+                            "intake",
+                            mailbox,
+                            started.elapsed(),
+                        );
+                        true
+                    }
+                    // Processing could not finish now: store it alone, and let the queue retry.
+                    Err(error) => {
+                        tracing::debug!(%error, "processing at intake failed; queueing the message");
+                        false
+                    }
                 }
-                // Processing could not finish now: store it alone, and let the queue retry.
-                Err(error) => {
-                    tracing::debug!(%error, "processing at intake failed; queueing the message")
-                }
+            }
+            .instrument(span)
+            .await;
+            if processed {
+                return Ok(());
             }
         }
         let summary = take_in(&self.store, self.mailbox, self.source, &messages)

@@ -4,7 +4,14 @@
 //! The level comes from `POSTERN_LOG` (an `EnvFilter` directive such as `debug` or
 //! `postern_inbox=debug,info`), else `log.level`, else `info`. Secrets never reach a log line:
 //! they live in redacting types, and errors are formatted by code that leaves them out.
+//!
+//! Every line written while one message is handled names it: the work runs inside a `message`
+//! span (`inbound_id`, the store's id, and `message_id`, the `Message-ID` header) or an
+//! `outbox` span (`outbox_id`), and the JSON format writes the spans' fields on each line.
 
+use std::time::Duration;
+
+use postern_core::ReceiveOutcome;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
@@ -33,10 +40,26 @@ pub fn init(config: Option<&LogConfig>) -> anyhow::Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(true)
             .try_init(),
         other => anyhow::bail!("log.format: {other:?} is not text or json"),
     };
     // Already installed (a second call in one process) is fine.
     let _ = installed;
     Ok(())
+}
+
+/// The one line (and the metrics) for a message whose processing finished: `via` says which
+/// path processed it (`lmtp`, `intake`, `queue`), `mailbox` is the metrics' label.
+pub fn message_finished(outcome: &ReceiveOutcome, via: &str, mailbox: &str, elapsed: Duration) {
+    postern_web::record_receive(outcome, mailbox, elapsed);
+    tracing::info!(
+        inbound_id = outcome.inbound_id,
+        outcome = %outcome.outcome,
+        handler = outcome.handler.as_deref().unwrap_or("-"),
+        error = outcome.error.as_deref().unwrap_or("-"),
+        via,
+        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        "message processed"
+    );
 }

@@ -324,7 +324,13 @@ impl<I: Intake> Watcher<'_, I> {
         Ok(bodies
             .into_iter()
             .map(|(uid, raw)| {
-                tracing::info!(mailbox = %self.name(), uid, bytes = raw.len(), "message fetched");
+                tracing::info!(
+                    mailbox = %self.name(),
+                    uid,
+                    bytes = raw.len(),
+                    message_id = crate::headers::message_id(&raw).as_deref(),
+                    "message fetched"
+                );
                 Fetched {
                     identity: self.settings.identity(self.validity, uid),
                     cursor: Some(Cursor {

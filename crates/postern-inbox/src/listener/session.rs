@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use super::{DeliverError, Delivery, Protocol, Settings};
 
@@ -219,11 +220,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     // Deliver here, not inside `data`: a `&F` held across the await would
                     // need `F: Sync`, which callers should not have to promise.
                     let message = self.data().await?;
+                    // Every line about this message, the callback's included, names it.
+                    let span = match &message {
+                        Some(delivery) => tracing::info_span!(
+                            "message",
+                            message_id = crate::headers::message_id(&delivery.raw).as_deref(),
+                            size = delivery.raw.len()
+                        ),
+                        None => tracing::Span::none(),
+                    };
                     let outcome = match message {
-                        Some(delivery) => Some(deliver(delivery).await),
+                        Some(delivery) => Some(deliver(delivery).instrument(span.clone()).await),
                         None => None,
                     };
-                    self.answer(outcome).await?;
+                    self.answer(outcome).instrument(span).await?;
                 }
                 Ok(Request::Rset) => {
                     self.reset();

@@ -2,16 +2,21 @@
 //! `std::process::Command`, each test in its own temporary working directory (so the default
 //! `./postern-data` lands there), against GitLab's and Discourse's fixtures in `testdata/`.
 //!
+//! `browser` runs `postern serve` without configuration on its default ports and drives the
+//! first run in headless Chromium (`POSTERN_SKIP_CHROMIUM=1` skips it).
+//!
 //! `walkthrough` follows the README's first-instance walkthrough on SQLite and once on a
 //! private PostgreSQL server (`POSTERN_SKIP_PG=1` skips that one test).
 
 mod support;
 
 mod admin;
+mod browser;
 mod check;
 mod companion;
 mod help;
 mod inspect;
+mod logs;
 mod mailflow;
 mod pipes;
 mod receive;

@@ -10,14 +10,14 @@ use crate::support::{Sandbox, str_field};
 
 const BOUND: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .expect("a free loopback port")
 }
 
-fn start(sandbox: &Sandbox) -> Child {
+pub(crate) fn start(sandbox: &Sandbox) -> Child {
     sandbox
         .command(&["serve"])
         .stdin(Stdio::null())
@@ -27,7 +27,7 @@ fn start(sandbox: &Sandbox) -> Child {
         .expect("postern serve starts")
 }
 
-fn connect(port: u16) -> TcpStream {
+pub(crate) fn connect(port: u16) -> TcpStream {
     let deadline = Instant::now() + BOUND;
     loop {
         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
@@ -43,7 +43,7 @@ fn connect(port: u16) -> TcpStream {
 }
 
 /// Sends one LMTP conversation and returns every reply line.
-fn lmtp(port: u16, recipient: &str, message: &str) -> Vec<String> {
+pub(crate) fn lmtp(port: u16, recipient: &str, message: &str) -> Vec<String> {
     let stream = connect(port);
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut writer = stream;
@@ -74,7 +74,7 @@ fn lmtp(port: u16, recipient: &str, message: &str) -> Vec<String> {
     replies
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+pub(crate) fn stop(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -134,7 +134,7 @@ fn a_port_in_use_is_an_error_naming_it() {
 }
 
 /// A plain HTTP/1.1 GET on loopback; returns the status line and the body.
-fn http_get(port: u16, path: &str) -> (String, String) {
+pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
     use std::io::Read as _;
     let mut stream = connect(port);
     stream

@@ -24,7 +24,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// A configuration watching `folder` on `server`, plus `extra` YAML sections.
-fn config(server: &MailServer, folder: &str, extra: &str) -> String {
+pub(crate) fn config(server: &MailServer, folder: &str, extra: &str) -> String {
     format!(
         "incoming_email:\n  enabled: true\n  address: \"incoming+%{{key}}@example.test\"\n  \
          user: {USER}\n  password: \"{}\"\n  host: 127.0.0.1\n  port: {}\n  ssl: false\n  \
@@ -41,7 +41,7 @@ fn config(server: &MailServer, folder: &str, extra: &str) -> String {
 }
 
 /// User jake, project land/ooo; returns the new-issue address.
-fn project(sandbox: &Sandbox) -> String {
+pub(crate) fn project(sandbox: &Sandbox) -> String {
     sandbox.admin_json(&["user", "add", "jake", "--email", "jake@example.com"]);
     sandbox.admin_json(&["project", "add", "land/ooo"]);
     sandbox.admin_json(&["project", "member", "add", "land/ooo", "jake", "developer"]);
@@ -65,7 +65,12 @@ pub(crate) async fn imap(server: &MailServer) -> ImapClient {
 }
 
 /// Creates `folder` and appends `count` new-issue messages titled `<folder>-<n>`.
-async fn preload(server: &MailServer, folder: &str, to: &str, count: usize) -> Vec<String> {
+pub(crate) async fn preload(
+    server: &MailServer,
+    folder: &str,
+    to: &str,
+    count: usize,
+) -> Vec<String> {
     let mut client = imap(server).await;
     if let Err(e) = client.command(&format!("CREATE \"{folder}\"")).await {
         assert!(e.to_string().contains("ALREADYEXISTS"), "CREATE: {e}");

@@ -357,3 +357,65 @@ impl Walkthrough {
         fixture_with(name, &[("project_id", &id), ("auth_token", &self.token)])
     }
 }
+
+/// Standard error of a running `postern serve`, collected line by line by a thread, so the
+/// test can wait for a line while the process keeps writing.
+pub struct StderrLines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrLines {
+    /// Starts reading `stderr` until the process closes it.
+    pub fn collect(stderr: std::process::ChildStderr) -> StderrLines {
+        use std::io::BufRead as _;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines lock").push(line);
+            }
+        });
+        StderrLines {
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every line so far.
+    pub fn snapshot(&self) -> Vec<String> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+
+    /// Waits at most `bound` for a line `wanted` accepts and returns it; panics naming `what`
+    /// and showing everything written so far.
+    #[track_caller]
+    pub fn wait_for(
+        &self,
+        what: &str,
+        bound: std::time::Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            if let Some(line) = self.snapshot().into_iter().find(|line| wanted(line)) {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} within {bound:?}; standard error so far:\n{}",
+                self.snapshot().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to close standard error (call after it exited); every line.
+    pub fn finish(mut self) -> Vec<String> {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the stderr reader does not panic");
+        }
+        self.snapshot()
+    }
+}

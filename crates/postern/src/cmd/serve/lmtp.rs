@@ -1,9 +1,8 @@
 //! The built-in listener's callback: each message is stored and processed in one transaction,
-//! and only then acknowledged.
+//! and only then acknowledged. The listener runs it inside the message's `message` span.
 
 use std::future::Future;
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use postern_core::{ProcessError, Processor, ReceiveOutcome};
@@ -28,7 +27,7 @@ pub fn deliverer(
             let result = deliver(&processor, delivery).await;
             if let Ok(outcome) = &result {
                 status.taken(1);
-                postern_web::record_receive(outcome, "incoming", started.elapsed());
+                crate::logging::message_finished(outcome, "lmtp", "incoming", started.elapsed());
             }
             result.map(drop)
         })
@@ -44,17 +43,7 @@ async fn deliver(
         .receive(&delivery.raw, Mailbox::Incoming, InboundSource::Lmtp, None)
         .await
     {
-        Ok(outcome) => {
-            tracing::info!(
-                inbound_id = outcome.inbound_id,
-                outcome = %outcome.outcome,
-                handler = outcome.handler.as_deref().unwrap_or("-"),
-                error = outcome.error.as_deref().unwrap_or("-"),
-                size = delivery.raw.len(),
-                "message delivered by LMTP"
-            );
-            Ok(outcome)
-        }
+        Ok(outcome) => Ok(outcome),
         Err(ProcessError::Temporary(reason)) => {
             tracing::warn!(%reason, "LMTP delivery failed temporarily (451)");
             Err(DeliverError::Temporary(reason))

@@ -214,15 +214,7 @@ async fn shut_down(stop_tx: watch::Sender<bool>, mut tasks: JoinSet<()>) {
 fn log_queue_event(event: QueueEvent) {
     match event {
         QueueEvent::Finished { outcome, elapsed } => {
-            postern_web::record_receive(&outcome, "queued", elapsed);
-            tracing::info!(
-                inbound_id = outcome.inbound_id,
-                outcome = %outcome.outcome,
-                handler = outcome.handler.as_deref().unwrap_or("-"),
-                error = outcome.error.as_deref().unwrap_or("-"),
-                elapsed_ms = elapsed.as_millis(),
-                "message processed"
-            )
+            crate::logging::message_finished(&outcome, "queue", "queued", elapsed)
         }
         QueueEvent::Skipped(id) => {
             tracing::debug!(inbound_id = id, "message taken by another worker")

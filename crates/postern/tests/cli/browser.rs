@@ -1,0 +1,356 @@
+//! The first run, as a new user has it, driven in a real headless Chromium (Debian's
+//! `chromium` + `chromium-driver`): `postern serve` with no configuration at all in an empty
+//! directory (SQLite in `./postern-data`, LMTP on 127.0.0.1:2525, web on 127.0.0.1:8080), the
+//! one-time setup link from its standard error, the first administrator, a project with
+//! Service Desk made in the browser, a mail to the project's address handed to the built-in
+//! listener, the mail desk showing it, the ticket answered in the browser, and the answer to
+//! the customer as a file in `./postern-data/outbox/`. Screenshots of every step (and a copy of
+//! that file) go to `<target>/tmp/chromium-serve/`.
+//!
+//! The default ports are fixed, so runs of this test (from any checkout on this machine) take
+//! a lock file first; a port held by something else fails the test with a message naming it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::serve::{lmtp, stop};
+use crate::support::{Sandbox, StderrLines};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const LMTP_PORT: u16 = 2525;
+const WEB_PORT: u16 = 8080;
+const BOUND: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "correct horse battery staple";
+const ANSWER: &str = "We are sending the fire brigade.";
+const CUSTOMER: &str = "customer@example.org";
+
+type Error = Box<dyn std::error::Error>;
+
+fn skip_reason() -> Option<String> {
+    if std::env::var_os("POSTERN_SKIP_CHROMIUM").is_some() {
+        return Some("POSTERN_SKIP_CHROMIUM is set".into());
+    }
+    for binary in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(binary).exists() {
+            return Some(format!(
+                "{binary} is not installed (Debian: chromium chromium-driver)"
+            ));
+        }
+    }
+    None
+}
+
+/// Holds the machine-wide lock on the default ports (waits at most ten minutes for it).
+fn lock_default_ports() -> File {
+    let path = std::env::temp_dir().join("postern-default-ports.lock");
+    let file = File::create(&path)
+        .unwrap_or_else(|e| panic!("cannot create the lock file {}: {e}", path.display()));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return file,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!(
+                "another test run held {} for ten minutes (or locking failed): {e}",
+                path.display()
+            ),
+        }
+    }
+}
+
+#[track_caller]
+fn assert_port_free(port: u16, what: &str) {
+    if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+        panic!(
+            "127.0.0.1:{port} ({what}, a default of `postern serve`) is in use ({e}); this test \
+             runs serve without configuration and needs it free: stop what listens there"
+        );
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium-serve")
+}
+
+async fn snap(client: &Client, name: &str) -> Result<(), Error> {
+    let png = client.screenshot().await?;
+    let path = screenshot_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png)?;
+    println!("screenshot: {}", path.display());
+    Ok(())
+}
+
+async fn fill(client: &Client, css: &str, text: &str) -> Result<(), Error> {
+    let field = client.find(Locator::Css(css)).await?;
+    field.clear().await?;
+    field.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(client: &Client, css: &str) -> Result<(), Error> {
+    client.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
+}
+
+async fn page_text(client: &Client) -> Result<String, Error> {
+    Ok(client.find(Locator::Css("main")).await?.text().await?)
+}
+
+/// Starts chromedriver on a free port and opens a headless session with its profile in `dir`.
+async fn browser(dir: &Path) -> Result<(tokio::process::Child, Client), Error> {
+    let driver_port = crate::serve::free_port();
+    let driver = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000",
+                     format!("--user-data-dir={}", dir.join("chromium-profile").display())],
+        }),
+    );
+    // chromedriver needs a moment to listen; bounded wait.
+    for _ in 0..50 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        if let Ok(client) = ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+        {
+            return Ok((driver, client));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err("chromedriver did not start within 10 s".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket_in_chromium() {
+    if let Some(reason) = skip_reason() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let _lock = lock_default_ports();
+    assert_port_free(LMTP_PORT, "the LMTP listener");
+    assert_port_free(WEB_PORT, "the web UI");
+    std::fs::create_dir_all(screenshot_dir()).expect("the screenshot directory");
+
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command(&["serve"])
+        .env_remove("POSTERN_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("postern serve starts");
+    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
+    let link_line = stderr.wait_for("setup link", BOUND, |line| line.contains("/setup?token="));
+    let link = link_line
+        .rsplit(' ')
+        .next()
+        .expect("the link ends the line")
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{WEB_PORT}/setup?token=")),
+        "{link_line}"
+    );
+
+    let (mut driver, client) = browser(sandbox.path())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start headless Chromium: {e}"));
+    let result = flow(&client, &link, sandbox.path()).await;
+    if result.is_err() {
+        let _ = snap(&client, "99-failure").await;
+    }
+    let _ = client.close().await;
+    let _ = driver.kill().await;
+    let status = tokio::task::spawn_blocking(move || stop(child))
+        .await
+        .expect("stopping serve does not panic");
+    let lines = stderr.finish();
+    if let Err(e) = result {
+        panic!("{e}\n--- postern serve wrote:\n{}", lines.join("\n"));
+    }
+    assert!(
+        status.success(),
+        "postern serve did not exit cleanly on SIGTERM: {status:?}\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|line| line.contains("stopped")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
+    let base = format!("http://127.0.0.1:{WEB_PORT}");
+    // The one-time link from standard error makes the first administrator.
+    client.goto(link).await?;
+    fill(client, "input[name=username]", "root").await?;
+    fill(client, "input[name=email]", "root@example.com").await?;
+    fill(client, "input[name=password]", PASSWORD).await?;
+    snap(client, "01-setup").await?;
+    click(client, "button[type=submit]").await?;
+    assert!(page_text(client).await?.contains("Projects"));
+
+    // Signing out and in again with the new password.
+    click(client, "#logout").await?;
+    fill(client, "#username", "root").await?;
+    fill(client, "#password", PASSWORD).await?;
+    snap(client, "02-login").await?;
+    click(client, "#sign-in").await?;
+    assert!(page_text(client).await?.contains("Projects"));
+
+    // A project, made in the browser, with Service Desk on.
+    client.goto(&format!("{base}/admin/projects")).await?;
+    fill(client, "#namespace", "group").await?;
+    fill(client, "#path", "helpdesk").await?;
+    fill(client, "#project-name", "Help desk").await?;
+    snap(client, "03-new-project").await?;
+    click(client, "#create-project").await?;
+    click(client, "#sd-enabled").await?;
+    click(client, "#save-service-desk").await?;
+    snap(client, "04-project-addresses").await?;
+    let project_url = client.current_url().await?;
+    let project_id = project_url
+        .path()
+        .rsplit('/')
+        .next()
+        .ok_or("no project id in the URL")?
+        .to_owned();
+    let address = client
+        .find(Locator::XPath(
+            "//table[@id='addresses']//tr[th='Service Desk']/td/code",
+        ))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        address.starts_with("incoming+group-helpdesk-") && address.ends_with("-issue-@localhost"),
+        "{address}"
+    );
+
+    // A customer writes to that address; the mail is handed to the built-in listener.
+    let mail = format!(
+        "From: Customer <{CUSTOMER}>\r\nTo: {address}\r\nSubject: My printer is on fire\r\n\
+         Message-ID: <fire@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Please help, it is *really* hot.\r\n"
+    );
+    let replies = {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || lmtp(LMTP_PORT, &address, &mail)).await?
+    };
+    if !replies.last().is_some_and(|reply| reply.starts_with("250")) {
+        return Err(format!("LMTP did not accept the mail: {replies:?}").into());
+    }
+
+    // The mail desk shows it (the 250 came after processing; the wait is a safety bound).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        client.goto(&format!("{base}/admin/mail")).await?;
+        let desk = client.find(Locator::Css("#inbound")).await?.text().await?;
+        if desk.contains("fire@example.org") && desk.contains("processed") {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the mail desk never showed the mail:\n{desk}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    snap(client, "05-mail-desk").await?;
+
+    // The ticket, answered in the browser.
+    client
+        .goto(&format!("{base}/projects/{project_id}"))
+        .await?;
+    click(client, "#issues a").await?;
+    let ticket = page_text(client).await?;
+    if !ticket.contains("My printer is on fire") {
+        return Err(format!("not the ticket:\n{ticket}").into());
+    }
+    snap(client, "06-ticket").await?;
+    fill(client, "#comment-body", ANSWER).await?;
+    click(client, "#comment").await?;
+    snap(client, "07-answered").await?;
+    if !page_text(client).await?.contains(ANSWER) {
+        return Err("the answer is not on the ticket page".into());
+    }
+
+    // The answer to the customer is written to the outbox folder.
+    let outbox = dir.join("postern-data").join("outbox");
+    let (file, contents) = wait_for_answer_file(&outbox).await?;
+    let name = file
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    assert!(name.ends_with(&format!("-{CUSTOMER}.eml")), "{name}");
+    let to = contents
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("to:"))
+        .unwrap_or_default();
+    assert!(to.contains(CUSTOMER), "{to}\n{contents}");
+    // Kept with the screenshots: the sandbox goes away with the test.
+    let kept = screenshot_dir().join("09-notification.eml");
+    std::fs::copy(&file, &kept)?;
+    println!(
+        "notification: {} (kept as {})",
+        file.display(),
+        kept.display()
+    );
+
+    // The outbox page lists the answer as sent (recorded just after the file was written).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        client.goto(&format!("{base}/admin/mail/outbox")).await?;
+        let listed = client.find(Locator::Css("#outbox")).await?.text().await?;
+        let answer_sent = listed.lines().any(|row| {
+            row.contains("service_desk_note") && row.contains(CUSTOMER) && row.contains("sent")
+        });
+        if answer_sent {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the outbox never listed the answer as sent:\n{listed}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    snap(client, "08-outbox").await?;
+    Ok(())
+}
+
+/// Waits (bounded) for an `.eml` file in `outbox` holding the answer; returns it and its text.
+async fn wait_for_answer_file(outbox: &Path) -> Result<(PathBuf, String), Error> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        if let Ok(entries) = std::fs::read_dir(outbox) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|ext| ext == "eml") {
+                    let text = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
+                    if text.contains(ANSWER) {
+                        return Ok((path, text));
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no file with the answer in {}", outbox.display()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
