@@ -5,7 +5,7 @@
 //! transaction per batch keeps the cost of a large backlog to one commit per batch instead of
 //! one per message. The processing side is [`crate::queue`].
 
-use postern_mail::Email;
+use postern_mail::message_id_of;
 use postern_store::{InboundSource, InsertOutcome, Mailbox, NewInbound, Store, content_identity};
 
 use crate::error::ProcessError;
@@ -14,8 +14,8 @@ use crate::processor::body_of;
 /// One message to store, as a watcher fetched it.
 #[derive(Debug, Clone)]
 pub struct IntakeMessage {
-    /// The message exactly as the server returned it.
-    pub raw: Vec<u8>,
+    /// The message exactly as the server returned it (shared, so a retried batch is not copied).
+    pub raw: bytes::Bytes,
     /// The transport identity (mailbox + UIDVALIDITY + UID, Graph id).
     pub source_identity: String,
     /// For ordered sources: `(folder, validity, position)` to remember.
@@ -42,14 +42,16 @@ pub async fn take_in(
     let mut summary = IntakeSummary::default();
     let mut tx = store.begin().await?;
     for message in batch {
-        let message_id = Email::parse(&message.raw).message_id().map(str::to_owned);
+        // Headers only: this runs under the store's write lock, and the full parse of a large
+        // message (base64 decoding of its attachments) waits for processing, outside it.
+        let message_id = message_id_of(&message.raw);
         let identity = content_identity(message_id.as_deref(), body_of(&message.raw));
         let inserted = tx
             .insert_inbound(&NewInbound {
                 mailbox,
                 source,
                 message_id,
-                raw: message.raw.clone(),
+                raw: message.raw.as_ref().into(),
                 source_identity: Some(message.source_identity.clone()),
                 content_identity: identity,
             })

@@ -162,7 +162,7 @@ impl Processor {
                 mailbox,
                 source,
                 message_id,
-                raw: raw.to_vec(),
+                raw: raw.into(),
                 source_identity,
                 content_identity: identity,
             })

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_store::{StoreError, Timestamp};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -27,6 +27,11 @@ pub const STALE_CLAIM_SECONDS: i64 = 600;
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Ids read from the queue at a time.
 const PAGE: i64 = 256;
+/// Raw bytes (KiB) of the messages processed at once. A message in hand costs about three
+/// times its size (the bytes, the decoded parts, the text built from them), so a drain of
+/// large messages runs two at a time while small ones still use every task. A message larger
+/// than the budget runs alone.
+const IN_FLIGHT_KIB: u32 = 2048;
 
 /// Works off the processing queue with a bounded number of concurrent tasks.
 pub struct ProcessingQueue {
@@ -114,15 +119,22 @@ impl ProcessingQueue {
                 .await?;
             tx.commit().await?;
             due.into_iter()
-                .map(|message| (message.id, message.message_id))
+                .map(|message| (message.id, message.message_id, message.size))
                 .collect::<Vec<_>>()
         };
         let count = ids.len();
         let mut tasks = JoinSet::new();
-        for (id, message_id) in ids {
+        let budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
+        for (id, message_id, size) in ids {
             while tasks.len() >= self.concurrency {
                 tasks.join_next().await;
             }
+            let kib = u32::try_from(size / 1024)
+                .unwrap_or(u32::MAX)
+                .clamp(1, IN_FLIGHT_KIB);
+            let Ok(permit) = budget.clone().acquire_many_owned(kib).await else {
+                break; // never closed
+            };
             let processor = self.processor.clone();
             let report = report.clone();
             // Every line about this message, the report's included, names it.
@@ -131,7 +143,13 @@ impl ProcessingQueue {
                 inbound_id = id,
                 message_id = message_id.as_deref()
             );
-            tasks.spawn(async move { report(process_one(&processor, id).await) }.instrument(span));
+            tasks.spawn(
+                async move {
+                    report(process_one(&processor, id).await);
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         while tasks.join_next().await.is_some() {}
         Ok(count)

@@ -14,8 +14,9 @@ use std::future::Future;
 /// One message fetched from a source and not yet acknowledged there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    /// The message exactly as the server returned it.
-    pub raw: Vec<u8>,
+    /// The message exactly as the server returned it. Shared: a batch offered again after a
+    /// failed intake is not copied.
+    pub raw: bytes::Bytes,
     /// The source's identity of this message, unique across every source and mailbox of one
     /// store: `imap:<user>@<host>/<folder>:<uidvalidity>:<uid>` or `graph:<user>/<folder>:<id>`.
     /// Storing the same identity twice is a no-op, which is what makes re-fetching after a crash

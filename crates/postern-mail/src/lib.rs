@@ -46,7 +46,7 @@ pub use analysis::{Analysis, AnalysisOptions, EarlyError, Mailbox, analyse};
 pub use attachments::{Attachment, attachments, patches};
 pub use auto::{AutoReason, auto_generated};
 pub use key::{CustomEmailLookup, KeyScan, KeySource, MailKey, find_mail_key};
-pub use message::Email;
+pub use message::{Email, message_id_of};
 pub use quick_actions::{
     QuickAction, extract_quick_actions, find_quick_actions, redact_quick_actions,
 };

@@ -20,16 +20,29 @@ pub struct Email<'raw> {
     message: Message<'raw>,
 }
 
+/// Leading white space is not a header block, as in Ruby's `mail` gem (`raw_source.lstrip`):
+/// a message that starts with a blank line still has its headers read.
+fn lstrip(raw: &[u8]) -> &[u8] {
+    let start = raw
+        .iter()
+        .position(|byte| !byte.is_ascii_whitespace())
+        .unwrap_or(raw.len());
+    &raw[start..]
+}
+
+/// The Message-ID of `raw` (without angle brackets), reading the header block only: the same
+/// value as [`Email::parse`]`(raw).message_id()`, without decoding a large message's parts.
+/// Intake needs it for the content identity while it holds the store's write lock.
+pub fn message_id_of(raw: &[u8]) -> Option<String> {
+    MessageParser::default()
+        .parse_headers(lstrip(raw))
+        .and_then(|message| message.message_id().map(str::to_owned))
+}
+
 impl<'raw> Email<'raw> {
     /// Reads `raw` as an RFC 5322 message. Never fails and never panics.
     pub fn parse(raw: &'raw [u8]) -> Email<'raw> {
-        // Like Ruby's `mail` gem (`raw_source.lstrip`), leading white space is not a header
-        // block: a message that starts with a blank line still has its headers read.
-        let start = raw
-            .iter()
-            .position(|byte| !byte.is_ascii_whitespace())
-            .unwrap_or(raw.len());
-        let raw = &raw[start..];
+        let raw = lstrip(raw);
         let message = MessageParser::default().parse(raw).unwrap_or_else(|| {
             // mail-parser gives up only on input without any header-like line. Keep the bytes as a
             // header-less text part so the body still reaches the reply parser and the store.

@@ -60,3 +60,37 @@ fn all_thirty_messages_are_read_with_lf_and_crlf() {
         }
     }
 }
+
+/// Intake reads only the header block for the content identity; it must find the same
+/// Message-ID as the full parse that processing and the LMTP path use, or dedupe across
+/// sources would break.
+#[test]
+fn header_only_message_id_matches_the_full_parse_on_every_message() {
+    let mut messages = corpus();
+    let gitlab = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/gitlab-emails");
+    for entry in std::fs::read_dir(&gitlab).expect("gitlab fixtures") {
+        let path = entry.expect("directory entry").path();
+        messages.push((
+            path.display().to_string(),
+            std::fs::read(&path).expect("fixture"),
+        ));
+    }
+    // Leading blank lines, a folded header and a message with no header block at all.
+    messages.push((
+        "leading blank".into(),
+        b"\r\n\r\nMessage-ID: <a@b>\r\n\r\nx".to_vec(),
+    ));
+    messages.push((
+        "folded".into(),
+        b"Subject: x\r\nMessage-ID:\r\n <folded@example.org>\r\n\r\nbody".to_vec(),
+    ));
+    messages.push(("no headers".into(), b"just text".to_vec()));
+    for (name, raw) in messages {
+        for raw in [raw.clone(), to_crlf(&raw)] {
+            let full = postern_mail::Email::parse(&raw)
+                .message_id()
+                .map(str::to_owned);
+            assert_eq!(postern_mail::message_id_of(&raw), full, "{name}");
+        }
+    }
+}

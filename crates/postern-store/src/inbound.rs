@@ -98,15 +98,15 @@ pub struct InboundMessage {
 
 /// What [`Tx::insert_inbound`] stores.
 #[derive(Debug, Clone)]
-pub struct NewInbound {
+pub struct NewInbound<'a> {
     /// Which mailbox.
     pub mailbox: Mailbox,
     /// Which source.
     pub source: InboundSource,
     /// Message-ID header, if any.
     pub message_id: Option<String>,
-    /// The raw message.
-    pub raw: Vec<u8>,
+    /// The raw message; borrowed where the caller keeps it (a watcher retrying a batch).
+    pub raw: std::borrow::Cow<'a, [u8]>,
     /// Transport identity, if the source has one.
     pub source_identity: Option<String>,
     /// Content identity; see [`content_identity`](crate::content_identity).
@@ -191,7 +191,10 @@ impl Tx {
     ///
     /// `INSERT … ON CONFLICT DO NOTHING` then a look-up: on PostgreSQL a concurrent insert of
     /// the same identity waits for the other transaction, so exactly one of them gets `New`.
-    pub async fn insert_inbound(&mut self, new: &NewInbound) -> Result<InsertOutcome, StoreError> {
+    pub async fn insert_inbound(
+        &mut self,
+        new: &NewInbound<'_>,
+    ) -> Result<InsertOutcome, StoreError> {
         let size = i64::try_from(new.raw.len()).unwrap_or(i64::MAX);
         for _ in 0..INSERT_ATTEMPTS {
             let id = scalar_optional!(
@@ -215,7 +218,7 @@ impl Tx {
                     self,
                     "INSERT INTO inbound_raw (inbound_id, raw) VALUES ($1, $2)",
                     id,
-                    &new.raw,
+                    new.raw.as_ref(),
                 )?;
                 return Ok(InsertOutcome::New(id));
             }

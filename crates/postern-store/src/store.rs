@@ -111,6 +111,10 @@ impl Store {
             // WAL mode) could lose mail that the mailbox has already let go.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // 1 MiB of page cache per connection instead of SQLite's 2 MB: reading a large
+            // message fills the cache of whichever pooled connection read it, and the operating
+            // system caches the file anyway.
+            .pragma("cache_size", "-1024")
             .busy_timeout(options.sqlite_busy_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);

@@ -51,7 +51,7 @@ async fn main() {
                     },
                     source: InboundSource::Lmtp,
                     message_id: Some(format!("m{n}@example.com")),
-                    raw: raw.into_bytes(),
+                    raw: raw.into_bytes().into(),
                     source_identity: None,
                     content_identity: format!("bench-{n}"),
                 })

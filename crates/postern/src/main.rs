@@ -6,6 +6,7 @@ mod config;
 mod exit;
 mod intake;
 mod logging;
+mod memory;
 mod setup;
 
 use std::path::PathBuf;
@@ -175,6 +176,7 @@ struct TrimArgs {
 }
 
 fn main() -> ExitCode {
+    memory::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),

@@ -17,7 +17,8 @@ fn new_issues(world: &World, count: usize) -> Result<Vec<IntakeMessage>, BoxErro
         .map(|n| IntakeMessage {
             raw: raw
                 .replace("Message-ID: <", &format!("Message-ID: <q{n}-"))
-                .into_bytes(),
+                .into_bytes()
+                .into(),
             source_identity: format!("imap:incoming@localhost/inbox:1:{n}"),
             cursor: Some((
                 "incoming@localhost/inbox".to_owned(),

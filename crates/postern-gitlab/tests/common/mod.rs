@@ -34,7 +34,7 @@ pub async fn store_messages(store: &Store, mailbox: Mailbox, raws: &[Vec<u8>]) -
             mailbox,
             source: InboundSource::Imap,
             message_id: None,
-            raw: raw.clone(),
+            raw: raw.as_slice().into(),
             source_identity: None,
             content_identity: postern_store::content_identity(Some(&message_id), raw),
         };

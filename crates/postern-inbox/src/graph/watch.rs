@@ -209,7 +209,7 @@ impl Batch {
         self.bytes += raw.len();
         self.ids.push(id);
         self.messages.push(Fetched {
-            raw,
+            raw: raw.into(),
             identity,
             cursor: None,
         });

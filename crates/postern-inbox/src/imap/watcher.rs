@@ -338,7 +338,7 @@ impl<I: Intake> Watcher<'_, I> {
                         validity: u64::from(self.validity),
                         position: u64::from(uid),
                     }),
-                    raw,
+                    raw: raw.into(),
                 }
             })
             .collect())

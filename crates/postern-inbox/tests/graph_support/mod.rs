@@ -50,7 +50,9 @@ impl Intake for MemIntake {
         let mut taken = self.taken.lock().unwrap();
         for message in batch {
             taken.push(message.identity.clone());
-            stored.entry(message.identity).or_insert(message.raw);
+            stored
+                .entry(message.identity)
+                .or_insert(message.raw.to_vec());
         }
         Ok(())
     }

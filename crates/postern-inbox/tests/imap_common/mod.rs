@@ -118,7 +118,9 @@ impl Intake for MemoryIntake {
                     .stored_as_new
                     .entry(message.identity.clone())
                     .or_insert(0) += 1;
-                state.stored.insert(message.identity.clone(), message.raw);
+                state
+                    .stored
+                    .insert(message.identity.clone(), message.raw.to_vec());
             }
             if let Some(cursor) = message.cursor {
                 let entry = state

@@ -7,7 +7,7 @@ use postern_store::{
 
 use crate::support::both;
 
-fn message(n: u32, source_identity: Option<&str>) -> NewInbound {
+fn message(n: u32, source_identity: Option<&str>) -> NewInbound<'static> {
     // Binary-safe: NUL and high bytes must survive BLOB/BYTEA.
     let raw = format!("Message-ID: <m{n}@example.org>\r\n\r\nbody {n}\0\u{ff}").into_bytes();
     let mut raw = raw;
@@ -17,7 +17,7 @@ fn message(n: u32, source_identity: Option<&str>) -> NewInbound {
         source: InboundSource::Imap,
         message_id: Some(format!("<m{n}@example.org>")),
         content_identity: content_identity(Some(&format!("<m{n}@example.org>")), &raw),
-        raw,
+        raw: raw.into(),
         source_identity: source_identity.map(str::to_owned),
     }
 }
@@ -31,7 +31,7 @@ both!(insert_detects_duplicates, |db| {
 
     // Same source identity (IMAP redelivery), even with other bytes.
     let mut redelivered = message(2, Some("INBOX:1:10"));
-    redelivered.raw.push(b'!');
+    redelivered.raw.to_mut().push(b'!');
     assert_eq!(
         tx.insert_inbound(&redelivered).await?,
         InsertOutcome::Duplicate {
@@ -63,7 +63,7 @@ both!(insert_detects_duplicates, |db| {
     ));
 
     let stored = tx.inbound(id).await?.expect("stored");
-    assert_eq!(stored.raw, first.raw);
+    assert_eq!(stored.raw, first.raw.as_ref());
     assert_eq!(
         stored.meta.size,
         i64::try_from(first.raw.len()).expect("small")

@@ -7,14 +7,14 @@ use postern_store::{
 
 use crate::support::both;
 
-fn message(n: u32, mailbox: Mailbox) -> NewInbound {
+fn message(n: u32, mailbox: Mailbox) -> NewInbound<'static> {
     let raw = format!("Message-ID: <r{n}@example.org>\r\n\r\nbody {n}").into_bytes();
     NewInbound {
         mailbox,
         source: InboundSource::Imap,
         message_id: None,
         content_identity: content_identity(None, &raw),
-        raw,
+        raw: raw.into(),
         source_identity: None,
     }
 }

@@ -4,14 +4,14 @@ use postern_store::{InboundSource, Mailbox, NewInbound, content_identity};
 
 use crate::support::both;
 
-fn message(n: u32) -> NewInbound {
+fn message(n: u32) -> NewInbound<'static> {
     let raw = format!("Message-ID: <q{n}@example.org>\r\n\r\nbody {n}\r\n").into_bytes();
     NewInbound {
         mailbox: Mailbox::Incoming,
         source: InboundSource::Imap,
         message_id: Some(format!("<q{n}@example.org>")),
         content_identity: content_identity(Some(&format!("<q{n}@example.org>")), &raw),
-        raw,
+        raw: raw.into(),
         source_identity: Some(format!("imap:u@h/inbox:7:{n}")),
     }
 }
