@@ -40,12 +40,18 @@ pub async fn take_in(
     batch: &[IntakeMessage],
 ) -> Result<IntakeSummary, ProcessError> {
     let mut summary = IntakeSummary::default();
+    // Header parsing and hashing happen before the transaction: on SQLite it holds the one
+    // write lock that processing also waits for.
+    let identified: Vec<(Option<String>, String)> = batch
+        .iter()
+        .map(|message| {
+            let message_id = message_id_of(&message.raw);
+            let identity = content_identity(message_id.as_deref(), body_of(&message.raw));
+            (message_id, identity)
+        })
+        .collect();
     let mut tx = store.begin().await?;
-    for message in batch {
-        // Headers only: this runs under the store's write lock, and the full parse of a large
-        // message (base64 decoding of its attachments) waits for processing, outside it.
-        let message_id = message_id_of(&message.raw);
-        let identity = content_identity(message_id.as_deref(), body_of(&message.raw));
+    for (message, (message_id, identity)) in batch.iter().zip(identified) {
         let inserted = tx
             .insert_inbound(&NewInbound {
                 mailbox,

@@ -17,6 +17,7 @@
 //! Only test code depends on this crate; it is never part of the `postern` binary.
 #![deny(missing_docs)]
 
+pub mod chromium;
 pub mod fixtures;
 pub mod gitlab;
 pub mod graph;

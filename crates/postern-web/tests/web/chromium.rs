@@ -4,80 +4,21 @@
 //! step go to `<target>/tmp/chromium/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use postern_store::{InboundSource, Mailbox};
 use postern_testkit::TestDb;
+use postern_testkit::chromium::{self, Browser, Error, click, fill, find, page_text, skip_reason};
 
 use crate::support::{PASSWORD, Web};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn skip_reason() -> Option<String> {
-    if std::env::var_os("POSTERN_SKIP_CHROMIUM").is_some() {
-        return Some("POSTERN_SKIP_CHROMIUM is set".into());
-    }
-    for binary in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(binary).exists() {
-            return Some(format!(
-                "{binary} is not installed (Debian: chromium chromium-driver)"
-            ));
-        }
-    }
-    None
-}
 
 fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium")
 }
 
-async fn snap(client: &Client, name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let png = client.screenshot().await?;
-    let path = screenshot_dir().join(format!("{name}.png"));
-    std::fs::write(&path, png)?;
-    println!("screenshot: {}", path.display());
-    Ok(())
-}
-
-async fn fill(client: &Client, css: &str, text: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let field = find(client, css).await?;
-    field.clear().await?;
-    field.send_keys(text).await?;
-    Ok(())
-}
-
-/// `css` once it is on the page (a page may still be loading under load; bounded wait).
-async fn find(
-    client: &Client,
-    css: &str,
-) -> Result<fantoccini::elements::Element, Box<dyn std::error::Error>> {
-    Ok(client
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await?)
-}
-
-/// Clicks a link or submit button and waits (bounded) until the next page replaced this one,
-/// so the next lookup cannot see the old page.
-async fn click(client: &Client, css: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let old_page = client.find(Locator::Css("html")).await?;
-    find(client, css).await?.click().await?;
-    for _ in 0..100 {
-        if old_page.tag_name().await.is_err() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    find(client, "main").await?;
-    Ok(())
-}
-
-async fn page_text(client: &Client) -> Result<String, Box<dyn std::error::Error>> {
-    Ok(find(client, "main").await?.text().await?)
+async fn snap(client: &Client, name: &str) -> Result<(), Error> {
+    chromium::snap(client, &screenshot_dir(), name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,56 +36,21 @@ async fn chromium_signs_in_sees_a_mailed_ticket_answers_it_and_finds_the_outbox_
         let _ = stopped.await;
     }));
 
-    let driver_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut driver = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    let browser = Browser::start(&web.data.path().join("chromium-profile"))
+        .await
         .unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", "--user-data-dir=".to_owned()
-                        + &web.data.path().join("chromium-profile").to_string_lossy()],
-        }),
-    );
-    let mut client = None;
-    // chromedriver needs a moment to listen; bounded wait.
-    for _ in 0..50 {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let client = client.expect("chromedriver did not start within 10 s");
-    let result = flow(&web, &client, &base).await;
+    let client = &browser.client;
+    let result = flow(&web, client, &base).await;
     if result.is_err() {
-        let _ = snap(&client, "99-failure").await;
+        let _ = snap(client, "99-failure").await;
     }
-    let _ = client.close().await;
-    let _ = driver.kill().await;
+    browser.close().await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     result.unwrap();
 }
 
-async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
     // First run: the one-time link makes the first administrator.
     let link = postern_web::setup_link(&web.state)
         .await?

@@ -15,35 +15,18 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use postern_testkit::chromium::{self, Browser, Error, click, fill, page_text, skip_reason};
 
 use crate::serve::{lmtp, stop};
 use crate::support::{Sandbox, StderrLines};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const LMTP_PORT: u16 = 2525;
 const WEB_PORT: u16 = 8080;
 const BOUND: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "correct horse battery staple";
 const ANSWER: &str = "We are sending the fire brigade.";
 const CUSTOMER: &str = "customer@example.org";
-
-type Error = Box<dyn std::error::Error>;
-
-fn skip_reason() -> Option<String> {
-    if std::env::var_os("POSTERN_SKIP_CHROMIUM").is_some() {
-        return Some("POSTERN_SKIP_CHROMIUM is set".into());
-    }
-    for binary in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(binary).exists() {
-            return Some(format!(
-                "{binary} is not installed (Debian: chromium chromium-driver)"
-            ));
-        }
-    }
-    None
-}
 
 /// Holds the machine-wide lock on the default ports (waits at most ten minutes for it).
 fn lock_default_ports() -> File {
@@ -80,61 +63,7 @@ fn screenshot_dir() -> PathBuf {
 }
 
 async fn snap(client: &Client, name: &str) -> Result<(), Error> {
-    let png = client.screenshot().await?;
-    let path = screenshot_dir().join(format!("{name}.png"));
-    std::fs::write(&path, png)?;
-    println!("screenshot: {}", path.display());
-    Ok(())
-}
-
-async fn fill(client: &Client, css: &str, text: &str) -> Result<(), Error> {
-    let field = client.find(Locator::Css(css)).await?;
-    field.clear().await?;
-    field.send_keys(text).await?;
-    Ok(())
-}
-
-async fn click(client: &Client, css: &str) -> Result<(), Error> {
-    client.find(Locator::Css(css)).await?.click().await?;
-    Ok(())
-}
-
-async fn page_text(client: &Client) -> Result<String, Error> {
-    Ok(client.find(Locator::Css("main")).await?.text().await?)
-}
-
-/// Starts chromedriver on a free port and opens a headless session with its profile in `dir`.
-async fn browser(dir: &Path) -> Result<(tokio::process::Child, Client), Error> {
-    let driver_port = crate::serve::free_port();
-    let driver = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000",
-                     format!("--user-data-dir={}", dir.join("chromium-profile").display())],
-        }),
-    );
-    // chromedriver needs a moment to listen; bounded wait.
-    for _ in 0..50 {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        if let Ok(client) = ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-        {
-            return Ok((driver, client));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err("chromedriver did not start within 10 s".into())
+    chromium::snap(client, &screenshot_dir(), name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,15 +98,15 @@ async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket
         "{link_line}"
     );
 
-    let (mut driver, client) = browser(sandbox.path())
+    let browser = Browser::start(&sandbox.path().join("chromium-profile"))
         .await
         .unwrap_or_else(|e| panic!("cannot start headless Chromium: {e}"));
-    let result = flow(&client, &link, sandbox.path()).await;
+    let client = &browser.client;
+    let result = flow(client, &link, sandbox.path()).await;
     if result.is_err() {
-        let _ = snap(&client, "99-failure").await;
+        let _ = snap(client, "99-failure").await;
     }
-    let _ = client.close().await;
-    let _ = driver.kill().await;
+    browser.close().await;
     let status = tokio::task::spawn_blocking(move || stop(child))
         .await
         .expect("stopping serve does not panic");

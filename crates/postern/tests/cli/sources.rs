@@ -318,3 +318,42 @@ impl WriteLock {
         self.0.close().await.ok();
     }
 }
+
+/// The Gmail example of GitLab's documentation (`ssl: true` on port 993, `start_tls: false`,
+/// IDLE every 60 s, deleted after delivery), pointed at a private Dovecot with a self-signed
+/// certificate: implicit TLS verified against the given CA, no plaintext allowed.
+#[test]
+fn a_gmail_style_imaps_configuration_takes_mail_in_over_implicit_tls() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let ca = tempfile::NamedTempFile::new().expect("a CA file");
+    std::fs::write(ca.path(), server.ca_pem()).expect("CA written");
+    let config = format!(
+        "incoming_email:\n  enabled: true\n  address: \"gitlab-incoming+%{{key}}@gmail.com\"\n  \
+         user: {USER}\n  password: \"{}\"\n  host: localhost\n  port: {}\n  ssl: true\n  \
+         start_tls: false\n  mailbox: \"gmail\"\n  idle_timeout: 60\n  tls_ca_file: \"{}\"\n\
+         instance:\n  host: example.test\n\
+         listener:\n  listen: \"127.0.0.1:{}\"\n\
+         web:\n  listen: \"127.0.0.1:{}\"\n",
+        server.password(),
+        server.imaps_port(),
+        ca.path().display(),
+        free_port(),
+        free_port(),
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let to = project(&sandbox);
+    assert!(to.ends_with("@gmail.com"), "{to}");
+    let sent = rt.block_on(preload(&server, "gmail", &to, 3));
+    let child = serve(&sandbox);
+    let titles = wait_for_issues(&sandbox, 3);
+    assert_exactly_once(&titles, &sent);
+    let deadline = Instant::now() + BOUND;
+    while rt.block_on(folder_state(&server, "gmail")).0 != 0 {
+        assert!(Instant::now() < deadline, "the messages were never deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
