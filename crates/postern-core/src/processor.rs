@@ -423,13 +423,21 @@ fn duplicate_outcome(first_id: i64, stored: Option<String>) -> ReceiveOutcome {
 
 /// The bytes after the header block: the part of a message that transports do not change.
 pub fn body_of(raw: &[u8]) -> &[u8] {
-    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => &raw[a.min(b)..],
-        (Some(a), None) | (None, Some(a)) => &raw[a..],
-        (None, None) => raw,
+    // One pass to the first blank line, `\r\n\r\n` or `\n\n`, whichever ends first. (Two
+    // searches, one per kind, each read all of a large message that used only the other.)
+    // The result feeds stored content identities, so it must never change for any input.
+    let mut from = 0;
+    while let Some(offset) = raw[from..].iter().position(|&byte| byte == b'\n') {
+        let at = from + offset;
+        match raw.get(at + 1) {
+            Some(b'\n') => return &raw[at + 2..],
+            Some(b'\r') if at > 0 && raw[at - 1] == b'\r' && raw.get(at + 2) == Some(&b'\n') => {
+                return &raw[at + 3..];
+            }
+            _ => from = at + 1,
+        }
     }
+    raw
 }
 
 /// Custom Service Desk emails of all projects, loaded once per message (spec §1.5).

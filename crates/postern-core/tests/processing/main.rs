@@ -3,6 +3,7 @@
 
 mod support;
 
+mod body_of;
 mod delivery;
 mod issues;
 mod merge_requests;

@@ -198,42 +198,22 @@ impl<I: Intake> Watcher<'_, I> {
         for chunk in uids.chunks(CHUNK) {
             sizes.extend(self.sizes(chunk).await?);
         }
-        let mut batches =
-            plan_batches(&sizes, config.batch_max_messages, config.batch_max_bytes).into_iter();
-        let mut next = match batches.next() {
-            Some(batch) => Some(self.fetch_timed(batch).await?),
-            None => None,
-        };
-        while let Some((batch, fetched, fetch_ms)) = next.take() {
-            // Between batches is the one place shutdown interrupts a scan: what is in hand was
-            // fetched with PEEK and is neither stored nor flagged.
+        let batches = plan_batches(&sizes, config.batch_max_messages, config.batch_max_bytes);
+        for batch in batches {
+            // Between batches is the one place shutdown interrupts a scan: nothing is in hand.
             if self.stopping() {
                 return Err(Stop::Shutdown);
             }
             let started = std::time::Instant::now();
+            let fetched = self.fetch(&batch).await?;
+            let fetch_ms = started.elapsed().as_millis() as u64;
             let count = fetched.len() as u64;
             let bytes: usize = fetched.iter().map(|m| m.raw.len()).sum();
             let intake = self.intake;
-            // The store's commit and the next batch's FETCH overlap: the server sends while the
-            // disk syncs. Nothing of the next batch is acknowledged before it is stored in turn.
-            let first_try = intake.take(fetched.clone());
-            let (stored, prefetched) = match batches.next() {
-                Some(following) => {
-                    let (stored, prefetched) = tokio::join!(first_try, self.fetch_timed(following));
-                    (stored, Some(prefetched))
-                }
-                None => (first_try.await, None),
-            };
-            if let Err(error) = stored {
-                tracing::debug!(mailbox = %self.name(), %error, "intake failed; retrying");
-                self.with_intake(|| intake.take(fetched.clone())).await?;
-            }
-            let store_ms = started.elapsed().as_millis() as u64;
-            // A failed prefetch usually means the connection is gone: this batch is stored, and
-            // the catch-up after reconnecting acknowledges it.
-            next = prefetched.transpose()?;
+            self.with_intake(|| intake.take(fetched.clone())).await?;
+            let store_ms = started.elapsed().as_millis() as u64 - fetch_ms;
             self.acknowledge(&batch).await?;
-            let acknowledge_ms = started.elapsed().as_millis() as u64 - store_ms;
+            let acknowledge_ms = started.elapsed().as_millis() as u64 - fetch_ms - store_ms;
             self.intake_backoff.reset();
             self.status.taken(count);
             remaining = remaining.saturating_sub(batch.len() as u64);
@@ -253,16 +233,6 @@ impl<I: Intake> Watcher<'_, I> {
             );
         }
         Ok(())
-    }
-
-    /// [`Self::fetch`] of `batch`, returning the batch, its messages and how long it took.
-    async fn fetch_timed(
-        &mut self,
-        batch: Vec<u32>,
-    ) -> Result<(Vec<u32>, Vec<Fetched>, u64), Stop> {
-        let started = std::time::Instant::now();
-        let fetched = self.fetch(&batch).await?;
-        Ok((batch, fetched, started.elapsed().as_millis() as u64))
     }
 
     /// `(uid, RFC822.SIZE)` of `uids`, in UID order; messages gone meanwhile are left out.
