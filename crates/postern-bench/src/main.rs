@@ -98,6 +98,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Latency: one postern watching a folder, messages appended one at a time; and LMTP.
     let floor = load::imap_idle_floor(&server, "bench-floor", args.latency_messages).await?;
     latencies.push(("raw IMAP client".into(), "imap idle".into(), floor));
+    // The folder exists before postern starts, so its first SELECT succeeds and no sample waits
+    // out a reconnect back-off.
+    load::preload(
+        &server,
+        "bench-latency",
+        "nobody@example.test",
+        0,
+        load::SMALL_BODY,
+    )
+    .await?;
     let instance = Instance::start(&args.postern, &server, "bench-latency").await?;
     let idle_rss = instance.wait_idle_rss(Duration::from_secs(3)).await?;
     let imap =
