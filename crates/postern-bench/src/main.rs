@@ -152,24 +152,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             left,
         ));
         if args.mail_room && mailroom::available() {
-            let folder = format!("{folder}-mailroom");
-            let titles =
-                load::preload(&server, &folder, "incoming@example.test", count, size).await?;
-            match mailroom::drain(&server, &folder, count).await {
-                Ok(run) => drains.push(Drain::new(
-                    "mail_room",
-                    label,
-                    count,
-                    size,
-                    run.elapsed,
-                    run.peak_rss,
-                    run.idle_rss,
-                    &titles,
-                    &run.titles,
-                    run.left,
-                )),
-                Err(e) => println!("mail_room run failed: {e:#}"),
-            }
+            let to = "incoming@example.test";
+            drains.extend(mail_room_drain(&server, &folder, to, label, count, size).await?);
         }
     }
     if args.mail_room && !mailroom::available() {
@@ -220,23 +204,7 @@ async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
             Err(e) => println!("postern companion run failed: {e:#}"),
         }
         if args.mail_room && mailroom::available() {
-            let folder = format!("{folder}-mailroom");
-            let titles = load::preload(&server, &folder, to, count, size).await?;
-            match mailroom::drain(&server, &folder, count).await {
-                Ok(run) => drains.push(Drain::new(
-                    "mail_room",
-                    label,
-                    count,
-                    size,
-                    run.elapsed,
-                    run.peak_rss,
-                    run.idle_rss,
-                    &titles,
-                    &run.titles,
-                    run.left,
-                )),
-                Err(e) => println!("mail_room run failed: {e:#}"),
-            }
+            drains.extend(mail_room_drain(&server, &folder, to, label, count, size).await?);
         }
     }
     measure::print_drains(
@@ -245,4 +213,36 @@ async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
     );
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
+}
+
+/// mail_room's drain of the same messages in `<folder>-mailroom`, or `None` (said why) when it
+/// failed to run.
+async fn mail_room_drain(
+    server: &MailServer,
+    folder: &str,
+    to: &str,
+    label: &'static str,
+    count: usize,
+    size: usize,
+) -> anyhow::Result<Option<Drain>> {
+    let folder = format!("{folder}-mailroom");
+    let titles = load::preload(server, &folder, to, count, size).await?;
+    match mailroom::drain(server, &folder, count).await {
+        Ok(run) => Ok(Some(Drain::new(
+            "mail_room",
+            label,
+            count,
+            size,
+            run.elapsed,
+            run.peak_rss,
+            run.idle_rss,
+            &titles,
+            &run.titles,
+            run.left,
+        ))),
+        Err(e) => {
+            println!("mail_room run failed: {e:#}");
+            Ok(None)
+        }
+    }
 }

@@ -210,7 +210,10 @@ impl Processor {
             // Its effect exists already; running it again would duplicate it.
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
-        self.process_and_commit(tx, message).await.map(Some)
+        let email = Email::parse(&message.raw);
+        self.process_and_commit(tx, &message, &email)
+            .await
+            .map(Some)
     }
 
     /// Claims and processes a stored message in one transaction: the queue's unit of work.
@@ -237,29 +240,22 @@ impl Processor {
         if !tx.claim_inbound(id, stale_before).await? {
             return Ok(None);
         }
-        let outcome = self
-            .process_stored(
-                &mut tx,
-                message.meta.id,
-                &email,
-                &message.raw,
-                message.meta.mailbox,
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Some(outcome))
+        self.process_and_commit(tx, &message, &email)
+            .await
+            .map(Some)
     }
 
     async fn process_and_commit(
         &self,
         mut tx: Tx,
-        message: postern_store::InboundMessage,
+        message: &postern_store::InboundMessage,
+        email: &Email<'_>,
     ) -> Result<ReceiveOutcome, ProcessError> {
         let outcome = self
             .process_stored(
                 &mut tx,
                 message.meta.id,
-                &Email::parse(&message.raw),
+                email,
                 &message.raw,
                 message.meta.mailbox,
             )
