@@ -110,7 +110,9 @@ impl SignInThrottle {
                 if failures.len() >= self.policy.max_entries
                     && let Some(oldest) = failures
                         .iter()
-                        .min_by_key(|(_, entry)| entry.since)
+                        // Among equally old entries the one with fewest failures goes, so a
+                        // key that is close to its limit outlives one-off failures.
+                        .min_by_key(|(_, entry)| (entry.since, entry.count))
                         .map(|(key, _)| key.clone())
                 {
                     failures.remove(&oldest);
@@ -193,7 +195,7 @@ mod tests {
             per_address: 5,
             per_account: 7,
             window: Duration::from_secs(60),
-            max_entries: 8,
+            max_entries: 64,
         }
     }
 
@@ -244,8 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn a_full_map_evicts_one_off_failures_before_a_guessing_address() {
+        let throttle = SignInThrottle::new(ThrottlePolicy {
+            max_entries: 8,
+            ..policy()
+        });
+        let now = Instant::now();
+        // Five accounts from one address make eleven keys, three more than the bound; every
+        // key has the same age, so eviction must decide by count and keep the address's.
+        for name in ["a", "b", "c", "d", "e"] {
+            throttle.failed(name, HOME, now);
+        }
+        assert!(throttle.len() <= 8, "{}", throttle.len());
+        assert!(throttle.wait("f", HOME, now).is_some());
+    }
+
+    #[test]
     fn the_map_stays_within_its_bound() {
-        let throttle = SignInThrottle::new(policy());
+        let throttle = SignInThrottle::new(ThrottlePolicy {
+            max_entries: 8,
+            ..policy()
+        });
         let now = Instant::now();
         for i in 0..100u8 {
             let address = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
