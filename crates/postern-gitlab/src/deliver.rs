@@ -41,11 +41,16 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// Delivers one raw message; `Ok` only once GitLab (or its Redis) accepted it.
-    pub async fn deliver(&self, raw: &[u8]) -> Result<(), DeliveryFailure> {
+    /// Delivers one raw message whose store content identity is `identity`; `Ok` only once
+    /// GitLab (or its Redis) accepted it, `Ok(false)` when Sidekiq's marker showed an earlier
+    /// attempt had already pushed it.
+    pub async fn deliver(&self, raw: &[u8], identity: &str) -> Result<bool, DeliveryFailure> {
         match self {
-            Destination::Webhook(w) => w.deliver(raw).await,
-            Destination::Sidekiq(s) => s.deliver(raw).await,
+            Destination::Webhook(w) => w.deliver(raw).await.map(|()| true),
+            Destination::Sidekiq(s) => s
+                .deliver(raw, identity)
+                .await
+                .map(|pushed| pushed == crate::sidekiq::Pushed::New),
         }
     }
 

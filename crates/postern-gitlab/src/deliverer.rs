@@ -7,9 +7,10 @@
 //! and records the outcome: `processed` with handler `webhook`/`sidekiq`, `rejected` with the
 //! error kind and GitLab's reason, or `failed_temporary` with the time of the next attempt.
 //!
-//! Exactly once, except one window: if the process dies after GitLab accepted a message but
-//! before the outcome is committed, the claim goes stale and the message is delivered again —
-//! at most one duplicate of each message in flight, never a loss. Up to
+//! Exactly once, except one window for webhooks: if the process dies after GitLab accepted a
+//! message but before the outcome is committed, the claim goes stale and the message is
+//! delivered again — at most one duplicate of each message in flight, never a loss. Sidekiq
+//! delivery closes that window with a marker key in Redis ([`crate::sidekiq`]). Up to
 //! [`DelivererOptions::concurrency`] messages of a mailbox are in flight at once; shutdown waits
 //! for them. A temporary failure also pauses the mailbox for a
 //! growing back-off (the destination is probably down), so an outage costs one attempt per
@@ -358,20 +359,30 @@ impl Deliverer {
             return Ok(Attempt::Skipped);
         };
         let started = Instant::now();
-        let result = route.destination.deliver(&message.raw).await;
+        let result = route
+            .destination
+            .deliver(&message.raw, &message.meta.content_identity)
+            .await;
         let mailbox = route.mailbox.as_str();
         let size = message.raw.len();
         match result {
-            Ok(()) => {
+            Ok(pushed) => {
+                let mut outcome = serde_json::json!({"delivered_to": route.destination.describe()});
+                if !pushed {
+                    // Delivered by an attempt whose outcome a crash kept from being recorded.
+                    outcome["already_delivered"] = serde_json::Value::Bool(true);
+                    tracing::info!(
+                        mailbox,
+                        id,
+                        "already on GitLab's queue from an earlier attempt; not pushed again"
+                    );
+                }
                 let finish = InboundFinish {
                     state: InboundState::Processed,
                     handler: Some(route.destination.handler().to_owned()),
                     error_kind: None,
                     reason: None,
-                    outcome: Some(
-                        serde_json::json!({"delivered_to": route.destination.describe()})
-                            .to_string(),
-                    ),
+                    outcome: Some(outcome.to_string()),
                 };
                 self.record(id, Record::Finish(&finish)).await?;
                 self.resume(route.mailbox);

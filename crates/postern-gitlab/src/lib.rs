@@ -41,5 +41,5 @@ pub use settings::{
     ConfigFormat, DeliveryMethod, GitlabMailboxes, GraphOptions, InboxMethod, MailboxSettings,
     RedisSettings, Secret, WebhookSecret, mailbox_type, worker_class,
 };
-pub use sidekiq::Sidekiq;
+pub use sidekiq::{Pushed, Sidekiq};
 pub use webhook::{Webhook, WebhookOptions};

@@ -3,6 +3,12 @@
 //! `ServiceDeskEmailReceiverWorker` read (gitlab-behaviour.md §8.2, mail_room's
 //! `delivery/sidekiq.rb`). The message is acknowledged only after Redis replied to the LPUSH.
 //!
+//! Exactly once, even across a crash: the LPUSH runs in one Lua script with `SET NX` of a
+//! marker key named after the mailbox and the message's content identity. If postern dies
+//! after Redis took the job but before the store recorded it, the retry finds the marker and
+//! pushes nothing. (A webhook cannot have this: GitLab's endpoint keeps no idempotency key.)
+//! The markers expire after [`MARKER_TTL_SECONDS`]; a retry comes long before that.
+//!
 //! The connection is made lazily and dropped on any error, so a Redis outage costs one failed
 //! attempt per message and the next attempt reconnects; the process never dies of it.
 
@@ -20,6 +26,29 @@ use crate::settings::{RedisSettings, worker_class};
 
 /// Connect and reply timeouts for Redis.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a delivered marker is kept (7 days).
+pub const MARKER_TTL_SECONDS: u64 = 7 * 24 * 60 * 60;
+
+/// `KEYS[1]` marker, `KEYS[2]` queue; `ARGV[1]` job, `ARGV[2]` marker TTL. Returns 1 when the
+/// job was pushed, 0 when the marker showed it had been already. Redis runs a script
+/// atomically, so the marker and the job exist together or not at all.
+const PUSH_ONCE: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+";
+
+/// Whether a push added the job or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// The job is on the queue now.
+    New,
+    /// An earlier attempt had pushed it (its outcome was not recorded); nothing was added.
+    Already,
+}
 
 /// Why a Sidekiq destination could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +69,7 @@ pub struct Sidekiq {
     target: Mutex<Target>,
     connection: Mutex<Option<MultiplexedConnection>>,
     key: String,
+    marker_prefix: String,
     queue: String,
     worker: &'static str,
 }
@@ -99,14 +129,18 @@ impl Sidekiq {
                 .map_err(|e| SidekiqError::Settings(format!("{:?}", e.kind())))?,
             ))
         };
-        let key = match &settings.namespace {
-            Some(ns) => format!("{ns}:queue:{}", settings.queue),
-            None => format!("queue:{}", settings.queue),
+        let namespaced = |name: String| match &settings.namespace {
+            Some(ns) => format!("{ns}:{name}"),
+            None => name,
         };
         Ok(Sidekiq {
             target: Mutex::new(target),
             connection: Mutex::new(None),
-            key,
+            key: namespaced(format!("queue:{}", settings.queue)),
+            marker_prefix: namespaced(format!(
+                "postern:delivered:{}:",
+                crate::settings::mailbox_type(mailbox)
+            )),
             queue: settings.queue.clone(),
             worker: worker_class(mailbox),
         })
@@ -152,8 +186,14 @@ impl Sidekiq {
         }
     }
 
-    /// Pushes the job for `raw`; `Ok` once Redis replied.
-    pub async fn deliver(&self, raw: &[u8]) -> Result<(), DeliveryFailure> {
+    /// The marker key that records `identity` as pushed.
+    pub fn marker_key(&self, identity: &str) -> String {
+        format!("{}{identity}", self.marker_prefix)
+    }
+
+    /// Pushes the job for `raw`, unless the message with this content `identity` was pushed
+    /// before; `Ok` once Redis replied.
+    pub async fn deliver(&self, raw: &[u8], identity: &str) -> Result<Pushed, DeliveryFailure> {
         let jid = random_hex(12).map_err(|reason| DeliveryFailure::Temporary {
             kind: "sidekiq_job",
             reason,
@@ -164,13 +204,20 @@ impl Sidekiq {
             reason,
         };
         let mut c = self.connection().await.map_err(unavailable)?;
-        let pushed: Result<i64, _> = redis::cmd("LPUSH")
+        // Plain EVAL: the script is short next to the job, and there is no script cache to
+        // lose when Redis restarts.
+        let pushed: Result<i64, _> = redis::cmd("EVAL")
+            .arg(PUSH_ONCE)
+            .arg(2)
+            .arg(self.marker_key(identity))
             .arg(&self.key)
             .arg(job.to_string())
+            .arg(MARKER_TTL_SECONDS)
             .query_async(&mut c)
             .await;
         match pushed {
-            Ok(_) => Ok(()),
+            Ok(1) => Ok(Pushed::New),
+            Ok(_) => Ok(Pushed::Already),
             Err(e) => {
                 // A broken connection is replaced on the next attempt.
                 *self.connection.lock().await = None;

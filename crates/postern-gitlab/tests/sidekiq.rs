@@ -187,3 +187,88 @@ async fn redis_down_then_up_delivers_each_message_once() {
     expected.sort();
     assert_eq!(bodies, expected, "each exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_pushed_before_a_crash_is_not_pushed_again() {
+    let Some(server) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let settings = RedisSettings::new(server.url());
+    let incoming = Sidekiq::new(&settings, Mailbox::Incoming).unwrap();
+    let service_desk = Sidekiq::new(&settings, Mailbox::ServiceDesk).unwrap();
+    let raw = message(1);
+    // The attempt whose outcome a crash kept from the store, then the retry after restart.
+    assert_eq!(
+        incoming.deliver(&raw, "<1@x>|ab").await.unwrap(),
+        postern_gitlab::Pushed::New
+    );
+    assert_eq!(
+        incoming.deliver(&raw, "<1@x>|ab").await.unwrap(),
+        postern_gitlab::Pushed::Already
+    );
+    // Another message, and the same message through the other mailbox, are pushed: the marker
+    // names the mailbox (mail_room's `delivered:<uid>` collides across mailboxes).
+    assert_eq!(
+        incoming.deliver(&message(2), "<2@x>|cd").await.unwrap(),
+        postern_gitlab::Pushed::New
+    );
+    assert_eq!(
+        service_desk.deliver(&raw, "<1@x>|ab").await.unwrap(),
+        postern_gitlab::Pushed::New
+    );
+    assert_eq!(lrange(&server.url(), "queue:default").await.len(), 3);
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(incoming.marker_key("<1@x>|ab"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= postern_gitlab::sidekiq::MARKER_TTL_SECONDS as i64,
+        "the marker expires: {ttl}"
+    );
+    assert_eq!(
+        incoming.marker_key("k"),
+        "postern:delivered:incoming_email:k"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deliverer_records_a_message_found_already_pushed_as_delivered_once() {
+    let Some(server) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let db = postern_testkit::TestDb::sqlite().await;
+    store_messages(&db.store, Mailbox::Incoming, &[message(1), message(2)]).await;
+    let settings = RedisSettings::new(server.url());
+    let stored = all_messages(&db.store, Mailbox::Incoming).await;
+    // As if an earlier process had pushed the first message and died before recording it.
+    let earlier = Sidekiq::new(&settings, Mailbox::Incoming).unwrap();
+    earlier
+        .deliver(&message(1), &stored[0].content_identity)
+        .await
+        .unwrap();
+    let deliverer = Deliverer::new(
+        db.store.clone(),
+        vec![(
+            Mailbox::Incoming,
+            Destination::Sidekiq(Sidekiq::new(&settings, Mailbox::Incoming).unwrap()),
+        )],
+        fast_options(),
+    );
+    let report = deliverer.deliver_due().await.unwrap();
+    assert_eq!(report.delivered, 2);
+    assert_eq!(lrange(&server.url(), "queue:default").await.len(), 2);
+    for meta in all_messages(&db.store, Mailbox::Incoming).await {
+        assert_eq!(meta.state, InboundState::Processed);
+        let outcome: serde_json::Value =
+            serde_json::from_str(meta.outcome.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            outcome.get("already_delivered").is_some(),
+            meta.id == stored[0].id,
+            "{outcome}"
+        );
+    }
+}

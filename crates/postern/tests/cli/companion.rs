@@ -2,7 +2,7 @@
 //! stand-in (which checks the JWT as GitLab does) and a private Redis: the fault table of
 //! mail_room-baseline.md — the endpoint answering 500 for a while, the endpoint down and back,
 //! Redis down and back (Sidekiq delivery), Dovecot stopped for 15 s and restarted, SIGKILL in
-//! the middle of a 1000-message drain and a restart. Each counts what reached GitLab by
+//! the middle of a 1000-message drain and a restart (webhook and Sidekiq). Each counts what reached GitLab by
 //! Message-ID: nothing lost, nothing duplicated, the process alive, the folder emptied.
 //! Plus `check --gitlab-config` and the start-up refusal of an unusable secret.
 
@@ -320,6 +320,44 @@ fn companion_sigkill_mid_drain_of_1000_and_restart_loses_nothing() {
     // recorded, is delivered again — at most the deliverer's 4 in flight.
     assert_delivered(&received(&gitlab), &sent, 4);
     wait_folder_empty(&rt, &server, "drain");
+    assert_alive(&mut child);
+    stop(child);
+}
+
+#[test]
+fn companion_sidekiq_sigkill_mid_drain_and_restart_loses_and_duplicates_nothing() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let rt = runtime();
+    let (sandbox, gitlab_yml) = sandbox(&server, "sdrain", "sidekiq", "http://127.0.0.1:1");
+    sandbox.write(
+        "resque.yml",
+        format!("production:\n  url: {}\n", redis.url()).as_bytes(),
+    );
+    let sent = rt.block_on(append(&server, "sdrain", "sdrain", 0..1000));
+    let mut child = serve(&sandbox, &gitlab_yml);
+    wait_for("the drain", &sandbox, 100, || {
+        sidekiq_jobs(&redis).values().sum()
+    });
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let at_kill: usize = sidekiq_jobs(&redis).values().sum();
+    assert!(
+        at_kill < 1000,
+        "killed too late to prove anything ({at_kill})"
+    );
+
+    let mut child = serve(&sandbox, &gitlab_yml);
+    wait_for("after the restart", &sandbox, 1000, || {
+        sidekiq_jobs(&redis).len()
+    });
+    // Unlike the webhook, no window: the marker pushed with each job stops a second push.
+    assert_delivered(&sidekiq_jobs(&redis), &sent, 0);
+    wait_folder_empty(&rt, &server, "sdrain");
     assert_alive(&mut child);
     stop(child);
 }
