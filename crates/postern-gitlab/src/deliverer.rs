@@ -2,9 +2,10 @@
 //!
 //! Each round, for each mailbox it serves, it lists the messages due (`received`, or
 //! `failed_temporary` whose back-off has passed, or `processing` whose claim is stale because
-//! its worker died), oldest first; claims each in its own transaction (`claim_inbound` is a
-//! conditional UPDATE, so of several workers on one PostgreSQL exactly one wins); delivers it;
-//! and records the outcome: `processed` with handler `webhook`/`sidekiq`, `rejected` with the
+//! its worker died), oldest first; claims them a chunk of [`DelivererOptions::concurrency`] at
+//! a time in one transaction (`claim_inbound` is a conditional UPDATE, so of several workers
+//! on one PostgreSQL exactly one wins each message); delivers the chunk at once; and records
+//! each outcome in its own transaction: `processed` with handler `webhook`/`sidekiq`, `rejected` with the
 //! error kind and GitLab's reason, or `failed_temporary` with the time of the next attempt.
 //!
 //! Exactly once, except one window for webhooks: if the process dies after GitLab accepted a
@@ -50,8 +51,8 @@ pub struct DelivererOptions {
     /// Longest back-off. There is no last attempt: mail for GitLab is kept until it is accepted.
     pub retry_max: Duration,
     /// How many messages of one mailbox are in flight at once. 1 keeps GitLab's arrival order
-    /// strictly; a few more hide the round trips (each message is still claimed and recorded on
-    /// its own, so a crash affects only those in flight).
+    /// strictly; a few more hide the round trips (they are claimed together, but each outcome
+    /// is recorded on its own, so a crash affects only those in flight).
     pub concurrency: usize,
 }
 
@@ -312,15 +313,18 @@ impl Deliverer {
                 if stopped {
                     return Ok((report, true));
                 }
-                let results = futures_util::future::join_all(chunk.iter().map(|meta| {
+                // One transaction claims the whole chunk: a claim is taken before delivery, so
+                // batching it widens no window; outcomes are still recorded one by one.
+                let claimed = self.claim(chunk, stale_before).await?;
+                report.skipped += (chunk.len() - claimed.len()) as u64;
+                let results = futures_util::future::join_all(claimed.into_iter().map(|message| {
                     // Every line about this message names it.
                     let span = tracing::info_span!(
                         "message",
-                        inbound_id = meta.id,
-                        message_id = meta.message_id.as_deref()
+                        inbound_id = message.meta.id,
+                        message_id = message.meta.message_id.as_deref()
                     );
-                    self.deliver_one(route, meta.id, stale_before)
-                        .instrument(span)
+                    self.deliver_one(route, message).instrument(span)
                 }))
                 .await;
                 for result in results {
@@ -328,7 +332,6 @@ impl Deliverer {
                         Attempt::Delivered => report.delivered += 1,
                         Attempt::Rejected => report.rejected += 1,
                         Attempt::Retried => report.retried += 1,
-                        Attempt::Skipped => report.skipped += 1,
                     }
                 }
                 if self.is_paused(route.mailbox) {
@@ -339,25 +342,33 @@ impl Deliverer {
         Ok((report, false))
     }
 
-    /// Claims, delivers and records one message.
+    /// Claims the messages of `chunk` that nobody else holds, in one transaction, and reads
+    /// them.
+    async fn claim(
+        &self,
+        chunk: &[postern_store::InboundMeta],
+        stale_before: Timestamp,
+    ) -> Result<Vec<postern_store::InboundMessage>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut claimed = Vec::with_capacity(chunk.len());
+        for meta in chunk {
+            if tx.claim_inbound(meta.id, stale_before).await?
+                && let Some(message) = tx.inbound(meta.id).await?
+            {
+                claimed.push(message);
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Delivers and records one claimed message.
     async fn deliver_one(
         &self,
         route: &Route,
-        id: i64,
-        stale_before: Timestamp,
+        message: postern_store::InboundMessage,
     ) -> Result<Attempt, StoreError> {
-        let message = {
-            let mut tx = self.store.begin().await?;
-            if !tx.claim_inbound(id, stale_before).await? {
-                return Ok(Attempt::Skipped);
-            }
-            let message = tx.inbound(id).await?;
-            tx.commit().await?;
-            message
-        };
-        let Some(message) = message else {
-            return Ok(Attempt::Skipped);
-        };
+        let id = message.meta.id;
         let started = Instant::now();
         let result = route
             .destination
@@ -474,7 +485,6 @@ enum Attempt {
     Delivered,
     Rejected,
     Retried,
-    Skipped,
 }
 
 /// An outcome to write.
