@@ -62,6 +62,27 @@ pub fn message(to: &str, title: &str, size: usize) -> Vec<u8> {
     raw
 }
 
+/// The machine's ceiling for a drain: a bare client logs in, selects `folder` and fetches every
+/// message with one `UID FETCH 1:* BODY.PEEK[]`, storing nothing and changing no flag. Returns
+/// how many messages arrived and how long it took from connecting.
+pub async fn imap_fetch_floor(
+    server: &MailServer,
+    folder: &str,
+) -> anyhow::Result<(usize, Duration)> {
+    let started = Instant::now();
+    let mut client = client(server).await?;
+    client.select(folder).await?;
+    let fetched = client
+        .command("UID FETCH 1:* (BODY.PEEK[])")
+        .await?
+        .iter()
+        .filter(|r| !r.literals.is_empty())
+        .count();
+    let elapsed = started.elapsed();
+    client.logout().await.ok();
+    Ok((fetched, elapsed))
+}
+
 async fn client(server: &MailServer) -> anyhow::Result<ImapClient> {
     let mut client = ImapClient::connect(server.imap_port()).await?;
     client.login(USER, server.password()).await?;

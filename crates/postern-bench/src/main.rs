@@ -94,6 +94,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut latencies: Vec<(String, String, Latency)> = Vec::new();
     let mut drains: Vec<Drain> = Vec::new();
+    // Per drain: what a bare client fetches in how long, the ceiling the drain is measured against.
+    let mut floors = Vec::new();
 
     // Latency: one postern watching a folder, messages appended one at a time; and LMTP.
     let floor = load::imap_idle_floor(&server, "bench-floor", args.latency_messages).await?;
@@ -129,6 +131,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let folder = format!("bench-drain-{}", label.replace(' ', ""));
         let prepared = Prepared::new(&args.postern, &server, &folder).await?;
         let titles = load::preload(&server, &folder, &prepared.address, count, size).await?;
+        let (fetched, floor) = load::imap_fetch_floor(&server, &folder).await?;
+        floors.push((label, fetched, size, floor));
         let started = Instant::now();
         let instance = prepared.spawn().await?;
         let done = instance
@@ -171,6 +175,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "Drain of a pre-loaded folder (spawn → last message stored and processed)",
         &drains,
     );
+    for (label, fetched, size, elapsed) in floors {
+        println!(
+            "ceiling: a bare IMAP client fetches the {fetched} {label} messages ({size} bytes) in \
+             {:.2} s, {:.0} msg/s (one UID FETCH 1:* BODY.PEEK[], nothing stored)",
+            elapsed.as_secs_f64(),
+            fetched as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
+    }
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
 }
