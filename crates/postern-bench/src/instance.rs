@@ -55,9 +55,6 @@ impl Prepared {
         }
         let lmtp_port = free_port()?;
         let web_port = free_port()?;
-        // Warnings only, so logging costs nothing measurable; POSTERN_BENCH_LOG=info shows each
-        // batch's fetch/store/acknowledge times in serve.log.
-        let level = std::env::var("POSTERN_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
         let config = dir.path().join("postern.yml");
         std::fs::write(
             &config,
@@ -69,7 +66,7 @@ impl Prepared {
                  instance:\n  host: example.test\n\
                  listener:\n  listen: \"127.0.0.1:{lmtp_port}\"\n\
                  web:\n  listen: \"127.0.0.1:{web_port}\"\n\
-                 log:\n  level: {level}\n",
+                 log:\n  level: warn\n",
                 password = server.password(),
                 port = server.imap_port(),
             ),

@@ -195,8 +195,14 @@ impl<I: Intake> Watcher<'_, I> {
         self.status.set_backlog(remaining);
         let config = self.settings.config();
         let mut sizes = Vec::with_capacity(uids.len());
-        for chunk in uids.chunks(CHUNK) {
-            sizes.extend(self.sizes(chunk).await?);
+        if let [uid] = uids[..] {
+            // One message is one batch whatever its size: the round trip for its size would
+            // only delay it (the common case of a message announced during IDLE).
+            sizes.push((uid, 0));
+        } else {
+            for chunk in uids.chunks(CHUNK) {
+                sizes.extend(self.sizes(chunk).await?);
+            }
         }
         let batches = plan_batches(&sizes, config.batch_max_messages, config.batch_max_bytes);
         for batch in batches {
