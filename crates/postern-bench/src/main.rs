@@ -175,14 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "Drain of a pre-loaded folder (spawn → last message stored and processed)",
         &drains,
     );
-    for (label, fetched, size, elapsed) in floors {
-        println!(
-            "ceiling: a bare IMAP client fetches the {fetched} {label} messages ({size} bytes) in \
-             {:.2} s, {:.0} msg/s (one UID FETCH 1:* BODY.PEEK[], nothing stored)",
-            elapsed.as_secs_f64(),
-            fetched as f64 / elapsed.as_secs_f64().max(1e-9)
-        );
-    }
+    print_ceilings(&floors);
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
 }
@@ -190,6 +183,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// GitLab companion mode against mail_room: both deliver by webhook to the same kind of sink.
 async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
     let mut drains: Vec<Drain> = Vec::new();
+    let mut floors = Vec::new();
     for (label, count, size) in [
         ("small", args.small, load::SMALL_BODY),
         ("1 MB", args.large, load::LARGE_BODY),
@@ -200,6 +194,8 @@ async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
         let folder = format!("bench-companion-{}", label.replace(' ', ""));
         let to = "incoming+abc@example.test";
         let titles = load::preload(&server, &folder, to, count, size).await?;
+        let (fetched, floor) = load::imap_fetch_floor(&server, &folder).await?;
+        floors.push((label, fetched, size, floor));
         match companion::drain(&args.postern, &server, &folder, count).await {
             Ok(run) => drains.push(Drain::new(
                 "postern --gitlab-config",
@@ -223,6 +219,7 @@ async fn run_companion(args: &Args, server: MailServer) -> anyhow::Result<()> {
         "GitLab companion mode vs mail_room: drain of a pre-loaded folder by webhook to a local sink (spawn → last POST)",
         &drains,
     );
+    print_ceilings(&floors);
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
 }
@@ -256,5 +253,17 @@ async fn mail_room_drain(
             println!("mail_room run failed: {e:#}");
             Ok(None)
         }
+    }
+}
+
+/// The machine's ceiling for each drain: what a bare client fetched, in how long.
+fn print_ceilings(floors: &[(&str, usize, usize, Duration)]) {
+    for (label, fetched, size, elapsed) in floors {
+        println!(
+            "ceiling: a bare IMAP client fetches the {fetched} {label} messages ({size} bytes) in \
+             {:.2} s, {:.0} msg/s (one UID FETCH 1:* BODY.PEEK[], nothing stored)",
+            elapsed.as_secs_f64(),
+            *fetched as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
     }
 }
