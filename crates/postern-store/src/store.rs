@@ -117,11 +117,7 @@ impl Store {
             .pragma("cache_size", "-1024")
             .busy_timeout(options.sqlite_busy_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        // No ping before each acquire: the database is a local file, and the ping is one more
-        // round trip to the connection's worker thread on every transaction's critical path.
-        let mut pool = SqlitePoolOptions::new()
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false);
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
         pool = if in_memory {
             // One connection that is never closed: closing it would delete the database.
             pool.max_connections(1)
