@@ -102,14 +102,28 @@ pub(crate) async fn folder_state(server: &MailServer, folder: &str) -> (usize, u
     (left, seen)
 }
 
+/// Starts `postern serve` in `sandbox`, its log appended to `serve.log` there (see
+/// [`serve_log`]).
 fn serve(sandbox: &Sandbox) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sandbox.path().join("serve.log"))
+        .expect("log file");
     sandbox
         .command(&["serve"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("postern serve starts")
+}
+
+/// The last lines serve logged, for a failure message.
+fn serve_log(sandbox: &Sandbox) -> String {
+    let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 pub(crate) fn stop(mut child: Child) {
@@ -208,15 +222,20 @@ fn sigkill_mid_drain_and_restart_lose_and_duplicate_nothing() {
     let to = project(&sandbox);
     let sent = rt.block_on(preload(&server, "drain", &to, 2000));
     let mut child = serve(&sandbox);
-    // Kill it once part of the backlog is in the tracker.
+    // Kill it once part of the backlog is in the tracker. Each look runs `postern admin`, a
+    // process of its own, so looks are spaced out rather than competing with the drain.
     let deadline = Instant::now() + BOUND;
     loop {
         let done: usize = issue_titles(&sandbox).values().sum();
         if done >= 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the drain never started");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            Instant::now() < deadline,
+            "the drain never started ({done} issues after {BOUND:?}); serve.log ends:\n{}",
+            serve_log(&sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
