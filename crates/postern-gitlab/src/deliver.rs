@@ -5,7 +5,7 @@ use postern_store::Mailbox;
 
 use crate::jwt::{JwtError, JwtSigner};
 use crate::settings::{DeliveryMethod, GitlabMailboxes, mailbox_type};
-use crate::sidekiq::{Sidekiq, SidekiqError};
+use crate::sidekiq::{Pushed, Sidekiq, SidekiqError};
 use crate::webhook::{Webhook, WebhookError, WebhookOptions, http_client};
 
 /// Why one delivery attempt did not succeed.
@@ -42,15 +42,12 @@ pub enum Destination {
 
 impl Destination {
     /// Delivers one raw message whose store content identity is `identity`; `Ok` only once
-    /// GitLab (or its Redis) accepted it, `Ok(false)` when Sidekiq's marker showed an earlier
-    /// attempt had already pushed it.
-    pub async fn deliver(&self, raw: &[u8], identity: &str) -> Result<bool, DeliveryFailure> {
+    /// GitLab (or its Redis) accepted it. A webhook always reports [`Pushed::New`]; Sidekiq
+    /// reports [`Pushed::Already`] when its marker showed an earlier attempt had pushed it.
+    pub async fn deliver(&self, raw: &[u8], identity: &str) -> Result<Pushed, DeliveryFailure> {
         match self {
-            Destination::Webhook(w) => w.deliver(raw).await.map(|()| true),
-            Destination::Sidekiq(s) => s
-                .deliver(raw, identity)
-                .await
-                .map(|pushed| pushed == crate::sidekiq::Pushed::New),
+            Destination::Webhook(w) => w.deliver(raw).await.map(|()| Pushed::New),
+            Destination::Sidekiq(s) => s.deliver(raw, identity).await,
         }
     }
 

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::deliver::{DeliveryFailure, Destination};
+use crate::sidekiq::Pushed;
 
 /// How often recording an outcome is tried when the store fails; not recording a delivered
 /// message means delivering it again once its claim is stale.
@@ -379,7 +380,7 @@ impl Deliverer {
         match result {
             Ok(pushed) => {
                 let mut outcome = serde_json::json!({"delivered_to": route.destination.describe()});
-                if !pushed {
+                if pushed == Pushed::Already {
                     // Delivered by an attempt whose outcome a crash kept from being recorded.
                     outcome["already_delivered"] = serde_json::Value::Bool(true);
                     tracing::info!(
