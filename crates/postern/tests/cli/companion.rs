@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use postern_testkit::gitlab::{GitlabConfig, GitlabStandIn, MailboxAuth, write_secret_file};
 use postern_testkit::mailserver::{MailServer, USER};
 use postern_testkit::redis::RedisServer;
 
-use crate::sources::{BOUND, folder_state, free_port, imap, runtime, stop};
+use crate::sources::{BOUND, folder_state, free_port, imap, runtime, serve_with, stop};
 use crate::support::Sandbox;
 
 const SECRET: [u8; 32] = [42; 32];
@@ -81,22 +81,14 @@ async fn append(
 }
 
 fn serve(sandbox: &Sandbox, gitlab_yml: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(sandbox.path().join("serve.log"))
-        .expect("log file");
-    sandbox
-        .command(&[
+    serve_with(
+        sandbox,
+        &[
             "serve",
             "--gitlab-config",
             &gitlab_yml.display().to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("postern serve starts")
+        ],
+    )
 }
 
 /// The title in a message's Message-ID (`<title@test>`).

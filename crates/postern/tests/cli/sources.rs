@@ -105,13 +105,18 @@ pub(crate) async fn folder_state(server: &MailServer, folder: &str) -> (usize, u
 /// Starts `postern serve` in `sandbox`, its log appended to `serve.log` there (see
 /// [`serve_log`]).
 fn serve(sandbox: &Sandbox) -> Child {
+    serve_with(sandbox, &["serve"])
+}
+
+/// Starts postern with `args` (`serve …`) in `sandbox`, stderr appended to `serve.log`.
+pub(crate) fn serve_with(sandbox: &Sandbox, args: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(sandbox.path().join("serve.log"))
         .expect("log file");
     sandbox
-        .command(&["serve"])
+        .command(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
