@@ -57,6 +57,17 @@ pub enum StoreError {
         value: String,
     },
 
+    /// A raw message file beside a SQLite database could not be written, synced or read.
+    /// Temporary (a full or failing disk may recover), except a file that is missing.
+    #[error("raw message file {file}: {source}")]
+    RawFile {
+        /// The file's path.
+        file: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The operating system's random number generator failed (tokens and keys need it).
     #[error("random number generator failed: {0}")]
     Random(String),
@@ -84,6 +95,7 @@ impl StoreError {
                 _ => false,
             },
             StoreError::Random(_) => true,
+            StoreError::RawFile { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
             StoreError::UniqueViolation { .. }
             | StoreError::ForeignKeyViolation(_)
             | StoreError::UnsupportedUrl(_)

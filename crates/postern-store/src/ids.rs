@@ -47,6 +47,11 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// 32 lowercase hex characters of a random 128-bit number (raw message file names).
+pub(crate) fn random_file_stem() -> Result<String, StoreError> {
+    Ok(hex(&random_bytes::<16>()?))
+}
+
 /// A user's incoming-email token: `glimt-` + base 36 of a random 128-bit number (GitLab's
 /// current format). It is the secret part of the user's new-issue/new-MR addresses.
 pub fn new_incoming_email_token() -> Result<String, StoreError> {

@@ -1,6 +1,7 @@
 //! Inbound messages: the durable raw copy taken before a source is acknowledged, its dedupe
 //! identities, and what processing made of it.
 
+use crate::raw_files::EXTERNAL_FROM_BYTES;
 use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
@@ -85,15 +86,23 @@ pub struct InboundMeta {
 }
 
 /// An inbound message with its raw bytes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InboundMessage {
     /// Metadata.
     #[serde(flatten)]
-    #[sqlx(flatten)]
     pub meta: InboundMeta,
     /// The message exactly as received.
     #[serde(skip)]
     pub raw: Vec<u8>,
+}
+
+/// An `inbound_raw` row as stored: the bytes, or the name of the file that holds them.
+#[derive(sqlx::FromRow)]
+struct StoredInbound {
+    #[sqlx(flatten)]
+    meta: InboundMeta,
+    raw: Vec<u8>,
+    file: Option<String>,
 }
 
 /// What [`Tx::insert_inbound`] stores.
@@ -213,12 +222,21 @@ impl Tx {
                 &new.content_identity,
             )?;
             if let Some(id) = id {
-                // A table of its own, so that state changes never rewrite the bytes (0007).
+                // A table of its own, so that state changes never rewrite the bytes (0007);
+                // a large message only names its file there (see `raw_files`).
+                let file = match self.raw_files.clone() {
+                    Some(raw_files) if new.raw.len() >= EXTERNAL_FROM_BYTES => {
+                        Some(raw_files.write(&new.raw, &mut self.pending_files).await?)
+                    }
+                    _ => None,
+                };
+                let inline: &[u8] = if file.is_some() { &[] } else { &new.raw };
                 execute!(
                     self,
-                    "INSERT INTO inbound_raw (inbound_id, raw) VALUES ($1, $2)",
+                    "INSERT INTO inbound_raw (inbound_id, raw, file) VALUES ($1, $2, $3)",
                     id,
-                    new.raw.as_ref(),
+                    inline,
+                    &file,
                 )?;
                 return Ok(InsertOutcome::New(id));
             }
@@ -306,14 +324,33 @@ impl Tx {
 
     /// One message with its bytes.
     pub async fn inbound(&mut self, id: i64) -> Result<Option<InboundMessage>, StoreError> {
-        Ok(fetch_optional!(
+        let Some(row) = fetch_optional!(
             self,
-            InboundMessage,
-            "SELECT m.*, r.raw
+            StoredInbound,
+            "SELECT m.*, r.raw, r.file
              FROM inbound_messages m JOIN inbound_raw r ON r.inbound_id = m.id
              WHERE m.id = $1",
             id
-        )?)
+        )?
+        else {
+            return Ok(None);
+        };
+        let raw = match (&row.file, &self.raw_files) {
+            (None, _) => row.raw,
+            (Some(file), Some(raw_files)) => raw_files.read(file).await?,
+            // A file-backed row read through a store without a directory: cannot happen with
+            // one database, but is an error rather than an empty message.
+            (Some(file), None) => {
+                return Err(StoreError::Corrupt {
+                    column: "inbound_raw.file",
+                    value: file.clone(),
+                });
+            }
+        };
+        Ok(Some(InboundMessage {
+            meta: row.meta,
+            raw,
+        }))
     }
 
     /// Messages matching `filter`, without their bytes.

@@ -40,6 +40,7 @@
 
 #![deny(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod ids;
 mod inbound;
@@ -51,6 +52,7 @@ mod notes;
 mod notifications;
 mod outbox;
 mod projects;
+mod raw_files;
 mod settings;
 mod sqltypes;
 mod store;
@@ -78,6 +80,7 @@ pub use projects::{
     CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,
     ServiceDeskSettings, Visibility,
 };
+pub use raw_files::EXTERNAL_FROM_BYTES;
 pub use settings::Setting;
 pub use store::{Backend, Store, StoreOptions};
 pub use time::Timestamp;

@@ -13,6 +13,8 @@ use sqlx::sqlite::{
 use tokio::sync::Semaphore;
 
 use crate::StoreError;
+use crate::checkpoint::{Checkpoints, FALLBACK_AUTOCHECKPOINT_PAGES};
+use crate::raw_files::RawFiles;
 use crate::tx::{Tx, TxInner};
 
 /// The migrations, embedded at compile time. Two folders because the DDL differs (identity
@@ -72,6 +74,10 @@ pub struct Store {
     /// anyway; without this queue, waiting writers poll SQLite's busy handler with sleeps, which
     /// gave second-long tail latencies under concurrency. Its permit lives in the [`Tx`].
     writers: Option<WriterQueue>,
+    /// SQLite on a file: the task that checkpoints the WAL off the commit path.
+    checkpoints: Option<Arc<Checkpoints>>,
+    /// SQLite on a file: where large raw messages are kept (see `raw_files`).
+    raw_files: Option<Arc<RawFiles>>,
 }
 
 /// The in-process queue of SQLite writers and how long one may wait in it.
@@ -115,8 +121,15 @@ impl Store {
             // message fills the cache of whichever pooled connection read it, and the operating
             // system caches the file anyway.
             .pragma("cache_size", "-1024")
+            // Checkpoints run in the background (see `checkpoint`); this is only the fallback.
+            .pragma("wal_autocheckpoint", FALLBACK_AUTOCHECKPOINT_PAGES)
             .busy_timeout(options.sqlite_busy_timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let raw_files = if in_memory {
+            None
+        } else {
+            Some(Arc::new(RawFiles::beside(connect.get_filename())?))
+        };
         let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
         pool = if in_memory {
             // One connection that is never closed: closing it would delete the database.
@@ -127,12 +140,17 @@ impl Store {
         } else {
             pool.max_connections(options.max_connections.max(1))
         };
+        let pool = pool.connect_with(connect).await?;
+        // An in-memory database has no WAL to checkpoint.
+        let checkpoints = (!in_memory).then(|| Arc::new(Checkpoints::start(pool.clone())));
         Ok(Store {
-            pool: Pool::Sqlite(pool.connect_with(connect).await?),
+            pool: Pool::Sqlite(pool),
             writers: Some(WriterQueue {
                 permits: Arc::new(Semaphore::new(1)),
                 wait: options.sqlite_busy_timeout,
             }),
+            checkpoints,
+            raw_files,
         })
     }
 
@@ -146,6 +164,8 @@ impl Store {
         Ok(Store {
             pool: Pool::Postgres(pool),
             writers: None,
+            checkpoints: None,
+            raw_files: None,
         })
     }
 
@@ -190,7 +210,10 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
         };
-        Ok(Tx::new(inner).holding(permit))
+        let committed = self.checkpoints.as_ref().map(|c| c.waker());
+        Ok(Tx::new(inner, self.raw_files.clone())
+            .holding(permit)
+            .announcing_commit(committed))
     }
 
     /// Begins a transaction for reading only (admin listings, the web UI). It never waits for
@@ -201,7 +224,7 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin_with("BEGIN READ ONLY").await?),
         };
-        Ok(Tx::new(inner))
+        Ok(Tx::new(inner, self.raw_files.clone()))
     }
 
     /// Checks that the database answers (`SELECT 1`), for health endpoints and `postern check`.

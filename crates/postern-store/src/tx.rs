@@ -7,6 +7,7 @@
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::raw_files::{PendingFiles, RawFiles};
 use crate::{Backend, StoreError};
 
 pub(crate) enum TxInner {
@@ -25,6 +26,11 @@ pub struct Tx {
     /// SQLite: this transaction's place as the one writer (see `Store::begin`); released when
     /// the transaction ends.
     _writer: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// SQLite on a file: woken after a commit, so the WAL is checkpointed in the background.
+    committed: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// SQLite on a file: where large raw messages go, and the files this transaction wrote.
+    pub(crate) raw_files: Option<std::sync::Arc<RawFiles>>,
+    pub(crate) pending_files: PendingFiles,
 }
 
 impl std::fmt::Debug for Tx {
@@ -97,11 +103,22 @@ macro_rules! execute {
 pub(crate) use {execute, fetch_all, fetch_one, fetch_optional, run, scalar_one, scalar_optional};
 
 impl Tx {
-    pub(crate) fn new(inner: TxInner) -> Tx {
+    pub(crate) fn new(inner: TxInner, raw_files: Option<std::sync::Arc<RawFiles>>) -> Tx {
         Tx {
             inner,
             _writer: None,
+            committed: None,
+            raw_files,
+            pending_files: PendingFiles::default(),
         }
+    }
+
+    pub(crate) fn announcing_commit(
+        mut self,
+        committed: Option<std::sync::Arc<tokio::sync::Notify>>,
+    ) -> Tx {
+        self.committed = committed;
+        self
     }
 
     pub(crate) fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Tx {
@@ -121,9 +138,18 @@ impl Tx {
     ///
     /// Only after this returns `Ok` may intake acknowledge a message to its source.
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
+        // Files first: a committed row must never name a file a crash could still lose. If
+        // this fails, the transaction rolls back and the files are removed.
+        self.pending_files.sync().await?;
+        let committed = match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        };
+        // Even after an error it is not certain that no committed row names the files.
+        self.pending_files.keep();
+        committed?;
+        if let Some(committed) = self.committed {
+            committed.notify_one();
         }
         Ok(())
     }

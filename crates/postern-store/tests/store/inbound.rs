@@ -200,3 +200,117 @@ both!(claim_finish_and_list, |db| {
     ));
     tx.commit().await
 });
+
+/// A message of `size` bytes that uses every byte value (a file or BLOB must keep them all).
+fn large_message(n: u32, size: usize) -> NewInbound<'static> {
+    let mut raw = format!("Message-ID: <large{n}@example.org>\r\n\r\n").into_bytes();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(n);
+    while raw.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        raw.push(state.to_le_bytes()[0]);
+    }
+    NewInbound {
+        mailbox: Mailbox::Incoming,
+        source: InboundSource::Imap,
+        message_id: Some(format!("<large{n}@example.org>")),
+        content_identity: content_identity(Some(&format!("<large{n}@example.org>")), &raw),
+        raw: raw.into(),
+        source_identity: None,
+    }
+}
+
+/// The files beside a SQLite test database (`<database>-raw`), as (name, size).
+fn raw_files_of(url: &str) -> Vec<(String, u64)> {
+    let database = url
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("?mode=rwc");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(format!("{database}-raw"))
+        .expect("raw directory beside the database")
+        .map(|entry| {
+            let entry = entry.expect("directory entry");
+            let size = entry.metadata().expect("metadata").len();
+            (entry.file_name().to_string_lossy().into_owned(), size)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+both!(large_and_small_messages_read_back_byte_for_byte, |db| {
+    let threshold = postern_store::EXTERNAL_FROM_BYTES;
+    let messages = [
+        large_message(1, threshold - 1),
+        large_message(2, threshold),
+        large_message(3, 3 * 1024 * 1024),
+    ];
+    let mut ids = Vec::new();
+    let mut tx = db.tx().await;
+    for message in &messages {
+        let InsertOutcome::New(id) = tx.insert_inbound(message).await? else {
+            panic!("new message");
+        };
+        ids.push(id);
+    }
+    tx.commit().await?;
+    let mut tx = db.tx().await;
+    for (id, message) in ids.iter().zip(&messages) {
+        let stored = tx.inbound(*id).await?.expect("stored");
+        assert_eq!(stored.raw, message.raw.as_ref(), "message {id}");
+        assert_eq!(stored.meta.size as usize, message.raw.len());
+    }
+    tx.commit().await?;
+    if db.store.backend() == postern_store::Backend::Sqlite {
+        // The two from the threshold up are files of their own; the smaller one is inline.
+        let mut sizes: Vec<u64> = raw_files_of(&db.url).iter().map(|f| f.1).collect();
+        sizes.sort();
+        assert_eq!(sizes, [threshold as u64, 3 * 1024 * 1024]);
+    }
+    Ok(())
+});
+
+/// A transaction that wrote a message file and then rolled back leaves no file behind.
+#[tokio::test]
+async fn sqlite_rolled_back_intake_removes_its_file() {
+    let db = crate::support::TestDb::sqlite().await;
+    let mut tx = db.tx().await;
+    tx.insert_inbound(&large_message(1, 512 * 1024))
+        .await
+        .expect("insert");
+    assert_eq!(raw_files_of(&db.url).len(), 1, "written before the commit");
+    drop(tx);
+    assert_eq!(raw_files_of(&db.url), Vec::new());
+}
+
+/// A message file that disappeared is a clear, permanent error naming the file, not a panic
+/// and not an empty message.
+#[tokio::test]
+async fn sqlite_missing_message_file_is_a_permanent_error() {
+    let db = crate::support::TestDb::sqlite().await;
+    let mut tx = db.tx().await;
+    let InsertOutcome::New(id) = tx
+        .insert_inbound(&large_message(1, 512 * 1024))
+        .await
+        .expect("insert")
+    else {
+        panic!("new message");
+    };
+    tx.commit().await.expect("commit");
+    let (name, _) = raw_files_of(&db.url).remove(0);
+    let database = db
+        .url
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("?mode=rwc");
+    std::fs::remove_file(format!("{database}-raw/{name}")).expect("remove the file");
+    let mut tx = db.tx().await;
+    let error = tx.inbound(id).await.expect_err("the bytes are gone");
+    assert!(!error.is_temporary(), "{error}");
+    assert!(error.to_string().contains(&name), "{error}");
+    // The message's metadata is still listed.
+    let listed = tx
+        .list_inbound(&InboundFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+}

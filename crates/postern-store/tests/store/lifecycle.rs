@@ -260,6 +260,54 @@ async fn sqlite_busy_is_temporary() {
         .expect("commit");
 }
 
+/// Commits only append to SQLite's write-ahead log; a background task copies it into the
+/// database file soon after (SQLite's own checkpoint inside `COMMIT` would only start at a much
+/// larger log). The database file growing past what was written shows the copy happened.
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    let db = TestDb::sqlite().await;
+    let file = db
+        .url
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("?mode=rwc")
+        .to_owned();
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    // Messages small enough to be kept inside the database (larger ones are files).
+    let each = postern_store::EXTERNAL_FROM_BYTES - 1;
+    let count = 24;
+    let written = each * count;
+    let before = size();
+    let mut tx = db.tx().await;
+    for n in 0..count {
+        tx.insert_inbound(&postern_store::NewInbound {
+            mailbox: postern_store::Mailbox::Incoming,
+            source: postern_store::InboundSource::Pipe,
+            message_id: None,
+            raw: vec![b'x'; each].into(),
+            source_identity: None,
+            content_identity: format!("checkpoint|{n}"),
+        })
+        .await
+        .expect("insert");
+    }
+    tx.commit().await.expect("commit");
+    assert!(
+        size() < before + 1024 * 1024,
+        "the commit itself copied the log into the database file ({} → {} bytes)",
+        before,
+        size()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size() < before + written as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log was not checkpointed within 10 s (database file {} bytes)",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The JSON the CLI prints: RFC 3339 times, snake_case enum names, tagged noteables.
 #[tokio::test]
 async fn json_shapes() {
