@@ -36,10 +36,7 @@ impl RawFiles {
         let mut name = database.file_name().unwrap_or_default().to_owned();
         name.push("-raw");
         let directory = database.with_file_name(name);
-        std::fs::create_dir_all(&directory).map_err(|source| StoreError::RawFile {
-            file: directory.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&directory).map_err(failed(&directory))?;
         Ok(RawFiles { directory })
     }
 
@@ -82,10 +79,7 @@ impl RawFiles {
         .await
         .map_err(|join| std::io::Error::other(join.to_string()))
         .and_then(|result| result)
-        .map_err(|source| StoreError::RawFile {
-            file: path.display().to_string(),
-            source,
-        })?;
+        .map_err(failed(&path))?;
         pending.directory = Some(self.clone());
         pending.files.push((path, Arc::new(file)));
         Ok(name)
@@ -94,12 +88,15 @@ impl RawFiles {
     /// The bytes of the file `name`.
     pub(crate) async fn read(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.path(name)?;
-        tokio::fs::read(&path)
-            .await
-            .map_err(|source| StoreError::RawFile {
-                file: path.display().to_string(),
-                source,
-            })
+        tokio::fs::read(&path).await.map_err(failed(&path))
+    }
+}
+
+/// The error for an operation on `path` that the operating system refused.
+fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::RawFile {
+        file: path.display().to_string(),
+        source,
     }
 }
 
@@ -126,23 +123,17 @@ impl PendingFiles {
             })
             .collect();
         for (path, sync) in syncs {
-            let failed = |source| StoreError::RawFile {
-                file: path.display().to_string(),
-                source,
-            };
             sync.await
-                .map_err(|join| failed(std::io::Error::other(join.to_string())))?
-                .map_err(failed)?;
+                .map_err(|join| std::io::Error::other(join.to_string()))
+                .and_then(|result| result)
+                .map_err(failed(path))?;
         }
         let directory = raw_files.directory.clone();
         tokio::task::spawn_blocking(move || std::fs::File::open(&directory)?.sync_all())
             .await
             .map_err(|join| std::io::Error::other(join.to_string()))
             .and_then(|result| result)
-            .map_err(|source| StoreError::RawFile {
-                file: raw_files.directory.display().to_string(),
-                source,
-            })
+            .map_err(failed(&raw_files.directory))
     }
 
     /// The transaction committed (or may have): the files belong to its rows now.
