@@ -5,8 +5,9 @@
 //! its worker died), oldest first; claims them a chunk of [`DelivererOptions::concurrency`] at
 //! a time in one transaction (`claim_inbound` is a conditional UPDATE, so of several workers
 //! on one PostgreSQL exactly one wins each message); delivers the chunk at once; and records
-//! each outcome in its own transaction: `processed` with handler `webhook`/`sidekiq`, `rejected` with the
-//! error kind and GitLab's reason, or `failed_temporary` with the time of the next attempt.
+//! the chunk's outcomes in one transaction: `processed` with handler `webhook`/`sidekiq`,
+//! `rejected` with the error kind and GitLab's reason, or `failed_temporary` with the time of
+//! the next attempt.
 //!
 //! Exactly once, except one window for webhooks: if the process dies after GitLab accepted a
 //! message but before the outcome is committed, the claim goes stale and the message is
@@ -52,8 +53,8 @@ pub struct DelivererOptions {
     /// Longest back-off. There is no last attempt: mail for GitLab is kept until it is accepted.
     pub retry_max: Duration,
     /// How many messages of one mailbox are in flight at once. 1 keeps GitLab's arrival order
-    /// strictly; a few more hide the round trips (they are claimed together, but each outcome
-    /// is recorded on its own, so a crash affects only those in flight).
+    /// strictly; a few more hide the round trips (they are claimed together and their outcomes
+    /// recorded together, so a crash affects only those in flight).
     pub concurrency: usize,
 }
 
@@ -315,10 +316,10 @@ impl Deliverer {
                     return Ok((report, true));
                 }
                 // One transaction claims the whole chunk: a claim is taken before delivery, so
-                // batching it widens no window; outcomes are still recorded one by one.
+                // batching it widens no window.
                 let claimed = self.claim(chunk, stale_before).await?;
                 report.skipped += (chunk.len() - claimed.len()) as u64;
-                let results = futures_util::future::join_all(claimed.into_iter().map(|message| {
+                let outcomes = futures_util::future::join_all(claimed.into_iter().map(|message| {
                     // Every line about this message names it.
                     let span = tracing::info_span!(
                         "message",
@@ -328,8 +329,12 @@ impl Deliverer {
                     self.deliver_one(route, message).instrument(span)
                 }))
                 .await;
-                for result in results {
-                    match result? {
+                // The chunk's outcomes in one commit: the messages in flight at a crash are the
+                // same chunk either way, and one commit instead of one per message is most of
+                // the store's work per delivery.
+                self.record(&outcomes).await?;
+                for (_, attempt, _) in &outcomes {
+                    match attempt {
                         Attempt::Delivered => report.delivered += 1,
                         Attempt::Rejected => report.rejected += 1,
                         Attempt::Retried => report.retried += 1,
@@ -363,12 +368,12 @@ impl Deliverer {
         Ok(claimed)
     }
 
-    /// Delivers and records one claimed message.
+    /// Delivers one claimed message; returns what to record for it.
     async fn deliver_one(
         &self,
         route: &Route,
         message: postern_store::InboundMessage,
-    ) -> Result<Attempt, StoreError> {
+    ) -> (i64, Attempt, Record) {
         let id = message.meta.id;
         let started = Instant::now();
         let result = route
@@ -396,7 +401,6 @@ impl Deliverer {
                     reason: None,
                     outcome: Some(outcome.to_string()),
                 };
-                self.record(id, Record::Finish(&finish)).await?;
                 self.resume(route.mailbox);
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
 
@@ -407,7 +411,7 @@ impl Deliverer {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "delivered to GitLab"
                 );
-                Ok(Attempt::Delivered)
+                (id, Attempt::Delivered, Record::Finish(finish))
             }
             Err(DeliveryFailure::Rejected { kind, reason }) => {
                 let finish = InboundFinish {
@@ -417,7 +421,6 @@ impl Deliverer {
                     reason: Some(reason.clone()),
                     outcome: None,
                 };
-                self.record(id, Record::Finish(&finish)).await?;
                 self.resume(route.mailbox);
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
 
@@ -429,41 +432,34 @@ impl Deliverer {
                     reason,
                     "GitLab rejected the message"
                 );
-                Ok(Attempt::Rejected)
+                (id, Attempt::Rejected, Record::Finish(finish))
             }
             Err(DeliveryFailure::Temporary { kind, reason }) => {
                 let delay = self.options.backoff(message.meta.attempts);
                 let at = Timestamp::now().plus_seconds(seconds_ceil(delay));
-                self.record(
-                    id,
-                    Record::Retry {
-                        kind,
-                        reason: &reason,
-                        at,
-                    },
-                )
-                .await?;
                 let failures = self.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
                 tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
-                Ok(Attempt::Retried)
+                (id, Attempt::Retried, Record::Retry { kind, reason, at })
             }
         }
     }
 
-    /// Writes an outcome in its own transaction, retrying a few times on temporary store
-    /// errors.
-    async fn record(&self, id: i64, what: Record<'_>) -> Result<(), StoreError> {
+    /// Writes the outcomes of a chunk in one transaction, retrying a few times on temporary
+    /// store errors.
+    async fn record(&self, outcomes: &[(i64, Attempt, Record)]) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = async {
                 let mut tx = self.store.begin().await?;
-                match &what {
-                    Record::Finish(finish) => tx.finish_inbound(id, finish).await?,
-                    Record::Retry { kind, reason, at } => {
-                        tx.retry_inbound_at(id, kind, reason, *at).await?;
+                for (id, _, record) in outcomes {
+                    match record {
+                        Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
+                        Record::Retry { kind, reason, at } => {
+                            tx.retry_inbound_at(*id, kind, reason, *at).await?;
+                        }
                     }
                 }
                 tx.commit().await
@@ -472,7 +468,8 @@ impl Deliverer {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_temporary() && attempt < RECORD_ATTEMPTS => {
-                    tracing::warn!(id, error = %e, "recording a delivery outcome failed; trying again");
+                    let ids: Vec<i64> = outcomes.iter().map(|(id, _, _)| *id).collect();
+                    tracing::warn!(?ids, error = %e, "recording delivery outcomes failed; trying again");
                     tokio::time::sleep(RECORD_PAUSE).await;
                 }
                 Err(e) => return Err(e),
@@ -489,11 +486,11 @@ enum Attempt {
 }
 
 /// An outcome to write.
-enum Record<'a> {
-    Finish(&'a InboundFinish),
+enum Record {
+    Finish(InboundFinish),
     Retry {
         kind: &'static str,
-        reason: &'a str,
+        reason: String,
         at: Timestamp,
     },
 }
