@@ -1,7 +1,7 @@
 //! The text a handler stores: GitLab's four message variants (spec §4.4), attachments uploaded
 //! and linked, and quick actions redacted when the author is the Support Bot.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use postern_mail::{Email, ReplyOptions, parse_reply, redact_quick_actions};
 use postern_store::{NewUpload, Tx, new_upload_secret};
@@ -123,7 +123,9 @@ pub async fn upload_attachments(
         let secret = new_upload_secret()?;
         let filename = sanitize_file_name(&attachment.filename);
         let relative = PathBuf::from(&secret).join(&filename);
-        write_upload(&policy.directory.join(&relative), attachment.content)?;
+        // Durable with the transaction that records the upload, gone if it rolls back.
+        tx.write_file(&policy.directory.join(&relative), attachment.content)
+            .await?;
         let upload = tx
             .create_upload(NewUpload {
                 project_id,
@@ -144,16 +146,6 @@ pub async fn upload_attachments(
         links.push(UploadLink { url, markdown });
     }
     Ok(links)
-}
-
-fn write_upload(path: &Path, content: &[u8]) -> Result<(), ProcessError> {
-    let temporary = |e: std::io::Error| {
-        ProcessError::Temporary(format!("cannot write upload {}: {e}", path.display()))
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(temporary)?;
-    }
-    std::fs::write(path, content).map_err(temporary)
 }
 
 /// A file name safe on disk and in a URL: only `[A-Za-z0-9._+-]` (others become `_`, as

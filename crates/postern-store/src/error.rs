@@ -57,10 +57,11 @@ pub enum StoreError {
         value: String,
     },
 
-    /// A raw message file beside a SQLite database could not be written, synced or read.
-    /// Temporary (a full or failing disk may recover), except a file that is missing.
-    #[error("raw message file {file}: {source}")]
-    RawFile {
+    /// A file kept with the database (a large raw message, an attachment) could not be
+    /// created, synced or read. Temporary (a full or failing disk may recover), except a file
+    /// that is missing.
+    #[error("file {file}: {source}")]
+    File {
         /// The file's path.
         file: String,
         /// What the operating system said.
@@ -95,7 +96,7 @@ impl StoreError {
                 _ => false,
             },
             StoreError::Random(_) => true,
-            StoreError::RawFile { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
+            StoreError::File { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
             StoreError::UniqueViolation { .. }
             | StoreError::ForeignKeyViolation(_)
             | StoreError::UnsupportedUrl(_)

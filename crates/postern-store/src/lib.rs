@@ -42,6 +42,7 @@
 
 mod checkpoint;
 mod error;
+mod files;
 mod ids;
 mod inbound;
 mod inbound_retry;

@@ -7,7 +7,8 @@
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
-use crate::raw_files::{PendingFiles, RawFiles};
+use crate::files::PendingFiles;
+use crate::raw_files::RawFiles;
 use crate::{Backend, StoreError};
 
 pub(crate) enum TxInner {

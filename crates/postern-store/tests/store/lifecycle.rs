@@ -352,3 +352,36 @@ async fn json_shapes() {
         "maintainer"
     );
 }
+
+both!(
+    files_written_with_a_transaction_exist_only_if_it_commits,
+    |db| {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let kept = root.path().join("uploads/aaaa/kept.txt");
+        let dropped = root.path().join("uploads/bbbb/dropped.txt");
+
+        let mut tx = db.tx().await;
+        tx.write_file(&dropped, b"never committed").await?;
+        assert_eq!(
+            std::fs::read(&dropped).expect("written"),
+            b"never committed"
+        );
+        drop(tx);
+        assert!(
+            !dropped.exists(),
+            "a rolled-back transaction's file is removed"
+        );
+        assert!(
+            !root.path().join("uploads/bbbb").exists(),
+            "and so are the directories it created"
+        );
+
+        let mut tx = db.tx().await;
+        tx.write_file(&kept, b"committed").await?;
+        let again = tx.write_file(&kept, b"twice").await;
+        assert!(again.is_err(), "an existing file is never overwritten");
+        tx.commit().await?;
+        assert_eq!(std::fs::read(&kept).expect("kept"), b"committed");
+        Ok(())
+    }
+);

@@ -1,0 +1,138 @@
+//! Files written as part of a transaction: large raw messages ([`crate::raw_files`]) and
+//! attachments ([`Tx::write_file`]).
+//!
+//! A row that names a file must never outlive the file. So a transaction that wrote files
+//! syncs them, and every directory whose entries changed, before its `COMMIT`
+//! ([`PendingFiles::sync`]); a crash after the commit finds them on disk. A transaction that
+//! ends without committing removes its files (and the directories it created, when empty). A
+//! crash between the files and the commit leaves files no row names; nothing reads them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::{StoreError, Tx};
+
+/// The error for an operation on `path` that the operating system refused.
+pub(crate) fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::File {
+        file: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs blocking file work off the runtime's threads; a panic in it is an I/O error.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|join| std::io::Error::other(join.to_string()))
+        .and_then(|result| result)
+}
+
+/// The files one transaction wrote: synced before it commits, removed if it never does.
+#[derive(Debug, Default)]
+pub(crate) struct PendingFiles {
+    files: Vec<(PathBuf, Arc<std::fs::File>)>,
+    /// Directories whose entries changed (a file or directory was created in them).
+    changed_directories: Vec<PathBuf>,
+    /// Directories created for the files, deepest last.
+    created_directories: Vec<PathBuf>,
+}
+
+impl PendingFiles {
+    /// Creates `path` (it must not exist) with `content`, and any missing directories above it.
+    pub(crate) async fn create(&mut self, path: &Path, content: &[u8]) -> Result<(), StoreError> {
+        // The copy lets a blocking thread write while the runtime goes on; it costs a small
+        // fraction of the write itself.
+        let bytes = content.to_vec();
+        let target = path.to_owned();
+        let (file, created) = blocking(move || {
+            use std::io::Write as _;
+            let mut created = Vec::new();
+            if let Some(parent) = target.parent() {
+                let mut missing = parent;
+                while !missing.as_os_str().is_empty() && !missing.exists() {
+                    created.push(missing.to_owned());
+                    missing = missing.parent().unwrap_or(Path::new(""));
+                }
+                std::fs::create_dir_all(parent)?;
+            }
+            created.reverse();
+            let mut file = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&target)?;
+            file.write_all(&bytes)?;
+            Ok((file, created))
+        })
+        .await
+        .map_err(failed(path))?;
+        let parent = path.parent().unwrap_or(Path::new(".")).to_owned();
+        for directory in created.iter().filter_map(|d| d.parent()).chain([&*parent]) {
+            let directory = if directory.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                directory
+            };
+            if !self.changed_directories.iter().any(|d| d == directory) {
+                self.changed_directories.push(directory.to_owned());
+            }
+        }
+        self.created_directories.extend(created);
+        self.files.push((path.to_owned(), Arc::new(file)));
+        Ok(())
+    }
+
+    /// Makes the files and their names durable. Everything is synced concurrently, so the file
+    /// system can put it in one journal commit.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        let files = self.files.iter().map(|(path, file)| {
+            let file = file.clone();
+            (path, tokio::task::spawn_blocking(move || file.sync_all()))
+        });
+        let directories = self.changed_directories.iter().map(|directory| {
+            let open = directory.clone();
+            let sync = tokio::task::spawn_blocking(move || std::fs::File::open(open)?.sync_all());
+            (directory, sync)
+        });
+        let syncs: Vec<_> = files.chain(directories).collect();
+        for (path, sync) in syncs {
+            sync.await
+                .map_err(|join| std::io::Error::other(join.to_string()))
+                .and_then(|result| result)
+                .map_err(failed(path))?;
+        }
+        Ok(())
+    }
+
+    /// The transaction committed (or may have): the files belong to its rows now.
+    pub(crate) fn keep(mut self) {
+        self.files.clear();
+        self.created_directories.clear();
+    }
+}
+
+impl Drop for PendingFiles {
+    fn drop(&mut self) {
+        // Best effort: a file left behind is never read (no row names it).
+        for (path, _) in self.files.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+        for directory in self.created_directories.drain(..).rev() {
+            let _ = std::fs::remove_dir(directory);
+        }
+    }
+}
+
+impl Tx {
+    /// Creates the file `path` with `content` as part of this transaction, with any missing
+    /// directories. It is durable, together with its directory entries, before the transaction
+    /// commits, and removed if the transaction does not commit. Fails if `path` exists.
+    ///
+    /// The caller builds `path` (the store does not know what the files are); an attachment is
+    /// written here in the transaction that records the upload naming it.
+    pub async fn write_file(&mut self, path: &Path, content: &[u8]) -> Result<(), StoreError> {
+        self.pending_files.create(path, content).await
+    }
+}
