@@ -1,5 +1,6 @@
 //! `postern serve` watching a real Dovecot over IMAP: mail arrives during IDLE, a drain killed
-//! with SIGKILL and restarted loses and duplicates nothing, two instances on one mailbox and one
+//! with SIGKILL and restarted loses and duplicates nothing (small mail, and large mail whose
+//! bytes and attachments are files), two instances on one mailbox and one
 //! PostgreSQL store never process a message twice, and a store that is unavailable gets nothing
 //! acknowledged until it is back. Counted by issues against messages sent.
 
@@ -71,6 +72,16 @@ pub(crate) async fn preload(
     to: &str,
     count: usize,
 ) -> Vec<String> {
+    preload_messages(server, folder, count, |title| new_issue(to, title)).await
+}
+
+/// Appends `count` messages made by `message` from their titles (`<folder>-<n>`).
+async fn preload_messages(
+    server: &MailServer,
+    folder: &str,
+    count: usize,
+    message: impl Fn(&str) -> Vec<u8>,
+) -> Vec<String> {
     let mut client = imap(server).await;
     if let Err(e) = client.command(&format!("CREATE \"{folder}\"")).await {
         assert!(e.to_string().contains("ALREADYEXISTS"), "CREATE: {e}");
@@ -79,13 +90,41 @@ pub(crate) async fn preload(
     for n in 0..count {
         let title = format!("{folder}-{n}");
         client
-            .append(folder, "", &new_issue(to, &title))
+            .append(folder, "", &message(&title))
             .await
             .expect("APPEND");
         titles.push(title);
     }
     client.logout().await.ok();
     titles
+}
+
+/// Bytes of the attachment of [`new_issue_with_attachment`].
+const ATTACHMENT_BYTES: usize = 150 * 1024;
+
+/// A new-issue mail of about 205 KB: large enough to be kept as a file beside the database,
+/// with an attachment of [`ATTACHMENT_BYTES`] that processing writes as an upload.
+fn new_issue_with_attachment(to: &str, title: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let content: Vec<u8> = (0..ATTACHMENT_BYTES)
+        .map(|i| (i.wrapping_mul(31) ^ title.len()) as u8)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "From: jake@example.com\r\nTo: {to}\r\nSubject: {title}\r\nMessage-ID: <{title}@test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nLog of {title} attached.\r\n\
+         --b1\r\nContent-Type: application/octet-stream; name=\"{title}.log\"\r\n\
+         Content-Disposition: attachment; filename=\"{title}.log\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
 }
 
 /// Messages not flagged `\Deleted` in `folder`, and how many of them are `\Seen`.
@@ -260,6 +299,67 @@ fn sigkill_mid_drain_and_restart_lose_and_duplicate_nothing() {
             "messages were left in the folder"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
+
+/// Large mail takes the other storage path: its raw bytes and its attachment are files written
+/// with the transaction that names them. A `kill -9` mid-drain loses and duplicates no message,
+/// and every issue's attachment is on disk, whole.
+#[test]
+fn sigkill_mid_drain_of_large_mail_loses_no_message_and_no_attachment() {
+    const COUNT: usize = 120;
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::with_config(&config(&server, "large", ""));
+    let to = project(&sandbox);
+    let sent = rt.block_on(preload_messages(&server, "large", COUNT, |title| {
+        new_issue_with_attachment(&to, title)
+    }));
+    let mut child = serve(&sandbox);
+    let deadline = Instant::now() + BOUND;
+    while issue_titles(&sandbox).values().sum::<usize>() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the drain never started; serve.log ends:\n{}",
+            serve_log(&sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let at_kill: usize = issue_titles(&sandbox).values().sum();
+    eprintln!("{at_kill} of {COUNT} issues when serve was killed");
+    assert!(
+        at_kill < COUNT,
+        "killed too late to prove anything ({at_kill})"
+    );
+
+    let child = serve(&sandbox);
+    let titles = wait_for_issues(&sandbox, COUNT);
+    assert_exactly_once(&titles, &sent);
+    let raw_files = std::fs::read_dir(sandbox.path().join("postern-data/postern.sqlite3-raw"))
+        .expect("large messages are files beside the database")
+        .count();
+    assert!(
+        raw_files >= COUNT,
+        "{raw_files} raw message files for {COUNT} messages"
+    );
+    let issues = sandbox.admin_json(&["issue", "list", "land/ooo"]);
+    for issue in issues.as_array().expect("a list") {
+        let description = str_field(issue, "description");
+        let link = description
+            .split("(/uploads/")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("no upload link in {description:?}"));
+        let file = sandbox.path().join("postern-data/uploads").join(link);
+        let size = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .len();
+        assert_eq!(size, ATTACHMENT_BYTES as u64, "{}", file.display());
     }
     stop(child);
 }
