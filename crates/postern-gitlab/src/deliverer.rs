@@ -333,11 +333,13 @@ impl Deliverer {
                 // same chunk either way, and one commit instead of one per message is most of
                 // the store's work per delivery.
                 self.record(&outcomes).await?;
-                for (_, attempt, _) in &outcomes {
-                    match attempt {
-                        Attempt::Delivered => report.delivered += 1,
-                        Attempt::Rejected => report.rejected += 1,
-                        Attempt::Retried => report.retried += 1,
+                for (_, record) in &outcomes {
+                    match record {
+                        Record::Finish(finish) if finish.state == InboundState::Processed => {
+                            report.delivered += 1;
+                        }
+                        Record::Finish(_) => report.rejected += 1,
+                        Record::Retry { .. } => report.retried += 1,
                     }
                 }
                 if self.is_paused(route.mailbox) {
@@ -373,7 +375,7 @@ impl Deliverer {
         &self,
         route: &Route,
         message: postern_store::InboundMessage,
-    ) -> (i64, Attempt, Record) {
+    ) -> (i64, Record) {
         let id = message.meta.id;
         let started = Instant::now();
         let result = route
@@ -411,7 +413,7 @@ impl Deliverer {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "delivered to GitLab"
                 );
-                (id, Attempt::Delivered, Record::Finish(finish))
+                (id, Record::Finish(finish))
             }
             Err(DeliveryFailure::Rejected { kind, reason }) => {
                 let finish = InboundFinish {
@@ -432,7 +434,7 @@ impl Deliverer {
                     reason,
                     "GitLab rejected the message"
                 );
-                (id, Attempt::Rejected, Record::Finish(finish))
+                (id, Record::Finish(finish))
             }
             Err(DeliveryFailure::Temporary { kind, reason }) => {
                 let delay = self.options.backoff(message.meta.attempts);
@@ -441,20 +443,20 @@ impl Deliverer {
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
                 tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
-                (id, Attempt::Retried, Record::Retry { kind, reason, at })
+                (id, Record::Retry { kind, reason, at })
             }
         }
     }
 
     /// Writes the outcomes of a chunk in one transaction, retrying a few times on temporary
     /// store errors.
-    async fn record(&self, outcomes: &[(i64, Attempt, Record)]) -> Result<(), StoreError> {
+    async fn record(&self, outcomes: &[(i64, Record)]) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = async {
                 let mut tx = self.store.begin().await?;
-                for (id, _, record) in outcomes {
+                for (id, record) in outcomes {
                     match record {
                         Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
                         Record::Retry { kind, reason, at } => {
@@ -468,7 +470,7 @@ impl Deliverer {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_temporary() && attempt < RECORD_ATTEMPTS => {
-                    let ids: Vec<i64> = outcomes.iter().map(|(id, _, _)| *id).collect();
+                    let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
                     tracing::warn!(?ids, error = %e, "recording delivery outcomes failed; trying again");
                     tokio::time::sleep(RECORD_PAUSE).await;
                 }
@@ -478,14 +480,8 @@ impl Deliverer {
     }
 }
 
-/// How one message's turn ended.
-enum Attempt {
-    Delivered,
-    Rejected,
-    Retried,
-}
-
-/// An outcome to write.
+/// How one message's turn ended, as written to the store: finished (`processed` or `rejected`)
+/// or to be retried.
 enum Record {
     Finish(InboundFinish),
     Retry {

@@ -28,8 +28,9 @@ pub(crate) const FALLBACK_AUTOCHECKPOINT_PAGES: &str = "16384";
 /// (a drain) is copied in a few large checkpoints rather than one per commit.
 const GATHER: Duration = Duration::from_millis(100);
 
-/// The background checkpoint task of one SQLite pool. Commits call [`Checkpoints::wrote`];
-/// dropping the last clone of the [`Store`](crate::Store) that owns it stops the task.
+/// The background checkpoint task of one SQLite pool. Commits wake it through the handle of
+/// [`Checkpoints::waker`]; dropping the last clone of the [`Store`](crate::Store) that owns it
+/// stops the task.
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
     wake: Arc<Notify>,

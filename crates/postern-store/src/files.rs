@@ -20,12 +20,16 @@ pub(crate) fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError +
     }
 }
 
-/// Runs blocking file work off the runtime's threads; a panic in it is an I/O error.
-async fn blocking<T: Send + 'static>(
+/// Starts blocking file work off the runtime's threads; [`finished`] waits for it.
+fn start<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
+) -> tokio::task::JoinHandle<std::io::Result<T>> {
     tokio::task::spawn_blocking(work)
-        .await
+}
+
+/// The result of work begun with [`start`]; a panic in it is an I/O error.
+async fn finished<T>(work: tokio::task::JoinHandle<std::io::Result<T>>) -> std::io::Result<T> {
+    work.await
         .map_err(|join| std::io::Error::other(join.to_string()))
         .and_then(|result| result)
 }
@@ -47,7 +51,7 @@ impl PendingFiles {
         // fraction of the write itself.
         let bytes = content.to_vec();
         let target = path.to_owned();
-        let (file, created) = blocking(move || {
+        let (file, created) = finished(start(move || {
             use std::io::Write as _;
             let mut created = Vec::new();
             if let Some(parent) = target.parent() {
@@ -65,7 +69,7 @@ impl PendingFiles {
                 .open(&target)?;
             file.write_all(&bytes)?;
             Ok((file, created))
-        })
+        }))
         .await
         .map_err(failed(path))?;
         let parent = path.parent().unwrap_or(Path::new(".")).to_owned();
@@ -89,19 +93,19 @@ impl PendingFiles {
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         let files = self.files.iter().map(|(path, file)| {
             let file = file.clone();
-            (path, tokio::task::spawn_blocking(move || file.sync_all()))
+            (path, start(move || file.sync_all()))
         });
         let directories = self.changed_directories.iter().map(|directory| {
             let open = directory.clone();
-            let sync = tokio::task::spawn_blocking(move || std::fs::File::open(open)?.sync_all());
-            (directory, sync)
+            (
+                directory,
+                start(move || std::fs::File::open(open)?.sync_all()),
+            )
         });
+        // All started before the first is awaited.
         let syncs: Vec<_> = files.chain(directories).collect();
         for (path, sync) in syncs {
-            sync.await
-                .map_err(|join| std::io::Error::other(join.to_string()))
-                .and_then(|result| result)
-                .map_err(failed(path))?;
+            finished(sync).await.map_err(failed(path))?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use postern_store::{
     NewInbound, Timestamp, content_identity,
 };
 
-use crate::support::both;
+use crate::support::{TestDb, both, sqlite_file};
 
 fn message(n: u32, source_identity: Option<&str>) -> NewInbound<'static> {
     // Binary-safe: NUL and high bytes must survive BLOB/BYTEA.
@@ -222,10 +222,8 @@ fn large_message(n: u32, size: usize) -> NewInbound<'static> {
 }
 
 /// The files beside a SQLite test database (`<database>-raw`), as (name, size).
-fn raw_files_of(url: &str) -> Vec<(String, u64)> {
-    let database = url
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("?mode=rwc");
+fn raw_files_of(db: &TestDb) -> Vec<(String, u64)> {
+    let database = sqlite_file(db);
     let mut files: Vec<(String, u64)> = std::fs::read_dir(format!("{database}-raw"))
         .expect("raw directory beside the database")
         .map(|entry| {
@@ -263,7 +261,7 @@ both!(large_and_small_messages_read_back_byte_for_byte, |db| {
     tx.commit().await?;
     if db.store.backend() == postern_store::Backend::Sqlite {
         // The two from the threshold up are files of their own; the smaller one is inline.
-        let mut sizes: Vec<u64> = raw_files_of(&db.url).iter().map(|f| f.1).collect();
+        let mut sizes: Vec<u64> = raw_files_of(&db).iter().map(|f| f.1).collect();
         sizes.sort();
         assert_eq!(sizes, [threshold as u64, 3 * 1024 * 1024]);
     }
@@ -273,21 +271,21 @@ both!(large_and_small_messages_read_back_byte_for_byte, |db| {
 /// A transaction that wrote a message file and then rolled back leaves no file behind.
 #[tokio::test]
 async fn sqlite_rolled_back_intake_removes_its_file() {
-    let db = crate::support::TestDb::sqlite().await;
+    let db = TestDb::sqlite().await;
     let mut tx = db.tx().await;
     tx.insert_inbound(&large_message(1, 512 * 1024))
         .await
         .expect("insert");
-    assert_eq!(raw_files_of(&db.url).len(), 1, "written before the commit");
+    assert_eq!(raw_files_of(&db).len(), 1, "written before the commit");
     drop(tx);
-    assert_eq!(raw_files_of(&db.url), Vec::new());
+    assert_eq!(raw_files_of(&db), Vec::new());
 }
 
 /// A message file that disappeared is a clear, permanent error naming the file, not a panic
 /// and not an empty message.
 #[tokio::test]
 async fn sqlite_missing_message_file_is_a_permanent_error() {
-    let db = crate::support::TestDb::sqlite().await;
+    let db = TestDb::sqlite().await;
     let mut tx = db.tx().await;
     let InsertOutcome::New(id) = tx
         .insert_inbound(&large_message(1, 512 * 1024))
@@ -297,11 +295,8 @@ async fn sqlite_missing_message_file_is_a_permanent_error() {
         panic!("new message");
     };
     tx.commit().await.expect("commit");
-    let (name, _) = raw_files_of(&db.url).remove(0);
-    let database = db
-        .url
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("?mode=rwc");
+    let (name, _) = raw_files_of(&db).remove(0);
+    let database = sqlite_file(&db);
     std::fs::remove_file(format!("{database}-raw/{name}")).expect("remove the file");
     let mut tx = db.tx().await;
     let error = tx.inbound(id).await.expect_err("the bytes are gone");

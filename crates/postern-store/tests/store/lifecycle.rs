@@ -6,7 +6,7 @@ use postern_store::{
     Backend, NewIssue, NewUpload, Store, StoreError, StoreOptions, new_upload_secret,
 };
 
-use crate::support::{TestDb, both, project, user};
+use crate::support::{TestDb, both, project, sqlite_file, user};
 use postern_testkit::{create_database, pg};
 
 both!(migrations_are_idempotent, |db| {
@@ -266,11 +266,7 @@ async fn sqlite_busy_is_temporary() {
 #[tokio::test]
 async fn sqlite_wal_is_checkpointed_in_the_background() {
     let db = TestDb::sqlite().await;
-    let file = db
-        .url
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("?mode=rwc")
-        .to_owned();
+    let file = sqlite_file(&db);
     let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     // Messages small enough to be kept inside the database (larger ones are files).
     let each = postern_store::EXTERNAL_FROM_BYTES - 1;

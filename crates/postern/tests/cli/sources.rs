@@ -256,6 +256,34 @@ fn mail_appended_during_idle_becomes_an_issue_and_leaves_the_folder() {
     stop(child);
 }
 
+/// Kills `child` with SIGKILL once at least `at_least` of the `total` messages are issues, and
+/// checks that the drain was still under way.
+fn kill_mid_drain(sandbox: &Sandbox, mut child: Child, at_least: usize, total: usize) {
+    // Each look runs `postern admin`, a process of its own, so looks are spaced out rather than
+    // competing with the drain.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let done: usize = issue_titles(sandbox).values().sum();
+        if done >= at_least {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the drain never started ({done} issues after {BOUND:?}); serve.log ends:\n{}",
+            serve_log(sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let at_kill: usize = issue_titles(sandbox).values().sum();
+    eprintln!("{at_kill} of {total} issues when serve was killed");
+    assert!(
+        at_kill < total,
+        "killed too late to prove anything ({at_kill})"
+    );
+}
+
 #[test]
 fn sigkill_mid_drain_and_restart_lose_and_duplicate_nothing() {
     let Some(server) = MailServer::start_dovecot_only() else {
@@ -265,29 +293,7 @@ fn sigkill_mid_drain_and_restart_lose_and_duplicate_nothing() {
     let sandbox = Sandbox::with_config(&config(&server, "drain", ""));
     let to = project(&sandbox);
     let sent = rt.block_on(preload(&server, "drain", &to, 2000));
-    let mut child = serve(&sandbox);
-    // Kill it once part of the backlog is in the tracker. Each look runs `postern admin`, a
-    // process of its own, so looks are spaced out rather than competing with the drain.
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let done: usize = issue_titles(&sandbox).values().sum();
-        if done >= 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the drain never started ({done} issues after {BOUND:?}); serve.log ends:\n{}",
-            serve_log(&sandbox)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-    let at_kill: usize = issue_titles(&sandbox).values().sum();
-    assert!(
-        at_kill < 2000,
-        "killed too late to prove anything ({at_kill})"
-    );
+    kill_mid_drain(&sandbox, serve(&sandbox), 200, 2000);
 
     let child = serve(&sandbox);
     let titles = wait_for_issues(&sandbox, 2000);
@@ -318,24 +324,7 @@ fn sigkill_mid_drain_of_large_mail_loses_no_message_and_no_attachment() {
     let sent = rt.block_on(preload_messages(&server, "large", COUNT, |title| {
         new_issue_with_attachment(&to, title)
     }));
-    let mut child = serve(&sandbox);
-    let deadline = Instant::now() + BOUND;
-    while issue_titles(&sandbox).values().sum::<usize>() < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "the drain never started; serve.log ends:\n{}",
-            serve_log(&sandbox)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-    let at_kill: usize = issue_titles(&sandbox).values().sum();
-    eprintln!("{at_kill} of {COUNT} issues when serve was killed");
-    assert!(
-        at_kill < COUNT,
-        "killed too late to prove anything ({at_kill})"
-    );
+    kill_mid_drain(&sandbox, serve(&sandbox), 10, COUNT);
 
     let child = serve(&sandbox);
     let titles = wait_for_issues(&sandbox, COUNT);

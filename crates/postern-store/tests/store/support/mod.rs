@@ -30,3 +30,11 @@ pub async fn project(tx: &mut Tx, path: &str) -> Result<Project, StoreError> {
     })
     .await
 }
+
+/// The database file of a SQLite test database (its URL without scheme and options).
+pub fn sqlite_file(db: &TestDb) -> String {
+    db.url
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("?mode=rwc")
+        .to_owned()
+}
