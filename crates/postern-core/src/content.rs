@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use postern_mail::{Email, ReplyOptions, parse_reply, redact_quick_actions};
+use postern_mail::reply::{finish_reply, selected_body};
+use postern_mail::{Email, ReplyOptions, redact_quick_actions};
 use postern_store::{NewUpload, Tx, new_upload_secret};
 
 use crate::error::ProcessError;
@@ -63,13 +64,45 @@ pub struct UploadLink {
     pub markdown: String,
 }
 
-/// The body text of one variant, stripped, without attachments or redaction.
-pub fn body_text(email: &Email<'_>, variant: Variant) -> (String, Option<String>) {
-    // The variants never combine allow_only_quotes with trimming, so this cannot fail; an error
-    // would mean a bug in `Variant::options`, and an empty body is the safe answer then.
-    match parse_reply(email, variant.options()) {
-        Ok(reply) => (reply.body.trim().to_owned(), reply.elided),
-        Err(_) => (String::new(), None),
+/// A message's body text in each of GitLab's variants, stripped, without attachments or
+/// redaction.
+///
+/// Choosing the part, converting HTML and trimming are the slow, input-sized part of handling a
+/// message, and they depend on nothing but its bytes, so they are done once, before the
+/// transaction that records the outcome: the handlers only pick the variant they need.
+#[derive(Debug, Clone, Default)]
+pub struct MessageTexts {
+    /// `Trimmed` and `TrimmedWithAppendedReply` (the same text; the second shows `elided`).
+    trimmed: String,
+    /// What trimming cut away.
+    elided: Option<String>,
+    untrimmed: String,
+    untrimmed_with_quotes: String,
+}
+
+impl MessageTexts {
+    /// Works out every variant of `email`'s body.
+    pub fn of(email: &Email<'_>) -> MessageTexts {
+        let selected = selected_body(email);
+        let texts = |variant: Variant| finish_reply(&selected, variant.options());
+        let trimmed = texts(Variant::Trimmed);
+        MessageTexts {
+            trimmed: trimmed.body.trim().to_owned(),
+            elided: trimmed.elided,
+            untrimmed: texts(Variant::Untrimmed).body.trim().to_owned(),
+            untrimmed_with_quotes: texts(Variant::UntrimmedWithQuotes).body.trim().to_owned(),
+        }
+    }
+
+    /// The body of `variant`, and what trimming cut away (for the trimmed variants).
+    pub fn body(&self, variant: Variant) -> (String, Option<String>) {
+        match variant {
+            Variant::Trimmed | Variant::TrimmedWithAppendedReply => {
+                (self.trimmed.clone(), self.elided.clone())
+            }
+            Variant::Untrimmed => (self.untrimmed.clone(), None),
+            Variant::UntrimmedWithQuotes => (self.untrimmed_with_quotes.clone(), None),
+        }
     }
 }
 

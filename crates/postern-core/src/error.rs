@@ -36,6 +36,9 @@ pub enum ErrorKind {
     InvalidAttachment,
     /// Too large to process.
     EmailTooLarge,
+    /// Over one of postern's limits on what one message may do (attachments, patches, quick
+    /// actions); the reason names the limit. postern's own kind.
+    LimitExceeded,
     /// A failure that is not the sender's fault and that retrying will not fix (a bug).
     /// postern's own kind: GitLab tracks these as exceptions. No notice is sent.
     Internal,
@@ -59,6 +62,7 @@ impl ErrorKind {
             ErrorKind::InvalidMergeRequest => "invalid_merge_request",
             ErrorKind::InvalidAttachment => "invalid_attachment",
             ErrorKind::EmailTooLarge => "email_too_large",
+            ErrorKind::LimitExceeded => "limit_exceeded",
             ErrorKind::Internal => "internal_error",
         }
     }
@@ -99,6 +103,7 @@ impl ErrorKind {
             | ErrorKind::InvalidIssue
             | ErrorKind::InvalidMergeRequest
             | ErrorKind::InvalidAttachment
+            | ErrorKind::LimitExceeded
             | ErrorKind::Internal => return None,
         })
     }

@@ -20,6 +20,7 @@ pub mod content;
 pub mod error;
 mod handlers;
 pub mod intake;
+pub mod limits;
 pub mod notice;
 pub mod notify;
 pub mod permissions;
@@ -29,4 +30,5 @@ pub mod quick;
 pub mod verification;
 
 pub use error::{ErrorKind, ProcessError, Rejection};
-pub use processor::{Created, Processor, ProcessorConfig, ReceiveOutcome, body_of};
+pub use limits::MessageLimits;
+pub use processor::{Created, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, body_of};

@@ -6,14 +6,16 @@ use std::collections::HashMap;
 use postern_mail::key::{CustomEmailLookup, KeyScan, custom_email_reply_parts, strip_verify};
 use postern_mail::{AddressTemplate, Email, Route, auto_generated, find_mail_key};
 use postern_store::{
-    InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store, Tx,
-    content_identity,
+    InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
+    Timestamp, Tx, content_identity,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::content::UploadPolicy;
+use crate::content::{MessageTexts, UploadPolicy};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::{self, Context, Handled};
+use crate::intake::IntakeMessage;
+use crate::limits::MessageLimits;
 use crate::notice;
 
 /// Everything the processor needs to know about this instance.
@@ -33,6 +35,50 @@ pub struct ProcessorConfig {
     pub instance_name: String,
     /// At most one reject notice per sender and reason in this many seconds (default 3600).
     pub reject_notice_window_seconds: i64,
+    /// When a message that failed temporarily is tried again, and when it is set aside.
+    pub retry: RetryPolicy,
+    /// What one message may make postern do.
+    pub limits: MessageLimits,
+    /// Where a message goes that the store refuses even as a quarantined row
+    /// ([`crate::intake::quarantine_directory`] of the data directory).
+    pub quarantine_directory: std::path::PathBuf,
+}
+
+/// When a message whose processing failed temporarily is tried again: after a back-off that
+/// doubles with each failure in a row (from `first_delay_seconds` up to `max_delay_seconds`),
+/// until the same reason has been seen `quarantine_after` times in a row; then the message is
+/// quarantined, so a failure that is really permanent stops costing work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The wait after the first failure.
+    pub first_delay_seconds: i64,
+    /// The longest wait.
+    pub max_delay_seconds: i64,
+    /// How many failures in a row with the same reason quarantine a message (at least 1).
+    pub quarantine_after: u32,
+}
+
+impl Default for RetryPolicy {
+    /// 30 s, doubling, at most 30 min; quarantined at the 8th same failure in a row, about an
+    /// hour after the first.
+    fn default() -> Self {
+        RetryPolicy {
+            first_delay_seconds: 30,
+            max_delay_seconds: 30 * 60,
+            quarantine_after: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt after `streak` failures in a row (1 for the first).
+    pub fn delay_seconds(&self, streak: i64) -> i64 {
+        let doublings = u32::try_from(streak.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        self.first_delay_seconds
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_delay_seconds)
+            .max(0)
+    }
 }
 
 /// What happened to one message, as `postern receive` prints it.
@@ -40,7 +86,9 @@ pub struct ProcessorConfig {
 pub struct ReceiveOutcome {
     /// The stored message (the first copy, for duplicates).
     pub inbound_id: i64,
-    /// `processed`, `rejected`, `duplicate` or `ignored`.
+    /// `processed`, `rejected`, `ignored`, `duplicate`, `queued` (stored; processing failed
+    /// for now and is retried) or `quarantined` (stored and set aside; see
+    /// [`InboundState::Quarantined`]).
     pub outcome: String,
     /// The handler that ran.
     pub handler: Option<String>,
@@ -110,10 +158,13 @@ impl Processor {
         &self.repositories
     }
 
-    /// Stores and processes one message in one transaction.
+    /// Stores and processes one message, in one transaction when all goes well.
     ///
-    /// `Err` means a temporary failure: nothing was written and the caller should retry later
-    /// (the MTA pipe exits 75). Every other result, refusals included, is committed.
+    /// The message is durable when this returns `Ok`, whatever became of it: processed,
+    /// refused, a duplicate, `queued` (processing failed for now; the failure is recorded and
+    /// the processing queue, or a redelivery of the same message, tries again) or
+    /// `quarantined`. `Err` ([`ProcessError::Temporary`]) means nothing could be stored: the
+    /// caller must not acknowledge the message (LMTP answers 451, the MTA pipe exits 75).
     pub async fn receive(
         &self,
         raw: &[u8],
@@ -121,39 +172,101 @@ impl Processor {
         source: InboundSource,
         source_identity: Option<String>,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        self.receive_at(raw, mailbox, source, source_identity, None)
-            .await
+        let message = IntakeMessage {
+            raw: bytes::Bytes::copy_from_slice(raw),
+            source_identity,
+            cursor: None,
+            declared_size: None,
+        };
+        self.receive_message(&message, mailbox, source).await
     }
 
-    /// [`Processor::receive`] for a message a watcher fetched: stores it with its source
-    /// identity, moves the folder's cursor and processes it, all in one transaction — one
-    /// commit instead of two (intake, then the queue), which is what keeps a single new
-    /// message's latency near the server's own.
-    pub async fn receive_fetched(
+    /// [`Processor::receive`] for a message as a source hands it over: with its source
+    /// identity, the folder cursor to move in the same transaction (one commit instead of two,
+    /// which keeps a single new message's latency near the server's own), and the declared
+    /// size of a message the source refused to fetch.
+    pub async fn receive_message(
         &self,
-        message: &crate::intake::IntakeMessage,
+        message: &IntakeMessage,
         mailbox: Mailbox,
         source: InboundSource,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        self.receive_at(
-            &message.raw,
+        let prepared = Prepared::new(&message.raw, message.declared_size);
+        let failure = match self
+            .store_and_process(message, mailbox, source, &prepared)
+            .await
+        {
+            Ok(outcome) => return Ok(outcome),
+            Err(failure) => failure,
+        };
+        // Nothing of that transaction remains. Store the message alone, then record why it
+        // could not be processed, so that it is durable either way and a failure that repeats
+        // ends in quarantine instead of an endless retry.
+        tracing::debug!(error = %failure, "processing at intake failed; storing the message alone");
+        let stored = crate::intake::store_one(
+            &self.store,
             mailbox,
             source,
-            Some(message.source_identity.clone()),
-            message.cursor.as_ref(),
+            message,
+            &self.config.quarantine_directory,
         )
-        .await
+        .await?;
+        let id = match stored {
+            crate::intake::Stored::New(id) | crate::intake::Stored::Duplicate(id) => id,
+            crate::intake::Stored::Quarantined { id, reason } => {
+                return Ok(quarantined_outcome(id.unwrap_or(0), reason));
+            }
+        };
+        self.record_failure(id, &failure).await
     }
 
-    async fn receive_at(
+    /// Records that processing message `id` failed with `failure` (a temporary failure or an
+    /// internal error; refusals are recorded by processing itself): a retry after a back-off
+    /// that grows with the failure streak, or quarantine once the same reason repeated
+    /// [`ProcessorConfig::quarantine_after`] times, or at once for an internal error.
+    pub async fn record_failure(
         &self,
-        raw: &[u8],
+        id: i64,
+        failure: &ProcessError,
+    ) -> Result<ReceiveOutcome, ProcessError> {
+        let mut tx = self.store.begin().await?;
+        let outcome = match failure {
+            ProcessError::Temporary(reason) => {
+                let retry = &self.config.retry;
+                let streak = tx
+                    .fail_inbound_temporarily(id, "temporary_failure", reason, |streak| {
+                        Timestamp::now().plus_seconds(retry.delay_seconds(streak))
+                    })
+                    .await?;
+                if streak >= i64::from(self.config.retry.quarantine_after) {
+                    let reason =
+                        format!("failed {streak} times in a row, each time with: {reason}");
+                    tx.quarantine_inbound(id, "repeated_failure", &reason)
+                        .await?;
+                    quarantined_outcome(id, reason)
+                } else {
+                    queued_outcome(id, reason.clone())
+                }
+            }
+            other => {
+                let reason = other.to_string();
+                tx.quarantine_inbound(id, "internal_error", &reason).await?;
+                quarantined_outcome(id, reason)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn store_and_process(
+        &self,
+        message: &IntakeMessage,
         mailbox: Mailbox,
         source: InboundSource,
-        source_identity: Option<String>,
-        cursor: Option<&(String, i64, i64)>,
+        prepared: &Prepared<'_>,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let email = Email::parse(raw);
+        let raw = &message.raw;
+        let email = &prepared.email;
         let message_id = email.message_id().map(str::to_owned);
         let identity = content_identity(message_id.as_deref(), body_of(raw));
         let mut tx = self.store.begin().await?;
@@ -162,12 +275,13 @@ impl Processor {
                 mailbox,
                 source,
                 message_id,
-                raw: raw.into(),
-                source_identity,
+                raw: raw.as_ref().into(),
+                source_identity: message.source_identity.clone(),
                 content_identity: identity,
+                declared_size: message.declared_size,
             })
             .await?;
-        if let Some((folder, validity, position)) = cursor {
+        if let Some((folder, validity, position)) = &message.cursor {
             tx.advance_intake_cursor(folder, *validity, *position)
                 .await?;
         }
@@ -179,7 +293,8 @@ impl Processor {
                 // A first copy stored but never finished (a crash or a temporary failure after
                 // intake) is completed by this delivery — unless the processing queue holds it
                 // right now, which the claim finds out (on PostgreSQL it waits for that
-                // transaction and then sees the message finished).
+                // transaction and then sees the message finished). A quarantined one stays
+                // aside until someone asks for it.
                 let stale_before = postern_store::Timestamp::now()
                     .plus_seconds(-crate::queue::STALE_CLAIM_SECONDS);
                 if is_finished(state) || !tx.claim_inbound(first_id, stale_before).await? {
@@ -193,41 +308,14 @@ impl Processor {
                 first_id
             }
         };
-        let outcome = self
-            .process_stored(&mut tx, id, &email, raw, mailbox)
-            .await?;
+        let outcome = self.process_stored(&mut tx, id, prepared, mailbox).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
-    /// Processes an already stored message again (`postern admin message reprocess`).
+    /// Processes an already stored message again (`postern admin message reprocess`, the web
+    /// mail desk's "Process again"); a quarantined one is released first.
     pub async fn reprocess(&self, id: i64) -> Result<Option<ReceiveOutcome>, ProcessError> {
-        let mut tx = self.store.begin().await?;
-        let Some(message) = tx.inbound(id).await? else {
-            return Ok(None);
-        };
-        if message.meta.state == InboundState::Processed {
-            // Its effect exists already; running it again would duplicate it.
-            return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
-        }
-        let email = Email::parse(&message.raw);
-        self.process_and_commit(tx, &message, &email)
-            .await
-            .map(Some)
-    }
-
-    /// Claims and processes a stored message in one transaction: the queue's unit of work.
-    /// `Ok(None)` when someone else holds it or it is finished. A claim older than
-    /// `stale_before` is taken over.
-    pub async fn process_queued(
-        &self,
-        id: i64,
-        stale_before: postern_store::Timestamp,
-    ) -> Result<Option<ReceiveOutcome>, ProcessError> {
-        // The raw bytes never change once stored, so they are read and parsed (base64 and
-        // quoted-printable decoding: milliseconds for a large message) before the write
-        // transaction. On SQLite that keeps the single write lock, which intake also needs,
-        // for the database work alone, and lets the queue's tasks parse in parallel.
         let message = {
             let mut read = self.store.begin_read_only().await?;
             match read.inbound(id).await? {
@@ -235,44 +323,78 @@ impl Processor {
                 None => return Ok(None),
             }
         };
-        let email = Email::parse(&message.raw);
-        let mut tx = self.store.begin().await?;
-        if !tx.claim_inbound(id, stale_before).await? {
-            return Ok(None);
+        if message.meta.state == InboundState::Processed {
+            // Its effect exists already; running it again would duplicate it.
+            return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
-        self.process_and_commit(tx, &message, &email)
+        let prepared = Prepared::new(&message.raw, message.meta.declared_size);
+        let mut tx = self.store.begin().await?;
+        tx.release_quarantined(id).await?;
+        self.process_and_record(tx, &message, &prepared)
             .await
             .map(Some)
     }
 
-    async fn process_and_commit(
+    /// Claims and processes a stored message in one transaction: the queue's unit of work.
+    /// `Ok(None)` when someone else holds it or it is finished. A claim older than
+    /// `stale_before` is taken over. A failure is recorded ([`Processor::record_failure`]).
+    pub async fn process_queued(
+        &self,
+        id: i64,
+        stale_before: postern_store::Timestamp,
+    ) -> Result<Option<ReceiveOutcome>, ProcessError> {
+        // The raw bytes never change once stored, so they are read and parsed, and the text
+        // work done, before the write transaction. On SQLite that keeps the single write lock,
+        // which intake also needs, for the database work alone, and lets the queue's tasks
+        // work in parallel.
+        let message = {
+            let mut read = self.store.begin_read_only().await?;
+            match read.inbound(id).await? {
+                Some(message) => message,
+                None => return Ok(None),
+            }
+        };
+        let prepared = Prepared::new(&message.raw, message.meta.declared_size);
+        let mut tx = self.store.begin().await?;
+        if !tx.claim_inbound(id, stale_before).await? {
+            return Ok(None);
+        }
+        self.process_and_record(tx, &message, &prepared)
+            .await
+            .map(Some)
+    }
+
+    /// Processes a claimed message and commits; a failure rolls that back and is recorded in
+    /// a transaction of its own.
+    async fn process_and_record(
         &self,
         mut tx: Tx,
         message: &postern_store::InboundMessage,
-        email: &Email<'_>,
+        prepared: &Prepared<'_>,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let outcome = self
-            .process_stored(
-                &mut tx,
-                message.meta.id,
-                email,
-                &message.raw,
-                message.meta.mailbox,
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let processed = async {
+            let outcome = self
+                .process_stored(&mut tx, message.meta.id, prepared, message.meta.mailbox)
+                .await?;
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .await;
+        match processed {
+            Ok(outcome) => Ok(outcome),
+            Err(failure) => self.record_failure(message.meta.id, &failure).await,
+        }
     }
 
     async fn process_stored(
         &self,
         tx: &mut Tx,
         id: i64,
-        email: &Email<'_>,
-        raw: &[u8],
+        prepared: &Prepared<'_>,
         mailbox: Mailbox,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let decision = self.decide(tx, email, raw, mailbox).await?;
+        let email = &prepared.email;
+        let decision = self.decide(tx, prepared, mailbox).await?;
         let (state, handler, result) = match decision {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
@@ -281,6 +403,7 @@ impl Processor {
                 let mut context = Context {
                     tx,
                     email,
+                    texts: &prepared.texts,
                     config: &self.config,
                     repositories: &self.repositories,
                 };
@@ -289,15 +412,9 @@ impl Processor {
                     Err(ProcessError::Rejected(rejection)) => {
                         (InboundState::Rejected, Some(handler), Err(rejection))
                     }
-                    Err(ProcessError::Internal(message)) => (
-                        InboundState::Rejected,
-                        Some(handler),
-                        Err(Rejection::with_reason(
-                            ErrorKind::Internal,
-                            format!("internal error: {message}"),
-                        )),
-                    ),
-                    Err(temporary) => return Err(temporary),
+                    // Temporary failures and internal errors roll back (on PostgreSQL a failed
+                    // statement spoils the transaction) and are recorded by the caller.
+                    Err(failure) => return Err(failure),
                 }
             }
         };
@@ -344,22 +461,16 @@ impl Processor {
         Ok(outcome)
     }
 
-    /// The receiver's checks before any handler: blank, automatic, key, route.
+    /// The receiver's checks before any handler: blank, too large, automatic, key, route.
     async fn decide(
         &self,
         tx: &mut Tx,
-        email: &Email<'_>,
-        raw: &[u8],
+        prepared: &Prepared<'_>,
         mailbox: Mailbox,
     ) -> Result<Decision, ProcessError> {
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail)));
-        }
-        if let Some(reason) = auto_generated(email) {
-            return Ok(Decision::Ignored(Rejection::with_reason(
-                ErrorKind::AutoGeneratedEmail,
-                format!("automatic mail ({})", reason.as_str()),
-            )));
+        let email = &prepared.email;
+        if let Some(early) = prepared.early.clone() {
+            return Ok(early);
         }
         let template = match mailbox {
             Mailbox::Incoming => self.config.incoming_address.as_ref(),
@@ -390,10 +501,84 @@ impl Processor {
     }
 }
 
+#[derive(Clone)]
 enum Decision {
     Ignored(Rejection),
     Rejected(Rejection),
     Route(Route),
+}
+
+/// What is known of a message before its write transaction: the parse, the receiver's checks
+/// that need no database, and the body texts. All of it is a function of the bytes alone and
+/// takes time in proportion to them, so none of it runs while the store's write slot is held.
+pub(crate) struct Prepared<'raw> {
+    email: Email<'raw>,
+    /// The decision, when the bytes alone decide (blank, automatic, too large).
+    early: Option<Decision>,
+    texts: MessageTexts,
+}
+
+impl<'raw> Prepared<'raw> {
+    fn new(raw: &'raw [u8], declared_size: Option<i64>) -> Prepared<'raw> {
+        let email = Email::parse(raw);
+        let early = early_decision(raw, &email, declared_size);
+        // A message refused by its bytes needs no body text.
+        let texts = match early {
+            None => MessageTexts::of(&email),
+            Some(_) => MessageTexts::default(),
+        };
+        Prepared {
+            email,
+            early,
+            texts,
+        }
+    }
+}
+
+/// GitLab's receiver checks that come before the key: a blank message is refused, automatic
+/// mail ignored (never answered, so before the size check, whose refusal sends a notice), and a
+/// message the source would not fetch for its size refused as `email_too_large`.
+fn early_decision(raw: &[u8], email: &Email<'_>, declared_size: Option<i64>) -> Option<Decision> {
+    // An oversized message is kept as its header block, which may be empty: still too large.
+    if declared_size.is_none() && raw.iter().all(u8::is_ascii_whitespace) {
+        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail)));
+    }
+    if let Some(reason) = auto_generated(email) {
+        return Some(Decision::Ignored(Rejection::with_reason(
+            ErrorKind::AutoGeneratedEmail,
+            format!("automatic mail ({})", reason.as_str()),
+        )));
+    }
+    if declared_size.is_some() {
+        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmailTooLarge)));
+    }
+    None
+}
+
+fn queued_outcome(id: i64, reason: String) -> ReceiveOutcome {
+    ReceiveOutcome {
+        inbound_id: id,
+        outcome: "queued".to_owned(),
+        handler: None,
+        error: Some("temporary_failure".to_owned()),
+        reason: Some(reason),
+        created: None,
+        reject_notice_queued: false,
+        first_outcome: None,
+    }
+}
+
+pub(crate) fn quarantined_outcome(id: i64, reason: String) -> ReceiveOutcome {
+    ReceiveOutcome {
+        inbound_id: id,
+        outcome: "quarantined".to_owned(),
+        handler: None,
+        error: Some("quarantined".to_owned()),
+        reason: Some(reason),
+        created: None,
+        reject_notice_queued: false,
+        first_outcome: None,
+    }
 }
 
 fn is_finished(state: InboundState) -> bool {

@@ -15,11 +15,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use crate::error::ProcessError;
 use crate::processor::{Processor, ReceiveOutcome};
 
-/// How long a temporarily failed message waits before it is tried again.
-pub const RETRY_AFTER_SECONDS: i64 = 30;
 /// A `processing` claim older than this belongs to a dead processor (claims taken by this crate
 /// live only inside a transaction; other claimers may commit them).
 pub const STALE_CLAIM_SECONDS: i64 = 600;
@@ -159,28 +156,18 @@ impl ProcessingQueue {
 async fn process_one(processor: &Processor, id: i64) -> QueueEvent {
     let stale_before = Timestamp::now().plus_seconds(-STALE_CLAIM_SECONDS);
     let started = std::time::Instant::now();
+    // A failure of processing itself is recorded by `process_queued` (retry with back-off, or
+    // quarantine); an error here means the store could not even be read or claimed from, and
+    // the message simply stays where it is until the next look at the queue.
     match processor.process_queued(id, stale_before).await {
         Ok(Some(outcome)) => QueueEvent::Finished {
             outcome,
             elapsed: started.elapsed(),
         },
         Ok(None) => QueueEvent::Skipped(id),
-        Err(error) => {
-            let reason = error.to_string();
-            if matches!(error, ProcessError::Temporary(_)) {
-                // Best effort: if the store is down this fails too, and the message simply
-                // stays `received` and is tried at the next poll.
-                let retry_at = Timestamp::now().plus_seconds(RETRY_AFTER_SECONDS);
-                if let Ok(mut tx) = processor.store().begin().await
-                    && tx
-                        .retry_inbound_at(id, "temporary_failure", &reason, retry_at)
-                        .await
-                        .is_ok()
-                {
-                    let _ = tx.commit().await;
-                }
-            }
-            QueueEvent::Retry { id, reason }
-        }
+        Err(error) => QueueEvent::Retry {
+            id,
+            reason: error.to_string(),
+        },
     }
 }

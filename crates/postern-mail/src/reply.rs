@@ -69,6 +69,12 @@ pub fn parse_reply(email: &Email<'_>, options: ReplyOptions) -> Result<Reply, Re
     Ok(finish_reply(&selected, options))
 }
 
+/// The text part of `email` the reply is read from, decoded and converted (the first half of
+/// [`parse_reply`]); [`finish_reply`] does the rest for each set of options.
+pub fn selected_body(email: &Email<'_>) -> String {
+    select_body(email.inner())
+}
+
 /// Refuses the option pairs GitLab refuses.
 pub fn check_options(options: ReplyOptions) -> Result<(), ReplyError> {
     if options.allow_only_quotes && options.trim_reply {

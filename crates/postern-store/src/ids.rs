@@ -37,7 +37,7 @@ pub fn base36(mut n: u128) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -107,9 +107,58 @@ pub fn full_path_slug(full_path: &str) -> String {
 /// message bytes after the header block, so the same message that arrives twice — through IMAP
 /// and through LMTP, or redelivered after a crash — gets the same identity even though the
 /// transport added different `Received:` headers.
+///
+/// The Message-ID is written by the sender, so it may be of any length or hold any byte. The
+/// identity is a unique key, and an index entry has a size limit (about 2.7 KB on PostgreSQL),
+/// so a Message-ID that is not a short printable value ([`is_plain_identifier`]) is replaced by
+/// `sha256:` and its own hash: the identity stays unique and bounded whatever the header holds.
 pub fn content_identity(message_id: Option<&str>, body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    format!("{}|{}", message_id.unwrap_or(""), hex(&digest))
+    match message_id {
+        Some(id) if !is_plain_identifier(id) => {
+            format!(
+                "sha256:{}|{}",
+                hex(&Sha256::digest(id.as_bytes())),
+                hex(&digest)
+            )
+        }
+        id => format!("{}|{}", id.unwrap_or(""), hex(&digest)),
+    }
+}
+
+/// The longest header-derived identifier (Message-ID) stored as it is, in bytes.
+pub const MAX_STORED_IDENTIFIER_BYTES: usize = 255;
+
+/// Whether `value` may be stored and indexed as it is: at most
+/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes and no control character (NUL included, which
+/// PostgreSQL refuses in text).
+pub fn is_plain_identifier(value: &str) -> bool {
+    value.len() <= MAX_STORED_IDENTIFIER_BYTES && !value.chars().any(char::is_control)
+}
+
+/// `value` made storable as informational text: control characters removed and cut to
+/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes (at a character boundary), with `…` marking a cut.
+pub fn bounded_identifier(value: &str) -> String {
+    let printable: String = value.chars().filter(|c| !c.is_control()).collect();
+    if printable.len() <= MAX_STORED_IDENTIFIER_BYTES {
+        return printable;
+    }
+    let mut cut = MAX_STORED_IDENTIFIER_BYTES - '…'.len_utf8();
+    while !printable.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &printable[..cut])
+}
+
+/// `text` without NUL characters, which PostgreSQL refuses in a text column (SQLite would
+/// store them, and then every reader would have to cope). Other control characters are kept:
+/// line breaks and tabs are text.
+pub fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Lowercased form used for case-insensitive unique columns (emails, usernames, paths).

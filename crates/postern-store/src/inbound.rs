@@ -45,6 +45,10 @@ text_enum! {
         Ignored = "ignored",
         /// Failed in a way that may pass later; will be retried.
         FailedTemporary = "failed_temporary",
+        /// Set aside: it failed permanently in a way no handler decided (the store refused it),
+        /// or temporarily with the same reason too many times in a row. Kept with its bytes and
+        /// the reason, skipped by every worker, processed again only on request.
+        Quarantined = "quarantined",
     }
 }
 
@@ -83,6 +87,11 @@ pub struct InboundMeta {
     pub attempts: i64,
     /// When the current or last claim was taken.
     pub claimed_at: Option<Timestamp>,
+    /// How many attempts in a row failed temporarily with the same reason.
+    pub failure_streak: i64,
+    /// For a message a source did not fetch because it was over the size limit: the size the
+    /// source declared (the stored bytes are then only its header block).
+    pub declared_size: Option<i64>,
 }
 
 /// An inbound message with its raw bytes.
@@ -120,6 +129,9 @@ pub struct NewInbound<'a> {
     pub source_identity: Option<String>,
     /// Content identity; see [`content_identity`](crate::content_identity).
     pub content_identity: String,
+    /// Set when the source refused to fetch the message because of its size: the size it
+    /// declared. `raw` is then the header block only.
+    pub declared_size: Option<i64>,
 }
 
 /// Which identity showed that a message was already stored.
@@ -210,16 +222,18 @@ impl Tx {
                 self,
                 i64,
                 "INSERT INTO inbound_messages (received_at, mailbox, source, message_id, size,
-                                               source_identity, content_identity)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                               source_identity, content_identity, declared_size)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT DO NOTHING RETURNING id",
                 Timestamp::now().0,
                 new.mailbox.as_str(),
                 new.source.as_str(),
-                &new.message_id,
+                // Written by the sender: bounded and printable before it reaches a column.
+                new.message_id.as_deref().map(crate::bounded_identifier),
                 size,
                 &new.source_identity,
                 &new.content_identity,
+                new.declared_size,
             )?;
             if let Some(id) = id {
                 // A table of its own, so that state changes never rewrite the bytes (0007);
@@ -272,6 +286,34 @@ impl Tx {
         Err(StoreError::NotFound(
             "inbound message that conflicted on insert (it kept disappearing)",
         ))
+    }
+
+    /// Stores, already quarantined, a message whose [`Tx::insert_inbound`] failed permanently
+    /// (in an earlier transaction: a failed statement spoils the transaction on PostgreSQL).
+    /// Only the parts the store itself makes are kept besides the bytes: no Message-ID, and a
+    /// content identity of `quarantined|` and the hash of the raw bytes, so whatever in the
+    /// sender's headers made the insert fail is not written again. A duplicate (same source
+    /// identity, or the same bytes quarantined before) is reported as such.
+    pub async fn insert_quarantined(
+        &mut self,
+        new: &NewInbound<'_>,
+        error_kind: &str,
+        reason: &str,
+    ) -> Result<InsertOutcome, StoreError> {
+        use sha2::Digest as _;
+        let bare = NewInbound {
+            message_id: None,
+            content_identity: format!(
+                "quarantined|{}",
+                crate::ids::hex(&sha2::Sha256::digest(&new.raw))
+            ),
+            ..new.clone()
+        };
+        let outcome = self.insert_inbound(&bare).await?;
+        if let InsertOutcome::New(id) = outcome {
+            self.quarantine_inbound(id, error_kind, reason).await?;
+        }
+        Ok(outcome)
     }
 
     /// Claims a message for processing: moves it from `received` or `failed_temporary` (or
@@ -370,7 +412,7 @@ impl Tx {
                     concat!(
                         "SELECT id, received_at, mailbox, source, message_id, size, source_identity,
                                 content_identity, state, handler, error_kind, reason, outcome,
-                                processed_at, attempts, claimed_at
+                                processed_at, attempts, claimed_at, failure_streak, declared_size
                          FROM inbound_messages
                          WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR mailbox = $2)
                            AND id < COALESCE($3, 9223372036854775807)

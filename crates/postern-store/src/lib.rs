@@ -65,8 +65,9 @@ mod web;
 
 pub use error::StoreError;
 pub use ids::{
-    base36, content_identity, full_path_slug, new_discussion_id, new_incoming_email_token,
-    new_reply_key, new_upload_secret,
+    MAX_STORED_IDENTIFIER_BYTES, base36, bounded_identifier, content_identity, full_path_slug,
+    is_plain_identifier, new_discussion_id, new_incoming_email_token, new_reply_key,
+    new_upload_secret, without_nul,
 };
 pub use inbound::{
     DuplicateOf, InboundFilter, InboundFinish, InboundMessage, InboundMeta, InboundSource,

@@ -54,6 +54,7 @@ async fn main() {
                     raw: raw.into_bytes().into(),
                     source_identity: None,
                     content_identity: format!("bench-{n}"),
+                    declared_size: None,
                 })
                 .await
                 .unwrap();
@@ -127,6 +128,9 @@ async fn main() {
             sender_address: "postern@localhost".into(),
             instance_name: "postern".into(),
             reject_notice_window_seconds: 3600,
+            retry: postern_core::RetryPolicy::default(),
+            limits: postern_core::MessageLimits::default(),
+            quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
         },
     ));
     let state = WebState::new(

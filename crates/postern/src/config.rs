@@ -68,6 +68,27 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// Logging of `serve`.
     pub log: Option<LogConfig>,
+    /// What one message may make postern do, and when failing messages are set aside.
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `limits:`. Every key has a safe default; a message over a limit is refused with a reject
+/// notice that names it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest message `postern receive` takes from a pipe, in bytes (default 50 MiB); a larger
+    /// one is kept as its header block and refused as `email_too_large`.
+    pub max_message_bytes: Option<usize>,
+    /// Attachments uploaded from one message (default 100).
+    pub max_attachments: Option<usize>,
+    /// Decoded bytes of one message's attachments together (default 50 MiB).
+    pub max_attachment_bytes: Option<usize>,
+    /// Quick actions run from one message (default 100).
+    pub max_quick_actions: Option<usize>,
+    /// Temporary failures in a row, with the same reason, after which a message is
+    /// quarantined (default 8, about an hour of back-off).
+    pub quarantine_after_failures: Option<u32>,
 }
 
 /// `log:`.

@@ -50,6 +50,60 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     })
 }
 
+/// A message read for storing: the whole of it, or, over the size limit, only its header
+/// block and the size it had.
+pub struct MessageInput {
+    /// The message, or its header block.
+    pub raw: Vec<u8>,
+    /// Set when the message was over the limit: its full size in bytes.
+    pub oversized: Option<u64>,
+}
+
+/// The most bytes of an oversized message kept (its header block, for the reject notice).
+const KEPT_HEADER_BYTES: usize = 256 * 1024;
+
+/// Reads a message from `path` (`-` for standard input) keeping at most `max_bytes` of it: a
+/// larger message is read to its end (an MTA writing into a pipe must not see it closed early)
+/// but only its header block is kept, and its size reported.
+pub fn read_message(path: &Path, max_bytes: usize) -> Result<MessageInput, Failure> {
+    let failed = |e: std::io::Error| {
+        let what = if path.as_os_str() == "-" {
+            "standard input".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        Failure::new(NO_INPUT, anyhow::anyhow!("cannot read {what}: {e}"))
+    };
+    let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(failed)?)
+    };
+    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX);
+    let mut raw = Vec::new();
+    (&mut reader)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(failed)?;
+    if raw.len() <= max_bytes {
+        return Ok(MessageInput {
+            raw,
+            oversized: None,
+        });
+    }
+    let rest = std::io::copy(&mut reader, &mut std::io::sink()).map_err(failed)?;
+    let size = u64::try_from(raw.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(rest);
+    let body = postern_core::body_of(&raw).len();
+    let header_block = (raw.len() - body).min(KEPT_HEADER_BYTES);
+    raw.truncate(header_block);
+    Ok(MessageInput {
+        raw,
+        oversized: Some(size),
+    })
+}
+
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(SOFTWARE, e))?;

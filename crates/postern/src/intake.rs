@@ -21,6 +21,8 @@ pub struct StoreIntake {
     mailbox: Mailbox,
     source: InboundSource,
     wake: Wake,
+    /// Where a message the store refuses even quarantined is kept as a file.
+    quarantine_directory: std::path::PathBuf,
     /// Standalone mode: a batch of one (a new message during IDLE) is stored and processed in
     /// one transaction, saving a commit on the latency path.
     processor: Option<Arc<Processor>>,
@@ -28,12 +30,19 @@ pub struct StoreIntake {
 
 impl StoreIntake {
     /// Messages taken in are stored for `mailbox`, recorded as coming from `source`.
-    pub fn new(store: Store, mailbox: Mailbox, source: InboundSource, wake: Wake) -> StoreIntake {
+    pub fn new(
+        store: Store,
+        mailbox: Mailbox,
+        source: InboundSource,
+        wake: Wake,
+        quarantine_directory: std::path::PathBuf,
+    ) -> StoreIntake {
         StoreIntake {
             store,
             mailbox,
             source,
             wake,
+            quarantine_directory,
             processor: None,
         }
     }
@@ -55,7 +64,8 @@ impl Intake for StoreIntake {
             .into_iter()
             .map(|fetched| IntakeMessage {
                 raw: fetched.raw,
-                source_identity: fetched.identity,
+                source_identity: Some(fetched.identity),
+                declared_size: None,
                 cursor: fetched.cursor.map(|cursor| {
                     (
                         cursor.source,
@@ -70,40 +80,40 @@ impl Intake for StoreIntake {
             let span = tracing::info_span!(
                 "message",
                 message_id = postern_inbox::headers::message_id(&message.raw).as_deref(),
-                source_identity = %message.source_identity
+                source_identity = message.source_identity.as_deref()
             );
             let started = Instant::now();
-            let processed = async {
-                match processor
-                    .receive_fetched(message, self.mailbox, self.source)
-                    .await
-                {
-                    Ok(outcome) => {
-                        let mailbox = self.mailbox.as_str();
-                        crate::logging::message_finished(
-                            &outcome,
-                            "intake",
-                            mailbox,
-                            started.elapsed(),
-                        );
-                        true
+            let processed = processor
+                .receive_message(message, self.mailbox, self.source)
+                .instrument(span)
+                .await;
+            return match processed {
+                // Durable whatever the outcome: stored and processed, refused, queued for a
+                // retry or quarantined.
+                Ok(outcome) => {
+                    crate::logging::message_finished(
+                        &outcome,
+                        "intake",
+                        self.mailbox.as_str(),
+                        started.elapsed(),
+                    );
+                    if outcome.outcome == "queued" {
+                        (self.wake)();
                     }
-                    // Processing could not finish now: store it alone, and let the queue retry.
-                    Err(error) => {
-                        tracing::debug!(%error, "processing at intake failed; queueing the message");
-                        false
-                    }
+                    Ok(())
                 }
-            }
-            .instrument(span)
-            .await;
-            if processed {
-                return Ok(());
-            }
+                Err(error) => Err(unavailable(error)),
+            };
         }
-        let summary = take_in(&self.store, self.mailbox, self.source, &messages)
-            .await
-            .map_err(unavailable)?;
+        let summary = take_in(
+            &self.store,
+            self.mailbox,
+            self.source,
+            &messages,
+            &self.quarantine_directory,
+        )
+        .await
+        .map_err(unavailable)?;
         if !summary.stored.is_empty() {
             (self.wake)();
         }

@@ -18,6 +18,9 @@ pub const DEFAULT_DATA_DIR: &str = "postern-data";
 /// GitLab's default `max_attachment_size` (100 MB).
 pub const MAX_ATTACHMENT_BYTES: usize = 100 * 1024 * 1024;
 
+/// The largest message taken whole by default, from any source: the built-in listener's limit.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 50 * 1024 * 1024;
+
 /// Resolved locations and settings.
 pub struct Setup {
     /// The configuration it came from.
@@ -122,6 +125,54 @@ impl Setup {
                 .as_ref()
                 .and_then(|instance| instance.reject_notice_interval)
                 .unwrap_or(postern_core::notice::NOTICE_WINDOW_SECONDS),
+            retry: self.retry_policy(),
+            limits: self.message_limits(),
+            quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
+        }
+    }
+
+    fn limits(&self) -> &crate::config::LimitsConfig {
+        static NONE: crate::config::LimitsConfig = crate::config::LimitsConfig {
+            max_message_bytes: None,
+            max_attachments: None,
+            max_attachment_bytes: None,
+            max_quick_actions: None,
+            quarantine_after_failures: None,
+        };
+        self.config.limits.as_ref().unwrap_or(&NONE)
+    }
+
+    /// `limits:` for one message, defaults filled in.
+    pub fn message_limits(&self) -> postern_core::MessageLimits {
+        let limits = self.limits();
+        let default = postern_core::MessageLimits::default();
+        postern_core::MessageLimits {
+            max_attachments: limits.max_attachments.unwrap_or(default.max_attachments),
+            max_attachment_bytes: limits
+                .max_attachment_bytes
+                .unwrap_or(default.max_attachment_bytes),
+            max_quick_actions: limits
+                .max_quick_actions
+                .unwrap_or(default.max_quick_actions),
+        }
+    }
+
+    /// The largest message `postern receive` takes whole.
+    pub fn max_message_bytes(&self) -> usize {
+        self.limits()
+            .max_message_bytes
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    fn retry_policy(&self) -> postern_core::RetryPolicy {
+        let default = postern_core::RetryPolicy::default();
+        postern_core::RetryPolicy {
+            quarantine_after: self
+                .limits()
+                .quarantine_after_failures
+                .unwrap_or(default.quarantine_after)
+                .max(1),
+            ..default
         }
     }
 

@@ -94,7 +94,7 @@ pub async fn create_issue(
     if !errors.is_empty() {
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
     }
-    let (body, _) = content::body_text(context.email, Variant::UntrimmedWithQuotes);
+    let (body, _) = context.texts.body(Variant::UntrimmedWithQuotes);
     let links = content::upload_attachments(
         tx,
         context.email,

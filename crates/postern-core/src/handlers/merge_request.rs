@@ -41,7 +41,7 @@ pub async fn create_merge_request(
         )]));
     }
     // The description is the trimmed reply; its quick actions (e.g. `/target_branch`) run.
-    let (body, _) = content::body_text(context.email, Variant::Trimmed);
+    let (body, _) = context.texts.body(Variant::Trimmed);
     let (description, actions) = extract_quick_actions(&body);
     let target_branch = actions
         .iter()

@@ -22,6 +22,8 @@ pub struct Context<'a, 'raw> {
     pub tx: &'a mut Tx,
     /// The parsed message.
     pub email: &'a Email<'raw>,
+    /// Its body text in every variant, worked out before the transaction began.
+    pub texts: &'a crate::content::MessageTexts,
     /// Instance settings.
     pub config: &'a ProcessorConfig,
     /// Project git repositories (merge requests by email).

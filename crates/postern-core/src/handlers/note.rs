@@ -99,7 +99,7 @@ pub async fn create_note(
         Noteable::Issue(_) => Variant::TrimmedWithAppendedReply,
         Noteable::MergeRequest(_) => Variant::Trimmed,
     };
-    let (body, elided) = content::body_text(context.email, variant);
+    let (body, elided) = context.texts.body(variant);
     let links = content::upload_attachments(
         tx,
         context.email,
@@ -169,7 +169,7 @@ pub async fn create_note_on_issuable(
     };
     validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
     let issue = issue.ok_or(ErrorKind::NoteableNotFound)?;
-    let (body, _) = content::body_text(context.email, Variant::Untrimmed);
+    let (body, _) = context.texts.body(Variant::Untrimmed);
     let links = content::upload_attachments(
         tx,
         context.email,

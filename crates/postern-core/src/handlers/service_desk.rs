@@ -41,7 +41,11 @@ pub async fn service_desk(
         .filter(|project| service_desk_enabled(config, project, mailbox))
         .ok_or(ErrorKind::ProjectNotFound)?;
     let bot = tx.ensure_support_bot().await?;
-    let parts = Parts { email, config };
+    let parts = Parts {
+        email,
+        texts: context.texts,
+        config,
+    };
 
     if email
         .to()
@@ -56,7 +60,7 @@ pub async fn service_desk(
     if let Some(in_reply_to) = email.in_reply_to()
         && let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await?
     {
-        let (body, _) = content::body_text(email, Variant::Untrimmed);
+        let (body, _) = parts.texts.body(Variant::Untrimmed);
         let links = upload(tx, &parts, &project, &bot).await?;
         let text = content::compose(&body, None, &links, true, Variant::Untrimmed);
         let note = create_comment(
@@ -90,6 +94,7 @@ pub async fn service_desk(
 /// borrowed at once.
 struct Parts<'a, 'raw> {
     email: &'a postern_mail::Email<'raw>,
+    texts: &'a content::MessageTexts,
     config: &'a crate::processor::ProcessorConfig,
 }
 
@@ -140,7 +145,7 @@ async fn new_ticket(
     if !errors.is_empty() {
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
     }
-    let (body, _) = content::body_text(email, Variant::UntrimmedWithQuotes);
+    let (body, _) = context.texts.body(Variant::UntrimmedWithQuotes);
     let links = upload(tx, context, project, bot).await?;
     let mut description = content::compose(&body, None, &links, true, Variant::UntrimmedWithQuotes);
     let settings = &project.service_desk;
@@ -305,7 +310,7 @@ async fn verify_custom_email(
         (Some(from), Some(custom)) => from.eq_ignore_ascii_case(custom),
         _ => false,
     };
-    let (body, _) = content::body_text(email, Variant::Trimmed);
+    let (body, _) = context.texts.body(Variant::Trimmed);
     let token_matches = VERIFICATION_TOKEN
         .captures(&body)
         .and_then(|captures| captures.get(1))

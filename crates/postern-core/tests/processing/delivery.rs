@@ -203,9 +203,10 @@ async fn busy_sqlite_is_temporary_and_writes_nothing() -> Result<(), BoxError> {
 
 /// PostgreSQL fails half-way through a message (a trigger raises "admin shutdown" when the
 /// comment is written, after the message and the issue lookup are done): nothing of the
-/// message stays, and a later delivery is processed normally.
+/// processing stays, the message itself is kept, queued for a retry with the reason, and a
+/// later delivery of it completes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_failing_mid_way_writes_nothing() -> Result<(), BoxError> {
+async fn postgres_failing_mid_way_keeps_only_the_message() -> Result<(), BoxError> {
     let Some(db) = TestDb::postgres().await else {
         return Ok(());
     };
@@ -226,15 +227,19 @@ async fn postgres_failing_mid_way_writes_nothing() -> Result<(), BoxError> {
         .execute(&mut admin)
         .await?;
         let raw = world.fixture("valid_reply.eml", 0);
-        let result = world
+        let outcome = world
             .processor(REPLY)
             .receive(&raw, Mailbox::Incoming, InboundSource::Pipe, None)
-            .await;
+            .await?;
+        assert_eq!(outcome.outcome, "queued", "{outcome:?}");
         assert!(
-            matches!(result, Err(ProcessError::Temporary(_))),
-            "{result:?}"
+            outcome
+                .reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("simulated shutdown")),
+            "{outcome:?}"
         );
-        assert_eq!(inbound_count(world.store()).await?, 0);
+        assert_eq!(inbound_count(world.store()).await?, 1);
         assert!(world.notes(&issue).await?.is_empty());
         sqlx::raw_sql("DROP TRIGGER fail_note ON notes")
             .execute(&mut admin)

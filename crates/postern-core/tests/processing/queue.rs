@@ -19,7 +19,8 @@ fn new_issues(world: &World, count: usize) -> Result<Vec<IntakeMessage>, BoxErro
                 .replace("Message-ID: <", &format!("Message-ID: <q{n}-"))
                 .into_bytes()
                 .into(),
-            source_identity: format!("imap:incoming@localhost/inbox:1:{n}"),
+            source_identity: Some(format!("imap:incoming@localhost/inbox:1:{n}")),
+            declared_size: None,
             cursor: Some((
                 "incoming@localhost/inbox".to_owned(),
                 1,
@@ -44,6 +45,7 @@ both!(intake_stores_once_and_queue_processes_once, |db| {
         Mailbox::Incoming,
         InboundSource::Imap,
         &batch,
+        &world.quarantine_directory(),
     )
     .await?;
     assert_eq!(first.stored.len(), 3);
@@ -53,6 +55,7 @@ both!(intake_stores_once_and_queue_processes_once, |db| {
         Mailbox::Incoming,
         InboundSource::Imap,
         &batch,
+        &world.quarantine_directory(),
     )
     .await?;
     assert!(again.stored.is_empty());
@@ -100,6 +103,7 @@ both!(
             Mailbox::Incoming,
             InboundSource::Imap,
             &batch,
+            &world.quarantine_directory(),
         )
         .await?;
         let finished = Arc::new(Mutex::new(Vec::new()));
@@ -136,6 +140,7 @@ both!(a_delivery_of_a_queued_message_completes_it_once, |db| {
         Mailbox::Incoming,
         InboundSource::Imap,
         &batch,
+        &world.quarantine_directory(),
     )
     .await?;
     // The same message also arrives through the MTA pipe before the queue got to it.

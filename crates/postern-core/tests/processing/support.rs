@@ -53,6 +53,11 @@ impl World {
         })
     }
 
+    /// Where messages the store refuses are kept as files.
+    pub fn quarantine_directory(&self) -> std::path::PathBuf {
+        postern_core::intake::quarantine_directory(self.data.path())
+    }
+
     pub fn store(&self) -> &Store {
         &self.db.store
     }
@@ -77,6 +82,9 @@ impl World {
             sender_address: "postern@localhost".into(),
             instance_name: "postern".into(),
             reject_notice_window_seconds: 3600,
+            retry: postern_core::RetryPolicy::default(),
+            limits: postern_core::MessageLimits::default(),
+            quarantine_directory: postern_core::intake::quarantine_directory(self.data.path()),
         }
     }
 

@@ -37,6 +37,7 @@ pub async fn store_messages(store: &Store, mailbox: Mailbox, raws: &[Vec<u8>]) -
             raw: raw.as_slice().into(),
             source_identity: None,
             content_identity: postern_store::content_identity(Some(&message_id), raw),
+            declared_size: None,
         };
         match tx.insert_inbound(&new).await.expect("insert") {
             postern_store::InsertOutcome::New(id) => ids.push(id),

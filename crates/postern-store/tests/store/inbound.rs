@@ -19,6 +19,7 @@ fn message(n: u32, source_identity: Option<&str>) -> NewInbound<'static> {
         content_identity: content_identity(Some(&format!("<m{n}@example.org>")), &raw),
         raw: raw.into(),
         source_identity: source_identity.map(str::to_owned),
+        declared_size: None,
     }
 }
 
@@ -218,6 +219,7 @@ fn large_message(n: u32, size: usize) -> NewInbound<'static> {
         content_identity: content_identity(Some(&format!("<large{n}@example.org>")), &raw),
         raw: raw.into(),
         source_identity: None,
+        declared_size: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn message(n: u32, mailbox: Mailbox) -> NewInbound<'static> {
         content_identity: content_identity(None, &raw),
         raw: raw.into(),
         source_identity: None,
+        declared_size: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn message(n: u32) -> NewInbound<'static> {
         content_identity: content_identity(Some(&format!("<q{n}@example.org>")), &raw),
         raw: raw.into(),
         source_identity: Some(format!("imap:u@h/inbox:7:{n}")),
+        declared_size: None,
     }
 }
 

@@ -282,6 +282,7 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
             raw: vec![b'x'; each].into(),
             source_identity: None,
             content_identity: format!("checkpoint|{n}"),
+            declared_size: None,
         })
         .await
         .expect("insert");

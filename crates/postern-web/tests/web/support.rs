@@ -72,6 +72,9 @@ impl Web {
             sender_address: "postern@example.com".into(),
             instance_name: "postern".into(),
             reject_notice_window_seconds: 3600,
+            retry: postern_core::RetryPolicy::default(),
+            limits: postern_core::MessageLimits::default(),
+            quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
         };
         let repositories = postern_git::Repositories::new(data.path().join("repositories"));
         let processor = Arc::new(Processor::new(db.store.clone(), repositories, config));

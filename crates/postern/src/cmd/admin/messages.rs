@@ -12,7 +12,8 @@ use crate::setup::Setup;
 pub enum MessageCommand {
     /// List received messages, newest first, with their outcome.
     List {
-        /// Only this state: received, processing, processed, rejected, ignored, failed_temporary.
+        /// Only this state: received, processing, processed, rejected, ignored, failed_temporary,
+        /// quarantined.
         #[arg(long)]
         state: Option<String>,
         /// At most this many.
@@ -27,10 +28,15 @@ pub enum MessageCommand {
         #[arg(long)]
         raw: bool,
     },
-    /// Process a stored message again (after fixing a user, a project or a setting).
+    /// Process stored messages again (after fixing a user, a project or a setting); a
+    /// quarantined message is released back into processing.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "quarantined"])))]
     Reprocess {
-        /// The message id.
-        id: i64,
+        /// The message ids.
+        ids: Vec<i64>,
+        /// Every quarantined message, oldest first.
+        #[arg(long)]
+        quarantined: bool,
     },
 }
 
@@ -58,13 +64,14 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
                 .iter()
                 .map(|m| {
                     format!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\n",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                         m.id,
                         m.received_at,
                         m.state.as_str(),
                         m.handler.as_deref().unwrap_or("-"),
                         m.error_kind.as_deref().unwrap_or("-"),
-                        m.message_id.as_deref().unwrap_or("-")
+                        m.message_id.as_deref().unwrap_or("-"),
+                        one_line(m.reason.as_deref().unwrap_or("-"))
                     )
                 })
                 .collect();
@@ -97,28 +104,78 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
             );
             Output::new(&message, human)
         }
-        MessageCommand::Reprocess { id } => {
+        MessageCommand::Reprocess { ids, quarantined } => {
+            let ids = if quarantined {
+                quarantined_ids(store).await?
+            } else {
+                ids
+            };
             let processor = setup.processor(store.clone());
-            match processor.reprocess(id).await {
-                Ok(Some(outcome)) => {
-                    let human = format!(
-                        "message {id}: {}{}\n",
-                        outcome.outcome,
-                        outcome
-                            .error
-                            .as_deref()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default()
-                    );
-                    Output::new(&outcome, human)
+            let mut outcomes = Vec::with_capacity(ids.len());
+            let mut human = String::new();
+            for id in ids {
+                match processor.reprocess(id).await {
+                    Ok(Some(outcome)) => {
+                        human.push_str(&format!(
+                            "message {id}: {}{}\n",
+                            outcome.outcome,
+                            outcome
+                                .error
+                                .as_deref()
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
+                        ));
+                        outcomes.push(outcome);
+                    }
+                    Ok(None) => return Err(usage_error(format!("no message {id}"))),
+                    Err(ProcessError::Temporary(reason)) => {
+                        return Err(Failure::new(
+                            TEMPORARY,
+                            anyhow::anyhow!("temporary failure at message {id}: {reason}"),
+                        ));
+                    }
+                    Err(other) => return Err(Failure::new(SOFTWARE, other)),
                 }
-                Ok(None) => Err(usage_error(format!("no message {id}"))),
-                Err(ProcessError::Temporary(reason)) => Err(Failure::new(
-                    TEMPORARY,
-                    anyhow::anyhow!("temporary failure: {reason}"),
-                )),
-                Err(other) => Err(Failure::new(SOFTWARE, other)),
+            }
+            // One message: its outcome as before; several: the list.
+            match <[_; 1]>::try_from(outcomes) {
+                Ok([outcome]) => Output::new(&outcome, human),
+                Err(outcomes) => Output::new(&outcomes, human),
             }
         }
     }
+}
+
+/// Every quarantined message, oldest first (paged, so a long list is read in bounded steps).
+async fn quarantined_ids(store: &Store) -> Result<Vec<i64>, Failure> {
+    let mut ids = Vec::new();
+    let mut before_id = None;
+    loop {
+        let mut tx = begin(store).await?;
+        let page = tx
+            .list_inbound(&InboundFilter {
+                state: Some(InboundState::Quarantined),
+                before_id,
+                limit: 1000,
+                ..InboundFilter::default()
+            })
+            .await
+            .map_err(store_error)?;
+        commit(tx).await?;
+        let Some(last) = page.last() else { break };
+        before_id = Some(last.id);
+        ids.extend(page.iter().map(|m| m.id));
+    }
+    ids.reverse();
+    Ok(ids)
+}
+
+/// `text` on one line, at most 100 characters, for a tab-separated listing.
+fn one_line(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(100)
+        .collect();
+    line
 }

@@ -166,10 +166,16 @@ async fn serve(
     };
     let owned = sections(&config);
     let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
-    let planned = sources::plan(&borrowed, &store, wake, None)?;
-    let (web_listener, web_bound) = bind_web(&setup).await?;
     // The web UI needs a processor for its pages; companion mode never runs it on mail.
     let processor = Arc::new(setup.processor(store.clone()));
+    let planned = sources::plan(
+        &borrowed,
+        &store,
+        wake,
+        None,
+        &processor.config().quarantine_directory,
+    )?;
+    let (web_listener, web_bound) = bind_web(&setup).await?;
     let web_state = WebState::new(
         processor,
         planned.statuses.clone(),

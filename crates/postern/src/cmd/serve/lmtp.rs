@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use postern_core::{ProcessError, Processor, ReceiveOutcome};
+use postern_core::{Processor, ReceiveOutcome};
 use postern_inbox::listener::{DeliverError, Delivery};
 use postern_inbox::status::SourceStatus;
 use postern_store::{InboundSource, Mailbox};
@@ -34,7 +34,9 @@ pub fn deliverer(
     }
 }
 
-/// A temporary failure makes the MTA keep the message and retry.
+/// Once the message is durable (processed, refused, queued for a retry or quarantined) the
+/// answer is 250; only a store that cannot take it at all makes the MTA keep it (451). The
+/// reply text never carries the internal reason: it reaches the sender in a bounce.
 async fn deliver(
     processor: &Processor,
     delivery: Delivery,
@@ -44,14 +46,11 @@ async fn deliver(
         .await
     {
         Ok(outcome) => Ok(outcome),
-        Err(ProcessError::Temporary(reason)) => {
-            tracing::warn!(%reason, "LMTP delivery failed temporarily (451)");
-            Err(DeliverError::Temporary(reason))
-        }
-        // A bug must not make the MTA bounce the mail: keep it queued there and say why.
-        Err(other) => {
-            tracing::error!(error = %other, "LMTP delivery failed (451)");
-            Err(DeliverError::Temporary(other.to_string()))
+        Err(error) => {
+            tracing::warn!(%error, "LMTP delivery could not be stored (451)");
+            Err(DeliverError::Temporary(
+                "the message could not be stored; try again later".to_owned(),
+            ))
         }
     }
 }

@@ -89,6 +89,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         &store,
         wake,
         Some(processor.clone()),
+        &processor.config().quarantine_directory,
     )?;
     let settings = Settings {
         protocol: Protocol::Lmtp,

@@ -104,6 +104,7 @@ pub fn plan(
     store: &Store,
     wake: Wake,
     processor: Option<Arc<Processor>>,
+    quarantine_directory: &std::path::Path,
 ) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
     for &(name, mailbox, section) in sections {
@@ -114,16 +115,18 @@ pub fn plan(
             .push(format!("{name}: {} {}", source.kind(), source.location()));
         planned.statuses.push(status.clone());
         let processor = processor.clone();
-        let (inbound_source, store, wake) = (
+        let (inbound_source, store, wake, quarantine_directory) = (
             match source {
                 Source::Imap(_) => InboundSource::Imap,
                 Source::Graph(_) => InboundSource::Graph,
             },
             store.clone(),
             wake.clone(),
+            quarantine_directory.to_owned(),
         );
         planned.starters.push(Box::new(move |tasks, stop| {
-            let mut intake = StoreIntake::new(store, mailbox, inbound_source, wake);
+            let mut intake =
+                StoreIntake::new(store, mailbox, inbound_source, wake, quarantine_directory);
             if let Some(processor) = processor {
                 intake = intake.processing_single_messages(processor);
             }
