@@ -58,6 +58,7 @@ pub async fn comment(
             discussion_id: None,
             external_author: None,
             internal: false,
+            max_quick_actions: config.limits.max_quick_actions,
         },
     )
     .await?;
@@ -99,6 +100,7 @@ pub async fn comment_on_merge_request(
             discussion_id: None,
             external_author: None,
             internal: false,
+            max_quick_actions: config.limits.max_quick_actions,
         },
     )
     .await?;

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use postern_mail::reply::{finish_reply, selected_body};
 use postern_mail::{Email, ReplyOptions, redact_quick_actions};
-use postern_store::{NewUpload, Tx, new_upload_secret};
+use postern_store::{NewUpload, StagedFiles, Tx, new_upload_secret};
 
-use crate::error::ProcessError;
+use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::limits::{MAX_ATTACHMENT_NAME_BYTES, MessageLimits};
 
 /// Which of GitLab's message variants a handler wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,8 @@ pub struct MessageTexts {
 impl MessageTexts {
     /// Works out every variant of `email`'s body.
     pub fn of(email: &Email<'_>) -> MessageTexts {
-        let selected = selected_body(email);
+        // NUL is no text (PostgreSQL refuses it in a text column), whatever the part decoded to.
+        let selected = selected_body(email).replace('\0', "");
         let texts = |variant: Variant| finish_reply(&selected, variant.options());
         let trimmed = texts(Variant::Trimmed);
         MessageTexts {
@@ -138,47 +140,149 @@ pub fn compose(
     format!("{message}\n\n<details><summary>...</summary>\n\n{reply}\n\n</details>")
 }
 
-/// Uploads every attachment of `email` (signature parts excluded, `.patch` files excluded when
-/// `skip_patches`), writing files under the policy's directory and recording them in the store.
+/// One attachment, written to its place before the transaction and waiting for the row that
+/// records it.
+#[derive(Debug, Clone)]
+struct StagedUpload {
+    secret: String,
+    filename: String,
+    /// `<secret>/<file name>` under the upload directory.
+    relative: PathBuf,
+    content_type: String,
+    size: usize,
+    is_media: bool,
+    is_patch: bool,
+}
+
+/// The attachments of one message, written and made durable before its transaction (the slow
+/// part of storing them), so that the transaction only records them. Those no handler records
+/// (a refused message, a patch that became a commit) are removed when this is dropped.
+#[derive(Debug, Default)]
+pub struct Uploads {
+    directory: PathBuf,
+    staged: Vec<StagedUpload>,
+    files: StagedFiles,
+}
+
+impl Uploads {
+    /// Refuses a message with more attachments, or more attachment bytes, than `limits`
+    /// allow, before any of them is written. The reason names the limit.
+    pub fn check(email: &Email<'_>, limits: &MessageLimits) -> Result<(), Rejection> {
+        let attachments = postern_mail::attachments(email);
+        if attachments.len() > limits.max_attachments {
+            return Err(Rejection::with_reason(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "The email has {} attachments; at most {} are accepted from one email.",
+                    attachments.len(),
+                    limits.max_attachments
+                ),
+            ));
+        }
+        let bytes: usize = attachments.iter().map(|a| a.size).sum();
+        if bytes > limits.max_attachment_bytes {
+            return Err(Rejection::with_reason(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "The email's attachments are {} bytes together; at most {} bytes are accepted from one email.",
+                    bytes, limits.max_attachment_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes every attachment of `email` that a handler may upload (as GitLab's
+    /// `max_attachment_size`, larger ones are skipped silently) under the policy's directory.
+    pub async fn stage(email: &Email<'_>, policy: &UploadPolicy) -> Result<Uploads, ProcessError> {
+        let mut uploads = Uploads {
+            directory: policy.directory.clone(),
+            ..Uploads::default()
+        };
+        let mut files = Vec::new();
+        for attachment in postern_mail::attachments(email) {
+            if attachment.size > policy.max_bytes {
+                continue;
+            }
+            let secret = new_upload_secret()?;
+            let filename = sanitize_file_name(&attachment.filename);
+            let relative = PathBuf::from(&secret).join(&filename);
+            files.push((policy.directory.join(&relative), attachment.content));
+            uploads.staged.push(StagedUpload {
+                secret,
+                filename,
+                relative,
+                content_type: attachment.content_type.clone(),
+                size: attachment.size,
+                is_media: attachment.is_media(),
+                is_patch: attachment.is_patch(),
+            });
+        }
+        uploads.files.write_all(&files).await?;
+        Ok(uploads)
+    }
+}
+
+/// Records the staged attachments of a message as uploads of `project_id` (`.patch` files
+/// excluded when `skip_patches`) and returns their links. The files become part of `tx`.
 pub async fn upload_attachments(
     tx: &mut Tx,
-    email: &Email<'_>,
+    uploads: &mut Uploads,
     project_id: i64,
     author_id: i64,
-    policy: &UploadPolicy,
     skip_patches: bool,
 ) -> Result<Vec<UploadLink>, ProcessError> {
     let mut links = Vec::new();
-    for attachment in postern_mail::attachments(email) {
-        if attachment.size > policy.max_bytes || (skip_patches && attachment.is_patch()) {
+    let staged = std::mem::take(&mut uploads.staged);
+    for attachment in staged {
+        if skip_patches && attachment.is_patch {
             continue;
         }
-        let secret = new_upload_secret()?;
-        let filename = sanitize_file_name(&attachment.filename);
-        let relative = PathBuf::from(&secret).join(&filename);
-        // Durable with the transaction that records the upload, gone if it rolls back.
-        tx.write_file(&policy.directory.join(&relative), attachment.content)
-            .await?;
+        let path = uploads.directory.join(&attachment.relative);
+        if !tx.adopt_staged_file(&mut uploads.files, &path) {
+            return Err(ProcessError::Internal(format!(
+                "staged upload {} is missing",
+                attachment.relative.display()
+            )));
+        }
         let upload = tx
             .create_upload(NewUpload {
                 project_id,
-                secret: secret.clone(),
-                filename: filename.clone(),
+                secret: attachment.secret.clone(),
+                filename: attachment.filename.clone(),
                 content_type: attachment.content_type.clone(),
                 size: i64::try_from(attachment.size).unwrap_or(i64::MAX),
                 uploaded_by: Some(author_id),
-                relative_path: relative.to_string_lossy().into_owned(),
+                relative_path: attachment.relative.to_string_lossy().into_owned(),
             })
             .await?;
         let url = format!("/uploads/{}/{}", upload.secret, upload.filename);
-        let markdown = if attachment.is_media() {
-            format!("![{}]({url})", file_stem(&filename))
+        let markdown = if attachment.is_media {
+            format!("![{}]({url})", file_stem(&attachment.filename))
         } else {
-            format!("[{filename}]({url})")
+            format!("[{}]({url})", attachment.filename)
         };
         links.push(UploadLink { url, markdown });
     }
     Ok(links)
+}
+
+/// Refuses more quick actions from one message than `limits` allow.
+pub fn check_quick_actions(
+    actions: &[postern_mail::QuickAction],
+    max_quick_actions: usize,
+) -> Result<(), Rejection> {
+    if actions.len() > max_quick_actions {
+        return Err(Rejection::with_reason(
+            ErrorKind::LimitExceeded,
+            format!(
+                "The email has {} quick actions; at most {} run from one email.",
+                actions.len(),
+                max_quick_actions
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A file name safe on disk and in a URL: only `[A-Za-z0-9._+-]` (others become `_`, as
@@ -196,10 +300,21 @@ pub fn sanitize_file_name(name: &str) -> String {
         })
         .collect();
     if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        "attachment".to_owned()
-    } else {
-        cleaned
+        return "attachment".to_owned();
     }
+    cut_keeping_extension(cleaned, MAX_ATTACHMENT_NAME_BYTES)
+}
+
+/// `name` (ASCII) cut to `max` bytes, keeping a short extension (`.png`) at its end.
+fn cut_keeping_extension(name: String, max: usize) -> String {
+    if name.len() <= max {
+        return name;
+    }
+    let extension = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
+        _ => "",
+    };
+    format!("{}{extension}", &name[..max - extension.len()])
 }
 
 /// Text for an HTML mail part: the five characters HTML gives meaning to, escaped.
@@ -267,5 +382,16 @@ mod tests {
         assert_eq!(sanitize_file_name(".."), "attachment");
         assert_eq!(sanitize_file_name("bricks.png"), "bricks.png");
         assert_eq!(file_stem("bricks.png"), "bricks");
+    }
+
+    #[test]
+    fn long_file_names_are_cut_keeping_the_extension() {
+        let long = format!("{}.png", "a".repeat(1000));
+        let cut = sanitize_file_name(&long);
+        assert_eq!(cut.len(), MAX_ATTACHMENT_NAME_BYTES);
+        assert!(cut.ends_with("a.png"), "{cut}");
+        // A long "extension" is not one.
+        let dotted = format!("x.{}", "b".repeat(500));
+        assert_eq!(sanitize_file_name(&dotted).len(), MAX_ATTACHMENT_NAME_BYTES);
     }
 }

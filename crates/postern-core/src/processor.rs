@@ -11,7 +11,7 @@ use postern_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::content::{MessageTexts, UploadPolicy};
+use crate::content::{MessageTexts, UploadPolicy, Uploads};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::{self, Context, Handled};
 use crate::intake::IntakeMessage;
@@ -191,12 +191,14 @@ impl Processor {
         mailbox: Mailbox,
         source: InboundSource,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let prepared = Prepared::new(&message.raw, message.declared_size);
-        let failure = match self
-            .store_and_process(message, mailbox, source, &prepared)
-            .await
-        {
-            Ok(outcome) => return Ok(outcome),
+        let failure = match Prepared::new(&message.raw, message.declared_size, &self.config).await {
+            Ok(mut prepared) => match self
+                .store_and_process(message, mailbox, source, &mut prepared)
+                .await
+            {
+                Ok(outcome) => return Ok(outcome),
+                Err(failure) => failure,
+            },
             Err(failure) => failure,
         };
         // Nothing of that transaction remains. Store the message alone, then record why it
@@ -263,7 +265,7 @@ impl Processor {
         message: &IntakeMessage,
         mailbox: Mailbox,
         source: InboundSource,
-        prepared: &Prepared<'_>,
+        prepared: &mut Prepared<'_>,
     ) -> Result<ReceiveOutcome, ProcessError> {
         let raw = &message.raw;
         let email = &prepared.email;
@@ -327,10 +329,11 @@ impl Processor {
             // Its effect exists already; running it again would duplicate it.
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
-        let prepared = Prepared::new(&message.raw, message.meta.declared_size);
+        let mut prepared =
+            Prepared::new(&message.raw, message.meta.declared_size, &self.config).await?;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
-        self.process_and_record(tx, &message, &prepared)
+        self.process_and_record(tx, &message, &mut prepared)
             .await
             .map(Some)
     }
@@ -354,12 +357,16 @@ impl Processor {
                 None => return Ok(None),
             }
         };
-        let prepared = Prepared::new(&message.raw, message.meta.declared_size);
+        let mut prepared =
+            match Prepared::new(&message.raw, message.meta.declared_size, &self.config).await {
+                Ok(prepared) => prepared,
+                Err(failure) => return self.record_failure(id, &failure).await.map(Some),
+            };
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {
             return Ok(None);
         }
-        self.process_and_record(tx, &message, &prepared)
+        self.process_and_record(tx, &message, &mut prepared)
             .await
             .map(Some)
     }
@@ -370,7 +377,7 @@ impl Processor {
         &self,
         mut tx: Tx,
         message: &postern_store::InboundMessage,
-        prepared: &Prepared<'_>,
+        prepared: &mut Prepared<'_>,
     ) -> Result<ReceiveOutcome, ProcessError> {
         let processed = async {
             let outcome = self
@@ -390,11 +397,17 @@ impl Processor {
         &self,
         tx: &mut Tx,
         id: i64,
-        prepared: &Prepared<'_>,
+        prepared: &mut Prepared<'_>,
         mailbox: Mailbox,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let email = &prepared.email;
         let decision = self.decide(tx, prepared, mailbox).await?;
+        let Prepared {
+            email,
+            texts,
+            uploads,
+            ..
+        } = prepared;
+        let email = &*email;
         let (state, handler, result) = match decision {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
@@ -403,7 +416,8 @@ impl Processor {
                 let mut context = Context {
                     tx,
                     email,
-                    texts: &prepared.texts,
+                    texts,
+                    uploads,
                     config: &self.config,
                     repositories: &self.repositories,
                 };
@@ -513,32 +527,47 @@ enum Decision {
 /// takes time in proportion to them, so none of it runs while the store's write slot is held.
 pub(crate) struct Prepared<'raw> {
     email: Email<'raw>,
-    /// The decision, when the bytes alone decide (blank, automatic, too large).
+    /// The decision, when the bytes alone decide (blank, automatic, too large, over a limit).
     early: Option<Decision>,
     texts: MessageTexts,
+    /// The attachments, written before the transaction; the handler records those it keeps.
+    uploads: Uploads,
 }
 
 impl<'raw> Prepared<'raw> {
-    fn new(raw: &'raw [u8], declared_size: Option<i64>) -> Prepared<'raw> {
+    async fn new(
+        raw: &'raw [u8],
+        declared_size: Option<i64>,
+        config: &ProcessorConfig,
+    ) -> Result<Prepared<'raw>, ProcessError> {
         let email = Email::parse(raw);
-        let early = early_decision(raw, &email, declared_size);
-        // A message refused by its bytes needs no body text.
-        let texts = match early {
-            None => MessageTexts::of(&email),
-            Some(_) => MessageTexts::default(),
+        let early = early_decision(raw, &email, declared_size, &config.limits);
+        // A message refused by its bytes needs no body text and no uploads.
+        let (texts, uploads) = match early {
+            None => (
+                MessageTexts::of(&email),
+                Uploads::stage(&email, &config.uploads).await?,
+            ),
+            Some(_) => (MessageTexts::default(), Uploads::default()),
         };
-        Prepared {
+        Ok(Prepared {
             email,
             early,
             texts,
-        }
+            uploads,
+        })
     }
 }
 
 /// GitLab's receiver checks that come before the key: a blank message is refused, automatic
 /// mail ignored (never answered, so before the size check, whose refusal sends a notice), and a
 /// message the source would not fetch for its size refused as `email_too_large`.
-fn early_decision(raw: &[u8], email: &Email<'_>, declared_size: Option<i64>) -> Option<Decision> {
+fn early_decision(
+    raw: &[u8],
+    email: &Email<'_>,
+    declared_size: Option<i64>,
+    limits: &MessageLimits,
+) -> Option<Decision> {
     // An oversized message is kept as its header block, which may be empty: still too large.
     if declared_size.is_none() && raw.iter().all(u8::is_ascii_whitespace) {
         return Some(Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail)));
@@ -551,6 +580,9 @@ fn early_decision(raw: &[u8], email: &Email<'_>, declared_size: Option<i64>) -> 
     }
     if declared_size.is_some() {
         return Some(Decision::Rejected(Rejection::new(ErrorKind::EmailTooLarge)));
+    }
+    if let Err(rejection) = Uploads::check(email, limits) {
+        return Some(Decision::Rejected(rejection));
     }
     None
 }

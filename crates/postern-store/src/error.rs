@@ -96,7 +96,7 @@ impl StoreError {
                 _ => false,
             },
             StoreError::Random(_) => true,
-            StoreError::File { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
+            StoreError::File { source, .. } => io_is_temporary(source),
             StoreError::UniqueViolation { .. }
             | StoreError::ForeignKeyViolation(_)
             | StoreError::UnsupportedUrl(_)
@@ -110,6 +110,24 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::UniqueViolation { .. })
     }
+}
+
+/// Whether a file operation may succeed later. A full disk, a quota, too many open files or an
+/// interrupted call clear by themselves; a name the file system refuses (too long, invalid), a
+/// missing file or unsupported operation never will for the same request.
+fn io_is_temporary(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    !matches!(
+        error.kind(),
+        ErrorKind::NotFound
+            | ErrorKind::InvalidFilename
+            | ErrorKind::InvalidInput
+            | ErrorKind::InvalidData
+            | ErrorKind::FileTooLarge
+            | ErrorKind::Unsupported
+            | ErrorKind::IsADirectory
+            | ErrorKind::NotADirectory
+    )
 }
 
 fn sqlx_is_temporary(e: &sqlx::Error) -> bool {

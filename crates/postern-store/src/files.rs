@@ -34,14 +34,24 @@ async fn finished<T>(work: tokio::task::JoinHandle<std::io::Result<T>>) -> std::
         .and_then(|result| result)
 }
 
+/// One file written for a transaction.
+#[derive(Debug)]
+struct PendingFile {
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    /// Directories created for it, outermost first; removed with it when empty.
+    created_directories: Vec<PathBuf>,
+    /// Already durable, with its directory entries (a staged file).
+    synced: bool,
+}
+
 /// The files one transaction wrote: synced before it commits, removed if it never does.
 #[derive(Debug, Default)]
 pub(crate) struct PendingFiles {
-    files: Vec<(PathBuf, Arc<std::fs::File>)>,
-    /// Directories whose entries changed (a file or directory was created in them).
+    files: Vec<PendingFile>,
+    /// Directories whose entries changed (a file or directory was created in them) and that
+    /// are not synced yet.
     changed_directories: Vec<PathBuf>,
-    /// Directories created for the files, deepest last.
-    created_directories: Vec<PathBuf>,
 }
 
 impl PendingFiles {
@@ -83,17 +93,21 @@ impl PendingFiles {
                 self.changed_directories.push(directory.to_owned());
             }
         }
-        self.created_directories.extend(created);
-        self.files.push((path.to_owned(), Arc::new(file)));
+        self.files.push(PendingFile {
+            path: path.to_owned(),
+            file: Arc::new(file),
+            created_directories: created,
+            synced: false,
+        });
         Ok(())
     }
 
     /// Makes the files and their names durable. Everything is synced concurrently, so the file
     /// system can put it in one journal commit.
-    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
-        let files = self.files.iter().map(|(path, file)| {
-            let file = file.clone();
-            (path, start(move || file.sync_all()))
+    pub(crate) async fn sync(&mut self) -> Result<(), StoreError> {
+        let files = self.files.iter().filter(|f| !f.synced).map(|pending| {
+            let file = pending.file.clone();
+            (&pending.path, start(move || file.sync_all()))
         });
         let directories = self.changed_directories.iter().map(|directory| {
             let open = directory.clone();
@@ -107,25 +121,70 @@ impl PendingFiles {
         for (path, sync) in syncs {
             finished(sync).await.map_err(failed(path))?;
         }
+        for pending in &mut self.files {
+            pending.synced = true;
+        }
+        self.changed_directories.clear();
         Ok(())
     }
 
     /// The transaction committed (or may have): the files belong to its rows now.
     pub(crate) fn keep(mut self) {
         self.files.clear();
-        self.created_directories.clear();
+    }
+
+    /// Takes the file at `path` out of this set, if it is there.
+    fn take(&mut self, path: &Path) -> Option<PendingFile> {
+        let index = self.files.iter().position(|f| f.path == path)?;
+        Some(self.files.swap_remove(index))
     }
 }
 
 impl Drop for PendingFiles {
     fn drop(&mut self) {
         // Best effort: a file left behind is never read (no row names it).
-        for (path, _) in self.files.drain(..) {
-            let _ = std::fs::remove_file(path);
+        for pending in self.files.drain(..) {
+            let _ = std::fs::remove_file(&pending.path);
+            for directory in pending.created_directories.iter().rev() {
+                let _ = std::fs::remove_dir(directory);
+            }
         }
-        for directory in self.created_directories.drain(..).rev() {
-            let _ = std::fs::remove_dir(directory);
+    }
+}
+
+/// Files made durable before the transaction that will name them: the slow part of storing
+/// attachments (writing and syncing them) done without holding the store's write slot. A file
+/// the transaction takes with [`Tx::adopt_staged_file`] is its own from then on (kept if it
+/// commits, removed if not); every file still here is removed when this is dropped, so the
+/// files of a message that was refused, or whose transaction failed, do not stay behind.
+#[derive(Debug, Default)]
+pub struct StagedFiles {
+    files: PendingFiles,
+}
+
+impl StagedFiles {
+    /// An empty set.
+    pub fn new() -> StagedFiles {
+        StagedFiles::default()
+    }
+
+    /// Writes each `(path, content)` (no path may exist yet), with missing directories, and
+    /// makes all of them durable together.
+    pub async fn write_all(&mut self, files: &[(PathBuf, &[u8])]) -> Result<(), StoreError> {
+        for (path, content) in files {
+            self.files.create(path, content).await?;
         }
+        self.files.sync().await
+    }
+
+    /// How many files are staged and not yet adopted.
+    pub fn len(&self) -> usize {
+        self.files.files.len()
+    }
+
+    /// Whether every staged file has been adopted (or none was staged).
+    pub fn is_empty(&self) -> bool {
+        self.files.files.is_empty()
     }
 }
 
@@ -138,5 +197,17 @@ impl Tx {
     /// written here in the transaction that records the upload naming it.
     pub async fn write_file(&mut self, path: &Path, content: &[u8]) -> Result<(), StoreError> {
         self.pending_files.create(path, content).await
+    }
+
+    /// Makes the staged file at `path` part of this transaction: kept if it commits, removed
+    /// if it does not. `false` if `path` is not in `staged`.
+    pub fn adopt_staged_file(&mut self, staged: &mut StagedFiles, path: &Path) -> bool {
+        match staged.files.take(path) {
+            Some(file) => {
+                self.pending_files.files.push(file);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -114,15 +114,21 @@ pub fn full_path_slug(full_path: &str) -> String {
 /// `sha256:` and its own hash: the identity stays unique and bounded whatever the header holds.
 pub fn content_identity(message_id: Option<&str>, body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    match message_id {
-        Some(id) if !is_plain_identifier(id) => {
-            format!(
-                "sha256:{}|{}",
-                hex(&Sha256::digest(id.as_bytes())),
-                hex(&digest)
-            )
-        }
-        id => format!("{}|{}", id.unwrap_or(""), hex(&digest)),
+    format!(
+        "{}|{}",
+        message_id.map(indexed_identifier).unwrap_or_default(),
+        hex(&digest)
+    )
+}
+
+/// A header-derived identifier (a Message-ID) as it goes into a unique or indexed column:
+/// itself when it is a short printable value ([`is_plain_identifier`]), else `sha256:` and the
+/// hash of its bytes. Writing and looking up through this one function keeps both sides equal.
+pub fn indexed_identifier(value: &str) -> std::borrow::Cow<'_, str> {
+    if is_plain_identifier(value) {
+        std::borrow::Cow::Borrowed(value)
+    } else {
+        std::borrow::Cow::Owned(format!("sha256:{}", hex(&Sha256::digest(value.as_bytes()))))
     }
 }
 

@@ -189,12 +189,12 @@ impl Tx {
             new.project_id,
             iid,
             new.issue_type.as_str(),
-            &new.title,
-            &new.description,
+            &*crate::without_nul(&new.title),
+            &*crate::without_nul(&new.description),
             new.confidential,
             &new.due_date,
             new.author_id,
-            &new.external_author,
+            new.external_author.as_deref().map(crate::without_nul),
             Timestamp::now().0,
         )?;
         // A new issue has no children yet: insert them and fill the struct from what was
@@ -388,8 +388,8 @@ impl Tx {
                  updated_at = $9
              WHERE id = $1 RETURNING *",
             id,
-            update.title,
-            update.description,
+            update.title.as_deref().map(crate::without_nul),
+            update.description.as_deref().map(crate::without_nul),
             update.state.map(IssueState::as_str),
             update.confidential,
             update.discussion_locked,
@@ -419,8 +419,8 @@ impl Tx {
             "INSERT INTO issue_email_participants (issue_id, email, email_lower, created_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             issue_id,
-            email,
-            fold(email),
+            &*crate::without_nul(email),
+            fold(&crate::without_nul(email)),
             Timestamp::now().0,
         )?;
         Ok(n > 0)
@@ -460,7 +460,7 @@ impl Tx {
              ON CONFLICT DO NOTHING",
             issue_id,
             project_id,
-            message_id,
+            &*crate::ids::indexed_identifier(message_id),
         )?;
         Ok(())
     }
@@ -478,7 +478,7 @@ impl Tx {
             "SELECT i.* FROM issues i JOIN issue_emails e ON e.issue_id = i.id
              WHERE e.project_id = $1 AND e.message_id = $2 ORDER BY i.id LIMIT 1",
             project_id,
-            message_id
+            &*crate::ids::indexed_identifier(message_id)
         )?;
         self.load_optional_issue(issue).await
     }

@@ -64,6 +64,7 @@ mod users;
 mod web;
 
 pub use error::StoreError;
+pub use files::StagedFiles;
 pub use ids::{
     MAX_STORED_IDENTIFIER_BYTES, base36, bounded_identifier, content_identity, full_path_slug,
     is_plain_identifier, new_discussion_id, new_incoming_email_token, new_reply_key,

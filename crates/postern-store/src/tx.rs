@@ -138,7 +138,7 @@ impl Tx {
     /// Makes every change of this transaction durable, all together.
     ///
     /// Only after this returns `Ok` may intake acknowledge a message to its source.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
         // Files first: a committed row must never name a file a crash could still lose. If
         // this fails, the transaction rolls back and the files are removed.
         self.pending_files.sync().await?;

@@ -40,6 +40,7 @@ pub(crate) async fn open_with_actions(
     text: &str,
 ) -> Result<Issue, ProcessError> {
     let (description, actions) = extract_quick_actions(text);
+    crate::content::check_quick_actions(&actions, config.limits.max_quick_actions)?;
     let update = quick::interpret(tx, &actions, actor, project, None, false)
         .await?
         .update;
@@ -95,15 +96,8 @@ pub async fn create_issue(
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
     }
     let (body, _) = context.texts.body(Variant::UntrimmedWithQuotes);
-    let links = content::upload_attachments(
-        tx,
-        context.email,
-        project.id,
-        author.id,
-        &context.config.uploads,
-        false,
-    )
-    .await?;
+    let links =
+        content::upload_attachments(tx, context.uploads, project.id, author.id, false).await?;
     let text = content::compose(&body, None, &links, false, Variant::UntrimmedWithQuotes);
     let issue = open_with_actions(tx, config, &project, &actor, &title, &text).await?;
     Ok(Handled {

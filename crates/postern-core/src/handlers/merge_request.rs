@@ -43,6 +43,7 @@ pub async fn create_merge_request(
     // The description is the trimmed reply; its quick actions (e.g. `/target_branch`) run.
     let (body, _) = context.texts.body(Variant::Trimmed);
     let (description, actions) = extract_quick_actions(&body);
+    crate::content::check_quick_actions(&actions, context.config.limits.max_quick_actions)?;
     let target_branch = actions
         .iter()
         .rev()
@@ -140,15 +141,8 @@ async fn record(
         .map_err(|e| ProcessError::Temporary(e.to_string()))?;
     let (title, description) = title_and_description(source_branch, description, &commits);
     // Patches became commits; only the other attachments are uploaded and linked.
-    let links = content::upload_attachments(
-        tx,
-        context.email,
-        project.id,
-        author.id,
-        &context.config.uploads,
-        true,
-    )
-    .await?;
+    let links =
+        content::upload_attachments(tx, context.uploads, project.id, author.id, true).await?;
     let description = content::compose(&description, None, &links, false, Variant::Trimmed);
     let merge_request = tx
         .create_merge_request(NewMergeRequest {

@@ -24,6 +24,9 @@ pub struct Context<'a, 'raw> {
     pub email: &'a Email<'raw>,
     /// Its body text in every variant, worked out before the transaction began.
     pub texts: &'a crate::content::MessageTexts,
+    /// Its attachments, written before the transaction began; a handler records those it
+    /// keeps.
+    pub uploads: &'a mut crate::content::Uploads,
     /// Instance settings.
     pub config: &'a ProcessorConfig,
     /// Project git repositories (merge requests by email).
@@ -127,6 +130,8 @@ pub(crate) struct CommentRequest<'a> {
     pub discussion_id: Option<String>,
     pub external_author: Option<String>,
     pub internal: bool,
+    /// The most quick actions that may run from this comment.
+    pub max_quick_actions: usize,
 }
 
 /// Creates a comment the way `Notes::CreateService` does: quick actions are taken out of the
@@ -141,6 +146,7 @@ pub(crate) async fn create_comment(
     } else {
         extract_quick_actions(&request.text)
     };
+    crate::content::check_quick_actions(&actions, request.max_quick_actions)?;
     if let Some(issue) = request.issue {
         let actor = Actor {
             user: request.author,

@@ -100,15 +100,8 @@ pub async fn create_note(
         Noteable::MergeRequest(_) => Variant::Trimmed,
     };
     let (body, elided) = context.texts.body(variant);
-    let links = content::upload_attachments(
-        tx,
-        context.email,
-        project.id,
-        author.id,
-        &context.config.uploads,
-        false,
-    )
-    .await?;
+    let links =
+        content::upload_attachments(tx, context.uploads, project.id, author.id, false).await?;
     let text = content::compose(
         &body,
         elided.as_deref(),
@@ -135,6 +128,7 @@ pub async fn create_note(
             discussion_id: notification.in_reply_to_discussion_id.clone(),
             external_author,
             internal: false,
+            max_quick_actions: context.config.limits.max_quick_actions,
         },
     )
     .await?;
@@ -170,15 +164,8 @@ pub async fn create_note_on_issuable(
     validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
     let issue = issue.ok_or(ErrorKind::NoteableNotFound)?;
     let (body, _) = context.texts.body(Variant::Untrimmed);
-    let links = content::upload_attachments(
-        tx,
-        context.email,
-        project.id,
-        author.id,
-        &context.config.uploads,
-        false,
-    )
-    .await?;
+    let links =
+        content::upload_attachments(tx, context.uploads, project.id, author.id, false).await?;
     let text = content::compose(&body, None, &links, false, Variant::Untrimmed);
     if text.trim().is_empty() {
         return Err(ErrorKind::EmptyEmail.into());
@@ -195,6 +182,7 @@ pub async fn create_note_on_issuable(
             discussion_id: None,
             external_author: None,
             internal: false,
+            max_quick_actions: context.config.limits.max_quick_actions,
         },
     )
     .await?;

@@ -36,6 +36,7 @@ pub async fn service_desk(
     let email = context.email;
     let config = context.config;
     let tx = &mut *context.tx;
+    let uploads = &mut *context.uploads;
     let project = resolve_project(tx, reference)
         .await?
         .filter(|project| service_desk_enabled(config, project, mailbox))
@@ -61,7 +62,7 @@ pub async fn service_desk(
         && let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await?
     {
         let (body, _) = parts.texts.body(Variant::Untrimmed);
-        let links = upload(tx, &parts, &project, &bot).await?;
+        let links = content::upload_attachments(tx, uploads, project.id, bot.id, false).await?;
         let text = content::compose(&body, None, &links, true, Variant::Untrimmed);
         let note = create_comment(
             tx,
@@ -75,6 +76,7 @@ pub async fn service_desk(
                 discussion_id: None,
                 external_author: from_address.clone(),
                 internal: false,
+                max_quick_actions: config.limits.max_quick_actions,
             },
         )
         .await?;
@@ -87,7 +89,7 @@ pub async fn service_desk(
             created: note.map(|note| created_note(&project, &note)),
         });
     }
-    new_ticket(tx, &parts, &project, &bot, from_address).await
+    new_ticket(tx, &parts, uploads, &project, &bot, from_address).await
 }
 
 /// The parts of the handler context the helpers read, split from the transaction so both can be
@@ -115,26 +117,10 @@ fn service_desk_enabled(
     reachable && project.service_desk.enabled
 }
 
-async fn upload(
-    tx: &mut Tx,
-    context: &Parts<'_, '_>,
-    project: &Project,
-    bot: &User,
-) -> Result<Vec<content::UploadLink>, ProcessError> {
-    content::upload_attachments(
-        tx,
-        context.email,
-        project.id,
-        bot.id,
-        &context.config.uploads,
-        false,
-    )
-    .await
-}
-
 async fn new_ticket(
     tx: &mut Tx,
     context: &Parts<'_, '_>,
+    uploads: &mut content::Uploads,
     project: &Project,
     bot: &User,
     from_address: Option<String>,
@@ -146,7 +132,7 @@ async fn new_ticket(
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
     }
     let (body, _) = context.texts.body(Variant::UntrimmedWithQuotes);
-    let links = upload(tx, context, project, bot).await?;
+    let links = content::upload_attachments(tx, uploads, project.id, bot.id, false).await?;
     let mut description = content::compose(&body, None, &links, true, Variant::UntrimmedWithQuotes);
     let settings = &project.service_desk;
     let template = settings
@@ -243,22 +229,36 @@ async fn add_participants(
     if project.service_desk.add_external_participants_from_cc {
         candidates.extend(context.email.cc());
     }
+    // The Cc list is the sender's to write: one look at the ticket, then at most
+    // MAX_PARTICIPANTS additions, whatever its length. An address longer than SMTP allows
+    // (254 bytes) is no one's.
+    let mut participants: Vec<String> = tx
+        .issue_by_id(issue_id)
+        .await?
+        .map(|issue| issue.email_participants)
+        .unwrap_or_default()
+        .iter()
+        .map(|address| address.to_lowercase())
+        .collect();
     for address in candidates {
-        if is_own_address(context, project, &address) {
-            continue;
-        }
-        let current = tx
-            .issue_by_id(issue_id)
-            .await?
-            .map(|issue| issue.email_participants)
-            .unwrap_or_default();
-        if current.len() >= MAX_PARTICIPANTS {
+        if participants.len() >= MAX_PARTICIPANTS {
             break;
         }
+        let folded = address.to_lowercase();
+        if address.len() > MAX_ADDRESS_BYTES
+            || participants.contains(&folded)
+            || is_own_address(context, project, &address)
+        {
+            continue;
+        }
         tx.add_issue_participant(issue_id, &address).await?;
+        participants.push(folded);
     }
     Ok(())
 }
+
+/// The longest address SMTP carries (RFC 5321's path limit less the angle brackets).
+const MAX_ADDRESS_BYTES: usize = 254;
 
 fn is_own_address(context: &Parts<'_, '_>, project: &Project, address: &str) -> bool {
     let config = context.config;
