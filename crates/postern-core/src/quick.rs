@@ -74,7 +74,7 @@ pub async fn interpret(
             }
             "label" | "labels" if may_admin => {
                 for label in parse_labels(&argument(action)) {
-                    if !labels.contains(&label) {
+                    if labels.len() < MAX_LABELS_PER_ISSUE && !labels.contains(&label) {
                         labels.push(label);
                     }
                 }
@@ -177,9 +177,21 @@ pub async fn run_on_merge_request(
     Ok(Some(state))
 }
 
-/// `~bug ~"needs review" plain` → `["bug", "needs review", "plain"]`.
+/// Labels one issue may carry; further ones are not added. Each `/label` then costs at most
+/// this many comparisons per label, whatever the mail holds.
+pub const MAX_LABELS_PER_ISSUE: usize = 100;
+
+/// Longest label, in characters (GitLab's label title limit); longer ones are not labels.
+pub const MAX_LABEL_CHARS: usize = 255;
+
+/// Users one `/assign` or `/unassign` names; further names are not looked up.
+pub const MAX_USERS_PER_ACTION: usize = 100;
+
+/// `~bug ~"needs review" plain` → `["bug", "needs review", "plain"]`: at most
+/// [`MAX_LABELS_PER_ISSUE`] distinct labels of at most [`MAX_LABEL_CHARS`] characters.
 pub fn parse_labels(argument: &str) -> Vec<String> {
     let mut labels = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut rest = argument.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches([' ', ',', '\t']);
@@ -196,8 +208,11 @@ pub fn parse_labels(argument: &str) -> Vec<String> {
             (&without_tilde[..end], &without_tilde[end..])
         };
         let label = label.trim();
-        if !label.is_empty() && !labels.iter().any(|l: &String| l == label) {
+        if !label.is_empty() && label.chars().count() <= MAX_LABEL_CHARS && seen.insert(label) {
             labels.push(label.to_owned());
+            if labels.len() == MAX_LABELS_PER_ISSUE {
+                break;
+            }
         }
         rest = after;
     }
@@ -211,7 +226,11 @@ async fn resolve_users(
     actor: &Actor<'_>,
 ) -> Result<Vec<i64>, ProcessError> {
     let mut ids = Vec::new();
-    for word in argument.split([' ', ',']).filter(|w| !w.is_empty()) {
+    for word in argument
+        .split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .take(MAX_USERS_PER_ACTION)
+    {
         let id = if word == "me" {
             Some(actor.user.id)
         } else {

@@ -5,6 +5,7 @@ mod support;
 
 mod body_of;
 mod delivery;
+mod hostile;
 mod issues;
 mod merge_requests;
 mod notes;

@@ -12,6 +12,7 @@ mod notes;
 mod notifications;
 mod outbox;
 mod projects;
+mod quarantine;
 mod schema;
 mod users;
 mod web;
