@@ -106,17 +106,7 @@ async fn desk(
     } else {
         None
     };
-    let states: Vec<&str> = [
-        InboundState::Received,
-        InboundState::Processing,
-        InboundState::Processed,
-        InboundState::Rejected,
-        InboundState::Ignored,
-        InboundState::FailedTemporary,
-    ]
-    .iter()
-    .map(|s| s.as_str())
-    .collect();
+    let states: Vec<&str> = InboundState::ALL.iter().map(|s| s.as_str()).collect();
     let page = state.render(
         "desk.html",
         Some(&me),

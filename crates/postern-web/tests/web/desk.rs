@@ -221,3 +221,72 @@ both!(outbox_lists_mail_with_delivery_state, |db| {
     assert!(sent.body.contains("The outbox is empty."));
     Ok(())
 });
+
+both!(
+    quarantined_mail_shows_with_its_reason_and_can_be_processed_again,
+    |db| {
+        let web = Web::new(db).await?;
+        web.user("root", true).await?;
+        let alice = web.user("alice", false).await?;
+        let project = web.project("p", Visibility::Private).await?;
+        web.member(&project, &alice, Role::Developer).await?;
+        // Stored, then set aside as processing would after the same failure again and again.
+        let mut tx = web.store().begin().await?;
+        let mail = web.new_issue_mail(&project, &alice, "aside", "hello");
+        let id = match tx
+            .insert_inbound(&postern_store::NewInbound {
+                mailbox: postern_store::Mailbox::Incoming,
+                source: postern_store::InboundSource::Lmtp,
+                message_id: None,
+                raw: mail.as_bytes().into(),
+                source_identity: None,
+                content_identity: postern_store::content_identity(None, mail.as_bytes()),
+                declared_size: None,
+            })
+            .await?
+        {
+            postern_store::InsertOutcome::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        tx.quarantine_inbound(id, "repeated_failure", "failed 8 times in a row: disk full")
+            .await?;
+        tx.commit().await?;
+
+        let session = web.login("root").await?;
+        let list = web
+            .get("/admin/mail?state=quarantined", session.cookie())
+            .await;
+        assert!(
+            list.body
+                .contains("<option value=\"quarantined\" selected>")
+        );
+        assert!(
+            list.body.contains("failed 8 times in a row: disk full"),
+            "{}",
+            list.body
+        );
+        let path = format!("/admin/mail/messages/{id}");
+        let page = web.get(&path, session.cookie()).await;
+        assert!(
+            page.body.contains("<td id=\"state\">quarantined</td>"),
+            "{}",
+            page.body
+        );
+        let reply = web
+            .send(
+                Method::POST,
+                &format!("{path}/reprocess"),
+                session.cookie(),
+                Some(&[("csrf", &session.csrf)]),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        let page = web.get(&path, session.cookie()).await;
+        assert!(
+            page.body.contains("<td id=\"state\">processed</td>"),
+            "{}",
+            page.body
+        );
+        Ok(())
+    }
+);
