@@ -15,6 +15,7 @@ mod browser;
 mod check;
 mod companion;
 mod help;
+mod hostile;
 mod inspect;
 mod logs;
 mod mailflow;

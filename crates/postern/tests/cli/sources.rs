@@ -76,7 +76,7 @@ pub(crate) async fn preload(
 }
 
 /// Appends `count` messages made by `message` from their titles (`<folder>-<n>`).
-async fn preload_messages(
+pub(crate) async fn preload_messages(
     server: &MailServer,
     folder: &str,
     count: usize,
@@ -143,7 +143,7 @@ pub(crate) async fn folder_state(server: &MailServer, folder: &str) -> (usize, u
 
 /// Starts `postern serve` in `sandbox`, its log appended to `serve.log` there (see
 /// [`serve_log`]).
-fn serve(sandbox: &Sandbox) -> Child {
+pub(crate) fn serve(sandbox: &Sandbox) -> Child {
     serve_with(sandbox, &["serve"])
 }
 
@@ -164,7 +164,7 @@ pub(crate) fn serve_with(sandbox: &Sandbox, args: &[&str]) -> Child {
 }
 
 /// The last lines serve logged, for a failure message.
-fn serve_log(sandbox: &Sandbox) -> String {
+pub(crate) fn serve_log(sandbox: &Sandbox) -> String {
     let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -182,7 +182,7 @@ pub(crate) fn stop(mut child: Child) {
 }
 
 /// Issue titles, counted: via `postern admin issue list`.
-fn issue_titles(sandbox: &Sandbox) -> HashMap<String, usize> {
+pub(crate) fn issue_titles(sandbox: &Sandbox) -> HashMap<String, usize> {
     let listed = sandbox.admin_json(&["issue", "list", "land/ooo"]);
     let mut titles = HashMap::new();
     for issue in listed.as_array().expect("a list") {
@@ -194,7 +194,7 @@ fn issue_titles(sandbox: &Sandbox) -> HashMap<String, usize> {
 }
 
 /// Waits until `count` issues exist (or the bound passes); returns the counted titles.
-fn wait_for_issues(sandbox: &Sandbox, count: usize) -> HashMap<String, usize> {
+pub(crate) fn wait_for_issues(sandbox: &Sandbox, count: usize) -> HashMap<String, usize> {
     let deadline = Instant::now() + BOUND;
     loop {
         let titles = issue_titles(sandbox);
@@ -205,7 +205,7 @@ fn wait_for_issues(sandbox: &Sandbox, count: usize) -> HashMap<String, usize> {
     }
 }
 
-fn assert_exactly_once(titles: &HashMap<String, usize>, sent: &[String]) {
+pub(crate) fn assert_exactly_once(titles: &HashMap<String, usize>, sent: &[String]) {
     let lost: Vec<&String> = sent.iter().filter(|t| !titles.contains_key(*t)).collect();
     let duplicated: Vec<(&String, &usize)> = titles.iter().filter(|(_, n)| **n > 1).collect();
     assert!(

@@ -1,0 +1,189 @@
+//! Hostile mail through the binary: a message built to stall or sink postern ends in bounded
+//! work with a clear outcome, is refused permanently (exit 0, never 75) when it would fail the
+//! same way again, and never holds up the ordinary messages behind it.
+
+use std::time::{Duration, Instant};
+
+use postern_testkit::mailserver::MailServer;
+use serde_json::Value;
+
+use crate::sources::{
+    BOUND, assert_exactly_once, config, issue_titles, preload_messages, project, runtime, serve,
+    serve_log, stop,
+};
+use crate::support::{Sandbox, WALKTHROUGH_CONFIG, Walkthrough, str_field};
+
+/// A new-issue mail whose Message-ID is `message_id`.
+fn new_issue_with_id(to: &str, title: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: jake@example.com\r\nTo: {to}\r\nSubject: {title}\r\nMessage-ID: <{message_id}>\r\n\r\nBody of {title}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Message-IDs no index entry can hold, with control characters, and ordinary ones, mixed in
+/// one folder: every message becomes exactly one issue within one watcher round, and the folder
+/// is emptied.
+fn poison_message_ids_do_not_hold_up_the_folder(store: &str) {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::with_config(&config(&server, "poison", store));
+    let to = project(&sandbox);
+    let sent = rt.block_on(preload_messages(&server, "poison", 12, |title| {
+        let n: usize = title
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let message_id = match n % 3 {
+            // Longer than PostgreSQL's largest index entry (about 2.7 KB).
+            1 => format!("{}{title}@example.test", "x".repeat(6000)),
+            // Control characters (tab, escape, DEL) inside.
+            2 => format!("{title}\t\x1b[31m\x7f@example.test"),
+            _ => format!("{title}@example.test"),
+        };
+        new_issue_with_id(&to, title, &message_id)
+    }));
+    let child = serve(&sandbox);
+    let deadline = Instant::now() + BOUND;
+    let titles = loop {
+        let titles = issue_titles(&sandbox);
+        if titles.values().sum::<usize>() >= sent.len() {
+            break titles;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} issues; serve.log ends:\n{}",
+            titles.values().sum::<usize>(),
+            sent.len(),
+            serve_log(&sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_exactly_once(&titles, &sent);
+    let listed = sandbox.admin_json(&["message", "list", "--state", "quarantined"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed:#}");
+    while rt
+        .block_on(crate::sources::folder_state(&server, "poison"))
+        .0
+        != 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "messages were left in the folder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+}
+
+#[test]
+fn poison_message_ids_over_imap_on_sqlite() {
+    poison_message_ids_do_not_hold_up_the_folder("");
+}
+
+#[test]
+fn poison_message_ids_over_imap_on_postgresql() {
+    let rt = runtime();
+    let Some(db) = rt.block_on(postern_testkit::TestDb::postgres()) else {
+        return;
+    };
+    poison_message_ids_do_not_hold_up_the_folder(&format!("store:\n  url: \"{}\"\n", db.url));
+}
+
+/// `postern receive` with `raw`: exits 0 (a retry would fail the same way) and prints JSON.
+fn receive_final(sandbox: &Sandbox, raw: &[u8]) -> Value {
+    sandbox.run_with_stdin(&["receive", "-"], raw).json()
+}
+
+#[test]
+fn oversized_mail_from_a_pipe_is_refused_as_too_large_with_a_notice() {
+    let sandbox = Sandbox::with_config(&format!(
+        "{WALKTHROUGH_CONFIG}limits:\n  max_message_bytes: 4096\n"
+    ));
+    let world = Walkthrough::set_up(&sandbox);
+    let mut mail = world.fixture("valid_new_issue.eml");
+    mail.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let outcome = receive_final(&sandbox, &mail);
+    assert_eq!(outcome["outcome"], "rejected", "{outcome:#}");
+    assert_eq!(outcome["error"], "email_too_large");
+    assert_eq!(outcome["reject_notice_queued"], true);
+    let id = outcome["inbound_id"].to_string();
+    let shown = sandbox.admin_json(&["message", "show", &id]);
+    assert_eq!(
+        shown["declared_size"].as_u64(),
+        Some(mail.len() as u64),
+        "{shown:#}"
+    );
+    // Only the header block was kept.
+    let raw = sandbox.run(&["admin", "message", "show", &id, "--raw"]);
+    assert!(raw.stdout_bytes.len() < 4096, "{}", raw.stdout_bytes.len());
+}
+
+#[test]
+fn attachment_floods_are_refused_with_a_notice_naming_the_limit() {
+    let sandbox = Sandbox::with_config(WALKTHROUGH_CONFIG);
+    let world = Walkthrough::set_up(&sandbox);
+    let base = String::from_utf8(world.fixture("valid_new_issue.eml")).expect("UTF-8 fixture");
+    let (headers, _) = base.split_once("\n\n").expect("a header block");
+    let headers: String = headers
+        .lines()
+        .filter(|line| {
+            !line.starts_with("Content-Type")
+                && !line.starts_with(' ')
+                && !line.starts_with("Content-Transfer")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let mut mail = format!(
+        "{headers}\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\nSee attached.\r\n"
+    );
+    for n in 0..5000 {
+        mail.push_str(&format!(
+            "--b\r\nContent-Disposition: attachment; filename=\"f{n}.txt\"\r\n\r\nx\r\n"
+        ));
+    }
+    mail.push_str("--b--\r\n");
+    let outcome = receive_final(&sandbox, mail.as_bytes());
+    assert_eq!(outcome["outcome"], "rejected", "{outcome:#}");
+    assert_eq!(outcome["error"], "limit_exceeded");
+    assert!(
+        str_field(&outcome, "reason").contains("5000 attachments"),
+        "{outcome:#}"
+    );
+    assert_eq!(outcome["reject_notice_queued"], true);
+    assert!(
+        !sandbox.path().join("postern-data/uploads").exists()
+            || std::fs::read_dir(sandbox.path().join("postern-data/uploads"))
+                .map(|entries| entries.count())
+                .unwrap_or(0)
+                == 0,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn an_overlong_attachment_name_is_processed_not_retried() {
+    let sandbox = Sandbox::with_config(WALKTHROUGH_CONFIG);
+    let world = Walkthrough::set_up(&sandbox);
+    let base = String::from_utf8(world.fixture("valid_new_issue.eml")).expect("UTF-8 fixture");
+    let (headers, _) = base.split_once("\n\n").expect("a header block");
+    let headers: String = headers
+        .lines()
+        .filter(|line| {
+            !line.starts_with("Content-Type")
+                && !line.starts_with(' ')
+                && !line.starts_with("Content-Transfer")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let name = format!("{}.pdf", "n".repeat(300));
+    let mail = format!(
+        "{headers}\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\r\nSee attached.\r\n\
+         --b\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n%PDF\r\n--b--\r\n"
+    );
+    let outcome = receive_final(&sandbox, mail.as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+}
