@@ -56,6 +56,10 @@ pub struct DelivererOptions {
     /// strictly; a few more hide the round trips (they are claimed together and their outcomes
     /// recorded together, so a crash affects only those in flight).
     pub concurrency: usize,
+    /// How many times in a row GitLab may refuse one message the same way
+    /// ([`crate::webhook::REFUSED`]) before it is quarantined. Failures of GitLab itself
+    /// (unreachable, 5xx) never quarantine: mail waits for GitLab as long as it takes.
+    pub quarantine_after: i64,
 }
 
 impl Default for DelivererOptions {
@@ -67,6 +71,7 @@ impl Default for DelivererOptions {
             retry_base: Duration::from_secs(5),
             retry_max: Duration::from_secs(5 * 60),
             concurrency: 4,
+            quarantine_after: 8,
         }
     }
 }
@@ -460,7 +465,18 @@ impl Deliverer {
                     match record {
                         Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
                         Record::Retry { kind, reason, at } => {
-                            tx.retry_inbound_at(*id, kind, reason, *at).await?;
+                            let streak = tx.retry_inbound_at(*id, kind, reason, *at).await?;
+                            if *kind == crate::webhook::REFUSED
+                                && streak >= self.options.quarantine_after
+                            {
+                                tracing::warn!(
+                                    id,
+                                    streak,
+                                    reason,
+                                    "GitLab keeps refusing the message; quarantined"
+                                );
+                                tx.quarantine_inbound(*id, kind, reason).await?;
+                            }
                         }
                     }
                 }

@@ -160,7 +160,8 @@ impl Webhook {
 }
 
 /// 2xx → delivered; 400 with GitLab's `{"success": false, "message": …}` → rejected (too
-/// large); anything else → temporary.
+/// large); another 400, 413 or 422 → temporary, but about this message (`webhook_refused`: the
+/// deliverer quarantines a message GitLab keeps refusing); anything else → temporary.
 pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
     match answer.status {
         200..=299 => Ok(()),
@@ -170,10 +171,18 @@ pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
                 reason: message,
             }),
             None => Err(DeliveryFailure::Temporary {
-                kind: "webhook_status",
-                reason: format!("GitLab answered 400: {}", answer.body),
+                kind: REFUSED,
+                reason: format!("GitLab answered 400: {}", bounded(&answer.body)),
             }),
         },
+        413 | 422 => Err(DeliveryFailure::Temporary {
+            kind: REFUSED,
+            reason: format!(
+                "GitLab answered {}: {}",
+                answer.status,
+                bounded(&answer.body)
+            ),
+        }),
         401 | 403 => Err(DeliveryFailure::Temporary {
             kind: "webhook_unauthorized",
             reason: format!(
@@ -185,6 +194,19 @@ pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
             kind: "webhook_status",
             reason: format!("GitLab answered {status}"),
         }),
+    }
+}
+
+/// The kind of a failure that is about the message rather than about GitLab: GitLab (or the
+/// proxy in front of it) refused this request. Retried, since the cause may be a GitLab bug
+/// that is fixed, but the same refusal again and again quarantines the message.
+pub const REFUSED: &str = "webhook_refused";
+
+/// At most the first 500 characters of a response body, for a reason text.
+fn bounded(body: &str) -> &str {
+    match body.char_indices().nth(500) {
+        Some((at, _)) => &body[..at],
+        None => body,
     }
 }
 
@@ -232,7 +254,7 @@ mod tests {
     fn only_2xx_acknowledges() {
         assert!(classify(&answer(200, r#"{"success":true}"#)).is_ok());
         assert!(classify(&answer(204, "")).is_ok());
-        for status in [301, 401, 403, 404, 413, 500, 502, 503] {
+        for status in [301, 400, 401, 403, 404, 413, 422, 500, 502, 503] {
             assert!(
                 matches!(
                     classify(&answer(status, "")),

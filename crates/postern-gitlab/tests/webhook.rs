@@ -412,3 +412,64 @@ async fn an_imported_gitlab_yml_drives_delivery_end_to_end() {
     assert_eq!(received[1].mailbox, "service_desk_email");
     assert_eq!(received[1].body, message(2));
 }
+
+// GitLab (or the proxy before it) refuses one message again and again: after the configured
+// number of the same refusal it is quarantined, and the messages behind it are delivered.
+// GitLab being down never quarantines anything (see the 500 test above).
+both!(a_message_gitlab_keeps_refusing_is_quarantined, |db| {
+    let dir = tempfile::tempdir()?;
+    let gitlab = stand_in().await;
+    let mut raws: Vec<Vec<u8>> = (0..3).map(message).collect();
+    raws[1].extend_from_slice(b"REFUSE-ME\r\n");
+    store_messages(&db.store, Mailbox::Incoming, &raws).await;
+    gitlab.refuse_containing(b"REFUSE-ME");
+    let deliverer = Deliverer::new(
+        db.store.clone(),
+        vec![(
+            Mailbox::Incoming,
+            Destination::Webhook(webhook(
+                &gitlab,
+                Mailbox::Incoming,
+                signer(dir.path(), &INCOMING_SECRET),
+            )),
+        )],
+        postern_gitlab::DelivererOptions {
+            retry_base: Duration::ZERO,
+            retry_max: Duration::ZERO,
+            ..fast_options()
+        },
+    );
+    let mut states = Vec::new();
+    for _ in 0..20 {
+        deliverer.deliver_due().await?;
+        states = all_messages(&db.store, Mailbox::Incoming)
+            .await
+            .iter()
+            .map(|m| m.state)
+            .collect();
+        if states[1] == InboundState::Quarantined {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        states,
+        vec![
+            InboundState::Processed,
+            InboundState::Quarantined,
+            InboundState::Processed
+        ]
+    );
+    let refused = &all_messages(&db.store, Mailbox::Incoming).await[1];
+    assert_eq!(refused.error_kind.as_deref(), Some("webhook_refused"));
+    assert_eq!(refused.failure_streak, 3);
+    assert!(
+        refused
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("422"),
+        "{refused:?}"
+    );
+    Ok(())
+});

@@ -64,6 +64,9 @@ struct State {
     config: GitlabConfig,
     received: Mutex<Vec<Received>>,
     fail_next: AtomicU32,
+    /// Bodies containing this are answered 422, as a proxy or a GitLab bug might refuse one
+    /// message for good.
+    refused_marker: Mutex<Option<Vec<u8>>>,
     delay_ms: AtomicU64,
     requests: AtomicU64,
     unauthorized: AtomicU64,
@@ -87,6 +90,7 @@ impl GitlabStandIn {
             config,
             received: Mutex::new(Vec::new()),
             fail_next: AtomicU32::new(0),
+            refused_marker: Mutex::new(None),
             delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
@@ -154,6 +158,13 @@ impl GitlabStandIn {
     /// Answers 500 to the next `n` requests.
     pub fn fail_next(&self, n: u32) {
         self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers 422 to every message whose body contains `marker` (fault injection).
+    pub fn refuse_containing(&self, marker: &[u8]) {
+        if let Ok(mut refused) = self.state.refused_marker.lock() {
+            *refused = Some(marker.to_vec());
+        }
     }
 
     /// Waits this long before answering each request.
@@ -267,6 +278,18 @@ async fn handle(state: &State, req: Request<Incoming>) -> Answer {
         );
     };
     let body = body.to_bytes().to_vec();
+    let refused = state.refused_marker.lock().ok().and_then(|marker| {
+        marker.as_ref().map(|marker| {
+            body.windows(marker.len())
+                .any(|window| window == marker.as_slice())
+        })
+    });
+    if refused == Some(true) {
+        return answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"message": "422 Unprocessable Entity"}),
+        );
+    }
     if state.config.max_size.is_some_and(|max| body.len() > max) {
         return answer(
             StatusCode::BAD_REQUEST,

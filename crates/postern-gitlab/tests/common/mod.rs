@@ -73,6 +73,7 @@ pub fn fast_options() -> DelivererOptions {
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_millis(500),
         concurrency: 4,
+        quarantine_after: 3,
     }
 }
 
