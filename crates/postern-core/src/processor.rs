@@ -540,15 +540,22 @@ impl<'raw> Prepared<'raw> {
         declared_size: Option<i64>,
         config: &ProcessorConfig,
     ) -> Result<Prepared<'raw>, ProcessError> {
-        let email = Email::parse(raw);
-        let early = early_decision(raw, &email, declared_size, &config.limits);
-        // A message refused by its bytes needs no body text and no uploads.
-        let (texts, uploads) = match early {
-            None => (
-                MessageTexts::of(&email),
-                Uploads::stage(&email, &config.uploads).await?,
-            ),
-            Some(_) => (MessageTexts::default(), Uploads::default()),
+        // Parsing and the text work take time in proportion to the message and never wait:
+        // on a multi-threaded runtime they leave the worker thread to the other tasks
+        // (another LMTP session, the web server) for as long as they run.
+        let (email, early, texts) = cpu_bound(|| {
+            let email = Email::parse(raw);
+            let early = early_decision(raw, &email, declared_size, &config.limits);
+            // A message refused by its bytes needs no body text and no uploads.
+            let texts = match early {
+                None => MessageTexts::of(&email),
+                Some(_) => MessageTexts::default(),
+            };
+            (email, early, texts)
+        });
+        let uploads = match early {
+            None => Uploads::stage(&email, &config.uploads).await?,
+            Some(_) => Uploads::default(),
         };
         Ok(Prepared {
             email,
@@ -556,6 +563,18 @@ impl<'raw> Prepared<'raw> {
             texts,
             uploads,
         })
+    }
+}
+
+/// Runs `work` where it does not hold up other tasks: in place of the current worker thread,
+/// whose other tasks move to another, on a multi-threaded runtime; plainly otherwise (a
+/// single-threaded runtime, as in `postern receive`, has nothing else to run).
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
