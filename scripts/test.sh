@@ -31,6 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# A one-off build gains nothing from incremental caches, which would double the disk it needs.
+export CARGO_INCREMENTAL=0
 echo "[test] cargo test --workspace"
 # Unit, integration and doc tests of every crate (benchmarks are run by `cargo bench`).
 cargo test --workspace --locked
