@@ -187,3 +187,96 @@ fn an_overlong_attachment_name_is_processed_not_retried() {
     let outcome = receive_final(&sandbox, mail.as_bytes());
     assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
 }
+
+/// A new-issue mail from jake (a developer, so quick actions are looked for) whose body is
+/// `lines` lines of `/label ~a`: every line a command.
+fn quick_action_flood(world: &Walkthrough, bytes: usize) -> Vec<u8> {
+    let base = String::from_utf8(world.fixture("valid_new_issue.eml")).expect("UTF-8 fixture");
+    let (headers, _) = base.split_once("\n\n").expect("a header block");
+    let line = "/label ~a\r\n";
+    let mut mail = format!("{}\r\n\r\nFlooded.\r\n", headers.replace('\n', "\r\n"));
+    mail.push_str(&line.repeat(bytes / line.len()));
+    mail.into_bytes()
+}
+
+/// 5 MB of quick actions (the linear scanner's worst case: every line a command) ends in
+/// bounded time with a notice naming the limit, exit 0 (never retried).
+#[test]
+fn a_quick_action_flood_of_5_mb_is_refused_at_once() {
+    let sandbox = Sandbox::with_config(WALKTHROUGH_CONFIG);
+    let world = Walkthrough::set_up(&sandbox);
+    let mail = quick_action_flood(&world, 5 * 1024 * 1024);
+    let started = Instant::now();
+    let outcome = receive_final(&sandbox, &mail);
+    let took = started.elapsed();
+    eprintln!("5 MB quick-action flood: {took:?}");
+    assert_eq!(outcome["outcome"], "rejected", "{outcome:#}");
+    assert_eq!(outcome["error"], "limit_exceeded");
+    assert!(
+        str_field(&outcome, "reason").contains("quick actions"),
+        "{outcome:#}"
+    );
+    assert_eq!(outcome["reject_notice_queued"], true);
+    // The target is 1 s; the bound is generous because this is a shared test machine.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// While a hostile message (5 MB of quick actions) is being processed, an ordinary message
+/// delivered over a second LMTP connection is answered without waiting for it: slow work runs
+/// outside the store's write transaction.
+#[test]
+fn an_ordinary_delivery_is_answered_while_a_hostile_one_is_processed() {
+    let port = crate::serve::free_port();
+    let sandbox = Sandbox::with_config(&format!(
+        "{WALKTHROUGH_CONFIG}listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
+    ));
+    let world = Walkthrough::set_up(&sandbox);
+    let child = crate::serve::start(&sandbox);
+    let to = format!(
+        "incoming+gitlabhq-gitlabhq-{}-{}-issue@appmail.adventuretime.ooo",
+        world.project_id, world.token
+    );
+    let hostile = String::from_utf8(quick_action_flood(&world, 5 * 1024 * 1024)).expect("ASCII");
+    let (sent, hostile_sent) = std::sync::mpsc::channel();
+    let hostile_to = to.clone();
+    let hostile_delivery = std::thread::spawn(move || {
+        let replies = crate::serve::lmtp_signalling(port, &hostile_to, &hostile, move || {
+            let _ = sent.send(Instant::now());
+        });
+        (replies, Instant::now())
+    });
+    let hostile_data_end = hostile_sent
+        .recv_timeout(BOUND)
+        .expect("the hostile message was sent");
+    let ordinary = format!(
+        "From: jake@adventuretime.ooo\r\nTo: {to}\r\nSubject: Ordinary\r\nMessage-ID: <ordinary@x>\r\n\r\nHello.\r\n"
+    );
+    let started = Instant::now();
+    let replies = crate::serve::lmtp(port, &to, &ordinary);
+    let ordinary_took = started.elapsed();
+    eprintln!("ordinary answered in {ordinary_took:?}: {replies:?}");
+    let (hostile_replies, hostile_answered) = hostile_delivery.join().expect("hostile delivery");
+    eprintln!(
+        "ordinary answered in {ordinary_took:?}; hostile answered {:?} after its data",
+        hostile_answered - hostile_data_end
+    );
+    assert!(
+        replies.last().is_some_and(|reply| reply.starts_with("250")),
+        "{replies:?}"
+    );
+    // A refusal that will not clear: 5xx, never 4xx.
+    assert!(
+        hostile_replies
+            .last()
+            .is_some_and(|reply| reply.starts_with('5') || reply.starts_with("250")),
+        "{hostile_replies:?}"
+    );
+    // The target is 1 s; the bound is generous because this is a shared test machine.
+    assert!(ordinary_took < Duration::from_secs(5), "{ordinary_took:?}");
+    stop_serve(child);
+}
+
+fn stop_serve(child: std::process::Child) {
+    let status = crate::serve::stop(child);
+    assert!(status.success(), "{status:?}");
+}

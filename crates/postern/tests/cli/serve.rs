@@ -44,6 +44,16 @@ pub(crate) fn connect(port: u16) -> TcpStream {
 
 /// Sends one LMTP conversation and returns every reply line.
 pub(crate) fn lmtp(port: u16, recipient: &str, message: &str) -> Vec<String> {
+    lmtp_signalling(port, recipient, message, || {})
+}
+
+/// [`lmtp`], calling `data_sent` once the message's final `.` is written.
+pub(crate) fn lmtp_signalling(
+    port: u16,
+    recipient: &str,
+    message: &str,
+    data_sent: impl FnOnce(),
+) -> Vec<String> {
     let stream = connect(port);
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut writer = stream;
@@ -69,6 +79,7 @@ pub(crate) fn lmtp(port: u16, recipient: &str, message: &str) -> Vec<String> {
     }
     writer.write_all(message.as_bytes()).expect("send data");
     writer.write_all(b".\r\n").expect("end data");
+    data_sent();
     read_reply(&mut reader, &mut replies);
     writer.write_all(b"QUIT\r\n").expect("quit");
     replies
