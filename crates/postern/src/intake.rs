@@ -85,18 +85,20 @@ impl Intake for StoreIntake {
             let started = Instant::now();
             let processed = processor
                 .receive_message(message, self.mailbox, self.source)
-                .instrument(span)
+                .instrument(span.clone())
                 .await;
             return match processed {
                 // Durable whatever the outcome: stored and processed, refused, queued for a
                 // retry or quarantined.
                 Ok(outcome) => {
-                    crate::logging::message_finished(
-                        &outcome,
-                        "intake",
-                        self.mailbox.as_str(),
-                        started.elapsed(),
-                    );
+                    span.in_scope(|| {
+                        crate::logging::message_finished(
+                            &outcome,
+                            "intake",
+                            self.mailbox.as_str(),
+                            started.elapsed(),
+                        )
+                    });
                     if outcome.outcome == "queued" {
                         (self.wake)();
                     }

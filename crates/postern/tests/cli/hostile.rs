@@ -231,7 +231,7 @@ fn an_ordinary_delivery_is_answered_while_a_hostile_one_is_processed() {
         "{WALKTHROUGH_CONFIG}listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
     ));
     let world = Walkthrough::set_up(&sandbox);
-    let child = crate::serve::start(&sandbox);
+    let mut serving = KilledOnDrop(Some(crate::serve::start(&sandbox)));
     let to = format!(
         "incoming+gitlabhq-gitlabhq-{}-{}-issue@appmail.adventuretime.ooo",
         world.project_id, world.token
@@ -273,10 +273,56 @@ fn an_ordinary_delivery_is_answered_while_a_hostile_one_is_processed() {
     );
     // The target is 1 s; the bound is generous because this is a shared test machine.
     assert!(ordinary_took < Duration::from_secs(5), "{ordinary_took:?}");
-    stop_serve(child);
+    if let Some(child) = serving.0.take() {
+        let status = crate::serve::stop(child);
+        assert!(status.success(), "{status:?}");
+    }
 }
 
-fn stop_serve(child: std::process::Child) {
-    let status = crate::serve::stop(child);
-    assert!(status.success(), "{status:?}");
+/// A `postern serve` that is killed if the test fails before stopping it, so a failed run does
+/// not leave a server busy with a hostile message.
+struct KilledOnDrop(Option<std::process::Child>);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Message-IDs with a NUL byte, or longer than any index entry, through `receive` into
+/// PostgreSQL (where both used to make the insert fail for ever): each is processed once, exit 0,
+/// and the same bytes again are a duplicate.
+#[test]
+fn poison_message_ids_through_receive_on_postgresql() {
+    let rt = runtime();
+    let Some(db) = rt.block_on(postern_testkit::TestDb::postgres()) else {
+        return;
+    };
+    let sandbox = Sandbox::with_config(&format!(
+        "{WALKTHROUGH_CONFIG}store:\n  url: \"{}\"\n",
+        db.url
+    ));
+    let world = Walkthrough::set_up(&sandbox);
+    let to = format!(
+        "incoming+gitlabhq-gitlabhq-{}-{}-issue@appmail.adventuretime.ooo",
+        world.project_id, world.token
+    );
+    let ids = [
+        "nul\0inside@example.test".to_owned(),
+        format!("{}@example.test", "y".repeat(10_000)),
+    ];
+    for (n, message_id) in ids.iter().enumerate() {
+        let mut mail = new_issue_with_id(&to, &format!("Poison {n}"), message_id);
+        mail = String::from_utf8(mail)
+            .expect("ASCII")
+            .replace("jake@example.com", "jake@adventuretime.ooo")
+            .into_bytes();
+        let first = receive_final(&sandbox, &mail);
+        assert_eq!(first["outcome"], "processed", "{first:#}");
+        let again = receive_final(&sandbox, &mail);
+        assert_eq!(again["outcome"], "duplicate", "{again:#}");
+    }
 }
