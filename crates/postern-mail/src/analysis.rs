@@ -10,7 +10,7 @@ use crate::attachments::{self, Attachment};
 use crate::auto::{AutoReason, auto_generated};
 use crate::key::{KeyScan, KeySource, find_mail_key};
 use crate::message::Email;
-use crate::quick_actions::find_quick_actions;
+use crate::quick_actions::scan_quick_actions;
 use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route, route_incoming, route_service_desk};
 
@@ -107,8 +107,10 @@ pub struct Analysis {
     pub body: String,
     /// What trimming cut away (null when trimming is off).
     pub elided: Option<String>,
-    /// Quick-action lines in `body`.
+    /// Quick-action lines in `body`, at most [`MAX_QUICK_ACTIONS`](crate::limits::MAX_QUICK_ACTIONS).
     pub quick_actions: Vec<String>,
+    /// How many quick actions `body` has, the ones past the cap included.
+    pub quick_actions_total: usize,
     /// Attachments, signature parts of signed mail excluded.
     pub attachments: Vec<AttachmentInfo>,
     /// File names of the `.patch` attachments, in the order they would be applied.
@@ -162,6 +164,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         None
     };
 
+    let quick_actions = scan_quick_actions(&body);
     Analysis {
         message_id: email.message_id().map(str::to_owned),
         subject: email.subject().map(str::to_owned),
@@ -175,10 +178,12 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         route,
         auto_generated: auto_reason.is_some(),
         auto_generated_reason: auto_reason,
-        quick_actions: find_quick_actions(&body)
+        quick_actions: quick_actions
+            .actions
             .into_iter()
             .map(|action| action.line)
             .collect(),
+        quick_actions_total: quick_actions.total,
         body,
         elided,
         patches: attachments::patches(&all_attachments)

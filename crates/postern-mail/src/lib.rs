@@ -35,6 +35,7 @@ pub mod attachments;
 pub mod auto;
 pub mod html;
 pub mod key;
+pub mod limits;
 pub mod message;
 pub mod quick_actions;
 pub mod reply;
@@ -48,7 +49,8 @@ pub use auto::{AutoReason, auto_generated};
 pub use key::{CustomEmailLookup, KeyScan, KeySource, MailKey, find_mail_key};
 pub use message::{Email, message_id_of};
 pub use quick_actions::{
-    QuickAction, extract_quick_actions, find_quick_actions, redact_quick_actions,
+    QuickAction, QuickActionScan, extract_quick_actions, extract_quick_actions_capped,
+    find_quick_actions, redact_quick_actions, scan_quick_actions,
 };
 pub use reply::{Reply, ReplyError, ReplyOptions, parse_reply};
 pub use route::{HandlerKind, ProjectRef, ReplyKey, Route, route_incoming, route_service_desk};
