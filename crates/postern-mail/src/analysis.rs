@@ -9,6 +9,7 @@ use crate::address::AddressTemplate;
 use crate::attachments::{self, Attachment};
 use crate::auto::{AutoReason, auto_generated};
 use crate::key::{KeyScan, KeySource, find_mail_key};
+use crate::limits::MAX_ATTACHMENTS_LISTED;
 use crate::message::Email;
 use crate::quick_actions::scan_quick_actions;
 use crate::reply::{self, ReplyOptions};
@@ -111,9 +112,14 @@ pub struct Analysis {
     pub quick_actions: Vec<String>,
     /// How many quick actions `body` has, the ones past the cap included.
     pub quick_actions_total: usize,
-    /// Attachments, signature parts of signed mail excluded.
+    /// Attachments, signature parts of signed mail excluded: at most
+    /// [`MAX_ATTACHMENTS_LISTED`](crate::limits::MAX_ATTACHMENTS_LISTED), names cut to
+    /// [`MAX_ATTACHMENT_NAME_BYTES`](crate::limits::MAX_ATTACHMENT_NAME_BYTES).
     pub attachments: Vec<AttachmentInfo>,
-    /// File names of the `.patch` attachments, in the order they would be applied.
+    /// How many attachments the message has, the ones past the listing cap included.
+    pub attachments_total: usize,
+    /// File names of the `.patch` attachments, in the order they would be applied (at most
+    /// the listing cap, names cut as for `attachments`).
     pub patches: Vec<String>,
     /// The receiver's error before any database access.
     pub error: Option<EarlyError>,
@@ -188,9 +194,15 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         elided,
         patches: attachments::patches(&all_attachments)
             .iter()
-            .map(|patch| patch.filename.clone())
+            .take(MAX_ATTACHMENTS_LISTED)
+            .map(|patch| attachments::short_name(&patch.filename))
             .collect(),
-        attachments: all_attachments.iter().map(info).collect(),
+        attachments: all_attachments
+            .iter()
+            .take(MAX_ATTACHMENTS_LISTED)
+            .map(info)
+            .collect(),
+        attachments_total: all_attachments.len(),
         error,
         options_error,
     }
@@ -198,7 +210,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
 
 fn info(attachment: &Attachment) -> AttachmentInfo {
     AttachmentInfo {
-        filename: attachment.filename.clone(),
+        filename: attachments::short_name(&attachment.filename),
         content_type: attachment.content_type.clone(),
         size: attachment.size,
     }

@@ -6,3 +6,24 @@
 /// and listed by `analyse`. A person writes a handful; the caller sees the full count in
 /// `total` and decides (postern-core refuses more than its configured limit, 100 by default).
 pub const MAX_QUICK_ACTIONS: usize = 100;
+
+/// HTML converted to text from one message. The conversion builds libxml2's tree, which costs
+/// tens of bytes per byte of tag-dense HTML (20 MB of HTML took 830 MB); an HTML reply's own
+/// text is at its top and rarely a hundred kilobytes. Longer HTML is cut at a tag boundary and
+/// the text says so ([`html::cut_notice`](crate::html::cut_notice)).
+pub const MAX_HTML_BYTES: usize = 1024 * 1024;
+
+/// Attachments listed by `analyse` (what `postern inspect` prints). The count of all of them is
+/// given next to the list; refusing a message for having too many is the caller's limit
+/// (postern-core's `max_attachments`).
+pub const MAX_ATTACHMENTS_LISTED: usize = 1000;
+
+/// Longest attachment name listed by `analyse`, in bytes; longer names are cut keeping their
+/// extension. File systems refuse names over 255 bytes and nobody reads more; the same value as
+/// postern-core's `MAX_ATTACHMENT_NAME_BYTES` for stored names, kept here so this crate stays
+/// free of postern-core.
+pub const MAX_ATTACHMENT_NAME_BYTES: usize = 128;
+
+/// Deepest nesting of multiparts and forwarded messages walked; deeper parts are ignored rather
+/// than recursed into, so hostile nesting cannot exhaust the stack or the time budget.
+pub const MAX_NESTING: usize = 32;
