@@ -45,7 +45,7 @@ fn main() {
         },
         Case {
             pass: "analyse",
-            shape: "HTML-only body, nested tags",
+            shape: "HTML-only body, sibling tags",
             build: html_mail,
             run: run_analyse,
         },
@@ -87,8 +87,8 @@ fn main() {
         },
         Case {
             pass: "html → markdown",
-            shape: "nested inline tags",
-            build: nested_html,
+            shape: "sibling tags (nesting stops at 256)",
+            build: sibling_html,
             run: run_html,
         },
         Case {
@@ -255,7 +255,7 @@ fn plain_mail(n: usize) -> Vec<u8> {
 
 fn html_mail(n: usize) -> Vec<u8> {
     let mut out = format!("{HEADERS}Content-Type: text/html; charset=utf-8\r\n\r\n").into_bytes();
-    out.extend(nested_html(n));
+    out.extend(sibling_html(n));
     out
 }
 
@@ -339,8 +339,8 @@ fn trimmer_one_line(n: usize) -> Vec<u8> {
     unit.repeat(n / unit.len() + 1).into_bytes()
 }
 
-fn nested_html(n: usize) -> Vec<u8> {
-    let unit = "<b><i><a href=\"x\"><span><em>x";
+fn sibling_html(n: usize) -> Vec<u8> {
+    let unit = "<p>x</p><b>y</b><br><i>z</i><span>w</span>";
     unit.repeat(n / unit.len() + 1).into_bytes()
 }
 

@@ -27,3 +27,10 @@ pub const MAX_ATTACHMENT_NAME_BYTES: usize = 128;
 /// Deepest nesting of multiparts and forwarded messages walked; deeper parts are ignored rather
 /// than recursed into, so hostile nesting cannot exhaust the stack or the time budget.
 pub const MAX_NESTING: usize = 32;
+
+/// Text given to the reply trimmer. The trimmer classifies every line with a dozen patterns and
+/// keeps several copies of the text (about ten times its size in all, a quarter of a second per
+/// megabyte); a person's reply is at the top and far shorter. Past this size the text is cut at
+/// a line end: the rest counts as cut away, and a notice ends the reply when the trimmer found
+/// nothing to cut before it.
+pub const MAX_TRIM_BYTES: usize = 1024 * 1024;

@@ -323,14 +323,14 @@ struct Matches<'t> {
     html_close: Cursor,
     /// Next `>` after a closing tag's `</`.
     close_tag_end: Cursor,
-    /// Command names, longest first (the pattern's alternation order).
+    /// Command names, sorted for lookup.
     names: Vec<&'static str>,
 }
 
 impl<'t> Matches<'t> {
     fn new(text: &'t str) -> Self {
         let mut names: Vec<&'static str> = COMMAND_NAMES.to_vec();
-        names.sort_by_key(|name| std::cmp::Reverse(name.len()));
+        names.sort_unstable();
         Matches {
             text,
             bytes: text.as_bytes(),
@@ -418,39 +418,39 @@ impl<'t> Matches<'t> {
     }
 
     /// The last branch: `^/(?P<cmd>names)(?:\x20(?P<arg>[^\n]*))?(?:\s*\n|$)`, case-insensitive.
+    ///
+    /// What may follow a name (a space, white space up to a line break, the end of the text)
+    /// is never a letter or `_`, so the only name that can match is the whole run of name
+    /// characters after the slash: one lookup instead of trying every name in turn.
     fn command_at(&self, line: usize) -> Option<Found> {
         if self.bytes[line] != b'/' {
             return None;
         }
-        let after_slash = &self.text[line + 1..];
-        for name in &self.names {
-            let Some(name_len) = name_prefix(after_slash, name) else {
-                continue;
-            };
-            let name_end = line + 1 + name_len;
-            if self.bytes.get(name_end) == Some(&b' ') {
-                let arg_start = name_end + 1;
-                let arg_end = find_byte(self.bytes, arg_start, b'\n').unwrap_or(self.bytes.len());
-                let end = self.after_trailing_space(arg_end).unwrap_or(arg_end);
-                return Some(Found {
-                    whole: line..end,
-                    name: Some(line + 1..name_end),
-                    arg: Some(arg_start..arg_end),
-                });
-            }
-            let end = match self.after_trailing_space(name_end) {
-                Some(end) => end,
-                None if name_end == self.bytes.len() => name_end,
-                // Another, shorter name cannot do better: it would be followed by a letter.
-                None => continue,
-            };
+        let (name_len, folded) = name_run(&self.text[line + 1..])?;
+        if self.names.binary_search(&folded.as_str()).is_err() {
+            return None;
+        }
+        let name_end = line + 1 + name_len;
+        if self.bytes.get(name_end) == Some(&b' ') {
+            let arg_start = name_end + 1;
+            let arg_end = find_byte(self.bytes, arg_start, b'\n').unwrap_or(self.bytes.len());
+            let end = self.after_trailing_space(arg_end).unwrap_or(arg_end);
             return Some(Found {
                 whole: line..end,
                 name: Some(line + 1..name_end),
-                arg: None,
+                arg: Some(arg_start..arg_end),
             });
         }
-        None
+        let end = match self.after_trailing_space(name_end) {
+            Some(end) => end,
+            None if name_end == self.bytes.len() => name_end,
+            None => return None,
+        };
+        Some(Found {
+            whole: line..end,
+            name: Some(line + 1..name_end),
+            arg: None,
+        })
     }
 
     /// `\s*\n` from `from`: just past the last line break of the white space that starts there.
@@ -536,22 +536,31 @@ fn inline_code_extent(bytes: &[u8]) -> Option<(usize, usize)> {
     Some((opening, close + 1))
 }
 
-/// The length in bytes of `name` at the start of `text`, compared as the pattern's `(?i)` does
-/// (Unicode simple case folding: `K` and `ſ` also match `k` and `s`).
-fn name_prefix(text: &str, name: &str) -> Option<usize> {
-    let mut chars = text.char_indices();
+/// The longest command name there is, in characters.
+const LONGEST_NAME: usize = 24;
+
+/// The run of characters at the start of `text` that can be part of a command name, with its
+/// length in bytes and its lowercase form, compared as the pattern's `(?i)` does (Unicode simple
+/// case folding: `K` and `ſ` also match `k` and `s`). `None` when the run is empty or longer
+/// than any name.
+fn name_run(text: &str) -> Option<(usize, String)> {
+    let mut folded = String::new();
     let mut len = 0;
-    for expected in name.chars() {
-        let (offset, c) = chars.next()?;
-        let same = c.to_ascii_lowercase() == expected
-            || (expected == 'k' && c == '\u{212A}')
-            || (expected == 's' && c == '\u{17F}');
-        if !same {
+    for c in text.chars() {
+        let lower = match c {
+            'a'..='z' | '_' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            '\u{212A}' => 'k',
+            '\u{17F}' => 's',
+            _ => break,
+        };
+        if folded.len() == LONGEST_NAME {
             return None;
         }
-        len = offset + c.len_utf8();
+        folded.push(lower);
+        len += c.len_utf8();
     }
-    Some(len)
+    (len > 0).then_some((len, folded))
 }
 
 /// GitLab's pattern run as a regular expression (the implementation before the one-pass scanner,
@@ -749,6 +758,12 @@ mod tests {
             prop_assert_eq!(extract_quick_actions(&text), oracle::extract_quick_actions(&text));
             prop_assert_eq!(redact_quick_actions(&text), oracle::redact_quick_actions(&text));
         }
+    }
+
+    #[test]
+    fn longest_name_is_the_run_limit() {
+        let longest = COMMAND_NAMES.iter().map(|name| name.len()).max();
+        assert!(longest <= Some(LONGEST_NAME));
     }
 
     #[test]
