@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
 use postern_mail::{
-    AddressTemplate, AnalysisOptions, Email, KeyScan, analyse, attachments, find_mail_key,
-    html::html_to_markdown, redact_quick_actions, scan_quick_actions, trim,
+    AddressTemplate, AnalysisOptions, Email, KeyScan, analyse, attachments, cap_header_block,
+    find_mail_key, html::html_to_markdown, redact_quick_actions, scan_quick_actions, trim,
 };
 
 #[global_allocator]
@@ -59,6 +59,12 @@ fn main() {
             pass: "analyse",
             shape: "attachment flood, 1-byte parts",
             build: attachment_flood,
+            run: run_analyse,
+        },
+        Case {
+            pass: "analyse",
+            shape: "MIME nesting, one multipart per 60 bytes",
+            build: nested_multiparts,
             run: run_analyse,
         },
         Case {
@@ -200,7 +206,8 @@ fn run_html(raw: &[u8]) {
 }
 
 fn run_key_scan(raw: &[u8]) {
-    let email = Email::parse(raw);
+    let raw = cap_header_block(raw);
+    let email = Email::parse(&raw);
     let template = AddressTemplate::new("incoming+%{key}@example.com");
     let scan = KeyScan {
         template: Some(&template),
@@ -300,6 +307,20 @@ fn attachment_flood(n: usize) -> Vec<u8> {
         i += 1;
     }
     out.extend_from_slice(b"--b--\r\n");
+    out
+}
+
+fn nested_multiparts(n: usize) -> Vec<u8> {
+    let mut out = HEADERS.as_bytes().to_vec();
+    let mut depth = 0usize;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{depth}\r\n\r\n--b{depth}\r\n")
+                .as_bytes(),
+        );
+        depth += 1;
+    }
+    out.extend_from_slice(b"Content-Type: text/plain\r\n\r\ndeep\r\n");
     out
 }
 

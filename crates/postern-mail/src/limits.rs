@@ -8,10 +8,11 @@
 pub const MAX_QUICK_ACTIONS: usize = 100;
 
 /// HTML converted to text from one message. The conversion builds libxml2's tree, which costs
-/// tens of bytes per byte of tag-dense HTML (20 MB of HTML took 830 MB); an HTML reply's own
-/// text is at its top and rarely a hundred kilobytes. Longer HTML is cut at a tag boundary and
-/// the text says so ([`html::cut_notice`](crate::html::cut_notice)).
-pub const MAX_HTML_BYTES: usize = 1024 * 1024;
+/// up to 45 bytes per byte of tag-dense HTML (20 MB of HTML took 830 MB), so this keeps it near
+/// 23 MB; an HTML reply's own text is at its top and rarely a hundred kilobytes, the quoted
+/// thread below it is what trimming drops anyway. Longer HTML is cut at a tag boundary and the
+/// text says so ([`html::cut_notice`](crate::html::cut_notice)).
+pub const MAX_HTML_BYTES: usize = 512 * 1024;
 
 /// Attachments listed by `analyse` (what `postern inspect` prints). The count of all of them is
 /// given next to the list; refusing a message for having too many is the caller's limit
@@ -34,3 +35,10 @@ pub const MAX_NESTING: usize = 32;
 /// a line end: the rest counts as cut away, and a notice ends the reply when the trimmer found
 /// nothing to cut before it.
 pub const MAX_TRIM_BYTES: usize = 1024 * 1024;
+
+/// Header block read by [`analyse`](crate::analyse) (see
+/// [`cap_header_block`](crate::message::cap_header_block)). Parsed headers cost about seven
+/// times their size; real header blocks, long `Received` chains and DKIM/ARC included, stay
+/// under a hundred kilobytes (Postfix's own `header_size_limit` is 100 KB). Header lines past
+/// this size are dropped, as Postfix drops them.
+pub const MAX_HEADER_BYTES: usize = 512 * 1024;

@@ -426,8 +426,13 @@ impl<'t> Matches<'t> {
         if self.bytes[line] != b'/' {
             return None;
         }
-        let (name_len, folded) = name_run(&self.text[line + 1..])?;
-        if self.names.binary_search(&folded.as_str()).is_err() {
+        let mut folded = [0u8; LONGEST_NAME];
+        let (name_len, folded_len) = name_run(&self.text[line + 1..], &mut folded)?;
+        if self
+            .names
+            .binary_search_by(|name| name.as_bytes().cmp(&folded[..folded_len]))
+            .is_err()
+        {
             return None;
         }
         let name_end = line + 1 + name_len;
@@ -540,27 +545,25 @@ fn inline_code_extent(bytes: &[u8]) -> Option<(usize, usize)> {
 const LONGEST_NAME: usize = 24;
 
 /// The run of characters at the start of `text` that can be part of a command name, with its
-/// length in bytes and its lowercase form, compared as the pattern's `(?i)` does (Unicode simple
+/// length in bytes and the length of its lowercase form (written to `folded`), compared as the pattern's `(?i)` does (Unicode simple
 /// case folding: `K` and `ſ` also match `k` and `s`). `None` when the run is empty or longer
 /// than any name.
-fn name_run(text: &str) -> Option<(usize, String)> {
-    let mut folded = String::new();
+fn name_run(text: &str, folded: &mut [u8; LONGEST_NAME]) -> Option<(usize, usize)> {
+    let mut folded_len = 0;
     let mut len = 0;
     for c in text.chars() {
         let lower = match c {
-            'a'..='z' | '_' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            '\u{212A}' => 'k',
-            '\u{17F}' => 's',
+            'a'..='z' | '_' => c as u8,
+            'A'..='Z' => c.to_ascii_lowercase() as u8,
+            '\u{212A}' => b'k',
+            '\u{17F}' => b's',
             _ => break,
         };
-        if folded.len() == LONGEST_NAME {
-            return None;
-        }
-        folded.push(lower);
+        *folded.get_mut(folded_len)? = lower;
+        folded_len += 1;
         len += c.len_utf8();
     }
-    (len > 0).then_some((len, folded))
+    (len > 0).then_some((len, folded_len))
 }
 
 /// GitLab's pattern run as a regular expression (the implementation before the one-pass scanner,
