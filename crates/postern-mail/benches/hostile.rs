@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
 use postern_mail::{
-    AddressTemplate, AnalysisOptions, Email, KeyScan, analyse, attachments, cap_header_block,
-    find_mail_key, html::html_to_markdown, redact_quick_actions, scan_quick_actions, trim,
+    AddressTemplate, AnalysisOptions, Email, KeyScan, ReplyOptions, analyse, attachments,
+    cap_message, find_mail_key, html::html_to_markdown, redact_quick_actions, reply::finish_reply,
+    scan_quick_actions, trim,
 };
 
 #[global_allocator]
@@ -86,6 +87,12 @@ fn main() {
             run: run_trim,
         },
         Case {
+            pass: "trimmer, uncapped",
+            shape: "same, trim_split alone (`postern trim`)",
+            build: trimmer_lines,
+            run: run_trim_uncapped,
+        },
+        Case {
             pass: "trimmer",
             shape: "one line: dates, <img, addresses",
             build: trimmer_one_line,
@@ -136,6 +143,8 @@ fn main() {
         {
             continue;
         }
+        // Lazily compiled patterns are built outside the timed runs.
+        (case.run)(&(case.build)(64 * 1024));
         let mut cells = Vec::new();
         let mut times = Vec::new();
         for size in SIZES {
@@ -195,7 +204,13 @@ fn run_quick_actions(raw: &[u8]) {
     black_box(redact_quick_actions(&text));
 }
 
+/// The trimmer as messages get it: `finish_reply`, which reads at most `MAX_TRIM_BYTES`.
 fn run_trim(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    black_box(finish_reply(&text, ReplyOptions::default()));
+}
+
+fn run_trim_uncapped(raw: &[u8]) {
     let text = String::from_utf8_lossy(raw);
     black_box(trim::trim_split(&text));
 }
@@ -206,7 +221,7 @@ fn run_html(raw: &[u8]) {
 }
 
 fn run_key_scan(raw: &[u8]) {
-    let raw = cap_header_block(raw);
+    let raw = cap_message(raw);
     let email = Email::parse(&raw);
     let template = AddressTemplate::new("incoming+%{key}@example.com");
     let scan = KeyScan {

@@ -11,7 +11,7 @@ use crate::auto::{AutoReason, auto_generated};
 use crate::key::{KeyScan, KeySource, find_mail_key};
 use crate::limits::MAX_ATTACHMENTS_LISTED;
 use crate::message::Email;
-use crate::message::cap_header_block;
+use crate::message::cap_message;
 use crate::quick_actions::scan_quick_actions;
 use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route, route_incoming, route_service_desk};
@@ -130,7 +130,7 @@ pub struct Analysis {
 
 /// Understands `raw` under `options`. Never fails and never panics.
 pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
-    let raw = cap_header_block(raw);
+    let raw = cap_message(raw);
     let email = Email::parse(&raw);
     let auto_reason = auto_generated(&email);
 

@@ -37,8 +37,15 @@ pub const MAX_NESTING: usize = 32;
 pub const MAX_TRIM_BYTES: usize = 1024 * 1024;
 
 /// Header block read by [`analyse`](crate::analyse) (see
-/// [`cap_header_block`](crate::message::cap_header_block)). Parsed headers cost about seven
+/// [`cap_message`](crate::message::cap_message)). Parsed headers cost about seven
 /// times their size; real header blocks, long `Received` chains and DKIM/ARC included, stay
 /// under a hundred kilobytes (Postfix's own `header_size_limit` is 100 KB). Header lines past
 /// this size are dropped, as Postfix drops them.
 pub const MAX_HEADER_BYTES: usize = 512 * 1024;
+
+/// Lines starting with `--` read by [`analyse`](crate::analyse) (see
+/// [`cap_message`](crate::message::cap_message)): each may open a MIME part, and a parsed part
+/// costs over a kilobyte (26 times its size when multiparts nest). Postern-core accepts 100
+/// attachments; ten thousand such lines leave room for signatures, separators and patches
+/// quoted in the body.
+pub const MAX_BOUNDARY_LINES: usize = 10_000;

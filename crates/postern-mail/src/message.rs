@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use crate::limits::MAX_HEADER_BYTES;
+use crate::limits::{MAX_BOUNDARY_LINES, MAX_HEADER_BYTES};
 use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
 };
@@ -42,29 +42,45 @@ pub fn message_id_of(raw: &[u8]) -> Option<String> {
         .and_then(|message| message.message_id().map(str::to_owned))
 }
 
-/// `raw` with its header block cut to [`MAX_HEADER_BYTES`]: the header lines past that size are
-/// dropped (a header is never cut in the middle of a line: the cut is at the start of the first
-/// line that does not fit), the blank line and body are kept. Borrowed, without a copy, when the
-/// header block is within the cap. Parse the result with [`Email::parse`] to keep the parsed
-/// headers' memory bounded.
-pub fn cap_header_block(raw: &[u8]) -> Cow<'_, [u8]> {
-    let raw_start = raw.len() - lstrip(raw).len();
-    let raw = &raw[raw_start..];
+/// `raw` cut to what parsing it may cost, for [`Email::parse`]:
+/// - the header block to [`MAX_HEADER_BYTES`]: the header lines past that size are dropped (the
+///   cut is at the start of the first line that does not fit), the blank line and body are kept;
+/// - the message to [`MAX_BOUNDARY_LINES`] lines starting with `--`: every MIME part starts after
+///   such a line, and a parsed part (nested multiparts above all) costs over a kilobyte, so the
+///   message ends before the first line past the cap.
+///
+/// Borrowed, without a copy, when neither cap is reached.
+pub fn cap_message(raw: &[u8]) -> Cow<'_, [u8]> {
+    let raw = lstrip(raw);
     let header_end = raw
         .windows(2)
         .position(|pair| pair == b"\n\n" || pair == b"\n\r")
         .map_or(raw.len(), |at| at + 1);
+    let mut boundary_lines = 0usize;
+    let message_end = raw
+        .windows(3)
+        .position(|window| {
+            if window[0] == b'\n' && window[1] == b'-' && window[2] == b'-' {
+                boundary_lines += 1;
+            }
+            boundary_lines > MAX_BOUNDARY_LINES
+        })
+        .map_or(raw.len(), |newline| newline + 1);
     if header_end <= MAX_HEADER_BYTES {
-        return Cow::Borrowed(raw);
+        return match message_end < raw.len() {
+            true => Cow::Owned(raw[..message_end].to_vec()),
+            false => Cow::Borrowed(raw),
+        };
     }
     // The last line start within the cap; a line longer than the cap is dropped whole.
     let cut = raw[..MAX_HEADER_BYTES]
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |newline| newline + 1);
-    let mut capped = Vec::with_capacity(cut + raw.len() - header_end);
+    let rest = &raw[header_end.min(message_end)..message_end];
+    let mut capped = Vec::with_capacity(cut + rest.len());
     capped.extend_from_slice(&raw[..cut]);
-    capped.extend_from_slice(&raw[header_end..]);
+    capped.extend_from_slice(rest);
     Cow::Owned(capped)
 }
 
@@ -438,17 +454,23 @@ mod tests {
             raw.extend_from_slice(b"Received: from x by y\r\n");
         }
         raw.extend_from_slice(b"X-Late: dropped\r\n\r\nthe body\r\n");
-        let capped = cap_header_block(&raw);
+        let capped = cap_message(&raw);
         assert!(capped.len() < crate::limits::MAX_HEADER_BYTES + 20);
         let email = Email::parse(&capped);
         assert_eq!(email.subject(), Some("s"));
         assert!(!email.has_header("X-Late"));
         assert!(email.raw().ends_with(b"\r\n\r\nthe body\r\n"));
-        // Within the cap nothing is copied.
-        assert!(matches!(
-            cap_header_block(b"A: b\r\n\r\nbody"),
-            Cow::Borrowed(_)
-        ));
+        // A flood of MIME parts ends at the cap.
+        let mut raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for _ in 0..crate::limits::MAX_BOUNDARY_LINES + 10 {
+            raw.extend_from_slice(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+        }
+        let capped = cap_message(&raw);
+        let parts = capped.windows(3).filter(|w| w == b"\n--").count();
+        assert_eq!(parts, crate::limits::MAX_BOUNDARY_LINES);
+        assert!(capped.ends_with(b"x\r\n"));
+        // Within the caps nothing is copied.
+        assert!(matches!(cap_message(b"A: b\r\n\r\nbody"), Cow::Borrowed(_)));
     }
 
     #[test]
