@@ -9,8 +9,10 @@ use crate::address::AddressTemplate;
 use crate::attachments::{self, Attachment};
 use crate::auto::{AutoReason, auto_generated};
 use crate::key::{KeyScan, KeySource, find_mail_key};
+use crate::limits::MAX_ATTACHMENTS_LISTED;
 use crate::message::Email;
-use crate::quick_actions::find_quick_actions;
+use crate::message::cap_message;
+use crate::quick_actions::scan_quick_actions;
 use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route, route_incoming, route_service_desk};
 
@@ -107,11 +109,18 @@ pub struct Analysis {
     pub body: String,
     /// What trimming cut away (null when trimming is off).
     pub elided: Option<String>,
-    /// Quick-action lines in `body`.
+    /// Quick-action lines in `body`, at most [`MAX_QUICK_ACTIONS`](crate::limits::MAX_QUICK_ACTIONS).
     pub quick_actions: Vec<String>,
-    /// Attachments, signature parts of signed mail excluded.
+    /// How many quick actions `body` has, the ones past the cap included.
+    pub quick_actions_total: usize,
+    /// Attachments, signature parts of signed mail excluded: at most
+    /// [`MAX_ATTACHMENTS_LISTED`](crate::limits::MAX_ATTACHMENTS_LISTED), names cut to
+    /// [`MAX_ATTACHMENT_NAME_BYTES`](crate::limits::MAX_ATTACHMENT_NAME_BYTES).
     pub attachments: Vec<AttachmentInfo>,
-    /// File names of the `.patch` attachments, in the order they would be applied.
+    /// How many attachments the message has, the ones past the listing cap included.
+    pub attachments_total: usize,
+    /// File names of the `.patch` attachments, in the order they would be applied (at most
+    /// the listing cap, names cut as for `attachments`).
     pub patches: Vec<String>,
     /// The receiver's error before any database access.
     pub error: Option<EarlyError>,
@@ -121,7 +130,8 @@ pub struct Analysis {
 
 /// Understands `raw` under `options`. Never fails and never panics.
 pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
-    let email = Email::parse(raw);
+    let raw = cap_message(raw);
+    let email = Email::parse(&raw);
     let auto_reason = auto_generated(&email);
 
     let template = match options.mailbox {
@@ -162,6 +172,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         None
     };
 
+    let quick_actions = scan_quick_actions(&body);
     Analysis {
         message_id: email.message_id().map(str::to_owned),
         subject: email.subject().map(str::to_owned),
@@ -175,17 +186,25 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         route,
         auto_generated: auto_reason.is_some(),
         auto_generated_reason: auto_reason,
-        quick_actions: find_quick_actions(&body)
+        quick_actions: quick_actions
+            .actions
             .into_iter()
             .map(|action| action.line)
             .collect(),
+        quick_actions_total: quick_actions.total,
         body,
         elided,
         patches: attachments::patches(&all_attachments)
             .iter()
-            .map(|patch| patch.filename.clone())
+            .take(MAX_ATTACHMENTS_LISTED)
+            .map(|patch| attachments::short_name(&patch.filename))
             .collect(),
-        attachments: all_attachments.iter().map(info).collect(),
+        attachments: all_attachments
+            .iter()
+            .take(MAX_ATTACHMENTS_LISTED)
+            .map(info)
+            .collect(),
+        attachments_total: all_attachments.len(),
         error,
         options_error,
     }
@@ -193,7 +212,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
 
 fn info(attachment: &Attachment) -> AttachmentInfo {
     AttachmentInfo {
-        filename: attachment.filename.clone(),
+        filename: attachments::short_name(&attachment.filename),
         content_type: attachment.content_type.clone(),
         size: attachment.size,
     }

@@ -11,9 +11,8 @@ use serde::Serialize;
 
 use crate::message::{Email, content_type_of};
 
-/// Deepest nesting of forwarded messages and multiparts that is walked; deeper parts are ignored
-/// rather than recursed into, so hostile nesting cannot exhaust the stack or the time budget.
-pub const MAX_NESTING: usize = 32;
+use crate::limits::MAX_ATTACHMENT_NAME_BYTES;
+pub use crate::limits::MAX_NESTING;
 
 /// Patches larger than this in total are refused by GitLab ("Patches are too big").
 pub const MAX_PATCH_BYTES: usize = 2 * 1024 * 1024;
@@ -60,6 +59,23 @@ pub fn patches<'a, 'm>(all: &'a [Attachment<'m>]) -> Vec<&'a Attachment<'m>> {
     let mut patches: Vec<&Attachment<'m>> = all.iter().filter(|a| a.is_patch()).collect();
     patches.sort_by(|a, b| a.filename.cmp(&b.filename));
     patches
+}
+
+/// `name` cut to [`MAX_ATTACHMENT_NAME_BYTES`] for display, on a character boundary, keeping a
+/// short extension (`.png`) at its end.
+pub fn short_name(name: &str) -> String {
+    if name.len() <= MAX_ATTACHMENT_NAME_BYTES {
+        return name.to_owned();
+    }
+    let extension = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
+        _ => "",
+    };
+    let mut end = MAX_ATTACHMENT_NAME_BYTES - extension.len();
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{extension}", &name[..end])
 }
 
 /// For `multipart/signed; protocol="application/pkcs7-signature"`, the normalised protocol type.
@@ -151,6 +167,17 @@ mod tests {
             normalise_type("application/x-pkcs7-signature"),
             normalise_type("Application/PKCS7-Signature")
         );
+    }
+
+    #[test]
+    fn long_names_are_cut_keeping_the_extension() {
+        assert_eq!(short_name("short.png"), "short.png");
+        let long = format!("{}.png", "é".repeat(200));
+        let short = short_name(&long);
+        assert!(short.len() <= MAX_ATTACHMENT_NAME_BYTES, "{}", short.len());
+        assert!(short.ends_with("é.png"));
+        let no_extension = "x".repeat(300);
+        assert_eq!(short_name(&no_extension).len(), MAX_ATTACHMENT_NAME_BYTES);
     }
 
     #[test]

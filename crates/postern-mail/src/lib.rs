@@ -35,6 +35,7 @@ pub mod attachments;
 pub mod auto;
 pub mod html;
 pub mod key;
+pub mod limits;
 pub mod message;
 pub mod quick_actions;
 pub mod reply;
@@ -46,9 +47,10 @@ pub use analysis::{Analysis, AnalysisOptions, EarlyError, Mailbox, analyse};
 pub use attachments::{Attachment, attachments, patches};
 pub use auto::{AutoReason, auto_generated};
 pub use key::{CustomEmailLookup, KeyScan, KeySource, MailKey, find_mail_key};
-pub use message::{Email, message_id_of};
+pub use message::{Email, cap_message, message_id_of};
 pub use quick_actions::{
-    QuickAction, extract_quick_actions, find_quick_actions, redact_quick_actions,
+    QuickAction, QuickActionScan, extract_quick_actions, extract_quick_actions_capped,
+    find_quick_actions, redact_quick_actions, scan_quick_actions,
 };
 pub use reply::{Reply, ReplyError, ReplyOptions, parse_reply};
 pub use route::{HandlerKind, ProjectRef, ReplyKey, Route, route_incoming, route_service_desk};

@@ -9,6 +9,9 @@
 //! Parsing never fails: anything that is not a message at all is read as a message with no headers
 //! whose body is the input, and every text is valid UTF-8 (undecodable bytes are replaced).
 
+use std::borrow::Cow;
+
+use crate::limits::{MAX_BOUNDARY_LINES, MAX_HEADER_BYTES};
 use mail_parser::{
     Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType,
 };
@@ -37,6 +40,48 @@ pub fn message_id_of(raw: &[u8]) -> Option<String> {
     MessageParser::default()
         .parse_headers(lstrip(raw))
         .and_then(|message| message.message_id().map(str::to_owned))
+}
+
+/// `raw` cut to what parsing it may cost, for [`Email::parse`]:
+/// - the header block to [`MAX_HEADER_BYTES`]: the header lines past that size are dropped (the
+///   cut is at the start of the first line that does not fit), the blank line and body are kept;
+/// - the message to [`MAX_BOUNDARY_LINES`] lines starting with `--`: every MIME part starts after
+///   such a line, and a parsed part (nested multiparts above all) costs over a kilobyte, so the
+///   message ends before the first line past the cap.
+///
+/// Borrowed, without a copy, when neither cap is reached.
+pub fn cap_message(raw: &[u8]) -> Cow<'_, [u8]> {
+    let raw = lstrip(raw);
+    let header_end = raw
+        .windows(2)
+        .position(|pair| pair == b"\n\n" || pair == b"\n\r")
+        .map_or(raw.len(), |at| at + 1);
+    let mut boundary_lines = 0usize;
+    let message_end = raw
+        .windows(3)
+        .position(|window| {
+            if window[0] == b'\n' && window[1] == b'-' && window[2] == b'-' {
+                boundary_lines += 1;
+            }
+            boundary_lines > MAX_BOUNDARY_LINES
+        })
+        .map_or(raw.len(), |newline| newline + 1);
+    if header_end <= MAX_HEADER_BYTES {
+        return match message_end < raw.len() {
+            true => Cow::Owned(raw[..message_end].to_vec()),
+            false => Cow::Borrowed(raw),
+        };
+    }
+    // The last line start within the cap; a line longer than the cap is dropped whole.
+    let cut = raw[..MAX_HEADER_BYTES]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let rest = &raw[header_end.min(message_end)..message_end];
+    let mut capped = Vec::with_capacity(cut + rest.len());
+    capped.extend_from_slice(&raw[..cut]);
+    capped.extend_from_slice(rest);
+    Cow::Owned(capped)
 }
 
 impl<'raw> Email<'raw> {
@@ -78,24 +123,32 @@ impl<'raw> Email<'raw> {
     /// Raw values of every top-level header called `name` (case-insensitive), in message order,
     /// unfolded and trimmed, as the `mail` gem's unstructured fields give them.
     pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.raw_header_values(name)
+            .map(|bytes| unfold(&String::from_utf8_lossy(bytes)))
+            .collect()
+    }
+
+    /// The raw bytes of each top-level header called `name`, lazily: a caller that wants the
+    /// first value does not copy a flood of them.
+    fn raw_header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
         let raw = self.message.raw_message();
         self.message
             .root_part()
             .headers
             .iter()
-            .filter(|header| header.name.as_str().eq_ignore_ascii_case(name))
-            .map(|header| {
+            .filter(move |header| header.name.as_str().eq_ignore_ascii_case(name))
+            .map(move |header| {
                 let start = header.offset_start as usize;
                 let end = (header.offset_end as usize).min(raw.len());
-                let bytes = raw.get(start..end).unwrap_or_default();
-                unfold(&String::from_utf8_lossy(bytes))
+                raw.get(start..end).unwrap_or_default()
             })
-            .collect()
     }
 
     /// The first raw value of header `name`, if present.
     pub fn header_value(&self, name: &str) -> Option<String> {
-        self.header_values(name).into_iter().next()
+        self.raw_header_values(name)
+            .next()
+            .map(|bytes| unfold(&String::from_utf8_lossy(bytes)))
     }
 
     /// Whether any top-level header called `name` exists.
@@ -392,6 +445,32 @@ mod tests {
             "{:?}",
             String::from_utf8_lossy(attachments[0].content)
         );
+    }
+
+    #[test]
+    fn header_blocks_past_the_cap_lose_their_last_lines_not_the_body() {
+        let mut raw = b"From: a@b.c\r\nSubject: s\r\n".to_vec();
+        while raw.len() < crate::limits::MAX_HEADER_BYTES + 1000 {
+            raw.extend_from_slice(b"Received: from x by y\r\n");
+        }
+        raw.extend_from_slice(b"X-Late: dropped\r\n\r\nthe body\r\n");
+        let capped = cap_message(&raw);
+        assert!(capped.len() < crate::limits::MAX_HEADER_BYTES + 20);
+        let email = Email::parse(&capped);
+        assert_eq!(email.subject(), Some("s"));
+        assert!(!email.has_header("X-Late"));
+        assert!(email.raw().ends_with(b"\r\n\r\nthe body\r\n"));
+        // A flood of MIME parts ends at the cap.
+        let mut raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for _ in 0..crate::limits::MAX_BOUNDARY_LINES + 10 {
+            raw.extend_from_slice(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+        }
+        let capped = cap_message(&raw);
+        let parts = capped.windows(3).filter(|w| w == b"\n--").count();
+        assert_eq!(parts, crate::limits::MAX_BOUNDARY_LINES);
+        assert!(capped.ends_with(b"x\r\n"));
+        // Within the caps nothing is copied.
+        assert!(matches!(cap_message(b"A: b\r\n\r\nbody"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use mail_parser::{Message, MessagePart, PartType};
 
 use crate::attachments::{MAX_NESTING, file_name};
+use crate::limits::MAX_TRIM_BYTES;
 use crate::message::{Email, content_type_of};
 use crate::{html, trim};
 
@@ -87,7 +88,7 @@ pub fn check_options(options: ReplyOptions) -> Result<(), ReplyError> {
 pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
     // One trimming pass gives both halves; `trim(text)` is `trim_split(text).0`.
     let (body, elided) = if options.trim_reply {
-        let (kept, cut) = trim::trim_split(selected);
+        let (kept, cut) = trim_capped(selected);
         (kept, Some(cut))
     } else {
         (selected.to_owned(), None)
@@ -105,6 +106,44 @@ pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
     }
     // Only the body loses its trailing blanks; GitLab returns the elided part as trimmed.
     Reply { body, elided }
+}
+
+/// The trimmer on the first [`MAX_TRIM_BYTES`] of `text` (cut at a line end): the rest is part
+/// of what was cut. When the trimmer cut nothing from that first part, the person's own text
+/// goes on past the cap, and the kept text ends with [`trim_cut_notice`] to say so.
+fn trim_capped(text: &str) -> (String, String) {
+    if text.len() <= MAX_TRIM_BYTES {
+        return trim::trim_split(text);
+    }
+    let mut end = MAX_TRIM_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = match text.as_bytes()[..end].iter().rposition(|&b| b == b'\n') {
+        Some(newline) if newline > 0 => newline,
+        _ => end,
+    };
+    let (head, tail) = text.split_at(end);
+    let (mut kept, mut cut) = trim::trim_split(head);
+    if cut.is_empty() {
+        if !kept.is_empty() {
+            kept.push_str("\n\n");
+        }
+        kept.push_str(&trim_cut_notice());
+    }
+    let tail = tail.trim();
+    if !tail.is_empty() {
+        if !cut.is_empty() {
+            cut.push('\n');
+        }
+        cut.push_str(tail);
+    }
+    (kept, cut)
+}
+
+/// The line that ends a reply whose text went on past [`MAX_TRIM_BYTES`].
+pub fn trim_cut_notice() -> String {
+    format!("[Text cut: only its first {MAX_TRIM_BYTES} bytes were read.]")
 }
 
 /// GitLab's `body.gsub(/[ \t]$/, '')`: one space or tab before each line end and at the very end.
@@ -216,6 +255,41 @@ fn normalise_newlines(text: &str) -> String {
         return text.to_owned();
     }
     text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod capped_tests {
+    use super::*;
+
+    #[test]
+    fn text_past_the_cap_is_cut_with_a_notice_when_nothing_was_trimmed() {
+        let text = "my own words\n".repeat(MAX_TRIM_BYTES / 13 + 100);
+        let reply = finish_reply(&text, ReplyOptions::default());
+        assert!(
+            reply
+                .body
+                .ends_with(&format!("my own words\n\n{}", trim_cut_notice()))
+        );
+        assert!(reply.body.len() <= MAX_TRIM_BYTES + trim_cut_notice().len() + 2);
+        assert!(
+            reply
+                .elided
+                .is_some_and(|cut| cut.starts_with("my own words"))
+        );
+    }
+
+    #[test]
+    fn a_quote_inside_the_cap_is_trimmed_and_the_rest_elided() {
+        let text = format!(
+            "Thanks!\n\nOn Mon, Bob wrote:\n{}",
+            "> quoted history\n".repeat(MAX_TRIM_BYTES / 17 + 100)
+        );
+        let reply = finish_reply(&text, ReplyOptions::default());
+        assert_eq!(reply.body, "Thanks!");
+        let elided = reply.elided.unwrap_or_default();
+        assert!(elided.starts_with("On Mon, Bob wrote:"));
+        assert!(elided.ends_with("> quoted history"));
+    }
 }
 
 #[cfg(test)]

@@ -388,22 +388,26 @@ fn large_input_and_wide_trees_convert() {
                        Next line![i](https://img/x.png)\n\na\tb\n- one\n- two\n\n";
     assert!(converted.starts_with(&first_chunk.repeat(3)));
 
-    // Many siblings: no per-sibling rescans.
-    let siblings =
-        "<br>".repeat(200_000) + &"<p>x</p>".repeat(100_000) + &"<!--c-->".repeat(100_000);
+    // 2 MB is over the cap: the first megabyte is converted and a notice says so.
+    assert!(converted.ends_with(&postern_mail::html::cut_notice()));
+    assert!(converted.len() < postern_mail::limits::MAX_HTML_BYTES);
+
+    // Many siblings: no per-sibling rescans (kept under the cap, 480 KB).
+    let siblings = "<br>".repeat(40_000) + &"<p>x</p>".repeat(20_000) + &"<!--c-->".repeat(20_000);
     let (converted, _) = convert_timed(&siblings);
     assert!(converted.ends_with("x\n\nx"));
 }
 
-/// Run with `cargo test --release -- --ignored`: 10 MB of mail-like HTML converts in about a
-/// second (two libxml2-style parses, a serialisation and the walk); the bound leaves room for
-/// a loaded machine.
+/// Run with `cargo test --release -- --ignored`: 10 MB of mail-like HTML is cut to
+/// `MAX_HTML_BYTES` and converts in a fraction of a second; the bound leaves room for a loaded
+/// machine.
 #[test]
 #[ignore = "timing; meaningful in a release build only"]
 fn ten_megabytes_convert_quickly_in_release() {
     let html = MAIL_CHUNK.repeat(10 * 1024 * 1024 / MAIL_CHUNK.len());
     let (converted, elapsed) = convert_timed(&html);
-    assert!(converted.len() > 4 * 1024 * 1024);
+    assert!(converted.len() > 200 * 1024);
+    assert!(converted.ends_with(&postern_mail::html::cut_notice()));
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
 

@@ -50,6 +50,8 @@ mod parse;
 mod serialize;
 mod tables;
 
+pub use crate::limits::MAX_HTML_BYTES;
+
 /// What GitLab's `Gitlab::Email::HTMLParser.parse_reply(html)` returns: the HTML converted to
 /// Markdown-ish text.
 ///
@@ -66,9 +68,49 @@ mod tables;
 ///     "Looks good, **ship it**!\nSee [the issue](https://gitlab.example/-/issues/1)."
 /// );
 /// ```
+///
+/// Only the first [`MAX_HTML_BYTES`] are converted (the tree costs tens of bytes per input byte):
+/// longer HTML is cut at the last tag opening before that size and the text ends with
+/// [`cut_notice`].
 pub fn html_to_markdown(html: &str) -> String {
     // libxml2 skips a UTF-8 byte order mark before parsing.
     let html = html.strip_prefix('\u{feff}').unwrap_or(html);
+    let (html, cut) = cut_at_tag(html, MAX_HTML_BYTES);
+    let mut text = convert(html);
+    if cut {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&cut_notice());
+    }
+    text
+}
+
+/// The line that ends the text of HTML cut at [`MAX_HTML_BYTES`].
+pub fn cut_notice() -> String {
+    format!("[HTML cut: only its first {MAX_HTML_BYTES} bytes were converted to text.]")
+}
+
+/// `html` up to `max` bytes, ending before the last `<` in that prefix (so no tag is cut in
+/// half) and on a character boundary; whether anything was cut.
+fn cut_at_tag(html: &str, max: usize) -> (&str, bool) {
+    if html.len() <= max {
+        return (html, false);
+    }
+    let mut end = max;
+    while !html.is_char_boundary(end) {
+        end -= 1;
+    }
+    // A prefix with no `<` at all is text: cut it at the character boundary.
+    let end = match html.as_bytes()[..end].iter().rposition(|&b| b == b'<') {
+        Some(tag) if tag > 0 => tag,
+        _ => end,
+    };
+    (&html[..end], true)
+}
+
+/// The conversion proper, on HTML already within the cap.
+fn convert(html: &str) -> String {
     // html2text's `fix_newlines`, done before the first parse so that CR never reaches text.
     let html = html.replace("\r\n", "\n").replace('\r', "\n");
 
@@ -89,7 +131,24 @@ pub fn html_to_markdown(html: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::html_to_markdown;
+    use super::{MAX_HTML_BYTES, cut_notice, html_to_markdown};
+
+    #[test]
+    fn html_over_the_cap_is_cut_at_a_tag_with_a_notice() {
+        let unit = "<p>paragraph é</p>";
+        let html = unit.repeat(MAX_HTML_BYTES / unit.len() + 10);
+        let text = html_to_markdown(&html);
+        assert!(
+            text.ends_with(&format!("paragraph é\n\n{}", cut_notice())),
+            "{}",
+            &text[text.len() - 200..]
+        );
+        // Text without any tag is cut on a character boundary.
+        let plain = "é".repeat(MAX_HTML_BYTES);
+        let text = html_to_markdown(&plain);
+        assert!(text.ends_with(&cut_notice()));
+        assert!(text.len() <= MAX_HTML_BYTES + cut_notice().len() + 2);
+    }
 
     #[test]
     fn empty_and_text_only_input() {

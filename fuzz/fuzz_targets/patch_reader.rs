@@ -1,0 +1,66 @@
+//! The patch reader: `.patch` attachments of a merge request by email, as
+//! `Repository::apply_patches` takes them (size check, then `git am` in a throw-away worktree),
+//! on a real repository. It must return an error or commits, never panic, and leave no worktree
+//! behind. Slow per input (it runs git); its value is in the checks before git and the handling
+//! of whatever git answers.
+//!
+//! When postern-git gains a pure patch scanner (declared sizes of binary hunks, line counts),
+//! call it here first: it runs on every input, git only on what it accepts.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use postern_git::{Identity, Patch, Repositories, Repository};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repository: Repository,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let repositories = Repositories::new(dir.path().join("repositories"))
+        .with_committer(Identity::new("postern fuzz", "fuzz@example.com"))
+        .with_default_branch("master");
+    let repository = repositories.repository(1).expect("a repository");
+    repository
+        .commit_files(
+            "master",
+            &[("README", b"Sample repo for testing gitlab features\n".as_slice())],
+            "Initial commit",
+            &Identity::new("Seed Author", "seed@example.com"),
+        )
+        .expect("a first commit");
+    Fixture {
+        _dir: dir,
+        repository,
+    }
+});
+
+fuzz_target!(|data: &[u8]| {
+    let repository = &FIXTURE.repository;
+    // Two patches when the input holds a separator line, as a mail with two attachments.
+    let patches: Vec<Patch> = match data.windows(4).position(|w| w == b"\n--\n") {
+        Some(at) => vec![
+            Patch {
+                filename: "0001.patch".to_owned(),
+                content: data[..at + 1].to_vec(),
+            },
+            Patch {
+                filename: "0002.patch".to_owned(),
+                content: data[at + 4..].to_vec(),
+            },
+        ],
+        None => vec![Patch {
+            filename: "0001.patch".to_owned(),
+            content: data.to_vec(),
+        }],
+    };
+    if repository.apply_patches("fuzz", "master", &patches).is_ok() {
+        // Every input starts from the same repository.
+        repository
+            .reset_branch("fuzz", None)
+            .expect("the branch can be reset");
+    }
+});
