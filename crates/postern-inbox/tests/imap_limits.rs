@@ -56,18 +56,19 @@ async fn oversized_messages_are_handed_on_as_their_header_block_with_their_size(
     wait_idle(&running).await;
     running.shutdown().await;
 
-    let state = intake.state.lock().unwrap();
-    assert_eq!(state.oversized.len(), 2, "{:?}", state.oversized);
-    for (raw, tag) in [(&big, "big-in-batch"), (&alone, "big-alone")] {
-        let (identity, stored) = state
-            .stored
-            .iter()
-            .find(|(_, stored)| stored.windows(tag.len()).any(|w| w == tag.as_bytes()))
-            .unwrap();
-        assert_eq!(state.oversized.get(identity), Some(&(raw.len() as u64)));
-        assert_eq!(stored, &head_of(raw), "only the header block of {tag}");
+    {
+        let state = intake.state.lock().unwrap();
+        assert_eq!(state.oversized.len(), 2, "{:?}", state.oversized);
+        for (raw, tag) in [(&big, "big-in-batch"), (&alone, "big-alone")] {
+            let (identity, stored) = state
+                .stored
+                .iter()
+                .find(|(_, stored)| stored.windows(tag.len()).any(|w| w == tag.as_bytes()))
+                .unwrap();
+            assert_eq!(state.oversized.get(identity), Some(&(raw.len() as u64)));
+            assert_eq!(stored, &head_of(raw), "only the header block of {tag}");
+        }
     }
-    drop(state);
     // The small ones arrived whole and unmarked.
     assert_eq!(intake.containing("body of small-a"), 1);
     assert_eq!(intake.containing("body of small-b"), 1);
