@@ -312,9 +312,14 @@ impl Listener {
             };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 // Over the cap: say so at once rather than leave the client waiting in the
-                // backlog. A fresh socket's send buffer takes the line without blocking, so a
-                // client that never reads cannot hold up accepting.
-                let _ = stream.try_write(TOO_MANY_SESSIONS.as_bytes());
+                // backlog. A fresh socket's empty send buffer takes the line as soon as the
+                // runtime has seen it writable, so a client that never reads cannot hold up
+                // accepting for more than the short limit.
+                let refuse = async {
+                    stream.writable().await?;
+                    stream.try_write(TOO_MANY_SESSIONS.as_bytes())
+                };
+                let _ = tokio::time::timeout(REFUSAL_LIMIT, refuse).await;
                 tracing::debug!(%peer, "listener: too many sessions; connection refused with 421");
                 continue;
             };
@@ -344,6 +349,9 @@ impl Listener {
 
 /// The answer to a connection over [`ListenerLimits::max_sessions`].
 const TOO_MANY_SESSIONS: &str = "421 4.7.0 Too many connections, try again later\r\n";
+
+/// The longest the accept loop spends telling an extra connection `421`.
+const REFUSAL_LIMIT: Duration = Duration::from_millis(200);
 
 /// The pause after a failed `accept` (usually: out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

@@ -20,6 +20,8 @@ const BOUND: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy)]
 enum Outcome {
     Ok,
+    /// Takes the message after 600 ms.
+    SlowOk,
     Temporary,
     Permanent,
 }
@@ -71,6 +73,10 @@ impl Server {
                     });
                     match outcome {
                         Outcome::Ok => Ok(()),
+                        Outcome::SlowOk => {
+                            tokio::time::sleep(Duration::from_millis(600)).await;
+                            Ok(())
+                        }
                         Outcome::Temporary => Err(DeliverError::Temporary("db down".into())),
                         Outcome::Permanent => Err(DeliverError::Permanent("no such list".into())),
                     }
@@ -495,6 +501,68 @@ async fn the_session_deadline_ends_a_busy_session_with_421() {
     assert!(last.starts_with("421 4.4.2"), "{last:?}");
     assert!(last.contains("time limit"), "{last:?}");
     server.finish().await;
+}
+
+#[tokio::test]
+async fn the_session_deadline_ends_an_endless_fast_data_stream() {
+    let server = Server::start(
+        lmtp_with(ListenerLimits {
+            session_deadline: Duration::from_millis(500),
+            ..ListenerLimits::default()
+        }),
+        Outcome::Ok,
+    )
+    .await;
+    let mut client = Client::connect(server.addr).await;
+    client.envelope("LHLO", &["a@x.test"]).await;
+    // Always more DATA ready, as fast as the server reads: no read ever waits.
+    let chunk = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n".repeat(1024);
+    let (read, mut write) = client.stream.get_mut().split();
+    let mut read = BufReader::new(read);
+    let writer = async {
+        // Bounded: 20 000 x 64 KiB, far more than the server reads in the deadline.
+        for _ in 0..20_000 {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        // Wait for the reader instead of ending the race.
+        std::future::pending::<()>().await;
+    };
+    let mut reply = String::new();
+    tokio::select! {
+        () = writer => {}
+        read = tokio::time::timeout(BOUND, read.read_line(&mut reply)) => {
+            read.expect("reply in time").expect("read");
+        }
+    }
+    assert!(reply.starts_with("421 4.4.2"), "{reply:?}");
+    assert!(reply.contains("time limit"), "{reply:?}");
+    assert!(server.finish().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_taken_past_the_session_deadline_is_still_answered_250() {
+    let server = Server::start(
+        lmtp_with(ListenerLimits {
+            session_deadline: Duration::from_millis(300),
+            ..ListenerLimits::default()
+        }),
+        Outcome::SlowOk,
+    )
+    .await;
+    let mut client = Client::connect(server.addr).await;
+    client.envelope("LHLO", &["a@x.test"]).await;
+    client.send(BODY).await;
+    // The callback took it: the MTA must hear so, or it would send the message again.
+    client.expect("250 2.0.0").await;
+    client.send(b"NOOP\r\n").await;
+    let after = client.reply().await;
+    assert!(
+        after.is_empty() || after.starts_with("421 4.4.2"),
+        "{after:?}"
+    );
+    assert_eq!(server.finish().await.len(), 1);
 }
 
 #[tokio::test]

@@ -150,8 +150,8 @@ pub(super) async fn serve<S, F, Fut>(
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
-    /// Until when the next read or write may wait, and what to say if it does not finish:
-    /// the idle timeout or, when sooner, the session deadline.
+    /// Until when the next read may wait, and what to say if it does not finish: the idle
+    /// timeout or, when sooner, the session deadline.
     fn wait_limit(&self) -> (Instant, &'static str) {
         let idle = Instant::now() + self.settings.limits.idle_timeout;
         if self.deadline <= idle {
@@ -161,8 +161,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
+    fn within_deadline(&self) -> Result<(), Close> {
+        if Instant::now() >= self.deadline {
+            return Err(Close::Say(DEADLINE));
+        }
+        Ok(())
+    }
+
+    /// Writes a reply, waiting at most the idle timeout for a client that does not read. Not
+    /// the session deadline: the answer to a message the callback has already taken must get
+    /// out even when the callback took the session past its deadline, or the MTA would send
+    /// the message again.
     async fn reply(&mut self, text: &str) -> Result<(), Close> {
-        let (until, _) = self.wait_limit();
+        let until = Instant::now() + self.settings.limits.idle_timeout;
         let stream = self.stream.get_mut();
         let write = async {
             stream.write_all(text.as_bytes()).await?;
@@ -208,6 +219,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.reply(&greeting).await?;
         let mut line = Vec::new();
         loop {
+            // A client that always has the next command ready never lets a read time out, so
+            // the deadline is also checked here.
+            self.within_deadline()?;
             // Shutdown is only observed here, between commands, so a message whose DATA or
             // delivery is under way is always finished and answered first.
             let max = self.settings.limits.max_line_length;
@@ -371,6 +385,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut window_end = Instant::now() + window;
         let mut window_bytes: u64 = 0;
         loop {
+            // Likewise for a client that always has DATA ready.
+            self.within_deadline()?;
             let (mut until, why) = self.wait_limit();
             let window_first = rate_checked && window_end < until;
             if window_first {
