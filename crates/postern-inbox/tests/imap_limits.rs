@@ -8,8 +8,8 @@
 
 mod imap_common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imap_common::*;
@@ -21,6 +21,8 @@ use tokio::net::TcpListener;
 
 const WAIT: Duration = Duration::from_secs(60);
 const LIMIT: u64 = 64 * 1024;
+/// The header block of the message the lying server sends.
+const LIED_HEAD: &[u8] = b"Subject: lie\r\nMessage-ID: <lie@x.test>\r\n\r\n";
 
 /// The header block of `raw`: up to and including the first empty line.
 fn head_of(raw: &[u8]) -> Vec<u8> {
@@ -85,15 +87,20 @@ enum Hostile {
     EndlessLine,
     /// Finds one message and answers its `FETCH` with a literal of almost 1 GB.
     HugeLiteral,
+    /// Declares a small `RFC822.SIZE` but sends a message over the limit (as much as the
+    /// partial fetch allows).
+    LyingSize,
 }
 
 /// An IMAP server on loopback that logs anyone in, has a folder, and then misbehaves.
-/// Returns its port and how many connections it has seen.
-async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>) {
+/// Returns its port, how many connections it has seen and every command line it received.
+async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
     let counter = connections.clone();
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let log = commands.clone();
     tokio::spawn(async move {
         // Bounded: the test waits for two or three connections.
         for _ in 0..20 {
@@ -101,6 +108,7 @@ async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>) {
                 return;
             };
             counter.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut read = BufReader::new(read);
@@ -111,7 +119,7 @@ async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>) {
                     let mut line = String::new();
                     match read.read_line(&mut line).await {
                         Ok(0) | Err(_) => return,
-                        Ok(_) => {}
+                        Ok(_) => log.lock().unwrap().push(line.trim_end().to_owned()),
                     }
                     let words: Vec<String> = line
                         .split_whitespace()
@@ -142,8 +150,23 @@ async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>) {
                             }
                             return;
                         }
-                        ("UID SEARCH", Hostile::HugeLiteral) => {
+                        ("UID SEARCH", Hostile::HugeLiteral | Hostile::LyingSize) => {
                             format!("* SEARCH 1\r\n{tag} OK done\r\n")
+                        }
+                        ("UID FETCH", Hostile::LyingSize) => {
+                            let mut body = LIED_HEAD.to_vec();
+                            body.resize(LIMIT as usize + 1, b'x');
+                            let mut answer = format!(
+                                "* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[]<0> {{{}}}\r\n",
+                                body.len()
+                            )
+                            .into_bytes();
+                            answer.extend_from_slice(&body);
+                            answer.extend_from_slice(format!(")\r\n{tag} OK done\r\n").as_bytes());
+                            if write.write_all(&answer).await.is_err() {
+                                return;
+                            }
+                            continue;
                         }
                         ("UID FETCH", Hostile::HugeLiteral) => {
                             let _ = write
@@ -169,7 +192,7 @@ async fn hostile_server(how: Hostile) -> (u16, Arc<AtomicUsize>) {
             });
         }
     });
-    (port, connections)
+    (port, connections, commands)
 }
 
 fn scripted_config(port: u16) -> ImapConfig {
@@ -192,7 +215,7 @@ fn scripted_config(port: u16) -> ImapConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_line_or_a_huge_literal_is_cut_and_the_watcher_reconnects() {
     for how in [Hostile::EndlessLine, Hostile::HugeLiteral] {
-        let (port, connections) = hostile_server(how).await;
+        let (port, connections, _) = hostile_server(how).await;
         let intake = MemoryIntake::new();
         let running = start(scripted_config(port), &intake);
         wait_until(WAIT, "a reported response too large", || {
@@ -211,4 +234,27 @@ async fn an_endless_line_or_a_huge_literal_is_cut_and_the_watcher_reconnects() {
         running.shutdown().await;
         assert_eq!(intake.count(), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_larger_than_its_declared_size_is_handed_on_as_oversized() {
+    let (port, _, commands) = hostile_server(Hostile::LyingSize).await;
+    let intake = MemoryIntake::new();
+    let running = start(scripted_config(port), &intake);
+    wait_until(WAIT, "the message taken in", || intake.count() == 1).await;
+    running.shutdown().await;
+    let state = intake.state.lock().unwrap();
+    let (identity, stored) = state.stored.iter().next().unwrap();
+    assert_eq!(stored.as_slice(), LIED_HEAD, "only the header block");
+    // Declared 100 bytes, sent more than the limit: at least what arrived.
+    assert_eq!(state.oversized.get(identity), Some(&(LIMIT + 1)));
+    // The server was never asked for more than the limit and one byte.
+    let fetch = format!("BODY.PEEK[]<0.{}>", LIMIT + 1);
+    let commands = commands.lock().unwrap();
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("UID FETCH") && c.contains(&fetch)),
+        "{commands:?}"
+    );
 }
