@@ -11,12 +11,27 @@
 use std::collections::HashSet;
 use std::future::Future;
 
+/// The default largest message a mailbox watcher downloads (`max_message_size` of the IMAP
+/// and Graph settings); larger ones are handed on as their header block, marked oversized.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 << 20;
+
+/// The most bytes of an oversized message's header block handed on (the same cap as for a
+/// piped message): enough for the reject notice, whatever the server holds.
+pub const MAX_HEADER_BLOCK: usize = 256 << 10;
+
 /// One message fetched from a source and not yet acknowledged there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    /// The message exactly as the server returned it. Shared: a batch offered again after a
-    /// failed intake is not copied.
+    /// The message exactly as the server returned it — or, when [`Fetched::oversized`] is set,
+    /// only its header block (up to and including the blank line that ends it, at most
+    /// [`MAX_HEADER_BLOCK`] bytes). Shared: a batch offered again after a failed intake is not
+    /// copied.
     pub raw: bytes::Bytes,
+    /// Set when the message is larger than the source's `max_message_size`: its size as the
+    /// server declares it (IMAP `RFC822.SIZE`, Graph's `Content-Length`, or at least the bytes
+    /// seen when the server declares none). The message was not downloaded; it is to be refused
+    /// as too large, and is acknowledged on the server like any other once taken in.
+    pub oversized: Option<u64>,
     /// The source's identity of this message, unique across every source and mailbox of one
     /// store: `imap:<user>@<host>/<folder>:<uidvalidity>:<uid>` or `graph:<user>/<folder>:<id>`.
     /// Storing the same identity twice is a no-op, which is what makes re-fetching after a crash

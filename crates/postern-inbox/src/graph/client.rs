@@ -13,17 +13,26 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 
 use super::{GraphError, GraphSettings};
+use crate::headers::header_block;
 use crate::http::{self, describe, join};
+use crate::intake::MAX_HEADER_BLOCK;
 use crate::oauth::{AccessToken, TokenSource};
 
 /// A listing page or a small call (PATCH, DELETE, folder) may take this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Downloading one raw message may take this long.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
-/// Graph does not accept messages over 150 MB; anything bigger is not a message.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 150 << 20;
 /// The longest error text kept from a Graph answer.
 const MAX_ERROR_TEXT: usize = 300;
+
+/// A downloaded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Downloaded {
+    /// The raw MIME, or only its header block when `oversized` is set.
+    pub raw: Vec<u8>,
+    /// Over the size limit: the declared size (`Content-Length`), or at least the bytes seen.
+    pub oversized: Option<u64>,
+}
 
 /// One message of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +101,7 @@ pub(crate) struct GraphClient {
     user: String,
     folder: String,
     page_size: u32,
+    max_message_size: u64,
 }
 
 impl GraphClient {
@@ -116,6 +126,7 @@ impl GraphClient {
             user: settings.user.clone(),
             folder: settings.folder.clone(),
             page_size: settings.page_size,
+            max_message_size: settings.max_message_size,
         })
     }
 
@@ -178,23 +189,41 @@ impl GraphClient {
         Ok(Page { messages, next })
     }
 
-    /// The raw MIME of message `id`, exactly as Graph returns it.
-    pub async fn fetch_raw(&self, id: &str) -> Result<Vec<u8>, GraphError> {
+    /// The raw MIME of message `id`, exactly as Graph returns it — unless it is over the size
+    /// limit: then the download stops at the end of its header block (or at the limit when
+    /// Graph does not say the size up front), and only the header block is kept.
+    pub async fn fetch_raw(&self, id: &str) -> Result<Downloaded, GraphError> {
         let url = self.message_url(id, true);
         let mut response = self.send(Method::GET, &url, DOWNLOAD_TIMEOUT, None).await?;
-        if let Some(length) = response.content_length()
-            && length > MAX_MESSAGE_BYTES as u64
+        let max = self.max_message_size;
+        let declared = response.content_length();
+        if let Some(length) = declared
+            && length > max
         {
-            return Err(GraphError::TooLarge(length));
+            let head = read_header_block(&mut response).await?;
+            // Dropping the response closes the connection: the rest is never transferred.
+            return Ok(Downloaded {
+                raw: head,
+                oversized: Some(length),
+            });
         }
         let mut raw = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if raw.len() + chunk.len() > MAX_MESSAGE_BYTES {
-                return Err(GraphError::TooLarge((raw.len() + chunk.len()) as u64));
+            let seen = (raw.len() + chunk.len()) as u64;
+            if seen > max {
+                raw.extend_from_slice(&chunk[..chunk.len().min(MAX_HEADER_BLOCK)]);
+                let head = header_block(&raw, MAX_HEADER_BLOCK).to_vec();
+                return Ok(Downloaded {
+                    raw: head,
+                    oversized: Some(declared.unwrap_or(seen).max(seen)),
+                });
             }
             raw.extend_from_slice(&chunk);
         }
-        Ok(raw)
+        Ok(Downloaded {
+            raw,
+            oversized: None,
+        })
     }
 
     /// `PATCH {"isRead": true}` on message `id`.
@@ -271,6 +300,28 @@ impl GraphClient {
             return Err(classify(response).await);
         }
     }
+}
+
+/// Reads `response` up to the end of its header block, at most [`MAX_HEADER_BLOCK`] bytes.
+async fn read_header_block(response: &mut Response) -> Result<Vec<u8>, GraphError> {
+    let mut head: Vec<u8> = Vec::new();
+    while head.len() < MAX_HEADER_BLOCK {
+        let Some(chunk) = response.chunk().await.map_err(transport)? else {
+            break;
+        };
+        // Only the new bytes (and the three before them) can complete the empty line.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..chunk.len().min(MAX_HEADER_BLOCK - head.len())]);
+        let fresh = &head[from..];
+        let ended = fresh.windows(2).any(|w| w == b"\n\n")
+            || fresh.windows(3).any(|w| w == b"\n\r\n")
+            || head.starts_with(b"\r\n")
+            || head.starts_with(b"\n");
+        if ended {
+            break;
+        }
+    }
+    Ok(header_block(&head, MAX_HEADER_BLOCK).to_vec())
 }
 
 fn transport(error: reqwest::Error) -> GraphError {

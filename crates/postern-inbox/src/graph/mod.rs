@@ -66,6 +66,10 @@ pub struct GraphSettings {
     pub page_size: u32,
     /// PEM file with further CA certificates to trust (private deployments, tests).
     pub extra_ca_file: Option<PathBuf>,
+    /// The largest message downloaded, in bytes. A larger one (by its `Content-Length`, or by
+    /// what arrives) is read only up to its header block and handed on with
+    /// [`Fetched::oversized`](crate::intake::Fetched::oversized) set.
+    pub max_message_size: u64,
 }
 
 impl GraphSettings {
@@ -91,6 +95,7 @@ impl GraphSettings {
             delete_after_delivery: false,
             page_size: DEFAULT_PAGE_SIZE,
             extra_ca_file: None,
+            max_message_size: crate::intake::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -128,6 +133,9 @@ impl GraphSettings {
         }
         if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
             return fail(format!("page size must be 1 to {MAX_PAGE_SIZE}"));
+        }
+        if self.max_message_size == 0 {
+            return fail("max_message_size must be more than 0".to_owned());
         }
         let azure = parse_endpoint("inbox_options.azure_ad_endpoint", &self.azure_ad_endpoint)
             .map_err(GraphError::Config)?;
@@ -185,7 +193,8 @@ pub enum GraphError {
     /// An answer that could not be understood.
     #[error("unexpected answer from Microsoft Graph: {0}")]
     BadResponse(String),
-    /// A message larger than Graph allows; it is left unread.
+    /// A message larger than Graph allows. No longer returned by the watcher: a message over
+    /// `max_message_size` is handed on as its header block, marked oversized.
     #[error("message of {0} bytes is larger than Microsoft Graph allows")]
     TooLarge(u64),
     /// The intake did not take the batch; nothing of it was acknowledged.

@@ -161,14 +161,10 @@ async fn pass<I: Intake>(
         let Some(fetched) = until_shutdown(client.fetch_raw(&id), shutdown).await else {
             break;
         };
-        let raw = match fetched {
-            Ok(raw) => raw,
+        let downloaded = match fetched {
+            Ok(downloaded) => downloaded,
             Err(GraphError::NotFound(_)) => {
                 tracing::debug!(source = %settings.name, "message vanished before it was fetched");
-                continue;
-            }
-            Err(GraphError::TooLarge(size)) => {
-                tracing::warn!(source = %settings.name, size, "message too large; left unread");
                 continue;
             }
             Err(error) => {
@@ -177,7 +173,15 @@ async fn pass<I: Intake>(
                 return Err(error);
             }
         };
-        batch.push(id, identity, raw);
+        if let Some(size) = downloaded.oversized {
+            tracing::warn!(
+                source = %settings.name,
+                size,
+                max = settings.max_message_size,
+                "message over the size limit: handed on as its header block"
+            );
+        }
+        batch.push(id, identity, downloaded.raw, downloaded.oversized);
         if batch.full() {
             backlog = backlog.saturating_sub(batch.len() as u64);
             flush(client, settings, intake, status, &mut batch, shutdown).await?;
@@ -205,13 +209,14 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, id: String, identity: String, raw: Vec<u8>) {
+    fn push(&mut self, id: String, identity: String, raw: Vec<u8>, oversized: Option<u64>) {
         self.bytes += raw.len();
         self.ids.push(id);
         self.messages.push(Fetched {
             raw: raw.into(),
             identity,
             cursor: None,
+            oversized,
         });
     }
 

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
+use super::limit::{Capped, too_large};
 use super::{ImapError, ImapSettings, Security};
 use crate::imap::settings::Auth;
 use crate::secret::redact;
@@ -92,6 +93,10 @@ pub(crate) fn describe(settings: &ImapSettings, error: &dyn std::fmt::Display) -
 
 fn protocol(settings: &ImapSettings, what: &str, error: async_imap::error::Error) -> ImapError {
     match error {
+        // A server over the response caps is broken or hostile, not merely disconnected.
+        async_imap::error::Error::Io(ref io) if too_large(io).is_some() => {
+            ImapError::Protocol(format!("{what}: {}", describe(settings, io)))
+        }
         async_imap::error::Error::Io(_) | async_imap::error::Error::ConnectionLost => {
             ImapError::Connection(format!("{what}: {}", describe(settings, &error)))
         }
@@ -115,20 +120,22 @@ pub(crate) async fn open(settings: &ImapSettings) -> Result<Opened, ImapError> {
     .await?;
     tcp.set_nodelay(true).ok();
 
+    // Every byte from the server passes the response caps (see `limit`).
+    let largest = config.max_message_size;
     let client = match config.security {
         Security::Plain => {
-            let mut client = Client::new(Box::new(tcp) as Box<dyn Io>);
+            let mut client = Client::new(Box::new(Capped::new(tcp, largest)) as Box<dyn Io>);
             timed(settings, "greeting", greeting(settings, &mut client)).await?;
             client
         }
         Security::ImplicitTls => {
-            let stream: Box<dyn Io> = Box::new(tls(settings, tcp).await?);
+            let stream: Box<dyn Io> = Box::new(Capped::new(tls(settings, tcp).await?, largest));
             let mut client = Client::new(stream);
             timed(settings, "greeting", greeting(settings, &mut client)).await?;
             client
         }
         Security::StartTls => {
-            let mut client = Client::new(tcp);
+            let mut client = Client::new(Capped::new(tcp, largest));
             timed(settings, "greeting", greeting(settings, &mut client)).await?;
             timed(settings, "STARTTLS", async {
                 client
@@ -144,7 +151,8 @@ pub(crate) async fn open(settings: &ImapSettings) -> Result<Opened, ImapError> {
             .await?;
             // The server says nothing more until the handshake, so no buffered bytes are lost
             // by taking the stream back.
-            let stream: Box<dyn Io> = Box::new(tls(settings, client.into_inner()).await?);
+            let tcp = client.into_inner().into_inner();
+            let stream: Box<dyn Io> = Box::new(Capped::new(tls(settings, tcp).await?, largest));
             Client::new(stream)
         }
     };

@@ -29,6 +29,7 @@
 //! 10 s in every case; past that the connection is simply dropped, which loses nothing.
 
 mod connect;
+mod limit;
 mod settings;
 mod uids;
 mod wait;

@@ -118,6 +118,12 @@ pub struct ImapConfig {
     /// At most this many message bytes per batch (default 8 MiB); a single larger message is
     /// fetched alone. Memory use is bounded by this, not by the backlog.
     pub batch_max_bytes: u64,
+    /// The largest message downloaded, in bytes (default
+    /// [`crate::intake::DEFAULT_MAX_MESSAGE_SIZE`]). A larger one (by `RFC822.SIZE`, or by
+    /// what the server actually sends) is fetched as its header block only and handed on with
+    /// [`crate::intake::Fetched::oversized`] set. Also bounds what one server response may make
+    /// the watcher hold.
+    pub max_message_size: u64,
     /// How long connecting, the TLS handshake, logging in and each command may take before
     /// the connection is given up (default 60 s). While a batch is fetched, each message must
     /// arrive within this time: a slow server that keeps sending is fine, a silent one is not.
@@ -144,6 +150,7 @@ impl ImapConfig {
             extra_ca_file: None,
             batch_max_messages: 50,
             batch_max_bytes: 8 << 20,
+            max_message_size: crate::intake::DEFAULT_MAX_MESSAGE_SIZE,
             command_timeout: Duration::from_secs(60),
         }
     }
@@ -179,6 +186,9 @@ impl ImapConfig {
         }
         if self.batch_max_messages == 0 || self.batch_max_bytes == 0 {
             return fail("batch limits must be more than 0".to_owned());
+        }
+        if self.max_message_size == 0 {
+            return fail("max_message_size must be more than 0".to_owned());
         }
         if self.command_timeout.is_zero() {
             return fail("command timeout must be more than 0".to_owned());

@@ -17,11 +17,21 @@ use super::connect::{Features, Session, command_error, timed, within};
 use super::uids::{plan_batches, uid_set};
 use super::{ImapError, ImapSettings};
 use crate::backoff::Backoff;
-use crate::intake::{Cursor, Fetched, Intake, IntakeError};
+use crate::headers::header_block;
+use crate::intake::{Cursor, Fetched, Intake, IntakeError, MAX_HEADER_BLOCK};
 use crate::status::SourceStatus;
 
 /// UIDs per size-planning `FETCH` and per `known()` question: keeps command lines short.
 const CHUNK: usize = 500;
+
+/// Which part of a message a `FETCH` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The whole message, but never more than the size limit plus one byte.
+    Whole,
+    /// The header block only, for a message known to be over the size limit.
+    Header,
+}
 
 /// Why a session's work stopped.
 #[derive(Debug)]
@@ -194,14 +204,28 @@ impl<I: Intake> Watcher<'_, I> {
         let mut remaining = uids.len() as u64;
         self.status.set_backlog(remaining);
         let config = self.settings.config();
+        let max = config.max_message_size;
         let mut sizes = Vec::with_capacity(uids.len());
         if let [uid] = uids[..] {
             // One message is one batch whatever its size: the round trip for its size would
-            // only delay it (the common case of a message announced during IDLE).
+            // only delay it (the common case of a message announced during IDLE). Its fetch
+            // is capped at the size limit anyway.
             sizes.push((uid, 0));
         } else {
             for chunk in uids.chunks(CHUNK) {
                 sizes.extend(self.sizes(chunk).await?);
+            }
+        }
+        // Known to be too large: only the header block is fetched, and planned as such.
+        let oversized: HashSet<u32> = sizes
+            .iter()
+            .filter(|(_, size)| u64::from(*size) > max)
+            .map(|(uid, _)| *uid)
+            .collect();
+        let header_size = u32::try_from(MAX_HEADER_BLOCK).unwrap_or(u32::MAX);
+        for (uid, size) in &mut sizes {
+            if oversized.contains(uid) {
+                *size = header_size;
             }
         }
         let batches = plan_batches(&sizes, config.batch_max_messages, config.batch_max_bytes);
@@ -211,7 +235,7 @@ impl<I: Intake> Watcher<'_, I> {
                 return Err(Stop::Shutdown);
             }
             let started = std::time::Instant::now();
-            let fetched = self.fetch(&batch).await?;
+            let fetched = self.fetch(&batch, &oversized).await?;
             let fetch_ms = started.elapsed().as_millis() as u64;
             let count = fetched.len() as u64;
             let bytes: usize = fetched.iter().map(|m| m.raw.len()).sum();
@@ -269,40 +293,29 @@ impl<I: Intake> Watcher<'_, I> {
         Ok(sizes)
     }
 
-    /// The bodies of one batch with `BODY.PEEK[]` (so nothing is flagged yet). Every message
-    /// asked for must come back, unless it is verifiably gone from the folder: a response cut
-    /// short by a dropped connection must not look like a smaller batch.
-    async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, Stop> {
-        let settings = self.settings;
-        let per_response = settings.config().command_timeout;
-        let set = uid_set(uids);
-        let session = self.session()?;
-        let mut stream = timed(settings, "UID FETCH", async {
-            session
-                .uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[])")
-                .await
-                .map_err(|e| command_error(settings, "UID FETCH", e))
-        })
-        .await?;
-        let mut bodies = Vec::with_capacity(uids.len());
-        // Each message may take `command_timeout` to arrive: a slow server that keeps sending
-        // is fine, a silent one is not.
-        while let Some(fetch) = within(per_response, "UID FETCH (a message body)", async {
-            stream
-                .try_next()
-                .await
-                .map_err(|e| command_error(settings, "UID FETCH", e))
-        })
-        .await?
-        {
-            if let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) {
-                bodies.push((uid, body.to_vec()));
-            }
+    /// One batch with `BODY.PEEK[]` (so nothing is flagged yet), the messages in `oversized`
+    /// as their header block only. Every message asked for must come back, unless it is
+    /// verifiably gone from the folder: a response cut short by a dropped connection must not
+    /// look like a smaller batch. A message found larger than the limit only now (by its
+    /// `RFC822.SIZE` or by what arrived) is handed on as its header block too.
+    async fn fetch(
+        &mut self,
+        uids: &[u32],
+        oversized: &HashSet<u32>,
+    ) -> Result<Vec<Fetched>, Stop> {
+        let max = self.settings.config().max_message_size;
+        let (headers_only, whole): (Vec<u32>, Vec<u32>) =
+            uids.iter().partition(|uid| oversized.contains(uid));
+        let mut found = Vec::with_capacity(uids.len());
+        if !whole.is_empty() {
+            found.extend(self.fetch_part(&whole, Part::Whole).await?);
         }
-        drop(stream);
-        bodies.sort_by_key(|(uid, _)| *uid);
-        bodies.dedup_by_key(|(uid, _)| *uid);
-        let returned: HashSet<u32> = bodies.iter().map(|(uid, _)| *uid).collect();
+        if !headers_only.is_empty() {
+            found.extend(self.fetch_part(&headers_only, Part::Header).await?);
+        }
+        found.sort_by_key(|(uid, _, _, _)| *uid);
+        found.dedup_by_key(|(uid, _, _, _)| *uid);
+        let returned: HashSet<u32> = found.iter().map(|(uid, _, _, _)| *uid).collect();
         let missing: Vec<u32> = uids
             .iter()
             .copied()
@@ -327,16 +340,36 @@ impl<I: Intake> Watcher<'_, I> {
                 "messages removed by another client before they were fetched"
             );
         }
-        Ok(bodies
+        Ok(found
             .into_iter()
-            .map(|(uid, raw)| {
+            .map(|(uid, part, declared, data)| {
+                let arrived = data.len() as u64;
+                let too_large = part == Part::Header
+                    || arrived > max
+                    || declared.is_some_and(|size| u64::from(size) > max);
+                let (raw, oversized) = if too_large {
+                    let size = declared.map_or(arrived, u64::from).max(arrived);
+                    (header_block(&data, MAX_HEADER_BLOCK).to_vec(), Some(size))
+                } else {
+                    (data, None)
+                };
                 tracing::info!(
                     mailbox = %self.name(),
                     uid,
                     bytes = raw.len(),
+                    oversized,
                     message_id = crate::headers::message_id(&raw).as_deref(),
                     "message fetched"
                 );
+                if let Some(size) = oversized {
+                    tracing::warn!(
+                        mailbox = %self.name(),
+                        uid,
+                        size,
+                        max,
+                        "message over the size limit: handed on as its header block"
+                    );
+                }
                 Fetched {
                     identity: self.settings.identity(self.validity, uid),
                     cursor: Some(Cursor {
@@ -345,9 +378,58 @@ impl<I: Intake> Watcher<'_, I> {
                         position: u64::from(uid),
                     }),
                     raw: raw.into(),
+                    oversized,
                 }
             })
             .collect())
+    }
+
+    /// `UID FETCH` of one part of `uids`: `(uid, part, RFC822.SIZE, bytes)` per message
+    /// returned. Each message may take `command_timeout` to arrive: a slow server that keeps
+    /// sending is fine, a silent one is not.
+    async fn fetch_part(
+        &mut self,
+        uids: &[u32],
+        part: Part,
+    ) -> Result<Vec<(u32, Part, Option<u32>, Vec<u8>)>, Stop> {
+        let settings = self.settings;
+        let per_response = settings.config().command_timeout;
+        // A partial fetch: the server never sends more than this, whatever the message holds.
+        let items = match part {
+            Part::Whole => {
+                let most = settings.config().max_message_size.saturating_add(1);
+                let most = u32::try_from(most).unwrap_or(u32::MAX);
+                format!("(UID RFC822.SIZE BODY.PEEK[]<0.{most}>)")
+            }
+            Part::Header => format!("(UID RFC822.SIZE BODY.PEEK[HEADER]<0.{MAX_HEADER_BLOCK}>)"),
+        };
+        let set = uid_set(uids);
+        let session = self.session()?;
+        let mut stream = timed(settings, "UID FETCH", async {
+            session
+                .uid_fetch(&set, &items)
+                .await
+                .map_err(|e| command_error(settings, "UID FETCH", e))
+        })
+        .await?;
+        let mut found = Vec::with_capacity(uids.len());
+        while let Some(fetch) = within(per_response, "UID FETCH (a message body)", async {
+            stream
+                .try_next()
+                .await
+                .map_err(|e| command_error(settings, "UID FETCH", e))
+        })
+        .await?
+        {
+            let data = match part {
+                Part::Whole => fetch.body(),
+                Part::Header => fetch.header(),
+            };
+            if let (Some(uid), Some(data)) = (fetch.uid, data) {
+                found.push((uid, part, fetch.size, data.to_vec()));
+            }
+        }
+        Ok(found)
     }
 
     /// Marks `uids` as handled on the server: `\Seen`, or `\Seen \Deleted` and then

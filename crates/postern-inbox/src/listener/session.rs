@@ -5,13 +5,31 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
+use tokio::time::{Instant, timeout_at};
 use tracing::Instrument as _;
 
+use super::body::{BodySink, Budget, Discarded, MessageBody};
+use super::data::DotDecoder;
 use super::{DeliverError, Delivery, Protocol, Settings};
+
+/// Read buffer per session: also the most DATA bytes decoded at once.
+const READ_BUFFER: usize = 16 * 1024;
+/// How much of a message is read to find its Message-ID for the log span.
+const HEAD_FOR_LOG: usize = 64 * 1024;
+/// How long the last `421` line and the close may take when the client does not read.
+const CLOSING_LIMIT: Duration = Duration::from_secs(5);
+
+const IDLE: &str = "421 4.4.2 Idle timeout, closing connection\r\n";
+const DEADLINE: &str = "421 4.4.2 Session time limit reached, closing connection\r\n";
+const TOO_SLOW: &str = "421 4.4.2 Data rate too low, closing connection\r\n";
+const SHUTTING_DOWN: &str = "421 4.3.2 Server shutting down\r\n";
+const TOO_LARGE: &str = "552 5.3.4 Message size exceeds fixed maximum message size";
 
 /// How a bounded line read ended.
 enum Line {
@@ -27,7 +45,7 @@ enum Line {
 enum Close {
     /// Client went away, or a write failed; nothing more can be said.
     Gone,
-    /// Idle timeout or shutdown: say this `421` line, then close.
+    /// A time limit or shutdown: say this `421` line, then close.
     Say(&'static str),
 }
 
@@ -74,6 +92,10 @@ struct Session<'a, S> {
     stream: BufReader<S>,
     /// The listener's limits, shared by all sessions.
     settings: &'a Settings,
+    /// The listener's memory budget, shared by all sessions.
+    budget: &'a Arc<Budget>,
+    /// When the whole session must be over.
+    deadline: Instant,
     /// Whether LHLO (LMTP) or HELO/EHLO (SMTP) has been seen; MAIL needs it.
     greeted: bool,
     /// The envelope sender of the current transaction, `None` outside one.
@@ -82,11 +104,18 @@ struct Session<'a, S> {
     rcpts: Vec<String>,
 }
 
-/// Serves one connection until QUIT, disconnect, idle timeout or shutdown.
+/// What DATA produced.
+enum Received {
+    Message(MessageBody),
+    Discarded(Discarded),
+}
+
+/// Serves one connection until QUIT, disconnect, a limit or shutdown.
 pub(super) async fn serve<S, F, Fut>(
     stream: S,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     settings: &Settings,
+    budget: &Arc<Budget>,
     stop: watch::Receiver<bool>,
     deliver: F,
 ) where
@@ -94,40 +123,75 @@ pub(super) async fn serve<S, F, Fut>(
     F: Fn(Delivery) -> Fut,
     Fut: std::future::Future<Output = Result<(), DeliverError>>,
 {
-    tracing::debug!(%peer, "listener: connection opened");
+    tracing::debug!(?peer, "listener: connection opened");
     let mut session = Session {
-        stream: BufReader::new(stream),
+        stream: BufReader::with_capacity(READ_BUFFER, stream),
         settings,
+        budget,
+        deadline: Instant::now() + settings.limits.session_deadline,
         greeted: false,
         from: None,
         rcpts: Vec::new(),
     };
-    match session.run(stop, deliver).await {
-        Ok(()) | Err(Close::Gone) => {}
-        Err(Close::Say(reply)) => {
-            // Best effort: the client may already be gone.
+    let said = match session.run(stop, deliver).await {
+        Ok(()) | Err(Close::Gone) => None,
+        Err(Close::Say(reply)) => Some(reply),
+    };
+    // Best effort, and bounded: the client may be gone or may not read.
+    let closing = async {
+        if let Some(reply) = said {
+            tracing::info!(?peer, reply = reply.trim_end(), "listener: session cut");
             let _ = session.stream.get_mut().write_all(reply.as_bytes()).await;
         }
-    }
-    let _ = session.stream.get_mut().shutdown().await;
-    tracing::debug!(%peer, "listener: connection closed");
+        let _ = session.stream.get_mut().shutdown().await;
+    };
+    let _ = tokio::time::timeout(CLOSING_LIMIT, closing).await;
+    tracing::debug!(?peer, "listener: connection closed");
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
-    async fn reply(&mut self, text: &str) -> Result<(), Close> {
-        let stream = self.stream.get_mut();
-        stream
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|_| Close::Gone)?;
-        stream.flush().await.map_err(|_| Close::Gone)
+    /// Until when the next read may wait, and what to say if it does not finish: the idle
+    /// timeout or, when sooner, the session deadline.
+    fn wait_limit(&self) -> (Instant, &'static str) {
+        let idle = Instant::now() + self.settings.limits.idle_timeout;
+        if self.deadline <= idle {
+            (self.deadline, DEADLINE)
+        } else {
+            (idle, IDLE)
+        }
     }
 
-    /// One bounded read, with the idle timeout; EOF and I/O errors end the session.
+    fn within_deadline(&self) -> Result<(), Close> {
+        if Instant::now() >= self.deadline {
+            return Err(Close::Say(DEADLINE));
+        }
+        Ok(())
+    }
+
+    /// Writes a reply, waiting at most the idle timeout for a client that does not read. Not
+    /// the session deadline: the answer to a message the callback has already taken must get
+    /// out even when the callback took the session past its deadline, or the MTA would send
+    /// the message again.
+    async fn reply(&mut self, text: &str) -> Result<(), Close> {
+        let until = Instant::now() + self.settings.limits.idle_timeout;
+        let stream = self.stream.get_mut();
+        let write = async {
+            stream.write_all(text.as_bytes()).await?;
+            stream.flush().await
+        };
+        match timeout_at(until, write).await {
+            Ok(Ok(())) => Ok(()),
+            // A client that does not read its replies cannot be told anything more.
+            Ok(Err(_)) | Err(_) => Err(Close::Gone),
+        }
+    }
+
+    /// One bounded line read, with the time limits; EOF and I/O errors end the session.
     async fn read(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Line, Close> {
+        let (until, why) = self.wait_limit();
         let read = read_line(&mut self.stream, buf, max);
-        match tokio::time::timeout(self.settings.idle_timeout, read).await {
-            Err(_) => Err(Close::Say("421 4.4.2 Idle timeout, closing connection\r\n")),
+        match timeout_at(until, read).await {
+            Err(_) => Err(Close::Say(why)),
             Ok(Err(_)) | Ok(Ok(Line::Eof)) => Err(Close::Gone),
             Ok(Ok(line)) => Ok(line),
         }
@@ -155,13 +219,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.reply(&greeting).await?;
         let mut line = Vec::new();
         loop {
+            // A client that always has the next command ready never lets a read time out, so
+            // the deadline is also checked here.
+            self.within_deadline()?;
             // Shutdown is only observed here, between commands, so a message whose DATA or
             // delivery is under way is always finished and answered first.
-            let max = self.settings.max_line_length;
+            let max = self.settings.limits.max_line_length;
             let read = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopping| *stopping) => {
-                    return Err(Close::Say("421 4.3.2 Server shutting down\r\n"));
+                    return Err(Close::Say(SHUTTING_DOWN));
                 }
                 read = self.read(&mut line, max) => read?,
             };
@@ -189,7 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         "503 5.5.1 Say hello first\r\n"
                     } else if self.from.is_some() {
                         "503 5.5.1 Transaction already started\r\n"
-                    } else if from.size > self.settings.max_message_size {
+                    } else if from.size > self.settings.limits.max_message_size {
                         "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
                     } else {
                         self.from = Some(from.address);
@@ -200,7 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Ok(Request::Rcpt { to }) => {
                     let text = if self.from.is_none() {
                         "503 5.5.1 MAIL first\r\n"
-                    } else if self.rcpts.len() >= self.settings.max_recipients {
+                    } else if self.rcpts.len() >= self.settings.limits.max_recipients {
+                        // The client can clear this by sending the rest in another
+                        // transaction (RFC 5321 4.5.3.1.10), hence a 4xx.
                         "452 4.5.3 Too many recipients\r\n"
                     } else if to.address.is_empty() {
                         "501 5.1.3 Empty recipient address\r\n"
@@ -219,21 +288,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         .await?;
                     // Deliver here, not inside `data`: a `&F` held across the await would
                     // need `F: Sync`, which callers should not have to promise.
-                    let message = self.data().await?;
-                    // Every line about this message, the callback's included, names it.
-                    let span = match &message {
-                        Some(delivery) => tracing::info_span!(
-                            "message",
-                            message_id = crate::headers::message_id(&delivery.raw).as_deref(),
-                            size = delivery.raw.len()
-                        ),
-                        None => tracing::Span::none(),
+                    let received = self.data().await?;
+                    let outcome = match received {
+                        Received::Message(body) => {
+                            // Every line about this message, the callback's included, names it.
+                            let head = body.head(HEAD_FOR_LOG).await.unwrap_or_default();
+                            let span = tracing::info_span!(
+                                "message",
+                                message_id = crate::headers::message_id(&head).as_deref(),
+                                size = body.len(),
+                                spooled = body.is_spooled()
+                            );
+                            let delivery = Delivery {
+                                mailbox_hint: self.rcpts.clone(),
+                                raw: body,
+                                from: self.from.clone().unwrap_or_default(),
+                            };
+                            let outcome = deliver(delivery).instrument(span.clone()).await;
+                            let _entered = span.enter();
+                            answer_for_delivery(outcome)
+                        }
+                        Received::Discarded(Discarded::TooLarge) => {
+                            tracing::info!(
+                                from = ?self.from,
+                                "listener: message over the size limit refused"
+                            );
+                            TOO_LARGE
+                        }
+                        Received::Discarded(Discarded::SpoolFailed) => {
+                            "451 4.3.0 Temporary local problem, try again later"
+                        }
                     };
-                    let outcome = match message {
-                        Some(delivery) => Some(deliver(delivery).instrument(span.clone()).await),
-                        None => None,
-                    };
-                    self.answer(outcome).instrument(span).await?;
+                    self.answer(outcome).await?;
                 }
                 Ok(Request::Rset) => {
                     self.reset();
@@ -270,7 +356,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             // PIPELINING is safe: commands are read one line at a time from a buffer.
             format!(
                 "250-{host}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE {}\r\n",
-                self.settings.max_message_size
+                self.settings.limits.max_message_size
             )
         } else {
             format!("250 {host}\r\n")
@@ -278,71 +364,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.reply(&text).await
     }
 
-    /// Reads DATA up to the `.` line; `None` if the message went over the size limit.
-    async fn data(&mut self) -> Result<Option<Delivery>, Close> {
-        let max = self.settings.max_message_size;
-        let mut raw = Vec::new();
-        let mut oversized = false;
-        let mut line = Vec::new();
+    /// Reads DATA up to the `.` line, straight from the read buffer into the body (memory or
+    /// spool file); never holds a line. Ends the session if the client is too slow, idle or
+    /// over the session deadline.
+    async fn data(&mut self) -> Result<Received, Close> {
+        let settings = self.settings;
+        let limits = &settings.limits;
+        let mut sink = BodySink::new(
+            self.budget,
+            &settings.spool_directory,
+            limits.memory_threshold,
+            u64::try_from(limits.max_message_size).unwrap_or(u64::MAX),
+        );
+        let mut decoder = DotDecoder::new();
+        let mut decoded = Vec::with_capacity(READ_BUFFER);
+        let window = limits.data_rate_window;
+        let rate_checked = limits.min_data_rate > 0;
+        // Bytes each window must bring; a whole number of bytes, rounded down.
+        let per_window = (limits.min_data_rate as f64 * window.as_secs_f64()) as u64;
+        let mut window_end = Instant::now() + window;
+        let mut window_bytes: u64 = 0;
         loop {
-            // Room for what is left of the budget plus the terminator or a stuffed dot; once
-            // over the limit only the terminator matters, so a command-sized line is enough.
-            let limit = if oversized {
-                self.settings.max_line_length
-            } else {
-                max - raw.len() + 3
-            };
-            match self.read(&mut line, limit).await? {
-                Line::TooLong => {
-                    oversized = true;
-                    raw = Vec::new();
-                    continue;
+            // Likewise for a client that always has DATA ready.
+            self.within_deadline()?;
+            let (mut until, why) = self.wait_limit();
+            let window_first = rate_checked && window_end < until;
+            if window_first {
+                until = window_end;
+            }
+            match timeout_at(until, self.stream.fill_buf()).await {
+                // Waiting until the window's end is not a failure in itself: the rate is
+                // checked below.
+                Err(_) if window_first => {}
+                Err(_) => return Err(Close::Say(why)),
+                Ok(Err(_)) => return Err(Close::Gone),
+                Ok(Ok([])) => return Err(Close::Gone),
+                Ok(Ok(chunk)) => {
+                    decoded.clear();
+                    let end = decoder.feed(chunk, &mut decoded);
+                    let used = end.unwrap_or(chunk.len());
+                    self.stream.consume(used);
+                    window_bytes = window_bytes.saturating_add(used as u64);
+                    sink.write(&decoded).await;
+                    if end.is_some() {
+                        break;
+                    }
                 }
-                Line::Done | Line::Eof => {}
             }
-            if line == b".\r\n" || line == b".\n" {
-                break;
-            }
-            if oversized {
-                continue;
-            }
-            let content = line.strip_prefix(b".").unwrap_or(&line);
-            if raw.len() + content.len() > max {
-                // Free the partial message now rather than after the client finishes sending.
-                oversized = true;
-                raw = Vec::new();
-            } else {
-                raw.extend_from_slice(content);
+            if rate_checked {
+                let now = Instant::now();
+                while now >= window_end {
+                    if window_bytes < per_window {
+                        tracing::info!(
+                            received = window_bytes,
+                            needed = per_window,
+                            "listener: DATA too slow"
+                        );
+                        return Err(Close::Say(TOO_SLOW));
+                    }
+                    window_bytes = 0;
+                    window_end += window;
+                }
             }
         }
-
-        if oversized {
-            tracing::info!(from = ?self.from, "listener: message over the size limit refused");
-            return Ok(None);
-        }
-        Ok(Some(Delivery {
-            mailbox_hint: self.rcpts.clone(),
-            raw,
-            from: self.from.clone().unwrap_or_default(),
-        }))
+        Ok(match sink.finish().await {
+            Ok(body) => Received::Message(body),
+            Err(why) => Received::Discarded(why),
+        })
     }
 
-    /// Answers the end of DATA (`None`: oversized) and ends the transaction.
-    async fn answer(&mut self, outcome: Option<Result<(), DeliverError>>) -> Result<(), Close> {
-        let reply = match outcome {
-            None => "552 5.3.4 Message size exceeds fixed maximum message size".to_owned(),
-            Some(result) => match result {
-                Ok(()) => "250 2.0.0 Message accepted".to_owned(),
-                Err(DeliverError::Temporary(why)) => {
-                    tracing::warn!(%why, "listener: temporary delivery failure");
-                    format!("451 4.3.0 Temporary failure: {}", one_line(&why))
-                }
-                Err(DeliverError::Permanent(why)) => {
-                    tracing::warn!(%why, "listener: message refused");
-                    format!("550 5.0.0 Rejected: {}", one_line(&why))
-                }
-            },
-        };
+    /// Sends the answer to the end of DATA and ends the transaction.
+    async fn answer(&mut self, reply: &str) -> Result<(), Close> {
         // LMTP answers once per accepted recipient (RFC 2033 4.2), SMTP once.
         let count = match self.settings.protocol {
             Protocol::Lmtp => self.rcpts.len(),
@@ -357,16 +449,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     }
 }
 
-/// Keeps a callback's message from breaking the reply: printable ASCII only, bounded length.
-fn one_line(why: &str) -> String {
-    why.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(200)
-        .collect()
+/// The reply for the callback's outcome. The callback's text goes to the log only.
+fn answer_for_delivery(outcome: Result<(), DeliverError>) -> &'static str {
+    match outcome {
+        Ok(()) => "250 2.0.0 Message accepted",
+        Err(DeliverError::Temporary(why)) => {
+            tracing::warn!(%why, "listener: temporary delivery failure");
+            "451 4.3.0 Temporary failure, try again later"
+        }
+        Err(DeliverError::Permanent(why)) => {
+            tracing::warn!(%why, "listener: message refused");
+            "550 5.6.0 Message refused"
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct MemIntake {
     pub taken: Mutex<Vec<String>>,
     pub failing: AtomicBool,
     pub failed_takes: AtomicUsize,
+    /// Declared sizes of the messages handed on as oversized, by identity.
+    pub oversized: Mutex<HashMap<String, u64>>,
 }
 
 impl MemIntake {
@@ -50,6 +52,12 @@ impl Intake for MemIntake {
         let mut taken = self.taken.lock().unwrap();
         for message in batch {
             taken.push(message.identity.clone());
+            if let Some(size) = message.oversized {
+                self.oversized
+                    .lock()
+                    .unwrap()
+                    .insert(message.identity.clone(), size);
+            }
             stored
                 .entry(message.identity)
                 .or_insert(message.raw.to_vec());

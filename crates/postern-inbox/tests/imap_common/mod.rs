@@ -34,6 +34,8 @@ pub struct State {
     pub offered: Vec<Vec<String>>,
     /// How long each `take` takes (a slow store), before it stores anything.
     pub take_delay: Duration,
+    /// Declared sizes of the messages handed on as oversized (header block only), by identity.
+    pub oversized: HashMap<String, u64>,
 }
 
 /// The test store.
@@ -121,6 +123,9 @@ impl Intake for MemoryIntake {
                 state
                     .stored
                     .insert(message.identity.clone(), message.raw.to_vec());
+                if let Some(size) = message.oversized {
+                    state.oversized.insert(message.identity.clone(), size);
+                }
             }
             if let Some(cursor) = message.cursor {
                 let entry = state
