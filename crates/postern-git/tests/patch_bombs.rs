@@ -258,7 +258,7 @@ fn git_am_cannot_write_a_file_beyond_its_limit() {
         max_written_file_bytes: 1024 * 1024,
         ..PatchLimits::default()
     };
-    let error = refused(&[patch.clone()], limits);
+    let error = refused(std::slice::from_ref(&patch), limits);
     assert_eq!(limit_of(&error), PatchLimit::WrittenFile);
     assert!(
         error
