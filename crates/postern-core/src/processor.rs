@@ -271,6 +271,7 @@ impl Processor {
         let email = &prepared.email;
         let message_id = email.message_id().map(str::to_owned);
         let identity = content_identity(message_id.as_deref(), body_of(raw));
+        self.prepare_git(prepared, mailbox).await;
         let mut tx = self.store.begin().await?;
         let inserted = tx
             .insert_inbound(&NewInbound {
@@ -331,6 +332,7 @@ impl Processor {
         }
         let mut prepared =
             Prepared::new(&message.raw, message.meta.declared_size, &self.config).await?;
+        self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
         self.process_and_record(tx, &message, &mut prepared)
@@ -362,6 +364,7 @@ impl Processor {
                 Ok(prepared) => prepared,
                 Err(failure) => return self.record_failure(id, &failure).await.map(Some),
             };
+        self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {
             return Ok(None);
@@ -405,6 +408,7 @@ impl Processor {
             email,
             texts,
             uploads,
+            merge_request,
             ..
         } = prepared;
         let email = &*email;
@@ -420,6 +424,7 @@ impl Processor {
                     uploads,
                     config: &self.config,
                     repositories: &self.repositories,
+                    merge_request: merge_request.take(),
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -473,6 +478,39 @@ impl Processor {
         )
         .await?;
         Ok(outcome)
+    }
+
+    /// Does a handler's git work before the write transaction, so that the store's write slot
+    /// is never held while `git am` runs: for a mail to a merge request address, the checks
+    /// the handler will make are made in a read-only transaction (ended before git starts),
+    /// then the patches are applied without moving a ref. The handler takes the result, or does
+    /// the work itself if there is none (see `handlers::merge_request`).
+    async fn prepare_git(&self, prepared: &mut Prepared<'_>, mailbox: Mailbox) {
+        if prepared.early.is_some() {
+            return;
+        }
+        let Ok(mut read) = self.store.begin_read_only().await else {
+            return;
+        };
+        let plan = match self.decide(&mut read, prepared, mailbox).await {
+            Ok(Decision::Route(Route::CreateMergeRequest { project, token })) => {
+                handlers::merge_request::plan(
+                    &mut read,
+                    &prepared.email,
+                    &prepared.texts,
+                    &self.config,
+                    &project,
+                    &token,
+                )
+                .await
+            }
+            _ => None,
+        };
+        // Read only: nothing to keep, and nothing lost if ending it fails.
+        let _ = read.rollback().await;
+        if let Some(plan) = plan {
+            prepared.merge_request = Some(plan.run(&self.repositories).await);
+        }
     }
 
     /// The receiver's checks before any handler: blank, too large, automatic, key, route.
@@ -532,6 +570,8 @@ pub(crate) struct Prepared<'raw> {
     texts: MessageTexts,
     /// The attachments, written before the transaction; the handler records those it keeps.
     uploads: Uploads,
+    /// The git half of a merge request by email ([`Processor::prepare_git`]).
+    merge_request: Option<handlers::merge_request::PreparedMergeRequest>,
 }
 
 impl<'raw> Prepared<'raw> {
@@ -562,6 +602,7 @@ impl<'raw> Prepared<'raw> {
             early,
             texts,
             uploads,
+            merge_request: None,
         })
     }
 }

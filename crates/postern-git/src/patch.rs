@@ -345,6 +345,20 @@ impl Repository {
         }
         Ok(())
     }
+
+    /// Undoes [`Repository::publish_patches`] when what was to record the new commits failed:
+    /// puts the source branch back where it was (deletes it if it did not exist), only if it is
+    /// still at the prepared tip, so that a change made meanwhile by someone else stays.
+    pub fn unpublish_patches(&self, prepared: &PreparedPatches) -> Result<(), GitError> {
+        let branch = format!("refs/heads/{}", prepared.source_branch);
+        let call = self.git.call(Location::GitDir(&self.path), "update-ref");
+        let call = match &prepared.old_tip {
+            Some(old) => call.arg(branch).arg(old).arg(&prepared.new_tip),
+            None => call.arg("-d").arg(branch).arg(&prepared.new_tip),
+        };
+        call.run_ok()?;
+        Ok(())
+    }
 }
 
 /// What a failed `git am` means: over an operating-system limit (killed by `SIGXFSZ`, or out

@@ -325,3 +325,25 @@ fn prepared_patches_move_no_ref_until_published() {
     );
     assert!(again.is_permanent());
 }
+
+#[test]
+fn unpublishing_restores_the_branch_only_if_unchanged() {
+    let fixture = common::gitlab_test_repository();
+    let repo = &fixture.repository;
+    let before = common::snapshot(repo.path());
+    let patches = common::fixture_patches("valid_merge_request_with_patch.eml");
+    let prepared = repo
+        .prepare_patches("topic", "master", &patches)
+        .unwrap()
+        .unwrap();
+    repo.publish_patches(&prepared).unwrap();
+    repo.unpublish_patches(&prepared).unwrap();
+    assert_eq!(common::snapshot(repo.path()), before, "new branch deleted again");
+
+    // Someone else moved the branch after publishing: unpublishing leaves their value.
+    repo.publish_patches(&prepared).unwrap();
+    let master = repo.head_of("master").unwrap().unwrap();
+    repo.reset_branch("topic", Some(&master)).unwrap();
+    assert!(repo.unpublish_patches(&prepared).is_err());
+    assert_eq!(repo.head_of("topic").unwrap(), Some(master));
+}
