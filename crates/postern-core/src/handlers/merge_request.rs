@@ -135,7 +135,9 @@ pub(crate) async fn plan(
     project: &ProjectRef,
     token: &str,
 ) -> Option<Plan> {
-    let request = request(tx, email, texts, config, project, token).await.ok()?;
+    let request = request(tx, email, texts, config, project, token)
+        .await
+        .ok()?;
     Some(Plan::of(&request, email))
 }
 
@@ -159,7 +161,10 @@ impl Plan {
 
     /// Does the git work, off the async workers: applies the patches without moving a ref
     /// and reads the commits the merge request will list.
-    pub(crate) async fn run(self, repositories: &postern_git::Repositories) -> PreparedMergeRequest {
+    pub(crate) async fn run(
+        self,
+        repositories: &postern_git::Repositories,
+    ) -> PreparedMergeRequest {
         let repositories = repositories.clone();
         let (project_id, source, target) = (
             self.project_id,
@@ -325,11 +330,8 @@ async fn record(
 ) -> Result<Handled, ProcessError> {
     let tx = &mut *context.tx;
     let (project, author) = (&request.project, &request.author);
-    let (title, description) = title_and_description(
-        &request.source_branch,
-        request.description.clone(),
-        commits,
-    );
+    let (title, description) =
+        title_and_description(&request.source_branch, request.description.clone(), commits);
     // Patches became commits; only the other attachments are uploaded and linked.
     let links =
         content::upload_attachments(tx, context.uploads, project.id, author.id, true).await?;
