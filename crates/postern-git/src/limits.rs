@@ -4,7 +4,7 @@
 //! A patch is small on the wire and can be huge once applied: a `GIT binary patch` hunk is
 //! zlib-compressed, so 1.35 MB of mail declaring `literal 1073741824` made `git am` write 1 GiB
 //! with 2 GB of memory. So the limits are of two kinds: what the patch text *declares*, read by
-//! [`check_patches`](crate::patch) in one linear pass before git runs, and what the `git am`
+//! [`check_patches`](crate::check_patches) in one linear pass before git runs, and what the `git am`
 //! process may do whatever the text says (operating-system resource limits), for what a
 //! declaration does not reveal (a `delta` hunk's result size, a copy of a large file).
 
@@ -38,7 +38,7 @@ pub const MAX_WRITTEN_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// The most heap `git am` may use (`RLIMIT_DATA`, which counts private writable memory but not
 /// the read-only mappings of pack files; [`PatchLimits::max_memory_bytes`]). Applying a patch
 /// holds the patch, each changed file and its result in memory at once.
-pub const MAX_GIT_MEMORY_BYTES: u64 = 1024 * 1024 * 1024;
+pub const MAX_GIT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The caps applied to the patches of one mail and to the `git am` that applies them.
 ///

@@ -298,3 +298,134 @@ fn git_am_cannot_allocate_beyond_its_limit() {
     let error = refused(&[bomb], limits);
     assert_eq!(limit_of(&error), PatchLimit::Memory);
 }
+
+/// git's base85, as in binary hunks: one line per 52 bytes, a length character first.
+fn base85_lines(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 85] =
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
+    let mut out = String::new();
+    for chunk in bytes.chunks(52) {
+        let len = chunk.len();
+        out.push(if len <= 26 {
+            char::from(b'A' + len as u8 - 1)
+        } else {
+            char::from(b'a' + len as u8 - 27)
+        });
+        for group in chunk.chunks(4) {
+            let mut word = [0u8; 4];
+            word[..group.len()].copy_from_slice(group);
+            let mut value = u32::from_be_bytes(word);
+            let mut digits = [0u8; 5];
+            for digit in digits.iter_mut().rev() {
+                *digit = ALPHABET[(value % 85) as usize];
+                value /= 85;
+            }
+            out.push_str(std::str::from_utf8(&digits).unwrap());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn varint(mut value: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[test]
+fn delta_whose_result_is_a_gibibyte_is_refused_before_git() {
+    use std::io::Write as _;
+    // A tiny delta: source 10 bytes, result 1 GiB, then one copy instruction.
+    let mut delta = Vec::new();
+    varint(10, &mut delta);
+    varint(1 << 30, &mut delta);
+    delta.extend_from_slice(&[0x90, 0x0a]);
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&delta).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let diff = format!(
+        "diff --git a/bomb.bin b/bomb.bin\n\
+         index 1111111111111111111111111111111111111111..2222222222222222222222222222222222222222\n\
+         GIT binary patch\n\
+         delta {}\n{}\n\
+         literal 0\nHcmV?d00001\n\n",
+        delta.len(),
+        base85_lines(&compressed)
+    );
+    let error = refused(&[format_patch("Delta", &diff)], PatchLimits::default());
+    assert_eq!(limit_of(&error), PatchLimit::BinaryHunk);
+}
+
+#[test]
+fn real_delta_patches_still_apply() {
+    let scratch = tempfile::tempdir().unwrap();
+    let work = scratch.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Delta")
+            .env("GIT_AUTHOR_EMAIL", "delta@example.com")
+            .env("GIT_COMMITTER_NAME", "Delta")
+            .env("GIT_COMMITTER_EMAIL", "delta@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    git(&work, &["init", "--quiet", "--initial-branch=main", "."]);
+    // Binary (NUL bytes), varied enough not to compress away, and changed in one place.
+    let mut content: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    content[0] = 0;
+    std::fs::write(work.join("data.bin"), &content).unwrap();
+    git(&work, &["add", "data.bin"]);
+    git(&work, &["commit", "--quiet", "-m", "Add data"]);
+    content[100_000] ^= 0xff;
+    std::fs::write(work.join("data.bin"), &content).unwrap();
+    git(&work, &["commit", "--quiet", "-am", "Change a byte"]);
+    let patch = git(&work, &["format-patch", "--binary", "--stdout", "-1"]);
+    let text = String::from_utf8_lossy(&patch);
+    assert!(text.contains("\ndelta "), "git chose a delta: {text}");
+
+    let root = scratch.path().join("repositories");
+    std::fs::create_dir(&root).unwrap();
+    git(
+        scratch.path(),
+        &["clone", "--quiet", "--bare", "work", "repositories/7.git"],
+    );
+    let repo = Repositories::new(&root).repository(7).unwrap();
+    let base = git(&work, &["rev-parse", "HEAD~1"]);
+    let base = String::from_utf8(base).unwrap();
+    repo.reset_branch("base", Some(base.trim())).unwrap();
+    let commits = repo
+        .apply_patches(
+            "changed",
+            "base",
+            &[Patch {
+                filename: "0001-Change-a-byte.patch".into(),
+                content: patch,
+            }],
+        )
+        .unwrap();
+    assert_eq!(commits.len(), 1);
+    assert_eq!(
+        common::git(repo.path(), &["rev-parse", "changed^{tree}"]),
+        String::from_utf8(git(&work, &["rev-parse", "HEAD^{tree}"])).unwrap()
+    );
+}

@@ -338,7 +338,11 @@ fn unpublishing_restores_the_branch_only_if_unchanged() {
         .unwrap();
     repo.publish_patches(&prepared).unwrap();
     repo.unpublish_patches(&prepared).unwrap();
-    assert_eq!(common::snapshot(repo.path()), before, "new branch deleted again");
+    assert_eq!(
+        common::snapshot(repo.path()),
+        before,
+        "new branch deleted again"
+    );
 
     // Someone else moved the branch after publishing: unpublishing leaves their value.
     repo.publish_patches(&prepared).unwrap();
