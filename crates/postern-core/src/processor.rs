@@ -311,9 +311,16 @@ impl Processor {
                 first_id
             }
         };
-        let outcome = self.process_stored(&mut tx, id, prepared, mailbox).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let processed = async {
+            let outcome = self.process_stored(&mut tx, id, prepared, mailbox).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .await;
+        if processed.is_err() {
+            prepared.undo_published().await;
+        }
+        processed
     }
 
     /// Processes an already stored message again (`postern admin message reprocess`, the web
@@ -392,7 +399,10 @@ impl Processor {
         .await;
         match processed {
             Ok(outcome) => Ok(outcome),
-            Err(failure) => self.record_failure(message.meta.id, &failure).await,
+            Err(failure) => {
+                prepared.undo_published().await;
+                self.record_failure(message.meta.id, &failure).await
+            }
         }
     }
 
@@ -409,6 +419,7 @@ impl Processor {
             texts,
             uploads,
             merge_request,
+            published,
             ..
         } = prepared;
         let email = &*email;
@@ -425,6 +436,7 @@ impl Processor {
                     config: &self.config,
                     repositories: &self.repositories,
                     merge_request: merge_request.take(),
+                    published,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -572,6 +584,17 @@ pub(crate) struct Prepared<'raw> {
     uploads: Uploads,
     /// The git half of a merge request by email ([`Processor::prepare_git`]).
     merge_request: Option<handlers::merge_request::PreparedMergeRequest>,
+    /// A branch the handler moved, until the transaction has committed.
+    published: Option<handlers::merge_request::Published>,
+}
+
+impl Prepared<'_> {
+    /// Puts back a branch the handler moved, when its transaction did not commit.
+    async fn undo_published(&mut self) {
+        if let Some(published) = self.published.take() {
+            published.undo().await;
+        }
+    }
 }
 
 impl<'raw> Prepared<'raw> {
@@ -603,6 +626,7 @@ impl<'raw> Prepared<'raw> {
             texts,
             uploads,
             merge_request: None,
+            published: None,
         })
     }
 }

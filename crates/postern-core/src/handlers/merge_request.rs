@@ -10,10 +10,11 @@
 //! (a compare-and-swap) before writing the rows.
 //!
 //! Crash safety: the branch moves before the merge request row is written and the transaction
-//! commits after both. A failure in between puts the branch back (again a compare-and-swap); a
-//! crash in between leaves a moved branch and no row (an orphan ref, as GitLab's own
-//! `CommitPatchService` can), never a row without its branch. Publishing after the commit
-//! instead could leave exactly that, a merge request naming commits no branch holds.
+//! commits after both. A failure in between, in the handler or when the transaction commits,
+//! puts the branch back (again a compare-and-swap; see [`Published`]); a crash in between
+//! leaves a moved branch and no row (an orphan ref, as GitLab's own `CommitPatchService` can),
+//! never a row without its branch. Publishing after the commit instead could leave exactly
+//! that, a merge request naming commits no branch holds.
 
 use postern_git::{CommitInfo, GitError, Patch, PatchError, PreparedPatches, Repository};
 use postern_mail::{Email, ProjectRef, extract_quick_actions};
@@ -312,15 +313,49 @@ pub async fn create_merge_request(
             .map_err(|e| patch_failure(&request.source_branch, &e))?;
     }
     let result = record(context, &request, &work.commits).await;
-    if result.is_err()
-        && let Some(patches) = &work.patches
-    {
-        // The rows roll back: so does the branch, so a retry starts from the same repository.
-        if let Err(error) = work.repository.unpublish_patches(patches) {
-            tracing::warn!(error = %error, "putting a source branch back after a failed merge request");
+    if let Some(patches) = work.patches {
+        let published = Published {
+            repository: work.repository,
+            patches,
+        };
+        match &result {
+            // The processor puts it back should the transaction still fail.
+            Ok(_) => *context.published = Some(published),
+            // The rows roll back: so does the branch, so a retry starts from the same
+            // repository.
+            Err(_) => published.undo().await,
         }
     }
     result
+}
+
+/// A source branch a handler moved, to put back if the transaction that records the merge
+/// request does not commit after all.
+#[derive(Debug)]
+pub(crate) struct Published {
+    repository: Repository,
+    patches: PreparedPatches,
+}
+
+impl Published {
+    /// Moves the branch back where it was (compare-and-swap: only if nobody moved it since).
+    pub(crate) async fn undo(self) {
+        let Published {
+            repository,
+            patches,
+        } = self;
+        let undone =
+            tokio::task::spawn_blocking(move || repository.unpublish_patches(&patches)).await;
+        match undone {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "putting a source branch back after a failed merge request");
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "putting a source branch back after a failed merge request");
+            }
+        }
+    }
 }
 
 async fn record(

@@ -34,6 +34,9 @@ pub struct Context<'a, 'raw> {
     /// The git half of a merge request by email, done before the transaction (see
     /// `merge_request`); the handler takes it.
     pub(crate) merge_request: Option<merge_request::PreparedMergeRequest>,
+    /// Where the merge request handler leaves the branch it moved, for the processor to put
+    /// back if the transaction does not commit.
+    pub(crate) published: &'a mut Option<merge_request::Published>,
 }
 
 /// A handler's successful result.
