@@ -271,6 +271,7 @@ impl Processor {
         let email = &prepared.email;
         let message_id = email.message_id().map(str::to_owned);
         let identity = content_identity(message_id.as_deref(), body_of(raw));
+        self.prepare_git(prepared, mailbox).await;
         let mut tx = self.store.begin().await?;
         let inserted = tx
             .insert_inbound(&NewInbound {
@@ -310,9 +311,16 @@ impl Processor {
                 first_id
             }
         };
-        let outcome = self.process_stored(&mut tx, id, prepared, mailbox).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let processed = async {
+            let outcome = self.process_stored(&mut tx, id, prepared, mailbox).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .await;
+        if processed.is_err() {
+            prepared.undo_published().await;
+        }
+        processed
     }
 
     /// Processes an already stored message again (`postern admin message reprocess`, the web
@@ -331,6 +339,7 @@ impl Processor {
         }
         let mut prepared =
             Prepared::new(&message.raw, message.meta.declared_size, &self.config).await?;
+        self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
         self.process_and_record(tx, &message, &mut prepared)
@@ -362,6 +371,7 @@ impl Processor {
                 Ok(prepared) => prepared,
                 Err(failure) => return self.record_failure(id, &failure).await.map(Some),
             };
+        self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {
             return Ok(None);
@@ -389,7 +399,10 @@ impl Processor {
         .await;
         match processed {
             Ok(outcome) => Ok(outcome),
-            Err(failure) => self.record_failure(message.meta.id, &failure).await,
+            Err(failure) => {
+                prepared.undo_published().await;
+                self.record_failure(message.meta.id, &failure).await
+            }
         }
     }
 
@@ -405,6 +418,8 @@ impl Processor {
             email,
             texts,
             uploads,
+            merge_request,
+            published,
             ..
         } = prepared;
         let email = &*email;
@@ -420,6 +435,8 @@ impl Processor {
                     uploads,
                     config: &self.config,
                     repositories: &self.repositories,
+                    merge_request: merge_request.take(),
+                    published,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -473,6 +490,39 @@ impl Processor {
         )
         .await?;
         Ok(outcome)
+    }
+
+    /// Does a handler's git work before the write transaction, so that the store's write slot
+    /// is never held while `git am` runs: for a mail to a merge request address, the checks
+    /// the handler will make are made in a read-only transaction (ended before git starts),
+    /// then the patches are applied without moving a ref. The handler takes the result, or does
+    /// the work itself if there is none (see `handlers::merge_request`).
+    async fn prepare_git(&self, prepared: &mut Prepared<'_>, mailbox: Mailbox) {
+        if prepared.early.is_some() {
+            return;
+        }
+        let Ok(mut read) = self.store.begin_read_only().await else {
+            return;
+        };
+        let plan = match self.decide(&mut read, prepared, mailbox).await {
+            Ok(Decision::Route(Route::CreateMergeRequest { project, token })) => {
+                handlers::merge_request::plan(
+                    &mut read,
+                    &prepared.email,
+                    &prepared.texts,
+                    &self.config,
+                    &project,
+                    &token,
+                )
+                .await
+            }
+            _ => None,
+        };
+        // Read only: nothing to keep, and nothing lost if ending it fails.
+        let _ = read.rollback().await;
+        if let Some(plan) = plan {
+            prepared.merge_request = Some(plan.run(&self.repositories).await);
+        }
     }
 
     /// The receiver's checks before any handler: blank, too large, automatic, key, route.
@@ -532,6 +582,19 @@ pub(crate) struct Prepared<'raw> {
     texts: MessageTexts,
     /// The attachments, written before the transaction; the handler records those it keeps.
     uploads: Uploads,
+    /// The git half of a merge request by email ([`Processor::prepare_git`]).
+    merge_request: Option<handlers::merge_request::PreparedMergeRequest>,
+    /// A branch the handler moved, until the transaction has committed.
+    published: Option<handlers::merge_request::Published>,
+}
+
+impl Prepared<'_> {
+    /// Puts back a branch the handler moved, when its transaction did not commit.
+    async fn undo_published(&mut self) {
+        if let Some(published) = self.published.take() {
+            published.undo().await;
+        }
+    }
 }
 
 impl<'raw> Prepared<'raw> {
@@ -562,6 +625,8 @@ impl<'raw> Prepared<'raw> {
             early,
             texts,
             uploads,
+            merge_request: None,
+            published: None,
         })
     }
 }

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{GitError, Identity};
+use crate::{GitError, Identity, PatchLimits};
 
 /// How long to keep waiting for a killed or exited git's pipes to close. Only a grandchild
 /// that escaped the process-group kill can hold them open this long.
@@ -24,6 +24,10 @@ const PIPE_GRACE: Duration = Duration::from_secs(1);
 /// The longest single sleep between two `try_wait` polls. Short calls finish within the first
 /// few polls (which start at 1 ms and double); long ones cost at most this much extra latency.
 const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// The most of git's standard error kept: enough for any message git writes about a failure,
+/// and a bound on what a misbehaving git can make postern hold.
+const MAX_STDERR_BYTES: usize = 64 * 1024;
 
 /// Environment variables passed through from postern's own environment. Everything else is
 /// cleared, because variables such as `GIT_DIR`, `GIT_INDEX_FILE` or `GIT_CONFIG_PARAMETERS`
@@ -42,6 +46,17 @@ pub(crate) struct Git {
     pub(crate) timeout: Duration,
     /// The committer of every commit postern creates (`GIT_COMMITTER_NAME`/`_EMAIL`).
     pub(crate) committer: Identity,
+    /// Caps on mailed patches and on the `git am` that applies them.
+    pub(crate) patch_limits: PatchLimits,
+}
+
+/// Operating-system limits for one git process (and whatever it starts).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResourceLimits {
+    /// `RLIMIT_FSIZE`: the largest file it may write; a write beyond it kills it with `SIGXFSZ`.
+    pub(crate) file_bytes: u64,
+    /// `RLIMIT_DATA`: its heap; an allocation beyond it fails (git dies "Out of memory").
+    pub(crate) memory_bytes: u64,
 }
 
 /// Where a git process runs.
@@ -61,6 +76,9 @@ pub(crate) struct Output {
     pub(crate) status: ExitStatus,
     pub(crate) stdout: Vec<u8>,
     pub(crate) stderr: Vec<u8>,
+    /// Whether stdout was cut at the call's [`Call::stdout_limit`] (git was then stopped by
+    /// the closed pipe, so its status says nothing about the output).
+    pub(crate) stdout_truncated: bool,
 }
 
 /// One git invocation being assembled; consumed by [`Call::run`].
@@ -69,6 +87,8 @@ pub(crate) struct Call<'g> {
     subcommand: String,
     command: Command,
     stdin: Option<Vec<u8>>,
+    limits: Option<ResourceLimits>,
+    stdout_limit: Option<usize>,
 }
 
 impl Git {
@@ -110,6 +130,8 @@ impl Git {
             subcommand: subcommand.to_owned(),
             command,
             stdin: None,
+            limits: None,
+            stdout_limit: None,
         }
     }
 }
@@ -140,6 +162,19 @@ impl Call<'_> {
     /// Feeds `input` to git's standard input (otherwise it reads from `/dev/null`).
     pub(crate) fn stdin(mut self, input: Vec<u8>) -> Self {
         self.stdin = Some(input);
+        self
+    }
+
+    /// Runs git under `limits` (see [`apply_limits`] for how and when they take effect).
+    pub(crate) fn limits(mut self, limits: ResourceLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Keeps at most `max` bytes of standard output: the pipe is closed after them, which stops
+    /// git (`SIGPIPE`) instead of letting it produce the rest.
+    pub(crate) fn stdout_limit(mut self, max: usize) -> Self {
+        self.stdout_limit = Some(max);
         self
     }
 
@@ -177,12 +212,36 @@ impl Call<'_> {
             binary: self.git.binary.clone(),
             source,
         })?;
+        if let Some(limits) = self.limits
+            && let Err(source) = apply_limits(&child, limits)
+        {
+            // Running it unbounded is what the limits are there to prevent.
+            kill(&mut child);
+            return Err(GitError::io(
+                format!("limiting the resources of git {}", self.subcommand),
+                source,
+            ));
+        }
 
         // stdin is written and stdout/stderr are read on their own threads: git may fill one
         // pipe while postern is still writing the other, and a single thread would deadlock.
         let (sender, receiver) = mpsc::channel();
-        spawn_reader(child.stdout.take(), Stream::Stdout, sender.clone());
-        spawn_reader(child.stderr.take(), Stream::Stderr, sender);
+        let stdout_keep = match self.stdout_limit {
+            Some(limit) => Keep::StopAfter(limit),
+            None => Keep::All,
+        };
+        spawn_reader(
+            child.stdout.take(),
+            Stream::Stdout,
+            stdout_keep,
+            sender.clone(),
+        );
+        spawn_reader(
+            child.stderr.take(),
+            Stream::Stderr,
+            Keep::Head(MAX_STDERR_BYTES),
+            sender,
+        );
         if let (Some(input), Some(mut pipe)) = (self.stdin.take(), child.stdin.take()) {
             // A git that exits without reading everything makes this write fail with EPIPE;
             // the exit status says what happened, so the write error itself is not interesting.
@@ -210,16 +269,16 @@ impl Call<'_> {
             }
         };
 
-        let mut stdout = None;
-        let mut stderr = None;
+        let mut stdout: Option<(Vec<u8>, bool)> = None;
+        let mut stderr: Option<(Vec<u8>, bool)> = None;
         // The pipes close when git exits, unless something it started still holds them.
         let mut pipes_deadline = Instant::now() + PIPE_GRACE;
         let mut killed_group = false;
         while stdout.is_none() || stderr.is_none() {
             let left = pipes_deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(left) {
-                Ok((Stream::Stdout, bytes)) => stdout = Some(bytes),
-                Ok((Stream::Stderr, bytes)) => stderr = Some(bytes),
+                Ok((Stream::Stdout, bytes, truncated)) => stdout = Some((bytes, truncated)),
+                Ok((Stream::Stderr, bytes, truncated)) => stderr = Some((bytes, truncated)),
                 // Kill whatever still holds the pipes, give it a moment, then give up.
                 Err(_) if !killed_group => {
                     killed_group = true;
@@ -229,10 +288,13 @@ impl Call<'_> {
                 Err(_) => return Err(timed_out()),
             }
         }
+        let (stdout, stdout_truncated) = stdout.unwrap_or_default();
+        let (stderr, _) = stderr.unwrap_or_default();
         Ok(Output {
             status,
-            stdout: stdout.unwrap_or_default(),
-            stderr: stderr.unwrap_or_default(),
+            stdout,
+            stderr,
+            stdout_truncated,
         })
     }
 }
@@ -243,23 +305,83 @@ enum Stream {
     Stderr,
 }
 
-/// Drains `pipe` on a thread and sends its whole content once it closes.
+/// How much of a pipe a reader keeps.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// Everything.
+    All,
+    /// The first bytes; the rest is read and dropped, so git runs to its end as usual.
+    Head(usize),
+    /// The first bytes; then the pipe is closed, so git stops on its next write.
+    StopAfter(usize),
+}
+
+/// Drains `pipe` on a thread and sends what it keeps of it (see [`Keep`]) once it closes or is
+/// closed, with whether anything was left out.
 fn spawn_reader<R: Read + Send + 'static>(
     pipe: Option<R>,
     stream: Stream,
-    sender: mpsc::Sender<(Stream, Vec<u8>)>,
+    keep: Keep,
+    sender: mpsc::Sender<(Stream, Vec<u8>, bool)>,
 ) {
     let Some(mut pipe) = pipe else {
-        let _ = sender.send((stream, Vec::new()));
+        let _ = sender.send((stream, Vec::new(), false));
         return;
     };
     thread::spawn(move || {
         let mut bytes = Vec::new();
+        let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         // A read error ends the stream early; the exit status still tells the outcome.
-        let _ = pipe.read_to_end(&mut bytes);
+        let truncated = match keep {
+            Keep::All => {
+                let _ = pipe.read_to_end(&mut bytes);
+                false
+            }
+            Keep::Head(limit) => {
+                let _ = (&mut pipe).take(widen(limit)).read_to_end(&mut bytes);
+                let rest = std::io::copy(&mut pipe, &mut std::io::sink()).unwrap_or(0);
+                rest > 0
+            }
+            Keep::StopAfter(limit) => {
+                let _ = pipe
+                    .take(widen(limit).saturating_add(1))
+                    .read_to_end(&mut bytes);
+                let over = bytes.len() > limit;
+                bytes.truncate(limit);
+                over
+            }
+        };
         // The receiver is gone only if the call already gave up (timeout).
-        let _ = sender.send((stream, bytes));
+        let _ = sender.send((stream, bytes, truncated));
     });
+}
+
+/// Lowers the resource limits of a just-started git (soft and hard, so it cannot raise them),
+/// and disables core dumps, which `SIGXFSZ` would otherwise produce.
+///
+/// Done with `prlimit` from outside rather than `setrlimit` in `pre_exec`, because the latter
+/// needs unsafe code, which this crate forbids. The process runs unlimited for the moment
+/// between spawn and this call, which is harmless for the calls that use limits (`git am`):
+/// they do nothing heavy before reading their input, and standard input is written only
+/// after this returns. Processes git starts later inherit the limits.
+#[cfg(target_os = "linux")]
+fn apply_limits(child: &Child, limits: ResourceLimits) -> std::io::Result<()> {
+    use rustix::process::{Resource, Rlimit, prlimit};
+    let pid = Some(rustix::process::Pid::from_child(child));
+    let both = |value: u64| Rlimit {
+        current: Some(value),
+        maximum: Some(value),
+    };
+    prlimit(pid, Resource::Core, both(0))?;
+    prlimit(pid, Resource::Fsize, both(limits.file_bytes))?;
+    prlimit(pid, Resource::Data, both(limits.memory_bytes))?;
+    Ok(())
+}
+
+/// Without `prlimit`, only the checks of the patch text and the timeout bound git.
+#[cfg(not(target_os = "linux"))]
+fn apply_limits(_child: &Child, _limits: ResourceLimits) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Polls `child` until it exits or `deadline` passes (`Ok(None)`).

@@ -83,6 +83,25 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// Whether the same operation with the same arguments would fail the same way again: the
+    /// arguments themselves are refused (branch names, including `a..b` and names too long for
+    /// a file system, revisions, paths, project ids). Everything else is a failure on postern's
+    /// side that can clear: git missing, a timeout, a lock held by another git, I/O, output
+    /// postern could not read.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            GitError::InvalidBranchName { .. }
+            | GitError::InvalidRevision { .. }
+            | GitError::InvalidProjectId(_)
+            | GitError::InvalidPath { .. } => true,
+            GitError::Spawn { .. }
+            | GitError::Timeout { .. }
+            | GitError::Failed { .. }
+            | GitError::Unexpected { .. }
+            | GitError::Io { .. } => false,
+        }
+    }
+
     /// Wraps an I/O error with a short description of what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         GitError::Io {

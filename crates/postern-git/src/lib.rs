@@ -55,6 +55,7 @@
 
 mod command;
 mod error;
+mod limits;
 mod patch;
 mod refname;
 mod repository;
@@ -62,9 +63,13 @@ mod repository;
 use std::fmt;
 
 pub use error::GitError;
-pub use patch::{MAX_PATCHES_SIZE, Patch, PatchError, could_not_apply_patches};
-pub use refname::validate_branch_name;
-pub use repository::{CommitInfo, DEFAULT_TIMEOUT, Repositories, Repository};
+pub use limits::{
+    MAX_BINARY_HUNK_BYTES, MAX_BINARY_TOTAL_BYTES, MAX_GIT_MEMORY_BYTES, MAX_PATCH_FILES,
+    MAX_PATCH_LINES, MAX_PATCHES_SIZE, MAX_WRITTEN_FILE_BYTES, PatchLimit, PatchLimits,
+};
+pub use patch::{Patch, PatchError, PreparedPatches, check_patches, could_not_apply_patches};
+pub use refname::{MAX_BRANCH_COMPONENT_BYTES, MAX_BRANCH_NAME_BYTES, validate_branch_name};
+pub use repository::{CommitInfo, DEFAULT_TIMEOUT, Diff, Repositories, Repository};
 
 /// A person as git records them: a name and an email address.
 ///

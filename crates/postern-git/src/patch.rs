@@ -10,19 +10,16 @@
 //! creates or moves the branch only once every patch applied.
 
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use tempfile::TempDir;
 
-use crate::command::Location;
+use crate::command::{Location, Output, ResourceLimits};
+use crate::limits::{PatchLimit, PatchLimits};
 use crate::repository::parse_sha;
 use crate::{CommitInfo, GitError, Repository, validate_branch_name};
-
-/// The limit on the total size of a mail's patches: GitLab's
-/// `Gitlab::Git::Patches::Collection::MAX_PATCH_SIZE` (2 MiB). The sum of the patches' sizes
-/// must be *below* it.
-pub const MAX_PATCHES_SIZE: usize = 2 * 1024 * 1024;
 
 /// Directory inside the bare repository that holds temporary worktrees while patches are
 /// applied (Gitaly uses `gitlab-worktree` the same way). Removed again when empty.
@@ -44,7 +41,7 @@ pub struct Patch {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatchError {
-    /// The patches add up to [`MAX_PATCHES_SIZE`] bytes or more (`CommitPatchService`).
+    /// The patches add up to [`crate::MAX_PATCHES_SIZE`] bytes or more (`CommitPatchService`).
     #[error("Patches are too big")]
     TooBig {
         /// Their total size in bytes.
@@ -90,12 +87,39 @@ pub enum PatchError {
         /// The source branch.
         branch: String,
     },
+    /// The patches declare more than one of the [`PatchLimits`] allows, or `git am` hit one of
+    /// its operating-system limits while applying them. postern's own refusal (GitLab has no
+    /// such limits); the text names the limit.
+    #[error("The patches are over a limit of postern: at most {max} {}", .limit.describe())]
+    LimitExceeded {
+        /// Which limit.
+        limit: PatchLimit,
+        /// Its value.
+        max: u64,
+    },
     /// Running git failed (timeout, I/O, an unexpected error).
     #[error(transparent)]
     Git(#[from] GitError),
 }
 
 impl PatchError {
+    /// Whether sending the same patches again would fail the same way: every refusal of the
+    /// patches themselves (size, limits, branch names, conflicts, malformed patches, a branch
+    /// changed meanwhile). Only a failure to run git on postern's side (timeout, I/O) is
+    /// temporary; see [`GitError::is_permanent`].
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PatchError::Git(error) => error.is_permanent(),
+            PatchError::TooBig { .. }
+            | PatchError::InvalidBranchName { .. }
+            | PatchError::TargetNotFound { .. }
+            | PatchError::DoesNotApply { .. }
+            | PatchError::AmFailed { .. }
+            | PatchError::BranchMoved { .. }
+            | PatchError::LimitExceeded { .. } => true,
+        }
+    }
+
     /// The message GitLab's `CommitPatchService` returns for this failure, which GitLab puts
     /// after `Could not apply patches to <branch>:` (see [`could_not_apply_patches`]).
     ///
@@ -141,9 +165,51 @@ pub fn could_not_apply_patches(branch: &str, error: &PatchError) -> String {
     )
 }
 
+/// Patches applied in a throw-away worktree by [`Repository::prepare_patches`]: the new commits
+/// are in the repository's object store, but no ref has moved.
+/// [`Repository::publish_patches`] moves the source branch to them; dropping the value instead
+/// leaves the objects as unreachable garbage for `git gc`, and the repository as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedPatches {
+    source_branch: String,
+    old_tip: Option<String>,
+    base: String,
+    new_tip: String,
+    commits: Vec<CommitInfo>,
+}
+
+impl PreparedPatches {
+    /// The branch the commits are for.
+    pub fn source_branch(&self) -> &str {
+        &self.source_branch
+    }
+
+    /// Where the source branch pointed when the patches were applied (`None`: it did not
+    /// exist). Publishing succeeds only if it still does.
+    pub fn old_tip(&self) -> Option<&str> {
+        self.old_tip.as_deref()
+    }
+
+    /// The commit the patches were applied on: the old tip, or the target branch's head.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The last new commit, where publishing moves the branch.
+    pub fn new_tip(&self) -> &str {
+        &self.new_tip
+    }
+
+    /// The new commits, oldest first.
+    pub fn commits(&self) -> &[CommitInfo] {
+        &self.commits
+    }
+}
+
 impl Repository {
     /// Applies `patches` (already sorted by file name) as commits on `source_branch`, and
-    /// returns the new commits, oldest first.
+    /// returns the new commits, oldest first: [`Repository::prepare_patches`] then
+    /// [`Repository::publish_patches`].
     ///
     /// If `source_branch` exists the patches go on top of it; otherwise it is created from
     /// `target_branch`, which must exist. The patches are applied with `git am --3way` (as
@@ -161,8 +227,31 @@ impl Repository {
         target_branch: &str,
         patches: &[Patch],
     ) -> Result<Vec<CommitInfo>, PatchError> {
+        match self.prepare_patches(source_branch, target_branch, patches)? {
+            Some(prepared) => {
+                self.publish_patches(&prepared)?;
+                Ok(prepared.commits)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The slow half of [`Repository::apply_patches`]: checks the patches against the
+    /// [`PatchLimits`], applies them in a temporary worktree under operating-system limits, and
+    /// reads the new commits. No ref moves; `Ok(None)` when `patches` is empty.
+    ///
+    /// The checks come first, in this order, each before any git process runs: the encoded
+    /// size ([`PatchError::TooBig`]), the source branch name, then one linear pass over the
+    /// text for the declared sizes, lines and files ([`PatchError::LimitExceeded`]).
+    pub fn prepare_patches(
+        &self,
+        source_branch: &str,
+        target_branch: &str,
+        patches: &[Patch],
+    ) -> Result<Option<PreparedPatches>, PatchError> {
+        let limits = &self.git.patch_limits;
         let size = patches.iter().map(|patch| patch.content.len()).sum();
-        if size >= MAX_PATCHES_SIZE {
+        if size >= limits.max_encoded_bytes {
             return Err(PatchError::TooBig { size });
         }
         if validate_branch_name(source_branch).is_err() {
@@ -171,8 +260,9 @@ impl Repository {
             });
         }
         if patches.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
+        check_patches(patches, limits)?;
 
         let old_tip = self.head_of(source_branch)?;
         let base = match &old_tip {
@@ -201,21 +291,23 @@ impl Repository {
             let am = self
                 .git
                 .call(Location::WorkTree(worktree.path()), "am")
+                // Pack files are mapped, not allocated, so they are outside `RLIMIT_DATA`; small
+                // windows keep the mappings of a large repository modest all the same. (`-c`
+                // would have to come before the subcommand; git ≥ 2.31 reads these variables.)
+                .env("GIT_CONFIG_COUNT", "2")
+                .env("GIT_CONFIG_KEY_0", "core.packedGitWindowSize")
+                .env("GIT_CONFIG_VALUE_0", "32m")
+                .env("GIT_CONFIG_KEY_1", "core.packedGitLimit")
+                .env("GIT_CONFIG_VALUE_1", "256m")
                 .args(["--quiet", "--3way"])
+                .limits(ResourceLimits {
+                    file_bytes: limits.max_written_file_bytes,
+                    memory_bytes: limits.max_memory_bytes,
+                })
                 .stdin(mailbox)
                 .run()?;
             if !am.status.success() {
-                let output = String::from_utf8_lossy(&am.stdout).into_owned();
-                // The same test Gitaly uses to tell a conflict from other failures.
-                return Err(if output.starts_with("Patch failed at") {
-                    PatchError::DoesNotApply { output }
-                } else {
-                    let stderr = String::from_utf8_lossy(&am.stderr).trim().to_owned();
-                    PatchError::AmFailed {
-                        status: am.status,
-                        stderr,
-                    }
-                });
+                return Err(am_failure(&am, limits));
             }
             let head = self
                 .git
@@ -223,30 +315,343 @@ impl Repository {
                 .args(["--verify", "HEAD^{commit}"])
                 .run_ok()?;
             parse_sha("rev-parse", &head)?
-            // The worktree goes here, before the branch moves; the commits are in the
-            // repository's object store already.
+            // The worktree goes here; the commits are in the repository's object store already.
         };
 
-        // Read the commits before the branch moves, so that moving it is the last step and
-        // nothing can fail after the repository changed.
         let commits = self.commits_between(&base, &new_tip)?;
-        if let Err(error) = self.update_branch(source_branch, &new_tip, old_tip.as_deref()) {
-            return Err(if self.head_of(source_branch)? != old_tip {
+        Ok(Some(PreparedPatches {
+            source_branch: source_branch.to_owned(),
+            old_tip,
+            base,
+            new_tip,
+            commits,
+        }))
+    }
+
+    /// The quick half of [`Repository::apply_patches`]: moves the source branch to the
+    /// prepared commits with a compare-and-swap, only if it is still where it was when they
+    /// were prepared ([`PatchError::BranchMoved`] otherwise). This is the only step that
+    /// changes a ref, and nothing can fail after it.
+    pub fn publish_patches(&self, prepared: &PreparedPatches) -> Result<(), PatchError> {
+        let branch = &prepared.source_branch;
+        if let Err(error) = self.update_branch(branch, &prepared.new_tip, prepared.old_tip()) {
+            return Err(if self.head_of(branch)? != prepared.old_tip {
                 PatchError::BranchMoved {
-                    branch: source_branch.to_owned(),
+                    branch: branch.to_owned(),
                 }
             } else {
                 PatchError::Git(error)
             });
         }
-        Ok(commits)
+        Ok(())
+    }
+
+    /// Undoes [`Repository::publish_patches`] when what was to record the new commits failed:
+    /// puts the source branch back where it was (deletes it if it did not exist), only if it is
+    /// still at the prepared tip, so that a change made meanwhile by someone else stays.
+    pub fn unpublish_patches(&self, prepared: &PreparedPatches) -> Result<(), GitError> {
+        let branch = format!("refs/heads/{}", prepared.source_branch);
+        let call = self.git.call(Location::GitDir(&self.path), "update-ref");
+        let call = match &prepared.old_tip {
+            Some(old) => call.arg(branch).arg(old).arg(&prepared.new_tip),
+            None => call.arg("-d").arg(branch).arg(&prepared.new_tip),
+        };
+        call.run_ok()?;
+        Ok(())
+    }
+}
+
+/// What a failed `git am` means: over an operating-system limit (killed by `SIGXFSZ`, or out
+/// of memory under `RLIMIT_DATA`), a conflict, or another failure.
+fn am_failure(am: &Output, limits: &PatchLimits) -> PatchError {
+    /// The signal the kernel sends for a write beyond `RLIMIT_FSIZE`.
+    const SIGXFSZ: i32 = 25;
+    let over = |limit: PatchLimit| PatchError::LimitExceeded {
+        limit,
+        max: limit.value(limits),
+    };
+    if am.status.signal() == Some(SIGXFSZ) {
+        return over(PatchLimit::WrittenFile);
+    }
+    let stderr = String::from_utf8_lossy(&am.stderr).trim().to_owned();
+    // git's `xmalloc` and `xmmap` die with "Out of memory, malloc failed" / "Out of memory?
+    // mmap failed"; `git apply` reports an inflate buffer it could not allocate this way too.
+    if stderr.contains("Out of memory") || stderr.contains("Cannot allocate memory") {
+        return over(PatchLimit::Memory);
+    }
+    let output = String::from_utf8_lossy(&am.stdout).into_owned();
+    // The same test Gitaly uses to tell a conflict from other failures.
+    if output.starts_with("Patch failed at") {
+        PatchError::DoesNotApply { output }
+    } else {
+        PatchError::AmFailed {
+            status: am.status,
+            stderr,
+        }
+    }
+}
+
+/// Checks what the patches declare against `limits`, in one pass over their bytes (linear,
+/// whatever the input; [`Repository::prepare_patches`] calls it before git sees them; public
+/// for fuzzing): every binary hunk's declared size (`literal N` / `delta N`, which git allocates
+/// before inflating the hunk), the result size a `delta` hunk's data starts with (which git
+/// allocates before applying it; read by inflating only the first bytes), the sum of all
+/// these, the number of lines, and the number of files (`diff --git` headers). The encoded
+/// size ([`PatchLimits::max_encoded_bytes`]) is checked by the caller, first.
+///
+/// Binary hunk headers are recognised where `git apply` looks for them: on the line after
+/// `GIT binary patch`, and on the line after the empty line that ends the forward hunk's data
+/// (the reverse hunk). Their number is read as `strtoul` does, as git does, so that no
+/// spelling git accepts (leading blanks, a sign, trailing garbage) escapes the check. Carriage
+/// returns before line ends are ignored, as `git mailsplit` strips them.
+pub fn check_patches(patches: &[Patch], limits: &PatchLimits) -> Result<(), PatchError> {
+    let over = |limit: PatchLimit| PatchError::LimitExceeded {
+        limit,
+        max: limit.value(limits),
+    };
+    let mut lines = 0usize;
+    let mut files = 0usize;
+    let mut binary_total = 0u64;
+    let add_binary = |size: u64, total: &mut u64| {
+        if size > limits.max_binary_bytes {
+            return Err(over(PatchLimit::BinaryHunk));
+        }
+        *total = total.saturating_add(size);
+        if *total > limits.max_total_binary_bytes {
+            return Err(over(PatchLimit::BinaryTotal));
+        }
+        Ok(())
+    };
+    for patch in patches {
+        // Each patch is its own message for `git am`: a binary section never spans two.
+        let mut state = BinaryState::Outside;
+        let content = patch.content.strip_suffix(b"\n").unwrap_or(&patch.content);
+        for line in content.split(|&byte| byte == b'\n') {
+            lines += 1;
+            if lines > limits.max_lines {
+                return Err(over(PatchLimit::Lines));
+            }
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            state = match state {
+                BinaryState::HunkHeader => match hunk_header(line) {
+                    Some((kind, declared)) => {
+                        add_binary(declared, &mut binary_total)?;
+                        match kind {
+                            HunkKind::Literal => BinaryState::HunkData(None),
+                            HunkKind::Delta => BinaryState::HunkData(Some(DeltaProbe::new())),
+                        }
+                    }
+                    None => BinaryState::Outside,
+                },
+                // An empty line ends a hunk's data; the reverse hunk's header may follow.
+                BinaryState::HunkData(_) if line.is_empty() => BinaryState::HunkHeader,
+                BinaryState::HunkData(Some(mut probe)) => match probe.feed(line) {
+                    // The delta's result, which git allocates whole: the same caps.
+                    Probe::ResultSize(size) => {
+                        add_binary(size, &mut binary_total)?;
+                        BinaryState::HunkData(None)
+                    }
+                    Probe::NeedMore => BinaryState::HunkData(Some(probe)),
+                    // Data git cannot read either: it refuses the patch itself.
+                    Probe::Unreadable => BinaryState::HunkData(None),
+                },
+                other => other,
+            };
+            if line == b"GIT binary patch" {
+                state = BinaryState::HunkHeader;
+            } else if line.starts_with(b"diff --git ") {
+                files += 1;
+                if files > limits.max_files {
+                    return Err(over(PatchLimit::Files));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where [`check_patches`] is relative to a `GIT binary patch` section.
+enum BinaryState {
+    /// Not in a binary section.
+    Outside,
+    /// The next line may be a hunk header (`literal N` / `delta N`).
+    HunkHeader,
+    /// Inside a hunk's base85 data lines; for a `delta` hunk, reading the size of its result
+    /// until it is known.
+    HunkData(Option<DeltaProbe>),
+}
+
+/// The two kinds of binary hunk.
+enum HunkKind {
+    /// The whole new content, deflated; `literal N` declares its size.
+    Literal,
+    /// A git delta against the old content, deflated; `delta N` declares the delta's size, and
+    /// the delta itself begins with the size of its result.
+    Delta,
+}
+
+/// The kind and declared size of a binary hunk header, or `None` if `line` is not one.
+fn hunk_header(line: &[u8]) -> Option<(HunkKind, u64)> {
+    if let Some(rest) = line.strip_prefix(b"literal ") {
+        return Some((HunkKind::Literal, strtoul(rest)));
+    }
+    let rest = line.strip_prefix(b"delta ")?;
+    Some((HunkKind::Delta, strtoul(rest)))
+}
+
+/// What feeding a data line to a [`DeltaProbe`] found.
+enum Probe {
+    /// The delta's result size.
+    ResultSize(u64),
+    /// Not yet known; feed the next line.
+    NeedMore,
+    /// The data is not base85 or not deflate: git refuses it too.
+    Unreadable,
+}
+
+/// At most two varints of ten bytes each: the two sizes at the start of a delta.
+const DELTA_HEADER_BYTES: usize = 20;
+
+/// Reads the start of a `delta` hunk's data: base85 lines, deflated, beginning with two
+/// variable-length sizes (the source's, then the result's). Only the first bytes of the delta
+/// are inflated, so the cost per hunk is a few lines whatever the hunk's size.
+struct DeltaProbe {
+    inflate: flate2::Decompress,
+    /// The inflated start of the delta.
+    head: Vec<u8>,
+}
+
+impl DeltaProbe {
+    fn new() -> Self {
+        DeltaProbe {
+            inflate: flate2::Decompress::new(true),
+            head: Vec::with_capacity(DELTA_HEADER_BYTES),
+        }
+    }
+
+    fn feed(&mut self, line: &[u8]) -> Probe {
+        let Some(compressed) = decode_base85_line(line) else {
+            return Probe::Unreadable;
+        };
+        let mut input = compressed.as_slice();
+        // Each round consumes input or produces output, or stops: at most a few rounds for a
+        // line of 52 bytes.
+        while !input.is_empty() && self.head.len() < DELTA_HEADER_BYTES {
+            let mut out = [0u8; DELTA_HEADER_BYTES];
+            let want = DELTA_HEADER_BYTES - self.head.len();
+            let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
+            let status =
+                self.inflate
+                    .decompress(input, &mut out[..want], flate2::FlushDecompress::None);
+            let used = usize::try_from(self.inflate.total_in() - before_in).unwrap_or(usize::MAX);
+            let made = usize::try_from(self.inflate.total_out() - before_out).unwrap_or(0);
+            self.head.extend_from_slice(&out[..made.min(want)]);
+            input = input.get(used..).unwrap_or_default();
+            match status {
+                Ok(flate2::Status::Ok) if used > 0 || made > 0 => {}
+                Ok(_) => break,
+                Err(_) => return Probe::Unreadable,
+            }
+        }
+        let mut rest = self.head.as_slice();
+        let source = delta_size(&mut rest);
+        match (source, delta_size(&mut rest)) {
+            (Some(_), Some(result)) => Probe::ResultSize(result),
+            _ if self.head.len() >= DELTA_HEADER_BYTES => Probe::Unreadable,
+            _ => Probe::NeedMore,
+        }
+    }
+}
+
+/// Reads one of a delta's little-endian base-128 sizes from the front of `bytes`, as git's
+/// `get_delta_hdr_size` does (saturating instead of wrapping); `None` if it is incomplete.
+fn delta_size(bytes: &mut &[u8]) -> Option<u64> {
+    let mut size = 0u64;
+    let mut shift = 0u32;
+    while let [byte, tail @ ..] = *bytes {
+        *bytes = tail;
+        let bits = u64::from(byte & 0x7f);
+        let shifted = bits
+            .checked_shl(shift)
+            .filter(|value| value >> shift == bits)
+            .unwrap_or(u64::MAX);
+        size |= shifted;
+        shift = shift.saturating_add(7);
+        if byte & 0x80 == 0 {
+            return Some(size);
+        }
+    }
+    None
+}
+
+/// Decodes one line of a binary hunk: a length character (`A`–`Z` for 1–26 bytes, `a`–`z`
+/// for 27–52), then base85 in groups of five characters per four bytes (git's alphabet).
+/// `None` if the line is not one git would read.
+fn decode_base85_line(line: &[u8]) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 85] =
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
+    let (&first, encoded) = line.split_first()?;
+    let len = match first {
+        b'A'..=b'Z' => usize::from(first - b'A') + 1,
+        b'a'..=b'z' => usize::from(first - b'a') + 27,
+        _ => return None,
+    };
+    if encoded.len() != len.div_ceil(4) * 5 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len.div_ceil(4) * 4);
+    for group in encoded.chunks(5) {
+        let mut value = 0u32;
+        for &ch in group {
+            let digit = ALPHABET.iter().position(|&a| a == ch)?;
+            value = value
+                .checked_mul(85)?
+                .checked_add(u32::try_from(digit).ok()?)?;
+        }
+        out.extend_from_slice(&value.to_be_bytes());
+    }
+    out.truncate(len);
+    Some(out)
+}
+
+/// C's `strtoul(text, NULL, 10)`, saturating: leading white space, an optional sign, then
+/// digits up to the first non-digit (none: 0). A negative value wraps around in C, to a huge
+/// number; here it is `u64::MAX`, which is over every limit too.
+fn strtoul(text: &[u8]) -> u64 {
+    let mut rest = text;
+    while let [first, tail @ ..] = rest
+        && matches!(first, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+    {
+        rest = tail;
+    }
+    let negative = match rest {
+        [b'-', tail @ ..] => {
+            rest = tail;
+            true
+        }
+        [b'+', tail @ ..] => {
+            rest = tail;
+            false
+        }
+        _ => false,
+    };
+    let mut value = 0u64;
+    for &byte in rest.iter().take_while(|byte| byte.is_ascii_digit()) {
+        value = value
+            .saturating_mul(10)
+            .saturating_add(u64::from(byte - b'0'));
+    }
+    if negative && value != 0 {
+        u64::MAX
+    } else {
+        value
     }
 }
 
 /// A temporary detached worktree of a bare repository, removed (with its administrative files
 /// under `<repo>/worktrees/`) when dropped.
 ///
-/// Created by `apply_patches` for one `git am` run and dropped at the end of it, whatever the
+/// Created by `prepare_patches` for one `git am` run and dropped at the end of it, whatever the
 /// outcome; removal errors are ignored because the directory guard and `git worktree prune`
 /// clean up behind a failed `git worktree remove`.
 struct Worktree<'r> {

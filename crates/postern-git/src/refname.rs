@@ -9,7 +9,9 @@ use crate::GitError;
 /// `refs/heads/<name>` under git's rules (`git check-ref-format`): no `..`, no `@{`, no space,
 /// control character or any of `~ ^ : ? * [ \`, no empty component (leading, trailing or double
 /// `/`), no component starting with `.` or ending with `.lock`, and no trailing `.`. postern
-/// also rejects `@` alone, which `git check-ref-format --branch` reads as `HEAD`.
+/// also rejects `@` alone, which `git check-ref-format --branch` reads as `HEAD`, names over
+/// [`MAX_BRANCH_NAME_BYTES`], and components over [`MAX_BRANCH_COMPONENT_BYTES`]: git stores a
+/// branch as a file, and a longer name fails with `ENAMETOOLONG` every time it is tried.
 ///
 /// ```
 /// use postern_git::validate_branch_name;
@@ -28,9 +30,16 @@ pub fn validate_branch_name(name: &str) -> Result<(), GitError> {
     }
 }
 
+/// The longest branch name postern accepts, in bytes (a file name's limit, `NAME_MAX`).
+pub const MAX_BRANCH_NAME_BYTES: usize = 255;
+
+/// The longest `/`-separated component of a branch name, in bytes: `NAME_MAX` less the
+/// `.lock` suffix of the lock file git writes next to the ref while it changes it.
+pub const MAX_BRANCH_COMPONENT_BYTES: usize = 255 - ".lock".len();
+
 fn is_valid_branch_name(name: &str) -> bool {
     const GITLAB_PREFIXES: [&str; 3] = ["refs/heads/", "refs/remotes/", "-"];
-    if name.is_empty() || name == "HEAD" || name == "@" {
+    if name.is_empty() || name == "HEAD" || name == "@" || name.len() > MAX_BRANCH_NAME_BYTES {
         return false;
     }
     if GITLAB_PREFIXES
@@ -49,7 +58,10 @@ fn is_valid_branch_name(name: &str) -> bool {
         return false;
     }
     name.split('/').all(|component| {
-        !component.is_empty() && !component.starts_with('.') && !component.ends_with(".lock")
+        !component.is_empty()
+            && component.len() <= MAX_BRANCH_COMPONENT_BYTES
+            && !component.starts_with('.')
+            && !component.ends_with(".lock")
     })
 }
 
@@ -124,6 +136,18 @@ mod tests {
         ] {
             assert!(!is_valid_branch_name(name), "{name:?}");
         }
+    }
+
+    #[test]
+    fn rejects_names_a_file_system_cannot_store() {
+        let longest = "x".repeat(MAX_BRANCH_COMPONENT_BYTES);
+        assert!(is_valid_branch_name(&longest));
+        assert!(!is_valid_branch_name(&format!("{longest}x")));
+        let two = format!("{}/{}", "a".repeat(127), "b".repeat(127));
+        assert_eq!(two.len(), MAX_BRANCH_NAME_BYTES);
+        assert!(is_valid_branch_name(&two));
+        assert!(!is_valid_branch_name(&format!("{two}c")));
+        assert!(validate_branch_name(&format!("{two}c")).is_err_and(|e| e.is_permanent()));
     }
 
     #[test]

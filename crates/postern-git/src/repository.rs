@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::command::{Git, Location};
 use crate::refname::check_revision;
-use crate::{GitError, Identity, validate_branch_name};
+use crate::{GitError, Identity, PatchLimits, validate_branch_name};
 
 /// How long one git process may run before it is killed, unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,6 +67,7 @@ impl Repositories {
                 binary: PathBuf::from("git"),
                 timeout: DEFAULT_TIMEOUT,
                 committer: Identity::new("postern", "postern@localhost"),
+                patch_limits: PatchLimits::default(),
             },
             default_branch: "main".to_owned(),
         }
@@ -81,6 +82,13 @@ impl Repositories {
     /// Sets how long one git process may run before it is killed.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.git.timeout = timeout;
+        self
+    }
+
+    /// Sets the caps on mailed patches and on the `git am` that applies them (default:
+    /// [`PatchLimits::default`]).
+    pub fn with_patch_limits(mut self, limits: PatchLimits) -> Self {
+        self.git.patch_limits = limits;
         self
     }
 
@@ -153,6 +161,11 @@ impl Repository {
     /// Path of the bare repository.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The caps [`Repository::apply_patches`] enforces.
+    pub fn patch_limits(&self) -> &PatchLimits {
+        &self.git.patch_limits
     }
 
     /// Names of all branches, sorted.
@@ -316,11 +329,24 @@ impl Repository {
 
     /// The changes the commits of `tip` make since it diverged from `base` (`git diff
     /// base...tip`, what a merge request shows), as a unified diff. Bytes that are not UTF-8
-    /// are replaced with U+FFFD.
+    /// are replaced with U+FFFD. The whole diff, however large: pages use
+    /// [`Repository::diff_capped`].
     pub fn diff(&self, base: &str, tip: &str) -> Result<String, GitError> {
+        let diff = self.diff_call(base, tip, None)?;
+        Ok(diff.text)
+    }
+
+    /// [`Repository::diff`], reading at most `max_bytes` of it from git: git is stopped once it
+    /// has written more, and the text is cut after the last whole line within the limit, so
+    /// neither postern's memory nor the time spent grows with the size of the changes.
+    pub fn diff_capped(&self, base: &str, tip: &str, max_bytes: usize) -> Result<Diff, GitError> {
+        self.diff_call(base, tip, Some(max_bytes))
+    }
+
+    fn diff_call(&self, base: &str, tip: &str, max_bytes: Option<usize>) -> Result<Diff, GitError> {
         check_revision(base)?;
         check_revision(tip)?;
-        let out = self
+        let mut call = self
             .git
             .call(Location::GitDir(&self.path), "diff")
             .args([
@@ -330,10 +356,43 @@ impl Repository {
                 "--end-of-options",
             ])
             .arg(format!("{base}...{tip}"))
-            .arg("--")
-            .run_ok()?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+            .arg("--");
+        if let Some(max) = max_bytes {
+            call = call.stdout_limit(max);
+        }
+        let output = call.run()?;
+        if output.stdout_truncated {
+            let mut bytes = output.stdout;
+            // Whole lines only; a single line longer than the limit is shown cut.
+            if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
+                bytes.truncate(end + 1);
+            }
+            return Ok(Diff {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                truncated: true,
+            });
+        }
+        if !output.status.success() {
+            return Err(GitError::Failed {
+                command: "diff".to_owned(),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(Diff {
+            text: String::from_utf8_lossy(&output.stdout).into_owned(),
+            truncated: false,
+        })
     }
+}
+
+/// A merge request's diff as [`Repository::diff_capped`] read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    /// The unified diff, or its first whole lines when `truncated`.
+    pub text: String,
+    /// Whether git had more to say than the limit allowed.
+    pub truncated: bool,
 }
 
 /// Checks a path for `commit_files`: relative, `/`-separated, no empty, `.` or `..` component,

@@ -255,3 +255,99 @@ fn repository_hooks_never_run() {
 
     assert!(!marker.exists(), "a repository hook ran");
 }
+
+#[test]
+fn capped_diff_stops_git_and_keeps_whole_lines() {
+    let fixture = empty_repository();
+    let repo = &fixture.repository;
+    repo.commit_files(
+        "master",
+        &[("README", b"base\n".as_slice())],
+        "base",
+        &author(),
+    )
+    .unwrap();
+    let base = repo.head_of("master").unwrap().unwrap();
+    git(repo.path(), &["update-ref", "refs/heads/topic", &base]);
+    // 8 MiB of new lines: far more than the cap below, and than a page should carry.
+    let line = "a line of a large file, long enough to count\n";
+    let big = line.repeat(8 * 1024 * 1024 / line.len());
+    repo.commit_files("topic", &[("BIG", big.as_bytes())], "big", &author())
+        .unwrap();
+
+    let cap = 64 * 1024;
+    let diff = repo.diff_capped("master", "topic", cap).unwrap();
+    assert!(diff.truncated);
+    assert!(diff.text.len() <= cap, "{}", diff.text.len());
+    assert!(
+        diff.text.len() > cap - line.len() - 1,
+        "{}",
+        diff.text.len()
+    );
+    assert!(diff.text.starts_with("diff --git a/BIG b/BIG\n"));
+    assert!(diff.text.ends_with(&format!("+{line}")), "whole lines only");
+
+    let small = repo.diff_capped("master", "topic", big.len() * 2).unwrap();
+    assert!(!small.truncated);
+    assert_eq!(small.text, repo.diff("master", "topic").unwrap());
+}
+
+#[test]
+fn prepared_patches_move_no_ref_until_published() {
+    let fixture = common::gitlab_test_repository();
+    let repo = &fixture.repository;
+    let before = common::snapshot(repo.path());
+    let patches = common::fixture_patches("valid_merge_request_with_patch.eml");
+
+    let prepared = repo
+        .prepare_patches("topic", "master", &patches)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        common::snapshot(repo.path()),
+        before,
+        "nothing published yet"
+    );
+    assert_eq!(prepared.old_tip(), None);
+    assert_eq!(prepared.commits().len(), 1);
+    assert_eq!(prepared.commits()[0].sha, prepared.new_tip());
+
+    repo.publish_patches(&prepared).unwrap();
+    assert_eq!(
+        repo.head_of("topic").unwrap().as_deref(),
+        Some(prepared.new_tip())
+    );
+    // Publishing again: the branch is no longer where it was when prepared.
+    let again = repo.publish_patches(&prepared).unwrap_err();
+    assert!(
+        matches!(again, postern_git::PatchError::BranchMoved { .. }),
+        "{again:?}"
+    );
+    assert!(again.is_permanent());
+}
+
+#[test]
+fn unpublishing_restores_the_branch_only_if_unchanged() {
+    let fixture = common::gitlab_test_repository();
+    let repo = &fixture.repository;
+    let before = common::snapshot(repo.path());
+    let patches = common::fixture_patches("valid_merge_request_with_patch.eml");
+    let prepared = repo
+        .prepare_patches("topic", "master", &patches)
+        .unwrap()
+        .unwrap();
+    repo.publish_patches(&prepared).unwrap();
+    repo.unpublish_patches(&prepared).unwrap();
+    assert_eq!(
+        common::snapshot(repo.path()),
+        before,
+        "new branch deleted again"
+    );
+
+    // Someone else moved the branch after publishing: unpublishing leaves their value.
+    repo.publish_patches(&prepared).unwrap();
+    let master = repo.head_of("master").unwrap().unwrap();
+    repo.reset_branch("topic", Some(&master)).unwrap();
+    assert!(repo.unpublish_patches(&prepared).is_err());
+    assert_eq!(repo.head_of("topic").unwrap(), Some(master));
+}

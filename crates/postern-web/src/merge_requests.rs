@@ -125,32 +125,58 @@ async fn reopen(
     post_comment(&state, &headers, ids, &form.csrf, "/reopen", true).await
 }
 
-/// The merge request's changes (`git diff target...source`), or why they cannot be shown; the
-/// page stays readable when git fails.
+/// The most of a merge request's diff a page shows, in bytes. The page is public for a public
+/// project, and a mailed patch set can change hundreds of megabytes: git is stopped after this
+/// much, so neither a request's memory nor its time grows with the changes.
+pub(crate) const MAX_DIFF_BYTES: usize = 1024 * 1024;
+
+/// What the page shows under "Changes".
+#[derive(Debug, serde::Serialize)]
+struct DiffView {
+    /// The diff, its first lines, or why it is not available.
+    text: String,
+    /// Set when `text` is only the beginning: the notice above it.
+    notice: Option<String>,
+}
+
+/// The merge request's changes (`git diff target...source`, at most [`MAX_DIFF_BYTES`]), or
+/// why they cannot be shown; the page stays readable when git fails.
 async fn merge_request_diff(
     state: &WebState,
     project_id: i64,
     target: &str,
     source: &str,
-) -> String {
+) -> DiffView {
     let repositories = state.processor().repositories().clone();
     let (target, source) = (target.to_owned(), source.to_owned());
     let result = tokio::task::spawn_blocking(move || {
         repositories
             .repository(project_id)
-            .and_then(|repository| repository.diff(&target, &source))
+            .and_then(|repository| repository.diff_capped(&target, &source, MAX_DIFF_BYTES))
             .map_err(|e| e.to_string())
     })
     .await;
+    let unavailable = DiffView {
+        text: "(the diff is not available)".to_owned(),
+        notice: None,
+    };
     match result {
-        Ok(Ok(diff)) => diff,
+        Ok(Ok(diff)) => DiffView {
+            notice: diff.truncated.then(|| {
+                format!(
+                    "The diff is too large to show in full: showing the first {} KiB.",
+                    MAX_DIFF_BYTES / 1024
+                )
+            }),
+            text: diff.text,
+        },
         Ok(Err(error)) => {
             tracing::warn!(project_id, error = %error, "merge request diff");
-            "(the diff is not available)".to_owned()
+            unavailable
         }
         Err(error) => {
             tracing::warn!(project_id, error = %error, "merge request diff task");
-            "(the diff is not available)".to_owned()
+            unavailable
         }
     }
 }

@@ -188,3 +188,291 @@ both!(target_branch_quick_action_sets_the_target, |db| {
     assert_eq!(commits.len(), 1);
     Ok(())
 });
+
+/// A mail from jake to his merge request address with `subject`, `body` and `.patch`
+/// attachments (name, content).
+fn merge_request_mail(
+    world: &World,
+    subject: &str,
+    body: &str,
+    patches: &[(&str, &[u8])],
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let to = format!(
+        "incoming+gitlabhq-gitlabhq-{}-{}-merge-request@appmail.adventuretime.ooo",
+        world.project.id, world.jake.incoming_email_token
+    );
+    let id: String = subject
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(40)
+        .collect();
+    let mut mail = format!(
+        "From: Jake the Dog <jake@adventuretime.ooo>\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}-{}@test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n",
+        body.len()
+    );
+    for (name, content) in patches {
+        mail.push_str(&format!(
+            "--b\r\nContent-Type: text/x-patch\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(content)
+        ));
+    }
+    mail.push_str("--b--\r\n");
+    mail.into_bytes()
+}
+
+/// `git format-patch` output with the given diffs.
+fn format_patch(diffs: &str) -> Vec<u8> {
+    format!(
+        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n\
+         From: Bomb <bomb@example.com>\n\
+         Date: Thu, 18 Oct 2018 13:40:35 +0200\n\
+         Subject: [PATCH] Bomb\n\n---\n{diffs}--\n2.47.0\n\n"
+    )
+    .into_bytes()
+}
+
+/// Refs of the repository, to compare before and after.
+fn refs(repository: &postern_git::Repository) -> Result<Vec<(String, Option<String>)>, BoxError> {
+    let mut refs = Vec::new();
+    for branch in repository.branches()? {
+        let head = repository.head_of(&branch)?;
+        refs.push((branch, head));
+    }
+    Ok(refs)
+}
+
+both!(
+    patch_bombs_are_refused_with_a_notice_naming_the_limit,
+    |db| {
+        let world = World::new(db).await?;
+        let repository = seed(&world)?;
+        let before = refs(&repository)?;
+        let binary = format_patch(
+            "diff --git a/bomb.bin b/bomb.bin\nnew file mode 100644\n\
+         index 0000000000000000000000000000000000000000..1111111111111111111111111111111111111111\n\
+         GIT binary patch\nliteral 1073741824\nzcmeIuAr62b5Cp*e\n\nliteral 0\nHcmV?d00001\n\n",
+        );
+        let mut files = String::new();
+        for i in 0..=postern_git::MAX_PATCH_FILES {
+            files.push_str(&format!(
+                "diff --git a/f{i} b/f{i}\nnew file mode 100644\nindex 0000000..1111111\n\
+             --- /dev/null\n+++ b/f{i}\n@@ -0,0 +1 @@\n+x\n"
+            ));
+        }
+        let files = format_patch(&files);
+        let lines = postern_git::MAX_PATCH_LINES;
+        let mut long = format!(
+            "diff --git a/many b/many\nnew file mode 100644\nindex 0000000..1111111\n\
+         --- /dev/null\n+++ b/many\n@@ -0,0 +1,{lines} @@\n"
+        );
+        long.push_str(&"+\n".repeat(lines));
+        let long = format_patch(&long);
+        let cases: [(&str, &[u8], &str); 3] = [
+            ("binary-bomb", &binary, "declared by one binary patch"),
+            ("file-bomb", &files, "files changed by the patches"),
+            ("line-bomb", &long, "lines in the patches"),
+        ];
+        for (branch, patch, names) in &cases {
+            let mail = merge_request_mail(
+                &world,
+                branch,
+                "Please merge",
+                &[("0001-bomb.patch", patch)],
+            );
+            let started = std::time::Instant::now();
+            let outcome = world.receive(INCOMING, &mail).await?;
+            let elapsed = started.elapsed();
+            // Generous: the refusal is decided by one pass over at most 2 MiB.
+            assert!(
+                elapsed < std::time::Duration::from_secs(10),
+                "{branch}: {elapsed:?}"
+            );
+            assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
+            assert_eq!(
+                outcome.error.as_deref(),
+                Some("limit_exceeded"),
+                "{outcome:?}"
+            );
+            // One notice per sender within the window: the first refusal sends it.
+            assert_eq!(
+                outcome.reject_notice_queued,
+                *branch == "binary-bomb",
+                "{outcome:?}"
+            );
+            let reason = outcome.reason.unwrap_or_default();
+            assert!(
+            reason.starts_with(&format!("Could not apply patches to {branch}:\nThe patches are over a limit of postern: at most ")),
+            "{reason}"
+        );
+            assert!(reason.ends_with(names), "{reason}");
+            assert_eq!(refs(&repository)?, before, "{branch}");
+        }
+        // The binary bomb's reason names the per-hunk limit, not the size it declared.
+        let reason_of = |outcome: postern_core::ReceiveOutcome| outcome.reason.unwrap_or_default();
+        let again = merge_request_mail(
+            &world,
+            "binary-bomb-2",
+            "Again",
+            &[("0001-bomb.patch", &binary)],
+        );
+        let reason = reason_of(world.receive(INCOMING, &again).await?);
+        assert!(
+            reason.ends_with(&format!(
+                "at most {} bytes declared by one binary patch",
+                postern_git::MAX_BINARY_HUNK_BYTES
+            )),
+            "{reason}"
+        );
+        Ok(())
+    }
+);
+
+both!(invalid_target_branch_is_refused_for_good, |db| {
+    let world = World::new(db).await?;
+    let repository = seed(&world)?;
+    let before = refs(&repository)?;
+    // Without patches: the existing `feature` branch, and a target git cannot name.
+    let mail = merge_request_mail(&world, "feature", "Merge it\n\n/target_branch a..b", &[]);
+    let outcome = world.receive(INCOMING, &mail).await?;
+    assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("invalid_merge_request"),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with("- Target branch \"a..b\" does not exist"),
+        "{outcome:?}"
+    );
+    assert!(outcome.reject_notice_queued);
+
+    // With a patch for a new branch: GitLab's create-branch error.
+    let patches =
+        postern_testkit::fixtures::gitlab_email_with("valid_merge_request_with_patch.eml", &[]);
+    let patch = patch_attachment(&patches)?;
+    let mail = merge_request_mail(
+        &world,
+        "new-branch",
+        "/target_branch a..b",
+        &[("0001-A-commit-from-a-patch.patch", &patch)],
+    );
+    let outcome = world.receive(INCOMING, &mail).await?;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("invalid_attachment"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some(
+            "Could not apply patches to new-branch:\nFailed to create branch 'new-branch': invalid reference name 'a..b'"
+        )
+    );
+
+    // A source branch name no file system can store is invalid, not a temporary failure.
+    let long = "x".repeat(300);
+    let mail = merge_request_mail(
+        &world,
+        &long,
+        "Merge",
+        &[("0001-A-commit-from-a-patch.patch", &patch)],
+    );
+    let outcome = world.receive(INCOMING, &mail).await?;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("invalid_merge_request"),
+        "{outcome:?}"
+    );
+    assert_eq!(refs(&repository)?, before);
+    Ok(())
+});
+
+/// The `.patch` attachment of a fixture mail, decoded.
+fn patch_attachment(raw: &[u8]) -> Result<Vec<u8>, BoxError> {
+    let email = postern_mail::Email::parse(raw);
+    let attachments = postern_mail::attachments(&email);
+    let patch = postern_mail::patches(&attachments)
+        .into_iter()
+        .next()
+        .ok_or("the fixture has a patch")?;
+    Ok(patch.content.to_vec())
+}
+
+both!(git_am_runs_outside_the_write_transaction, |db| {
+    use std::time::Duration;
+    let world = World::new(db).await?;
+    let repository = seed(&world)?;
+    let dir = world.data.path();
+    let (started, go) = (dir.join("am-started"), dir.join("am-go"));
+    // A git that, for `am`, says it started and waits (at most 30 s) to be let go.
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do if [ \"$a\" = am ]; then touch '{started}'; i=0; \
+         while [ ! -e '{go}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; break; fi; done\n\
+         exec git \"$@\"\n",
+        started = started.display(),
+        go = go.display(),
+    );
+    let wrapper = dir.join("waiting-git");
+    // Written by a child process: a file this process held open for writing could be
+    // inherited by another test's fork and make executing it fail with "text file busy".
+    let status = std::process::Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod +x \"$2\"", "sh"])
+        .arg(&script)
+        .arg(&wrapper)
+        .status()?;
+    assert!(status.success());
+    let processor = postern_core::Processor::new(
+        world.store().clone(),
+        world.repositories().with_git_binary(&wrapper),
+        world.config(INCOMING),
+    );
+    let raw = world.fixture("valid_merge_request_with_patch.eml", 0);
+    let receiving = tokio::spawn(async move {
+        processor
+            .receive(
+                &raw,
+                postern_store::Mailbox::Incoming,
+                postern_store::InboundSource::Pipe,
+                None,
+            )
+            .await
+    });
+    for _ in 0..300 {
+        if started.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.exists(), "git am started");
+
+    // While git am runs, the store takes writes.
+    let write = async {
+        let mut tx = world.store().begin().await?;
+        tx.create_user(postern_store::NewUser::new(
+            "finn",
+            "Finn",
+            "finn@adventuretime.ooo",
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok::<_, BoxError>(())
+    };
+    let written = tokio::time::timeout(Duration::from_secs(10), write).await;
+    std::fs::write(&go, b"")?;
+    written.map_err(|_| "the write transaction waited for git am")??;
+
+    let outcome = receiving.await??;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert!(repository.branch_exists("new-branch-with-a-patch")?);
+    Ok(())
+});

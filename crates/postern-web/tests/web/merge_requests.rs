@@ -191,3 +191,56 @@ both!(merge_request_close_and_reopen_need_the_update_right, |db| {
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     Ok(())
 });
+
+both!(large_diff_is_cut_with_a_notice, |db| {
+    let web = Web::new(db).await?;
+    let alice = web.user("alice", false).await?;
+    let project = web.project("big", Visibility::Public).await?;
+    web.member(&project, &alice, Role::Developer).await?;
+    let repository = web.processor.repositories().repository(project.id)?;
+    let author = postern_git::Identity::new("Alice", "alice@example.com");
+    repository.commit_files("main", &[("README", b"hello\n")], "Initial", &author)?;
+    let main = repository.head_of("main")?.ok_or("main exists")?;
+    repository.reset_branch("fast", Some(&main))?;
+    // 16 MiB of added lines: sixteen times what the page shows.
+    let line = "a line of generated data, long enough to add up quickly\n";
+    let big = line.repeat(16 * 1024 * 1024 / line.len());
+    repository.commit_files("fast", &[("data.txt", big.as_bytes())], "Add data", &author)?;
+    let mr = merge_request(&web, &project, &alice).await?;
+
+    // Anonymous: the page is public.
+    let page = web
+        .get(
+            &format!("/projects/{}/merge_requests/{}", project.id, mr.iid),
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(
+            "id=\"diff-notice\">The diff is too large to show in full: showing the first 1024 KiB."
+        ),
+        "{}",
+        &page.body[..page.body.len().min(2000)]
+    );
+    assert!(page.body.contains("+a line of generated data"));
+    // The diff part is at most the cap; the rest of the page is small.
+    assert!(
+        page.body.len() < 1024 * 1024 + 64 * 1024,
+        "{}",
+        page.body.len()
+    );
+
+    // A small diff has no notice.
+    repository.reset_branch("fast", Some(&main))?;
+    repository.commit_files("fast", &[("small.txt", b"small\n")], "Small", &author)?;
+    let page = web
+        .get(
+            &format!("/projects/{}/merge_requests/{}", project.id, mr.iid),
+            None,
+        )
+        .await;
+    assert!(page.body.contains("+small"), "{}", page.body);
+    assert!(!page.body.contains("diff-notice"));
+    Ok(())
+});
