@@ -22,6 +22,7 @@ fn main() {
     println!("postern-mail benchmark (release build, one thread)");
     println!();
     corpus_throughput(&options);
+    trim_throughput();
     println!();
     large_message(&options);
     println!();
@@ -75,6 +76,48 @@ fn corpus_throughput(options: &AnalysisOptions) {
         "  inspect throughput: {:.0} messages/s, {:.1} MB/s   (target >= 5000 messages/s)",
         messages as f64 / seconds,
         (bytes * rounds) as f64 / seconds / 1e6
+    );
+}
+
+/// The reply texts trimming is measured on: the trimmer's own fixture mails.
+fn load_trim_corpus() -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reply-trimmer/emails");
+    let mut texts = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                texts.push(text);
+            }
+        }
+    }
+    texts.sort();
+    texts
+}
+
+/// MB/s of the reply trimmer alone over `texts`, for 2 seconds.
+fn trim_rate(texts: &[String], trim: impl Fn(&str) -> String) -> f64 {
+    let bytes: usize = texts.iter().map(String::len).sum();
+    for text in texts {
+        black_box(trim(text));
+    }
+    let budget = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut rounds = 0usize;
+    while start.elapsed() < budget {
+        for text in texts {
+            black_box(trim(black_box(text)));
+        }
+        rounds += 1;
+    }
+    (bytes * rounds) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn trim_throughput() {
+    let texts = load_trim_corpus();
+    println!(
+        "  trimming throughput (gitlab mode, {} texts): {:.1} MB/s",
+        texts.len(),
+        trim_rate(&texts, postern_mail::trim::trim)
     );
 }
 
