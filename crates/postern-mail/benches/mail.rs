@@ -81,7 +81,8 @@ fn corpus_throughput(options: &AnalysisOptions) {
 
 /// The reply texts trimming is measured on: the trimmer's own fixture mails.
 fn load_trim_corpus() -> Vec<String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reply-trimmer/emails");
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reply-trimmer/emails");
     let mut texts = Vec::new();
     if let Ok(entries) = std::fs::read_dir(root) {
         for entry in entries.flatten() {
