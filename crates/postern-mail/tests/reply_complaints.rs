@@ -138,3 +138,33 @@ fn the_gitlab_mode_is_the_default_trimmer() {
         );
     }
 }
+
+#[test]
+fn agreement_with_the_gems_own_fixtures_is_printed() {
+    // Not asserted: the postern mode keeps forwards and some quotes the gem drops by design.
+    // Printed so a change in agreement shows in the test output.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reply-trimmer");
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("emails"))
+        .expect("fixtures are readable")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut same = 0;
+    let mut differ = Vec::new();
+    for name in &names {
+        let read =
+            |sub: &str| std::fs::read_to_string(dir.join(sub).join(name)).unwrap_or_default();
+        let expected = read("trimmed");
+        let expected = expected.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
+        if trim_reply(&read("emails"), TrimMode::Postern) == expected {
+            same += 1;
+        } else {
+            differ.push(name.as_str());
+        }
+    }
+    println!(
+        "postern mode agrees with email_reply_trimmer's fixtures on {same} of {}; differs on {differ:?}",
+        names.len()
+    );
+}

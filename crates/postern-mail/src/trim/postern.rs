@@ -40,6 +40,10 @@ const MIN_HEADER_BLOCK_LINES: usize = 3;
 const MAX_SIGNATURE_LINES: usize = 10;
 /// Longest tail of a mobile footer ("Sent from my <tail>").
 pub(super) const MAX_FOOTER_TAIL_CHARS: usize = 30;
+/// Longest tail of a footer in the run of footers that ends a mail.
+const MAX_TRAILING_FOOTER_CHARS: usize = 80;
+/// Longest line looked at as a footer.
+const MAX_FOOTER_LINE_BYTES: usize = 300;
 /// Most words in a footer's tail.
 const MAX_FOOTER_TAIL_WORDS: usize = 5;
 /// Words from which a line ending in sentence punctuation counts as prose.
@@ -325,7 +329,8 @@ fn event_at(lines: &[&str], kinds: &[Kind], i: usize) -> Option<Event> {
     }
     // An attribution wrapped over two lines by the sender's client.
     if let Some(next) = lines.get(i + 1)
-        && kinds.get(i + 1) == Some(&Kind::Text)
+        && matches!(kinds.get(i + 1), Some(Kind::Text | Kind::Quote))
+        && next.trim_end_matches(is_blank).ends_with([':', '：'])
         && !line.trim_end().ends_with([':', '：'])
         && line.len() + next.len() < MAX_ATTRIBUTION_CHARS
     {
@@ -437,7 +442,14 @@ fn header_label(line: &str) -> Option<(Role, &str)> {
 /// Gmail form that ends with the address ("2024年3月5日(火) 10:12 X <x@y>:").
 fn is_attribution(line: &str) -> bool {
     let t = line.trim_matches(is_blank);
-    if t.len() > MAX_ATTRIBUTION_CHARS || !(t.ends_with(':') || t.ends_with('：')) {
+    // Zoho frames it in dashes and drops the colon: "---- On … wrote ----".
+    let framed = t.starts_with("--") && t.ends_with("--");
+    let t = if framed {
+        t.trim_matches(|c: char| c == '-' || is_blank(c))
+    } else {
+        t
+    };
+    if t.len() > MAX_ATTRIBUTION_CHARS || !(framed || t.ends_with(':') || t.ends_with('：')) {
         return false;
     }
     let body = t.trim_end_matches([':', '：']).trim_end_matches(is_blank);
@@ -492,11 +504,17 @@ fn contains_word(s: &str, word: &str) -> bool {
 /// answer. A single quote answered once at the very end, with nothing written above the
 /// attribution, is bottom posting: only the answer is kept (GitLab does the same).
 fn keep_answers(lines: &[&str], kinds: &[Kind], keep: &mut [bool], at: usize, body: usize) -> bool {
+    let wrote_above = (0..at).any(|j| kinds[j] != Kind::Empty);
     let first_content = (body..lines.len()).find(|&j| kinds[j] != Kind::Empty);
+    if !wrote_above && (body..lines.len()).all(|j| kinds[j] != Kind::Quote) {
+        // Only an attribution above what the sender wrote (a client put its line first and
+        // quoted nothing): the attribution goes, the text stays, as in GitLab.
+        keep_range(keep, body, lines.len());
+        return first_content.is_some();
+    }
     if first_content.is_none_or(|j| kinds[j] != Kind::Quote) {
         return false; // unquoted history under the attribution (Outlook web, Yahoo)
     }
-    let wrote_above = (0..at).any(|j| kinds[j] != Kind::Empty);
     let mut pending: Vec<usize> = Vec::new();
     let mut answers: Vec<(Vec<usize>, usize)> = Vec::new(); // (quote lines before, answer)
     let mut quote_after_answer = false;
@@ -510,7 +528,14 @@ fn keep_answers(lines: &[&str], kinds: &[Kind], keep: &mut [bool], at: usize, bo
                 pending.push(j);
             }
             Kind::Text | Kind::Opaque => {
+                // A signature under the quote ends the mail; it answers nothing.
+                let line = lines[j];
                 if event_at(lines, kinds, j).is_some() {
+                    break;
+                }
+                if line == "-- " || line.trim() == "--" {
+                    // Quoted text after the signature still makes this an interleaved reply.
+                    quote_after_answer |= (j..lines.len()).any(|k| kinds[k] == Kind::Quote);
                     break;
                 }
                 answers.push((std::mem::take(&mut pending), j));
@@ -580,6 +605,17 @@ fn drop_unintroduced_trailing_quote(lines: &[&str], kinds: &[Kind], keep: &mut [
 /// lines before `end` are looked at and cut.
 fn remove_signature(lines: &[&str], kinds: &[Kind], keep: &mut [bool], end: usize) {
     let kept: Vec<usize> = (0..end.min(lines.len())).filter(|&i| keep[i]).collect();
+    // At the very end, a run of footers may carry more ("Sent from my phone, excuse typos.").
+    for &i in kept.iter().rev() {
+        if kinds[i] == Kind::Empty {
+            continue;
+        }
+        if kinds[i] == Kind::Text && is_footer_with(lines[i], MAX_TRAILING_FOOTER_CHARS, true) {
+            keep[i] = false;
+        } else {
+            break;
+        }
+    }
     for &i in &kept {
         if kinds[i] == Kind::Text && is_footer(lines[i]) {
             keep[i] = false;
@@ -670,7 +706,19 @@ fn is_prose(line: &str) -> bool {
 
 /// A mobile or webmail footer of [`FOOTERS`], the whole line.
 fn is_footer(line: &str) -> bool {
-    let t = line.trim_matches(is_blank);
+    is_footer_with(line, MAX_FOOTER_TAIL_CHARS, false)
+}
+
+/// A footer whose tail has at most `max_tail` characters; `lenient` allows punctuation and
+/// more words in the tail (only used for the footers that end a mail).
+fn is_footer_with(line: &str, max_tail: usize, lenient: bool) -> bool {
+    if line.len() > MAX_FOOTER_LINE_BYTES {
+        return false;
+    }
+    let unlinked = without_links(line);
+    let t = unlinked
+        .trim_matches(|c: char| is_blank(c) || matches!(c, '(' | ')' | '<' | '>'))
+        .trim_end_matches('.');
     FOOTERS.iter().any(|(_, start, end)| {
         let Some(rest) = strip_prefix_ci(t, start) else {
             return false;
@@ -679,11 +727,45 @@ fn is_footer(line: &str) -> bool {
             return false;
         };
         let tail = tail.trim_matches(is_blank);
-        !tail.is_empty()
-            && tail.chars().count() <= MAX_FOOTER_TAIL_CHARS
-            && tail.split_whitespace().count() <= MAX_FOOTER_TAIL_WORDS
-            && !tail.contains([',', '.', ';', ':', '!', '?', '，', '。'])
+        // Lenient: what follows the first punctuation is an apology ("please excuse typos");
+        // the device name before it must still be short.
+        let punctuation = [',', '.', ';', ':', '!', '?', '，', '。'];
+        let device = match tail.find(punctuation) {
+            Some(at) if lenient => &tail[..at],
+            Some(_) => return false,
+            None => tail,
+        };
+        !device.trim_matches(is_blank).is_empty()
+            && tail.chars().count() <= max_tail
+            && device.split_whitespace().count() <= MAX_FOOTER_TAIL_WORDS
     })
+}
+
+/// `[text](url)` → `text`, and a `<url>` glued to a word removed ("Outlook Mobile<https://…>"),
+/// in one pass.
+fn without_links(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(pos) = rest.find(['[', '<']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if tail.starts_with('[')
+            && let Some(close) = tail.find("](")
+            && let Some(end) = tail[close..].find(')')
+        {
+            out.push_str(&tail[1..close]);
+            rest = &tail[close + end + 1..];
+        } else if tail.starts_with("<http")
+            && let Some(end) = tail.find('>')
+        {
+            rest = &tail[end + 1..];
+        } else {
+            out.push_str(&tail[..1]);
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

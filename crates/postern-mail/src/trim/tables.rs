@@ -252,6 +252,8 @@ pub(super) enum Role {
     To,
     Cc,
     Subject,
+    /// Reply-To and other labels that only ever appear inside a block.
+    Other,
 }
 
 /// Outlook (desktop and web), Apple Mail and Thunderbird header-block labels:
@@ -264,6 +266,18 @@ pub(super) const HEADER_LABELS: &[(&str, Role, &str)] = &[
     ("en", Role::To, "To"),
     ("en", Role::Cc, "Cc"),
     ("en", Role::Subject, "Subject"),
+    ("en", Role::Other, "Reply-To"),
+    ("en", Role::Other, "Bcc"),
+    ("de", Role::Other, "Antwort an"),
+    ("de", Role::Cc, "Kopie"),
+    ("fr", Role::Other, "Répondre à"),
+    ("fr", Role::Cc, "Copie"),
+    ("fr", Role::From, "Expéditeur"),
+    ("fr", Role::To, "Destinataire"),
+    ("es", Role::Other, "Responder a"),
+    ("it", Role::Other, "Risposta"),
+    ("it", Role::Cc, "Cc"),
+    ("nl", Role::Other, "Beantwoorden - Aan"),
     ("de", Role::From, "Von"),
     ("de", Role::Sent, "Gesendet"),
     ("de", Role::Sent, "Datum"),
@@ -497,4 +511,6 @@ pub(super) const FOOTERS: &[(&str, &str, &str)] = &[
     ("zh-Hant", "從我的", "傳送"),
     ("zh-Hant", "從我的 ", " 傳送"),
     ("ja", "", "から送信"),
+    ("en", "", " from mobile"),
+    ("de", "Diese Nachricht wurde von ", " gesendet"),
 ];
