@@ -20,6 +20,8 @@ pub struct ReplyOptions {
     pub append_reply: bool,
     /// Keep a body made only of `>` quotes (forwarded without new content).
     pub allow_only_quotes: bool,
+    /// Which trimmer `trim_reply` uses (default GitLab's, so `parse_reply` is GitLab's parser).
+    pub trim_mode: trim::TrimMode,
 }
 
 impl Default for ReplyOptions {
@@ -28,6 +30,7 @@ impl Default for ReplyOptions {
             trim_reply: true,
             append_reply: false,
             allow_only_quotes: false,
+            trim_mode: trim::TrimMode::Gitlab,
         }
     }
 }
@@ -87,7 +90,7 @@ pub fn check_options(options: ReplyOptions) -> Result<(), ReplyError> {
 pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
     // One trimming pass gives both halves; `trim(text)` is `trim_split(text).0`.
     let (body, elided) = if options.trim_reply {
-        let (kept, cut) = trim::trim_split(selected);
+        let (kept, cut) = trim::trim_reply_split(selected, options.trim_mode);
         (kept, Some(cut))
     } else {
         (selected.to_owned(), None)
