@@ -267,6 +267,7 @@ pub(super) const HEADER_LABELS: &[(&str, Role, &str)] = &[
     ("en", Role::Cc, "Cc"),
     ("en", Role::Subject, "Subject"),
     ("en", Role::Other, "Reply-To"),
+    ("en", Role::Other, "Reply to"),
     ("en", Role::Other, "Bcc"),
     ("de", Role::Other, "Antwort an"),
     ("de", Role::Cc, "Kopie"),
