@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
+use postern_mail::trim::{TrimMode, trim_reply};
 use postern_mail::{AnalysisOptions, analyse};
 
 #[global_allocator]
@@ -27,6 +28,8 @@ fn main() {
     large_message(&options);
     println!();
     pathological(&options);
+    println!();
+    pathological_postern();
 }
 
 fn load_corpus() -> Vec<Vec<u8>> {
@@ -115,10 +118,54 @@ fn trim_rate(texts: &[String], trim: impl Fn(&str) -> String) -> f64 {
 
 fn trim_throughput() {
     let texts = load_trim_corpus();
+    for mode in [TrimMode::Gitlab, TrimMode::Postern] {
+        println!(
+            "  trimming throughput ({mode} mode, {} texts): {:.1} MB/s",
+            texts.len(),
+            trim_rate(&texts, |text| trim_reply(text, mode))
+        );
+    }
+}
+
+/// Best of three of the postern trimming mode alone on `text`.
+fn time_trim(label: &str, text: &str) {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        black_box(trim_reply(black_box(text), TrimMode::Postern));
+        best = best.min(start.elapsed());
+    }
     println!(
-        "  trimming throughput (gitlab mode, {} texts): {:.1} MB/s",
-        texts.len(),
-        trim_rate(&texts, postern_mail::trim::trim)
+        "  {label:<48} {:>9.2} ms   (target < 50 ms)",
+        best.as_secs_f64() * 1000.0
+    );
+}
+
+/// Inputs aimed at the postern mode's look-aheads (header blocks, wrapped attributions,
+/// signatures, diff hunks, answers under quotes): each must stay linear.
+fn pathological_postern() {
+    println!("pathological inputs for the postern trimming mode, best of 3:");
+    time_trim(
+        "100 000 `From:` lines (header-block look-ahead)",
+        &"From: a@example.com\nTo: b\n".repeat(50_000),
+    );
+    time_trim(
+        "100 000 lines ending in `:` (attributions)",
+        &"On Monday Bob <bob@example.com> said\nwhat:\n".repeat(50_000),
+    );
+    time_trim(
+        "100 000 `--` lines between text (signatures)",
+        &"text line\n--\n".repeat(50_000),
+    );
+    let mut hunks = String::from("@@ -1,99999999 +1,99999999 @@\n");
+    hunks.push_str(&" context\n".repeat(100_000));
+    time_trim("a 100 000-line diff hunk", &hunks);
+    let mut interleaved = String::from("On Mon, 1 Jan 2024, Bob <bob@example.com> wrote:\n");
+    interleaved.push_str(&"> question\nanswer\n".repeat(50_000));
+    time_trim("50 000 interleaved answers", &interleaved);
+    time_trim(
+        "100 000 `---` rules between paragraphs",
+        &"A paragraph of prose that ends here.\n\n---\n\n".repeat(25_000),
     );
 }
 
