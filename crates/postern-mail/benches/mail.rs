@@ -167,6 +167,26 @@ fn pathological_postern() {
         "100 000 `---` rules between paragraphs",
         &"A paragraph of prose that ends here.\n\n---\n\n".repeat(25_000),
     );
+    // Linear means twice the input takes about twice the time, whatever the machine's speed.
+    let mixed =
+        "From: a@example.com\nOn Mon Bob <b@example.com> said\nwhat:\n--\n> q\nanswer\n---\n";
+    let once = best_trim_seconds(&mixed.repeat(20_000));
+    let twice = best_trim_seconds(&mixed.repeat(40_000));
+    println!(
+        "  {:<48} {:>9.2}x   (linear: about 2x)",
+        "time for 2x the mixed worst-case input",
+        twice / once
+    );
+}
+
+fn best_trim_seconds(text: &str) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        black_box(trim_reply(black_box(text), TrimMode::Postern));
+        best = best.min(start.elapsed());
+    }
+    best.as_secs_f64()
 }
 
 /// A 10 MB message: a text reply with a quote, an HTML alternative and three base64 attachments.

@@ -34,6 +34,12 @@
 //! Every step is linear or close to it in the size of the text (no regex is compiled per call,
 //! no step rescans the text per line), and nothing recurses on the input.
 //!
+//! That is [`TrimMode::Gitlab`]. [`TrimMode::Postern`] (`postern.rs`, with its data in
+//! `tables.rs`) is postern's own trimmer: it fixes what people report against GitLab's (its
+//! own text eaten, quoted threads in other languages kept, forwards dropped, interleaved
+//! answers lost); `testdata/reply-complaints/` is its corpus. [`trim_reply`] and
+//! [`trim_reply_split`] take the mode; [`trim`] and [`trim_split`] are GitLab's.
+//!
 //! [`email_reply_trimmer`]: https://github.com/discourse/email_reply_trimmer
 
 mod matchers;

@@ -7,7 +7,7 @@
 //! * **Delimiters look at context.** A `---`, `===`, `***` … line directly under a line of
 //!   text is a setext heading's underline; elsewhere it only starts a signature when what
 //!   follows is short and reads like one (no prose). `--` between two lines of `grep -C`
-//!   output is grep's separator. `-- ` (with its space, RFC 3676) always starts a signature.
+//!   output is grep's separator; elsewhere `--` and `-- ` start a signature.
 //! * **Some blocks are opaque.** Fenced code, indented code, diff hunks (sized by their
 //!   `@@` header, so blank context lines stay inside) and shell transcripts are never cut.
 //! * **History is recognised by data**, not by shape alone: attribution lines ("On … wrote:")
@@ -645,7 +645,9 @@ fn remove_signature(lines: &[&str], kinds: &[Kind], keep: &mut [bool], end: usiz
             let between_grep = p > 0
                 && is_grep_line(lines[kept[p - 1]])
                 && kept.get(p + 1).is_some_and(|&n| is_grep_line(lines[n]));
-            !between_grep && rest_lines <= MAX_SIGNATURE_LINES && !rest_prose
+            // Corporate signatures carry long disclaimers: `--` cuts whatever follows, as in
+            // GitLab, unless it separates `grep -C` output.
+            !between_grep
         } else if is_rule(line) {
             let under_text = p > 0 && kept[p - 1] + 1 == i && kinds[kept[p - 1]] != Kind::Empty;
             !under_text && rest_lines <= MAX_SIGNATURE_LINES && !rest_prose
