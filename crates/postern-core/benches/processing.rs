@@ -161,6 +161,8 @@ impl World {
             retry: postern_core::RetryPolicy::default(),
             limits: postern_core::MessageLimits::default(),
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
+            // GitLab's trimmer: these compare with GitLab's results.
+            reply_trimming: postern_mail::trim::TrimMode::Gitlab,
         };
         Ok(World {
             processor: Processor::new(store, repositories.clone(), config),

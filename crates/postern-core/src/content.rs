@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use postern_mail::reply::{finish_reply, selected_body};
+use postern_mail::trim::TrimMode;
 use postern_mail::{Email, ReplyOptions, redact_quick_actions};
 use postern_store::{NewUpload, StagedFiles, Tx, new_upload_secret};
 
@@ -26,22 +27,28 @@ pub enum Variant {
 }
 
 impl Variant {
-    fn options(self) -> ReplyOptions {
+    fn options(self, trim_mode: TrimMode) -> ReplyOptions {
         match self {
-            Variant::Trimmed => ReplyOptions::default(),
+            Variant::Trimmed => ReplyOptions {
+                trim_mode,
+                ..ReplyOptions::default()
+            },
             Variant::TrimmedWithAppendedReply => ReplyOptions {
                 append_reply: true,
+                trim_mode,
                 ..ReplyOptions::default()
             },
             Variant::Untrimmed => ReplyOptions {
                 trim_reply: false,
                 append_reply: false,
                 allow_only_quotes: false,
+                trim_mode,
             },
             Variant::UntrimmedWithQuotes => ReplyOptions {
                 trim_reply: false,
                 append_reply: false,
                 allow_only_quotes: true,
+                trim_mode,
             },
         }
     }
@@ -82,11 +89,11 @@ pub struct MessageTexts {
 }
 
 impl MessageTexts {
-    /// Works out every variant of `email`'s body.
-    pub fn of(email: &Email<'_>) -> MessageTexts {
+    /// Works out every variant of `email`'s body, trimming in `trim_mode`.
+    pub fn of(email: &Email<'_>, trim_mode: TrimMode) -> MessageTexts {
         // NUL is no text (PostgreSQL refuses it in a text column), whatever the part decoded to.
         let selected = selected_body(email).replace('\0', "");
-        let texts = |variant: Variant| finish_reply(&selected, variant.options());
+        let texts = |variant: Variant| finish_reply(&selected, variant.options(trim_mode));
         let trimmed = texts(Variant::Trimmed);
         MessageTexts {
             trimmed: trimmed.body.trim().to_owned(),
@@ -269,20 +276,30 @@ pub async fn upload_attachments(
 
 /// Refuses more quick actions from one message than `limits` allow.
 pub fn check_quick_actions(
-    actions: &[postern_mail::QuickAction],
+    scan: &postern_mail::QuickActionScan,
     max_quick_actions: usize,
 ) -> Result<(), Rejection> {
-    if actions.len() > max_quick_actions {
+    if scan.total > max_quick_actions {
         return Err(Rejection::with_reason(
             ErrorKind::LimitExceeded,
             format!(
                 "The email has {} quick actions; at most {} run from one email.",
-                actions.len(),
-                max_quick_actions
+                scan.total, max_quick_actions
             ),
         ));
     }
     Ok(())
+}
+
+/// `text` without its quick-action lines and the actions removed, refused when it has more
+/// than `max_quick_actions` (the scan counts the rest without keeping them).
+pub fn extract_checked_quick_actions(
+    text: &str,
+    max_quick_actions: usize,
+) -> Result<(String, Vec<postern_mail::QuickAction>), Rejection> {
+    let (remaining, scan) = postern_mail::extract_quick_actions_capped(text, max_quick_actions);
+    check_quick_actions(&scan, max_quick_actions)?;
+    Ok((remaining, scan.actions))
 }
 
 /// A file name safe on disk and in a URL: only `[A-Za-z0-9._+-]` (others become `_`, as

@@ -42,6 +42,9 @@ pub struct ProcessorConfig {
     /// Where a message goes that the store refuses even as a quarantined row
     /// ([`crate::intake::quarantine_directory`] of the data directory).
     pub quarantine_directory: std::path::PathBuf,
+    /// Which trimmer cuts quotes and signatures from replies (`reply_trimming:`): GitLab's for
+    /// identical results, postern's to keep what GitLab's is known to eat.
+    pub reply_trimming: postern_mail::trim::TrimMode,
 }
 
 /// When a message whose processing failed temporarily is tried again: after a back-off that
@@ -611,7 +614,7 @@ impl<'raw> Prepared<'raw> {
             let early = early_decision(raw, &email, declared_size, &config.limits);
             // A message refused by its bytes needs no body text and no uploads.
             let texts = match early {
-                None => MessageTexts::of(&email),
+                None => MessageTexts::of(&email, config.reply_trimming),
                 Some(_) => MessageTexts::default(),
             };
             (email, early, texts)

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
+use postern_mail::trim::{TrimMode, trim_reply};
 use postern_mail::{AnalysisOptions, analyse};
 
 #[global_allocator]
@@ -22,10 +23,13 @@ fn main() {
     println!("postern-mail benchmark (release build, one thread)");
     println!();
     corpus_throughput(&options);
+    trim_throughput();
     println!();
     large_message(&options);
     println!();
     pathological(&options);
+    println!();
+    pathological_postern();
 }
 
 fn load_corpus() -> Vec<Vec<u8>> {
@@ -76,6 +80,113 @@ fn corpus_throughput(options: &AnalysisOptions) {
         messages as f64 / seconds,
         (bytes * rounds) as f64 / seconds / 1e6
     );
+}
+
+/// The reply texts trimming is measured on: the trimmer's own fixture mails.
+fn load_trim_corpus() -> Vec<String> {
+    let root =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reply-trimmer/emails");
+    let mut texts = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                texts.push(text);
+            }
+        }
+    }
+    texts.sort();
+    texts
+}
+
+/// MB/s of the reply trimmer alone over `texts`, for 2 seconds.
+fn trim_rate(texts: &[String], trim: impl Fn(&str) -> String) -> f64 {
+    let bytes: usize = texts.iter().map(String::len).sum();
+    for text in texts {
+        black_box(trim(text));
+    }
+    let budget = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut rounds = 0usize;
+    while start.elapsed() < budget {
+        for text in texts {
+            black_box(trim(black_box(text)));
+        }
+        rounds += 1;
+    }
+    (bytes * rounds) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn trim_throughput() {
+    let texts = load_trim_corpus();
+    for mode in [TrimMode::Gitlab, TrimMode::Postern] {
+        println!(
+            "  trimming throughput ({mode} mode, {} texts): {:.1} MB/s",
+            texts.len(),
+            trim_rate(&texts, |text| trim_reply(text, mode))
+        );
+    }
+}
+
+/// Best of three of the postern trimming mode alone on `text`.
+fn time_trim(label: &str, text: &str) {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        black_box(trim_reply(black_box(text), TrimMode::Postern));
+        best = best.min(start.elapsed());
+    }
+    println!(
+        "  {label:<48} {:>9.2} ms   (target < 50 ms)",
+        best.as_secs_f64() * 1000.0
+    );
+}
+
+/// Inputs aimed at the postern mode's look-aheads (header blocks, wrapped attributions,
+/// signatures, diff hunks, answers under quotes): each must stay linear.
+fn pathological_postern() {
+    println!("pathological inputs for the postern trimming mode, best of 3:");
+    time_trim(
+        "100 000 `From:` lines (header-block look-ahead)",
+        &"From: a@example.com\nTo: b\n".repeat(50_000),
+    );
+    time_trim(
+        "100 000 lines ending in `:` (attributions)",
+        &"On Monday Bob <bob@example.com> said\nwhat:\n".repeat(50_000),
+    );
+    time_trim(
+        "100 000 `--` lines between text (signatures)",
+        &"text line\n--\n".repeat(50_000),
+    );
+    let mut hunks = String::from("@@ -1,99999999 +1,99999999 @@\n");
+    hunks.push_str(&" context\n".repeat(100_000));
+    time_trim("a 100 000-line diff hunk", &hunks);
+    let mut interleaved = String::from("On Mon, 1 Jan 2024, Bob <bob@example.com> wrote:\n");
+    interleaved.push_str(&"> question\nanswer\n".repeat(50_000));
+    time_trim("50 000 interleaved answers", &interleaved);
+    time_trim(
+        "100 000 `---` rules between paragraphs",
+        &"A paragraph of prose that ends here.\n\n---\n\n".repeat(25_000),
+    );
+    // Linear means twice the input takes about twice the time, whatever the machine's speed.
+    let mixed =
+        "From: a@example.com\nOn Mon Bob <b@example.com> said\nwhat:\n--\n> q\nanswer\n---\n";
+    let once = best_trim_seconds(&mixed.repeat(20_000));
+    let twice = best_trim_seconds(&mixed.repeat(40_000));
+    println!(
+        "  {:<48} {:>9.2}x   (linear: about 2x)",
+        "time for 2x the mixed worst-case input",
+        twice / once
+    );
+}
+
+fn best_trim_seconds(text: &str) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        black_box(trim_reply(black_box(text), TrimMode::Postern));
+        best = best.min(start.elapsed());
+    }
+    best.as_secs_f64()
 }
 
 /// A 10 MB message: a text reply with a quote, an HTML alternative and three base64 attachments.

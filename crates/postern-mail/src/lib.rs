@@ -12,7 +12,9 @@
 //! - [`AddressTemplate`]: `incoming+%{key}@example.com`, matched and built both ways.
 //! - [`find_mail_key`] → [`MailKey`], then [`route_incoming`] / [`route_service_desk`] → [`Route`].
 //! - [`auto_generated`]: automatic mail, with the reason.
-//! - [`parse_reply`]: the reply text; [`trim`] and [`html`] are its two halves.
+//! - [`parse_reply`]: the reply text; [`trim`] and [`html`] are its two halves. Trimming has
+//!   two modes ([`trim::TrimMode`]): GitLab's trimmer byte for byte (the default here), and
+//!   postern's own, which keeps what GitLab's is known to eat ([`trim::trim_reply`]).
 //! - [`analyse`]: all of the above at once, as `postern inspect` prints it.
 //!
 //! ```

@@ -21,6 +21,8 @@ pub struct ReplyOptions {
     pub append_reply: bool,
     /// Keep a body made only of `>` quotes (forwarded without new content).
     pub allow_only_quotes: bool,
+    /// Which trimmer `trim_reply` uses (default GitLab's, so `parse_reply` is GitLab's parser).
+    pub trim_mode: trim::TrimMode,
 }
 
 impl Default for ReplyOptions {
@@ -29,6 +31,7 @@ impl Default for ReplyOptions {
             trim_reply: true,
             append_reply: false,
             allow_only_quotes: false,
+            trim_mode: trim::TrimMode::Gitlab,
         }
     }
 }
@@ -88,7 +91,7 @@ pub fn check_options(options: ReplyOptions) -> Result<(), ReplyError> {
 pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
     // One trimming pass gives both halves; `trim(text)` is `trim_split(text).0`.
     let (body, elided) = if options.trim_reply {
-        let (kept, cut) = trim_capped(selected);
+        let (kept, cut) = trim_capped(selected, options.trim_mode);
         (kept, Some(cut))
     } else {
         (selected.to_owned(), None)
@@ -111,9 +114,9 @@ pub fn finish_reply(selected: &str, options: ReplyOptions) -> Reply {
 /// The trimmer on the first [`MAX_TRIM_BYTES`] of `text` (cut at a line end): the rest is part
 /// of what was cut. When the trimmer cut nothing from that first part, the person's own text
 /// goes on past the cap, and the kept text ends with [`trim_cut_notice`] to say so.
-fn trim_capped(text: &str) -> (String, String) {
+fn trim_capped(text: &str, mode: trim::TrimMode) -> (String, String) {
     if text.len() <= MAX_TRIM_BYTES {
-        return trim::trim_split(text);
+        return trim::trim_reply_split(text, mode);
     }
     let mut end = MAX_TRIM_BYTES;
     while !text.is_char_boundary(end) {
@@ -124,7 +127,7 @@ fn trim_capped(text: &str) -> (String, String) {
         _ => end,
     };
     let (head, tail) = text.split_at(end);
-    let (mut kept, mut cut) = trim::trim_split(head);
+    let (mut kept, mut cut) = trim::trim_reply_split(head, mode);
     if cut.is_empty() {
         if !kept.is_empty() {
             kept.push_str("\n\n");

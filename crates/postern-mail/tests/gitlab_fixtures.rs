@@ -88,6 +88,7 @@ fn untrimmed() -> ReplyOptions {
         trim_reply: false,
         append_reply: false,
         allow_only_quotes: false,
+        trim_mode: postern_mail::trim::TrimMode::Gitlab,
     }
 }
 
@@ -98,6 +99,7 @@ fn service_desk_description(raw: &[u8]) -> String {
         trim_reply: false,
         append_reply: false,
         allow_only_quotes: true,
+        trim_mode: postern_mail::trim::TrimMode::Gitlab,
     };
     let reply = parse_reply(&Email::parse(raw), options).expect("valid options");
     redact_quick_actions(reply.body.trim())

@@ -46,6 +46,7 @@ fn all_thirty_messages_are_read_with_lf_and_crlf() {
                     trim_reply: false,
                     append_reply: false,
                     allow_only_quotes: true,
+                    ..ReplyOptions::default()
                 },
             ] {
                 let options = AnalysisOptions {

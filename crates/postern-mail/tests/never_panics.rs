@@ -3,9 +3,14 @@
 use postern_mail::{AnalysisOptions, ReplyOptions, analyse};
 use proptest::prelude::*;
 
-fn all_modes() -> [ReplyOptions; 3] {
+fn all_modes() -> [ReplyOptions; 4] {
     [
         ReplyOptions::default(),
+        ReplyOptions {
+            append_reply: true,
+            trim_mode: postern_mail::trim::TrimMode::Postern,
+            ..ReplyOptions::default()
+        },
         ReplyOptions {
             append_reply: true,
             ..ReplyOptions::default()
@@ -14,6 +19,7 @@ fn all_modes() -> [ReplyOptions; 3] {
             trim_reply: false,
             append_reply: false,
             allow_only_quotes: true,
+            ..ReplyOptions::default()
         },
     ]
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, AnalysisOptions, Mailbox, ReplyOptions};
 use serde::Deserialize;
 
@@ -70,6 +71,26 @@ pub struct Config {
     pub log: Option<LogConfig>,
     /// What one message may make postern do, and when failing messages are set aside.
     pub limits: Option<LimitsConfig>,
+    /// Which trimmer cuts quotes and signatures from replies (default `postern`).
+    pub reply_trimming: Option<ReplyTrimming>,
+}
+
+/// `reply_trimming:`: `gitlab` reproduces GitLab's trimmer byte for byte; `postern` (the
+/// default) keeps what GitLab's is known to eat and knows more languages' quote headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyTrimming {
+    Gitlab,
+    Postern,
+}
+
+impl From<ReplyTrimming> for TrimMode {
+    fn from(value: ReplyTrimming) -> TrimMode {
+        match value {
+            ReplyTrimming::Gitlab => TrimMode::Gitlab,
+            ReplyTrimming::Postern => TrimMode::Postern,
+        }
+    }
 }
 
 /// `limits:`. Every key has a safe default; a message over a limit is refused with a reject
@@ -271,6 +292,12 @@ impl Config {
             .as_ref()
             .filter(|section| section.enabled != Some(false))
             .and_then(|section| section.address.clone())
+    }
+
+    /// The trimming mode of `reply_trimming:` (default postern's own).
+    pub fn trim_mode(&self) -> TrimMode {
+        self.reply_trimming
+            .map_or(TrimMode::Postern, TrimMode::from)
     }
 
     /// Analysis options for `inspect` from this configuration.

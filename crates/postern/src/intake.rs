@@ -65,7 +65,9 @@ impl Intake for StoreIntake {
             .map(|fetched| IntakeMessage {
                 raw: fetched.raw,
                 source_identity: Some(fetched.identity),
-                declared_size: None,
+                declared_size: fetched
+                    .oversized
+                    .map(|size| i64::try_from(size).unwrap_or(i64::MAX)),
                 cursor: fetched.cursor.map(|cursor| {
                     (
                         cursor.source,

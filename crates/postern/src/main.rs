@@ -166,6 +166,10 @@ struct InspectArgs {
     /// Keep a body made only of `>` quotes (needs --no-trim, as in GitLab).
     #[arg(long)]
     allow_only_quotes: bool,
+    /// Trimmer: `gitlab` (GitLab's, byte for byte) or `postern` (overrides `reply_trimming:`,
+    /// whose default is `postern`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<TrimModeArg>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,6 +177,25 @@ struct TrimArgs {
     /// The plain-text body, or `-` for standard input.
     #[arg(value_name = "FILE", default_value = "-")]
     input: PathBuf,
+    /// Trimmer: `postern` (default) or `gitlab` (GitLab's, byte for byte).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "postern")]
+    mode: TrimModeArg,
+}
+
+/// `--mode` of `trim` and `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TrimModeArg {
+    Gitlab,
+    Postern,
+}
+
+impl From<TrimModeArg> for postern_mail::trim::TrimMode {
+    fn from(value: TrimModeArg) -> Self {
+        match value {
+            TrimModeArg::Gitlab => postern_mail::trim::TrimMode::Gitlab,
+            TrimModeArg::Postern => postern_mail::trim::TrimMode::Postern,
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -128,6 +128,7 @@ impl Setup {
             retry: self.retry_policy(),
             limits: self.message_limits(),
             quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
+            reply_trimming: self.config.trim_mode(),
         }
     }
 

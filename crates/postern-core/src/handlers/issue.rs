@@ -1,7 +1,7 @@
 //! New issue by email (spec §6.2): the subject is the title, the whole text (quotes kept) the
 //! description, and the author's quick actions shape the new issue.
 
-use postern_mail::{ProjectRef, extract_quick_actions};
+use postern_mail::ProjectRef;
 use postern_store::{Issue, IssueType, IssueUpdate, NewIssue, Project, Tx};
 
 use super::{Context, Handled, project_and_author};
@@ -39,8 +39,8 @@ pub(crate) async fn open_with_actions(
     title: &str,
     text: &str,
 ) -> Result<Issue, ProcessError> {
-    let (description, actions) = extract_quick_actions(text);
-    crate::content::check_quick_actions(&actions, config.limits.max_quick_actions)?;
+    let (description, actions) =
+        crate::content::extract_checked_quick_actions(text, config.limits.max_quick_actions)?;
     let update = quick::interpret(tx, &actions, actor, project, None, false)
         .await?
         .update;

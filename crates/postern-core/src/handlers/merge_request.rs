@@ -17,7 +17,7 @@
 //! that, a merge request naming commits no branch holds.
 
 use postern_git::{CommitInfo, GitError, Patch, PatchError, PreparedPatches, Repository};
-use postern_mail::{Email, ProjectRef, extract_quick_actions};
+use postern_mail::{Email, ProjectRef};
 use postern_store::{Commit, NewMergeRequest, Project, Tx, User};
 
 use super::{Context, Handled, project_and_author};
@@ -95,8 +95,8 @@ async fn request(
     }
     // The description is the trimmed reply; its quick actions (e.g. `/target_branch`) run.
     let (body, _) = texts.body(Variant::Trimmed);
-    let (description, actions) = extract_quick_actions(&body);
-    crate::content::check_quick_actions(&actions, config.limits.max_quick_actions)?;
+    let (description, actions) =
+        crate::content::extract_checked_quick_actions(&body, config.limits.max_quick_actions)?;
     let target_branch = actions
         .iter()
         .rev()

@@ -6,7 +6,7 @@ pub(crate) mod merge_request;
 mod note;
 mod service_desk;
 
-use postern_mail::{Email, ProjectRef, Route, extract_quick_actions};
+use postern_mail::{Email, ProjectRef, Route};
 use postern_store::{
     Issue, IssueState, IssueUpdate, Mailbox, NewNote, Note, Noteable, Project, Role, Tx, User,
 };
@@ -150,9 +150,8 @@ pub(crate) async fn create_comment(
     let (text, actions) = if request.author.is_support_bot() {
         (request.text.clone(), Vec::new())
     } else {
-        extract_quick_actions(&request.text)
+        crate::content::extract_checked_quick_actions(&request.text, request.max_quick_actions)?
     };
-    crate::content::check_quick_actions(&actions, request.max_quick_actions)?;
     if let Some(issue) = request.issue {
         let actor = Actor {
             user: request.author,

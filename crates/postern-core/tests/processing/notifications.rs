@@ -39,6 +39,7 @@ fn reply_to(notification: &str, from: &str, text: &str, id: &str) -> Result<Vec<
             trim_reply: false,
             append_reply: false,
             allow_only_quotes: false,
+            ..postern_mail::ReplyOptions::default()
         },
     )?;
     let quoted: String = shown

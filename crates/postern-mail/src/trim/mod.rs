@@ -34,12 +34,20 @@
 //! Every step is linear or close to it in the size of the text (no regex is compiled per call,
 //! no step rescans the text per line), and nothing recurses on the input.
 //!
+//! That is [`TrimMode::Gitlab`]. [`TrimMode::Postern`] (`postern.rs`, with its data in
+//! `tables.rs`) is postern's own trimmer: it fixes what people report against GitLab's (its
+//! own text eaten, quoted threads in other languages kept, forwards dropped, interleaved
+//! answers lost); `testdata/reply-complaints/` is its corpus. [`trim_reply`] and
+//! [`trim_reply_split`] take the mode; [`trim`] and [`trim_split`] are GitLab's.
+//!
 //! [`email_reply_trimmer`]: https://github.com/discourse/email_reply_trimmer
 
 mod matchers;
 mod on_date;
+mod postern;
 mod preprocess;
 mod ruby;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +56,68 @@ use preprocess::preprocess;
 use regex::Regex;
 use ruby::{is_blank_text, rx, split_lines, strip};
 use std::sync::LazyLock;
+
+/// Which trimmer a reply goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrimMode {
+    /// GitLab's trimmer (the email_reply_trimmer port), byte for byte: what the fidelity
+    /// tests compare with GitLab.
+    #[default]
+    Gitlab,
+    /// postern's own rules (`postern.rs`): keeps what GitLab's trimmer is known to eat (Markdown
+    /// rules and headings, diffs, transcripts, the sender's own quotes, forwards, interleaved
+    /// answers) and recognises quoted history in many more languages and clients.
+    Postern,
+}
+
+impl TrimMode {
+    /// The setting's spelling: `gitlab` or `postern`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrimMode::Gitlab => "gitlab",
+            TrimMode::Postern => "postern",
+        }
+    }
+}
+
+impl std::str::FromStr for TrimMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gitlab" => Ok(TrimMode::Gitlab),
+            "postern" => Ok(TrimMode::Postern),
+            other => Err(format!(
+                "unknown reply trimming mode {other:?} (expected `gitlab` or `postern`)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for TrimMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kept reply in `mode`.
+#[must_use]
+pub fn trim_reply(text: &str, mode: TrimMode) -> String {
+    match mode {
+        TrimMode::Gitlab => run(text, false).0,
+        TrimMode::Postern => postern::run(text, false).0,
+    }
+}
+
+/// (kept reply, part that was cut away) in `mode`.
+#[must_use]
+pub fn trim_reply_split(text: &str, mode: TrimMode) -> (String, String) {
+    match mode {
+        TrimMode::Gitlab => run(text, true),
+        TrimMode::Postern => postern::run(text, true),
+    }
+}
 
 /// email_reply_trimmer's `trim(text)`: the kept reply.
 #[must_use]

@@ -32,6 +32,16 @@ static ENCLOSED_QUAD: LazyLock<Regex> =
 /// `/\n+[[:space:]]*/`
 static NEWLINES: LazyLock<Regex> = LazyLock::new(|| rx(r"\n+\s*"));
 
+/// PGP armour removed as `preprocess!` removes it (the postern mode's only shared clean-up).
+pub(super) fn remove_pgp_armour(text: &str) -> String {
+    let signed = PGP_SIGNED.replace(text, "");
+    if signed.contains("-----BEGIN PGP SIGNATURE-----") {
+        PGP_SIGNATURE.replace_all(&signed, "").into_owned()
+    } else {
+        signed.into_owned()
+    }
+}
+
 /// `preprocess!(text)`, returning the new text.
 pub(super) fn preprocess(text: &str) -> String {
     // normalize line endings

@@ -75,6 +75,8 @@ impl Web {
             retry: postern_core::RetryPolicy::default(),
             limits: postern_core::MessageLimits::default(),
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
+            // GitLab's trimmer: these compare with GitLab's results.
+            reply_trimming: postern_mail::trim::TrimMode::Gitlab,
         };
         let repositories = postern_git::Repositories::new(data.path().join("repositories"));
         let processor = Arc::new(Processor::new(db.store.clone(), repositories, config));

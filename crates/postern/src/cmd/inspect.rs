@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, Mailbox, ReplyOptions, analyse};
 
 use crate::config::Config;
@@ -19,10 +20,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
         MailboxArg::Incoming => Mailbox::Incoming,
         MailboxArg::ServiceDesk => Mailbox::ServiceDesk,
     };
+    let trim_mode = args.mode.map_or_else(|| config.trim_mode(), TrimMode::from);
     let reply = ReplyOptions {
         trim_reply: !args.no_trim,
         append_reply: args.append_reply,
         allow_only_quotes: args.allow_only_quotes,
+        trim_mode,
     };
     let mut options = config.analysis_options(mailbox, reply);
     if let Some(address) = &args.address {
@@ -34,6 +37,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
     if let Some(host) = &args.host {
         options.host = Some(host.clone());
     }
-    exit::print_json(&analyse(&raw, &options))?;
+    // The analysis, and which trimmer produced its `body`.
+    let mut value = serde_json::to_value(analyse(&raw, &options))
+        .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("reply_trimming".into(), trim_mode.as_str().into());
+    }
+    exit::print_json(&value)?;
     Ok(ExitCode::SUCCESS)
 }

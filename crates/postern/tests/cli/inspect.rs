@@ -137,8 +137,10 @@ fn fixture_bodies_match_gitlab_byte_for_byte() {
         let expected =
             String::from_utf8(read_testdata(&format!("gitlab-emails/{name}.expected.txt")))
                 .expect("expected text is UTF-8");
-        let value = inspect(&sandbox, &[&fixture_arg(name)]);
+        // GitLab's trimmer, pinned: this compares with GitLab.
+        let value = inspect(&sandbox, &["--mode", "gitlab", &fixture_arg(name)]);
         assert_eq!(str_field(&value, "body"), expected, "{name}");
+        assert_eq!(value["reply_trimming"], "gitlab");
     }
 }
 
@@ -150,12 +152,18 @@ fn no_trim_and_append_reply_match_gitlab() {
         String::from_utf8(read_testdata(&format!("gitlab-emails/{name}.{suffix}")))
             .expect("expected text is UTF-8")
     };
-    let untrimmed = inspect(&sandbox, &["--no-trim", &fixture_arg(name)]);
+    let untrimmed = inspect(
+        &sandbox,
+        &["--mode", "gitlab", "--no-trim", &fixture_arg(name)],
+    );
     assert_eq!(
         str_field(&untrimmed, "body"),
         expected("trim_reply_false.expected.txt")
     );
-    let appended = inspect(&sandbox, &["--append-reply", &fixture_arg(name)]);
+    let appended = inspect(
+        &sandbox,
+        &["--mode", "gitlab", "--append-reply", &fixture_arg(name)],
+    );
     assert_eq!(
         str_field(&appended, "body"),
         expected("append_reply.body.expected.txt")
@@ -378,4 +386,25 @@ fn an_empty_configuration_file_means_the_defaults() {
     let sandbox = Sandbox::with_config("");
     let value = inspect(&sandbox, &[&fixture_arg("valid_reply.eml")]);
     assert_eq!(value["key_source"], "References");
+}
+
+#[test]
+fn inspect_says_which_trimmer_it_used() {
+    let raw = b"From: a@example.com\r\nTo: incoming+59d8df8370b7e95c5a49fbf86aeb2c93@localhost\r\n\r\n\
+                Two findings.\r\n\r\n---\r\n\r\nThe second one is that the export job times out after 300 seconds.\r\n";
+    let sandbox = Sandbox::new();
+    let default = sandbox.run_with_stdin(&["inspect", "-"], raw).json();
+    assert_eq!(default["reply_trimming"], "postern");
+    assert!(
+        str_field(&default, "body").contains("export job"),
+        "{default:#}"
+    );
+    let gitlab = sandbox
+        .run_with_stdin(&["inspect", "--mode", "gitlab", "-"], raw)
+        .json();
+    assert_eq!(gitlab["reply_trimming"], "gitlab");
+    assert_eq!(str_field(&gitlab, "body"), "Two findings.");
+    let configured = Sandbox::with_config("reply_trimming: gitlab\n");
+    let value = configured.run_with_stdin(&["inspect", "-"], raw).json();
+    assert_eq!(value["reply_trimming"], "gitlab");
 }

@@ -39,6 +39,7 @@ fn answer(notification: &[u8], from: &str, text: &str, id: &str) -> Vec<u8> {
             trim_reply: false,
             append_reply: false,
             allow_only_quotes: false,
+            ..ReplyOptions::default()
         },
     )
     .expect("valid options");

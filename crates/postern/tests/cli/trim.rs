@@ -11,7 +11,10 @@ fn expected(dir: &str, name: &str) -> Option<String> {
 
 fn trim_file(sandbox: &Sandbox, name: &str) -> Value {
     let path = testdata().join("reply-trimmer/emails").join(name);
-    let value = sandbox.run(&["trim", &path.display().to_string()]).json();
+    // GitLab's trimmer, pinned: these compare with the gem.
+    let value = sandbox
+        .run(&["trim", "--mode", "gitlab", &path.display().to_string()])
+        .json();
     assert_keys(&value, &["trimmed", "elided", "embedded", "before"]);
     value
 }
@@ -61,9 +64,13 @@ fn plain_replies_match_the_gem_and_embed_nothing() {
 fn standard_input_and_odd_bytes() {
     let sandbox = Sandbox::new();
     let raw = read_testdata("reply-trimmer/emails/embedded_email_10.txt");
-    let from_stdin = sandbox.run_with_stdin(&["trim", "-"], &raw).json();
+    let from_stdin = sandbox
+        .run_with_stdin(&["trim", "--mode", "gitlab", "-"], &raw)
+        .json();
     assert_eq!(from_stdin, trim_file(&sandbox, "embedded_email_10.txt"));
-    let default = sandbox.run_with_stdin(&["trim"], &raw).json();
+    let default = sandbox
+        .run_with_stdin(&["trim", "--mode", "gitlab"], &raw)
+        .json();
     assert_eq!(default, from_stdin);
 
     // Not UTF-8, empty: replaced or empty, never refused.
@@ -83,4 +90,25 @@ fn missing_file_exits_66() {
         .one_line_error(66)
         .to_owned();
     assert!(line.contains("absent.txt"), "{line}");
+}
+
+#[test]
+fn the_postern_mode_is_the_default_and_keeps_a_forward() {
+    let sandbox = Sandbox::new();
+    let path = testdata().join("reply-trimmer/emails/forwarded_gmail.txt");
+    let path = path.display().to_string();
+    let postern = sandbox.run(&["trim", &path]).json();
+    assert!(
+        str_field(&postern, "trimmed").contains("---------- Forwarded message"),
+        "{postern:#}"
+    );
+    assert_eq!(
+        sandbox.run(&["trim", "--mode", "postern", &path]).json(),
+        postern
+    );
+    let gitlab = sandbox.run(&["trim", "--mode", "gitlab", &path]).json();
+    assert_eq!(
+        ruby_strip(str_field(&gitlab, "trimmed")),
+        "This email has been forwarded from Gmail."
+    );
 }

@@ -174,6 +174,8 @@ async fn serve(
         wake,
         None,
         &processor.config().quarantine_directory,
+        // GitLab refuses what is over its own limit; the watchers keep their default.
+        None,
     )?;
     let (web_listener, web_bound) = bind_web(&setup).await?;
     let web_state = WebState::new(

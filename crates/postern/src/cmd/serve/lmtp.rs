@@ -5,10 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use postern_core::intake::IntakeMessage;
 use postern_core::{Processor, ReceiveOutcome};
 use postern_inbox::listener::{DeliverError, Delivery};
 use postern_inbox::status::SourceStatus;
 use postern_store::{InboundSource, Mailbox};
+
+/// Spooled (large) messages processed at the same time; the rest wait for a turn.
+const SPOOLED_IN_PROCESSING: usize = 2;
 
 /// The callback handed to `Listener::run`.
 pub fn deliverer(
@@ -19,11 +23,20 @@ pub fn deliverer(
 + Send
 + Sync
 + 'static {
+    // Spooled messages are the large ones; reading them back into memory one or two at a time
+    // keeps the memory of processing bounded however many sessions end together.
+    let spooled_in_memory = Arc::new(tokio::sync::Semaphore::new(SPOOLED_IN_PROCESSING));
     move |delivery: Delivery| {
         let processor = processor.clone();
         let status = status.clone();
+        let spooled_in_memory = spooled_in_memory.clone();
         Box::pin(async move {
             let started = Instant::now();
+            let _permit = if delivery.raw.is_spooled() {
+                spooled_in_memory.acquire_owned().await.ok()
+            } else {
+                None
+            };
             let result = deliver(&processor, delivery).await;
             if let Ok(outcome) = &result {
                 status.taken(1);
@@ -41,8 +54,18 @@ async fn deliver(
     processor: &Processor,
     delivery: Delivery,
 ) -> Result<ReceiveOutcome, DeliverError> {
+    let raw = delivery.raw.bytes().await.map_err(|error| {
+        tracing::warn!(%error, "the spooled message could not be read back (451)");
+        DeliverError::Temporary("the message could not be stored; try again later".to_owned())
+    })?;
+    let message = IntakeMessage {
+        raw,
+        source_identity: None,
+        cursor: None,
+        declared_size: None,
+    };
     match processor
-        .receive(&delivery.raw, Mailbox::Incoming, InboundSource::Lmtp, None)
+        .receive_message(&message, Mailbox::Incoming, InboundSource::Lmtp)
         .await
     {
         Ok(outcome) => Ok(outcome),

@@ -90,9 +90,22 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         wake,
         Some(processor.clone()),
         &processor.config().quarantine_directory,
+        Some(setup.max_message_bytes() as u64),
     )?;
+    let spool_directory = setup.data_dir.join("spool");
+    std::fs::create_dir_all(&spool_directory).map_err(|e| {
+        Failure::new(
+            SOFTWARE,
+            anyhow::anyhow!("cannot create {}: {e}", spool_directory.display()),
+        )
+    })?;
     let settings = Settings {
         protocol: Protocol::Lmtp,
+        limits: postern_inbox::listener::ListenerLimits {
+            max_message_size: setup.max_message_bytes(),
+            ..Default::default()
+        },
+        spool_directory,
         ..Settings::default()
     };
     let listener = Listener::bind(listen, settings).await.map_err(|e| {

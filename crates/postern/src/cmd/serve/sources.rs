@@ -105,10 +105,12 @@ pub fn plan(
     wake: Wake,
     processor: Option<Arc<Processor>>,
     quarantine_directory: &std::path::Path,
+    max_message_size: Option<u64>,
 ) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
     for &(name, mailbox, section) in sections {
-        let source = source(name, section).map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
+        let source = source(name, section, max_message_size)
+            .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
         let status = Arc::new(SourceStatus::new(name, source.kind(), &source.location()));
         planned
             .descriptions
@@ -150,7 +152,7 @@ pub fn checks<'a>(sections: &[Section<'a>]) -> Vec<PendingCheck<'a>> {
     let mut checks: Vec<PendingCheck<'a>> = Vec::new();
     for &(name, _, section) in sections {
         checks.push(Box::pin(async move {
-            let source = match source(name, section) {
+            let source = match source(name, section, None) {
                 Ok(source) => source,
                 Err(reason) => {
                     return CheckLine {
@@ -203,10 +205,16 @@ fn yes_no(value: bool) -> &'static str {
 }
 
 /// The watcher settings of one section; the error names the section and the key.
-fn source(name: &str, section: &MailboxConfig) -> Result<Source, String> {
+/// `max_message_size`: the largest message downloaded whole (`None`: the source's default); a
+/// larger one is handed on as its header block and refused as too large.
+fn source(
+    name: &str,
+    section: &MailboxConfig,
+    max_message_size: Option<u64>,
+) -> Result<Source, String> {
     match section.inbox_method.as_deref().unwrap_or("imap") {
-        "imap" => imap(name, section).map(Source::Imap),
-        "microsoft_graph" => graph(name, section).map(Source::Graph),
+        "imap" => imap(name, section, max_message_size).map(Source::Imap),
+        "microsoft_graph" => graph(name, section, max_message_size).map(Source::Graph),
         other => Err(format!(
             "{name}.inbox_method: {other:?} is not imap or microsoft_graph"
         )),
@@ -220,7 +228,11 @@ fn required<'a>(name: &str, key: &str, value: Option<&'a String>) -> Result<&'a 
         .ok_or_else(|| format!("{name}.{key} is required"))
 }
 
-fn imap(name: &str, section: &MailboxConfig) -> Result<ImapSettings, String> {
+fn imap(
+    name: &str,
+    section: &MailboxConfig,
+    max_message_size: Option<u64>,
+) -> Result<ImapSettings, String> {
     let host = required(name, "host", section.host.as_ref())?;
     let user = required(name, "user", section.user.as_ref())?;
     let ssl = section.ssl.unwrap_or(false);
@@ -281,10 +293,17 @@ fn imap(name: &str, section: &MailboxConfig) -> Result<ImapSettings, String> {
     // inside the memory budget (bench/intake.sh: peak RSS under 40 MB) with one commit and one
     // flag/expunge round trip per four of them, while small messages still come 50 to a batch.
     config.batch_max_bytes = 4 << 20;
+    if let Some(max) = max_message_size {
+        config.max_message_size = max;
+    }
     config.validate().map_err(|e| e.to_string())
 }
 
-fn graph(name: &str, section: &MailboxConfig) -> Result<GraphSettings, String> {
+fn graph(
+    name: &str,
+    section: &MailboxConfig,
+    max_message_size: Option<u64>,
+) -> Result<GraphSettings, String> {
     let options = section
         .inbox_options
         .as_ref()
@@ -313,6 +332,9 @@ fn graph(name: &str, section: &MailboxConfig) -> Result<GraphSettings, String> {
     }
     settings.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
     settings.extra_ca_file = section.tls_ca_file.clone();
+    if let Some(max) = max_message_size {
+        settings.max_message_size = max;
+    }
     settings.validate().map_err(|e| e.to_string())?;
     Ok(settings)
 }
