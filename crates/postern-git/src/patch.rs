@@ -412,6 +412,7 @@ pub fn check_patches(patches: &[Patch], limits: &PatchLimits) -> Result<(), Patc
     let mut lines = 0usize;
     let mut files = 0usize;
     let mut binary_total = 0u64;
+    let mut binary_hunks = 0usize;
     let add_binary = |size: u64, total: &mut u64| {
         if size > limits.max_binary_bytes {
             return Err(over(PatchLimit::BinaryHunk));
@@ -435,6 +436,12 @@ pub fn check_patches(patches: &[Patch], limits: &PatchLimits) -> Result<(), Patc
             state = match state {
                 BinaryState::HunkHeader => match hunk_header(line) {
                     Some((kind, declared)) => {
+                        // Each file has at most a forward and a reverse hunk; more are not
+                        // patches git applies, only work for this check (a delta's probe).
+                        binary_hunks += 1;
+                        if binary_hunks > limits.max_files.saturating_mul(2) {
+                            return Err(over(PatchLimit::Files));
+                        }
                         add_binary(declared, &mut binary_total)?;
                         match kind {
                             HunkKind::Literal => BinaryState::HunkData(None),
