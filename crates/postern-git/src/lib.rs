@@ -17,8 +17,16 @@
 //! - [`Repositories`]: the root directory plus the settings every git call uses (committer,
 //!   timeout, git binary, default branch); hands out [`Repository`] values.
 //! - [`Repository`]: one project's bare repository; [`Repository::apply_patches`] is the
-//!   operation behind new merge requests by email.
-//! - [`Patch`], [`CommitInfo`], and the errors [`GitError`] and [`PatchError`].
+//!   operation behind new merge requests by email, in two halves for callers that hold a lock
+//!   or a transaction: [`Repository::prepare_patches`] (the slow part: checks, `git am` in a
+//!   throw-away worktree, no ref moved) and [`Repository::publish_patches`] (one
+//!   compare-and-swap of the branch).
+//! - [`PatchLimits`]: every cap on what one mail's patches may make git do, checked in one
+//!   linear pass over the patch text before git runs ([`check_patches`]: declared binary
+//!   sizes, lines, files) and enforced on `git am` itself by operating-system limits (file
+//!   size, heap).
+//! - [`Patch`], [`CommitInfo`], [`Diff`], and the errors [`GitError`] and [`PatchError`], each
+//!   with `is_permanent()`: whether the same request would fail the same way again.
 //!
 //! ```
 //! use postern_git::{Identity, Patch, Repositories};
