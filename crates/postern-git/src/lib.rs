@@ -77,7 +77,9 @@ pub use limits::{
 };
 pub use patch::{Patch, PatchError, PreparedPatches, check_patches, could_not_apply_patches};
 pub use refname::{MAX_BRANCH_COMPONENT_BYTES, MAX_BRANCH_NAME_BYTES, validate_branch_name};
-pub use repository::{CommitInfo, DEFAULT_TIMEOUT, Diff, Repositories, Repository};
+pub use repository::{
+    CommitInfo, DEFAULT_TIMEOUT, DIFF_TEXT_FILE_BYTES, Diff, Repositories, Repository,
+};
 
 /// A person as git records them: a name and an email address.
 ///
