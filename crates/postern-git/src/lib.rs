@@ -61,6 +61,7 @@
 //! Unix only: timeouts kill git's whole process group.
 #![deny(missing_docs)]
 
+mod check;
 mod command;
 mod error;
 mod limits;
@@ -70,12 +71,13 @@ mod repository;
 
 use std::fmt;
 
+pub use check::check_patches;
 pub use error::GitError;
 pub use limits::{
     MAX_BINARY_HUNK_BYTES, MAX_BINARY_TOTAL_BYTES, MAX_GIT_MEMORY_BYTES, MAX_PATCH_FILES,
     MAX_PATCH_LINES, MAX_PATCHES_SIZE, MAX_WRITTEN_FILE_BYTES, PatchLimit, PatchLimits,
 };
-pub use patch::{Patch, PatchError, PreparedPatches, check_patches, could_not_apply_patches};
+pub use patch::{Patch, PatchError, PreparedPatches, could_not_apply_patches};
 pub use refname::{MAX_BRANCH_COMPONENT_BYTES, MAX_BRANCH_NAME_BYTES, validate_branch_name};
 pub use repository::{
     CommitInfo, DEFAULT_TIMEOUT, DIFF_TEXT_FILE_BYTES, Diff, Repositories, Repository,
