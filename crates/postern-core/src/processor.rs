@@ -321,7 +321,7 @@ impl Processor {
         }
         .await;
         if processed.is_err() {
-            prepared.undo_published().await;
+            prepared.git.undo().await;
         }
         processed
     }
@@ -403,7 +403,7 @@ impl Processor {
         match processed {
             Ok(outcome) => Ok(outcome),
             Err(failure) => {
-                prepared.undo_published().await;
+                prepared.git.undo().await;
                 self.record_failure(message.meta.id, &failure).await
             }
         }
@@ -421,8 +421,7 @@ impl Processor {
             email,
             texts,
             uploads,
-            merge_request,
-            published,
+            git,
             ..
         } = prepared;
         let email = &*email;
@@ -438,8 +437,7 @@ impl Processor {
                     uploads,
                     config: &self.config,
                     repositories: &self.repositories,
-                    merge_request: merge_request.take(),
-                    published,
+                    git,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -495,36 +493,33 @@ impl Processor {
         Ok(outcome)
     }
 
-    /// Does a handler's git work before the write transaction, so that the store's write slot
-    /// is never held while `git am` runs: for a mail to a merge request address, the checks
-    /// the handler will make are made in a read-only transaction (ended before git starts),
-    /// then the patches are applied without moving a ref. The handler takes the result, or does
-    /// the work itself if there is none (see `handlers::merge_request`).
+    /// Runs `git am` for a mail with patches before the write transaction, never while the
+    /// store's write slot is held: the handler's checks in a read-only transaction, ended before
+    /// git starts, then the patches applied without moving a ref (`handlers::merge_request`).
     async fn prepare_git(&self, prepared: &mut Prepared<'_>, mailbox: Mailbox) {
-        if prepared.early.is_some() {
+        use handlers::merge_request::{has_patches, plan};
+        if prepared.early.is_some() || !has_patches(&prepared.email) {
             return;
         }
         let Ok(mut read) = self.store.begin_read_only().await else {
             return;
         };
         let plan = match self.decide(&mut read, prepared, mailbox).await {
-            Ok(Decision::Route(Route::CreateMergeRequest { project, token })) => {
-                handlers::merge_request::plan(
+            Ok(Decision::Route(route)) => {
+                plan(
                     &mut read,
+                    &route,
                     &prepared.email,
                     &prepared.texts,
                     &self.config,
-                    &project,
-                    &token,
                 )
                 .await
             }
             _ => None,
         };
-        // Read only: nothing to keep, and nothing lost if ending it fails.
-        let _ = read.rollback().await;
+        let _ = read.rollback().await; // read only: nothing to keep
         if let Some(plan) = plan {
-            prepared.merge_request = Some(plan.run(&self.repositories).await);
+            prepared.git.prepared = Some(plan.run(&self.repositories).await);
         }
     }
 
@@ -585,19 +580,8 @@ pub(crate) struct Prepared<'raw> {
     texts: MessageTexts,
     /// The attachments, written before the transaction; the handler records those it keeps.
     uploads: Uploads,
-    /// The git half of a merge request by email ([`Processor::prepare_git`]).
-    merge_request: Option<handlers::merge_request::PreparedMergeRequest>,
-    /// A branch the handler moved, until the transaction has committed.
-    published: Option<handlers::merge_request::Published>,
-}
-
-impl Prepared<'_> {
-    /// Puts back a branch the handler moved, when its transaction did not commit.
-    async fn undo_published(&mut self) {
-        if let Some(published) = self.published.take() {
-            published.undo().await;
-        }
-    }
+    /// The git work of a merge request by email ([`Processor::prepare_git`]).
+    git: handlers::merge_request::GitState,
 }
 
 impl<'raw> Prepared<'raw> {
@@ -628,8 +612,7 @@ impl<'raw> Prepared<'raw> {
             early,
             texts,
             uploads,
-            merge_request: None,
-            published: None,
+            git: Default::default(),
         })
     }
 }

@@ -361,9 +361,10 @@ fn spawn_reader<R: Read + Send + 'static>(
 ///
 /// Done with `prlimit` from outside rather than `setrlimit` in `pre_exec`, because the latter
 /// needs unsafe code, which this crate forbids. The process runs unlimited for the moment
-/// between spawn and this call, which is harmless for the calls that use limits (`git am`):
-/// they do nothing heavy before reading their input, and standard input is written only
-/// after this returns. Processes git starts later inherit the limits.
+/// between spawn and this call, which is harmless: `git am` does nothing heavy before reading
+/// its input, and standard input is written only after this returns; a call without input
+/// (`git diff`) is at most in its start-up (exec, reading its configuration), microseconds
+/// after spawn. Processes git starts later inherit the limits.
 #[cfg(target_os = "linux")]
 fn apply_limits(child: &Child, limits: ResourceLimits) -> std::io::Result<()> {
     use rustix::process::{Resource, Rlimit, prlimit};

@@ -17,8 +17,16 @@
 //! - [`Repositories`]: the root directory plus the settings every git call uses (committer,
 //!   timeout, git binary, default branch); hands out [`Repository`] values.
 //! - [`Repository`]: one project's bare repository; [`Repository::apply_patches`] is the
-//!   operation behind new merge requests by email.
-//! - [`Patch`], [`CommitInfo`], and the errors [`GitError`] and [`PatchError`].
+//!   operation behind new merge requests by email, in two halves for callers that hold a lock
+//!   or a transaction: [`Repository::prepare_patches`] (the slow part: checks, `git am` in a
+//!   throw-away worktree, no ref moved) and [`Repository::publish_patches`] (one
+//!   compare-and-swap of the branch).
+//! - [`PatchLimits`]: every cap on what one mail's patches may make git do, checked in one
+//!   linear pass over the patch text before git runs ([`check_patches`]: declared binary
+//!   sizes, lines, files) and enforced on `git am` itself by operating-system limits (file
+//!   size, heap).
+//! - [`Patch`], [`CommitInfo`], [`Diff`], and the errors [`GitError`] and [`PatchError`], each
+//!   with `is_permanent()`: whether the same request would fail the same way again.
 //!
 //! ```
 //! use postern_git::{Identity, Patch, Repositories};
@@ -53,6 +61,7 @@
 //! Unix only: timeouts kill git's whole process group.
 #![deny(missing_docs)]
 
+mod check;
 mod command;
 mod error;
 mod limits;
@@ -62,14 +71,17 @@ mod repository;
 
 use std::fmt;
 
+pub use check::check_patches;
 pub use error::GitError;
 pub use limits::{
     MAX_BINARY_HUNK_BYTES, MAX_BINARY_TOTAL_BYTES, MAX_GIT_MEMORY_BYTES, MAX_PATCH_FILES,
     MAX_PATCH_LINES, MAX_PATCHES_SIZE, MAX_WRITTEN_FILE_BYTES, PatchLimit, PatchLimits,
 };
-pub use patch::{Patch, PatchError, PreparedPatches, check_patches, could_not_apply_patches};
+pub use patch::{Patch, PatchError, PreparedPatches, could_not_apply_patches};
 pub use refname::{MAX_BRANCH_COMPONENT_BYTES, MAX_BRANCH_NAME_BYTES, validate_branch_name};
-pub use repository::{CommitInfo, DEFAULT_TIMEOUT, Diff, Repositories, Repository};
+pub use repository::{
+    CommitInfo, DEFAULT_TIMEOUT, DIFF_TEXT_FILE_BYTES, Diff, Repositories, Repository,
+};
 
 /// A person as git records them: a name and an email address.
 ///

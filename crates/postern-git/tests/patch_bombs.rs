@@ -429,3 +429,48 @@ fn real_delta_patches_still_apply() {
         String::from_utf8(git(&work, &["rev-parse", "HEAD^{tree}"])).unwrap()
     );
 }
+
+#[test]
+fn the_check_is_linear_on_its_worst_inputs() {
+    // Just under the encoded limit, each built to make one part of the check work hardest.
+    let fill = |unit: &str| {
+        let mut text = String::with_capacity(MAX_PATCHES_SIZE);
+        while text.len() + unit.len() < MAX_PATCHES_SIZE - 1 {
+            text.push_str(unit);
+        }
+        Patch {
+            filename: "0001-worst.patch".into(),
+            content: text.into_bytes(),
+        }
+    };
+    let cases = [
+        // A delta probe for every hunk, were hunks not capped by the files.
+        (
+            "delta hunks",
+            fill("GIT binary patch\ndelta 1\nA00000\n\n"),
+            Some(PatchLimit::Files),
+        ),
+        // A file header on every line.
+        (
+            "file headers",
+            fill("diff --git a/x b/x\n"),
+            Some(PatchLimit::Files),
+        ),
+        // Only line ends.
+        ("empty lines", fill("\n"), Some(PatchLimit::Lines)),
+        // One line of 2 MiB.
+        ("one long line", fill("x"), None),
+    ];
+    for (name, patch, expected) in cases {
+        let started = Instant::now();
+        let result = postern_git::check_patches(&[patch], &PatchLimits::default());
+        let elapsed = started.elapsed();
+        // Generous: at most 16 ms measured in a debug build.
+        assert!(elapsed < Duration::from_secs(2), "{name}: {elapsed:?}");
+        match (result, expected) {
+            (Ok(()), None) => {}
+            (Err(error), Some(limit)) => assert_eq!(limit_of(&error), limit, "{name}"),
+            (other, _) => panic!("{name}: {other:?}"),
+        }
+    }
+}

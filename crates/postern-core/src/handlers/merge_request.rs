@@ -17,7 +17,7 @@
 //! that, a merge request naming commits no branch holds.
 
 use postern_git::{CommitInfo, GitError, Patch, PatchError, PreparedPatches, Repository};
-use postern_mail::{Email, ProjectRef};
+use postern_mail::{Email, ProjectRef, Route};
 use postern_store::{Commit, NewMergeRequest, Project, Tx, User};
 
 use super::{Context, Handled, project_and_author};
@@ -125,21 +125,48 @@ pub(crate) struct Plan {
     patches: Vec<Patch>,
 }
 
-/// Works out, in a read-only transaction, whether a mail to a merge request address will need
-/// git work and which; `None` when the handler will refuse it before any (or the store cannot
-/// tell now: the handler then finds out itself).
+/// Whether the mail has `.patch` attachments: only then is there slow git work (`git am`) to do
+/// before the transaction. Without, the handler's few quick git reads run inside it.
+pub(crate) fn has_patches(email: &Email<'_>) -> bool {
+    !postern_mail::patches(&postern_mail::attachments(email)).is_empty()
+}
+
+/// Works out, in a read-only transaction, whether a message routed to `route` needs git work
+/// and which; `None` when it is not a merge request, or the handler will refuse it before any
+/// git work (or the store cannot tell now: the handler then finds out itself).
 pub(crate) async fn plan(
     tx: &mut Tx,
+    route: &Route,
     email: &Email<'_>,
     texts: &MessageTexts,
     config: &ProcessorConfig,
-    project: &ProjectRef,
-    token: &str,
 ) -> Option<Plan> {
+    let Route::CreateMergeRequest { project, token } = route else {
+        return None;
+    };
     let request = request(tx, email, texts, config, project, token)
         .await
         .ok()?;
     Some(Plan::of(&request, email))
+}
+
+/// The git half of a merge request by email across the processing of one message: prepared
+/// before the write transaction, published inside it, put back if that does not commit.
+#[derive(Default)]
+pub(crate) struct GitState {
+    /// What [`Plan::run`] did before the transaction; the handler takes it.
+    pub(crate) prepared: Option<PreparedMergeRequest>,
+    /// The branch the handler moved, until the transaction has committed.
+    pub(crate) published: Option<Published>,
+}
+
+impl GitState {
+    /// Puts back a branch the handler moved, when the transaction did not commit.
+    pub(crate) async fn undo(&mut self) {
+        if let Some(published) = self.published.take() {
+            published.undo().await;
+        }
+    }
 }
 
 impl Plan {
@@ -280,12 +307,11 @@ pub async fn create_merge_request(
         token,
     )
     .await?;
-    let prepared = match context.merge_request.take() {
+    let prepared = match context.git.prepared.take() {
         Some(prepared) if prepared.is_for(&request) => prepared,
-        // Not prepared before the transaction, or for other branches: the project changed in
-        // between. Rare, and bounded by the same limits; done here.
+        // No patches (only quick reads of the repository), or prepared for other branches
+        // because the project changed in between (rare, and bounded by the same limits).
         _ => {
-            tracing::debug!("merge request by email prepared inside the transaction");
             Plan::of(&request, context.email)
                 .run(context.repositories)
                 .await
@@ -320,7 +346,7 @@ pub async fn create_merge_request(
         };
         match &result {
             // The processor puts it back should the transaction still fail.
-            Ok(_) => *context.published = Some(published),
+            Ok(_) => context.git.published = Some(published),
             // The rows roll back: so does the branch, so a retry starts from the same
             // repository.
             Err(_) => published.undo().await,

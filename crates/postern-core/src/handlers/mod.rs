@@ -31,12 +31,8 @@ pub struct Context<'a, 'raw> {
     pub config: &'a ProcessorConfig,
     /// Project git repositories (merge requests by email).
     pub repositories: &'a postern_git::Repositories,
-    /// The git half of a merge request by email, done before the transaction (see
-    /// `merge_request`); the handler takes it.
-    pub(crate) merge_request: Option<merge_request::PreparedMergeRequest>,
-    /// Where the merge request handler leaves the branch it moved, for the processor to put
-    /// back if the transaction does not commit.
-    pub(crate) published: &'a mut Option<merge_request::Published>,
+    /// The git half of a merge request by email (see `merge_request`).
+    pub(crate) git: &'a mut merge_request::GitState,
 }
 
 /// A handler's successful result.
