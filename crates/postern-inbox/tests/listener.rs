@@ -744,3 +744,31 @@ async fn a_session_runs_over_any_stream() {
         .expect("valid settings");
     assert_eq!(*seen.lock().expect("lock"), vec![UNSTUFFED.to_vec()]);
 }
+
+#[tokio::test]
+async fn time_limits_too_large_for_the_clock_are_accepted() {
+    let settings = lmtp_with(ListenerLimits {
+        idle_timeout: Duration::MAX,
+        session_deadline: Duration::MAX,
+        data_rate_window: Duration::MAX,
+        ..ListenerLimits::default()
+    });
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(async move {
+        postern_inbox::listener::serve_stream(server_end, &settings, |_: Delivery| async { Ok(()) })
+            .await
+    });
+    let mut client = Client {
+        stream: BufReader::new(client_end),
+    };
+    client.envelope("LHLO", &["a@x.test"]).await;
+    client.send(BODY).await;
+    client.expect("250").await;
+    client.send(b"QUIT\r\n").await;
+    client.expect("221").await;
+    tokio::time::timeout(BOUND, session)
+        .await
+        .expect("session ends")
+        .expect("no panic")
+        .expect("valid settings");
+}

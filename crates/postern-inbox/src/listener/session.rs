@@ -22,6 +22,8 @@ use super::{DeliverError, Delivery, Protocol, Settings};
 const READ_BUFFER: usize = 16 * 1024;
 /// How much of a message is read to find its Message-ID for the log span.
 const HEAD_FOR_LOG: usize = 64 * 1024;
+/// Stands in for a time limit too large to add to the clock: about 30 years.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 /// How long the last `421` line and the close may take when the client does not read.
 const CLOSING_LIMIT: Duration = Duration::from_secs(5);
 
@@ -128,7 +130,7 @@ pub(super) async fn serve<S, F, Fut>(
         stream: BufReader::with_capacity(READ_BUFFER, stream),
         settings,
         budget,
-        deadline: Instant::now() + settings.limits.session_deadline,
+        deadline: later(Instant::now(), settings.limits.session_deadline),
         greeted: false,
         from: None,
         rcpts: Vec::new(),
@@ -153,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// Until when the next read may wait, and what to say if it does not finish: the idle
     /// timeout or, when sooner, the session deadline.
     fn wait_limit(&self) -> (Instant, &'static str) {
-        let idle = Instant::now() + self.settings.limits.idle_timeout;
+        let idle = later(Instant::now(), self.settings.limits.idle_timeout);
         if self.deadline <= idle {
             (self.deadline, DEADLINE)
         } else {
@@ -173,7 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// out even when the callback took the session past its deadline, or the MTA would send
     /// the message again.
     async fn reply(&mut self, text: &str) -> Result<(), Close> {
-        let until = Instant::now() + self.settings.limits.idle_timeout;
+        let until = later(Instant::now(), self.settings.limits.idle_timeout);
         let stream = self.stream.get_mut();
         let write = async {
             stream.write_all(text.as_bytes()).await?;
@@ -382,7 +384,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let rate_checked = limits.min_data_rate > 0;
         // Bytes each window must bring; a whole number of bytes, rounded down.
         let per_window = (limits.min_data_rate as f64 * window.as_secs_f64()) as u64;
-        let mut window_end = Instant::now() + window;
+        let mut window_end = later(Instant::now(), window);
         let mut window_bytes: u64 = 0;
         loop {
             // Likewise for a client that always has DATA ready.
@@ -423,7 +425,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         return Err(Close::Say(TOO_SLOW));
                     }
                     window_bytes = 0;
-                    window_end += window;
+                    window_end = later(window_end, window);
                 }
             }
         }
@@ -447,6 +449,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.reset();
         self.reply(&text).await
     }
+}
+
+/// `from + wait`, or a moment too far away to matter when a configured limit is so large that
+/// the sum does not fit (adding would panic).
+fn later(from: Instant, wait: Duration) -> Instant {
+    from.checked_add(wait).unwrap_or_else(|| from + NEVER)
 }
 
 /// The reply for the callback's outcome. The callback's text goes to the log only.
