@@ -1,22 +1,26 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
-use std::collections::HashMap;
-
-use postern_mail::key::{CustomEmailLookup, KeyScan, custom_email_reply_parts, strip_verify};
-use postern_mail::{AddressTemplate, Email, Route, auto_generated, find_mail_key};
+use postern_mail::key::KeyScan;
+use postern_mail::{AddressTemplate, find_mail_key};
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
     Timestamp, Tx, content_identity,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::content::{MessageTexts, UploadPolicy, Uploads};
+use crate::content::UploadPolicy;
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::{self, Context, Handled};
 use crate::intake::IntakeMessage;
 use crate::limits::MessageLimits;
 use crate::notice;
+
+mod prepared;
+
+pub use prepared::body_of;
+use prepared::{CustomEmails, Decision, duplicate_outcome, is_finished, queued_outcome};
+pub(crate) use prepared::{Prepared, quarantined_outcome};
 
 /// Everything the processor needs to know about this instance.
 #[derive(Debug, Clone)]
@@ -560,202 +564,5 @@ impl Processor {
             Some(route) => Decision::Route(route),
             None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
         })
-    }
-}
-
-#[derive(Clone)]
-enum Decision {
-    Ignored(Rejection),
-    Rejected(Rejection),
-    Route(Route),
-}
-
-/// What is known of a message before its write transaction: the parse, the receiver's checks
-/// that need no database, and the body texts. All of it is a function of the bytes alone and
-/// takes time in proportion to them, so none of it runs while the store's write slot is held.
-pub(crate) struct Prepared<'raw> {
-    email: Email<'raw>,
-    /// The decision, when the bytes alone decide (blank, automatic, too large, over a limit).
-    early: Option<Decision>,
-    texts: MessageTexts,
-    /// The attachments, written before the transaction; the handler records those it keeps.
-    uploads: Uploads,
-    /// The git work of a merge request by email ([`Processor::prepare_git`]).
-    git: handlers::merge_request::GitState,
-}
-
-impl<'raw> Prepared<'raw> {
-    async fn new(
-        raw: &'raw [u8],
-        declared_size: Option<i64>,
-        config: &ProcessorConfig,
-    ) -> Result<Prepared<'raw>, ProcessError> {
-        // Parsing and the text work take time in proportion to the message and never wait:
-        // on a multi-threaded runtime they leave the worker thread to the other tasks
-        // (another LMTP session, the web server) for as long as they run.
-        let (email, early, texts) = cpu_bound(|| {
-            let email = Email::parse(raw);
-            let early = early_decision(raw, &email, declared_size, &config.limits);
-            // A message refused by its bytes needs no body text and no uploads.
-            let texts = match early {
-                None => MessageTexts::of(&email, config.reply_trimming),
-                Some(_) => MessageTexts::default(),
-            };
-            (email, early, texts)
-        });
-        let uploads = match early {
-            None => Uploads::stage(&email, &config.uploads).await?,
-            Some(_) => Uploads::default(),
-        };
-        Ok(Prepared {
-            email,
-            early,
-            texts,
-            uploads,
-            git: Default::default(),
-        })
-    }
-}
-
-/// Runs `work` where it does not hold up other tasks: in place of the current worker thread,
-/// whose other tasks move to another, on a multi-threaded runtime; plainly otherwise (a
-/// single-threaded runtime, as in `postern receive`, has nothing else to run).
-fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
-}
-
-/// GitLab's receiver checks that come before the key: a blank message is refused, automatic
-/// mail ignored (never answered, so before the size check, whose refusal sends a notice), and a
-/// message the source would not fetch for its size refused as `email_too_large`.
-fn early_decision(
-    raw: &[u8],
-    email: &Email<'_>,
-    declared_size: Option<i64>,
-    limits: &MessageLimits,
-) -> Option<Decision> {
-    // An oversized message is kept as its header block, which may be empty: still too large.
-    if declared_size.is_none() && raw.iter().all(u8::is_ascii_whitespace) {
-        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail)));
-    }
-    if let Some(reason) = auto_generated(email) {
-        return Some(Decision::Ignored(Rejection::with_reason(
-            ErrorKind::AutoGeneratedEmail,
-            format!("automatic mail ({})", reason.as_str()),
-        )));
-    }
-    if declared_size.is_some() {
-        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmailTooLarge)));
-    }
-    if let Err(rejection) = Uploads::check(email, limits) {
-        return Some(Decision::Rejected(rejection));
-    }
-    None
-}
-
-fn queued_outcome(id: i64, reason: String) -> ReceiveOutcome {
-    ReceiveOutcome {
-        inbound_id: id,
-        outcome: "queued".to_owned(),
-        handler: None,
-        error: Some("temporary_failure".to_owned()),
-        reason: Some(reason),
-        created: None,
-        reject_notice_queued: false,
-        first_outcome: None,
-    }
-}
-
-pub(crate) fn quarantined_outcome(id: i64, reason: String) -> ReceiveOutcome {
-    ReceiveOutcome {
-        inbound_id: id,
-        outcome: "quarantined".to_owned(),
-        handler: None,
-        error: Some("quarantined".to_owned()),
-        reason: Some(reason),
-        created: None,
-        reject_notice_queued: false,
-        first_outcome: None,
-    }
-}
-
-fn is_finished(state: InboundState) -> bool {
-    matches!(
-        state,
-        InboundState::Processed | InboundState::Rejected | InboundState::Ignored
-    )
-}
-
-fn duplicate_outcome(first_id: i64, stored: Option<String>) -> ReceiveOutcome {
-    let first: Option<ReceiveOutcome> = stored.and_then(|json| serde_json::from_str(&json).ok());
-    ReceiveOutcome {
-        inbound_id: first_id,
-        outcome: "duplicate".to_owned(),
-        handler: first.as_ref().and_then(|f| f.handler.clone()),
-        error: first.as_ref().and_then(|f| f.error.clone()),
-        reason: first.as_ref().and_then(|f| f.reason.clone()),
-        created: first.as_ref().and_then(|f| f.created.clone()),
-        reject_notice_queued: false,
-        first_outcome: first.map(|f| f.outcome),
-    }
-}
-
-/// The bytes after the header block: the part of a message that transports do not change.
-pub fn body_of(raw: &[u8]) -> &[u8] {
-    // One pass to the first blank line, `\r\n\r\n` or `\n\n`, whichever ends first. (Two
-    // searches, one per kind, each read all of a large message that used only the other.)
-    // The result feeds stored content identities, so it must never change for any input.
-    let mut from = 0;
-    while let Some(offset) = raw[from..].iter().position(|&byte| byte == b'\n') {
-        let at = from + offset;
-        match raw.get(at + 1) {
-            Some(b'\n') => return &raw[at + 2..],
-            Some(b'\r') if at > 0 && raw[at - 1] == b'\r' && raw.get(at + 2) == Some(&b'\n') => {
-                return &raw[at + 3..];
-            }
-            _ => from = at + 1,
-        }
-    }
-    raw
-}
-
-/// Custom Service Desk emails of all projects, loaded once per message (spec §1.5).
-#[derive(Default)]
-struct CustomEmails {
-    /// Lowercased custom email → the project's default Service Desk key.
-    keys: HashMap<String, String>,
-}
-
-impl CustomEmails {
-    async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
-        let mut keys = HashMap::new();
-        for project in tx.projects_with_custom_email().await? {
-            if let Some(email) = &project.service_desk.custom_email {
-                keys.insert(
-                    email.to_lowercase(),
-                    format!("{}-{}-issue-", project.full_path_slug, project.id),
-                );
-            }
-        }
-        Ok(CustomEmails { keys })
-    }
-}
-
-impl CustomEmailLookup for CustomEmails {
-    fn reply_key(&self, address: &str) -> Option<String> {
-        let (key, custom) = custom_email_reply_parts(address)?;
-        self.keys
-            .contains_key(&custom.to_lowercase())
-            .then_some(key)
-    }
-
-    fn service_desk_key(&self, address: &str) -> Option<String> {
-        self.keys
-            .get(&strip_verify(address).to_lowercase())
-            .cloned()
     }
 }
