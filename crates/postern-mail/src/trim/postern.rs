@@ -22,7 +22,7 @@
 //! to find where history starts, one pass to build the result: linear in the input.
 
 use super::preprocess::remove_pgp_armour;
-use super::ruby::{is_blank, strip};
+use super::ruby::is_blank;
 use super::tables::{
     ATTRIBUTION_LEADS, ATTRIBUTION_VERBS, FOOTERS, FORWARD_PHRASES, FORWARD_SUBJECT_PREFIXES,
     HEADER_LABELS, ORIGINAL_PHRASES, Role,
@@ -115,7 +115,28 @@ pub(super) fn run(text: &str, split: bool) -> (String, String) {
     } else {
         String::new()
     };
-    (strip(&kept).to_owned(), strip(&cut).to_owned())
+    (
+        strip_blank_lines(&kept).to_owned(),
+        strip_blank_lines(&cut).to_owned(),
+    )
+}
+
+/// What Ruby's `strip` removes (ASCII whitespace and NUL).
+const STRIPPED: [char; 7] = ['\0', '\t', '\n', '\x0B', '\x0C', '\r', ' '];
+
+/// Leading blank lines and trailing whitespace removed, like Ruby's `strip` but keeping the
+/// indentation of the first kept line (an indented code block may open a reply).
+fn strip_blank_lines(text: &str) -> &str {
+    let text = strip_end(text);
+    let Some(first) = text.find(|c: char| !STRIPPED.contains(&c)) else {
+        return "";
+    };
+    let line_start = text[..first].rfind('\n').map_or(0, |i| i + 1);
+    &text[line_start..]
+}
+
+fn strip_end(text: &str) -> &str {
+    text.trim_end_matches(STRIPPED)
 }
 
 /// Line ends to LF and PGP armour removed (the GitLab mode's first clean-ups; the others
