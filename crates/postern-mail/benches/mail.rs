@@ -29,6 +29,12 @@ fn main() {
     println!();
     pathological(&options);
     println!();
+    // The same hostile inputs through the postern trimming mode (the default of serve).
+    let mut postern = AnalysisOptions::default();
+    postern.reply.trim_mode = TrimMode::Postern;
+    println!("(postern trimming mode)");
+    pathological(&postern);
+    println!();
     pathological_postern();
 }
 
