@@ -168,3 +168,53 @@ fn agreement_with_the_gems_own_fixtures_is_printed() {
         names.len()
     );
 }
+
+mod nothing_reflowed {
+    use postern_mail::trim::{TrimMode, trim_reply_split};
+    use proptest::prelude::*;
+
+    /// Lines that exercise every rule of the postern mode.
+    fn reply_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("--".to_owned()),
+            Just("-- ".to_owned()),
+            Just("---".to_owned()),
+            Just("===".to_owned()),
+            Just("________________".to_owned()),
+            Just("```".to_owned()),
+            Just("@@ -1,3 +1,3 @@".to_owned()),
+            Just("$ cat <<EOF".to_owned()),
+            Just("Sent from my iPhone".to_owned()),
+            Just("---------- Forwarded message ---------".to_owned()),
+            Just("-----Original Message-----".to_owned()),
+            "(From|Sent|To|Subject|Von|Od|Temat|发件人): [ -~]{0,30}",
+            "On [ -~]{0,20} 2024 [ -~]{0,10} wrote:",
+            "> [ -~]{0,30}",
+            "    [ -~]{0,30}",
+            "[ -~]{0,60}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Kept and cut lines are the input's lines, each once, in order: the postern mode
+        /// selects lines and never rewrites one.
+        #[test]
+        fn kept_lines_are_input_lines_in_order(lines in proptest::collection::vec(reply_line(), 0..60)) {
+            let text = lines.join("\n");
+            let (kept, cut) = trim_reply_split(&text, TrimMode::Postern);
+            for part in [&kept, &cut] {
+                let mut input = text.lines();
+                for line in part.lines() {
+                    // (Only the whitespace that ends the whole result may go.)
+                    prop_assert!(
+                        input.any(|l| l == line || l.trim_end() == line),
+                        "{line:?} of {part:?} from {text:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -119,6 +119,18 @@ pub fn trim_reply_split(text: &str, mode: TrimMode) -> (String, String) {
     }
 }
 
+/// [`trim_reply_split`] knowing the thread's earlier texts (e.g. the notification the reply
+/// answers, newest first): in postern mode a trailing `>` quote made only of their lines is
+/// history even when the sender introduced it like their own quote. GitLab's mode ignores
+/// the thread.
+#[must_use]
+pub fn trim_reply_in_thread(text: &str, mode: TrimMode, thread: &[&str]) -> (String, String) {
+    match mode {
+        TrimMode::Gitlab => run(text, true),
+        TrimMode::Postern => postern::run_in_thread(text, true, &postern::Thread::new(thread)),
+    }
+}
+
 /// email_reply_trimmer's `trim(text)`: the kept reply.
 #[must_use]
 pub fn trim(text: &str) -> String {

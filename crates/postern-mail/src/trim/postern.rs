@@ -22,7 +22,9 @@
 //! to find where history starts, one pass to build the result: linear in the input.
 
 use super::preprocess::remove_pgp_armour;
-use super::ruby::{is_blank, strip};
+use std::collections::HashSet;
+
+use super::ruby::is_blank;
 use super::tables::{
     ATTRIBUTION_LEADS, ATTRIBUTION_VERBS, FOOTERS, FORWARD_PHRASES, FORWARD_SUBJECT_PREFIXES,
     HEADER_LABELS, ORIGINAL_PHRASES, Role,
@@ -48,6 +50,8 @@ const MAX_FOOTER_LINE_BYTES: usize = 300;
 const MAX_FOOTER_TAIL_WORDS: usize = 5;
 /// Words from which a line ending in sentence punctuation counts as prose.
 const MIN_PROSE_WORDS: usize = 4;
+/// Most bytes of the thread's earlier texts looked at.
+const MAX_THREAD_BYTES: usize = 1 << 20;
 /// Most lines of a diff hunk body followed from its `@@` header (a larger count in a header
 /// is clamped, so a forged header cannot make the rest of a mail opaque beyond this).
 const MAX_HUNK_LINES: usize = 100_000;
@@ -76,6 +80,60 @@ enum Event {
 
 /// `trim_split` in postern mode: (kept text, what was cut).
 pub(super) fn run(text: &str, split: bool) -> (String, String) {
+    run_in_thread(text, split, &Thread::default())
+}
+
+/// The thread's earlier texts (what the tracker sent, e.g. the notification being answered),
+/// as a set of their non-blank lines: a quote made of them is history whatever introduces it.
+#[derive(Default)]
+pub(super) struct Thread<'a> {
+    lines: HashSet<&'a str>,
+}
+
+impl<'a> Thread<'a> {
+    /// At most [`MAX_THREAD_BYTES`] of the texts are read (the newest first is the caller's
+    /// order); the rest is ignored, which only makes the rule apply less.
+    pub(super) fn new(texts: &[&'a str]) -> Thread<'a> {
+        let mut lines = HashSet::new();
+        let mut budget = MAX_THREAD_BYTES;
+        for text in texts {
+            for line in text.lines() {
+                if budget < line.len() {
+                    return Thread { lines };
+                }
+                budget -= line.len();
+                let line = line.trim_matches(is_blank);
+                if !line.is_empty() {
+                    lines.insert(line);
+                }
+            }
+        }
+        Thread { lines }
+    }
+
+    /// Every non-blank line of the quote `block` (its `>` markers removed) is a thread line.
+    fn holds(&self, block: &[&str]) -> bool {
+        if self.lines.is_empty() {
+            return false;
+        }
+        let mut any = false;
+        for line in block {
+            let text = line.trim_start_matches(|c: char| c == '>' || is_blank(c));
+            let text = text.trim_end_matches(is_blank);
+            if text.is_empty() {
+                continue;
+            }
+            if !self.lines.contains(text) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+}
+
+/// [`run`] knowing the thread's earlier texts.
+pub(super) fn run_in_thread(text: &str, split: bool, thread: &Thread<'_>) -> (String, String) {
     if super::ruby::is_blank_text(text) {
         return (String::new(), String::new());
     }
@@ -89,7 +147,7 @@ pub(super) fn run(text: &str, split: bool) -> (String, String) {
     match find_event(&lines, &kinds) {
         None => {
             keep_range(&mut keep, 0, lines.len());
-            drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, lines.len());
+            drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, thread, lines.len());
         }
         Some((at, Event::Forward)) => {
             keep_range(&mut keep, 0, lines.len());
@@ -97,13 +155,13 @@ pub(super) fn run(text: &str, split: bool) -> (String, String) {
         }
         Some((at, Event::Header)) => {
             keep_range(&mut keep, 0, at);
-            drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, at);
+            drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, thread, at);
         }
         Some((at, Event::Attribution { lines: len })) => {
             keep_range(&mut keep, 0, at);
             let answered = keep_answers(&lines, &kinds, &mut keep, at, at + len);
             if !answered {
-                drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, at);
+                drop_unintroduced_trailing_quote(&lines, &kinds, &mut keep, thread, at);
             }
         }
     }
@@ -115,7 +173,28 @@ pub(super) fn run(text: &str, split: bool) -> (String, String) {
     } else {
         String::new()
     };
-    (strip(&kept).to_owned(), strip(&cut).to_owned())
+    (
+        strip_blank_lines(&kept).to_owned(),
+        strip_blank_lines(&cut).to_owned(),
+    )
+}
+
+/// What Ruby's `strip` removes (ASCII whitespace and NUL).
+const STRIPPED: [char; 7] = ['\0', '\t', '\n', '\x0B', '\x0C', '\r', ' '];
+
+/// Leading blank lines and trailing whitespace removed, like Ruby's `strip` but keeping the
+/// indentation of the first kept line (an indented code block may open a reply).
+fn strip_blank_lines(text: &str) -> &str {
+    let text = strip_end(text);
+    let Some(first) = text.find(|c: char| !STRIPPED.contains(&c)) else {
+        return "";
+    };
+    let line_start = text[..first].rfind('\n').map_or(0, |i| i + 1);
+    &text[line_start..]
+}
+
+fn strip_end(text: &str) -> &str {
+    text.trim_end_matches(STRIPPED)
 }
 
 /// Line ends to LF and PGP armour removed (the GitLab mode's first clean-ups; the others
@@ -569,7 +648,13 @@ fn keep_answers(lines: &[&str], kinds: &[Kind], keep: &mut [bool], at: usize, bo
 /// A `>` block that ends the kept text (before `end`) is history (GitLab drops it too),
 /// unless the sender introduced it: the line above ends with a colon ("The log says:") or is
 /// a shell command.
-fn drop_unintroduced_trailing_quote(lines: &[&str], kinds: &[Kind], keep: &mut [bool], end: usize) {
+fn drop_unintroduced_trailing_quote(
+    lines: &[&str],
+    kinds: &[Kind],
+    keep: &mut [bool],
+    thread: &Thread<'_>,
+    end: usize,
+) {
     let mut j = end;
     while j > 0 && kinds[j - 1] == Kind::Empty {
         j -= 1;
@@ -589,7 +674,8 @@ fn drop_unintroduced_trailing_quote(lines: &[&str], kinds: &[Kind], keep: &mut [
         return; // only a quote: nothing else was written, keep it as GitLab does
     };
     let line = lines[intro].trim_end_matches(is_blank);
-    if kinds[intro] == Kind::Opaque || line.ends_with(':') || line.ends_with('：') {
+    let introduced = kinds[intro] == Kind::Opaque || line.ends_with(':') || line.ends_with('：');
+    if introduced && !thread.holds(&lines[j..block_end]) {
         return;
     }
     for k in keep.iter_mut().take(end).skip(j) {
@@ -779,6 +865,21 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quote_of_the_thread_is_history_even_when_introduced() {
+        let reply =
+            "The notification says:\n\n> Issue #12 was updated.\n> Reply above this line.\n";
+        assert_eq!(run(reply, false).0, reply.trim_end());
+        let thread = Thread::new(&["Issue #12 was updated.\nReply above this line.\n"]);
+        assert_eq!(
+            run_in_thread(reply, false, &thread).0,
+            "The notification says:"
+        );
+        // A quote of something else stays.
+        let other = Thread::new(&["Something unrelated.\n"]);
+        assert_eq!(run_in_thread(reply, false, &other).0, reply.trim_end());
+    }
 
     #[test]
     fn hunk_headers() {
