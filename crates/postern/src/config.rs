@@ -110,6 +110,12 @@ pub struct LimitsConfig {
     /// Temporary failures in a row, with the same reason, after which a message is
     /// quarantined (default 8, about an hour of back-off).
     pub quarantine_after_failures: Option<u32>,
+    /// Lines in all patches of one merge-request mail (default 200 000).
+    pub max_patch_lines: Option<usize>,
+    /// Files changed by all patches of one mail (default 1 000).
+    pub max_patch_files: Option<usize>,
+    /// The largest size one binary hunk of a patch may declare, in bytes (default 32 MiB).
+    pub max_patch_binary_bytes: Option<u64>,
 }
 
 /// `log:`.

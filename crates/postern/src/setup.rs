@@ -139,6 +139,9 @@ impl Setup {
             max_attachment_bytes: None,
             max_quick_actions: None,
             quarantine_after_failures: None,
+            max_patch_lines: None,
+            max_patch_files: None,
+            max_patch_binary_bytes: None,
         };
         self.config.limits.as_ref().unwrap_or(&NONE)
     }
@@ -226,7 +229,23 @@ impl Setup {
 
     /// Project git repositories under the data directory.
     pub fn repositories(&self) -> postern_git::Repositories {
+        let limits = self.limits();
+        let default = postern_git::PatchLimits::default();
+        let max_binary_bytes = limits
+            .max_patch_binary_bytes
+            .unwrap_or(default.max_binary_bytes);
+        let patch_limits = postern_git::PatchLimits {
+            max_lines: limits.max_patch_lines.unwrap_or(default.max_lines),
+            max_files: limits.max_patch_files.unwrap_or(default.max_files),
+            max_binary_bytes,
+            // Two hunks of the largest size (a file and its reverse), and what git may write
+            // stays above what a hunk may declare.
+            max_total_binary_bytes: default.max_total_binary_bytes.max(2 * max_binary_bytes),
+            max_written_file_bytes: default.max_written_file_bytes.max(2 * max_binary_bytes),
+            ..default
+        };
         postern_git::Repositories::new(self.data_dir.join("repositories"))
+            .with_patch_limits(patch_limits)
     }
 
     /// A processor over an open store.
