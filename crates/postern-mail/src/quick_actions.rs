@@ -567,9 +567,12 @@ fn name_run(text: &str, folded: &mut [u8; LONGEST_NAME]) -> Option<(usize, usize
 }
 
 /// GitLab's pattern run as a regular expression (the implementation before the one-pass scanner,
-/// quadratic on long texts): the oracle the scanner is compared with on small inputs.
-#[cfg(test)]
-mod oracle {
+/// quadratic on long texts): the oracle the scanner is compared with on small inputs, by the
+/// tests and, with the `oracle` feature, by the `quick_actions` fuzz target.
+#[cfg(any(test, feature = "oracle"))]
+#[doc(hidden)]
+#[allow(clippy::expect_used, reason = "a constant pattern")]
+pub mod oracle {
     use std::sync::LazyLock;
 
     use regex::{Captures, Regex};
@@ -599,7 +602,8 @@ mod oracle {
     });
 
     /// The quick actions in `content`, in order.
-    pub(super) fn find_quick_actions(content: &str) -> Vec<QuickAction> {
+    /// The old `find_quick_actions`.
+    pub fn find_quick_actions(content: &str) -> Vec<QuickAction> {
         let content = without_carriage_returns(content);
         COMMANDS
             .captures_iter(&content)
@@ -609,7 +613,8 @@ mod oracle {
 
     /// `content` without its quick-action lines (GitLab's `extract_commands`, right-stripped), and the
     /// actions that were removed.
-    pub(super) fn extract_quick_actions(content: &str) -> (String, Vec<QuickAction>) {
+    /// The old `extract_quick_actions`.
+    pub fn extract_quick_actions(content: &str) -> (String, Vec<QuickAction>) {
         let content = without_carriage_returns(content);
         let mut actions = Vec::new();
         let remaining =
@@ -627,7 +632,8 @@ mod oracle {
 
     /// Wraps every quick action in a code span so it is shown, not run (Service Desk mail from
     /// outsiders; GitLab's `redact_commands`): `/label ~x` → `` `/label ~x` ``.
-    pub(super) fn redact_quick_actions(content: &str) -> String {
+    /// The old `redact_quick_actions`.
+    pub fn redact_quick_actions(content: &str) -> String {
         let content = without_carriage_returns(content);
         let redacted = COMMANDS.replace_all(&content, |captures: &Captures<'_>| {
             let whole = &captures[0];
@@ -650,7 +656,7 @@ mod oracle {
         redacted.trim_end().to_owned()
     }
 
-    pub(super) fn command_of(captures: &Captures<'_>) -> Option<QuickAction> {
+    fn command_of(captures: &Captures<'_>) -> Option<QuickAction> {
         let command = captures.name("cmd")?;
         let argument = captures
             .name("arg")
