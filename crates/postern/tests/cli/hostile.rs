@@ -326,3 +326,41 @@ fn poison_message_ids_through_receive_on_postgresql() {
         assert_eq!(again["outcome"], "duplicate", "{again:#}");
     }
 }
+
+/// 5 MB of quick actions from an outsider to a Service Desk address: the whole text is redacted
+/// (made harmless, not run) and becomes a ticket, in bounded time. Redaction runs on anyone's
+/// mail, so it was the cheapest way to hold the writer.
+#[test]
+fn a_quick_action_flood_to_service_desk_becomes_a_redacted_ticket_at_once() {
+    let sandbox = Sandbox::with_config(&format!(
+        "{WALKTHROUGH_CONFIG}service_desk_email:\n  enabled: true\n  address: \"support+%{{key}}@example.com\"\n"
+    ));
+    let world = Walkthrough::set_up(&sandbox);
+    sandbox.admin_json(&["project", "service-desk", "enable", "gitlabhq/gitlabhq"]);
+    let show = sandbox.admin_json(&["project", "show", "gitlabhq/gitlabhq"]);
+    let alias = str_field(&show["addresses"], "service_desk_alias").to_owned();
+    let line = "/label ~a\r\n";
+    let mut mail = format!(
+        "From: stranger@outside.test\r\nTo: {alias}\r\nSubject: Flood\r\nMessage-ID: <flood@outside.test>\r\n\r\n"
+    );
+    mail.push_str(&line.repeat(5 * 1024 * 1024 / line.len()));
+    let started = Instant::now();
+    let outcome = sandbox
+        .run_with_stdin(
+            &["receive", "--mailbox", "service_desk", "-"],
+            mail.as_bytes(),
+        )
+        .json();
+    let took = started.elapsed();
+    eprintln!("5 MB quick-action flood to Service Desk: {took:?}");
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["created"]["type"], "ticket", "{outcome:#}");
+    let ticket = sandbox.admin_json(&["issue", "show", "gitlabhq/gitlabhq", "1"]);
+    assert!(
+        ticket["labels"].as_array().is_none_or(Vec::is_empty),
+        "{:#}",
+        ticket["labels"]
+    );
+    // The target is 1 s; the bound is generous because this is a shared test machine.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
