@@ -335,7 +335,7 @@ fn a_quick_action_flood_to_service_desk_becomes_a_redacted_ticket_at_once() {
     let sandbox = Sandbox::with_config(&format!(
         "{WALKTHROUGH_CONFIG}service_desk_email:\n  enabled: true\n  address: \"support+%{{key}}@example.com\"\n"
     ));
-    let world = Walkthrough::set_up(&sandbox);
+    Walkthrough::set_up(&sandbox);
     sandbox.admin_json(&["project", "service-desk", "enable", "gitlabhq/gitlabhq"]);
     let show = sandbox.admin_json(&["project", "show", "gitlabhq/gitlabhq"]);
     let alias = str_field(&show["addresses"], "service_desk_alias").to_owned();
