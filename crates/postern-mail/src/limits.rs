@@ -49,3 +49,20 @@ pub const MAX_HEADER_BYTES: usize = 512 * 1024;
 /// attachments; ten thousand such lines leave room for signatures, separators and patches
 /// quoted in the body.
 pub const MAX_BOUNDARY_LINES: usize = 10_000;
+
+/// Where to cut `text` so it keeps at most `max` bytes: on a character boundary, and before the
+/// last `stop` byte of that prefix when there is one past its start (a line end, a tag's `<`),
+/// so nothing is cut in the middle of a line or a tag. `text.len()` when it is within the cap.
+pub fn cut_point(text: &str, max: usize, stop: u8) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text.as_bytes()[..end].iter().rposition(|&b| b == stop) {
+        Some(at) if at > 0 => at,
+        _ => end,
+    }
+}

@@ -118,15 +118,7 @@ fn trim_capped(text: &str, mode: trim::TrimMode) -> (String, String) {
     if text.len() <= MAX_TRIM_BYTES {
         return trim::trim_reply_split(text, mode);
     }
-    let mut end = MAX_TRIM_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let end = match text.as_bytes()[..end].iter().rposition(|&b| b == b'\n') {
-        Some(newline) if newline > 0 => newline,
-        _ => end,
-    };
-    let (head, tail) = text.split_at(end);
+    let (head, tail) = text.split_at(crate::limits::cut_point(text, MAX_TRIM_BYTES, b'\n'));
     let (mut kept, mut cut) = trim::trim_reply_split(head, mode);
     if cut.is_empty() {
         if !kept.is_empty() {

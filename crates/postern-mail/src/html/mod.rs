@@ -94,19 +94,8 @@ pub fn cut_notice() -> String {
 /// `html` up to `max` bytes, ending before the last `<` in that prefix (so no tag is cut in
 /// half) and on a character boundary; whether anything was cut.
 fn cut_at_tag(html: &str, max: usize) -> (&str, bool) {
-    if html.len() <= max {
-        return (html, false);
-    }
-    let mut end = max;
-    while !html.is_char_boundary(end) {
-        end -= 1;
-    }
-    // A prefix with no `<` at all is text: cut it at the character boundary.
-    let end = match html.as_bytes()[..end].iter().rposition(|&b| b == b'<') {
-        Some(tag) if tag > 0 => tag,
-        _ => end,
-    };
-    (&html[..end], true)
+    let end = crate::limits::cut_point(html, max, b'<');
+    (&html[..end], end < html.len())
 }
 
 /// The conversion proper, on HTML already within the cap.
