@@ -55,7 +55,7 @@ pub use auth::{SetupLink, setup_link};
 pub use error::WebError;
 pub use markdown::render_markdown;
 pub use ops::{install_metrics_recorder, record_receive};
-pub use secret::hash_password;
+pub use secret::{HashingLimits, SignInStats, hash_password};
 pub use state::{WebConfig, WebState};
 pub use throttle::ThrottlePolicy;
 

@@ -139,6 +139,24 @@ pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
             0
         }
     };
+    let stats = state.sign_in_stats();
+    for (name, help, value) in [
+        (
+            "postern_sign_in_password_checks_total",
+            "Password hashes and verifications run for sign-ins.",
+            stats.password_checks,
+        ),
+        (
+            "postern_sign_in_refused_busy_total",
+            "Sign-ins refused because every hashing slot and waiting place was taken.",
+            stats.refused_busy,
+        ),
+    ] {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     gauge_header(
         &mut text,
         "postern_store_up",
