@@ -250,6 +250,7 @@ both!(
 async fn sign_in_bench() {
     const CLIENTS: usize = 50;
     const ROUNDS: usize = 4;
+    const MAX_TRIES: usize = 200;
     let mut web = Web::new(postern_testkit::TestDb::sqlite().await)
         .await
         .unwrap();
@@ -262,6 +263,13 @@ async fn sign_in_bench() {
     let hashing = HashingLimits::default();
     reconfigure(&mut web, throttle, hashing);
     let web = Arc::new(web);
+    let rss = |field: &str| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let before = rss("VmHWM");
     let started = std::time::Instant::now();
     let mut tasks = JoinSet::new();
     for client in 0..CLIENTS {
@@ -269,10 +277,18 @@ async fn sign_in_bench() {
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             for _ in 0..ROUNDS {
+                // A client that honours 503 + Retry-After tries again; its latency is the whole
+                // wait (the bench sleeps less than the advertised second to keep the run short).
                 let at = std::time::Instant::now();
-                let status = sign_in(&web, &format!("10.1.0.{client}:40000"), "alice", PASSWORD)
-                    .await
-                    .status;
+                let mut status = StatusCode::SERVICE_UNAVAILABLE;
+                for _ in 0..MAX_TRIES {
+                    let address = format!("10.1.0.{client}:40000");
+                    status = sign_in(&web, &address, "alice", PASSWORD).await.status;
+                    if status != StatusCode::SERVICE_UNAVAILABLE {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 latencies.push((status, at.elapsed()));
             }
             latencies
@@ -287,14 +303,7 @@ async fn sign_in_bench() {
     );
     latencies.sort_by_key(|l| l.1);
     let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].1;
-    let peak_rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let peak_rss = format!("peak RSS before: {before}; after: {}", rss("VmHWM"));
     println!(
         "sign-in bench: {CLIENTS} clients x {ROUNDS}, {ok} ok in {elapsed:?}: {:.1} sign-ins/s, \
          p50 {:?}, p95 {:?}, max {:?}; slots {}, queue {}; {:?}; {peak_rss}",
