@@ -131,6 +131,7 @@ async fn serve(
         .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{}: {e}", gitlab_config.display())))?;
     let metrics = postern_web::install_metrics_recorder()
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
+    super::check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
     let destinations: Vec<String> = routes
         .iter()

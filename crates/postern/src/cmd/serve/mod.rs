@@ -73,9 +73,39 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     code
 }
 
+/// The data directory holds everyone's mail, reply keys and tokens: it and everything in it
+/// are made private (0700 / 0600) before anything opens them, with a warning naming what was
+/// too open (say, from a start under umask 022 by an earlier version).
+pub(super) fn check_data_dir_modes(data_dir: &std::path::Path) -> Result<(), Failure> {
+    let repair = crate::setup::secure_data_dir(data_dir).map_err(|e| {
+        Failure::new(
+            CONFIG,
+            anyhow::anyhow!(
+                "cannot make the data directory {} private: {e}",
+                data_dir.display()
+            ),
+        )
+    })?;
+    if let Some(first) = &repair.first {
+        tracing::warn!(
+            repaired = repair.repaired,
+            first = %first.display(),
+            "data directory: entries other users could read are now private (0700/0600)"
+        );
+    }
+    if repair.incomplete {
+        tracing::warn!(
+            checked = repair.checked,
+            "data directory: too many entries to check them all at start; the rest were left as found"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let metrics = postern_web::install_metrics_recorder()
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
+    check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
     let processor = Arc::new(setup.processor(store.clone()));
     let sender = setup.outbox_sender(store.clone())?;
