@@ -9,6 +9,7 @@ use postern_core::Processor;
 use postern_inbox::status::SourceStatus;
 use postern_store::Store;
 
+use crate::proxy::TrustedProxies;
 use crate::secret::{HashingGate, HashingLimits, SignInStats};
 use crate::throttle::{SignInThrottle, ThrottlePolicy};
 
@@ -28,10 +29,9 @@ pub struct WebConfig {
     pub page_size: i64,
     /// Limits on failed sign-ins.
     pub sign_in_throttle: ThrottlePolicy,
-    /// Take the client's address for sign-in throttling from the last `X-Forwarded-For` entry
-    /// (set it only behind a reverse proxy that appends it; otherwise anyone could pick their
-    /// own). Off by default: the peer address of the connection counts.
-    pub client_address_from_forwarded_for: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for sign-in
+    /// throttling and logs). Empty by default: no header is believed, the peer counts.
+    pub trusted_proxies: TrustedProxies,
     /// How many password hashes run at once and how many sign-ins may wait for one.
     pub sign_in_hashing: HashingLimits,
 }
@@ -47,7 +47,7 @@ impl WebConfig {
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             page_size: 50,
             sign_in_throttle: ThrottlePolicy::default(),
-            client_address_from_forwarded_for: false,
+            trusted_proxies: TrustedProxies::default(),
             sign_in_hashing: HashingLimits::default(),
         }
     }

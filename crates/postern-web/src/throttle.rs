@@ -277,10 +277,10 @@ impl SignInThrottle {
     }
 }
 
-/// The client's address for throttling: the connection's peer, or with
-/// [`WebConfig::client_address_from_forwarded_for`](crate::WebConfig) the last
-/// `X-Forwarded-For` entry. Unspecified (one shared bucket) when neither is known, as for a
-/// router driven without a listener.
+/// The client's address for throttling and logs: the connection's peer, or, when that peer is
+/// one of [`WebConfig::trusted_proxies`](crate::WebConfig), the client its forwarding headers
+/// name. Unspecified (one shared bucket) when there is no peer, as for a router driven
+/// without a listener.
 pub(crate) struct ClientAddress(pub(crate) IpAddr);
 
 impl axum::extract::FromRequestParts<crate::WebState> for ClientAddress {
@@ -290,29 +290,24 @@ impl axum::extract::FromRequestParts<crate::WebState> for ClientAddress {
         parts: &mut axum::http::request::Parts,
         state: &crate::WebState,
     ) -> Result<Self, Self::Rejection> {
-        let forwarded = state
-            .config()
-            .client_address_from_forwarded_for
-            .then(|| {
-                parts
-                    .headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .next_back()
-                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            })
-            .flatten();
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip());
-        Ok(ClientAddress(
-            forwarded
-                .or(peer)
-                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        ))
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |info| {
+                info.0.ip()
+            });
+        let values = |name: &'static str| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+        };
+        Ok(ClientAddress(state.config().trusted_proxies.client(
+            peer,
+            values("forwarded"),
+            values("x-forwarded-for"),
+        )))
     }
 }
 

@@ -317,3 +317,67 @@ async fn sign_in_bench() {
     );
     assert_eq!(ok, CLIENTS * ROUNDS);
 }
+
+/// A sign-in through a proxy at `proxy` that reports `client` in `X-Forwarded-For`.
+async fn sign_in_via(
+    web: &Web,
+    proxy: &str,
+    client: &str,
+    username: &str,
+    password: &str,
+) -> Reply {
+    let form = web.get("/login", None).await;
+    let login_cookie = set_cookie_pair(&form, "postern_login").unwrap();
+    let csrf = form.csrf();
+    let peer: SocketAddr = proxy.parse().unwrap();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::COOKIE, login_cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", client)
+        .extension(ConnectInfo(peer))
+        .body(Body::from(urlencode(&[
+            ("csrf", &csrf),
+            ("username", username),
+            ("password", password),
+        ])))
+        .unwrap();
+    web.call(request).await
+}
+
+both!(only_trusted_proxies_name_the_client, |db| {
+    let mut web = Web::new(db).await?;
+    web.user("alice", false).await?;
+    let mut config = WebConfig::new("postern test", "https://tracker.example");
+    config.trusted_proxies = postern_web::TrustedProxies::parse(&["10.0.0.0/8"])?;
+    web.state = WebState::new(web.processor.clone(), Vec::new(), config);
+    web.router = postern_web::router(web.state.clone());
+
+    // Behind the proxy, one client's failures limit that client only, not everyone.
+    for n in 0..5 {
+        let reply = sign_in_via(&web, "10.0.0.1:5000", "203.0.113.5", "alice", "wrong").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let limited = sign_in_via(&web, "10.0.0.1:5000", "203.0.113.5", "alice", PASSWORD).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let neighbour = sign_in_via(&web, "10.0.0.1:5000", "203.0.113.6", "alice", PASSWORD).await;
+    assert_eq!(neighbour.status, StatusCode::SEE_OTHER);
+    // The external URL is https: the session cookie is Secure.
+    assert!(
+        neighbour.header("set-cookie").contains("; Secure"),
+        "{:?}",
+        neighbour.headers
+    );
+
+    // A peer that is not a trusted proxy cannot pick its address: its own counts, so changing
+    // the header does not escape the limit.
+    for n in 0..5 {
+        let spoof = format!("198.51.100.{n}");
+        let reply = sign_in_via(&web, "192.0.2.66:5000", &spoof, "alice", "wrong").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let spoofed = sign_in_via(&web, "192.0.2.66:5000", "198.51.100.99", "alice", PASSWORD).await;
+    assert_eq!(spoofed.status, StatusCode::TOO_MANY_REQUESTS);
+    Ok(())
+});

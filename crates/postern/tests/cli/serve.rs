@@ -289,3 +289,53 @@ fn the_data_directory_is_private_after_a_start_under_umask_022() {
         "{log}"
     );
 }
+
+/// The response head of a plain GET on loopback.
+fn http_head(port: u16, path: &str) -> String {
+    use std::io::Read as _;
+    let mut stream = connect(port);
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+        .split_once("\r\n\r\n")
+        .map_or(response.clone(), |(head, _)| head.to_owned())
+}
+
+#[test]
+fn behind_an_https_proxy_cookies_are_secure_and_bad_proxies_are_refused() {
+    let web = free_port();
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{}\"\nweb:\n  listen: \"127.0.0.1:{web}\"\n  external_url: \"https://tracker.example/\"\n  trusted_proxies: [\"127.0.0.1/32\", \"::1\"]\n",
+        free_port()
+    ));
+    let child = start(&sandbox);
+    let head = http_head(web, "/login");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|line| {
+            line.to_ascii_lowercase()
+                .starts_with("set-cookie: postern_login=")
+        })
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cookie.contains("; Secure"), "{head}");
+    assert!(stop(child).success());
+
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{}\"\nweb:\n  listen: \"127.0.0.1:0\"\n  trusted_proxies: [\"10.0.0.0/40\"]\n",
+        free_port()
+    ));
+    let run = sandbox.run(&["serve"]);
+    let error = run.one_line_error(78);
+    assert!(
+        error.contains("web.trusted_proxies") && error.contains("10.0.0.0/40"),
+        "{error}"
+    );
+}

@@ -25,7 +25,9 @@ use postern_gitlab::{
     CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, GraphOptions, InboxMethod,
     MailboxSettings, WebhookOptions, mailbox_type,
 };
-use postern_web::{WebConfig, WebState};
+use postern_web::WebState;
+
+use super::web_config;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -182,10 +184,7 @@ async fn serve(
     let web_state = WebState::new(
         processor,
         planned.statuses.clone(),
-        WebConfig::new(
-            &setup.config.instance_name(),
-            &format!("http://{web_bound}"),
-        ),
+        web_config(&setup, web_bound)?,
     )
     .with_metrics(metrics);
     tracing::info!(

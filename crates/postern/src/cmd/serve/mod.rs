@@ -150,15 +150,8 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let (web_listener, web_bound) = bind_web(&setup).await?;
     let mut statuses = vec![lmtp_status.clone()];
     statuses.extend(planned.statuses.iter().cloned());
-    let web_state = WebState::new(
-        processor.clone(),
-        statuses,
-        WebConfig::new(
-            &setup.config.instance_name(),
-            &format!("http://{web_bound}"),
-        ),
-    )
-    .with_metrics(metrics);
+    let web_state = WebState::new(processor.clone(), statuses, web_config(&setup, web_bound)?)
+        .with_metrics(metrics);
     tracing::info!(
         data_dir = %setup.data_dir.display(),
         lmtp = %bound,
@@ -217,6 +210,36 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Binds the web server's address (`web.listen`).
+/// The web UI's settings from `web:`: links and cookies follow `external_url` (else
+/// `http://<bound address>`), and only `trusted_proxies` may name the client.
+pub(super) fn web_config(setup: &Setup, web_bound: SocketAddr) -> Result<WebConfig, Failure> {
+    let web = setup.config.web.as_ref();
+    let base_url = match web.and_then(|web| web.external_url.as_deref()) {
+        Some(url) => {
+            let url = url.trim();
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            let host_ok = url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty());
+            if !scheme_ok || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Failure::new(
+                    CONFIG,
+                    anyhow::anyhow!(
+                        "web.external_url: expected http://… or https://… without spaces, not {url:?}"
+                    ),
+                ));
+            }
+            url.to_owned()
+        }
+        None => format!("http://{web_bound}"),
+    };
+    let mut config = WebConfig::new(&setup.config.instance_name(), &base_url);
+    let proxies: &[String] = web.map_or(&[], |web| web.trusted_proxies.as_slice());
+    config.trusted_proxies = postern_web::TrustedProxies::parse(proxies)
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("web.trusted_proxies: {e}")))?;
+    Ok(config)
+}
+
 async fn bind_web(setup: &Setup) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
     let web_listen = setup
         .config
