@@ -9,7 +9,6 @@ use axum::{Form, Router};
 use postern_store::{NewProject, NewUser, Role, User, UserState, Visibility};
 use serde::Deserialize;
 
-use crate::secret::hash_password_blocking;
 use crate::session::{self, Me};
 use crate::{WebError, WebState};
 
@@ -83,7 +82,7 @@ async fn create_user(
             "The password needs at least 8 characters.".into(),
         ));
     } else {
-        Some(hash_password_blocking(form.password).await?)
+        Some(state.hashing().hash(form.password).await?)
     };
     let name = if form.name.trim().is_empty() {
         username
@@ -164,7 +163,7 @@ async fn set_password(
             "The password needs at least 8 characters.".into(),
         ));
     }
-    let hash = hash_password_blocking(form.password).await?;
+    let hash = state.hashing().hash(form.password).await?;
     let mut tx = state.store().begin().await?;
     tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
     tx.set_password_hash(id, &hash).await?;

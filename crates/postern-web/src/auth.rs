@@ -9,10 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use postern_store::NewUser;
 use serde::Deserialize;
 
-use crate::secret::{
-    hash_password_blocking, new_token, same_secret, spend_verification_time, token_hash,
-    verify_password_blocking,
-};
+use crate::secret::{new_token, same_secret, token_hash};
 use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
 use crate::throttle::ClientAddress;
 use crate::{WebError, WebState};
@@ -20,6 +17,9 @@ use crate::{WebError, WebState};
 /// The `settings` key holding the hash of the one-time setup token.
 const SETUP_TOKEN_SETTING: &str = "web.setup_token_sha256";
 const MIN_PASSWORD_CHARS: usize = 8;
+/// `Retry-After` when every hashing slot and waiting place is taken: a queue drains in well
+/// under a second, so a short wait is honest.
+const BUSY_RETRY_SECONDS: u64 = 1;
 
 /// The one-time link that lets the first administrator choose a password. Its `Debug` hides
 /// the token; print it with [`SetupLink::expose`] where the operator alone reads it.
@@ -103,30 +103,6 @@ pub(crate) async fn login(
     if expected.is_empty() || !same_secret(expected, &form.csrf) {
         return Err(WebError::Forbidden);
     }
-    let throttle = state.throttle();
-    if let Some(wait) = throttle.wait(&form.username, address, Instant::now()) {
-        // Checked before argon2 runs, so a limited client costs no hashing at all.
-        let seconds = wait.as_secs().max(1);
-        tracing::warn!(
-            username = %form.username, client = %address, retry_after = seconds,
-            "sign-in refused: too many failed attempts"
-        );
-        let retry_after = WebError::TooManyAttempts(seconds).retry_after();
-        let message = format!(
-            "Too many failed sign-ins. Try again in {} minute(s).",
-            seconds.div_ceil(60)
-        );
-        let mut page = login_page(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            &form.username,
-            Some(&message),
-        )?;
-        if let Some(value) = retry_after {
-            page.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(page);
-    }
     let mut tx = state.store().begin_read_only().await?;
     let user = tx.user_by_username(&form.username).await?;
     let stored = match &user {
@@ -134,17 +110,60 @@ pub(crate) async fn login(
         None => None,
     };
     tx.rollback().await?;
-    let matches = match stored {
-        Some(stored) => verify_password_blocking(form.password, stored).await,
-        None => {
-            spend_verification_time(form.password).await;
-            false
-        }
+    let throttle = state.throttle();
+    // Counted before argon2 runs, so parallel attempts cannot all slip under the limit, and a
+    // limited client costs no hashing at all.
+    let reservation =
+        match throttle.reserve(&form.username, user.is_some(), address, Instant::now()) {
+            Ok(reservation) => reservation,
+            Err(wait) => {
+                let seconds = wait.as_secs().max(1);
+                tracing::warn!(
+                    username = %form.username.escape_debug(), client = %address,
+                    retry_after = seconds, "sign-in refused: too many failed attempts"
+                );
+                let retry_after = WebError::TooManyAttempts(seconds).retry_after();
+                let message = format!(
+                    "Too many failed sign-ins. Try again in {} minute(s).",
+                    seconds.div_ceil(60)
+                );
+                let mut page = login_page(
+                    &state,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &form.username,
+                    Some(&message),
+                )?;
+                if let Some(value) = retry_after {
+                    page.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Ok(page);
+            }
+        };
+    // Then a place in the hashing queue: when every slot and waiting place is taken the answer
+    // is immediate and costs no hashing, and the attempt is taken back from the counts.
+    let Some(admission) = state.hashing().admit() else {
+        throttle.not_tried(reservation);
+        tracing::warn!(client = %address, "sign-in refused: password hashing is saturated");
+        let mut page = login_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &form.username,
+            Some("The server is busy. Try again in a moment."),
+        )?;
+        page.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(BUSY_RETRY_SECONDS),
+        );
+        return Ok(page);
     };
+    // Unknown names and accounts without a password are checked against a dummy hash: the
+    // same cost, so timing does not tell which names exist.
+    let matches = admission.verify(form.password, stored).await;
     let user = user.filter(|u| matches && !u.is_blocked() && !u.is_support_bot());
     let Some(user) = user else {
-        throttle.failed(&form.username, address, Instant::now());
-        tracing::info!(username = %form.username, client = %address, "sign-in failed");
+        tracing::info!(
+            username = %form.username.escape_debug(), client = %address, "sign-in failed"
+        );
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -152,7 +171,7 @@ pub(crate) async fn login(
             Some("Invalid username or password."),
         );
     };
-    throttle.succeeded(&form.username, address);
+    throttle.succeeded(reservation);
     let cookie = session::start(&state, user.id).await?;
     Ok((
         StatusCode::SEE_OTHER,
@@ -252,7 +271,7 @@ pub(crate) async fn setup(
         )?;
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     }
-    let hash = hash_password_blocking(form.password).await?;
+    let hash = state.hashing().hash(form.password).await?;
     let mut tx = state.store().begin().await?;
     let user = match tx.user_by_username(form.username.trim()).await? {
         Some(user) if !user.is_support_bot() => user,

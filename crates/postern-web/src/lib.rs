@@ -40,6 +40,7 @@ mod ops;
 mod pages;
 mod project_admin;
 mod project_settings;
+mod proxy;
 mod secret;
 mod session;
 mod state;
@@ -55,7 +56,8 @@ pub use auth::{SetupLink, setup_link};
 pub use error::WebError;
 pub use markdown::render_markdown;
 pub use ops::{install_metrics_recorder, record_receive};
-pub use secret::hash_password;
+pub use proxy::TrustedProxies;
+pub use secret::{HashingLimits, SignInStats, hash_password};
 pub use state::{WebConfig, WebState};
 pub use throttle::ThrottlePolicy;
 

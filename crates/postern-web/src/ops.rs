@@ -1,17 +1,23 @@
 //! `/health`, `/ready` and `/metrics`, and the recorder the binary installs once.
+//!
+//! `/health` is open and says only `ok`. `/ready` and `/metrics` show mailbox locations, last
+//! errors and counts, so they need an administrator: a signed-in administrator's session, or an
+//! administrator's personal access token (`Authorization: Bearer …` or `PRIVATE-TOKEN`), which
+//! is what a Prometheus scrape or a load balancer's probe sends. Anonymous requests get 401,
+//! signed-in non-administrators 403.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use postern_core::ReceiveOutcome;
 use postern_inbox::status::{SourceState, StatusSnapshot};
 
-use crate::WebState;
+use crate::{WebError, WebState, session};
 
 /// Seconds; processing one message is usually milliseconds, a git apply can take seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -54,8 +60,31 @@ struct Readiness {
     not_ready: Vec<String>,
 }
 
+/// Lets an administrator through: by token when the request carries one (a token that is not
+/// an administrator's is refused rather than falling back to the cookie), else by session.
+async fn require_operator(state: &WebState, headers: &HeaderMap) -> Result<(), WebError> {
+    let has_token =
+        headers.contains_key(header::AUTHORIZATION) || headers.contains_key("private-token");
+    let admin = if has_token {
+        session::api_user(state, headers).await?.admin
+    } else {
+        let me = session::current(state, headers)
+            .await?
+            .ok_or(WebError::Unauthorized)?;
+        me.user.admin
+    };
+    if admin {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden)
+    }
+}
+
 /// Readiness: the store answers a query and every source is connected. 503 lists what is not.
-pub(crate) async fn ready(State(state): State<WebState>) -> Response {
+pub(crate) async fn ready(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = require_operator(&state, &headers).await {
+        return refused.into_response();
+    }
     let mut not_ready = Vec::new();
     let store = match state.store().ping().await {
         Ok(()) => "ok".to_owned(),
@@ -90,7 +119,10 @@ pub(crate) async fn ready(State(state): State<WebState>) -> Response {
 }
 
 /// Prometheus text: what the recorder collected, then the gauges read now.
-pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
+pub(crate) async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = require_operator(&state, &headers).await {
+        return refused.into_response();
+    }
     let mut text = state
         .inner
         .metrics
@@ -139,6 +171,24 @@ pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
             0
         }
     };
+    let stats = state.sign_in_stats();
+    for (name, help, value) in [
+        (
+            "postern_sign_in_password_checks_total",
+            "Password hashes and verifications run for sign-ins.",
+            stats.password_checks,
+        ),
+        (
+            "postern_sign_in_refused_busy_total",
+            "Sign-ins refused because every hashing slot and waiting place was taken.",
+            stats.refused_busy,
+        ),
+    ] {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     gauge_header(
         &mut text,
         "postern_store_up",

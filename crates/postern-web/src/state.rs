@@ -9,6 +9,8 @@ use postern_core::Processor;
 use postern_inbox::status::SourceStatus;
 use postern_store::Store;
 
+use crate::proxy::TrustedProxies;
+use crate::secret::{HashingGate, HashingLimits, SignInStats};
 use crate::throttle::{SignInThrottle, ThrottlePolicy};
 
 /// Settings of the web UI.
@@ -27,10 +29,11 @@ pub struct WebConfig {
     pub page_size: i64,
     /// Limits on failed sign-ins.
     pub sign_in_throttle: ThrottlePolicy,
-    /// Take the client's address for sign-in throttling from the last `X-Forwarded-For` entry
-    /// (set it only behind a reverse proxy that appends it; otherwise anyone could pick their
-    /// own). Off by default: the peer address of the connection counts.
-    pub client_address_from_forwarded_for: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for sign-in
+    /// throttling and logs). Empty by default: no header is believed, the peer counts.
+    pub trusted_proxies: TrustedProxies,
+    /// How many password hashes run at once and how many sign-ins may wait for one.
+    pub sign_in_hashing: HashingLimits,
 }
 
 impl WebConfig {
@@ -44,7 +47,8 @@ impl WebConfig {
             session_lifetime: Duration::from_secs(14 * 24 * 3600),
             page_size: 50,
             sign_in_throttle: ThrottlePolicy::default(),
-            client_address_from_forwarded_for: false,
+            trusted_proxies: TrustedProxies::default(),
+            sign_in_hashing: HashingLimits::default(),
         }
     }
 }
@@ -63,6 +67,7 @@ pub(crate) struct Inner {
     pub(crate) config: WebConfig,
     pub(crate) templates: minijinja::Environment<'static>,
     pub(crate) throttle: Arc<SignInThrottle>,
+    pub(crate) hashing: HashingGate,
 }
 
 impl WebState {
@@ -78,6 +83,7 @@ impl WebState {
                 sources,
                 metrics: None,
                 throttle: Arc::new(SignInThrottle::new(config.sign_in_throttle)),
+                hashing: HashingGate::new(config.sign_in_hashing),
                 config,
                 templates: crate::pages::environment(),
             }),
@@ -95,6 +101,7 @@ impl WebState {
             config: self.inner.config.clone(),
             templates: crate::pages::environment(),
             throttle: self.inner.throttle.clone(),
+            hashing: self.inner.hashing.clone(),
         };
         WebState {
             inner: Arc::new(inner),
@@ -116,6 +123,16 @@ impl WebState {
 
     pub(crate) fn throttle(&self) -> &SignInThrottle {
         &self.inner.throttle
+    }
+
+    pub(crate) fn hashing(&self) -> &HashingGate {
+        &self.inner.hashing
+    }
+
+    /// What password hashing has done since start: checks run, the most at once, sign-ins
+    /// refused as busy. Also in `/metrics`.
+    pub fn sign_in_stats(&self) -> SignInStats {
+        self.inner.hashing.stats()
     }
 
     pub(crate) fn uploads_dir(&self) -> PathBuf {

@@ -54,11 +54,7 @@ pub struct Config {
     /// Where data lives.
     pub store: Option<StoreConfig>,
     /// The web server.
-    #[allow(
-        dead_code,
-        reason = "read by `serve`, which arrives with the mail sources"
-    )]
-    pub web: Option<ListenConfig>,
+    pub web: Option<WebSection>,
     /// The built-in LMTP/SMTP listener.
     #[allow(
         dead_code,
@@ -216,7 +212,23 @@ pub struct StoreConfig {
     pub data_dir: Option<PathBuf>,
 }
 
-/// `web:` and `listener:`.
+/// `web:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Address to bind (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// Where people reach the UI (`https://tracker.example.com`), when that is not
+    /// `http://<listen>`: behind a reverse proxy. Links printed or mailed use it; `https://`
+    /// makes cookies `Secure`.
+    pub external_url: Option<String>,
+    /// Reverse proxies (CIDR networks or addresses) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client; no other peer's are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `listener:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code, reason = "read by `serve`")]

@@ -1,6 +1,7 @@
 //! Turning a configuration into running parts: data directory, store, processor.
 
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,6 +22,83 @@ pub const MAX_ATTACHMENT_BYTES: usize = 100 * 1024 * 1024;
 /// The largest message taken whole by default, from any source: the built-in listener's limit.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 50 * 1024 * 1024;
 
+/// The umask of every postern process: what it writes (the database and its `-wal`/`-shm`,
+/// raw mail, uploads, repositories, the outbox) holds reply keys, tokens and everyone's mail, so
+/// it is for postern's own user alone, whatever umask it was started with.
+pub const PRIVATE_UMASK: u32 = 0o077;
+/// The mode of the data directory and every directory in it.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// The mode of every file in the data directory.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Entries looked at when checking the data directory's modes at start. The walk is linear in
+/// this; a larger directory is checked this far (with a warning) rather than holding up the start.
+pub const MAX_MODE_CHECKS: usize = 200_000;
+
+fn restrict_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(PRIVATE_UMASK));
+}
+
+/// What [`secure_data_dir`] found and repaired.
+#[derive(Debug, Default)]
+pub struct ModeRepair {
+    /// Entries whose mode was too open and is now private.
+    pub repaired: usize,
+    /// The first of them, for the warning.
+    pub first: Option<PathBuf>,
+    /// Entries looked at.
+    pub checked: usize,
+    /// Whether the walk stopped at [`MAX_MODE_CHECKS`].
+    pub incomplete: bool,
+}
+
+/// Creates `dir` (0700) if needed, and makes it and everything in it private: directories
+/// 0700, files 0600. Symbolic links are neither followed nor changed. Entries another user
+/// owns cannot be changed and are an error.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<ModeRepair> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)?;
+    let mut repair = ModeRepair::default();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if repair.checked >= MAX_MODE_CHECKS {
+            repair.incomplete = true;
+            break;
+        }
+        repair.checked += 1;
+        let metadata = std::fs::symlink_metadata(&path)?;
+        let wanted = if metadata.is_dir() {
+            PRIVATE_DIR_MODE
+        } else if metadata.is_file() {
+            PRIVATE_FILE_MODE
+        } else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(
+                &path,
+                std::fs::Permissions::from_mode(wanted | (mode & 0o700)),
+            )?;
+            repair.repaired += 1;
+            if repair.first.is_none() {
+                repair.first = Some(path.clone());
+            }
+        }
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                if repair.checked + pending.len() >= MAX_MODE_CHECKS {
+                    repair.incomplete = true;
+                    break;
+                }
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(repair)
+}
+
 /// Resolved locations and settings.
 pub struct Setup {
     /// The configuration it came from.
@@ -32,8 +110,10 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Resolves defaults: data in `./postern-data`, SQLite in `postern.sqlite3` there.
+    /// Resolves defaults: data in `./postern-data`, SQLite in `postern.sqlite3` there. Also
+    /// sets the process's umask to 0077 (see [`PRIVATE_UMASK`]).
     pub fn new(config: Config) -> Setup {
+        restrict_umask();
         let store = config.store.as_ref();
         let data_dir = store
             .and_then(|s| s.data_dir.clone())
@@ -58,7 +138,10 @@ impl Setup {
     /// (exit 78: an unsupported or malformed URL, a refused password, a database that is not
     /// postern's).
     pub async fn store(&self) -> Result<Store, Failure> {
-        std::fs::create_dir_all(&self.data_dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(&self.data_dir)
             .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))
             .map_err(|e| Failure::new(TEMPORARY, e))?;
         let options = StoreOptions {

@@ -9,7 +9,27 @@ use postern_inbox::status::SourceStatus;
 use postern_store::Visibility;
 use postern_testkit::both;
 
-use crate::support::Web;
+use axum::body::Body;
+use axum::http::Request;
+use postern_testkit::BoxError;
+
+use crate::api::token_for;
+use crate::support::{Reply, Web};
+
+/// An administrator's personal access token, as a scraper would hold it.
+async fn operator(web: &Web) -> Result<String, BoxError> {
+    web.user("operator", true).await?;
+    token_for(web, "operator").await
+}
+
+async fn get_with_token(web: &Web, path: &str, token: &str) -> Reply {
+    let request = Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    web.call(request).await
+}
 
 both!(health_answers_ok_without_sign_in, |db| {
     let web = Web::new(db).await?;
@@ -31,8 +51,9 @@ both!(ready_waits_for_every_source_to_connect, |db| {
         "127.0.0.1:2525",
     ));
     let web = Web::with_sources(db, vec![imap.clone(), lmtp.clone()]).await?;
+    let token = operator(&web).await?;
 
-    let reply = web.get("/ready", None).await;
+    let reply = get_with_token(&web, "/ready", &token).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         reply.body.contains("incoming_email (imap): Starting"),
@@ -42,7 +63,7 @@ both!(ready_waits_for_every_source_to_connect, |db| {
 
     imap.connected();
     lmtp.failed("connection refused");
-    let reply = web.get("/ready", None).await;
+    let reply = get_with_token(&web, "/ready", &token).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         reply
@@ -56,7 +77,7 @@ both!(ready_waits_for_every_source_to_connect, |db| {
     );
 
     lmtp.connected();
-    let reply = web.get("/ready", None).await;
+    let reply = get_with_token(&web, "/ready", &token).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let json: serde_json::Value = serde_json::from_str(&reply.body)?;
     assert_eq!(json["ready"], true);
@@ -66,10 +87,11 @@ both!(ready_waits_for_every_source_to_connect, |db| {
 
 both!(ready_fails_when_the_store_does_not_answer, |db| {
     let web = Web::new(db).await?;
+    let token = operator(&web).await?;
     web.store().close().await;
-    let reply = web.get("/ready", None).await;
+    // The token cannot be checked without the store either: not ready, without detail.
+    let reply = get_with_token(&web, "/ready", &token).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(reply.body.contains("store: "), "{}", reply.body);
     // Liveness does not depend on the store.
     assert_eq!(web.get("/health", None).await.status, StatusCode::OK);
     Ok(())
@@ -92,8 +114,9 @@ both!(metrics_show_store_counts_and_source_gauges, |db| {
     // alice is no member of the private project: rejected.
     web.receive(&web.new_issue_mail(&project, &user, "one", "text"))
         .await?;
+    let token = operator(&web).await?;
 
-    let reply = web.get("/metrics", None).await;
+    let reply = get_with_token(&web, "/metrics", &token).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(
         reply
@@ -142,7 +165,8 @@ both!(metrics_include_what_the_recorder_collected, |db| {
     });
     let router = postern_web::router(state);
     let web = crate::support::Web { router, ..web };
-    let text = web.get("/metrics", None).await.body;
+    let token = operator(&web).await?;
+    let text = get_with_token(&web, "/metrics", &token).await.body;
     assert!(
         text.contains("postern_messages_total{outcome=\"rejected\",error_kind=\"user_not_found\",mailbox=\"incoming\"} 1"),
         "{text}"
@@ -183,3 +207,54 @@ both!(
         Ok(())
     }
 );
+
+both!(ready_and_metrics_are_for_administrators_only, |db| {
+    let source = Arc::new(SourceStatus::new(
+        "incoming_email",
+        "imap",
+        "someone@mail.example:993/INBOX",
+    ));
+    source.failed("authentication failed for someone");
+    let web = Web::with_sources(db, vec![source]).await?;
+    web.user("alice", false).await?;
+    let alice_token = token_for(&web, "alice").await?;
+    let alice = web.login("alice").await?;
+    web.user("root", true).await?;
+    let root = web.login("root").await?;
+    let root_token = token_for(&web, "root").await?;
+
+    // Liveness stays open and says nothing more than that.
+    let health = web.get("/health", None).await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+
+    for path in ["/ready", "/metrics"] {
+        let anonymous = web.get(path, None).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            !anonymous.body.contains("someone"),
+            "{path}: {}",
+            anonymous.body
+        );
+        let bad_token = get_with_token(&web, path, "pstn-made-up").await;
+        assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED, "{path}");
+        let member = web.get(path, alice.cookie()).await;
+        assert_eq!(member.status, StatusCode::FORBIDDEN, "{path}");
+        let member_token = get_with_token(&web, path, &alice_token).await;
+        assert_eq!(member_token.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!member_token.body.contains("someone"), "{path}");
+
+        let by_session = web.get(path, root.cookie()).await;
+        assert_ne!(by_session.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_ne!(by_session.status, StatusCode::FORBIDDEN, "{path}");
+        let by_token = get_with_token(&web, path, &root_token).await;
+        assert!(
+            by_token.body.contains("incoming_email"),
+            "{path}: {}",
+            by_token.body
+        );
+    }
+    Ok(())
+});

@@ -25,7 +25,9 @@ use postern_gitlab::{
     CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, GraphOptions, InboxMethod,
     MailboxSettings, WebhookOptions, mailbox_type,
 };
-use postern_web::{WebConfig, WebState};
+use postern_web::WebState;
+
+use super::web_config;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -131,6 +133,7 @@ async fn serve(
         .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{}: {e}", gitlab_config.display())))?;
     let metrics = postern_web::install_metrics_recorder()
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
+    super::check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
     let destinations: Vec<String> = routes
         .iter()
@@ -181,10 +184,7 @@ async fn serve(
     let web_state = WebState::new(
         processor,
         planned.statuses.clone(),
-        WebConfig::new(
-            &setup.config.instance_name(),
-            &format!("http://{web_bound}"),
-        ),
+        web_config(&setup, web_bound)?,
     )
     .with_metrics(metrics);
     tracing::info!(

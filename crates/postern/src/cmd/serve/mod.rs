@@ -73,9 +73,39 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     code
 }
 
+/// The data directory holds everyone's mail, reply keys and tokens: it and everything in it
+/// are made private (0700 / 0600) before anything opens them, with a warning naming what was
+/// too open (say, from a start under umask 022 by an earlier version).
+pub(super) fn check_data_dir_modes(data_dir: &std::path::Path) -> Result<(), Failure> {
+    let repair = crate::setup::secure_data_dir(data_dir).map_err(|e| {
+        Failure::new(
+            CONFIG,
+            anyhow::anyhow!(
+                "cannot make the data directory {} private: {e}",
+                data_dir.display()
+            ),
+        )
+    })?;
+    if let Some(first) = &repair.first {
+        tracing::warn!(
+            repaired = repair.repaired,
+            first = %first.display(),
+            "data directory: entries other users could read are now private (0700/0600)"
+        );
+    }
+    if repair.incomplete {
+        tracing::warn!(
+            checked = repair.checked,
+            "data directory: too many entries to check them all at start; the rest were left as found"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let metrics = postern_web::install_metrics_recorder()
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
+    check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
     let processor = Arc::new(setup.processor(store.clone()));
     let sender = setup.outbox_sender(store.clone())?;
@@ -120,15 +150,8 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let (web_listener, web_bound) = bind_web(&setup).await?;
     let mut statuses = vec![lmtp_status.clone()];
     statuses.extend(planned.statuses.iter().cloned());
-    let web_state = WebState::new(
-        processor.clone(),
-        statuses,
-        WebConfig::new(
-            &setup.config.instance_name(),
-            &format!("http://{web_bound}"),
-        ),
-    )
-    .with_metrics(metrics);
+    let web_state = WebState::new(processor.clone(), statuses, web_config(&setup, web_bound)?)
+        .with_metrics(metrics);
     tracing::info!(
         data_dir = %setup.data_dir.display(),
         lmtp = %bound,
@@ -187,6 +210,36 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Binds the web server's address (`web.listen`).
+/// The web UI's settings from `web:`: links and cookies follow `external_url` (else
+/// `http://<bound address>`), and only `trusted_proxies` may name the client.
+pub(super) fn web_config(setup: &Setup, web_bound: SocketAddr) -> Result<WebConfig, Failure> {
+    let web = setup.config.web.as_ref();
+    let base_url = match web.and_then(|web| web.external_url.as_deref()) {
+        Some(url) => {
+            let url = url.trim();
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            let host_ok = url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty());
+            if !scheme_ok || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Failure::new(
+                    CONFIG,
+                    anyhow::anyhow!(
+                        "web.external_url: expected http://… or https://… without spaces, not {url:?}"
+                    ),
+                ));
+            }
+            url.to_owned()
+        }
+        None => format!("http://{web_bound}"),
+    };
+    let mut config = WebConfig::new(&setup.config.instance_name(), &base_url);
+    let proxies: &[String] = web.map_or(&[], |web| web.trusted_proxies.as_slice());
+    config.trusted_proxies = postern_web::TrustedProxies::parse(proxies)
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("web.trusted_proxies: {e}")))?;
+    Ok(config)
+}
+
 async fn bind_web(setup: &Setup) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
     let web_listen = setup
         .config
