@@ -1,0 +1,102 @@
+//! Installed like real software (issue 21): `--version`, shell completions, man pages, backup
+//! and restore, and the Debian package built, installed, used and purged.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::Sandbox;
+
+#[test]
+fn version_names_commit_and_features() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["--version"]);
+    run.expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&concat!("postern ", env!("CARGO_PKG_VERSION")))
+    );
+    let commit = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("commit: "))
+        .unwrap_or_else(|| panic!("no commit line:\n{}", run.stdout));
+    assert!(
+        commit == "unknown" || commit.chars().take(12).all(|c| c.is_ascii_hexdigit()),
+        "commit {commit:?}"
+    );
+    assert!(
+        lines.iter().any(|line| line.starts_with("features: ")),
+        "no features line:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let sandbox = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = sandbox.run(&["completions", shell]);
+        run.expect_code(0);
+        for word in ["serve", "check", "admin", "receive"] {
+            assert!(run.stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // The bash script is valid bash (the shell is on every test machine).
+    let script = sandbox.run(&["completions", "bash"]).stdout;
+    let path = sandbox.write("postern.bash", script.as_bytes());
+    let status = Command::new("bash").arg("-n").arg(&path).status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "bash -n rejected the script"
+    );
+    // An unknown shell is a usage error naming the ones there are.
+    let run = sandbox.run(&["completions", "tcsh"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("bash"), "{}", run.stderr);
+}
+
+#[test]
+fn man_pages_for_every_command_and_the_configuration() {
+    let sandbox = Sandbox::new();
+    sandbox.run(&["manpages", "man"]).expect_code(0);
+    let dir = sandbox.path().join("man");
+    for page in [
+        "postern.1",
+        "postern-serve.1",
+        "postern-check.1",
+        "postern-admin.1",
+        "postern-admin-user-add.1",
+        "postern-completions.1",
+        "postern.yml.5",
+    ] {
+        assert!(dir.join(page).is_file(), "no {page}");
+    }
+    // The hidden generator has no page of its own.
+    assert!(!dir.join("postern-manpages.1").exists());
+    let config = std::fs::read_to_string(dir.join("postern.yml.5")).unwrap_or_default();
+    // Written from the example configuration: its keys and defaults are in the page.
+    assert!(config.contains("max_message_bytes: 52428800"), "{config}");
+    assert!(config.contains(".SS limits"), "{config}");
+    render_cleanly(&dir.join("postern.yml.5"), "quarantine_after_failures");
+    render_cleanly(&dir.join("postern.1"), "completions");
+}
+
+/// Renders a page with man(1), when it is installed, and asserts no groff warning and the
+/// `expected` text.
+fn render_cleanly(page: &Path, expected: &str) {
+    let Ok(output) = Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(page)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "0")
+        .output()
+    else {
+        eprintln!("man is not installed: {} not rendered", page.display());
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}: {stderr}", page.display());
+    assert!(stderr.trim().is_empty(), "{}: {stderr}", page.display());
+    assert!(stdout.contains(expected), "{}:\n{stdout}", page.display());
+}
