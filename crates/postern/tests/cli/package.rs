@@ -100,3 +100,99 @@ fn render_cleanly(page: &Path, expected: &str) {
     assert!(stderr.trim().is_empty(), "{}: {stderr}", page.display());
     assert!(stdout.contains(expected), "{}:\n{stdout}", page.display());
 }
+
+/// The projects' paths, from `admin project list --json`.
+fn project_paths(sandbox: &Sandbox) -> Vec<String> {
+    let listed = sandbox.admin_json(&["project", "list"]);
+    let mut paths: Vec<String> = listed
+        .as_array()
+        .map(|projects| {
+            projects
+                .iter()
+                .filter_map(|project| project["full_path"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn backup_while_serving_and_restore_when_stopped() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let port = crate::serve::free_port();
+    let sandbox = Sandbox::with_config(&format!(
+        "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
+    ));
+    sandbox.admin_json(&["project", "add", "land/one"]);
+    let child = crate::serve::start(&sandbox);
+    // The server has the database open (its listener answers) while the backup is taken.
+    drop(crate::serve::connect(port));
+    let run = sandbox.run(&["admin", "backup", "one.sqlite3"]);
+    run.expect_code(0);
+    let backup = sandbox.path().join("one.sqlite3");
+    let mode = std::fs::metadata(&backup).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600), "the backup holds mail: private");
+    // No silent overwrite of a backup.
+    let refused = sandbox.run(&["admin", "backup", "one.sqlite3"]);
+    assert!(
+        refused.one_line_error(1).contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    // Nor of the database under a running server.
+    let refused = sandbox.run(&["admin", "restore", "one.sqlite3", "--force"]);
+    assert!(
+        refused.one_line_error(1).contains("in use"),
+        "{}",
+        refused.stderr
+    );
+    sandbox.admin_json(&["project", "add", "land/two"]);
+    let status = crate::serve::stop(child);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(project_paths(&sandbox), ["land/one", "land/two"]);
+
+    let refused = sandbox.run(&["admin", "restore", "one.sqlite3"]);
+    assert!(
+        refused.one_line_error(1).contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    sandbox
+        .run(&["admin", "restore", "one.sqlite3", "--force"])
+        .expect_code(0);
+    // Back to the backup's state, and the store works on (migrations, writes).
+    assert_eq!(project_paths(&sandbox), ["land/one"]);
+    sandbox.admin_json(&["project", "add", "land/three"]);
+    assert_eq!(project_paths(&sandbox), ["land/one", "land/three"]);
+
+    sandbox.write("not-a-db", b"hello");
+    let refused = sandbox.run(&["admin", "restore", "not-a-db", "--force"]);
+    assert!(
+        refused.one_line_error(1).contains("not a SQLite database"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn postgres_backup_names_pg_dump_without_the_password() {
+    let sandbox =
+        Sandbox::with_config("store:\n  url: \"postgres://postern:hunter2@db.example/postern\"\n");
+    let run = sandbox.run(&["admin", "backup", "x.dump"]);
+    let line = run.one_line_error(1);
+    assert!(
+        line.contains(
+            "pg_dump --format=custom --file='x.dump' 'postgres://postern@db.example/postern'"
+        ),
+        "{line}"
+    );
+    assert!(!run.all_output().contains("hunter2"));
+    let run = sandbox.run(&["admin", "restore", "x.dump"]);
+    assert!(
+        run.one_line_error(1).contains("pg_restore"),
+        "{}",
+        run.stderr
+    );
+}
