@@ -53,12 +53,14 @@ objcopy --add-gnu-debuglink="$debug" "$stage/usr/bin/postern"
 chmod 0755 "$stage/usr/bin/postern"
 bin="$stage/usr/bin/postern"
 
-# The configuration, a conffile: the example with nothing reaching out.
+# The configuration, a conffile: the example with nothing reaching out. The IMAP mailbox and the
+# SMTP relay are commented out (mail comes from the local MTA over LMTP on loopback, with the
+# default address incoming+%{key}@localhost; outgoing mail is written to files) until the
+# administrator fills them in.
 install -d "$stage/etc/postern"
 awk '
     /^[a-z_]+:/ { section = $1 }
-    section == "incoming_email:" && /^  enabled: true$/ { print "  enabled: false"; next }
-    section == "smtp:" { print ($0 == "" ? "" : "# " $0); next }
+    section == "incoming_email:" || section == "smtp:" { print ($0 == "" ? "" : "# " $0); next }
     { print }
 ' "$root/dist/postern.example.yml" >"$stage/etc/postern/postern.yml"
 chmod 0644 "$stage/etc/postern/postern.yml"

@@ -196,3 +196,228 @@ fn postgres_backup_names_pg_dump_without_the_password() {
         run.stderr
     );
 }
+
+/// Purges the package when a failed assertion ends the test early (prerm stops the service).
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "postern"]).output();
+    }
+}
+
+/// Runs a program, asserting exit 0; returns its standard output.
+#[track_caller]
+fn system(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The value of `Key=` in a unit file.
+fn unit_value(unit: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
+    unit.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(str::to_owned)
+}
+
+/// The Debian package, as an administrator meets it: built, installed with dpkg, the packaged
+/// configuration checked as the service user, the unit's command line run with the unit's user
+/// and umask, a message delivered over LMTP, then purged without a process left behind.
+#[test]
+fn debian_package_installs_runs_and_purges() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::time::{Duration, Instant};
+
+    let tools = ["dpkg-deb", "dpkg", "runuser", "objcopy", "strip"];
+    if let Some(missing) = tools.iter().find(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map_or(true, |o| !o.status.success())
+    }) {
+        eprintln!("SKIPPED debian_package_installs_runs_and_purges: {missing} is missing");
+        return;
+    }
+    if !system("id", &["-u"]).trim().eq("0") {
+        eprintln!("SKIPPED debian_package_installs_runs_and_purges: dpkg -i needs root");
+        return;
+    }
+    let out = tempfile::tempdir().expect("temporary directory");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The test binary, not a release build: the package is the same, minutes faster.
+    let deb = system(
+        "sh",
+        &[
+            &root.join("scripts/package-deb.sh").display().to_string(),
+            "--binary",
+            env!("CARGO_BIN_EXE_postern"),
+            "--out",
+            &out.path().display().to_string(),
+        ],
+    );
+    let deb = deb.trim();
+    // A clean machine: an earlier run's package (its data, its edited conffile) goes first.
+    let _ = Command::new("dpkg").args(["--purge", "postern"]).output();
+    let installed = Installed;
+    system("dpkg", &["-i", deb]);
+
+    // What postinst made: the user, the private data directory, the readable-by-postern config.
+    let data = std::fs::metadata("/var/lib/postern").expect("/var/lib/postern");
+    assert_eq!(data.permissions().mode() & 0o777, 0o700);
+    let uid: u32 = system("id", &["-u", "postern"])
+        .trim()
+        .parse()
+        .expect("uid");
+    assert_eq!(data.uid(), uid);
+    let conffiles = system(
+        "dpkg-query",
+        &["--showformat=${Conffiles}", "--show", "postern"],
+    );
+    assert!(
+        conffiles.contains("/etc/postern/postern.yml"),
+        "{conffiles}"
+    );
+    // man finds the pages; bash completes `postern se` to `serve`.
+    for page in ["postern", "postern.yml", "postern-admin-backup"] {
+        system("man", &["-w", page]);
+    }
+    let completed = system(
+        "bash",
+        &[
+            "-c",
+            ". /usr/share/bash-completion/completions/postern; COMP_WORDS=(postern se); COMP_CWORD=1; _postern postern se postern; printf '%s\\n' \"${COMPREPLY[@]}\"",
+        ],
+    );
+    assert!(completed.lines().any(|word| word == "serve"), "{completed}");
+
+    let config = "/etc/postern/postern.yml";
+    system(
+        "runuser",
+        &[
+            "-u",
+            "postern",
+            "--",
+            "/usr/bin/postern",
+            "check",
+            "-c",
+            config,
+        ],
+    );
+
+    // The administrator's edit of the conffile: free ports (the defaults may be taken here).
+    let port = crate::serve::free_port();
+    let web = crate::serve::free_port();
+    let yaml = std::fs::read_to_string(config).expect("config");
+    let yaml = yaml
+        .replace(
+            "listen: \"127.0.0.1:2525\"",
+            &format!("listen: \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "listen: \"127.0.0.1:8080\"",
+            &format!("listen: \"127.0.0.1:{web}\""),
+        );
+    std::fs::write(config, yaml).expect("config written");
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            "-u",
+            "postern",
+            "--",
+            "/usr/bin/postern",
+            "admin",
+            "-c",
+            config,
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        system("runuser", &all)
+    };
+    admin(&["user", "add", "jake", "--email", "jake@example.com"]);
+    admin(&["project", "add", "land/ooo"]);
+    admin(&["project", "member", "add", "land/ooo", "jake", "developer"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&admin(&["project", "show", "land/ooo", "--user", "jake"]))
+            .expect("json");
+    let address = shown["addresses"]["new_issue"]
+        .as_str()
+        .expect("address")
+        .to_owned();
+
+    // The unit's ExecStart, run the way systemd would: its user, its umask, its directory.
+    let unit = std::fs::read_to_string("/lib/systemd/system/postern.service").expect("unit");
+    let exec = unit_value(&unit, "ExecStart").expect("ExecStart");
+    let user = unit_value(&unit, "User").expect("User");
+    assert_eq!(user, "postern");
+    assert!(
+        exec.starts_with("/usr/bin/postern serve -c /etc/postern/postern.yml"),
+        "{exec}"
+    );
+    // UMask= comes with the unit's sandboxing; until then, systemd's default for services.
+    let umask = unit_value(&unit, "UMask").unwrap_or_else(|| "0022".to_owned());
+    let directory = unit_value(&unit, "WorkingDirectory").unwrap_or_else(|| "/".to_owned());
+    let mut child = Command::new("runuser")
+        .args([
+            "-u",
+            &user,
+            "--",
+            "sh",
+            "-c",
+            &format!("umask {umask} && cd {directory} && exec {exec}"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the unit's command starts");
+    let message = format!(
+        "From: jake@example.com\r\nTo: {address}\r\nSubject: Packaged\r\nMessage-ID: <pkg-1@x>\r\n\r\nHello.\r\n"
+    );
+    let replies = crate::serve::lmtp(port, &address, &message);
+    assert!(
+        replies.last().is_some_and(|r| r.starts_with("250")),
+        "{replies:?}"
+    );
+    let issue: serde_json::Value =
+        serde_json::from_str(&admin(&["issue", "show", "land/ooo", "1"])).expect("json");
+    assert_eq!(issue["title"], "Packaged");
+
+    // Purge: prerm stops the service, postrm removes the data.
+    std::mem::forget(installed);
+    system("dpkg", &["--purge", "postern"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "postern still runs after dpkg --purge"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "SIGTERM from prerm ends postern cleanly: {status:?}"
+    );
+    let left = Command::new("pgrep")
+        .args(["-u", "postern"])
+        .output()
+        .expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    assert!(!Path::new("/usr/bin/postern").exists());
+    assert!(!Path::new("/var/lib/postern").exists());
+}
