@@ -9,6 +9,8 @@
 # --version: the package version (default: the workspace version in Cargo.toml); a higher one
 #   makes an upgrade package.
 # --out: where the .deb goes (default: target/debian).
+# --compression: dpkg-deb's -Z (default xz; the test uses none, xz of an unoptimised binary takes
+#   a minute).
 #
 # Man pages and completions come from the binary itself (`postern manpages`, `postern
 # completions`), the configuration from dist/postern.example.yml with safe defaults: no mailbox
@@ -19,11 +21,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 binary=""
 version=""
 out="$root/target/debian"
+compression=xz
 while [ $# -gt 0 ]; do
     case "$1" in
         --binary) binary=$2; shift 2 ;;
         --version) version=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --compression) compression=$2; shift 2 ;;
         *) echo "package-deb.sh: unknown argument $1" >&2; exit 64 ;;
     esac
 done
@@ -120,5 +124,5 @@ done
 chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
 
 deb="$out/postern_${version}_${arch}.deb"
-dpkg-deb --root-owner-group --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"$compression" --build "$stage" "$deb" >/dev/null
 echo "$deb"

@@ -197,6 +197,11 @@ fn postgres_backup_names_pg_dump_without_the_password() {
     );
 }
 
+/// Messages sent while the package is upgraded.
+const UPGRADE_MESSAGES: usize = 20;
+/// LMTP attempts per message: a restart takes well under a second; this allows a minute.
+const DELIVERY_ATTEMPTS: usize = 300;
+
 /// Purges the package when a failed assertion ends the test early (prerm stops the service).
 struct Installed;
 
@@ -255,17 +260,25 @@ fn debian_package_installs_runs_and_purges() {
     let out = tempfile::tempdir().expect("temporary directory");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     // The test binary, not a release build: the package is the same, minutes faster.
-    let deb = system(
-        "sh",
-        &[
-            &root.join("scripts/package-deb.sh").display().to_string(),
-            "--binary",
-            env!("CARGO_BIN_EXE_postern"),
-            "--out",
-            &out.path().display().to_string(),
-        ],
-    );
-    let deb = deb.trim();
+    let build = |version: &str| {
+        let deb = system(
+            "sh",
+            &[
+                &root.join("scripts/package-deb.sh").display().to_string(),
+                "--binary",
+                env!("CARGO_BIN_EXE_postern"),
+                "--version",
+                version,
+                "--compression",
+                "none",
+                "--out",
+                &out.path().display().to_string(),
+            ],
+        );
+        deb.trim().to_owned()
+    };
+    let deb = build("0.1.0");
+    let deb = deb.as_str();
     // A clean machine: an earlier run's package (its data, its edited conffile) goes first.
     let _ = Command::new("dpkg").args(["--purge", "postern"]).output();
     let installed = Installed;
@@ -365,20 +378,23 @@ fn debian_package_installs_runs_and_purges() {
     // UMask= comes with the unit's sandboxing; until then, systemd's default for services.
     let umask = unit_value(&unit, "UMask").unwrap_or_else(|| "0022".to_owned());
     let directory = unit_value(&unit, "WorkingDirectory").unwrap_or_else(|| "/".to_owned());
-    let mut child = Command::new("runuser")
-        .args([
-            "-u",
-            &user,
-            "--",
-            "sh",
-            "-c",
-            &format!("umask {umask} && cd {directory} && exec {exec}"),
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the unit's command starts");
+    // setpriv execs (runuser would stay as a parent): the child is postern itself, as under
+    // systemd, and SIGTERM reaches it.
+    let start_unit = || {
+        Command::new("setpriv")
+            .args(["--reuid", &user, "--regid", &user, "--init-groups", "--"])
+            .args([
+                "sh",
+                "-c",
+                &format!("umask {umask} && cd {directory} && exec {exec}"),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the unit's command starts")
+    };
+    let mut child = start_unit();
     let message = format!(
         "From: jake@example.com\r\nTo: {address}\r\nSubject: Packaged\r\nMessage-ID: <pkg-1@x>\r\n\r\nHello.\r\n"
     );
@@ -390,6 +406,59 @@ fn debian_package_installs_runs_and_purges() {
     let issue: serde_json::Value =
         serde_json::from_str(&admin(&["issue", "show", "land/ooo", "1"])).expect("json");
     assert_eq!(issue["title"], "Packaged");
+
+    // An upgrade while mail keeps coming: the sender is an MTA that retries until a 250.
+    let deb = build("0.1.1");
+    let sender = {
+        let address = address.clone();
+        std::thread::spawn(move || {
+            for n in 0..UPGRADE_MESSAGES {
+                let message = format!(
+                    "From: jake@example.com\r\nTo: {address}\r\nSubject: During upgrade {n}\r\nMessage-ID: <pkg-up-{n}@x>\r\n\r\nHello.\r\n"
+                );
+                let delivered = (0..DELIVERY_ATTEMPTS).any(|_| {
+                    let replies =
+                        std::panic::catch_unwind(|| crate::serve::lmtp(port, &address, &message));
+                    let ok = replies
+                        .as_ref()
+                        .is_ok_and(|r| r.last().is_some_and(|l| l.starts_with("250")));
+                    if !ok {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    ok
+                });
+                assert!(delivered, "message {n} never accepted");
+            }
+        })
+    };
+    system("dpkg", &["-i", &deb]);
+    // What postinst's `systemctl try-restart` does under systemd: SIGTERM (the message in hand
+    // is finished), then the new binary.
+    let status = crate::serve::stop(child);
+    assert!(status.success(), "{status:?}");
+    child = start_unit();
+    assert!(sender.join().is_ok(), "the sender failed");
+    let version = system(
+        "dpkg-query",
+        &["--showformat=${Version}", "--show", "postern"],
+    );
+    assert_eq!(version, "0.1.1");
+    let issues: serde_json::Value =
+        serde_json::from_str(&admin(&["issue", "list", "land/ooo"])).expect("json");
+    let mut titles: Vec<String> = issues
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|issue| issue["title"].as_str().map(str::to_owned))
+        .collect();
+    titles.sort();
+    let mut expected: Vec<String> = (0..UPGRADE_MESSAGES)
+        .map(|n| format!("During upgrade {n}"))
+        .chain(["Packaged".to_owned()])
+        .collect();
+    expected.sort();
+    // Every message exactly once: none lost across the restart, none twice after a retry.
+    assert_eq!(titles, expected);
 
     // Purge: prerm stops the service, postrm removes the data.
     std::mem::forget(installed);
