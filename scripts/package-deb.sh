@@ -9,6 +9,8 @@
 # --version: the package version (default: the workspace version in Cargo.toml); a higher one
 #   makes an upgrade package.
 # --out: where the .deb goes (default: target/debian).
+# POSTERN_MAINTAINER: the Maintainer field and changelog signature (default a placeholder at
+#   example.org; lintian rejects localhost).
 # --compression: dpkg-deb's -Z (default xz; the test uses none, xz of an unoptimised binary takes
 #   a minute).
 #
@@ -22,6 +24,7 @@ binary=""
 version=""
 out="$root/target/debian"
 compression=xz
+maintainer=${POSTERN_MAINTAINER:-postern maintainers <postern@example.org>}
 while [ $# -gt 0 ]; do
     case "$1" in
         --binary) binary=$2; shift 2 ;;
@@ -98,22 +101,23 @@ install -m 0644 "$root/dist/postern.example.yml" "$doc/postern.example.yml"
 {
     printf 'postern (%s) unstable; urgency=medium\n\n' "$version"
     printf '  * Release %s.\n\n' "$version"
-    printf ' -- postern maintainers <postern@localhost>  %s\n' \
+    printf ' -- %s  %s\n' "$maintainer" \
         "$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } | gzip -9n >"$doc/changelog.gz"
 {
     cat "$root/dist/debian/copyright.in"
-    printf '\nFiles: testdata/*\nCopyright: see below\nLicense: see-testdata-notice\n'
+    printf '\nFiles: testdata/*\nCopyright: 2011-present GitLab B.V.\n Discourse\n Stalwart Labs LLC\n 2026 postern contributors\nLicense: see-testdata-notice\n'
     printf '\nLicense: see-testdata-notice\n'
     sed -e 's/^$/./' -e 's/^/ /' "$root/testdata/NOTICE"
 } >"$doc/copyright"
+install -D -m 0644 "$root/dist/debian/lintian-overrides" "$stage/usr/share/lintian/overrides/postern"
 chmod -R u+rwX,go+rX,go-w "$stage"
 
 # Control files.
 install -d "$stage/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
-    -e "s/@DEPENDS@/libc6 (>= 2.36), libgcc-s1/" \
+    -e "s/@DEPENDS@/libc6 (>= 2.36), libgcc-s1/" -e "s|@MAINTAINER@|$maintainer|" \
     "$root/dist/debian/control.in" >"$stage/DEBIAN/control"
 echo /etc/postern/postern.yml >"$stage/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
