@@ -14,11 +14,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `postern --version`: what a bug report needs to name the build (build.rs fills both in).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("POSTERN_GIT_COMMIT"),
+    "\nfeatures: ",
+    env!("POSTERN_FEATURES"),
+);
+
 /// postern turns email into issue-tracker activity: replies become comments, mail to a project's
 /// address opens an issue or a merge request, and outsiders' mail becomes Service Desk tickets.
 #[derive(Debug, Parser)]
-#[command(name = "postern", version, about, long_about = None)]
-struct Cli {
+#[command(name = "postern", version, long_version = LONG_VERSION, about, long_about = None)]
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +73,25 @@ enum Command {
     /// Create and list users, emails, projects, members and settings; look at issues, merge
     /// requests and the inbound log.
     Admin(cmd::admin::AdminArgs),
+    /// Print a shell completion script: `postern completions bash > /etc/bash_completion.d/postern`.
+    Completions(CompletionsArgs),
+    /// Write the man pages (postern(1), one per subcommand, postern.yml(5)) into a directory.
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+struct ManpagesArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,6 +236,8 @@ fn main() -> ExitCode {
         Command::Trim(args) => cmd::trim::run(args),
         Command::Receive(args) => cmd::receive::run(args),
         Command::Admin(args) => cmd::admin::run(args),
+        Command::Completions(args) => cmd::docs::completions(args.shell),
+        Command::Manpages(args) => cmd::docs::manpages(&args.dir),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod docs;
 pub mod inspect;
 pub mod receive;
 pub mod serve;

@@ -2,6 +2,7 @@
 //!
 //! Every subcommand prints a short human summary, or with `--json` one JSON value.
 
+mod backup;
 mod items;
 mod messages;
 mod outbox;
@@ -60,6 +61,11 @@ enum AdminCommand {
     /// Mail postern sends: list it, look at it, send what is due.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Copy the SQLite database, consistently, while postern runs (PostgreSQL: prints the
+    /// pg_dump command).
+    Backup(backup::BackupArgs),
+    /// Put a backup in the database's place (postern serve stopped; --force to replace).
+    Restore(backup::RestoreArgs),
 }
 
 /// What a subcommand hands back: JSON, and the human text for it.
@@ -114,10 +120,16 @@ pub(crate) async fn commit(tx: Tx) -> Result<(), Failure> {
 /// Runs the command.
 pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
     let setup = Setup::new(load_config(args.config.as_deref())?);
+    // These two work on the database file, not through an open store.
+    let command = match args.command {
+        AdminCommand::Backup(backup_args) => return backup::backup(&setup, backup_args),
+        AdminCommand::Restore(restore_args) => return backup::restore(&setup, restore_args),
+        other => other,
+    };
     let json = args.json;
     let output = runtime()?.block_on(async {
         let store = setup.store().await?;
-        let result = match args.command {
+        let result = match command {
             AdminCommand::User(command) => users::run(&store, &setup, command).await,
             AdminCommand::Project(command) => projects::run(&store, &setup, command).await,
             AdminCommand::Issue(command) => items::run_issue(&store, &setup, command).await,
@@ -127,6 +139,9 @@ pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
             }
             AdminCommand::Message(command) => messages::run(&store, &setup, command).await,
             AdminCommand::Outbox(command) => outbox::run(&store, &setup, command).await,
+            AdminCommand::Backup(_) | AdminCommand::Restore(_) => {
+                Err(usage_error("backup and restore do not open the store"))
+            }
         };
         store.close().await;
         result
