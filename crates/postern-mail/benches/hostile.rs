@@ -358,10 +358,13 @@ fn command_lines(n: usize) -> Vec<u8> {
     repeat_lines(n, &["/label ~a"])
 }
 
+/// Every kind of block opener, none ever closed (no line is exactly ``` or `>>>`, no `</…>`
+/// line ends with `>`, no backtick ends a line), between commands: each line start tries every
+/// branch, and every closing search runs to the end of the text once.
 fn unclosed_blocks(n: usize) -> Vec<u8> {
     repeat_lines(
         n,
-        &["```", "<x>", "</x", ">>>", "/close", "`", "a`", "/label ~a"],
+        &["```x", "<x>", "</x", ">>>x", "/close", "a ` b", "/label ~a"],
     )
 }
 
