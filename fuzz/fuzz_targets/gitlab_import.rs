@@ -9,8 +9,13 @@ use libfuzzer_sys::fuzz_target;
 use postern_gitlab::ConfigFormat;
 use postern_gitlab::import::parse;
 
-static EMPTY_DIR: LazyLock<tempfile::TempDir> =
-    LazyLock::new(|| tempfile::tempdir().expect("a temporary directory"));
+/// A directory with nothing in it (created once; libFuzzer's `exit` drops no static, so it is
+/// not a temporary directory that would be left behind).
+static EMPTY_DIR: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
+    let dir = std::path::PathBuf::from("target/gitlab-import-empty");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+});
 
 fuzz_target!(|data: &[u8]| {
     let (format, text) = match data.split_first() {
@@ -23,5 +28,5 @@ fuzz_target!(|data: &[u8]| {
         _ => ConfigFormat::MailRoomYml,
     };
     let text = String::from_utf8_lossy(text);
-    let _ = parse(&text, format, "fuzz", EMPTY_DIR.path());
+    let _ = parse(&text, format, "fuzz", &EMPTY_DIR);
 });

@@ -14,28 +14,30 @@ use libfuzzer_sys::fuzz_target;
 use postern_git::{Identity, Patch, Repositories, Repository};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     repository: Repository,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let repositories = Repositories::new(dir.path().join("repositories"))
+    // libFuzzer leaves by `exit`, which drops no static: the repository goes under fuzz/target
+    // (not kept), one per process, replaced at the next start, rather than leaking in /tmp.
+    let dir = std::path::PathBuf::from(format!("target/patch-reader-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let repositories = Repositories::new(dir.join("repositories"))
         .with_committer(Identity::new("postern fuzz", "fuzz@example.com"))
         .with_default_branch("master");
     let repository = repositories.repository(1).expect("a repository");
     repository
         .commit_files(
             "master",
-            &[("README", b"Sample repo for testing gitlab features\n".as_slice())],
+            &[(
+                "README",
+                b"Sample repo for testing gitlab features\n".as_slice(),
+            )],
             "Initial commit",
             &Identity::new("Seed Author", "seed@example.com"),
         )
         .expect("a first commit");
-    Fixture {
-        _dir: dir,
-        repository,
-    }
+    Fixture { repository }
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use postern_mail::{
-    extract_quick_actions, extract_quick_actions_capped, find_quick_actions,
-    redact_quick_actions, scan_quick_actions,
+    extract_quick_actions, extract_quick_actions_capped, find_quick_actions, redact_quick_actions,
+    scan_quick_actions,
 };
 
 fuzz_target!(|data: &[u8]| {

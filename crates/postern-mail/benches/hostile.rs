@@ -125,15 +125,18 @@ fn main() {
     ];
 
     println!("postern-mail hostile-input benchmark (release build, one thread)");
-    println!("time and peak heap per pass; ratio = time(16 MB) / time(1 MB), linear ≈ 16");
+    println!(
+        "fastest of {RUNS} runs and peak heap (x input) per pass; 16/1 = time(16 MB) / time(1 MB), \
+         linear ≈ 16 (a 1 MB input still fits in the CPU caches); 16/4, linear ≈ 4"
+    );
     println!();
     println!(
-        "| {:<20} | {:<42} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>6} |",
-        "pass", "input", "1 MB", "heap", "4 MB", "heap", "16 MB", "heap", "ratio"
+        "| {:<20} | {:<42} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>6} | {:>6} |",
+        "pass", "input", "1 MB", "heap", "4 MB", "heap", "16 MB", "heap", "16/1", "16/4"
     );
     println!(
-        "|{:-<22}|{:-<44}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->8}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<22}|{:-<44}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->8}|{:->8}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
     let filter = std::env::args().nth(1).filter(|arg| !arg.starts_with('-'));
     for case in &cases {
@@ -159,14 +162,14 @@ fn main() {
             cells.push(format!("{:.3} s", time.as_secs_f64()));
             cells.push(format!("{:.1}x", heap as f64 / input.len() as f64));
         }
-        let ratio = match (times.first(), times.get(2)) {
+        let ratio = |small: usize| match (times.get(small), times.get(2)) {
             (Some(first), Some(last)) => {
                 format!("{:.1}", last.as_secs_f64() / first.as_secs_f64().max(1e-6))
             }
             _ => "-".to_owned(),
         };
         println!(
-            "| {:<20} | {:<42} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>6} |",
+            "| {:<20} | {:<42} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>6} | {:>6} |",
             case.pass,
             case.shape,
             cells[0],
@@ -175,19 +178,31 @@ fn main() {
             cells[3],
             cells[4],
             cells[5],
-            ratio
+            ratio(0),
+            ratio(1)
         );
     }
 }
 
-/// Time and peak heap (bytes above what was allocated before) of one run.
+/// Runs per input; the fastest is reported (the others were slowed by the shared machine).
+const RUNS: usize = 3;
+
+/// Time (fastest of [`RUNS`]) and peak heap (bytes above what was allocated before) of `run`.
 fn measure(run: fn(&[u8]), input: &[u8]) -> (Duration, usize) {
-    let baseline = HEAP.current_usage();
-    HEAP.reset_peak_usage();
-    let start = Instant::now();
-    run(black_box(input));
-    let time = start.elapsed();
-    (time, HEAP.peak_usage().saturating_sub(baseline))
+    let mut fastest = Duration::MAX;
+    let mut peak = 0;
+    for _ in 0..RUNS {
+        let baseline = HEAP.current_usage();
+        HEAP.reset_peak_usage();
+        let start = Instant::now();
+        run(black_box(input));
+        fastest = fastest.min(start.elapsed());
+        peak = peak.max(HEAP.peak_usage().saturating_sub(baseline));
+        if fastest > SKIP_AFTER {
+            break;
+        }
+    }
+    (fastest, peak)
 }
 
 fn run_analyse(raw: &[u8]) {
@@ -343,10 +358,13 @@ fn command_lines(n: usize) -> Vec<u8> {
     repeat_lines(n, &["/label ~a"])
 }
 
+/// Every kind of block opener, none ever closed (no line is exactly ``` or `>>>`, no `</…>`
+/// line ends with `>`, no backtick ends a line), between commands: each line start tries every
+/// branch, and every closing search runs to the end of the text once.
 fn unclosed_blocks(n: usize) -> Vec<u8> {
     repeat_lines(
         n,
-        &["```", "<x>", "</x", ">>>", "/close", "`", "a`", "/label ~a"],
+        &["```x", "<x>", "</x", ">>>x", "/close", "a ` b", "/label ~a"],
     )
 }
 
