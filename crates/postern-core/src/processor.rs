@@ -198,7 +198,9 @@ impl Processor {
         mailbox: Mailbox,
         source: InboundSource,
     ) -> Result<ReceiveOutcome, ProcessError> {
-        let failure = match Prepared::new(&message.raw, message.declared_size, &self.config).await {
+        // Parsed within the header and MIME-part caps; the raw bytes are stored whole.
+        let capped = postern_mail::cap_message(&message.raw);
+        let failure = match Prepared::new(&capped, message.declared_size, &self.config).await {
             Ok(mut prepared) => match self
                 .store_and_process(message, mailbox, source, &mut prepared)
                 .await
@@ -344,8 +346,9 @@ impl Processor {
             // Its effect exists already; running it again would duplicate it.
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
+        let capped = postern_mail::cap_message(&message.raw);
         let mut prepared =
-            Prepared::new(&message.raw, message.meta.declared_size, &self.config).await?;
+            Prepared::new(&capped, message.meta.declared_size, &self.config).await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
@@ -373,8 +376,9 @@ impl Processor {
                 None => return Ok(None),
             }
         };
+        let capped = postern_mail::cap_message(&message.raw);
         let mut prepared =
-            match Prepared::new(&message.raw, message.meta.declared_size, &self.config).await {
+            match Prepared::new(&capped, message.meta.declared_size, &self.config).await {
                 Ok(prepared) => prepared,
                 Err(failure) => return self.record_failure(id, &failure).await.map(Some),
             };
