@@ -23,31 +23,20 @@ fn main() {
     println!("cargo:rustc-env=POSTERN_FEATURES={}", features());
 }
 
-/// The commit of the checkout, with `-dirty` when the work tree has changes.
+/// The commit of the checkout. No `-dirty` mark: noticing every edit would mean rerunning this
+/// script, and relinking postern, at every change of any file.
 fn git_commit() -> String {
     println!("cargo:rerun-if-env-changed=POSTERN_GIT_COMMIT");
     if let Ok(commit) = std::env::var("POSTERN_GIT_COMMIT") {
         return commit;
     }
     // Rebuild when HEAD moves (a commit, a checkout): git writes both files then.
-    for file in ["HEAD", "logs/HEAD", "index"] {
+    for file in ["HEAD", "logs/HEAD"] {
         if let Some(path) = git(&["rev-parse", "--git-path", file]) {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
-        return "unknown".to_owned();
-    };
-    // `--quiet` exits 1 when there are changes; a failing git counts as clean.
-    let dirty = std::process::Command::new("git")
-        .args(["diff-index", "--quiet", "HEAD", "--"])
-        .status()
-        .is_ok_and(|status| status.code() == Some(1));
-    if dirty {
-        format!("{commit}-dirty")
-    } else {
-        commit
-    }
+    git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// One line of git's output, or None when git is missing or fails.
