@@ -88,6 +88,6 @@ pub use settings::Setting;
 pub use store::{Backend, Store, StoreOptions};
 pub use time::Timestamp;
 pub use tx::Tx;
-pub use uploads::{NewUpload, Upload};
+pub use uploads::{NewUpload, Upload, UploadReference};
 pub use users::{NewUser, User, UserEmail, UserKind, UserState};
 pub use web::{ApiToken, StateCount, WebSession};

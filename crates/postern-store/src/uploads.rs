@@ -27,6 +27,21 @@ pub struct Upload {
     pub created_at: Timestamp,
 }
 
+/// Links of one upload looked at, at most: enough for any real thread, and a bound on the
+/// work one request for a file can cause.
+pub const MAX_UPLOAD_REFERENCES: i64 = 100;
+
+/// Where an upload is linked: an issue's or merge request's description, or a note.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UploadReference {
+    /// `issue` or `merge_request`: what the description or note belongs to.
+    pub kind: String,
+    /// The issue's or merge request's row id.
+    pub target_id: i64,
+    /// Whether the link is in an internal note.
+    pub internal: bool,
+}
+
 /// What [`Tx::create_upload`] needs.
 ///
 /// The caller mints the secret with [`new_upload_secret`](crate::new_upload_secret), chooses
@@ -77,6 +92,35 @@ impl Tx {
             Upload,
             "SELECT * FROM uploads WHERE secret = $1",
             secret
+        )?)
+    }
+
+    /// Every description and note of `upload`'s project that links it (`/uploads/<secret>/`):
+    /// what decides who may load it. The secret is the stored one, 32 hex digits, so it holds
+    /// no `LIKE` wildcard.
+    pub async fn upload_references(
+        &mut self,
+        upload: &Upload,
+    ) -> Result<Vec<UploadReference>, StoreError> {
+        if !upload.secret.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(Vec::new());
+        }
+        let pattern = format!("%/uploads/{}/%", upload.secret);
+        Ok(fetch_all!(
+            self,
+            UploadReference,
+            "SELECT 'issue' AS kind, id AS target_id, FALSE AS internal
+               FROM issues WHERE project_id = $1 AND description LIKE $2
+             UNION ALL
+             SELECT 'merge_request' AS kind, id AS target_id, FALSE AS internal
+               FROM merge_requests WHERE project_id = $1 AND description LIKE $2
+             UNION ALL
+             SELECT noteable_type AS kind, noteable_id AS target_id, internal
+               FROM notes WHERE project_id = $1 AND body LIKE $2
+             LIMIT $3",
+            upload.project_id,
+            &pattern,
+            MAX_UPLOAD_REFERENCES,
         )?)
     }
 

@@ -117,6 +117,46 @@ pub(crate) async fn issue(
     }
 }
 
+/// Whether `viewer` may load `upload`: it is linked from a description or note they may
+/// read (a confidential issue's files stay with the issue, an internal note's with those who
+/// see internal notes; a public issue's load signed out). A file nothing links any more is
+/// for those who see internal notes of its project.
+pub(crate) async fn reads_upload(
+    tx: &mut Tx,
+    viewer: Option<&User>,
+    upload: &postern_store::Upload,
+) -> Result<bool, WebError> {
+    let visible = match project(tx, viewer, upload.project_id).await {
+        Ok(visible) => visible,
+        Err(WebError::NotFound | WebError::LoginRequired) => return Ok(false),
+        Err(other) => return Err(other),
+    };
+    let references = tx.upload_references(upload).await?;
+    if references.is_empty() {
+        return Ok(visible.sees_internal(viewer));
+    }
+    for reference in references {
+        if reference.internal && !visible.sees_internal(viewer) {
+            continue;
+        }
+        let readable = match reference.kind.as_str() {
+            "issue" => match tx.issue_by_id(reference.target_id).await? {
+                Some(issue) => {
+                    issue.project_id == upload.project_id && visible.reads_issue(viewer, &issue)
+                }
+                None => false,
+            },
+            // Merge requests are readable by whoever reads the project.
+            "merge_request" => true,
+            _ => false,
+        };
+        if readable {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Merge request `iid` of a visible project.
 pub(crate) async fn merge_request(
     tx: &mut Tx,

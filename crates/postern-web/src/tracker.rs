@@ -265,14 +265,17 @@ async fn upload(
     headers: HeaderMap,
     Path((secret, filename)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
+    let me = session::current(&state, &headers).await?;
+    let viewer = me.as_ref().map(|me| &me.user);
     let mut tx = state.store().begin_read_only().await?;
     let upload = tx
         .upload_by_secret(&secret)
         .await?
         .filter(|u| u.filename == filename)
-        .ok_or(WebError::NotFound)?;
-    access::project(&mut tx, Some(&me.user), upload.project_id).await?;
+        .ok_or_else(|| access::hidden(viewer))?;
+    if !access::reads_upload(&mut tx, viewer, &upload).await? {
+        return Err(access::hidden(viewer));
+    }
     tx.rollback().await?;
     let relative = std::path::Path::new(&upload.relative_path);
     if relative

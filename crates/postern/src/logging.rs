@@ -9,6 +9,7 @@
 //! span (`inbound_id`, the store's id, and `message_id`, the `Message-ID` header) or an
 //! `outbox` span (`outbox_id`), and the JSON format writes the spans' fields on each line.
 
+use std::io::Write;
 use std::time::Duration;
 
 use postern_core::ReceiveOutcome;
@@ -35,7 +36,10 @@ pub fn init(config: Option<&LogConfig>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_target(false);
     let installed = match format.as_str() {
-        "text" => builder.with_ansi(false).try_init(),
+        "text" => builder
+            .with_writer(|| OneLine(std::io::stderr()))
+            .with_ansi(false)
+            .try_init(),
         "json" => builder
             .json()
             .flatten_event(true)
@@ -47,6 +51,40 @@ pub fn init(config: Option<&LogConfig>) -> anyhow::Result<()> {
     // Already installed (a second call in one process) is fine.
     let _ = installed;
     Ok(())
+}
+
+/// Writes each text event as exactly one line: a line break or carriage return inside a field
+/// (a username someone typed, a header from mail) is written as `\n` / `\r`, so nobody can
+/// forge a log line. The formatter hands over one whole event per write, ending in `\n`.
+struct OneLine<W: Write>(W);
+
+/// `event` with its inner line breaks escaped and one final `\n`.
+fn one_line(event: &[u8]) -> Vec<u8> {
+    let body = event.strip_suffix(b"\n").unwrap_or(event);
+    let mut line = Vec::with_capacity(event.len() + 8);
+    for &byte in body {
+        match byte {
+            b'\n' => line.extend_from_slice(b"\\n"),
+            b'\r' => line.extend_from_slice(b"\\r"),
+            _ => line.push(byte),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+impl<W: Write> Write for OneLine<W> {
+    fn write(&mut self, event: &[u8]) -> std::io::Result<usize> {
+        if event.is_empty() {
+            return Ok(0);
+        }
+        self.0.write_all(&one_line(event))?;
+        Ok(event.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The one line (and the metrics) for a message whose processing finished: `via` says which
@@ -62,4 +100,21 @@ pub fn message_finished(outcome: &ReceiveOutcome, via: &str, mailbox: &str, elap
         elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         "message processed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_with_line_breaks_in_its_fields_stays_one_line() {
+        let mut out = Vec::new();
+        let event = b"WARN sign-in failed username=alice\nINFO forged line\r client=1\n";
+        let written = OneLine(&mut out).write(event).ok();
+        assert_eq!(written, Some(event.len()));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "WARN sign-in failed username=alice\\nINFO forged line\\r client=1\n"
+        );
+    }
 }

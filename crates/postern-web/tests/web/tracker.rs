@@ -540,3 +540,88 @@ both!(
         Ok(())
     }
 );
+
+both!(uploads_follow_the_issue_or_note_that_links_them, |db| {
+    use postern_store::{NewNote, Noteable};
+    let web = Web::new(db).await?;
+    let maintainer = web.user("maria", false).await?;
+    let guest = web.user("gus", false).await?;
+    web.user("stranger", false).await?;
+    let project = web.project("open", Visibility::Public).await?;
+    web.member(&project, &maintainer, Role::Maintainer).await?;
+    web.member(&project, &guest, Role::Guest).await?;
+    let uploads = web.data.path().join("uploads");
+    let mut tx = web.store().begin().await?;
+    let link = |secret: &str| -> Result<String, postern_testkit::BoxError> {
+        std::fs::create_dir_all(uploads.join(secret))?;
+        std::fs::write(uploads.join(secret).join("a.png"), b"\x89PNG\r\n")?;
+        Ok(format!("/uploads/{secret}/a.png"))
+    };
+    let public_url = link("0123456789abcdef0123456789abcdef")?;
+    let confidential_url = link("1123456789abcdef0123456789abcdef")?;
+    let internal_url = link("2123456789abcdef0123456789abcdef")?;
+    for url in [&public_url, &confidential_url, &internal_url] {
+        let secret = url.split('/').nth(2).unwrap_or_default();
+        tx.create_upload(NewUpload {
+            project_id: project.id,
+            secret: secret.into(),
+            filename: "a.png".into(),
+            content_type: "image/png".into(),
+            size: 6,
+            uploaded_by: None,
+            relative_path: format!("{secret}/a.png"),
+        })
+        .await?;
+    }
+    let public = tx
+        .create_issue(NewIssue::new(
+            project.id,
+            maintainer.id,
+            "public",
+            &format!("![shot]({public_url})"),
+        ))
+        .await?;
+    let mut secret_issue = NewIssue::new(
+        project.id,
+        maintainer.id,
+        "secret",
+        &format!("![shot]({confidential_url})"),
+    );
+    secret_issue.confidential = true;
+    tx.create_issue(secret_issue).await?;
+    let mut internal = NewNote::new(
+        Noteable::Issue(public.id),
+        maintainer.id,
+        &format!("![shot]({internal_url})"),
+    );
+    internal.internal = true;
+    tx.create_note(internal).await?;
+    tx.commit().await?;
+
+    let maria = web.login("maria").await?;
+    let gus = web.login("gus").await?;
+    let stranger = web.login("stranger").await?;
+    // A public issue's image loads for everyone, signed out too.
+    for cookie in [None, gus.cookie(), stranger.cookie(), maria.cookie()] {
+        assert_eq!(web.get(&public_url, cookie).await.status, StatusCode::OK);
+    }
+    // The confidential issue's and the internal note's only for those who may read them.
+    for url in [&confidential_url, &internal_url] {
+        assert_eq!(
+            web.get(url, maria.cookie()).await.status,
+            StatusCode::OK,
+            "{url}"
+        );
+        let signed_out = web.get(url, None).await;
+        assert_ne!(signed_out.status, StatusCode::OK, "{url}");
+        assert!(!signed_out.body.contains("PNG"), "{url}");
+        for cookie in [gus.cookie(), stranger.cookie()] {
+            assert_eq!(
+                web.get(url, cookie).await.status,
+                StatusCode::NOT_FOUND,
+                "{url}"
+            );
+        }
+    }
+    Ok(())
+});
