@@ -116,7 +116,7 @@ fn compose(
     let mut builder = crate::notify::automatic(builder, "auto-replied", &config.host)
         .text_body(text)
         .html_body(html);
-    if let Some(original) = email.message_id() {
+    if let Some(original) = email.message_id().and_then(postern_mail::header_message_id) {
         builder = builder
             .in_reply_to(original.to_owned())
             .references(original.to_owned());

@@ -425,7 +425,7 @@ pub async fn thank_you(
         .text_body(format!("{text}\n"))
         .html_body(format!("<p>{}</p>\n", escape_html(&text)));
     let fallback = postern_mail::key::fallback_message_id(&key, host);
-    builder = match original_message_id {
+    builder = match original_message_id.and_then(postern_mail::header_message_id) {
         Some(original) => builder
             .in_reply_to(original.to_owned())
             .references(vec![fallback, original.to_owned()]),

