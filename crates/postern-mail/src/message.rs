@@ -384,6 +384,23 @@ pub fn scan_fallback_references(value: &str) -> Vec<String> {
     ids
 }
 
+/// Longest Message-ID postern writes into a header it composes (`In-Reply-To`, `References`):
+/// far above real ones (under 100 bytes), far below the 998-byte line limit.
+pub const MAX_HEADER_MESSAGE_ID_BYTES: usize = 255;
+
+/// `id` if it can be written back into a header as a msg-id: printable ASCII without white
+/// space or angle brackets, and at most [`MAX_HEADER_MESSAGE_ID_BYTES`]. An inbound Message-ID
+/// is the sender's text; copied byte for byte it could fold, inject a header (CR, LF) or make
+/// the line too long, so a composed mail names only an identifier that passes this check.
+pub fn header_message_id(id: &str) -> Option<&str> {
+    let fits = !id.is_empty()
+        && id.len() <= MAX_HEADER_MESSAGE_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+    fits.then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,21 +497,4 @@ mod tests {
         let empty = Email::parse(b"");
         assert!(empty.subject().is_none());
     }
-}
-
-/// Longest Message-ID postern writes into a header it composes (`In-Reply-To`, `References`):
-/// far above real ones (under 100 bytes), far below the 998-byte line limit.
-pub const MAX_HEADER_MESSAGE_ID_BYTES: usize = 255;
-
-/// `id` if it can be written back into a header as a msg-id: printable ASCII without white
-/// space or angle brackets, and at most [`MAX_HEADER_MESSAGE_ID_BYTES`]. An inbound Message-ID
-/// is the sender's text; copied byte for byte it could fold, inject a header (CR, LF) or make
-/// the line too long, so a composed mail names only an identifier that passes this check.
-pub fn header_message_id(id: &str) -> Option<&str> {
-    let fits = !id.is_empty()
-        && id.len() <= MAX_HEADER_MESSAGE_ID_BYTES
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
-    fits.then_some(id)
 }
