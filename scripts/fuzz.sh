@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Seeds in fuzz/seeds/<target>/ are copied into the working corpus fuzz/corpus/<target>/ first
+# Seeds in fuzz/seeds/<target>/ (most are links to fixtures in testdata/, so a fixture is kept
+# once) are copied into the working corpus fuzz/corpus/<target>/ first
 # (the corpus grows across runs and is not kept in git); crashes land in
 # fuzz/artifacts/<target>/. A crash found becomes a regression test in the owning crate.
 set -euo pipefail
