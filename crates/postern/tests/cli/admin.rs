@@ -184,3 +184,13 @@ fn service_desk_settings_and_alias() {
     let human = sandbox.admin_text(&["project", "show", "gitlabhq/gitlabhq"]);
     assert!(human.contains("service desk: disabled"), "{human}");
 }
+
+#[test]
+fn an_unknown_state_filter_is_a_usage_error_naming_it() {
+    let sandbox = Sandbox::new();
+    for list in [["message", "list"], ["outbox", "list"]] {
+        let run = sandbox.run(&["admin", list[0], list[1], "--state", "bogus"]);
+        let error = run.one_line_error(1);
+        assert!(error.contains("unknown state \"bogus\""), "{error}");
+    }
+}

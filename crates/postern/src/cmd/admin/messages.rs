@@ -43,13 +43,7 @@ pub enum MessageCommand {
 pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Result<Output, Failure> {
     match command {
         MessageCommand::List { state, limit } => {
-            let state = match state {
-                Some(text) => Some(
-                    text.parse::<InboundState>()
-                        .map_err(|_| usage_error(format!("unknown state {text:?}")))?,
-                ),
-                None => None,
-            };
+            let state = super::parse_state::<InboundState>(state)?;
             let mut tx = begin(store).await?;
             let messages = tx
                 .list_inbound(&InboundFilter {

@@ -95,6 +95,18 @@ impl Output {
     }
 }
 
+/// A `--state` filter parsed into the store's state type (`InboundState`, `OutboxState`); an
+/// unknown name is a usage error that names it.
+pub(crate) fn parse_state<T: std::str::FromStr>(
+    text: Option<String>,
+) -> Result<Option<T>, Failure> {
+    text.map(|text| {
+        text.parse::<T>()
+            .map_err(|_| usage_error(format!("unknown state {text:?}")))
+    })
+    .transpose()
+}
+
 /// A refusal by the user's request (unknown name, invalid value): exit 1 with one line.
 pub(crate) fn usage_error(message: impl Into<String>) -> Failure {
     Failure::new(1, anyhow::anyhow!(message.into()))

@@ -41,13 +41,7 @@ pub enum OutboxCommand {
 pub async fn run(store: &Store, setup: &Setup, command: OutboxCommand) -> Result<Output, Failure> {
     match command {
         OutboxCommand::List { state, limit } => {
-            let state = match state {
-                Some(text) => Some(
-                    text.parse::<OutboxState>()
-                        .map_err(|_| usage_error(format!("unknown state {text:?}")))?,
-                ),
-                None => None,
-            };
+            let state = super::parse_state::<OutboxState>(state)?;
             let mut tx = begin(store).await?;
             let mails = tx
                 .list_outbox(&OutboxFilter {
