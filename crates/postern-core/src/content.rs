@@ -9,7 +9,7 @@ use postern_mail::{Email, ReplyOptions, redact_quick_actions};
 use postern_store::{NewUpload, StagedFiles, Tx, new_upload_secret};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
-use crate::limits::{MAX_ATTACHMENT_NAME_BYTES, MessageLimits};
+use crate::limits::MessageLimits;
 
 /// Which of GitLab's message variants a handler wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,19 +319,7 @@ pub fn sanitize_file_name(name: &str) -> String {
     if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
         return "attachment".to_owned();
     }
-    cut_keeping_extension(cleaned, MAX_ATTACHMENT_NAME_BYTES)
-}
-
-/// `name` (ASCII) cut to `max` bytes, keeping a short extension (`.png`) at its end.
-fn cut_keeping_extension(name: String, max: usize) -> String {
-    if name.len() <= max {
-        return name;
-    }
-    let extension = match name.rfind('.') {
-        Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
-        _ => "",
-    };
-    format!("{}{extension}", &name[..max - extension.len()])
+    postern_mail::attachments::short_name(&cleaned)
 }
 
 /// Text for an HTML mail part: the five characters HTML gives meaning to, escaped.
@@ -353,6 +341,7 @@ fn file_stem(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_ATTACHMENT_NAME_BYTES;
 
     #[test]
     fn appended_reply_goes_into_details() {

@@ -26,7 +26,7 @@ impl Default for MessageLimits {
     }
 }
 
-/// Longest stored attachment file name, in bytes. Longer names are cut (keeping the
-/// extension): file systems refuse names over 255 bytes, and a URL path segment gains nothing
-/// from more.
-pub const MAX_ATTACHMENT_NAME_BYTES: usize = 128;
+/// Longest stored attachment file name, in bytes: the same cap `postern inspect` shows names
+/// with (file systems refuse names over 255 bytes, and a URL path segment gains nothing from
+/// more). Longer names are cut keeping the extension, by `postern_mail::attachments::short_name`.
+pub use postern_mail::limits::MAX_ATTACHMENT_NAME_BYTES;

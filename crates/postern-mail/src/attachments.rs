@@ -61,8 +61,8 @@ pub fn patches<'a, 'm>(all: &'a [Attachment<'m>]) -> Vec<&'a Attachment<'m>> {
     patches
 }
 
-/// `name` cut to [`MAX_ATTACHMENT_NAME_BYTES`] for display, on a character boundary, keeping a
-/// short extension (`.png`) at its end.
+/// `name` cut to [`MAX_ATTACHMENT_NAME_BYTES`] (for display, and for the stored file name), on
+/// a character boundary, keeping a short extension (`.png`) at its end.
 pub fn short_name(name: &str) -> String {
     if name.len() <= MAX_ATTACHMENT_NAME_BYTES {
         return name.to_owned();

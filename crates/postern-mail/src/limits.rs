@@ -19,10 +19,9 @@ pub const MAX_HTML_BYTES: usize = 512 * 1024;
 /// (postern-core's `max_attachments`).
 pub const MAX_ATTACHMENTS_LISTED: usize = 1000;
 
-/// Longest attachment name listed by `analyse`, in bytes; longer names are cut keeping their
-/// extension. File systems refuse names over 255 bytes and nobody reads more; the same value as
-/// postern-core's `MAX_ATTACHMENT_NAME_BYTES` for stored names, kept here so this crate stays
-/// free of postern-core.
+/// Longest attachment name, in bytes, listed by `analyse` and stored by postern-core; longer
+/// names are cut keeping their extension (`attachments::short_name`). File systems refuse names
+/// over 255 bytes and nobody reads more.
 pub const MAX_ATTACHMENT_NAME_BYTES: usize = 128;
 
 /// Deepest nesting of multiparts and forwarded messages walked; deeper parts are ignored rather
