@@ -5,27 +5,14 @@
 //! far more often than `patch_reader`, which also runs `git am`.
 #![no_main]
 
+#[path = "common/patches.rs"]
+mod patches;
+
 use libfuzzer_sys::fuzz_target;
-use postern_git::{Patch, PatchLimits, check_patches};
+use postern_git::{PatchLimits, check_patches};
 
 fuzz_target!(|data: &[u8]| {
-    // Two patches when the input holds a separator line, as a mail with two attachments.
-    let patches: Vec<Patch> = match data.windows(4).position(|w| w == b"\n--\n") {
-        Some(at) => vec![
-            Patch {
-                filename: "0001.patch".to_owned(),
-                content: data[..at + 1].to_vec(),
-            },
-            Patch {
-                filename: "0002.patch".to_owned(),
-                content: data[at + 4..].to_vec(),
-            },
-        ],
-        None => vec![Patch {
-            filename: "0001.patch".to_owned(),
-            content: data.to_vec(),
-        }],
-    };
+    let patches = patches::patches_of(data);
     let _ = check_patches(&patches, &PatchLimits::default());
     // Tight limits reach every refusal with small inputs.
     let tight = PatchLimits {

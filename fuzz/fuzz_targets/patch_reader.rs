@@ -8,10 +8,13 @@
 //! call it here first: it runs on every input, git only on what it accepts.
 #![no_main]
 
+#[path = "common/patches.rs"]
+mod patches;
+
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use postern_git::{Identity, Patch, Repositories, Repository};
+use postern_git::{Identity, Repositories, Repository};
 
 struct Fixture {
     repository: Repository,
@@ -42,23 +45,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     let repository = &FIXTURE.repository;
-    // Two patches when the input holds a separator line, as a mail with two attachments.
-    let patches: Vec<Patch> = match data.windows(4).position(|w| w == b"\n--\n") {
-        Some(at) => vec![
-            Patch {
-                filename: "0001.patch".to_owned(),
-                content: data[..at + 1].to_vec(),
-            },
-            Patch {
-                filename: "0002.patch".to_owned(),
-                content: data[at + 4..].to_vec(),
-            },
-        ],
-        None => vec![Patch {
-            filename: "0001.patch".to_owned(),
-            content: data.to_vec(),
-        }],
-    };
+    let patches = patches::patches_of(data);
     if repository.apply_patches("fuzz", "master", &patches).is_ok() {
         // Every input starts from the same repository.
         repository
