@@ -104,8 +104,9 @@ pub(crate) fn stop(mut child: Child) -> std::process::ExitStatus {
     }
 }
 
-#[test]
-fn lmtp_mail_is_processed_and_sigterm_stops_cleanly() {
+/// A sandbox whose `serve` listens for LMTP on a free port, with jake a developer of
+/// `land/ooo`; returns it, the port and the project's new-issue address for jake.
+fn lmtp_sandbox() -> (Sandbox, u16, String) {
     let port = free_port();
     let sandbox = Sandbox::with_config(&format!(
         "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
@@ -115,6 +116,12 @@ fn lmtp_mail_is_processed_and_sigterm_stops_cleanly() {
     sandbox.admin_json(&["project", "member", "add", "land/ooo", "jake", "developer"]);
     let shown = sandbox.admin_json(&["project", "show", "land/ooo", "--user", "jake"]);
     let address = str_field(&shown["addresses"], "new_issue").to_owned();
+    (sandbox, port, address)
+}
+
+#[test]
+fn lmtp_mail_is_processed_and_sigterm_stops_cleanly() {
+    let (sandbox, port, address) = lmtp_sandbox();
 
     let child = start(&sandbox);
     let message = format!(
@@ -230,15 +237,7 @@ fn open_entries(dir: &std::path::Path) -> Vec<String> {
 fn the_data_directory_is_private_after_a_start_under_umask_022() {
     use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let port = free_port();
-    let sandbox = Sandbox::with_config(&format!(
-        "listener:\n  listen: \"127.0.0.1:{port}\"\nweb:\n  listen: \"127.0.0.1:0\"\n"
-    ));
-    sandbox.admin_json(&["user", "add", "jake", "--email", "jake@example.com"]);
-    sandbox.admin_json(&["project", "add", "land/ooo"]);
-    sandbox.admin_json(&["project", "member", "add", "land/ooo", "jake", "developer"]);
-    let shown = sandbox.admin_json(&["project", "show", "land/ooo", "--user", "jake"]);
-    let address = str_field(&shown["addresses"], "new_issue").to_owned();
+    let (sandbox, port, address) = lmtp_sandbox();
     // As an earlier version left it under umask 022: everything readable by everyone.
     let data = sandbox.path().join("postern-data");
     std::fs::create_dir_all(data.join("uploads/old")).expect("mkdir");
