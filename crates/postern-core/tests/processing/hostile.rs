@@ -16,27 +16,18 @@ fn new_issue_with(
     body: &str,
     attachments: &[(String, &[u8])],
 ) -> Vec<u8> {
-    use base64::Engine as _;
     let to = format!(
         "incoming+gitlabhq-gitlabhq-{}-{}-issue@appmail.adventuretime.ooo",
         world.project.id, world.jake.incoming_email_token
     );
-    let mut mail = format!(
-        "From: Jake the Dog <jake@adventuretime.ooo>\r\nTo: {to}\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
-    );
-    for (name, content) in attachments {
-        mail.push_str(&format!(
-            "--b\r\nContent-Type: application/octet-stream\r\n\
-             Content-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(content)
-        ));
-    }
-    mail.push_str("--b--\r\n");
-    mail.into_bytes()
+    crate::support::mail_from_jake_with_attachments(
+        &to,
+        subject,
+        &format!("{subject}@test"),
+        body,
+        "application/octet-stream",
+        attachments,
+    )
 }
 
 fn uploaded_files(world: &World) -> usize {

@@ -197,7 +197,6 @@ fn merge_request_mail(
     body: &str,
     patches: &[(&str, &[u8])],
 ) -> Vec<u8> {
-    use base64::Engine as _;
     let to = format!(
         "incoming+gitlabhq-gitlabhq-{}-{}-merge-request@appmail.adventuretime.ooo",
         world.project.id, world.jake.incoming_email_token
@@ -207,23 +206,14 @@ fn merge_request_mail(
         .filter(char::is_ascii_alphanumeric)
         .take(40)
         .collect();
-    let mut mail = format!(
-        "From: Jake the Dog <jake@adventuretime.ooo>\r\nTo: {to}\r\nSubject: {subject}\r\n\
-         Message-ID: <{id}-{}@test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n",
-        body.len()
-    );
-    for (name, content) in patches {
-        mail.push_str(&format!(
-            "--b\r\nContent-Type: text/x-patch\r\n\
-             Content-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(content)
-        ));
-    }
-    mail.push_str("--b--\r\n");
-    mail.into_bytes()
+    crate::support::mail_from_jake_with_attachments(
+        &to,
+        subject,
+        &format!("{id}-{}@test", body.len()),
+        body,
+        "text/x-patch",
+        patches,
+    )
 }
 
 /// `git format-patch` output with the given diffs.

@@ -240,3 +240,33 @@ impl World {
 }
 
 pub use postern_testkit::fixtures::renamed;
+
+/// A multipart mail from jake to `to` with a text part `body` and one base64 attachment of
+/// `content_type` per (name, content).
+pub fn mail_from_jake_with_attachments<N: AsRef<str>>(
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    body: &str,
+    content_type: &str,
+    attachments: &[(N, &[u8])],
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut mail = format!(
+        "From: Jake the Dog <jake@adventuretime.ooo>\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+    );
+    for (name, content) in attachments {
+        mail.push_str(&format!(
+            "--b\r\nContent-Type: {content_type}\r\n\
+             Content-Disposition: attachment; filename=\"{}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            name.as_ref(),
+            base64::engine::general_purpose::STANDARD.encode(content)
+        ));
+    }
+    mail.push_str("--b--\r\n");
+    mail.into_bytes()
+}
