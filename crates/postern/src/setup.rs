@@ -312,23 +312,31 @@ impl Setup {
 
     /// Project git repositories under the data directory.
     pub fn repositories(&self) -> postern_git::Repositories {
+        postern_git::Repositories::new(self.data_dir.join("repositories"))
+            .with_patch_limits(self.patch_limits())
+    }
+
+    /// `limits.max_patch_*` over postern-git's defaults.
+    fn patch_limits(&self) -> postern_git::PatchLimits {
         let limits = self.limits();
         let default = postern_git::PatchLimits::default();
         let max_binary_bytes = limits
             .max_patch_binary_bytes
             .unwrap_or(default.max_binary_bytes);
-        let patch_limits = postern_git::PatchLimits {
+        postern_git::PatchLimits {
             max_lines: limits.max_patch_lines.unwrap_or(default.max_lines),
             max_files: limits.max_patch_files.unwrap_or(default.max_files),
             max_binary_bytes,
             // Two hunks of the largest size (a file and its reverse), and what git may write
             // stays above what a hunk may declare.
-            max_total_binary_bytes: default.max_total_binary_bytes.max(2 * max_binary_bytes),
-            max_written_file_bytes: default.max_written_file_bytes.max(2 * max_binary_bytes),
+            max_total_binary_bytes: default
+                .max_total_binary_bytes
+                .max(max_binary_bytes.saturating_mul(2)),
+            max_written_file_bytes: default
+                .max_written_file_bytes
+                .max(max_binary_bytes.saturating_mul(2)),
             ..default
-        };
-        postern_git::Repositories::new(self.data_dir.join("repositories"))
-            .with_patch_limits(patch_limits)
+        }
     }
 
     /// A processor over an open store.
@@ -351,4 +359,23 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(crate::exit::SOFTWARE, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_limits_follow_the_configuration_without_overflow() {
+        let config = Config::parse(
+            "limits:\n  max_patch_lines: 10\n  max_patch_files: 2\n  max_patch_binary_bytes: 18446744073709551615\n",
+        )
+        .expect("parses");
+        let limits = Setup::new(config).patch_limits();
+        assert_eq!(limits.max_lines, 10);
+        assert_eq!(limits.max_files, 2);
+        assert_eq!(limits.max_binary_bytes, u64::MAX);
+        assert_eq!(limits.max_total_binary_bytes, u64::MAX);
+        assert_eq!(limits.max_written_file_bytes, u64::MAX);
+    }
 }
