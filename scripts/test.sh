@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # requests by email, Dovecot + Postfix (+ openssl for their certificates) for the outbox's SMTP
 # tests (scripts/mailserver.sh, started by postern-testkit), Redis for GitLab companion mode's
 # Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), and Chromium with
-# its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver)
+# its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs), and nginx as the
+# HTTPS reverse proxy in front of `serve` (postern-testkit nginx.rs, tests/cli/proxy.rs).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver nginx)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -163,6 +163,7 @@ impl World {
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
+            web_url: None,
         };
         Ok(World {
             processor: Processor::new(store, repositories.clone(), config),

@@ -143,6 +143,8 @@ struct Thread {
     root: String,
     /// `#IID` or `!IID`.
     reference: String,
+    /// Its page under the web UI's address: `issues/IID` or `merge_requests/IID`.
+    page: String,
     title: String,
     body: String,
 }
@@ -152,6 +154,7 @@ impl Thread {
         Thread {
             root: format!("issue_{}", issue.id),
             reference: format!("#{}", issue.iid),
+            page: format!("issues/{}", issue.iid),
             title: issue.title.clone(),
             body: issue.description.clone(),
         }
@@ -161,6 +164,7 @@ impl Thread {
         Thread {
             root: format!("merge_request_{}", mr.id),
             reference: format!("!{}", mr.iid),
+            page: format!("merge_requests/{}", mr.iid),
             title: mr.title.clone(),
             body: mr.description.clone(),
         }
@@ -272,8 +276,16 @@ impl Mail<'_> {
         );
         let reply_address = self.reply_template.address_for_key(self.key);
         let unsubscribe = self.reply_template.unsubscribe_address(self.key);
-        let footer =
+        let mut footer =
             format!("Reply to this email directly, or unsubscribe by writing to {unsubscribe}.");
+        // The link lives below the signature delimiter with the rest of the footer, so a reply
+        // that quotes the notification loses it with the footer when trimmed.
+        if let Some(web_url) = &self.config.web_url {
+            footer.push_str(&format!(
+                "\nView it on {}: {}/projects/{}/{}",
+                self.config.instance_name, web_url, self.project.id, self.thread.page
+            ));
+        }
         let mut builder = automatic(MessageBuilder::new(), "auto-generated", host)
             .from((
                 self.actor.name.as_str(),
@@ -292,7 +304,7 @@ impl Mail<'_> {
             .html_body(format!(
                 "<div>{}</div>\n<p style=\"color:#666\">{}</p>\n",
                 escape_html(&text).replace('\n', "<br>\n"),
-                escape_html(&footer)
+                escape_html(&footer).replace('\n', "<br>\n")
             ));
         // `<reply-KEY@host>` first, then the thread root: GitLab's order (spec §1.3).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);

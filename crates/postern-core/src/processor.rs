@@ -49,6 +49,10 @@ pub struct ProcessorConfig {
     /// Which trimmer cuts quotes and signatures from replies (`reply_trimming:`): GitLab's for
     /// identical results, postern's to keep what GitLab's is known to eat.
     pub reply_trimming: postern_mail::trim::TrimMode,
+    /// Where people reach the web UI (`web.external_url`, no trailing slash): notifications
+    /// link to the issue or merge request there. `None`: no link (an address only the
+    /// server itself can reach is no use in mail).
+    pub web_url: Option<String>,
 }
 
 /// When a message whose processing failed temporarily is tried again: after a back-off that

@@ -42,6 +42,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a 1280×1000 headless session.
     pub async fn start(profile_dir: &Path) -> Result<Browser, Error> {
+        Browser::start_with_args(profile_dir, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium command-line flags (say, a private CA's key in
+    /// `--ignore-certificate-errors-spki-list`).
+    pub async fn start_with_args(profile_dir: &Path, extra: &[String]) -> Result<Browser, Error> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -51,15 +57,21 @@ impl Browser {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ]
+        .map(String::from)
+        .into();
+        args.push(format!("--user-data-dir={}", profile_dir.display()));
+        args.extend(extra.iter().cloned());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000",
-                         format!("--user-data-dir={}", profile_dir.display())],
-            }),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
         );
         // chromedriver needs a moment to listen; bounded wait.
         for _ in 0..50 {

@@ -10,6 +10,8 @@
 //!   service besides GitLab's internal API that cannot run here), checking what they check.
 //! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
 //!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
+//! - [`nginx`] starts a private nginx as an HTTPS reverse proxy, with a certificate from
+//!   [`certs`] (a private CA made with `openssl`).
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -17,12 +19,14 @@
 //! Only test code depends on this crate; it is never part of the `postern` binary.
 #![deny(missing_docs)]
 
+pub mod certs;
 pub mod chromium;
 pub mod fixtures;
 pub mod gitlab;
 pub mod graph;
 pub mod imap;
 pub mod mailserver;
+pub mod nginx;
 pub mod pg;
 mod reaper;
 pub mod redis;

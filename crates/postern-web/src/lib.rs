@@ -18,6 +18,8 @@
 //! - **Project settings** for maintainers, owners and administrators: members, Service Desk,
 //!   the custom support address and its verification.
 //! - **JSON API** under `/api/v1`, authenticated by personal access token.
+//! - **HTTPS of its own** ([`serve_tls`]), for installations without a reverse proxy: the
+//!   certificate and key are swapped in place by [`ServerCertificate::reload`].
 //!
 //! Every page is server-rendered (minijinja templates, HTML auto-escaping) and carries a strict
 //! Content-Security-Policy that allows no script at all.
@@ -45,6 +47,7 @@ mod secret;
 mod session;
 mod state;
 mod throttle;
+mod tls;
 mod tracker;
 
 use std::future::Future;
@@ -60,6 +63,7 @@ pub use proxy::TrustedProxies;
 pub use secret::{HashingLimits, SignInStats, hash_password};
 pub use state::{WebConfig, WebState};
 pub use throttle::ThrottlePolicy;
+pub use tls::{ServerCertificate, TlsError};
 
 /// Every route of the UI, the API and the operations endpoints.
 pub fn router(state: WebState) -> Router {
@@ -94,6 +98,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The peer address is what sign-in throttling counts by.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// [`serve`] over HTTPS with `certificate`, which can be reloaded while serving: new
+/// connections get the new pair, open ones keep theirs.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    certificate: std::sync::Arc<ServerCertificate>,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // `tap_io` does nothing to the stream: it gives the TLS listener axum's `ConnectInfo` of
+    // the peer address, which axum provides for tapped listeners of any kind.
+    let listener = tls::TlsListener::new(listener, certificate)?.tap_io(|_| {});
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -226,6 +226,19 @@ pub struct WebSection {
     /// headers name the client; no other peer's are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// HTTPS of postern's own, for an installation without a reverse proxy.
+    pub tls: Option<WebTls>,
+}
+
+/// `web.tls:`: the certificate chain and private key (PEM files) `serve` answers HTTPS with.
+/// Both are read again on SIGHUP; a pair that does not load keeps the one in use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebTls {
+    /// The server's certificate, followed by any intermediates.
+    pub certificate: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `listener:`.
@@ -310,6 +323,25 @@ impl Config {
             .as_ref()
             .filter(|section| section.enabled != Some(false))
             .and_then(|section| section.address.clone())
+    }
+
+    /// `web.external_url` without a trailing slash, when set; an error names what is wrong
+    /// with it (a scheme other than http/https, no host, spaces or control characters).
+    pub fn external_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(url) = self.web.as_ref().and_then(|web| web.external_url.as_deref()) else {
+            return Ok(None);
+        };
+        let url = url.trim();
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        let host_ok = url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.trim_end_matches('/').is_empty());
+        if !scheme_ok || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            anyhow::bail!(
+                "web.external_url: expected http://… or https://… without spaces, not {url:?}"
+            );
+        }
+        Ok(Some(url.trim_end_matches('/').to_owned()))
     }
 
     /// The trimming mode of `reply_trimming:` (default postern's own).

@@ -212,6 +212,8 @@ impl Setup {
             limits: self.message_limits(),
             quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
             reply_trimming: self.config.trim_mode(),
+            // An invalid URL stops `serve` with an error naming it; elsewhere it means no link.
+            web_url: self.config.external_url().ok().flatten(),
         }
     }
 

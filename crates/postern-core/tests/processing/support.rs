@@ -87,6 +87,7 @@ impl World {
             quarantine_directory: postern_core::intake::quarantine_directory(self.data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
+            web_url: None,
         }
     }
 

@@ -1,9 +1,8 @@
-//! HTTPS for the stand-in: a private CA and a server certificate for `127.0.0.1` made with
-//! Debian's `openssl` (as scripts/mailserver.sh does), served with rustls (ring), so the
+//! HTTPS for the stand-in: a private CA and a server certificate for `127.0.0.1`
+//! ([`crate::certs`]), served with rustls (ring), so the
 //! watcher's real TLS path (platform verifier plus `extra_ca_file`) is what the tests use.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject as _;
@@ -18,74 +17,16 @@ pub(super) struct Tls {
     pub dir: tempfile::TempDir,
 }
 
-/// Makes a CA and a server certificate (EC P-256; `CA:FALSE` on the server's, which webpki
-/// requires) in a new temporary directory.
+/// Makes a CA and a server certificate for `127.0.0.1` in a new temporary directory.
 pub(super) fn make() -> Tls {
     let dir = tempfile::tempdir().expect("temporary directory for the stand-in's certificates");
-    let path = |name: &str| dir.path().join(name);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=postern Graph stand-in CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        &arg(&path("ca.key")),
-        "-out",
-        &arg(&path("ca.pem")),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        &arg(&path("key.pem")),
-        "-out",
-        &arg(&path("cert.csr")),
-    ]);
-    std::fs::write(
-        path("cert.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write cert.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &arg(&path("cert.csr")),
-        "-CA",
-        &arg(&path("ca.pem")),
-        "-CAkey",
-        &arg(&path("ca.key")),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        &arg(&path("cert.ext")),
-        "-out",
-        &arg(&path("cert.pem")),
-    ]);
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path("cert.pem"))
+    let ca = crate::certs::PrivateCa::new(dir.path(), "postern Graph stand-in CA");
+    let pair = ca.issue("cert");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pair.certificate)
         .expect("read cert.pem")
         .collect::<Result<_, _>>()
         .expect("parse cert.pem");
-    let key = PrivateKeyDer::from_pem_file(path("key.pem")).expect("read key.pem");
+    let key = PrivateKeyDer::from_pem_file(&pair.key).expect("read key.pem");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -96,28 +37,7 @@ pub(super) fn make() -> Tls {
     .expect("server certificate");
     Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
-        ca_file: path("ca.pem"),
+        ca_file: ca.certificate(),
         dir,
     }
-}
-
-fn arg(path: &Path) -> String {
-    path.display().to_string()
-}
-
-fn openssl(args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "running openssl failed ({e}): apt-get install openssl, or run bash scripts/test.sh"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "openssl {} failed: {}",
-        args.first().copied().unwrap_or_default(),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }

@@ -32,7 +32,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::sources::{self, Section};
-use super::{bind_web, shut_down, stopped, wait_for_signal};
+use super::{
+    bind_web, reload_certificate, shut_down, spawn_web, stopped, wait_for_signal, web_certificate,
+};
 use crate::config::{InboxOptions, MailboxConfig, Secret};
 use crate::exit::{CONFIG, Failure, SOFTWARE};
 use crate::setup::{Setup, runtime};
@@ -180,17 +182,19 @@ async fn serve(
         // GitLab refuses what is over its own limit; the watchers keep their default.
         None,
     )?;
+    let certificate = web_certificate(&setup)?;
     let (web_listener, web_bound) = bind_web(&setup).await?;
     let web_state = WebState::new(
         processor,
         planned.statuses.clone(),
-        web_config(&setup, web_bound)?,
+        web_config(&setup, web_bound, certificate.is_some())?,
     )
     .with_metrics(metrics);
+    let scheme = if certificate.is_some() { "https" } else { "http" };
     tracing::info!(
         gitlab_config = %gitlab_config.display(),
         data_dir = %setup.data_dir.display(),
-        web = %format!("http://{web_bound}/"),
+        web = %format!("{scheme}://{web_bound}/"),
         "postern started in GitLab companion mode"
     );
     for source in &planned.descriptions {
@@ -219,17 +223,16 @@ async fn serve(
         });
     }
     tasks.spawn(export_stats(deliverer.clone(), stop_rx.clone()));
-    {
-        let rx = stop_rx.clone();
-        tasks.spawn(async move {
-            if let Err(e) = postern_web::serve(web_listener, web_state, stopped(rx)).await {
-                tracing::error!(error = %e, "the web server stopped");
-            }
-        });
-    }
+    spawn_web(
+        &mut tasks,
+        web_listener,
+        certificate.clone(),
+        web_state,
+        stop_rx.clone(),
+    );
     planned.spawn(&mut tasks, stop_rx.clone());
 
-    wait_for_signal().await;
+    wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
     shut_down(stop_tx, tasks).await;
     store.close().await;
     tracing::info!("stopped");

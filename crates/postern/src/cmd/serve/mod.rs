@@ -147,15 +147,17 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let bound = listener.local_addr().unwrap_or(listen);
     let lmtp_status = Arc::new(SourceStatus::new("listener", "lmtp", &bound.to_string()));
     lmtp_status.connected();
+    let certificate = web_certificate(&setup)?;
     let (web_listener, web_bound) = bind_web(&setup).await?;
     let mut statuses = vec![lmtp_status.clone()];
     statuses.extend(planned.statuses.iter().cloned());
-    let web_state = WebState::new(processor.clone(), statuses, web_config(&setup, web_bound)?)
-        .with_metrics(metrics);
+    let web_config = web_config(&setup, web_bound, certificate.is_some())?;
+    let web_state = WebState::new(processor.clone(), statuses, web_config).with_metrics(metrics);
+    let scheme = if certificate.is_some() { "https" } else { "http" };
     tracing::info!(
         data_dir = %setup.data_dir.display(),
         lmtp = %bound,
-        web = %format!("http://{web_bound}/"),
+        web = %format!("{scheme}://{web_bound}/"),
         outgoing = %match setup.smtp_settings()? {
             Some(smtp) => format!("via {}:{}", smtp.host, smtp.port),
             None => format!("into {}", setup.data_dir.join("outbox").display()),
@@ -187,17 +189,16 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         tasks.spawn(async move { sender.run(stopped(rx)).await });
     }
     tasks.spawn(queue.clone().run(stop_rx.clone(), log_queue_event));
-    {
-        let rx = stop_rx.clone();
-        tasks.spawn(async move {
-            if let Err(e) = postern_web::serve(web_listener, web_state, stopped(rx)).await {
-                tracing::error!(error = %e, "the web server stopped");
-            }
-        });
-    }
+    spawn_web(
+        &mut tasks,
+        web_listener,
+        certificate.clone(),
+        web_state,
+        stop_rx.clone(),
+    );
     planned.spawn(&mut tasks, stop_rx.clone());
 
-    wait_for_signal().await;
+    wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
     shut_down(stop_tx, tasks).await;
     store.close().await;
     tracing::info!("stopped");
@@ -209,30 +210,21 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Binds the web server's address (`web.listen`).
 /// The web UI's settings from `web:`: links and cookies follow `external_url` (else
-/// `http://<bound address>`), and only `trusted_proxies` may name the client.
-pub(super) fn web_config(setup: &Setup, web_bound: SocketAddr) -> Result<WebConfig, Failure> {
+/// `http://<bound address>`, or `https://…` with `web.tls`), and only `trusted_proxies` may
+/// name the client.
+pub(super) fn web_config(
+    setup: &Setup,
+    web_bound: SocketAddr,
+    tls: bool,
+) -> Result<WebConfig, Failure> {
     let web = setup.config.web.as_ref();
-    let base_url = match web.and_then(|web| web.external_url.as_deref()) {
-        Some(url) => {
-            let url = url.trim();
-            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-            let host_ok = url
-                .split_once("://")
-                .is_some_and(|(_, rest)| !rest.is_empty());
-            if !scheme_ok || !host_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(Failure::new(
-                    CONFIG,
-                    anyhow::anyhow!(
-                        "web.external_url: expected http://… or https://… without spaces, not {url:?}"
-                    ),
-                ));
-            }
-            url.to_owned()
-        }
-        None => format!("http://{web_bound}"),
-    };
+    let scheme = if tls { "https" } else { "http" };
+    let base_url = setup
+        .config
+        .external_url()
+        .map_err(|e| Failure::new(CONFIG, e))?
+        .unwrap_or_else(|| format!("{scheme}://{web_bound}"));
     let mut config = WebConfig::new(&setup.config.instance_name(), &base_url);
     let proxies: &[String] = web.map_or(&[], |web| web.trusted_proxies.as_slice());
     config.trusted_proxies = postern_web::TrustedProxies::parse(proxies)
@@ -240,6 +232,40 @@ pub(super) fn web_config(setup: &Setup, web_bound: SocketAddr) -> Result<WebConf
     Ok(config)
 }
 
+/// The certificate and key of `web.tls`, loaded (an error names the file and what is wrong).
+pub(super) fn web_certificate(
+    setup: &Setup,
+) -> Result<Option<Arc<postern_web::ServerCertificate>>, Failure> {
+    let Some(tls) = setup.config.web.as_ref().and_then(|web| web.tls.as_ref()) else {
+        return Ok(None);
+    };
+    postern_web::ServerCertificate::load(&tls.certificate, &tls.key)
+        .map(|certificate| Some(Arc::new(certificate)))
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{e}")))
+}
+
+/// Runs the web server (over HTTPS with `certificate`) until the stop flag.
+pub(super) fn spawn_web(
+    tasks: &mut JoinSet<()>,
+    listener: tokio::net::TcpListener,
+    certificate: Option<Arc<postern_web::ServerCertificate>>,
+    state: WebState,
+    stop: watch::Receiver<bool>,
+) {
+    tasks.spawn(async move {
+        let served = match certificate {
+            Some(certificate) => {
+                postern_web::serve_tls(listener, certificate, state, stopped(stop)).await
+            }
+            None => postern_web::serve(listener, state, stopped(stop)).await,
+        };
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the web server stopped");
+        }
+    });
+}
+
+/// Binds the web server's address (`web.listen`).
 async fn bind_web(setup: &Setup) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
     let web_listen = setup
         .config
@@ -292,24 +318,52 @@ fn log_queue_event(event: QueueEvent) {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGHUP: reads `web.tls`'s certificate and key again. A pair that does not load is logged
+/// and the one in use stays; without `web.tls` there is nothing to read.
+pub(super) fn reload_certificate(certificate: Option<&postern_web::ServerCertificate>) {
+    match certificate {
+        Some(certificate) => match certificate.reload() {
+            Ok(()) => tracing::info!("SIGHUP: web.tls certificate and key reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: web.tls not reloaded; the certificate in use stays"
+            ),
+        },
+        None => tracing::info!("SIGHUP: nothing to reload (no web.tls)"),
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C, calling `on_hangup` at every SIGHUP meanwhile (which would
+/// otherwise end the process).
+pub(super) async fn wait_for_signal(on_hangup: impl Fn()) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut terminate), Ok(mut hangup)) => loop {
+                tokio::select! {
+                    _ = terminate.recv() => return,
+                    _ = tokio::signal::ctrl_c() => return,
+                    Some(()) = hangup.recv() => on_hangup(),
+                }
+            },
+            (Ok(mut terminate), Err(_)) => {
                 tokio::select! {
                     _ = terminate.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = on_hangup;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
