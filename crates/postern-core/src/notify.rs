@@ -276,16 +276,27 @@ impl Mail<'_> {
         );
         let reply_address = self.reply_template.address_for_key(self.key);
         let unsubscribe = self.reply_template.unsubscribe_address(self.key);
-        let mut footer =
+        let footer =
             format!("Reply to this email directly, or unsubscribe by writing to {unsubscribe}.");
         // The link lives below the signature delimiter with the rest of the footer, so a reply
         // that quotes the notification loses it with the footer when trimmed.
-        if let Some(web_url) = &self.config.web_url {
-            footer.push_str(&format!(
-                "\nView it on {}: {}/projects/{}/{}",
-                self.config.instance_name, web_url, self.project.id, self.thread.page
-            ));
-        }
+        let page = self.config.web_url.as_ref().map(|web_url| {
+            format!(
+                "{web_url}/projects/{}/{}",
+                self.project.id, self.thread.page
+            )
+        });
+        let (text_link, html_link) = match &page {
+            Some(page) => (
+                format!("\nView it on {}: {page}", self.config.instance_name),
+                format!(
+                    "<br>\n<a href=\"{}\">View it on {}</a>",
+                    escape_html(page),
+                    escape_html(&self.config.instance_name)
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         let mut builder = automatic(MessageBuilder::new(), "auto-generated", host)
             .from((
                 self.actor.name.as_str(),
@@ -300,11 +311,11 @@ impl Mail<'_> {
                 "List-Unsubscribe",
                 Raw::new(format!("<mailto:{unsubscribe}>")),
             )
-            .text_body(format!("{text}\n\n-- \n{footer}\n"))
+            .text_body(format!("{text}\n\n-- \n{footer}{text_link}\n"))
             .html_body(format!(
-                "<div>{}</div>\n<p style=\"color:#666\">{}</p>\n",
+                "<div>{}</div>\n<p style=\"color:#666\">{}{html_link}</p>\n",
                 escape_html(&text).replace('\n', "<br>\n"),
-                escape_html(&footer).replace('\n', "<br>\n")
+                escape_html(&footer)
             ));
         // `<reply-KEY@host>` first, then the thread root: GitLab's order (spec §1.3).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);

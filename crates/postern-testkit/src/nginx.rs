@@ -3,9 +3,10 @@
 //! directory, in the foreground (`daemon off`), stopped when dropped and when the test process
 //! ends (by the reaper, through its pid file).
 //!
-//! The proxy is configured as the README tells administrators to: TLS ends at nginx, the
-//! client's address goes upstream in `X-Forwarded-For` *replacing* whatever the client sent
-//! (`$remote_addr`), with `X-Forwarded-Proto https` and the original `Host`.
+//! The proxy is configured as the README tells administrators to: TLS ends at nginx, and the
+//! client's address is *appended* to whatever `X-Forwarded-For` the client sent
+//! (`$proxy_add_x_forwarded_for`), so what postern reads from the right is nginx's entry and
+//! what a client wrote is still there to be ignored.
 //!
 //! Environment: `POSTERN_SKIP_NGINX=1` skips the tests that need it (with a printed reason).
 //! Without it, a missing `nginx` fails those tests with a message saying what to install.
@@ -180,9 +181,9 @@ http {{
         ssl_certificate_key {key};
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
 }}

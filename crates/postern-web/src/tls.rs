@@ -127,7 +127,8 @@ fn read_pair(certificate_file: &Path, key_file: &Path) -> Result<CertifiedKey, T
 }
 
 fn read(setting: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError(format!("{setting}: cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| TlsError(format!("{setting}: cannot read {}: {e}", path.display())))
 }
 
 /// A listener that hands axum connections whose TLS handshake is done. The TCP accept loop
@@ -188,7 +189,9 @@ async fn accept_loop(
                 Ok(Ok(tls)) => {
                     let _ = ready.send((tls, peer)).await;
                 }
-                Ok(Err(e)) => tracing::debug!(client = %peer, error = %e, "web: TLS handshake failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer, error = %e, "web: TLS handshake failed")
+                }
                 Err(_) => tracing::debug!(client = %peer, "web: TLS handshake timed out"),
             }
         });

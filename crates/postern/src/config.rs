@@ -328,7 +328,11 @@ impl Config {
     /// `web.external_url` without a trailing slash, when set; an error names what is wrong
     /// with it (a scheme other than http/https, no host, spaces or control characters).
     pub fn external_url(&self) -> anyhow::Result<Option<String>> {
-        let Some(url) = self.web.as_ref().and_then(|web| web.external_url.as_deref()) else {
+        let Some(url) = self
+            .web
+            .as_ref()
+            .and_then(|web| web.external_url.as_deref())
+        else {
             return Ok(None);
         };
         let url = url.trim();

@@ -23,6 +23,7 @@ mod mailflow;
 mod package;
 mod patch_bombs;
 mod pipes;
+mod proxy;
 mod receive;
 mod secrets;
 mod serve;

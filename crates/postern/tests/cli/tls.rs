@@ -76,12 +76,16 @@ fn serve_answers_https_and_sighup_swaps_the_certificate_keeping_open_connections
         .spawn()
         .expect("postern serve starts");
     let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    stderr.wait_for("the start line", BOUND, |line| line.contains("postern started"));
+    stderr.wait_for("the start line", BOUND, |line| {
+        line.contains("postern started")
+    });
     let rt = runtime();
     let client = Client::new(&ca.certificate(), Ipv4Addr::LOCALHOST).expect("client");
 
     // HTTPS with the private CA; the sign-in form's cookie is Secure without external_url.
-    let login = rt.block_on(client.get(web, "/login", "")).expect("GET /login");
+    let login = rt
+        .block_on(client.get(web, "/login", ""))
+        .expect("GET /login");
     assert_eq!(login.status, 200, "{}", login.head);
     let cookie = login.set_cookie("postern_login").expect("a login cookie");
     assert!(cookie.contains("; Secure"), "{cookie}");
@@ -95,13 +99,17 @@ fn serve_answers_https_and_sighup_swaps_the_certificate_keeping_open_connections
         line.contains("certificate and key reloaded")
     });
     // ...still answers, with the certificate it was opened with; new ones get the new one.
-    let kept = rt.block_on(open.get(web, "/health")).expect("the open connection");
+    let kept = rt
+        .block_on(open.get(web, "/health"))
+        .expect("the open connection");
     assert_eq!(kept.status, 200, "{}", kept.head);
     assert!(
         kept.certificate == certificate_der(&first.certificate),
         "the open connection changed certificate"
     );
-    let renewed = rt.block_on(client.get(web, "/health", "")).expect("GET /health");
+    let renewed = rt
+        .block_on(client.get(web, "/health", ""))
+        .expect("GET /health");
     assert_eq!(renewed.status, 200);
     assert!(
         renewed.certificate == certificate_der(&second.certificate),
@@ -116,7 +124,9 @@ fn serve_answers_https_and_sighup_swaps_the_certificate_keeping_open_connections
         line.contains("web.tls not reloaded")
     });
     assert!(refused.contains("does not go with"), "{refused}");
-    let still = rt.block_on(client.get(web, "/health", "")).expect("GET /health");
+    let still = rt
+        .block_on(client.get(web, "/health", ""))
+        .expect("GET /health");
     assert_eq!(still.status, 200);
     assert!(
         still.certificate == certificate_der(&second.certificate),
@@ -173,9 +183,8 @@ fn unusable_tls_files_stop_serve_with_an_error_naming_the_file() {
     }
 
     // A section without its key is a configuration error naming the missing field.
-    let incomplete = Sandbox::with_config(
-        "web:\n  listen: \"127.0.0.1:0\"\n  tls:\n    certificate: web.pem\n",
-    );
+    let incomplete =
+        Sandbox::with_config("web:\n  listen: \"127.0.0.1:0\"\n  tls:\n    certificate: web.pem\n");
     let error = incomplete.run(&["serve"]).one_line_error(78).to_owned();
     assert!(error.contains("key"), "{error}");
 }

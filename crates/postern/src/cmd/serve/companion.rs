@@ -190,7 +190,11 @@ async fn serve(
         web_config(&setup, web_bound, certificate.is_some())?,
     )
     .with_metrics(metrics);
-    let scheme = if certificate.is_some() { "https" } else { "http" };
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         gitlab_config = %gitlab_config.display(),
         data_dir = %setup.data_dir.display(),

@@ -153,7 +153,11 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     statuses.extend(planned.statuses.iter().cloned());
     let web_config = web_config(&setup, web_bound, certificate.is_some())?;
     let web_state = WebState::new(processor.clone(), statuses, web_config).with_metrics(metrics);
-    let scheme = if certificate.is_some() { "https" } else { "http" };
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         data_dir = %setup.data_dir.display(),
         lmtp = %bound,
