@@ -1,6 +1,6 @@
-//! A small HTTPS/1.1 client for the tests (rustls with ring, trusting one private CA): one
-//! request per connection, from a chosen loopback source address, returning the response and
-//! the certificate the server presented.
+//! A small HTTP/1.1 client for the tests, over TLS (rustls with ring, trusting one private CA)
+//! or plain TCP: one request per connection, from a chosen loopback source address, returning
+//! the response and the certificate the server presented.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -54,11 +54,16 @@ impl Reply {
     }
 }
 
-/// An HTTPS client for servers whose certificates `ca_file` signed, connecting from `source`.
+/// A client connecting from `source`, over TLS to servers whose certificates a CA signed, or
+/// in plain HTTP.
 pub struct Client {
-    connector: tokio_rustls::TlsConnector,
+    connector: Option<tokio_rustls::TlsConnector>,
     source: IpAddr,
 }
+
+/// What a connection runs over.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Client {
     pub fn new(ca_file: &Path, source: Ipv4Addr) -> Result<Client, Error> {
@@ -77,9 +82,17 @@ impl Client {
         let mut config = config;
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Client {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
             source: IpAddr::V4(source),
         })
+    }
+
+    /// A plain-HTTP client connecting from `source`.
+    pub fn plain(source: Ipv4Addr) -> Client {
+        Client {
+            connector: None,
+            source: IpAddr::V4(source),
+        }
     }
 
     /// `GET path` with optional extra header lines (each ending in `\r\n`).
@@ -117,7 +130,7 @@ impl Client {
         connection.send(request).await
     }
 
-    /// A connection whose handshake is done, for a request sent later.
+    /// A connection (with its TLS handshake done), for a request sent later.
     pub async fn connect(&self, port: u16) -> Result<Connection, Error> {
         let handshake = async {
             let socket = tokio::net::TcpSocket::new_v4()?;
@@ -125,27 +138,34 @@ impl Client {
             let tcp = socket
                 .connect(SocketAddr::from(([127, 0, 0, 1], port)))
                 .await?;
+            let Some(connector) = &self.connector else {
+                return Ok::<_, Error>((Box::new(tcp) as Box<dyn Stream>, Vec::new()));
+            };
             let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
-            Ok::<_, Error>(self.connector.connect(name, tcp).await?)
+            let tls = connector.connect(name, tcp).await?;
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| der.as_ref().to_vec())
+                .ok_or("the server presented no certificate")?;
+            Ok((Box::new(tls) as Box<dyn Stream>, certificate))
         };
-        let tls = tokio::time::timeout(BOUND, handshake)
+        let (stream, certificate) = tokio::time::timeout(BOUND, handshake)
             .await
-            .map_err(|_| format!("no handshake with 127.0.0.1:{port} in {BOUND:?}"))??;
-        let certificate = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|der| der.as_ref().to_vec())
-            .ok_or("the server presented no certificate")?;
-        Ok(Connection { tls, certificate })
+            .map_err(|_| format!("no connection to 127.0.0.1:{port} in {BOUND:?}"))??;
+        Ok(Connection {
+            stream,
+            certificate,
+        })
     }
 }
 
-/// An open HTTPS connection.
+/// An open connection.
 pub struct Connection {
-    tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    /// The DER of the certificate the server presented in the handshake.
+    stream: Box<dyn Stream>,
+    /// The DER of the certificate the server presented in the handshake (empty in plain HTTP).
     pub certificate: Vec<u8>,
 }
 
@@ -164,9 +184,9 @@ impl Connection {
     }
 
     async fn exchange(mut self, request: &str) -> Result<Reply, Error> {
-        self.tls.write_all(request.as_bytes()).await?;
+        self.stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
-        match self.tls.read_to_end(&mut response).await {
+        match self.stream.read_to_end(&mut response).await {
             Ok(_) => {}
             // A server may close without TLS's close_notify once the response is complete.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}

@@ -27,6 +27,7 @@ mod proxy;
 mod receive;
 mod secrets;
 mod serve;
+mod sign_in;
 mod sources;
 mod tls;
 mod trim;
