@@ -260,3 +260,64 @@ async fn a_flood_from_many_addresses_leaves_a_guessed_accounts_counter_alone() {
     assert_eq!(reply.status, 429, "{}", reply.head);
     server.stop().await;
 }
+
+/// Sign-in throughput and latency against `postern serve` with its default hashing gate: 50
+/// clients at once, each from its own address, signing in 4 times with the right password and
+/// coming back 50 ms after a 503 (the advertised `Retry-After` is 1 s; a shorter wait keeps the
+/// run short and the gate full). Run with `bash bench/sign-in.sh`; prints figures and asserts
+/// only that every sign-in got in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: bash bench/sign-in.sh"]
+async fn sign_in_bench() {
+    const CLIENTS: u32 = 50;
+    const ROUNDS: usize = 4;
+    const MAX_TRIES: usize = 400;
+    let server = Server::start().await;
+    let before = server.password_checks().await;
+    let started = std::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    for client in 0..CLIENTS {
+        let port = server.port;
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            for _ in 0..ROUNDS {
+                let at = std::time::Instant::now();
+                let (mut status, mut busy) = (503, 0);
+                for _ in 0..MAX_TRIES {
+                    status = sign_in(port, address(5000 + client), "root", PASSWORD)
+                        .await
+                        .map(|reply| reply.status)
+                        .unwrap_or_else(|e| panic!("client {client}: {e}"));
+                    if status != 503 {
+                        break;
+                    }
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                samples.push((status, busy, at.elapsed()));
+            }
+            samples
+        });
+    }
+    let mut samples: Vec<(u16, usize, Duration)> =
+        tasks.join_all().await.into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let checks = server.password_checks().await - before;
+    let ok = samples.iter().filter(|s| s.0 == 303).count();
+    let busy: usize = samples.iter().map(|s| s.1).sum();
+    samples.sort_by_key(|s| s.2);
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)].2;
+    println!(
+        "sign-in bench (postern serve, {} CPUs): {CLIENTS} clients x {ROUNDS}: {ok} signed in \
+         in {elapsed:.2?} = {:.1} sign-ins/s; latency p50 {:.2?}, p95 {:.2?}, max {:.2?}; \
+         {busy} answers 503 (retried after 50 ms); {checks} password checks; peak RSS {} MB",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        ok as f64 / elapsed.as_secs_f64(),
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        server.peak_rss_kb() / 1024,
+    );
+    assert_eq!(ok, CLIENTS as usize * ROUNDS);
+    server.stop().await;
+}
