@@ -310,3 +310,54 @@ both!(custom_email_verification_mail_round_trip, |db| {
     assert_eq!(results[0].0, ["jake@adventuretime.ooo"]);
     Ok(())
 });
+
+both!(
+    notifications_link_to_the_issue_under_the_web_url_when_one_is_set,
+    |db| {
+        let world = World::new(db).await?;
+        let finn = world
+            .member("finn", "finn@adventuretime.ooo", Some(Role::Reporter))
+            .await?;
+        let issue = world.issue("Linked").await?;
+        let mut tx = world.store().begin().await?;
+        tx.set_subscription(finn.id, postern_store::Noteable::Issue(issue.id), true)
+            .await?;
+        let mut config = world.config(INCOMING);
+        config.web_url = Some("https://tracker.example".into());
+        let change = postern_core::notify::Change::IssueOpened(&issue);
+        let queued =
+            postern_core::notify::notify(&mut tx, &config, &world.project, &world.jake, change)
+                .await?;
+        assert_eq!(queued, 1);
+        // Without a web URL there is no link: an address only the server reaches is no use in mail.
+        config.web_url = None;
+        postern_core::notify::notify(&mut tx, &config, &world.project, &world.jake, change).await?;
+        tx.commit().await?;
+
+        let mails = outbox(&world, "notification").await?;
+        assert_eq!(mails.len(), 2);
+        let link = format!(
+            "https://tracker.example/projects/{}/issues/{}",
+            world.project.id, issue.iid
+        );
+        // Undo quoted-printable's soft line breaks, should the encoder have folded a line.
+        let linked = mails[0]
+            .1
+            .replace("=\r\n", "")
+            .replace("=3D", "=")
+            .replace("=20", " ");
+        let text_link = linked
+            .find(&format!("View it on postern: {link}"))
+            .ok_or_else(|| format!("no text link:\n{linked}"))?;
+        // Below the signature delimiter, with the rest of the footer.
+        let delimiter = linked.find("\n-- \r\n").ok_or("signature delimiter")?;
+        assert!(delimiter < text_link, "{linked}");
+        assert!(
+            linked.contains(&format!("<a href=\"{link}\">View it on postern</a>")),
+            "{linked}"
+        );
+        let unlinked = &mails[1].1;
+        assert!(!unlinked.contains("View it on"), "{unlinked}");
+        Ok(())
+    }
+);
