@@ -31,4 +31,5 @@ mod sign_in;
 mod sources;
 mod tls;
 mod trim;
+mod uploads;
 mod walkthrough;
