@@ -74,7 +74,27 @@ fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
         &crate::cmd::serve::sources::sections(setup),
     ));
     checks.push(Box::pin(outgoing(setup)));
+    if setup
+        .config
+        .web
+        .as_ref()
+        .is_some_and(|web| web.tls.is_some())
+    {
+        checks.push(Box::pin(web_tls(setup)));
+    }
     checks
+}
+
+/// `web.tls`: the certificate and key load and belong together, as `serve` will need them.
+async fn web_tls(setup: &Setup) -> CheckLine {
+    let result = match crate::cmd::serve::web_certificate(setup) {
+        Ok(_) => Ok("certificate and key load and belong together".to_owned()),
+        Err(failure) => Err(format!("{:#}", failure.error)),
+    };
+    CheckLine {
+        name: "web.tls".to_owned(),
+        result,
+    }
 }
 
 async fn store(setup: &Setup) -> CheckLine {

@@ -181,6 +181,20 @@ fn unusable_tls_files_stop_serve_with_an_error_naming_the_file() {
     for file in [&other.key, &certificate] {
         assert!(!error.contains(&pem_body(file)[..40]), "{error}");
     }
+    // `postern check` says the same before anything is started, and OK once the pair is right.
+    let checked = sandbox.run(&["check"]);
+    assert!(
+        checked.code == Some(1) && checked.stdout.contains("FAIL web.tls: web.tls: the key"),
+        "{}",
+        checked.stdout
+    );
+    install(&sandbox, &certificate, &key);
+    let checked = sandbox.run(&["check"]);
+    assert!(
+        checked.code == Some(0) && checked.stdout.contains("OK   web.tls:"),
+        "{}",
+        checked.stdout
+    );
 
     // A section without its key is a configuration error naming the missing field.
     let incomplete =

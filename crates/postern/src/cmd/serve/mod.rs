@@ -237,7 +237,7 @@ pub(super) fn web_config(
 }
 
 /// The certificate and key of `web.tls`, loaded (an error names the file and what is wrong).
-pub(super) fn web_certificate(
+pub(crate) fn web_certificate(
     setup: &Setup,
 ) -> Result<Option<Arc<postern_web::ServerCertificate>>, Failure> {
     let Some(tls) = setup.config.web.as_ref().and_then(|web| web.tls.as_ref()) else {
