@@ -144,12 +144,11 @@ impl TlsListener {
         certificate: Arc<ServerCertificate>,
     ) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(std::io::Error::other)?
             .with_no_client_auth()
             .with_cert_resolver(certificate);
-        let mut config = config;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (sender, ready) = mpsc::channel(MAX_HANDSHAKES);

@@ -7,7 +7,8 @@
 //! - the processing queue: works off what the watchers stored (and whatever a crash or a
 //!   temporary failure left behind);
 //! - the outbox worker: sends queued notifications;
-//! - the web server (`postern-web`): UI, JSON API, `/health`, `/ready`, `/metrics`.
+//! - the web server (`postern-web`): UI, JSON API, `/health`, `/ready`, `/metrics`; over
+//!   HTTPS with `web.tls`, whose certificate and key SIGHUP reads again.
 //!
 //! With `--gitlab-config` it runs in GitLab companion mode instead (`companion`): the watchers
 //! of GitLab's mailboxes and the delivery to GitLab, no LMTP listener and no processing.
