@@ -59,15 +59,24 @@ impl Authenticator {
     /// when [`Authenticator::verify`] runs, not when built.
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthError> {
         let resolver = resolver(&config.dns)?;
-        let per_query = config.dns.timeout * u32::try_from(config.dns.attempts.max(1)).unwrap_or(1);
+        // A query that gets no answer costs its timeout per attempt over UDP, then again over
+        // TCP. Six such queries in turn (a DKIM key, the DMARC record, a few SPF includes) fit
+        // in the deadline; a message cannot hold a worker for longer than 30 s.
+        let attempts = u32::try_from(config.dns.attempts.max(1)).unwrap_or(u32::MAX);
+        let per_query = config
+            .dns
+            .timeout
+            .saturating_mul(attempts)
+            .saturating_mul(2);
+        let deadline = per_query
+            .saturating_mul(6)
+            .clamp(Duration::from_secs(1), Duration::from_secs(30));
         Ok(Authenticator {
             resolver,
             caches: Caches::new(),
             trusted_ids: config.trusted_authserv_ids.clone(),
             trusted_hosts: config.trusted_hosts(),
-            // Enough for a few queries to run into their timeout in turn (a DKIM key, the
-            // DMARC record, SPF), not for a message to hold a worker for minutes.
-            deadline: (per_query * 4).max(Duration::from_secs(1)),
+            deadline,
         })
     }
 

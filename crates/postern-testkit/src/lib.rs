@@ -10,6 +10,8 @@
 //!   service besides GitLab's internal API that cannot run here), checking what they check.
 //! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
 //!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
+//! - [`dns`] starts a private authoritative DNS server (Knot) serving a zone written by the
+//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod chromium;
+pub mod dns;
 pub mod fixtures;
 pub mod gitlab;
 pub mod graph;
