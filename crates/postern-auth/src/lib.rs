@@ -23,6 +23,7 @@
 mod cache;
 mod config;
 mod headers;
+mod outcome;
 mod policy;
 mod received;
 mod upstream;

@@ -169,7 +169,7 @@ Received: from mail.example.org (mail.example.org [192.0.2.7])\r\n\
 Received: from evil (evil [198.51.100.1]) by mx.acme.test; forged\r\n\
 Subject: x\r\n\r\nbody";
         let c = connection_from_received(raw, &hosts());
-        assert_eq!(c.client_ip, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(c.client_ip, Some("192.0.2.7".parse().expect("IP")));
         assert_eq!(c.helo.as_deref(), Some("mail.example.org"));
         assert_eq!(c.mail_from.as_deref(), Some("alice@example.org"));
     }
@@ -178,7 +178,7 @@ Subject: x\r\n\r\nbody";
     fn reads_exim_s_form_and_ipv6() {
         let raw = b"Received: from [IPv6:2001:db8::5] (helo=client.example.org)\r\n by MX.acme.test with esmtp\r\n\r\n";
         let c = connection_from_received(raw, &hosts());
-        assert_eq!(c.client_ip, Some("2001:db8::5".parse().unwrap()));
+        assert_eq!(c.client_ip, Some("2001:db8::5".parse().expect("IP")));
         assert_eq!(c.helo.as_deref(), Some("client.example.org"));
         assert_eq!(c.mail_from, None, "no Return-Path above the trusted line");
     }
