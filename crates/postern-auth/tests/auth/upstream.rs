@@ -160,3 +160,26 @@ async fn the_connection_is_read_from_the_trusted_received_line_for_spf() {
     assert_eq!(verdict.spf.result, AuthResult::Pass, "{verdict:?}");
     assert_eq!(verdict.dmarc.result, AuthResult::Pass);
 }
+
+#[tokio::test]
+async fn a_trusted_pass_about_another_from_domain_is_not_applied_to_this_one() {
+    let Some((dns, raw)) = setup().await else {
+        return;
+    };
+    let auth = authenticator(&dns, &[TRUSTED]);
+    // A pass for evil.test cannot vouch for a message whose From is bob@acme.test.
+    let delivered = format!(
+        "Authentication-Results: {TRUSTED}; dkim=pass header.d=evil.test; \
+         dmarc=pass header.from=evil.test\r\n{RECEIVED}{raw}"
+    );
+    let verdict = auth
+        .verify(delivered.as_bytes(), &Connection::default())
+        .await;
+    assert_eq!(verdict.source, Source::Local, "{verdict:?}");
+    assert_eq!(verdict.dmarc.result, AuthResult::Fail);
+    assert!(
+        verdict.reasons.iter().any(|r| r.contains("evil.test")),
+        "{:?}",
+        verdict.reasons
+    );
+}
