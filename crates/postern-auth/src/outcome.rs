@@ -2,7 +2,7 @@
 //! differs from mail-auth's said where they are.
 
 use crate::verdict::{
-    AuthResult, DkimCheck, DmarcCheck, DmarcPolicy, Source, SpfCheck, Verdict, relaxed_aligned,
+    AuthResult, DkimCheck, DmarcCheck, DmarcPolicy, Source, SpfCheck, Verdict, signer_aligned,
 };
 use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy as RecordPolicy;
@@ -38,7 +38,7 @@ pub(crate) fn dkim_check(
         ));
     }
     DkimCheck {
-        aligned: domain.as_deref().is_some_and(|d| relaxed_aligned(d, from)),
+        aligned: domain.as_deref().is_some_and(|d| signer_aligned(d, from)),
         domain,
         selector: signature.map(|s| s.s.clone()),
         result,

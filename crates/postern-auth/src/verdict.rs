@@ -46,8 +46,8 @@ pub struct DkimCheck {
     pub selector: Option<String>,
     /// The result.
     pub result: AuthResult,
-    /// Whether `d=` is the From domain, a parent of it or a subdomain of it (DMARC's relaxed
-    /// alignment without a public-suffix list).
+    /// Whether `d=` is the From domain or a parent of it (see `signer_aligned` for why not a
+    /// subdomain).
     pub aligned: bool,
 }
 
@@ -135,10 +135,12 @@ impl Verdict {
     }
 }
 
-/// Whether `signer` aligns with `from` under relaxed rules: equal, or one a subdomain of the
-/// other. Without a public-suffix list this is what DMARC's organisational-domain rule
-/// amounts to for real signers (nobody can publish a key at a public suffix they do not run).
-pub(crate) fn relaxed_aligned(signer: &str, from: &str) -> bool {
+/// Whether a signature of `signer` vouches for a From address at `from`: the same domain, or
+/// a parent of it (`acme.com` signing for `mail.acme.com`). DMARC's relaxed alignment would
+/// also accept a subdomain signing for its parent; without the public-suffix list that DMARC
+/// needs to know where an organisation ends, that direction would let `evil.github.io` vouch
+/// for `github.io`, so it is left to DMARC itself (`aligned_dkim`), which walks the DNS tree.
+pub(crate) fn signer_aligned(signer: &str, from: &str) -> bool {
     let signer = signer.trim_end_matches('.').to_ascii_lowercase();
     let from = from.trim_end_matches('.').to_ascii_lowercase();
     if signer.is_empty() || from.is_empty() || !signer.contains('.') || !from.contains('.') {
@@ -148,9 +150,6 @@ pub(crate) fn relaxed_aligned(signer: &str, from: &str) -> bool {
         || from
             .strip_suffix(signer.as_str())
             .is_some_and(|rest| rest.ends_with('.'))
-        || signer
-            .strip_suffix(from.as_str())
-            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 #[cfg(test)]
@@ -158,17 +157,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alignment_is_equality_or_a_subdomain_either_way_never_a_bare_suffix() {
-        assert!(relaxed_aligned("acme.com", "acme.com"));
-        assert!(relaxed_aligned("ACME.com.", "acme.com"));
-        assert!(relaxed_aligned("acme.com", "mail.acme.com"));
-        assert!(relaxed_aligned("mail.acme.com", "acme.com"));
-        assert!(!relaxed_aligned("notacme.com", "acme.com"));
-        assert!(!relaxed_aligned("acme.com", "evilacme.com"));
+    fn alignment_is_equality_or_a_parent_never_a_bare_suffix_or_a_child() {
+        assert!(signer_aligned("acme.com", "acme.com"));
+        assert!(signer_aligned("ACME.com.", "acme.com"));
+        assert!(signer_aligned("acme.com", "mail.acme.com"));
         assert!(
-            !relaxed_aligned("com", "acme.com"),
+            !signer_aligned("evil.acme.com", "acme.com"),
+            "a subdomain does not vouch for its parent here; DMARC decides that"
+        );
+        assert!(!signer_aligned("notacme.com", "acme.com"));
+        assert!(!signer_aligned("acme.com", "evilacme.com"));
+        assert!(
+            !signer_aligned("com", "acme.com"),
             "a bare TLD aligns with nothing"
         );
-        assert!(!relaxed_aligned("", "acme.com"));
+        assert!(!signer_aligned("", "acme.com"));
     }
 }

@@ -9,7 +9,7 @@ use crate::outcome::{
 use crate::received::{Connection, connection_from_received};
 use crate::upstream::{Upstream, trusted_results};
 use crate::verdict::{
-    AuthResult, DkimCheck, DmarcCheck, DmarcPolicy, Source, SpfCheck, Verdict, relaxed_aligned,
+    AuthResult, DkimCheck, DmarcCheck, DmarcPolicy, Source, SpfCheck, Verdict, signer_aligned,
 };
 use futures_util::FutureExt as _;
 use mail_auth::dmarc::Dmarc;
@@ -161,9 +161,11 @@ impl Authenticator {
     ) -> Verdict {
         let from = from_domain.as_deref().unwrap_or_default();
         // Signatures of the From domain first, so padding cannot push them past the cap.
-        message
-            .dkim_headers
-            .sort_by_key(|h| !relaxed_aligned(&h.header.d, from));
+        // (Subdomains of the From domain next: DMARC's relaxed alignment may accept them.)
+        message.dkim_headers.sort_by_key(|h| {
+            let d = &h.header.d;
+            (!signer_aligned(d, from), !signer_aligned(from, d))
+        });
         if message.dkim_headers.len() > MAX_DKIM_SIGNATURES {
             reasons.push(format!(
                 "{} DKIM signatures: only {MAX_DKIM_SIGNATURES} checked",
@@ -310,10 +312,7 @@ impl Authenticator {
             .into_iter()
             .take(MAX_DKIM_SIGNATURES)
             .map(|mut d| {
-                d.aligned = d
-                    .domain
-                    .as_deref()
-                    .is_some_and(|s| relaxed_aligned(s, from));
+                d.aligned = d.domain.as_deref().is_some_and(|s| signer_aligned(s, from));
                 d
             })
             .collect();
@@ -334,7 +333,7 @@ impl Authenticator {
         let aligned_spf = (result == AuthResult::Pass && spf_result == AuthResult::Pass)
             .then(|| spf_domain.clone())
             .flatten()
-            .filter(|d| relaxed_aligned(d, from));
+            .filter(|d| signer_aligned(d, from));
         reasons.push(format!("results of the trusted MTA {id}"));
         if result != AuthResult::Pass {
             reasons.push(format!(
