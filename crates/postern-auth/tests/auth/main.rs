@@ -2,6 +2,7 @@
 //! keys, SPF and DMARC records the test generates; messages are signed (and ARC-sealed) with
 //! mail-auth's own signer; each test checks the verdict and what `decide` makes of it.
 
+mod api;
 mod arc;
 mod common;
 mod dkim;
