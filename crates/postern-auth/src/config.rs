@@ -65,8 +65,14 @@ pub const MAX_DKIM_SIGNATURES: usize = 10;
 /// signature checks; real chains have a handful of hops. A longer chain is reported as failed.
 pub const MAX_ARC_SETS: usize = 10;
 
+/// Header fields one DKIM or ARC signature may name (`h=`). Real signers name 10 to 50,
+/// over-signing included; the cost of finding them grows with this number times the fields in
+/// the message, so a longer list is a `permerror` without being checked.
+pub const MAX_SIGNED_HEADERS: usize = 100;
+
 /// Header fields read when looking for upstream `Authentication-Results` and `Received`
-/// lines; a header block longer than this is read only this far.
+/// lines (a header block longer than this is read only this far), and the most a message may
+/// have for its DKIM and ARC signatures to be checked (real mail has well under a hundred).
 pub const MAX_HEADER_FIELDS: usize = 1000;
 
 /// Entries kept per DNS record type in the parsed-record caches.

@@ -32,7 +32,7 @@ mod verify;
 
 pub use config::{
     AuthConfig, CACHE_ENTRIES, CACHE_MAX_TTL, DnsConfig, MAX_ARC_SETS, MAX_DKIM_SIGNATURES,
-    MAX_HEADER_FIELDS,
+    MAX_HEADER_FIELDS, MAX_SIGNED_HEADERS,
 };
 pub use policy::{Decision, Permission, Policy, decide};
 pub use received::{Connection, connection_from_received};

@@ -45,6 +45,24 @@ pub(crate) fn dkim_check(
     }
 }
 
+/// A signature refused before checking (too many signed fields, or a message with too many).
+pub(crate) fn unchecked(
+    domain: &str,
+    selector: &str,
+    from: &str,
+    reasons: &mut Vec<String>,
+) -> DkimCheck {
+    reasons.push(format!(
+        "DKIM signature of {domain}: too large to check (permerror)"
+    ));
+    DkimCheck {
+        domain: Some(domain.to_ascii_lowercase()),
+        selector: Some(selector.to_string()),
+        result: AuthResult::PermError,
+        aligned: signer_aligned(domain, from),
+    }
+}
+
 pub(crate) fn spf_result(result: SpfResult) -> AuthResult {
     match result {
         SpfResult::Pass => AuthResult::Pass,

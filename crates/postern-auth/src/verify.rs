@@ -2,9 +2,11 @@
 //! with mail-auth or from a trusted upstream header.
 
 use crate::cache::{BoundedCache, Caches};
-use crate::config::{AuthConfig, DnsConfig, MAX_ARC_SETS, MAX_DKIM_SIGNATURES};
+use crate::config::{
+    AuthConfig, DnsConfig, MAX_ARC_SETS, MAX_DKIM_SIGNATURES, MAX_HEADER_FIELDS, MAX_SIGNED_HEADERS,
+};
 use crate::outcome::{
-    dkim_check, dkim_result, dmarc_check, failed_verdict, record_policy, spf_result,
+    dkim_check, dkim_result, dmarc_check, failed_verdict, record_policy, spf_result, unchecked,
 };
 use crate::received::{Connection, connection_from_received};
 use crate::upstream::{Upstream, trusted_results};
@@ -174,16 +176,43 @@ impl Authenticator {
             message.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
         }
         message.errors.truncate(MAX_DKIM_SIGNATURES);
+        // Finding the fields a signature names costs (names listed) × (fields in the
+        // message): both are capped before anything is hashed.
+        let too_many_fields = message.headers.len() > MAX_HEADER_FIELDS;
+        if too_many_fields {
+            reasons.push(format!(
+                "{} header fields: more than the {MAX_HEADER_FIELDS} a signature is checked over",
+                message.headers.len()
+            ));
+        }
+        let mut dkim: Vec<DkimCheck> = Vec::new();
+        message.dkim_headers.retain(|h| {
+            let checkable = !too_many_fields && h.header.h.len() <= MAX_SIGNED_HEADERS;
+            if !checkable {
+                dkim.push(unchecked(&h.header.d, &h.header.s, from, &mut reasons));
+            }
+            checkable
+        });
         let message = message;
 
         let dkim_output = self.resolver.verify_dkim(self.params(&message)).await;
-        let dkim: Vec<DkimCheck> = dkim_output
-            .iter()
-            .take(MAX_DKIM_SIGNATURES)
-            .map(|o| dkim_check(o, from, &mut reasons))
-            .collect();
+        dkim.extend(
+            dkim_output
+                .iter()
+                .take(MAX_DKIM_SIGNATURES)
+                .map(|o| dkim_check(o, from, &mut reasons)),
+        );
+        dkim.truncate(MAX_DKIM_SIGNATURES);
 
-        let arc = if message.ams_headers.len() > MAX_ARC_SETS {
+        let arc = if too_many_fields
+            || message
+                .ams_headers
+                .iter()
+                .any(|h| h.header.h.len() > MAX_SIGNED_HEADERS)
+        {
+            reasons.push("ARC: a signature too large to check".to_string());
+            AuthResult::PermError
+        } else if message.ams_headers.len() > MAX_ARC_SETS {
             reasons.push(format!(
                 "ARC chain of {} sets: longer than the {MAX_ARC_SETS} checked",
                 message.ams_headers.len()

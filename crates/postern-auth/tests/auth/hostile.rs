@@ -64,3 +64,58 @@ async fn garbage_is_a_permanent_error_not_a_panic() {
         assert_ne!(verdict.dmarc.result, AuthResult::Pass, "{verdict:?}");
     }
 }
+
+#[tokio::test]
+async fn a_message_with_thousands_of_header_fields_is_not_checked_field_by_field() {
+    let (key, record) = ed25519_key();
+    let records = domain_records("acme.test", "s1", &record, "v=DMARC1; p=reject");
+    let Some(dns) = DnsServer::start_or_skip(ORIGIN, &records) else {
+        return;
+    };
+    let auth = authenticator(&dns, &[]);
+    // 20 000 header fields: finding each signed field would scan them all.
+    let fields: String = (0..20_000).map(|i| format!("X-Pad-{i}: x\r\n")).collect();
+    let padded = key.sign(
+        &format!("{fields}{}", message("alice@acme.test", "hi", "Hello.")),
+        "acme.test",
+        "s1",
+    );
+
+    let started = Instant::now();
+    let verdict = auth.verify(padded.as_bytes(), &Connection::default()).await;
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(verdict.dkim[0].result, AuthResult::PermError, "{verdict:?}");
+    assert_eq!(verdict.dmarc.result, AuthResult::Fail);
+}
+
+#[tokio::test]
+async fn a_signature_naming_thousands_of_fields_is_a_permerror_beside_a_good_one() {
+    let (key, record) = ed25519_key();
+    let records = domain_records("acme.test", "s1", &record, "v=DMARC1; p=reject");
+    let Some(dns) = DnsServer::start_or_skip(ORIGIN, &records) else {
+        return;
+    };
+    let auth = authenticator(&dns, &[]);
+    let signed = key.sign(
+        &message("alice@acme.test", "hi", "Hello."),
+        "acme.test",
+        "s1",
+    );
+    let huge = format!(
+        "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=acme.test; s=s1; h={}from;\r\n bh=AAAA; b=AAAA\r\n",
+        "x-absent:".repeat(5000)
+    );
+    let raw = format!("{huge}{signed}");
+
+    let verdict = auth.verify(raw.as_bytes(), &Connection::default()).await;
+
+    let results: Vec<AuthResult> = verdict.dkim.iter().map(|d| d.result).collect();
+    assert!(results.contains(&AuthResult::PermError), "{verdict:?}");
+    assert!(results.contains(&AuthResult::Pass), "{verdict:?}");
+    assert_eq!(verdict.dmarc.result, AuthResult::Pass);
+}
