@@ -51,7 +51,10 @@ impl AuthConfig {
         } else {
             &self.trusted_hosts
         };
-        hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+        hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect()
     }
 }
 

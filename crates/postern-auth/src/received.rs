@@ -72,7 +72,11 @@ pub(crate) fn by_host(value: &str) -> Option<String> {
     let items = items(value);
     let at = items.iter().position(|i| i.eq_ignore_ascii_case("by"))?;
     let host = items.get(at + 1)?;
-    (!host.starts_with('(')).then(|| host.trim_end_matches(';').to_ascii_lowercase())
+    (!host.starts_with('(')).then(|| {
+        host.trim_end_matches(';')
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+    })
 }
 
 fn parse_received(value: &str) -> Connection {
