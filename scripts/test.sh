@@ -12,10 +12,12 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use: a real PostgreSQL server for the store tests, git for merge
 # requests by email, Dovecot + Postfix (+ openssl for their certificates) for the outbox's SMTP
 # tests (scripts/mailserver.sh, started by postern-testkit), Redis for GitLab companion mode's
-# Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), and Chromium with
-# its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs), and nginx as the
-# HTTPS reverse proxy in front of `serve` (postern-testkit nginx.rs, tests/cli/proxy.rs).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver nginx)
+# Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), Chromium with
+# its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs), Knot DNS as
+# the private authoritative server of the sender-authentication tests (postern-testkit's dns.rs
+# serves their DKIM keys, SPF and DMARC records; openssl makes their RSA keys), and nginx as the
+# HTTPS reverse proxy in front of `serve` (postern-testkit's nginx.rs, tests/cli/proxy.rs).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver knot nginx)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

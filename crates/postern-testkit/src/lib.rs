@@ -12,6 +12,8 @@
 //!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
 //! - [`nginx`] starts a private nginx as an HTTPS reverse proxy, with a certificate from
 //!   [`certs`] (a private CA made with `openssl`).
+//! - [`dns`] starts a private authoritative DNS server (Knot) serving a zone written by the
+//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -21,6 +23,7 @@
 
 pub mod certs;
 pub mod chromium;
+pub mod dns;
 pub mod fixtures;
 pub mod gitlab;
 pub mod graph;
