@@ -1,5 +1,6 @@
-//! Why a message was refused: GitLab's error classes (spec §7.1), as named kinds with their
-//! reject texts, and the line between permanent refusals and temporary failures.
+//! Why a message was refused: GitLab's error classes (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email.rb>) and their
+//! reject texts (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/failure_handler.rb>), as named kinds, and the line
+//! between permanent refusals and temporary failures.
 
 use serde::Serialize;
 

@@ -2,9 +2,13 @@
 //!
 //! GitLab runs mail_room to read its mailboxes and hand each message to GitLab, either as an
 //! HTTP POST to its internal API (`webhook`) or as a Sidekiq job pushed onto Redis (`sidekiq`).
-//! mail_room loses mail in several ways (spec/mail_room.md §3–§5). In companion mode postern's
-//! mailbox sources store each message durably first, and this crate delivers the stored
-//! messages to GitLab, acknowledging each only when GitLab (or its Redis) has accepted it.
+//! mail_room loses mail in several ways: it marks a message `\Seen` when it fetches it, so a
+//! failed or interrupted delivery leaves it read and never picked up again; it counts any HTTP
+//! status as delivered; and any delivery or reconnect error ends the process (see
+//! <https://github.com/tpitale/mail_room/blob/master/lib/mail_room/imap/connection.rb>). In
+//! companion mode postern's mailbox sources store each message durably first, and this crate
+//! delivers the stored messages to GitLab, acknowledging each only when GitLab (or its Redis)
+//! has accepted it.
 //!
 //! - [`import`] reads GitLab's configuration (`gitlab.yml`, Omnibus `gitlab.rb` or
 //!   `mail_room.yml`) into [`GitlabMailboxes`], with GitLab's keys and defaults.

@@ -2,7 +2,7 @@
 //! handed on as its header block with its declared size, acknowledged like any other, and
 //! the messages around it arrive whole.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
 
 mod graph_support;
 

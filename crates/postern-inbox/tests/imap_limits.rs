@@ -4,7 +4,7 @@
 //! end (an endless line, a huge literal) is cut with "response too large" and reconnected to
 //! with back-off (a scripted server on loopback).
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
 
 mod imap_common;
 

@@ -3,7 +3,7 @@
 //! `delete_after_delivery` expunges with a folder-wide `EXPUNGE` only when `expunge_deleted`
 //! says so, otherwise leaves the messages flagged `\Deleted`.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
 
 mod imap_common;
 

@@ -4,7 +4,7 @@
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
 
 mod imap_common;
 

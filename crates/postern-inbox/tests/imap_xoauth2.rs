@@ -3,7 +3,7 @@
 //! token from its [`TokenSource`], asks once for a fresh token when the server refuses one,
 //! and never shows a token in errors.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
 
 mod imap_common;
 
