@@ -441,7 +441,7 @@ instance:
             "delivery_method: webhook",
             "gitlab_url: https://gitlab.example.com",
             "secret_file: /etc/gitlab/.gitlab_mailroom_secret",
-            "auth_token:\n    secret: x",
+            "auth_token:\n    secret: webhook-S3CRET",
             "public_key_files: [a.pem]",
         ] {
             let text = format!("incoming_email:\n  address: a+%{{key}}@b\n  {line}\n");
@@ -450,6 +450,7 @@ instance:
             assert!(message.contains("--gitlab-config"), "{line}: {message}");
             let key = line.split(':').next().unwrap_or_default();
             assert!(message.contains(key), "{line}: {message}");
+            assert!(!message.contains("S3CRET"), "{message}");
         }
     }
 
