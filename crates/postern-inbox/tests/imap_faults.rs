@@ -2,9 +2,12 @@
 //! disturbing it affects nobody else: a wrong password, the server stopped and started again,
 //! and the connection cut in the middle of a message.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,9 +4,12 @@
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap: a panic is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::time::Duration;
 
