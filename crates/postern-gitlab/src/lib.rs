@@ -17,7 +17,7 @@
 //! - [`Deliverer`] takes stored messages from the store's `inbound_messages` table, claims each
 //!   (so several postern processes on one PostgreSQL never deliver one twice), delivers it and
 //!   records the outcome; temporary failures are retried with back-off, never dropped.
-//! - [`check`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
+//! - [`check()`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
 //!
 //! Delivery is at-least-once and, outside one window, exactly once: if the process dies after
 //! GitLab answered 2xx (or Redis replied) but before the outcome is committed, the message is
