@@ -13,12 +13,22 @@ use std::time::SystemTime;
 pub enum SourceState {
     /// Not yet connected (first attempt in progress).
     Starting,
-    /// Connected and waiting for or taking in mail.
+    /// Connected and taking in mail, or waiting for it without IDLE (polling).
     Connected,
+    /// Connected, caught up, and waiting in IMAP IDLE for the server to announce new mail:
+    /// mail that arrives now wakes the watcher at once.
+    Idle,
     /// The last attempt failed; waiting to try again.
     Reconnecting,
     /// Stopped on shutdown.
     Stopped,
+}
+
+impl SourceState {
+    /// Whether the source has a working connection (waiting in IDLE or not).
+    pub fn is_connected(self) -> bool {
+        matches!(self, SourceState::Connected | SourceState::Idle)
+    }
 }
 
 /// A copy of a source's status at one moment.
@@ -84,10 +94,15 @@ impl SourceStatus {
         });
     }
 
+    /// Waiting in IDLE; [`SourceStatus::connected`] again when it ends.
+    pub fn idle(&self) {
+        self.update(|status| status.state = SourceState::Idle);
+    }
+
     /// A failure; the source will reconnect. `error` must not contain secrets.
     pub fn failed(&self, error: &str) {
         self.update(|status| {
-            if status.state == SourceState::Connected {
+            if status.state.is_connected() {
                 status.reconnects += 1;
             }
             status.state = SourceState::Reconnecting;

@@ -86,7 +86,7 @@ async fn the_watcher_reconnects_after_dovecot_was_down_and_takes_what_arrived() 
     })
     .await;
     let snapshot = running.snapshot();
-    assert_eq!(snapshot.state, SourceState::Connected);
+    assert!(snapshot.state.is_connected(), "{snapshot:?}");
     assert!(snapshot.reconnects >= 1, "{snapshot:?}");
     running.shutdown().await;
     intake.assert_no_duplicates();

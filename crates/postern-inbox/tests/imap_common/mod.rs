@@ -266,9 +266,19 @@ pub async fn wait_idle(running: &Running) {
         "the watcher to connect and catch up",
         || {
             let snapshot = running.snapshot();
-            snapshot.state == postern_inbox::status::SourceState::Connected
-                && snapshot.backlog == Some(0)
+            snapshot.state.is_connected() && snapshot.backlog == Some(0)
         },
+    )
+    .await;
+}
+
+/// Waits until the watcher reports that it is waiting in IDLE: the server has taken the IDLE
+/// command, so mail appended from now on is announced to it.
+pub async fn wait_in_idle(running: &Running) {
+    wait_until(
+        Duration::from_secs(30),
+        "the watcher to wait in IDLE",
+        || running.snapshot().state == postern_inbox::status::SourceState::Idle,
     )
     .await;
 }
