@@ -142,3 +142,25 @@ impl SourceStatus {
         change(&mut guard)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_is_connected_and_a_failure_from_idle_counts_as_a_reconnect() {
+        let status = SourceStatus::new("incoming_email", "imap", "u@host:993/inbox");
+        assert!(!status.snapshot().state.is_connected());
+        status.connected();
+        status.idle();
+        assert_eq!(status.snapshot().state, SourceState::Idle);
+        assert!(status.snapshot().state.is_connected());
+        status.connected();
+        status.idle();
+        status.failed("connection reset");
+        let snapshot = status.snapshot();
+        assert_eq!(snapshot.state, SourceState::Reconnecting);
+        assert_eq!(snapshot.reconnects, 1);
+        assert!(!snapshot.state.is_connected());
+    }
+}
