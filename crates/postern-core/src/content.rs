@@ -1,6 +1,7 @@
-//! The text a handler stores: GitLab's four message variants (`ReplyProcessing`,
-//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/reply_processing.rb>), attachments uploaded and linked, and
-//! quick actions redacted when the author is the Support Bot.
+//! The text a handler stores: GitLab's four message variants (`ReplyProcessing`, see
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/reply_processing.rb>),
+//! attachments uploaded and linked, and quick actions redacted when the author is the Support
+//! Bot.
 
 use std::path::PathBuf;
 

@@ -294,7 +294,7 @@ impl Mail<'_> {
                 escape_html(&text).replace('\n', "<br>\n"),
                 escape_html(&footer)
             ));
-        // `<reply-KEY@host>` first, then the thread root: GitLab's order (its `Notify#mail_thread`).
+        // `<reply-KEY@host>` first, then the thread root: GitLab's order (`Notify#mail_thread`).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);
         builder = if message_id == root_id {
             builder.references(vec![fallback])

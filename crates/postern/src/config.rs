@@ -3,7 +3,9 @@
 //! The `incoming_email:` and `service_desk_email:` sections take exactly the keys of the matching
 //! `gitlab.yml` sections, so an administrator can paste theirs. Unknown keys are an error that
 //! names the key: mail_room silently falls back to defaults on a typo, and a mailbox that quietly
-//! uses the wrong folder loses mail.
+//! uses the wrong folder loses mail. For the same reason the `gitlab.yml` keys that would have
+//! no effect here are refused with advice ([`GitlabDeliveryKey`], [`EncryptedSecretFile`]);
+//! only mail_room's `log_path`, harmless to ignore, is accepted and ignored.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

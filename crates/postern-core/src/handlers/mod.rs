@@ -1,6 +1,6 @@
-//! The six handlers of GitLab's receiver (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/>) and what they share:
-//! finding the project and the author, checking permissions, and creating a comment with its
-//! quick actions.
+//! The six handlers of GitLab's receiver (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/>)
+//! and what they share: finding the project and the author, checking permissions, and creating
+//! a comment with its quick actions.
 
 pub(crate) mod issue;
 pub(crate) mod merge_request;
