@@ -1,6 +1,6 @@
 //! mail_room side by side: Debian's `ruby-mail-room` (GitLab's fork 0.0.9) draining the same
-//! kind of folder into a local HTTP sink, the way GitLab's webhook delivery is measured in
-//! `mail_room-baseline.md`.
+//! kind of folder into a local HTTP sink that stands in for GitLab's webhook endpoint, so both
+//! are measured on the same messages and the same machine.
 
 use std::time::Instant;
 

@@ -1,10 +1,10 @@
-//! The intake benchmark of issue "mail sources": how fast and how lean `postern serve` takes mail
+//! The intake benchmark: how fast and how lean `postern serve` takes mail
 //! in from a private Dovecot (IMAP IDLE) and through its own LMTP listener, and — where Debian's
 //! `ruby-mail-room` is installed — mail_room on the same messages into a local HTTP sink.
 //!
-//! Run it with `bash bench/intake.sh` (release build). It prints tables shaped like
-//! `mail_room-baseline.md`: latency p50/p95/max, drain rates, peak and idle RSS, lost and
-//! duplicated counts. Timing here is measurement, never a test assertion.
+//! Run it with `bash bench/intake.sh` (release build). It prints tables of latency
+//! p50/p95/max, drain rates, peak and idle RSS, lost and duplicated counts, one row per client
+//! and case. Timing here is measurement, never a test assertion.
 //!
 //! `--companion` instead compares GitLab companion mode (`serve --gitlab-config`, webhook to a
 //! local sink) with mail_room (postback to the same sink) on the same folders and sizes.

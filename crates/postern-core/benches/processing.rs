@@ -2,7 +2,7 @@
 //! `Processor::receive` (the processing path of `postern receive`, without process start-up).
 //!
 //! Prints figures; asserts nothing (timings are never asserted anywhere: shared machines are
-//! noisy). Targets from the issue are printed next to each figure so a reader can compare.
+//! noisy). The figure postern aims for is printed next to each one so a reader can compare.
 //!
 //! - messages/second for a 50/50 mix of replies to sent notifications and new issues by the
 //!   new-issue address, built from GitLab's fixtures (`valid_reply.eml`, `valid_new_issue.eml`)

@@ -1,5 +1,7 @@
-//! The text a handler stores: GitLab's four message variants (spec §4.4), attachments uploaded
-//! and linked, and quick actions redacted when the author is the Support Bot.
+//! The text a handler stores: GitLab's four message variants (`ReplyProcessing`, see
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/reply_processing.rb>),
+//! attachments uploaded and linked, and quick actions redacted when the author is the Support
+//! Bot.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
-//! Why a message was refused: GitLab's error classes (spec §7.1), as named kinds with their
-//! reject texts, and the line between permanent refusals and temporary failures.
+//! Why a message was refused: GitLab's error classes and their reject texts, as named kinds,
+//! and the line between permanent refusals and temporary failures. GitLab's classes are in
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email.rb>, its texts in
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/failure_handler.rb>.
 
 use serde::Serialize;
 

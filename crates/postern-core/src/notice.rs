@@ -1,5 +1,6 @@
-//! Reject notices: telling a person why their mail was refused (spec §7.2), without ever
-//! answering a machine (no backscatter, no loops).
+//! Reject notices: telling a person why their mail was refused (GitLab's
+//! `EmailRejectionMailer`, <https://gitlab.com/gitlab-org/gitlab/-/blob/master/app/mailers/email_rejection_mailer.rb>),
+//! without ever answering a machine (no backscatter, no loops).
 //!
 //! A notice is queued in the outbox in the same transaction as the refusal. It is never sent to
 //! automatic mail (those are ignored before any handler), to a null or `MAILER-DAEMON` sender, to

@@ -1,4 +1,4 @@
-//! Notification mail that can be answered (spec §1.3, §6.6): who hears about a change, and the
+//! Notification mail that can be answered: who hears about a change, and the
 //! mail each of them gets — queued in the outbox in the same transaction as the change.
 //!
 //! Every notification carries a fresh reply key (a sent notification): `Reply-To` is the reply
@@ -317,7 +317,7 @@ impl Mail<'_> {
                 escape_html(&text).replace('\n', "<br>\n"),
                 escape_html(&footer)
             ));
-        // `<reply-KEY@host>` first, then the thread root: GitLab's order (spec §1.3).
+        // `<reply-KEY@host>` first, then the thread root: GitLab's order (`Notify#mail_thread`).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);
         builder = if message_id == root_id {
             builder.references(vec![fallback])

@@ -1,4 +1,4 @@
-//! Who may do what: the part of GitLab's ability rules that mail can reach (spec §4.3).
+//! Who may do what: the part of GitLab's ability rules that mail can reach.
 //!
 //! The check order decides which error a sender sees, and it is GitLab's: no author → user not
 //! found; blocked → user blocked; cannot read the project → project not found (a private project

@@ -238,7 +238,7 @@ impl Processor {
     /// Records that processing message `id` failed with `failure` (a temporary failure or an
     /// internal error; refusals are recorded by processing itself): a retry after a back-off
     /// that grows with the failure streak, or quarantine once the same reason repeated
-    /// [`ProcessorConfig::quarantine_after`] times, or at once for an internal error.
+    /// [`RetryPolicy::quarantine_after`] times, or at once for an internal error.
     pub async fn record_failure(
         &self,
         id: i64,

@@ -1,4 +1,4 @@
-//! Verifying a Service Desk custom email address (spec §6.6): postern mails a token to the
+//! Verifying a Service Desk custom email address: postern mails a token to the
 //! address's `+verify` form; the mail provider forwards it back to postern, and the Service Desk
 //! handler checks it. Both ends queue their mail here, in the caller's transaction.
 

@@ -5,7 +5,7 @@
     reason = "in a test, a panic is the failure report"
 )]
 
-mod common;
+pub mod common;
 
 use common::{README, file_at, fixture_patches, git, gitlab_test_repository, snapshot};
 use postern_git::{MAX_PATCHES_SIZE, Patch, PatchError, could_not_apply_patches};

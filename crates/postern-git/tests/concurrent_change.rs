@@ -8,7 +8,7 @@
     reason = "in a test, a panic is the failure report"
 )]
 
-mod common;
+pub mod common;
 
 use std::os::unix::fs::PermissionsExt;
 

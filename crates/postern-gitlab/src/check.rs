@@ -1,13 +1,15 @@
 //! The companion-mode part of `postern check --gitlab-config PATH`: the checks of GitLab's
-//! `gitlab:incoming_email:check` (gitlab-behaviour.md §9) adapted to postern, plus the delivery
-//! path. The IMAP/Graph login checks belong to the mail sources and are run by the caller.
+//! `gitlab:incoming_email:check` (its `lib/system_check/incoming_email_check.rb`) adapted to
+//! postern, plus the delivery path. The IMAP/Graph login checks belong to the mail sources and
+//! are run by the caller.
 //!
 //! Proving the webhook secret without delivering mail: GitLab answers 401 to any token it
 //! refuses, before reading the body. So the check first sends a token signed with a random key
 //! (it must be refused: otherwise the endpoint is not GitLab's, or does not check), then a
 //! correctly signed request with an **empty** body. GitLab enqueues it, and its worker drops a
 //! blank message with an `EmptyEmailError` log line and no rejection mail (the failure handler
-//! only answers non-blank messages, §8.4), so nothing reaches any user or project.
+//! only answers non-blank messages, and processing errors are never retried), so nothing
+//! reaches any user or project.
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! The `Gitlab-Mailroom-Api-Request` token: what GitLab's `Gitlab::MailRoom::Authenticator`
-//! accepts (gitlab-behaviour.md §8.1).
+//! accepts (see
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/mail_room/authenticator.rb>).
 //!
 //! GitLab verifies HS256 with the *decoded bytes* of the mailbox's `secret_file`: the file read
 //! whole, one trailing line ending removed (Ruby's `chomp`), strict Base64 that must decode to

@@ -2,9 +2,13 @@
 //!
 //! GitLab runs mail_room to read its mailboxes and hand each message to GitLab, either as an
 //! HTTP POST to its internal API (`webhook`) or as a Sidekiq job pushed onto Redis (`sidekiq`).
-//! mail_room loses mail in several ways (spec/mail_room.md §3–§5). In companion mode postern's
-//! mailbox sources store each message durably first, and this crate delivers the stored
-//! messages to GitLab, acknowledging each only when GitLab (or its Redis) has accepted it.
+//! mail_room loses mail in several ways: it marks a message `\Seen` when it fetches it, so a
+//! failed or interrupted delivery leaves it read and never picked up again; it counts any HTTP
+//! status as delivered; and any delivery or reconnect error ends the process (see
+//! <https://github.com/tpitale/mail_room/blob/master/lib/mail_room/imap/connection.rb>). In
+//! companion mode postern's mailbox sources store each message durably first, and this crate
+//! delivers the stored messages to GitLab, acknowledging each only when GitLab (or its Redis)
+//! has accepted it.
 //!
 //! - [`import`] reads GitLab's configuration (`gitlab.yml`, Omnibus `gitlab.rb` or
 //!   `mail_room.yml`) into [`GitlabMailboxes`], with GitLab's keys and defaults.
@@ -13,7 +17,7 @@
 //! - [`Deliverer`] takes stored messages from the store's `inbound_messages` table, claims each
 //!   (so several postern processes on one PostgreSQL never deliver one twice), delivers it and
 //!   records the outcome; temporary failures are retried with back-off, never dropped.
-//! - [`check`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
+//! - [`check()`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
 //!
 //! Delivery is at-least-once and, outside one window, exactly once: if the process dies after
 //! GitLab answered 2xx (or Redis replied) but before the outcome is committed, the message is

@@ -1,5 +1,6 @@
 //! The neutral form of a GitLab mailbox configuration: what `gitlab.yml`, Omnibus `gitlab.rb`
-//! and `mail_room.yml` all say, with GitLab's key names and defaults (gitlab-behaviour.md §10).
+//! and `mail_room.yml` all say, with GitLab's key names and defaults (see
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/config/gitlab.yml.example>).
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Sidekiq delivery (GitLab's deprecated `delivery_method: sidekiq`): `LPUSH queue:<queue>` on
 //! GitLab's queues Redis of the job JSON GitLab's `EmailReceiverWorker` /
-//! `ServiceDeskEmailReceiverWorker` read (gitlab-behaviour.md §8.2, mail_room's
-//! `delivery/sidekiq.rb`). The message is acknowledged only after Redis replied to the LPUSH.
+//! `ServiceDeskEmailReceiverWorker` read, as mail_room's `delivery/sidekiq.rb` builds it
+//! (<https://github.com/tpitale/mail_room/blob/master/lib/mail_room/delivery/sidekiq.rb>).
+//! The message is acknowledged only after Redis replied to the LPUSH.
 //!
 //! Exactly once, even across a crash: the LPUSH runs in one Lua script with `SET NX` of a
 //! marker key named after the mailbox and the message's content identity. If postern dies

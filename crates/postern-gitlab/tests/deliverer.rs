@@ -7,7 +7,7 @@
     reason = "in a test, a panic is the failure report"
 )]
 
-mod common;
+pub mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ pub fn header_block(raw: &[u8], max: usize) -> &[u8] {
 }
 
 /// The first `Message-ID` header's value without angle brackets, unfolded, trimmed, with
-/// control characters left out and at most [`MAX_CHARS`] characters. `None` when the header
+/// control characters left out and at most `MAX_CHARS` (200) characters. `None` when the header
 /// block has none (or it is empty).
 pub fn message_id(raw: &[u8]) -> Option<String> {
     let mut lines = raw

@@ -10,8 +10,9 @@
 //! ring), and [`secret::Secret`] the redacting wrapper every password, client secret and token
 //! travels in.
 //!
-//! The one rule it keeps for the rest of the system (DESIGN.md: nothing is acknowledged to a
-//! source before it is durable): a watcher flags or deletes a message only after
+//! The one rule it keeps for the rest of the system (nothing is acknowledged to a source before
+//! it is durable, because an acknowledged message is the source's to forget): a watcher flags
+//! or deletes a message only after
 //! [`intake::Intake::take`] returned `Ok` for it, and the listener **never acknowledges before
 //! the callback returns Ok**. A `250` after DATA is sent only once the callback has returned
 //! `Ok(())`; a temporary failure answers `451` so the sending MTA keeps the message and retries, a permanent one `550`

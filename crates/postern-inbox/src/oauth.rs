@@ -6,7 +6,7 @@
 //! 80 % of its lifetime (or five minutes before it ends, whichever is earlier), so a watcher
 //! never sends a token that is about to expire. After a `401` the caller calls
 //! [`TokenSource::invalidate`] and gets a fresh one. mail_room fetched its token once at start
-//! and never again (spec/mail_room.md §7), which is why it stopped after an hour.
+//! and never again, which is why it stopped after an hour.
 //!
 //! The client secret travels only in the form body of that one request; the token only in
 //! `Authorization` headers. Neither appears in errors or logs: Azure's error text

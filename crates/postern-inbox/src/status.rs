@@ -13,12 +13,22 @@ use std::time::SystemTime;
 pub enum SourceState {
     /// Not yet connected (first attempt in progress).
     Starting,
-    /// Connected and waiting for or taking in mail.
+    /// Connected and taking in mail, or waiting for it without IDLE (polling).
     Connected,
+    /// Connected, caught up, and waiting in IMAP IDLE for the server to announce new mail:
+    /// mail that arrives now wakes the watcher at once.
+    Idle,
     /// The last attempt failed; waiting to try again.
     Reconnecting,
     /// Stopped on shutdown.
     Stopped,
+}
+
+impl SourceState {
+    /// Whether the source has a working connection (waiting in IDLE or not).
+    pub fn is_connected(self) -> bool {
+        matches!(self, SourceState::Connected | SourceState::Idle)
+    }
 }
 
 /// A copy of a source's status at one moment.
@@ -84,10 +94,15 @@ impl SourceStatus {
         });
     }
 
+    /// Waiting in IDLE; [`SourceStatus::connected`] again when it ends.
+    pub fn idle(&self) {
+        self.update(|status| status.state = SourceState::Idle);
+    }
+
     /// A failure; the source will reconnect. `error` must not contain secrets.
     pub fn failed(&self, error: &str) {
         self.update(|status| {
-            if status.state == SourceState::Connected {
+            if status.state.is_connected() {
                 status.reconnects += 1;
             }
             status.state = SourceState::Reconnecting;
@@ -125,5 +140,27 @@ impl SourceStatus {
             Err(poisoned) => poisoned.into_inner(),
         };
         change(&mut guard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_is_connected_and_a_failure_from_idle_counts_as_a_reconnect() {
+        let status = SourceStatus::new("incoming_email", "imap", "u@host:993/inbox");
+        assert!(!status.snapshot().state.is_connected());
+        status.connected();
+        status.idle();
+        assert_eq!(status.snapshot().state, SourceState::Idle);
+        assert!(status.snapshot().state.is_connected());
+        status.connected();
+        status.idle();
+        status.failed("connection reset");
+        let snapshot = status.snapshot();
+        assert_eq!(snapshot.state, SourceState::Reconnecting);
+        assert_eq!(snapshot.reconnects, 1);
+        assert!(!snapshot.state.is_connected());
     }
 }

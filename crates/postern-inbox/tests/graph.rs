@@ -3,7 +3,7 @@
 //! `check`.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod graph_support;
+pub mod graph_support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -3,7 +3,7 @@
 //! bounded (graph_support::wait_for).
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod graph_support;
+pub mod graph_support;
 
 use std::sync::Arc;
 use std::time::Duration;

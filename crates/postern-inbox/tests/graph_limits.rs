@@ -2,9 +2,12 @@
 //! handed on as its header block with its declared size, acknowledged like any other, and
 //! the messages around it arrive whole.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod graph_support;
+pub mod graph_support;
 
 use std::sync::Arc;
 

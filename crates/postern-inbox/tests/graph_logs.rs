@@ -2,7 +2,7 @@
 //! message's content. A small subscriber collects every event and span field as text.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod graph_support;
+pub mod graph_support;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

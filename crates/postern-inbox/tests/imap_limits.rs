@@ -4,9 +4,12 @@
 //! end (an endless line, a huge literal) is cut with "response too large" and reconnected to
 //! with back-off (a scripted server on loopback).
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,12 @@
 //! `delete_after_delivery` expunges with a folder-wide `EXPUNGE` only when `expunge_deleted`
 //! says so, otherwise leaves the messages flagged `\Deleted`.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::time::Duration;
 

@@ -4,9 +4,12 @@
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::time::Duration;
 
@@ -26,7 +29,7 @@ async fn mail_appended_while_idle_is_taken_and_flagged_seen() {
     let mut client = folder(server, "t-idle").await;
     let intake = MemoryIntake::new();
     let running = start(config(server, "t-idle"), &intake);
-    wait_idle(&running).await;
+    wait_in_idle(&running).await;
 
     for i in 0..2 {
         client
@@ -41,6 +44,8 @@ async fn mail_appended_while_idle_is_taken_and_flagged_seen() {
         running.snapshot().messages_taken == 2
     })
     .await;
+    // Woken, it scanned, and went back to waiting in IDLE.
+    wait_in_idle(&running).await;
     running.shutdown().await;
 
     let all = uids(&mut client, "ALL").await;
@@ -213,6 +218,8 @@ async fn a_new_uidvalidity_rescans_everything() {
     // the old cursor, under a new UIDVALIDITY.
     client.command("UNSELECT").await.ok();
     client.command("DELETE \"t-validity\"").await.unwrap();
+    // Not synchronisation: a second passes, so that even a UIDVALIDITY taken from the clock in
+    // seconds (as RFC 3501 suggests servers do) differs from the old folder's.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut client = folder(server, "t-validity").await;
     for i in 0..2 {
@@ -325,9 +332,7 @@ async fn shutdown_while_idle_returns_promptly_and_logs_out() {
     let _client = folder(server, "t-shutdown").await;
     let intake = MemoryIntake::new();
     let running = start(config(server, "t-shutdown"), &intake);
-    wait_idle(&running).await;
-    // Let the IDLE start.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_in_idle(&running).await;
     let status = running.status.clone();
     running.stop.send(true).unwrap();
     tokio::time::timeout(imap::SHUTDOWN_LIMIT, running.task)

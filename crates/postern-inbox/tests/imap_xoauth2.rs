@@ -3,9 +3,12 @@
 //! token from its [`TokenSource`], asks once for a fresh token when the server refuses one,
 //! and never shows a token in errors.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests may unwrap: a panic is a failed test"
+)]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `cargo bench -p postern-mail --bench hostile`: every pass over untrusted bytes, fed inputs of
 //! 1, 4 and 16 MB built to be its worst case, with the time and the peak heap of each run.
 //!
-//! Linear passes show a 16 MB / 1 MB time ratio near 16 (the bound is about 20); a pass
+//! Linear passes show a 16 MB / 1 MB time ratio near 16 (up to about 20 is still linear); a pass
 //! whose cost is matches × length shows hundreds. Peak heap is counted by the global allocator
 //! from the start of the pass (the input, already built, is not counted) and printed as a
 //! multiple of the input size. Nothing is asserted: timings are never asserted on shared

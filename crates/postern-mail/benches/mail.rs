@@ -1,7 +1,7 @@
 //! `cargo bench -p postern-mail`: throughput, memory and worst cases of the pure mail work.
 //!
 //! Prints figures; asserts nothing (timings are never asserted anywhere: shared machines are
-//! noisy). Targets from the issue are printed next to each figure so a reader can compare.
+//! noisy). The figure postern aims for is printed next to each one so a reader can compare.
 //!
 //! - messages/second of `postern inspect`'s work (`analyse`) over the fixture corpus, one core;
 //! - time and peak heap for a 10 MB message with attachments, relative to its size;

@@ -1,4 +1,4 @@
-//! Address templates with a `%{key}` placeholder, both ways (spec §1.1).
+//! Address templates with a `%{key}` placeholder, both ways.
 //!
 //! `incoming+%{key}@example.com` matches `incoming+abc@example.com` with key `abc`, and turns key
 //! `abc` back into that address. Matching follows GitLab exactly: the template is taken literally,

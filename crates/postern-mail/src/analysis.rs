@@ -114,7 +114,7 @@ pub struct Analysis {
     /// How many quick actions `body` has, the ones past the cap included.
     pub quick_actions_total: usize,
     /// Attachments, signature parts of signed mail excluded: at most
-    /// [`MAX_ATTACHMENTS_LISTED`](crate::limits::MAX_ATTACHMENTS_LISTED), names cut to
+    /// [`MAX_ATTACHMENTS_LISTED`], names cut to
     /// [`MAX_ATTACHMENT_NAME_BYTES`](crate::limits::MAX_ATTACHMENT_NAME_BYTES).
     pub attachments: Vec<AttachmentInfo>,
     /// How many attachments the message has, the ones past the listing cap included.

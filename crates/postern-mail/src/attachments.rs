@@ -1,4 +1,5 @@
-//! Attachments as GitLab's `AttachmentUploader` sees them (spec §4.4), and `.patch` files (§6.4).
+//! Attachments as GitLab's `AttachmentUploader` sees them, and the `.patch` files a new merge
+//! request by email applies.
 //!
 //! An attachment is a leaf part with a file name (from `Content-Disposition`, the `Content-Type`
 //! `name`, or `Content-Location`), as in Ruby's `mail` gem; inline images with a name count too.

@@ -1,4 +1,4 @@
-//! Recognising automatic mail: auto-replies, bounces, bulk mail (spec §2, peers §5).
+//! Recognising automatic mail: auto-replies, bounces, bulk mail.
 //!
 //! Automatic mail is stored but never acted on and never answered: answering it is how mail loops
 //! and backscatter start. GitLab checks two headers; postern adds what careful peers (Discourse,

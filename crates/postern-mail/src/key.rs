@@ -1,4 +1,6 @@
-//! Finding the mail key of a message: which header carries it, in GitLab's order (spec §1.2–§1.6).
+//! Finding the mail key of a message: which header carries it, in GitLab's order
+//! (`MailKey.each_candidate`,
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/gems/gitlab-email_handler/lib/gitlab/email_handler/mail_key.rb>).
 //!
 //! The scan stops at the **first** candidate that yields a key, even if that key later routes
 //! nowhere: `To: incoming+!!!@…` is an unknown email although a later `Delivered-To` may be valid.
@@ -11,7 +13,7 @@ use serde::Serialize;
 use crate::address::AddressTemplate;
 use crate::message::Email;
 
-/// The header a mail key was found in, named as in the spec's table.
+/// The header a mail key was found in, serialised as the header's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum KeySource {
     /// A parsed `To` address.
@@ -73,7 +75,8 @@ pub struct MailKey {
     pub source: KeySource,
 }
 
-/// Service Desk custom email addresses, which only the store knows (spec §1.5).
+/// Service Desk custom email addresses, which only the store knows (GitLab's `CustomEmail`,
+/// <https://gitlab.com/gitlab-org/gitlab/-/blob/master/gems/gitlab-email_handler/lib/gitlab/email_handler/custom_email.rb>).
 ///
 /// The scan asks this for each `To` address. Implementations answer from the database; the pure
 /// parts of the rule are [`custom_email_reply_parts`] and [`strip_verify`].
@@ -162,7 +165,7 @@ pub fn find_mail_key(email: &Email<'_>, scan: &KeyScan<'_>) -> Option<MailKey> {
 /// The recipient named in each `Received` header's first `for <…>` clause, top header first.
 pub fn received_recipients(email: &Email<'_>) -> Vec<String> {
     // Linear-time by construction (the `regex` crate never backtracks), which matters: GitLab's
-    // spec feeds `for <<` repeated 100 000 times.
+    // receiver test feeds `for <<` repeated 100 000 times.
     static FOR_CLAUSE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"for\s+<([^<]+)>").expect("constant pattern"));
     email
@@ -188,13 +191,16 @@ pub fn fallback_message_id(key: &str, host: &str) -> String {
     format!("reply-{key}@{host}")
 }
 
-/// Removes the first `+verify` from an address (custom-email verification mail, spec §1.5 step 3).
+/// Removes the first `+verify` from an address: GitLab sends the custom-email verification mail
+/// to `support+verify@…` and matches what is left against the projects' custom emails.
 pub fn strip_verify(address: &str) -> String {
     address.replacen("+verify", "", 1)
 }
 
-/// Spec §1.5 step 1, the pure half: `support+REPLYKEY@acme.com` → `(REPLYKEY, "support@acme.com")`
-/// when the key has a reply-key shape and the remaining address is a plausible custom email.
+/// The pure half of GitLab's `CustomEmail.key_from_reply_address` (a reply to a custom email
+/// keeps its key as a sub-address when the provider forwards it):
+/// `support+REPLYKEY@acme.com` → `(REPLYKEY, "support@acme.com")` when the key has a
+/// reply-key shape and the remaining address is a plausible custom email.
 /// The caller still checks that the address is some project's custom email.
 pub fn custom_email_reply_parts(address: &str) -> Option<(String, String)> {
     static REPLY_PART: LazyLock<Regex> = LazyLock::new(|| {

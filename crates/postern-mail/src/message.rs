@@ -210,7 +210,7 @@ impl<'raw> Email<'raw> {
             .or_else(|| self.sender().into_iter().next())
     }
 
-    /// The message ids of `References`, as GitLab reads them (spec §1.3).
+    /// The message ids of `References`, as GitLab's receiver reads them.
     ///
     /// A header that parses as a list of `<id>` gives that list. Anything else (Exchange and iOS
     /// write `"<a@x>,<b@y>"` with quotes and commas) is scanned with GitLab's fallback: every run of

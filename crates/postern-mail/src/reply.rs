@@ -1,4 +1,5 @@
-//! The text a person wrote, exactly as GitLab's `ReplyParser` produces it (spec §5).
+//! The text a person wrote, exactly as GitLab's `ReplyParser` produces it
+//! (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/reply_parser.rb>).
 //!
 //! Steps: choose the part (first `text/plain`, else first `text/html`, else the whole body),
 //! decode it to UTF-8, give up on bodies that show a failed MIME parse, convert HTML to Markdown,

@@ -1,4 +1,5 @@
-//! Choosing the handler from the key's shape, in GitLab's order (spec §3).
+//! Choosing the handler from the key's shape, in GitLab's order (`Handler.load_handlers`,
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler.rb>).
 //!
 //! The first handler whose pattern accepts the key wins. Patterns are anchored; the project slug
 //! is greedy (the longest prefix that still lets the rest match), which the `regex` crate's
@@ -223,7 +224,8 @@ fn by_id(captures: &Captures<'_>) -> Option<ProjectRef> {
     })
 }
 
-/// Chooses the handler for a key from the incoming-email mailbox (spec §3.2).
+/// Chooses the handler for a key from the incoming-email mailbox: the first of GitLab's six
+/// handlers whose pattern accepts it.
 ///
 /// `service_desk_supported` is GitLab's `ServiceDesk.supported?`: incoming email is enabled and its
 /// address has a `%{key}` placeholder. Without it, Service Desk keys route nowhere.
@@ -254,7 +256,8 @@ pub fn route_incoming(key: &str, service_desk_supported: bool) -> Option<Route> 
     None
 }
 
-/// The route for a key found by the Service Desk mailbox (spec §1.6): always Service Desk.
+/// The route for a key found by the Service Desk mailbox: always Service Desk (GitLab's
+/// `ServiceDeskReceiver` chooses no handler).
 ///
 /// The key may be the id form, the legacy path form, or the alias form `<slug>-<project_key>`.
 pub fn route_service_desk(key: &str) -> Route {

@@ -1,6 +1,6 @@
-//! Replies that trackers are known to mangle (spec `peers.md` §4): bottom posting, inline
-//! answers, Markdown headings, a person's own quotes, and lone list markers. postern keeps the
-//! person's words in each.
+//! Replies that trackers are known to mangle (users of GitLab, Discourse, Zammad and others
+//! report each in their issue lists): bottom posting, inline answers, Markdown headings, a
+//! person's own quotes, and lone list markers. postern keeps the person's words in each.
 
 use postern_mail::trim::{trim, trim_split};
 use postern_mail::{AnalysisOptions, analyse};

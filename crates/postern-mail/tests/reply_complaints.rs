@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use postern_mail::trim::{TrimMode, trim_reply};
 
-/// The share of the corpus the postern mode must get right (issue 20).
+/// The share of the corpus the postern mode must get right.
 const POSTERN_TARGET_PERCENT: usize = 95;
-/// The corpus must keep at least this many cases (issue 20).
+/// The corpus must keep at least this many cases, so that the share above means something.
 const MIN_CASES: usize = 80;
 
 struct Case {

@@ -87,7 +87,7 @@ fn write_atomically(dir: &Path, path: &Path, raw: &[u8]) -> Result<(), String> {
 
 /// The recipient as a safe file-name part: letters, digits and `@ . _ + -` are kept, anything
 /// else (path separators, spaces, control and non-ASCII characters) becomes `_`, and the result
-/// is cut to [`MAX_RECIPIENT_CHARS`]. An empty recipient reads `unknown`.
+/// is cut to `MAX_RECIPIENT_CHARS` (100) characters. An empty recipient reads `unknown`.
 pub fn sanitise_recipient(recipient: &str) -> String {
     let cleaned: String = recipient
         .chars()

@@ -1,8 +1,10 @@
 //! Identifiers the store mints or derives: tokens, reply keys, discussion ids, upload secrets,
 //! project slugs and the content identity of an inbound message.
 //!
-//! Formats follow GitLab (spec §3.1, §3.2) so addresses and keys look the same to users and to
-//! mail_room-era tooling.
+//! Formats follow GitLab (reply keys as in
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/gems/gitlab-email_handler/lib/gitlab/email_handler/reply_key.rb>,
+//! `glimt-` incoming-email tokens, lower-case path slugs) so addresses and keys look the same to
+//! users and to mail_room-era tooling.
 
 use sha2::{Digest, Sha256};
 

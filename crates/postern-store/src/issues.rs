@@ -51,7 +51,7 @@ pub struct Issue {
     pub due_date: Option<String>,
     /// Author (the Support Bot for tickets).
     pub author_id: i64,
-    /// The customer's address for tickets (spec §6.6 `external_author`).
+    /// The customer's address for tickets (GitLab's `external_author`).
     pub external_author: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,

@@ -1,4 +1,4 @@
-//! Sent notifications: the reply keys in outgoing mail, and finding them again (spec §3.1).
+//! Sent notifications: the reply keys in outgoing mail, and finding them again.
 
 use crate::ids::{REPLY_KEY_LEN, base36, new_reply_key};
 use crate::notes::Noteable;
@@ -171,7 +171,7 @@ impl Tx {
     }
 
     /// Finds the notification a reply key belongs to, exactly as GitLab's
-    /// `SentNotification.for` (spec §3.1):
+    /// `SentNotification.for` (`app/models/sent_notification.rb`):
     ///
     /// - partitioned key: the row with that partition and reply key; if there is none, the
     ///   row with that reply key in any partition;

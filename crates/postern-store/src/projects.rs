@@ -18,7 +18,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// Progress of a Service Desk custom-email verification (spec §6.6).
+    /// Progress of a Service Desk custom-email verification.
     pub enum CustomEmailVerificationState {
         /// The verification mail was sent; waiting for it to come back.
         Started = "started",
@@ -341,7 +341,8 @@ impl Tx {
     }
 
     /// Projects whose Service Desk custom email is `email` (case-insensitively), whether
-    /// Service Desk is enabled or not (spec §1.5 looks at every setting).
+    /// Service Desk is enabled or not (GitLab's key scan matches every setting; whether Service
+    /// Desk takes the mail is decided later, by the handler).
     pub async fn projects_by_custom_email(
         &mut self,
         email: &str,
@@ -354,8 +355,8 @@ impl Tx {
         )?)
     }
 
-    /// Every project with a Service Desk custom email, in path order (the key scan of spec §1.5
-    /// looks at all of them for every message, so this reads only those rows, by index).
+    /// Every project with a Service Desk custom email, in path order (the key scan looks at all
+    /// of them for every message, so this reads only those rows, by index).
     pub async fn projects_with_custom_email(&mut self) -> Result<Vec<Project>, StoreError> {
         Ok(fetch_all!(
             self,

@@ -39,7 +39,8 @@ pub struct UserEmail {
     #[sqlx(rename = "is_primary")]
     pub primary: bool,
     /// Whether the user proved they receive mail there. Only verified addresses identify a
-    /// sender (spec §6.1).
+    /// sender: anyone can write any address into `From`, and GitLab likewise accepts a reply only
+    /// from one of the recipient's verified addresses.
     pub verified: bool,
     /// When it was added.
     pub created_at: Timestamp,
@@ -268,7 +269,8 @@ impl Tx {
         self.with_emails(user).await
     }
 
-    /// The user whose incoming-email token is exactly `token` (spec §3.2: exact match).
+    /// The user whose incoming-email token is exactly `token` (GitLab compares it whole, never
+    /// by prefix or case-insensitively).
     pub async fn user_by_incoming_token(
         &mut self,
         token: &str,

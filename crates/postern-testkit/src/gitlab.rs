@@ -1,5 +1,5 @@
 //! A local stand-in for GitLab's internal mail_room API (`lib/api/internal/mail_room.rb`), on
-//! 127.0.0.1, that checks what GitLab checks (gitlab-behaviour.md §8.1):
+//! 127.0.0.1, that checks what GitLab checks:
 //!
 //! - `POST /api/v4/internal/mail_room/<incoming_email|service_desk_email>`; another mailbox
 //!   type, or one that is not enabled (no secret configured), is 401;

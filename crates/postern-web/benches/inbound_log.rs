@@ -1,5 +1,5 @@
 //! Pages per second of the mail desk's inbound log with 100 000 messages in a SQLite store
-//! (issue 7: p95 under 50 ms per page). Prints figures; asserts nothing about speed.
+//! (the aim: p95 under 50 ms per page). Prints figures; asserts nothing about speed.
 //!
 //! `cargo bench -p postern-web --bench inbound_log` (MESSAGES=… to change the count).
 #![allow(

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use postern_core::ReceiveOutcome;
-use postern_inbox::status::{SourceState, StatusSnapshot};
+use postern_inbox::status::StatusSnapshot;
 
 use crate::{WebError, WebState, session};
 
@@ -95,7 +95,7 @@ pub(crate) async fn ready(State(state): State<WebState>, headers: HeaderMap) -> 
     };
     let sources: Vec<StatusSnapshot> = state.inner.sources.iter().map(|s| s.snapshot()).collect();
     for source in &sources {
-        if source.state != SourceState::Connected {
+        if !source.state.is_connected() {
             let mut line = format!("{} ({}): {:?}", source.name, source.kind, source.state);
             if let Some(error) = &source.last_error {
                 let _ = write!(line, ": {error}");
@@ -234,7 +234,7 @@ fn source_gauges(text: &mut String, sources: &[StatusSnapshot]) {
         (
             "postern_source_connected",
             "1 when the source is connected.",
-            |s| Some(u64::from(s.state == SourceState::Connected)),
+            |s| Some(u64::from(s.state.is_connected())),
         ),
         (
             "postern_source_backlog",

@@ -119,7 +119,7 @@ pub(crate) struct ServiceDeskChange {
     pub(crate) add_external_participants_from_cc: Option<bool>,
 }
 
-/// GitLab's custom email format (spec §1.5): what the key finder would recognise.
+/// GitLab's custom email format: what the key finder would recognise.
 fn valid_custom_email(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;

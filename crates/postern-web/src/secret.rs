@@ -75,7 +75,7 @@ pub(crate) const HASHING_QUEUE_PER_CPU: usize = 8;
 pub struct HashingLimits {
     /// Hashes running at once (default: the CPU count).
     pub concurrent: usize,
-    /// Sign-ins waiting for a slot at most (default: [`HASHING_QUEUE_PER_CPU`] per CPU); more
+    /// Sign-ins waiting for a slot at most (default: `HASHING_QUEUE_PER_CPU`, 8, per CPU); more
     /// are answered 503 at once.
     pub queue: usize,
 }

@@ -3,7 +3,9 @@
 //! The `incoming_email:` and `service_desk_email:` sections take exactly the keys of the matching
 //! `gitlab.yml` sections, so an administrator can paste theirs. Unknown keys are an error that
 //! names the key: mail_room silently falls back to defaults on a typo, and a mailbox that quietly
-//! uses the wrong folder loses mail.
+//! uses the wrong folder loses mail. For the same reason the `gitlab.yml` keys that would have
+//! no effect here are refused with advice ([`GitlabDeliveryKey`], [`EncryptedSecretFile`]);
+//! only mail_room's `log_path`, harmless to ignore, is accepted and ignored.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -56,10 +58,6 @@ pub struct Config {
     /// The web server.
     pub web: Option<WebSection>,
     /// The built-in LMTP/SMTP listener.
-    #[allow(
-        dead_code,
-        reason = "read by `serve`, which arrives with the mail sources"
-    )]
     pub listener: Option<ListenConfig>,
     /// The outgoing SMTP relay.
     pub smtp: Option<SmtpConfig>,
@@ -127,10 +125,6 @@ pub struct LogConfig {
 /// One mailbox, with the keys of `gitlab.yml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "the mail sources that read these fields arrive with `serve`"
-)]
 pub struct MailboxConfig {
     pub enabled: Option<bool>,
     pub address: Option<String>,
@@ -142,17 +136,28 @@ pub struct MailboxConfig {
     pub start_tls: Option<bool>,
     pub mailbox: Option<String>,
     pub idle_timeout: Option<u64>,
-    pub log_path: Option<PathBuf>,
     pub delete_after_delivery: Option<bool>,
     pub expunge_deleted: Option<bool>,
     pub inbox_method: Option<String>,
     pub inbox_options: Option<InboxOptions>,
-    pub delivery_method: Option<String>,
-    pub auth_token: Option<AuthToken>,
-    pub gitlab_url: Option<String>,
-    pub secret_file: Option<PathBuf>,
-    pub public_key_files: Option<Vec<PathBuf>>,
-    pub encrypted_secret_file: Option<PathBuf>,
+    /// mail_room's log file. Accepted so that a pasted `gitlab.yml` section loads, and ignored:
+    /// postern logs to standard error, as `log:` says.
+    #[serde(rename = "log_path")]
+    pub _log_path: Option<serde::de::IgnoredAny>,
+    /// GitLab's keys for handing mail over to GitLab; refused here (see [`GitlabDeliveryKey`]).
+    #[serde(rename = "delivery_method")]
+    pub _delivery_method: Option<GitlabDeliveryKey<0>>,
+    #[serde(rename = "gitlab_url")]
+    pub _gitlab_url: Option<GitlabDeliveryKey<1>>,
+    #[serde(rename = "secret_file")]
+    pub _secret_file: Option<GitlabDeliveryKey<2>>,
+    #[serde(rename = "auth_token")]
+    pub _auth_token: Option<GitlabDeliveryKey<3>>,
+    #[serde(rename = "public_key_files")]
+    pub _public_key_files: Option<GitlabDeliveryKey<4>>,
+    /// GitLab's encrypted `user`/`password` override; refused (see [`EncryptedSecretFile`]).
+    #[serde(rename = "encrypted_secret_file")]
+    pub _encrypted_secret_file: Option<EncryptedSecretFile>,
     /// (postern) `login` (default), `plain` or `xoauth2`.
     pub auth_method: Option<String>,
     /// (postern) XOAUTH2: a file holding the access token, read at every login.
@@ -166,10 +171,6 @@ pub struct MailboxConfig {
 /// `inbox_options` for Microsoft Graph.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the Graph source, which arrives with `serve`"
-)]
 pub struct InboxOptions {
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
@@ -179,16 +180,47 @@ pub struct InboxOptions {
     pub graph_endpoint: Option<String>,
 }
 
-/// `auth_token` of the webhook delivery (Omnibus/Helm style).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the GitLab delivery, which arrives with companion mode"
-)]
-pub struct AuthToken {
-    pub secret: Option<Secret>,
-    pub secret_file: Option<PathBuf>,
+/// The `gitlab.yml` mailbox keys that only tell mail_room how to hand mail to GitLab. The
+/// fields that refuse them are typed `GitlabDeliveryKey<i>`, `i` the key's index here.
+const GITLAB_DELIVERY_KEYS: [&str; 5] = [
+    "delivery_method",
+    "gitlab_url",
+    "secret_file",
+    "auth_token",
+    "public_key_files",
+];
+
+/// One of [`GITLAB_DELIVERY_KEYS`]. `postern.yml` configures postern processing the mail
+/// itself, so such a key would have no effect; an administrator who wrote one most likely
+/// wants companion mode, which reads these keys from GitLab's own file. It is refused with that
+/// advice instead of ignored.
+#[derive(Debug)]
+pub struct GitlabDeliveryKey<const KEY: usize>;
+
+impl<'de, const KEY: usize> Deserialize<'de> for GitlabDeliveryKey<KEY> {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        let key = GITLAB_DELIVERY_KEYS.get(KEY).copied().unwrap_or("this key");
+        Err(serde::de::Error::custom(format!(
+            "`{key}` says how mail_room hands mail to GitLab, which postern.yml does not \
+             configure (postern processes the mail itself): remove it, or to hand mail to \
+             GitLab run `postern serve --gitlab-config <gitlab.yml>`, which reads it there"
+        )))
+    }
+}
+
+/// GitLab's `encrypted_secret_file`: `user` and `password` kept in Rails' encrypted settings,
+/// which postern cannot decrypt. Ignoring it would log in without the password GitLab uses,
+/// so it is refused with the way out.
+#[derive(Debug)]
+pub struct EncryptedSecretFile;
+
+impl<'de> Deserialize<'de> for EncryptedSecretFile {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "postern cannot read GitLab's encrypted settings (`encrypted_secret_file`): remove \
+             the key and write `user` and `password` in this section",
+        ))
+    }
 }
 
 /// `instance:`.
@@ -244,7 +276,6 @@ pub struct WebTls {
 /// `listener:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code, reason = "read by `serve`")]
 pub struct ListenConfig {
     pub listen: Option<String>,
 }
@@ -433,6 +464,40 @@ instance:
             !debug.contains("[REDACTED]") && !debug.contains("\"s\""),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn mail_room_log_path_is_accepted_and_ignored() {
+        let config = Config::parse("incoming_email:\n  log_path: log/mail_room_json.log\n")
+            .expect("log_path is part of a pasted gitlab.yml section");
+        assert!(config.incoming_email.is_some());
+    }
+
+    #[test]
+    fn gitlab_delivery_keys_are_refused_with_the_way_to_companion_mode() {
+        for line in [
+            "delivery_method: webhook",
+            "gitlab_url: https://gitlab.example.com",
+            "secret_file: /etc/gitlab/.gitlab_mailroom_secret",
+            "auth_token:\n    secret: webhook-S3CRET",
+            "public_key_files: [a.pem]",
+        ] {
+            let text = format!("incoming_email:\n  address: a+%{{key}}@b\n  {line}\n");
+            let error = Config::parse(&text).expect_err(line);
+            let message = format!("{error:#}");
+            assert!(message.contains("--gitlab-config"), "{line}: {message}");
+            let key = line.split(':').next().unwrap_or_default();
+            assert!(message.contains(key), "{line}: {message}");
+            assert!(!message.contains("S3CRET"), "{message}");
+        }
+    }
+
+    #[test]
+    fn encrypted_secret_file_is_refused() {
+        let text = "service_desk_email:\n  encrypted_secret_file: x.yaml.enc\n";
+        let message = format!("{:#}", Config::parse(text).expect_err("refused"));
+        assert!(message.contains("encrypted"), "{message}");
+        assert!(message.contains("password"), "{message}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Conventions as tests: every Rust file opens with a `//!` doc, library and binary sources stay
 //! under 600 lines, no trailing white space, no panic-expecting test attribute (a test states the behaviour it
-//! expects instead).
+//! expects instead). Comments cite nothing outside the repository, the repository paths they
+//! name exist, and no code is kept alive by allowing the unused-code lint.
 
 use std::path::{Path, PathBuf};
 
@@ -53,5 +54,242 @@ fn sources_follow_the_conventions() {
         problems.is_empty(),
         "convention problems:\n{}",
         problems.join("\n")
+    );
+}
+
+/// The repository root: two levels above this crate.
+fn repository_root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&root).unwrap_or(root)
+}
+
+/// Every file of the repository whose comments or prose these checks read: Rust sources,
+/// manifests, shell scripts, configuration examples, Markdown and the CI entry point. Build
+/// output, git's own files and mail fixtures (outside text, quoted as received) are left out.
+fn documented_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if !matches!(name.as_ref(), "target" | ".git" | "seeds") {
+                    walk(&path, found);
+                }
+            } else if name == "run"
+                || ["rs", "toml", "md", "sh", "yml", "service"]
+                    .iter()
+                    .any(|ext| name.ends_with(&format!(".{ext}")))
+            {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repository_root(), &mut found);
+    found
+}
+
+/// The comment lines of `text` (for Markdown: every line), with their line numbers. A Rust
+/// line comment or doc comment counts from its `//`; in manifests, scripts and YAML a line
+/// whose first non-blank character is `#`.
+fn comment_lines<'t>(path: &Path, text: &'t str) -> Vec<(usize, &'t str)> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    text.lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let comment = match extension {
+                "md" => Some(line),
+                "rs" => line.find("//").map(|at| &line[at..]),
+                _ => line.trim_start().starts_with('#').then_some(line),
+            };
+            comment.map(|comment| (index + 1, comment))
+        })
+        .collect()
+}
+
+/// Documents that lived beside the repository while postern was written and are not part of
+/// it. A comment that cites one points nowhere for every reader of the repository: it should
+/// state the reasoning, or link the public upstream source. (Written in halves so that this
+/// list does not cite them itself.)
+const OUTSIDE_DOCUMENTS: &[&str] = &[
+    concat!("spec ", "§"),
+    concat!("gitlab-", "behaviour"),
+    concat!("DESIGN", ".md"),
+    concat!("HELPERS", ".md"),
+    concat!("STYLE", ".md"),
+    concat!("crates", ".md"),
+    concat!("mail_room", ".md"),
+    concat!("mail_room", "-baseline"),
+    concat!("peers", ".md"),
+    concat!("../", "shared"),
+    concat!("shared/", "spec"),
+    concat!("shared/", "reference"),
+    concat!("/work/", "shared"),
+];
+
+/// A section sign is only a citation of something outside when it does not follow a public
+/// standard's name: `RFC 5321 §4.1.1.4` is fine, a section sign after anything else is not.
+fn bare_section_signs(comment: &str) -> usize {
+    comment
+        .match_indices('§')
+        .filter(|(at, _)| {
+            let before = comment[..*at].trim_end();
+            let number = before.trim_end_matches(|c: char| c.is_ascii_digit());
+            !(number.len() < before.len() && number.ends_with("RFC "))
+        })
+        .count()
+}
+
+#[test]
+fn comments_cite_nothing_outside_the_repository() {
+    let files = documented_files();
+    assert!(files.len() > 50, "found only {} files", files.len());
+    let mut problems = Vec::new();
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for (number, comment) in comment_lines(path, &text) {
+            let place = format!("{}:{number}", path.display());
+            for cited in OUTSIDE_DOCUMENTS {
+                if comment.contains(cited) {
+                    problems.push(format!(
+                        "{place}: cites `{cited}`, which is not in the repository"
+                    ));
+                }
+            }
+            if bare_section_signs(comment) > 0 {
+                problems.push(format!(
+                    "{place}: a section sign that names no public standard"
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "write the reasoning, or link public upstream source:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The top-level directories of the repository. A comment token that starts with one of
+/// these (at a word boundary) is taken as a path in the repository.
+const REPOSITORY_DIRECTORIES: &[&str] = &[
+    "crates/",
+    "dist/",
+    "scripts/",
+    "testdata/",
+    "bench/",
+    "fuzz/",
+    ".ci/",
+];
+
+/// The repository paths named in `comment`. Conservative on purpose: a token counts only when
+/// it starts with a top-level directory right after white space, a backtick, a quote or an
+/// opening bracket (so URLs and `../` paths in code are not taken), and it is cut at the
+/// first character that cannot be part of a plain path. A token that then runs into a
+/// placeholder (`<name>`, `{x}`, `*`, `…`) describes a family of paths, not one, and is skipped.
+/// So is a token with one slash and no file extension (`bench/proj`, `fuzz/target`): that is as
+/// likely a project path or a build directory as a repository path; a directory is named with
+/// a trailing slash or deeper (`crates/postern-core/src`).
+fn repository_paths(comment: &str) -> Vec<&str> {
+    let mut paths = Vec::new();
+    for directory in REPOSITORY_DIRECTORIES {
+        for (at, _) in comment.match_indices(directory) {
+            let boundary = comment[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c.is_whitespace() || "`'\"([".contains(c));
+            if !boundary {
+                continue;
+            }
+            let rest = &comment[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "_-./".contains(c)))
+                .unwrap_or(rest.len());
+            if rest[end..].starts_with(['<', '{', '*', '…', '$']) {
+                continue;
+            }
+            let path = rest[..end].trim_end_matches(['.', ',']);
+            let last = path.rsplit('/').next().unwrap_or(path);
+            let plain = path.ends_with('/') || path.matches('/').count() > 1 || last.contains('.');
+            if plain {
+                paths.push(path);
+            }
+        }
+    }
+    paths
+}
+
+#[test]
+fn paths_named_in_comments_exist() {
+    let root = repository_root();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for path in documented_files() {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // A crate's own `testdata/…` may be named relative to the crate.
+        let crate_dir = path
+            .ancestors()
+            .find(|dir| dir.join("Cargo.toml").is_file())
+            .unwrap_or(&root)
+            .to_owned();
+        for (number, comment) in comment_lines(&path, &text) {
+            for named in repository_paths(comment) {
+                checked += 1;
+                if !root.join(named).exists() && !crate_dir.join(named).exists() {
+                    problems.push(format!(
+                        "{}:{number}: names `{named}`, which does not exist",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} paths found: is the matcher broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "dangling paths:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_path_matcher_takes_only_plain_repository_paths() {
+    assert_eq!(
+        repository_paths("see `crates/postern/src/main.rs`, and scripts/test.sh."),
+        ["crates/postern/src/main.rs", "scripts/test.sh"]
+    );
+    assert!(repository_paths("https://example.com/dist/x and ../../dist/y").is_empty());
+    assert!(repository_paths("crates/<name>/tests and crates/*/src and dist/{a}").is_empty());
+    assert!(repository_paths("project `bench/proj`, build output in fuzz/target").is_empty());
+}
+
+#[test]
+fn no_allowance_for_unused_code() {
+    let crates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    rust_files(&crates, &mut files);
+    rust_files(&repository_root().join("fuzz"), &mut files);
+    let lint = concat!("dead", "_code");
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(lint)))
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "code nobody uses is deleted, not allowed (a helper shared by test binaries lives in a \
+         module each declares `pub`):\n{}",
+        offenders.join("\n")
     );
 }

@@ -1,5 +1,7 @@
-//! New issue by email (spec §6.2): the subject is the title, the whole text (quotes kept) the
-//! description, and the author's quick actions shape the new issue.
+//! New issue by email (GitLab's `CreateIssueHandler`,
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/create_issue_handler.rb>):
+//! the subject is the title, the whole text (quotes kept) the description, and the author's
+//! quick actions shape the new issue.
 
 use postern_mail::ProjectRef;
 use postern_store::{Issue, IssueType, IssueUpdate, NewIssue, Project, Tx};

@@ -1,4 +1,4 @@
-//! New merge request by email (spec §6.4): the subject names the source branch; `.patch`
+//! New merge request by email: the subject names the source branch; `.patch`
 //! attachments, in file-name order, become its commits on top of the target branch.
 //!
 //! The git work is slow (`git am` runs for as long as the patches and the limits allow), so it

@@ -1,5 +1,6 @@
-//! The six handlers of GitLab's receiver (spec §6) and what they share: finding the project and
-//! the author, checking permissions, and creating a comment with its quick actions.
+//! The six handlers of GitLab's receiver (<https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/email/handler/>)
+//! and what they share: finding the project and the author, checking permissions, and creating
+//! a comment with its quick actions.
 
 pub(crate) mod issue;
 pub(crate) mod merge_request;
@@ -182,7 +183,7 @@ pub(crate) async fn create_comment(
     Ok(Some(note))
 }
 
-/// GitLab's reopen rule (spec §6.1): a closed issue that gets a comment from an external
+/// GitLab's reopen rule: a closed issue that gets a comment from an external
 /// participant (through the Support Bot) is reopened, when the project asks for it, by a
 /// confidential Support Bot note that mentions the assignees.
 pub(crate) async fn reopen_on_external_note(

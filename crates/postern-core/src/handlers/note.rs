@@ -1,5 +1,6 @@
-//! Comments by mail: replies to notifications (spec §6.1), mail to an issue's own address
-//! (§6.3), and unsubscribing (§6.5).
+//! Comments by mail: replies to notifications, mail to an issue's own address, and
+//! unsubscribing (GitLab's `CreateNoteHandler`, `CreateNoteOnIssuableHandler` and
+//! `UnsubscribeHandler`).
 
 use postern_mail::{ProjectRef, ReplyKey};
 use postern_store::{Issue, Noteable, Project, SentNotification, Tx};

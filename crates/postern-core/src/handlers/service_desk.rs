@@ -1,4 +1,4 @@
-//! Service Desk (spec §6.6): mail from people outside the project becomes a ticket authored by
+//! Service Desk: mail from people outside the project becomes a ticket authored by
 //! the Support Bot; their replies join the ticket; `+verify` mail checks a custom address.
 
 use std::sync::LazyLock;
@@ -280,7 +280,8 @@ static VERIFICATION_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"Verification token: ([A-Za-z0-9_-]{12})").expect("constant pattern")
 });
 
-/// GitLab's custom-email verification update (spec §6.6): the result is recorded on the
+/// GitLab's custom-email verification update (its
+/// `ServiceDesk::CustomEmailVerifications::UpdateService`): the result is recorded on the
 /// project; no ticket is created.
 async fn verify_custom_email(
     tx: &mut Tx,

@@ -173,7 +173,8 @@ pub fn body_of(raw: &[u8]) -> &[u8] {
     raw
 }
 
-/// Custom Service Desk emails of all projects, loaded once per message (spec §1.5).
+/// Custom Service Desk emails of all projects, loaded once per message (the key scan asks
+/// about every `To` address).
 #[derive(Default)]
 pub(super) struct CustomEmails {
     /// Lowercased custom email → the project's default Service Desk key.

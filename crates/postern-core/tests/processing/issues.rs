@@ -1,4 +1,4 @@
-//! New issue by email (spec §6.2).
+//! New issue by email.
 
 use postern_store::{IssueType, Role};
 use postern_testkit::both;

@@ -1,4 +1,4 @@
-//! New merge request by email, with real git (spec §6.4).
+//! New merge request by email, with real git.
 
 use postern_git::Identity;
 use postern_testkit::{BoxError, both};

@@ -1,4 +1,4 @@
-//! Replies, comments by issue address, unsubscribe (spec §6.1, §6.3, §6.5).
+//! Replies, comments by issue address, unsubscribe.
 
 use postern_store::{IssueState, Noteable, Role};
 use postern_testkit::both;

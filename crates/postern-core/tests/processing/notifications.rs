@@ -1,4 +1,4 @@
-//! Notifications that can be answered, and the round trip back in (spec §1.3, §6.6).
+//! Notifications that can be answered, and the round trip back in.
 
 use postern_mail::Email;
 use postern_store::{OutboxFilter, Role, Visibility};

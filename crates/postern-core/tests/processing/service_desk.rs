@@ -1,4 +1,4 @@
-//! Service Desk (spec §6.6).
+//! Service Desk.
 
 use postern_store::{CustomEmailVerificationState, IssueState, IssueType, Timestamp, Visibility};
 use postern_testkit::both;

@@ -124,7 +124,7 @@ pub(crate) fn resolve(root: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// The keys a mailbox section may have (gitlab-behaviour.md §10, plus postern's
+/// The keys a mailbox section may have (GitLab's `config/gitlab.yml.example`, plus postern's
 /// `private_key_file` for ES256 and Omnibus' `auth_token`).
 const MAILBOX_KEYS: &[&str] = &[
     "enabled",

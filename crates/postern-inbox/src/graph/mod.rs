@@ -2,8 +2,10 @@
 //! message to the [`Intake`](crate::intake::Intake), and marks it read (or deletes it) only
 //! after the intake said it is durable.
 //!
-//! mail_room's Graph inbox (spec/mail_room.md §7) fetched its token once and died on the first
-//! `401` an hour later, and ended the process on any other HTTP error. Here the token is renewed
+//! mail_room's Graph inbox
+//! (<https://github.com/tpitale/mail_room/blob/master/lib/mail_room/microsoft_graph/connection.rb>)
+//! fetched its token once and died on the first `401` an hour later, and ended the process on
+//! any other HTTP error. Here the token is renewed
 //! before it ends and after a `401`, throttling (`429`, `503`, `504`) waits for `Retry-After`,
 //! every other failure backs off and tries again, and the watcher only stops on shutdown.
 //!

@@ -1,6 +1,6 @@
 //! The IMAP watcher: takes every message of one folder into the [`Intake`], then flags it.
 //!
-//! [`watch`] runs until shutdown and never gives up on its own. Each round it connects
+//! [`watch()`] runs until shutdown and never gives up on its own. Each round it connects
 //! ([`Security`]: implicit TLS, STARTTLS, or plaintext to loopback only), authenticates
 //! ([`Auth`]: LOGIN, AUTHENTICATE PLAIN or XOAUTH2), selects the folder and reads UIDVALIDITY,
 //! then:
@@ -25,7 +25,7 @@
 //! by the identity `imap:<user>@<host>/<folder>:<uidvalidity>:<uid>`), never to a loss.
 //!
 //! Shutdown (the watch channel turning `true`): the batch in hand is finished (taken and
-//! flagged), IDLE is ended with `DONE`, the session logged out, and [`watch`] returns — within
+//! flagged), IDLE is ended with `DONE`, the session logged out, and [`watch()`] returns — within
 //! 10 s in every case; past that the connection is simply dropped, which loses nothing.
 
 mod connect;

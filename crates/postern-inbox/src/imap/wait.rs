@@ -114,6 +114,9 @@ impl<I: Intake> Watcher<'_, I> {
         }
         let mut shutdown = false;
         if woke.is_none() {
+            // From here on mail that arrives wakes the watcher: tests and operators can tell.
+            self.status.idle();
+            tracing::debug!(mailbox = %settings.config().name, "waiting in IDLE");
             let (wait, _interrupt) = handle.wait_with_timeout(idle_timeout);
             // async-imap restarts its timer on every keep-alive ("* OK Still here"); this
             // outer bound makes sure IDLE is re-issued and the folder rescanned regardless.
@@ -129,6 +132,7 @@ impl<I: Intake> Watcher<'_, I> {
                 }
                 _ = self.shutdown.wait_for(|stop| *stop) => shutdown = true,
             }
+            self.status.connected();
         }
         let done_within = if shutdown {
             DONE_AT_SHUTDOWN.min(settings.config().command_timeout)

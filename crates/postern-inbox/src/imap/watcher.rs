@@ -2,10 +2,13 @@
 //! fetching in bounded batches, handing them to the [`Intake`] and acknowledging on the
 //! server only what the intake accepted.
 //!
-//! The order of operations is the whole point (mail_room.md §3–§4 lists what goes wrong
-//! otherwise): `BODY.PEEK[]` never sets `\Seen`; `UID STORE` runs only after `take` returned
-//! `Ok`; positions are UIDs, never sequence numbers; a failed intake leaves every message of
-//! the batch untouched and the same batch is offered again.
+//! The order of operations is the whole point. mail_room
+//! (<https://github.com/tpitale/mail_room/blob/master/lib/mail_room/imap/connection.rb>)
+//! fetches `RFC822`, which sets `\Seen` at once, so a message whose delivery fails stays read
+//! and is never searched again; and it flags by sequence number, which is wrong once anyone
+//! else expunges. Here `BODY.PEEK[]` never sets `\Seen`; `UID STORE` runs only after `take`
+//! returned `Ok`; positions are UIDs, never sequence numbers; a failed intake leaves every
+//! message of the batch untouched and the same batch is offered again.
 
 use std::collections::HashSet;
 use std::time::Duration;

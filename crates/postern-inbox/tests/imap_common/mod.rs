@@ -1,8 +1,9 @@
 //! Shared by the IMAP watcher tests: an [`Intake`] over a `Mutex<HashMap>` (our own boundary,
 //! standing in for the store), watcher settings for the private Dovecot, a running watcher
 //! with its shutdown switch, folders per test, and bounded waiting.
-
-#![allow(dead_code, reason = "each test binary uses a different part")]
+//!
+//! Each test binary declares this module `pub`: its items are then that binary's public
+//! interface, so a helper one binary leaves unused is not reported as dead code there.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -265,9 +266,19 @@ pub async fn wait_idle(running: &Running) {
         "the watcher to connect and catch up",
         || {
             let snapshot = running.snapshot();
-            snapshot.state == postern_inbox::status::SourceState::Connected
-                && snapshot.backlog == Some(0)
+            snapshot.state.is_connected() && snapshot.backlog == Some(0)
         },
+    )
+    .await;
+}
+
+/// Waits until the watcher reports that it is waiting in IDLE: the server has taken the IDLE
+/// command, so mail appended from now on is announced to it.
+pub async fn wait_in_idle(running: &Running) {
+    wait_until(
+        Duration::from_secs(30),
+        "the watcher to wait in IDLE",
+        || running.snapshot().state == postern_inbox::status::SourceState::Idle,
     )
     .await;
 }

@@ -1,4 +1,4 @@
-//! Sent notifications and reply-key lookup (spec §3.1).
+//! Sent notifications and reply-key lookup.
 
 use postern_store::{
     NewIssue, NewSentNotification, Noteable, ReplyKey, SentNotification, StoreError, Tx,

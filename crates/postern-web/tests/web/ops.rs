@@ -77,11 +77,14 @@ both!(ready_waits_for_every_source_to_connect, |db| {
     );
 
     lmtp.connected();
+    // A watcher waiting in IMAP IDLE is connected, and says so.
+    imap.idle();
     let reply = get_with_token(&web, "/ready", &token).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let json: serde_json::Value = serde_json::from_str(&reply.body)?;
     assert_eq!(json["ready"], true);
     assert_eq!(json["store"], "ok");
+    assert_eq!(json["sources"][0]["state"], "idle", "{json:#}");
     Ok(())
 });
 

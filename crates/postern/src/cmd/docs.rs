@@ -26,7 +26,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes postern.1, postern-<subcommand>.1 … and postern.yml.5 into `dir`.
+/// Writes `postern.1`, `postern-<subcommand>.1` … and `postern.yml.5` into `dir`.
 pub fn manpages(dir: &Path) -> Result<ExitCode, Failure> {
     let failed = |e: std::io::Error| {
         Failure::new(

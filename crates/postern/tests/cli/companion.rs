@@ -1,6 +1,6 @@
 //! `postern serve --gitlab-config` in mail_room's place, over a private Dovecot, the GitLab
-//! stand-in (which checks the JWT as GitLab does) and a private Redis: the fault table of
-//! mail_room-baseline.md — the endpoint answering 500 for a while, the endpoint down and back,
+//! stand-in (which checks the JWT as GitLab does) and a private Redis: the faults that cost
+//! mail_room messages — the endpoint answering 500 for a while, the endpoint down and back,
 //! Redis down and back (Sidekiq delivery), Dovecot stopped for 15 s and restarted, SIGKILL in
 //! the middle of a 1000-message drain and a restart (webhook and Sidekiq). Each counts what reached GitLab by
 //! Message-ID: nothing lost, nothing duplicated, the process alive, the folder emptied.

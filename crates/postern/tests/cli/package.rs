@@ -1,4 +1,4 @@
-//! Installed like real software (issue 21): `--version`, shell completions, man pages, backup
+//! Installed like real software: `--version`, shell completions, man pages, backup
 //! and restore, and the Debian package built, installed, used and purged.
 
 use std::path::Path;

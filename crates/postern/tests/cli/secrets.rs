@@ -1,12 +1,11 @@
 //! No secret from a configuration file (mailbox and SMTP passwords, the Graph client secret,
-//! the webhook secret, the store URL's password) ever appears in any output, errors included.
+//! the store URL's password) ever appears in any output, errors included.
 
 use crate::support::{Sandbox, Walkthrough, gitlab_email, read_testdata};
 
 const SECRETS: &[&str] = &[
     "imap-password-S3CRET",
     "graph-client-S3CRET",
-    "webhook-S3CRET",
     "service-desk-password-S3CRET",
     "smtp-password-S3CRET",
 ];
@@ -28,8 +27,6 @@ const CONFIG: &str = r#"incoming_email:
     tenant_id: "tenant"
     client_id: "client"
     client_secret: "graph-client-S3CRET"
-  auth_token:
-    secret: "webhook-S3CRET"
 service_desk_email:
   enabled: true
   address: "contact+%{key}@example.com"

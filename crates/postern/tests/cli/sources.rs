@@ -163,6 +163,20 @@ pub(crate) fn serve_with(sandbox: &Sandbox, args: &[&str]) -> Child {
         .expect("postern serve starts")
 }
 
+/// Waits (at most [`BOUND`]) until serve has logged a line containing `needle`.
+pub(crate) fn wait_for_log(sandbox: &Sandbox, needle: &str) {
+    let deadline = Instant::now() + BOUND;
+    let path = sandbox.path().join("serve.log");
+    while !std::fs::read_to_string(&path).is_ok_and(|log| log.contains(needle)) {
+        assert!(
+            Instant::now() < deadline,
+            "serve never logged {needle:?} within {BOUND:?}; serve.log ends:\n{}",
+            serve_log(sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The last lines serve logged, for a failure message.
 pub(crate) fn serve_log(sandbox: &Sandbox) -> String {
     let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
@@ -232,12 +246,17 @@ fn mail_appended_during_idle_becomes_an_issue_and_leaves_the_folder() {
         return;
     };
     let rt = runtime();
-    let sandbox = Sandbox::with_config(&config(&server, "idle", ""));
+    // The watcher says at debug level when the server has taken its IDLE.
+    let sandbox = Sandbox::with_config(&config(
+        &server,
+        "idle",
+        "log:\n  level: \"info,postern_inbox=debug\"\n",
+    ));
     let to = project(&sandbox);
     rt.block_on(preload(&server, "idle", &to, 0));
     let child = serve(&sandbox);
-    // The watcher is in IDLE on an empty folder; new mail must wake it.
-    std::thread::sleep(Duration::from_secs(1));
+    // Once the watcher waits in IDLE on the empty folder, new mail must wake it.
+    wait_for_log(&sandbox, "waiting in IDLE");
     let sent = rt.block_on(async {
         let mut client = imap(&server).await;
         client

@@ -74,7 +74,6 @@ pub fn mailbox_config(settings: &MailboxSettings) -> MailboxConfig {
         start_tls: Some(settings.start_tls),
         mailbox: Some(settings.folder.clone()),
         idle_timeout: Some(settings.idle_timeout),
-        log_path: settings.log_path.clone(),
         delete_after_delivery: Some(settings.delete_after_delivery),
         expunge_deleted: Some(settings.expunge_deleted),
         inbox_method: Some(

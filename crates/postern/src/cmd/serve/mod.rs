@@ -42,8 +42,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:2525";
 /// Where the web UI listens without configuration: loopback only.
 pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8080";
 
-/// How long shutdown may take before the process exits regardless (systemd's default stop
-/// timeout is 90 s; the issue asks for 10).
+/// How long shutdown may take before the process exits regardless: under the 10 s a container
+/// runtime (`docker stop`) waits before it kills, so postern's own bound ends it first (systemd
+/// would wait 90 s).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(9);
 
 /// Messages the processing queue works on at once.
