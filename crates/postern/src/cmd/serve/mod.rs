@@ -196,6 +196,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         });
     }
     planned.spawn(&mut tasks, stop_rx.clone());
+    tasks.spawn(crate::memory::trim_when_idle(stopped(stop_rx.clone())));
 
     wait_for_signal().await;
     shut_down(stop_tx, tasks).await;
@@ -281,6 +282,7 @@ async fn shut_down(stop_tx: watch::Sender<bool>, mut tasks: JoinSet<()>) {
 fn log_queue_event(event: QueueEvent) {
     match event {
         QueueEvent::Finished { outcome, elapsed } => {
+            crate::memory::message_finished();
             crate::logging::message_finished(&outcome, "queue", "queued", elapsed)
         }
         QueueEvent::Skipped(id) => {
