@@ -359,6 +359,21 @@ fn debian_package_installs_upgrades_mid_drain_and_purges() {
         ],
     );
 
+    // Companion mode's unit and file: the packaged binary, a configuration postern accepts (run
+    // as root here: the unit's user, git, belongs to GitLab and is not on this machine).
+    let companion = Unit::read("/lib/systemd/system/postern-gitlab.service");
+    assert!(
+        companion.exec.starts_with(
+            "/usr/bin/postern serve -c /etc/postern/postern-gitlab.yml --gitlab-config "
+        ),
+        "{}",
+        companion.exec
+    );
+    system(
+        "/usr/bin/postern",
+        &["check", "-c", "/etc/postern/postern-gitlab.yml"],
+    );
+
     let port = configure(&server, "INBOX");
     admin(&["user", "add", "jake", "--email", "jake@example.com"]);
     admin(&["project", "add", "land/ooo"]);
@@ -468,4 +483,5 @@ fn debian_package_installs_upgrades_mid_drain_and_purges() {
     );
     assert!(!Path::new("/usr/bin/postern").exists());
     assert!(!Path::new("/var/lib/postern").exists());
+    assert!(!Path::new("/var/lib/postern-gitlab").exists());
 }
