@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 # tests (scripts/mailserver.sh, started by postern-testkit), Redis for GitLab companion mode's
 # Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), and Chromium with
 # its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver)
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver man-db binutils)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
