@@ -3,11 +3,12 @@
 #
 #   scripts/package-deb.sh [--binary PATH] [--version VERSION] [--out DIR]
 #
-# --binary: the postern executable to ship (default: target/release/postern, built with
-#   `cargo build --release -p postern` when missing). Its debug information is split off into
-#   OUT/postern_VERSION_ARCH.debug (linked with a GNU debuglink) and the shipped copy stripped.
-# --version: the package version (default: the workspace version in Cargo.toml); a higher one
-#   makes an upgrade package.
+# --binary: the postern executable to ship (default: target/deb/postern, built with
+#   `cargo build --profile deb -p postern`: the release build with line tables). Its debug
+#   information is split off into OUT/postern_VERSION_ARCH.debug (linked with a GNU debuglink)
+#   and the shipped copy stripped.
+# --version: the package version (default: $POSTERN_DEB_VERSION, else the workspace version in
+#   Cargo.toml); a higher one makes an upgrade package.
 # --out: where the .deb goes (default: target/debian).
 # POSTERN_MAINTAINER: the Maintainer field and changelog signature (default a placeholder at
 #   example.org; lintian rejects localhost).
@@ -21,7 +22,7 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 binary=""
-version=""
+version=${POSTERN_DEB_VERSION:-}
 out="$root/target/debian"
 compression=xz
 maintainer=${POSTERN_MAINTAINER:-postern maintainers <postern@example.org>}
@@ -41,8 +42,8 @@ if [ -z "$version" ]; then
     version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")
 fi
 if [ -z "$binary" ]; then
-    binary="$root/target/release/postern"
-    [ -x "$binary" ] || (cd "$root" && cargo build --release -p postern)
+    binary="${CARGO_TARGET_DIR:-$root/target}/deb/postern"
+    (cd "$root" && cargo build --locked --profile deb -p postern)
 fi
 arch=$(dpkg --print-architecture)
 mkdir -p "$out"
@@ -71,6 +72,8 @@ awk '
     { print }
 ' "$root/dist/postern.example.yml" >"$stage/etc/postern/postern.yml"
 chmod 0644 "$stage/etc/postern/postern.yml"
+# GitLab companion mode's own file: read by the `git` user, nothing secret in it.
+install -m 0644 "$root/dist/postern-gitlab.yml" "$stage/etc/postern/postern-gitlab.yml"
 
 # The units, with the packaged binary's path.
 install -d "$stage/lib/systemd/system"
@@ -119,7 +122,7 @@ size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
     -e "s/@DEPENDS@/libc6 (>= 2.36), libgcc-s1/" -e "s|@MAINTAINER@|$maintainer|" \
     "$root/dist/debian/control.in" >"$stage/DEBIAN/control"
-echo /etc/postern/postern.yml >"$stage/DEBIAN/conffiles"
+printf '%s\n' /etc/postern/postern.yml /etc/postern/postern-gitlab.yml >"$stage/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
     install -m 0755 "$root/dist/debian/$script" "$stage/DEBIAN/$script"
 done

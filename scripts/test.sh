@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 # Sidekiq delivery (postern-testkit's redis.rs starts a private one per test), Chromium with
 # its WebDriver for the web UI's browser test (postern-web tests/web/chromium.rs), Knot DNS as
 # the private authoritative server of the sender-authentication tests (postern-testkit's dns.rs
-# serves their DKIM keys, SPF and DMARC records; openssl makes their RSA keys), and nginx as the
-# HTTPS reverse proxy in front of `serve` (postern-testkit's nginx.rs, tests/cli/proxy.rs).
-PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver knot nginx)
+# serves their DKIM keys, SPF and DMARC records; openssl makes their RSA keys), nginx as the
+# HTTPS reverse proxy in front of `serve` (postern-testkit's nginx.rs, tests/cli/proxy.rs), and
+# man-db and binutils for the Debian package test (man pages, objcopy and strip).
+PACKAGES=(postgresql git ca-certificates dovecot-imapd dovecot-lmtpd postfix openssl redis-server chromium chromium-driver knot nginx man-db binutils)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

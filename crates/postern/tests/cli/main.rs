@@ -14,6 +14,7 @@ mod admin;
 mod browser;
 mod check;
 mod companion;
+mod deb;
 mod help;
 mod hostile;
 mod https;

@@ -38,6 +38,7 @@ pub fn deliverer(
                 None
             };
             let result = deliver(&processor, delivery).await;
+            crate::memory::message_finished();
             if let Ok(outcome) = &result {
                 status.taken(1);
                 crate::logging::message_finished(outcome, "lmtp", "incoming", started.elapsed());

@@ -203,6 +203,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         stop_rx.clone(),
     );
     planned.spawn(&mut tasks, stop_rx.clone());
+    tasks.spawn(crate::memory::trim_when_idle(stopped(stop_rx.clone())));
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
     shut_down(stop_tx, tasks).await;
@@ -313,6 +314,7 @@ async fn shut_down(stop_tx: watch::Sender<bool>, mut tasks: JoinSet<()>) {
 fn log_queue_event(event: QueueEvent) {
     match event {
         QueueEvent::Finished { outcome, elapsed } => {
+            crate::memory::message_finished();
             crate::logging::message_finished(&outcome, "queue", "queued", elapsed)
         }
         QueueEvent::Skipped(id) => {

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Idle resident size of `postern serve` with no configuration (issue 21: at most 15 MB), in the
+# two states that matter for a server that mostly waits: just started, and idle again after it
+# processed one message. Prints one markdown row per run (VmRSS, and its anonymous and
+# file-backed parts, from /proc/PID/status).
+#
+#   bash bench/idle-rss.sh                   # 5 runs with target/release/postern (built if missing)
+#   bash bench/idle-rss.sh --runs 3 --binary PATH --settle 10
+#
+# Without configuration postern listens on 127.0.0.1:2525 (LMTP) and 127.0.0.1:8080 (web): both
+# must be free. Each run has a fresh data directory in a temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=5
+binary=""
+settle=8
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs=$2; shift 2 ;;
+        --binary) binary=$2; shift 2 ;;
+        --settle) settle=$2; shift 2 ;;
+        *) echo "idle-rss.sh: unknown argument $1" >&2; exit 64 ;;
+    esac
+done
+if [ -z "$binary" ]; then
+    binary="${CARGO_TARGET_DIR:-target}/release/postern"
+    [ -x "$binary" ] || cargo build --release --locked -p postern
+fi
+binary=$(realpath "$binary")
+for port in 2525 8080; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "idle-rss.sh: 127.0.0.1:$port is taken; postern without configuration needs it" >&2
+        exit 69
+    fi
+done
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# field FIELD: the value in MB of FIELD (VmRSS, RssAnon, RssFile) of the server.
+field() {
+    awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"
+}
+
+# waits (at most 20 s) until `command` succeeds.
+wait_for() {
+    local tries=200
+    until "$@" 2>/dev/null; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || { echo "idle-rss.sh: timed out waiting for: $*" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# lmtp TO: delivers one new-issue message to TO over LMTP, checking each reply code.
+lmtp() {
+    local to=$1 reply
+    exec 3<>/dev/tcp/127.0.0.1/2525
+    expect() {
+        while IFS= read -r -t 30 reply <&3; do
+            case "$reply" in
+                "$1 "*) return 0 ;;
+                "$1-"*) ;;
+                *) echo "idle-rss.sh: LMTP said: $reply" >&2; exit 1 ;;
+            esac
+        done
+        echo "idle-rss.sh: LMTP closed" >&2
+        exit 1
+    }
+    expect 220
+    printf 'LHLO bench\r\n' >&3; expect 250
+    printf 'MAIL FROM:<jake@example.com>\r\n' >&3; expect 250
+    printf 'RCPT TO:<%s>\r\n' "$to" >&3; expect 250
+    printf 'DATA\r\n' >&3; expect 354
+    printf 'From: jake@example.com\r\nTo: %s\r\nSubject: Idle RSS\r\nMessage-ID: <idle-rss-%s@bench>\r\n\r\nOne message, then nothing.\r\n.\r\n' \
+        "$to" "$RANDOM$RANDOM" >&3
+    expect 250
+    printf 'QUIT\r\n' >&3
+    exec 3<&-
+}
+
+issue_exists() {
+    "$binary" admin --json issue show land/ooo 1 >/dev/null
+}
+
+echo "postern serve without configuration, $binary ($(du -m "$binary" | cut -f1) MB)"
+echo
+echo "| run | after start MB (anon + file) | after one message, idle MB (anon + file) |"
+echo "|-----|------------------------------|------------------------------------------|"
+for run in $(seq 1 "$runs"); do
+    dir="$work/run$run"
+    mkdir -p "$dir"
+    cd "$dir"
+    "$binary" admin user add jake --email jake@example.com >/dev/null
+    "$binary" admin project add land/ooo >/dev/null
+    "$binary" admin project member add land/ooo jake developer >/dev/null
+    to=$("$binary" admin --json project show land/ooo --user jake \
+        | sed -n 's/.*"new_issue": *"\([^"]*\)".*/\1/p')
+    "$binary" serve >serve.log 2>&1 &
+    pid=$!
+    wait_for bash -c 'exec 3<>/dev/tcp/127.0.0.1/2525'
+    sleep "$settle"
+    start="$(field VmRSS) ($(field RssAnon) + $(field RssFile))"
+    lmtp "$to"
+    wait_for issue_exists
+    sleep "$settle"
+    after="$(field VmRSS) ($(field RssAnon) + $(field RssFile))"
+    echo "| $run | $start | $after |"
+    kill "$pid"
+    wait "$pid" || true
+    pid=""
+    cd - >/dev/null
+done
