@@ -1,4 +1,4 @@
-//! The Debian package, as an administrator meets it (issue 21): built with
+//! The Debian package, as an administrator meets it: built with
 //! `scripts/package-deb.sh`, installed with dpkg, `man` and Tab completion working, the
 //! packaged configuration checked as the service user, the unit's command line run with the
 //! unit's user and umask, mail delivered over LMTP and drained from a real Dovecot, an upgrade to
