@@ -311,6 +311,60 @@ fn exactly_one<T>(mut rows: Vec<T>) -> Option<T> {
 mod tests {
     use super::ReplyKey;
 
+    /// A row written before migration 0010 holds its key in plain; the start-up pass replaces
+    /// it by its hash, the lookup finds it before and after, and a second pass changes nothing.
+    #[tokio::test]
+    async fn plain_keys_are_hashed_once() -> Result<(), crate::StoreError> {
+        use crate::{NewIssue, NewProject, NewSentNotification, NewUser, Noteable, Visibility};
+        let store = crate::Store::connect("sqlite::memory:").await?;
+        let mut tx = store.begin().await?;
+        let user = tx
+            .create_user(NewUser::new("u", "u", "u@example.com"))
+            .await?;
+        let project = tx
+            .create_project(NewProject {
+                namespace_path: "g".to_owned(),
+                path: "p".to_owned(),
+                name: "p".to_owned(),
+                visibility: Visibility::Private,
+                default_branch: "main".to_owned(),
+            })
+            .await?;
+        let issue = tx
+            .create_issue(NewIssue::new(project.id, user.id, "t", ""))
+            .await?;
+        let key = "0000000000000000000000abc";
+        let sent = tx
+            .create_sent_notification(NewSentNotification {
+                partition: 1,
+                namespace_id: 1,
+                recipient_id: user.id,
+                noteable: Noteable::Issue(issue.id),
+                in_reply_to_discussion_id: None,
+                reply_key: Some(key.to_owned()),
+            })
+            .await?;
+        crate::tx::execute!(
+            tx,
+            "UPDATE sent_notifications SET reply_key_hash = $1 WHERE id = $2",
+            key,
+            sent.id
+        )?;
+        let found = |row: Option<super::SentNotification>| row.map(|row| row.id);
+        assert_eq!(
+            found(tx.sent_notification_by_key(&format!("1-{key}")).await?),
+            Some(sent.id)
+        );
+        assert_eq!(tx.hash_stored_reply_keys(0, 10).await?, Some(sent.id));
+        assert_eq!(tx.hash_stored_reply_keys(0, 10).await?, None);
+        let stored = tx.sent_notification_by_key(&format!("1-{key}")).await?;
+        assert_eq!(
+            stored.map(|row| row.reply_key_hash),
+            Some(super::reply_key_hash(key))
+        );
+        tx.commit().await
+    }
+
     #[test]
     fn parses_both_shapes() {
         let k = "0000000000000000000000abc";

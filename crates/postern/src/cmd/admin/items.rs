@@ -372,7 +372,7 @@ pub async fn run_notification(
             "reply_key": key,
             "reply_address": reply_address,
             "references": references,
-            "notification": sent,
+            "notification": &*sent,
         }),
         human,
     )

@@ -43,6 +43,10 @@ pub enum ProjectCommand {
     /// Service Desk settings.
     #[command(subcommand, name = "service-desk")]
     ServiceDesk(ServiceDeskCommand),
+    /// Protected branches (a merge request by email never uses one as its source; the
+    /// default branch is protected from the start).
+    #[command(subcommand)]
+    Branch(super::branches::BranchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +307,7 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
             )?
         }
         ProjectCommand::ServiceDesk(command) => service_desk(&mut tx, setup, command).await?,
+        ProjectCommand::Branch(command) => super::branches::run(&mut tx, command).await?,
     };
     commit(tx).await?;
     Ok(output)
