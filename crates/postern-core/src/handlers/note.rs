@@ -42,13 +42,20 @@ async fn sent_notification(
         .sent_notification_by_key(&key_text(reply_key))
         .await?
         .ok_or(ErrorKind::SentNotificationNotFound)?;
-    if let Some(days) = context.config.reply_key_max_age_days {
-        let oldest = Timestamp::now().plus_seconds(-i64::from(days).saturating_mul(86_400));
-        if notification.created_at < oldest {
-            return Err(ErrorKind::SentNotificationNotFound.into());
-        }
+    if is_expired(
+        notification.created_at,
+        Timestamp::now(),
+        context.config.reply_key_max_age_days,
+    ) {
+        return Err(ErrorKind::SentNotificationNotFound.into());
     }
     Ok(notification)
+}
+
+/// Whether a key sent at `sent` is older than `max_age_days` at `now` (never without a limit).
+fn is_expired(sent: Timestamp, now: Timestamp, max_age_days: Option<u32>) -> bool {
+    max_age_days
+        .is_some_and(|days| sent < now.plus_seconds(-i64::from(days).saturating_mul(86_400)))
 }
 
 /// Whether the mail comes from the notification's recipient: `From` (never `Reply-To`) is one
@@ -254,4 +261,26 @@ pub async fn unsubscribe(
     tx.set_subscription(notification.recipient_id, notification.noteable, false)
         .await?;
     Ok(Handled::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use postern_store::Timestamp;
+
+    use super::is_expired;
+
+    #[test]
+    fn keys_expire_only_past_their_lifetime() {
+        let day = 86_400;
+        let now = Timestamp(100 * day);
+        assert!(!is_expired(Timestamp(0), now, None), "no limit: never");
+        assert!(!is_expired(Timestamp(70 * day), now, Some(30)));
+        assert!(!is_expired(Timestamp(70 * day), now, Some(30 + 1)));
+        assert!(is_expired(Timestamp(70 * day - 1), now, Some(30)));
+        assert!(is_expired(Timestamp(0), now, Some(90)));
+        assert!(
+            !is_expired(Timestamp(0), now, Some(u32::MAX)),
+            "no overflow"
+        );
+    }
 }

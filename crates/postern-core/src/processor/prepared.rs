@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts, strip_verify};
+use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
 use postern_mail::{Email, Route, auto_generated};
 use postern_store::{CustomEmailVerificationState, InboundState, Tx};
 
@@ -223,11 +223,10 @@ impl CustomEmailLookup for CustomEmails {
     }
 
     fn service_desk_key(&self, address: &str) -> Option<String> {
-        let lowered = address.to_lowercase();
-        let stripped = strip_verify(&lowered);
-        if stripped != lowered {
-            return self.pending.get(&stripped).cloned();
-        }
-        self.active.get(&lowered).cloned()
+        self.active.get(&address.to_lowercase()).cloned()
+    }
+
+    fn verification_key(&self, address: &str) -> Option<String> {
+        self.pending.get(&address.to_lowercase()).cloned()
     }
 }
