@@ -163,6 +163,7 @@ impl World {
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
+            reply_key_max_age_days: None,
         };
         Ok(World {
             processor: Processor::new(store, repositories.clone(), config),

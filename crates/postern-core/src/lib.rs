@@ -16,7 +16,9 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod branches;
 pub mod content;
+pub mod custom_email;
 pub mod error;
 mod handlers;
 pub mod intake;
@@ -27,6 +29,7 @@ pub mod permissions;
 pub mod processor;
 pub mod queue;
 pub mod quick;
+pub mod sender;
 pub mod verification;
 
 pub use error::{ErrorKind, ProcessError, Rejection};

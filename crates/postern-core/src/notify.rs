@@ -381,7 +381,8 @@ pub async fn to_external_participants(
     Ok(queued)
 }
 
-/// Queues the Service Desk thank-you mail to the outside author of a new ticket, from the
+/// Queues the Service Desk thank-you mail for a new ticket to `answer_to` (where the mail
+/// that opened it asked answers to go; the ticket's outside author when `None`), from the
 /// Service Desk address, with a reply key whose recipient is the Support Bot.
 pub async fn thank_you(
     tx: &mut Tx,
@@ -390,9 +391,10 @@ pub async fn thank_you(
     ticket: &Issue,
     bot: &User,
     original_message_id: Option<&str>,
+    answer_to: Option<&str>,
 ) -> Result<bool, ProcessError> {
     let (Some(to), Some(template)) = (
-        ticket.external_author.as_deref(),
+        answer_to.or(ticket.external_author.as_deref()),
         config.incoming_address.as_ref(),
     ) else {
         return Ok(false);

@@ -1,7 +1,7 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
-use postern_mail::key::KeyScan;
+use postern_mail::key::{KeyScan, KeySource};
 use postern_mail::{AddressTemplate, find_mail_key};
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
@@ -49,6 +49,9 @@ pub struct ProcessorConfig {
     /// Which trimmer cuts quotes and signatures from replies (`reply_trimming:`): GitLab's for
     /// identical results, postern's to keep what GitLab's is known to eat.
     pub reply_trimming: postern_mail::trim::TrimMode,
+    /// `reply_key_max_age_days`: a reply key older than this many days is refused as unknown;
+    /// `None` (the default) keeps keys valid for ever, as GitLab does.
+    pub reply_key_max_age_days: Option<u32>,
 }
 
 /// When a message whose processing failed temporarily is tried again: after a back-off that
@@ -429,13 +432,14 @@ impl Processor {
             texts,
             uploads,
             git,
+            trust,
             ..
         } = prepared;
         let email = &*email;
         let (state, handler, result) = match decision {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
-            Decision::Route(route) => {
+            Decision::Route(route, key_only_in_references) => {
                 let handler = route.kind().as_str().to_owned();
                 let mut context = Context {
                     tx,
@@ -445,6 +449,8 @@ impl Processor {
                     config: &self.config,
                     repositories: &self.repositories,
                     git,
+                    trust: *trust,
+                    key_only_in_references,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -512,7 +518,7 @@ impl Processor {
             return;
         };
         let plan = match self.decide(&mut read, prepared, mailbox).await {
-            Ok(Decision::Route(route)) => {
+            Ok(Decision::Route(route, _)) => {
                 plan(
                     &mut read,
                     &route,
@@ -563,8 +569,14 @@ impl Processor {
             }
             Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
         };
+        // A key that only `References` carries was not in any address the mail was sent to:
+        // a forwarded or quoted notification carries it too, so it acts only for its
+        // recipient, checked harder (`handlers::note`).
+        let key_only_in_references = key.source == KeySource::References
+            && find_mail_key(email, &KeyScan { host: None, ..scan })
+                .is_none_or(|in_address| in_address.key != key.key);
         Ok(match route {
-            Some(route) => Decision::Route(route),
+            Some(route) => Decision::Route(route, key_only_in_references),
             None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
         })
     }

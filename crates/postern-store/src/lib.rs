@@ -53,6 +53,7 @@ mod notes;
 mod notifications;
 mod outbox;
 mod projects;
+mod protected;
 mod raw_files;
 mod settings;
 mod sqltypes;
@@ -77,7 +78,9 @@ pub use inbound::{
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
 pub use notes::{NewNote, Note, Noteable, Subscription};
-pub use notifications::{NewSentNotification, ReplyKey, SentNotification};
+pub use notifications::{
+    CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
+};
 pub use outbox::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxMail, OutboxState};
 pub use projects::{
     CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,

@@ -133,6 +133,7 @@ async fn main() {
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
+            reply_key_max_age_days: None,
         },
     ));
     let state = WebState::new(

@@ -201,6 +201,8 @@ pub struct InstanceConfig {
     pub name: Option<String>,
     /// Seconds between two reject notices to the same sender for the same reason (default 3600).
     pub reject_notice_interval: Option<i64>,
+    /// Days a reply key stays valid after its notification was sent (default: for ever).
+    pub reply_key_max_age_days: Option<u32>,
 }
 
 /// `store:`.

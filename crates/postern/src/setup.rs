@@ -212,6 +212,11 @@ impl Setup {
             limits: self.message_limits(),
             quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
             reply_trimming: self.config.trim_mode(),
+            reply_key_max_age_days: self
+                .config
+                .instance
+                .as_ref()
+                .and_then(|instance| instance.reply_key_max_age_days),
         }
     }
 

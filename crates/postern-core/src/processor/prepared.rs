@@ -3,21 +3,23 @@
 
 use std::collections::HashMap;
 
-use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts, strip_verify};
+use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
 use postern_mail::{Email, Route, auto_generated};
-use postern_store::{InboundState, Tx};
+use postern_store::{CustomEmailVerificationState, InboundState, Tx};
 
 use super::{ProcessorConfig, ReceiveOutcome};
 use crate::content::{MessageTexts, Uploads};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers;
 use crate::limits::MessageLimits;
+use crate::sender::SenderTrust;
 
 #[derive(Clone)]
 pub(super) enum Decision {
     Ignored(Rejection),
     Rejected(Rejection),
-    Route(Route),
+    /// The route, and whether its key was found only in `References`.
+    Route(Route, bool),
 }
 
 /// What is known of a message before its write transaction: the parse, the receiver's checks
@@ -32,6 +34,9 @@ pub(crate) struct Prepared<'raw> {
     pub(super) uploads: Uploads,
     /// The git work of a merge request by email ([`Processor::prepare_git`]).
     pub(super) git: handlers::merge_request::GitState,
+    /// What sender authentication says of the message. The seam for a verifier: it is set
+    /// before the transaction; without one it stays [`SenderTrust::FromCheckOnly`].
+    pub(crate) trust: SenderTrust,
 }
 
 impl<'raw> Prepared<'raw> {
@@ -63,6 +68,7 @@ impl<'raw> Prepared<'raw> {
             texts,
             uploads,
             git: Default::default(),
+            trust: SenderTrust::default(),
         })
     }
 }
@@ -173,39 +179,54 @@ pub fn body_of(raw: &[u8]) -> &[u8] {
     raw
 }
 
-/// Custom Service Desk emails of all projects, loaded once per message (spec §1.5).
+/// Custom Service Desk emails of all projects, loaded once per message. An address routes mail
+/// only once it is verified and enabled; before that, only its `+verify` form routes, and only
+/// while a verification is pending. (GitLab routes an address as soon as it is entered, so a
+/// project could take mail meant for an address it does not own.)
 #[derive(Default)]
 pub(super) struct CustomEmails {
-    /// Lowercased custom email → the project's default Service Desk key.
-    keys: HashMap<String, String>,
+    /// Lowercased verified, enabled custom email → the project's default Service Desk key.
+    active: HashMap<String, String>,
+    /// Lowercased custom email whose verification is pending → the same key, for `+verify`.
+    pending: HashMap<String, String>,
 }
 
 impl CustomEmails {
     pub(super) async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
-        let mut keys = HashMap::new();
+        let mut emails = CustomEmails::default();
         for project in tx.projects_with_custom_email().await? {
-            if let Some(email) = &project.service_desk.custom_email {
-                keys.insert(
-                    email.to_lowercase(),
-                    format!("{}-{}-issue-", project.full_path_slug, project.id),
-                );
+            let settings = &project.service_desk;
+            let Some(email) = &settings.custom_email else {
+                continue;
+            };
+            let key = format!("{}-{}-issue-", project.full_path_slug, project.id);
+            match settings.custom_email_verification_state {
+                Some(CustomEmailVerificationState::Finished) if settings.custom_email_enabled => {
+                    emails.active.insert(email.to_lowercase(), key);
+                }
+                Some(CustomEmailVerificationState::Started) => {
+                    emails.pending.insert(email.to_lowercase(), key);
+                }
+                _ => {}
             }
         }
-        Ok(CustomEmails { keys })
+        Ok(emails)
     }
 }
 
 impl CustomEmailLookup for CustomEmails {
     fn reply_key(&self, address: &str) -> Option<String> {
         let (key, custom) = custom_email_reply_parts(address)?;
-        self.keys
+        self.active
             .contains_key(&custom.to_lowercase())
             .then_some(key)
     }
 
     fn service_desk_key(&self, address: &str) -> Option<String> {
-        self.keys
-            .get(&strip_verify(address).to_lowercase())
-            .cloned()
+        self.active.get(&address.to_lowercase()).cloned()
+    }
+
+    fn verification_key(&self, address: &str) -> Option<String> {
+        self.pending.get(&address.to_lowercase()).cloned()
     }
 }

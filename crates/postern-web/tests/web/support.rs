@@ -77,6 +77,7 @@ impl Web {
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
+            reply_key_max_age_days: None,
         };
         let repositories = postern_git::Repositories::new(data.path().join("repositories"));
         let processor = Arc::new(Processor::new(db.store.clone(), repositories, config));

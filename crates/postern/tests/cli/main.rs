@@ -11,6 +11,7 @@
 mod support;
 
 mod admin;
+mod borrowing;
 mod browser;
 mod check;
 mod companion;

@@ -3,6 +3,7 @@
 //! Every subcommand prints a short human summary, or with `--json` one JSON value.
 
 mod backup;
+mod branches;
 mod items;
 mod messages;
 mod outbox;
