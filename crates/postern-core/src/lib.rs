@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod auto_mail;
 pub mod content;
 pub mod error;
 mod handlers;

@@ -3,10 +3,15 @@
 //! The check order decides which error a sender sees, and it is GitLab's: no author → user not
 //! found; blocked → user blocked; cannot read the project → project not found (a private project
 //! is not revealed); cannot do the action → not authorized.
+//!
+//! Read access is decided at the time of use, by [`can_read`]: every notification, every reply
+//! key and every person a quick action names is checked against the project, the issue and the
+//! membership as they are when the mail is composed or the key is used, never as they were
+//! when the key was handed out.
 
-use postern_store::{Issue, Project, Role, User, Visibility};
+use postern_store::{Issue, Project, Role, Tx, User, Visibility};
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, ProcessError};
 
 /// The author of an action and their role in the project, if any.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +61,37 @@ impl Actor<'_> {
             || issue.assignee_ids.contains(&self.user.id)
     }
 
+    /// `read_internal_note`: reporters and up.
+    pub fn can_read_internal_notes(&self) -> bool {
+        self.at_least(Role::Reporter)
+    }
+
+    /// Whether the user, as they are now, may read `item` of `project`: not blocked, and the
+    /// ability rules above. The pure half of [`can_read`].
+    pub fn can_read_now(&self, project: &Project, item: Readable<'_>) -> bool {
+        if self.user.is_blocked() {
+            return false;
+        }
+        match item {
+            Readable::Issue(issue) => self.can_read_issue(project, issue),
+            Readable::NewIssue {
+                confidential,
+                author_id,
+            } => {
+                self.can_read_project(project)
+                    && (!confidential || self.at_least(Role::Reporter) || author_id == self.user.id)
+            }
+            Readable::MergeRequest => self.can_read_project(project),
+            Readable::Note { issue, internal } => {
+                let parent = match issue {
+                    Some(issue) => self.can_read_issue(project, issue),
+                    None => self.can_read_project(project),
+                };
+                parent && (!internal || self.can_read_internal_notes())
+            }
+        }
+    }
+
     /// Whether the user may act on the project at all (archived projects are read-only).
     fn can_write(&self, project: &Project) -> bool {
         !project.archived && self.can_read_project(project)
@@ -100,6 +136,66 @@ impl Actor<'_> {
     pub fn can_update_merge_request(&self, project: &Project) -> bool {
         self.can_write(project) && self.at_least(Role::Developer)
     }
+}
+
+/// What a person is to read (or to be told about).
+#[derive(Debug, Clone, Copy)]
+pub enum Readable<'a> {
+    /// An issue or ticket, as it is now.
+    Issue(&'a Issue),
+    /// An issue being opened: whether it will be confidential, and its author.
+    NewIssue {
+        /// Whether it will be confidential.
+        confidential: bool,
+        /// Its author.
+        author_id: i64,
+    },
+    /// A merge request: whoever reads its project.
+    MergeRequest,
+    /// A comment on an issue (`Some`) or a merge request (`None`); internal notes only for
+    /// reporters and up.
+    Note {
+        /// Its issue, when it is on one.
+        issue: Option<&'a Issue>,
+        /// Whether it is an internal note.
+        internal: bool,
+    },
+}
+
+/// Whether `user` may read `item` of `project` now: their membership and state read from the
+/// store at this moment. The one read check behind notifications (who hears about a change),
+/// reply keys (whose recipient may still answer) and the people `/assign` names.
+pub async fn can_read(
+    tx: &mut Tx,
+    user: &User,
+    project: &Project,
+    item: Readable<'_>,
+) -> Result<bool, ProcessError> {
+    if user.is_blocked() {
+        return Ok(false);
+    }
+    let role = tx.member_role(project.id, user.id).await?;
+    Ok(Actor { user, role }.can_read_now(project, item))
+}
+
+/// The check a reply key's recipient passes before their answer is taken, after GitLab's own:
+/// a blocked recipient is `user_blocked`; one who can no longer read what the key was for
+/// (removed from a private project, the issue made confidential) is `user_not_authorized`,
+/// even where GitLab's order would answer `project_not_found`: the key shows they knew the
+/// project, and the text tells them why their answer is refused.
+pub async fn check_reply_key_recipient(
+    tx: &mut Tx,
+    recipient: &User,
+    project: &Project,
+    item: Readable<'_>,
+) -> Result<(), ProcessError> {
+    if recipient.is_blocked() {
+        return Err(ErrorKind::UserBlocked.into());
+    }
+    if !can_read(tx, recipient, project, item).await? {
+        return Err(ErrorKind::UserNotAuthorized.into());
+    }
+    Ok(())
 }
 
 /// GitLab's `validate_permission!`: steps 2–4 (the caller has already found the author).

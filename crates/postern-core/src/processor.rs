@@ -39,6 +39,8 @@ pub struct ProcessorConfig {
     pub instance_name: String,
     /// At most one reject notice per sender and reason in this many seconds (default 3600).
     pub reject_notice_window_seconds: i64,
+    /// How much automatic mail (reject notices, thank-yous, verification results) may go out.
+    pub auto_mail: crate::auto_mail::AutoMailLimits,
     /// When a message that failed temporarily is tried again, and when it is set aside.
     pub retry: RetryPolicy,
     /// What one message may make postern do.
@@ -429,6 +431,7 @@ impl Processor {
             texts,
             uploads,
             git,
+            may_auto_reply,
             ..
         } = prepared;
         let email = &*email;
@@ -445,6 +448,7 @@ impl Processor {
                     config: &self.config,
                     repositories: &self.repositories,
                     git,
+                    may_auto_reply: *may_auto_reply,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -478,9 +482,15 @@ impl Processor {
                 outcome.error = Some(rejection.kind.as_str().to_owned());
                 outcome.reason = Some(rejection.reason.clone());
                 if state == InboundState::Rejected {
-                    outcome.reject_notice_queued =
-                        notice::queue_reject_notice(tx, email, &rejection, id, &self.config)
-                            .await?;
+                    outcome.reject_notice_queued = notice::queue_reject_notice(
+                        tx,
+                        email,
+                        &rejection,
+                        id,
+                        &self.config,
+                        *may_auto_reply,
+                    )
+                    .await?;
                 }
             }
         }

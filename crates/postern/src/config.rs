@@ -201,6 +201,11 @@ pub struct InstanceConfig {
     pub name: Option<String>,
     /// Seconds between two reject notices to the same sender for the same reason (default 3600).
     pub reject_notice_interval: Option<i64>,
+    /// Automatic mails (reject notices, Service Desk thank-yous, verification results) to one
+    /// address per hour, every kind counted together (default 5; 0 sends none).
+    pub auto_mail_per_recipient: Option<u32>,
+    /// Automatic mails per hour in all (default 500; 0 sends none).
+    pub auto_mail_per_hour: Option<u32>,
 }
 
 /// `store:`.

@@ -208,10 +208,25 @@ impl Setup {
                 .as_ref()
                 .and_then(|instance| instance.reject_notice_interval)
                 .unwrap_or(postern_core::notice::NOTICE_WINDOW_SECONDS),
+            auto_mail: self.auto_mail_limits(),
             retry: self.retry_policy(),
             limits: self.message_limits(),
             quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
             reply_trimming: self.config.trim_mode(),
+        }
+    }
+
+    /// `instance.auto_mail_per_recipient` and `auto_mail_per_hour`, defaults filled in.
+    fn auto_mail_limits(&self) -> postern_core::auto_mail::AutoMailLimits {
+        let default = postern_core::auto_mail::AutoMailLimits::default();
+        let instance = self.config.instance.as_ref();
+        postern_core::auto_mail::AutoMailLimits {
+            per_recipient: instance
+                .and_then(|instance| instance.auto_mail_per_recipient)
+                .unwrap_or(default.per_recipient),
+            per_hour: instance
+                .and_then(|instance| instance.auto_mail_per_hour)
+                .unwrap_or(default.per_hour),
         }
     }
 

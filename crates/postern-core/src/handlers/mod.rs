@@ -33,6 +33,9 @@ pub struct Context<'a, 'raw> {
     pub repositories: &'a postern_git::Repositories,
     /// The git half of a merge request by email (see `merge_request`).
     pub(crate) git: &'a mut merge_request::GitState,
+    /// Whether automatic mail (the Service Desk thank-you) may answer the sender
+    /// (`crate::auto_mail`).
+    pub may_auto_reply: bool,
 }
 
 /// A handler's successful result.

@@ -46,6 +46,7 @@ pub async fn service_desk(
         email,
         texts: context.texts,
         config,
+        may_auto_reply: context.may_auto_reply,
     };
 
     if email
@@ -98,6 +99,7 @@ struct Parts<'a, 'raw> {
     email: &'a postern_mail::Email<'raw>,
     texts: &'a content::MessageTexts,
     config: &'a crate::processor::ProcessorConfig,
+    may_auto_reply: bool,
 }
 
 /// `ServiceDesk.enabled?`: the project has it on, and mail can reach it (a wildcard incoming
@@ -196,6 +198,7 @@ async fn new_ticket(
         &ticket,
         bot,
         email.message_id(),
+        context.may_auto_reply,
     )
     .await?;
     crate::notify::notify(

@@ -32,6 +32,9 @@ pub(crate) struct Prepared<'raw> {
     pub(super) uploads: Uploads,
     /// The git work of a merge request by email ([`Processor::prepare_git`]).
     pub(super) git: handlers::merge_request::GitState,
+    /// Whether automatic mail may answer this message's sender (`crate::auto_mail`). Always
+    /// true until sender authentication judges the message.
+    pub(super) may_auto_reply: bool,
 }
 
 impl<'raw> Prepared<'raw> {
@@ -63,6 +66,7 @@ impl<'raw> Prepared<'raw> {
             texts,
             uploads,
             git: Default::default(),
+            may_auto_reply: true,
         })
     }
 }
