@@ -516,3 +516,32 @@ fn service_desk_sender(config: &ProcessorConfig, project: &Project) -> String {
         _ => config.sender_address.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_text_keeps_ordinary_titles_whole() {
+        assert_eq!(subject_text("Printer on fire"), "Printer on fire");
+        assert_eq!(subject_text("Ünïcödé 日本語 title"), "Ünïcödé 日本語 title");
+    }
+
+    #[test]
+    fn subject_text_drops_controls_and_bidi_and_folds_space() {
+        assert_eq!(
+            subject_text("a\r\nBcc: x@y\u{202E}gnp.exe\u{202C}\u{200B} \t b"),
+            "a Bcc: x@ygnp.exe b"
+        );
+        assert_eq!(subject_text("\u{2066}\u{2069}"), "");
+    }
+
+    #[test]
+    fn subject_text_is_cut_with_an_ellipsis() {
+        let cut = subject_text(&"x".repeat(1000));
+        assert_eq!(cut.chars().count(), MAX_SUBJECT_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
+        let exact = "y".repeat(MAX_SUBJECT_TEXT_CHARS);
+        assert_eq!(subject_text(&exact), exact);
+    }
+}

@@ -222,3 +222,103 @@ pub fn validate(
         Err(ErrorKind::UserNotAuthorized)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_store::{NewIssue, NewProject, NewUser, Store, UserState};
+
+    async fn world() -> (Store, Project, User, Issue) {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        let mut tx = store.begin().await.expect("tx");
+        let author = tx
+            .create_user(NewUser::new("jake", "Jake", "jake@example.com"))
+            .await
+            .expect("user");
+        let project = tx
+            .create_project(NewProject {
+                namespace_path: "g".into(),
+                path: "p".into(),
+                name: "p".into(),
+                visibility: Visibility::Private,
+                default_branch: "main".into(),
+            })
+            .await
+            .expect("project");
+        let issue = tx
+            .create_issue(NewIssue::new(project.id, author.id, "t", "d"))
+            .await
+            .expect("issue");
+        tx.commit().await.expect("commit");
+        (store, project, author, issue)
+    }
+
+    fn actor(user: &User, role: Option<Role>) -> Actor<'_> {
+        Actor { user, role }
+    }
+
+    #[tokio::test]
+    async fn private_projects_are_for_members_and_blocked_users_read_nothing() {
+        let (_store, project, mut user, issue) = world().await;
+        let item = Readable::Issue(&issue);
+        assert!(!actor(&user, None).can_read_now(&project, item));
+        assert!(actor(&user, Some(Role::Guest)).can_read_now(&project, item));
+        user.state = UserState::Blocked;
+        assert!(!actor(&user, Some(Role::Owner)).can_read_now(&project, item));
+    }
+
+    #[tokio::test]
+    async fn confidential_issues_and_internal_notes_need_a_reporter() {
+        let (_store, project, user, mut issue) = world().await;
+        issue.confidential = true;
+        issue.author_id = -1;
+        let guest = actor(&user, Some(Role::Guest));
+        let reporter = actor(&user, Some(Role::Reporter));
+        assert!(!guest.can_read_now(&project, Readable::Issue(&issue)));
+        assert!(reporter.can_read_now(&project, Readable::Issue(&issue)));
+        issue.assignee_ids = vec![user.id];
+        assert!(guest.can_read_now(&project, Readable::Issue(&issue)));
+        let internal = Readable::Note {
+            issue: Some(&issue),
+            internal: true,
+        };
+        assert!(!guest.can_read_now(&project, internal));
+        assert!(reporter.can_read_now(&project, internal));
+        let new_confidential = Readable::NewIssue {
+            confidential: true,
+            author_id: -1,
+        };
+        assert!(!guest.can_read_now(&project, new_confidential));
+    }
+
+    #[tokio::test]
+    async fn can_read_reads_the_membership_now() {
+        let (store, project, user, issue) = world().await;
+        let mut tx = store.begin().await.expect("tx");
+        let item = Readable::Issue(&issue);
+        assert!(
+            !can_read(&mut tx, &user, &project, item)
+                .await
+                .expect("read")
+        );
+        tx.add_member(project.id, user.id, Role::Guest)
+            .await
+            .expect("add");
+        assert!(
+            can_read(&mut tx, &user, &project, item)
+                .await
+                .expect("read")
+        );
+        tx.remove_member(project.id, user.id).await.expect("remove");
+        assert!(
+            !can_read(&mut tx, &user, &project, item)
+                .await
+                .expect("read")
+        );
+        let refused = check_reply_key_recipient(&mut tx, &user, &project, item).await;
+        assert!(matches!(
+            refused,
+            Err(ProcessError::Rejected(r)) if r.kind == ErrorKind::UserNotAuthorized
+        ));
+    }
+}
