@@ -16,6 +16,8 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod authentication;
+pub mod auto_mail;
 pub mod branches;
 pub mod content;
 pub mod custom_email;

@@ -37,6 +37,9 @@ pub struct Context<'a, 'raw> {
     pub trust: crate::sender::SenderTrust,
     /// Whether the key was found only in `References`, in no address of the mail.
     pub key_only_in_references: bool,
+    /// Whether automatic mail (the Service Desk thank-you) may answer the sender
+    /// (`crate::auto_mail`).
+    pub may_auto_reply: bool,
 }
 
 /// A handler's successful result.

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError};
-use crate::permissions::{Ability, Actor, validate};
+use crate::permissions::{Ability, Actor, Readable, check_reply_key_recipient, validate};
 use crate::sender;
 
 fn key_text(reply_key: &ReplyKey) -> String {
@@ -121,6 +121,14 @@ pub async fn create_note(
     let project = project_of(tx, notification.project_id).await?;
     let issue = issue_of(tx, notification.noteable).await?;
     let role = role_of(tx, &project, &author).await?;
+    if !author.is_support_bot() {
+        // Access as it is now, not as it was when the key was sent. (A deleted issue is
+        // checked as its project; `noteable_not_found` follows.)
+        let item = issue
+            .as_ref()
+            .map_or(Readable::MergeRequest, Readable::Issue);
+        check_reply_key_recipient(tx, &author, &project, item).await?;
+    }
     let actor = Actor {
         user: &author,
         role,

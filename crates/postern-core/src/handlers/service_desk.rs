@@ -48,6 +48,7 @@ pub async fn service_desk(
         email,
         texts: context.texts,
         config,
+        may_auto_reply: context.may_auto_reply,
     };
 
     if email
@@ -163,6 +164,7 @@ struct Parts<'a, 'raw> {
     email: &'a postern_mail::Email<'raw>,
     texts: &'a content::MessageTexts,
     config: &'a crate::processor::ProcessorConfig,
+    may_auto_reply: bool,
 }
 
 /// `ServiceDesk.enabled?`: the project has it on, and mail can reach it (a wildcard incoming
@@ -263,6 +265,7 @@ async fn new_ticket(
         bot,
         email.message_id(),
         sender::answer_address(email).as_deref(),
+        context.may_auto_reply,
     )
     .await?;
     crate::notify::notify(

@@ -8,6 +8,7 @@ use postern_mail::{Email, Route, auto_generated};
 use postern_store::{CustomEmailVerificationState, InboundState, Tx};
 
 use super::{ProcessorConfig, ReceiveOutcome};
+use crate::authentication::Authenticated;
 use crate::content::{MessageTexts, Uploads};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers;
@@ -37,11 +38,20 @@ pub(crate) struct Prepared<'raw> {
     /// What sender authentication says of the message. The seam for a verifier: it is set
     /// before the transaction; without one it stays [`SenderTrust::FromCheckOnly`].
     pub(crate) trust: SenderTrust,
+    /// Whether automatic mail may answer this message's sender (`crate::auto_mail`): false
+    /// when sender authentication finds its `From` may be forged.
+    pub(super) may_auto_reply: bool,
+    /// The sender authentication verdict, when the instance verifies senders and the message
+    /// is not ignored by its bytes alone.
+    pub(super) authenticated: Option<Authenticated>,
 }
 
 impl<'raw> Prepared<'raw> {
+    /// `raw` is the message as parsed (within the header and MIME caps), `whole` the message
+    /// as received, which signatures cover.
     pub(super) async fn new(
         raw: &'raw [u8],
+        whole: &[u8],
         declared_size: Option<i64>,
         config: &ProcessorConfig,
     ) -> Result<Prepared<'raw>, ProcessError> {
@@ -62,13 +72,27 @@ impl<'raw> Prepared<'raw> {
             None => Uploads::stage(&email, &config.uploads).await?,
             Some(_) => Uploads::default(),
         };
+        // DNS work, before the transaction like the rest. Ignored mail is never answered and
+        // acts as no one, so it is not verified.
+        let authenticated = match (&config.sender_authentication, &early) {
+            (Some(authentication), None | Some(Decision::Rejected(_))) => {
+                Some(authentication.authenticate(whole).await)
+            }
+            _ => None,
+        };
         Ok(Prepared {
             email,
             early,
             texts,
             uploads,
             git: Default::default(),
-            trust: SenderTrust::default(),
+            trust: authenticated
+                .as_ref()
+                .map_or_else(SenderTrust::default, Authenticated::trust),
+            may_auto_reply: authenticated
+                .as_ref()
+                .is_none_or(|a| a.decision.may_auto_reply),
+            authenticated,
         })
     }
 }
@@ -123,6 +147,7 @@ pub(super) fn queued_outcome(id: i64, reason: String) -> ReceiveOutcome {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: None,
     }
 }
 
@@ -136,6 +161,7 @@ pub(crate) fn quarantined_outcome(id: i64, reason: String) -> ReceiveOutcome {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: None,
     }
 }
 
@@ -156,6 +182,7 @@ pub(super) fn duplicate_outcome(first_id: i64, stored: Option<String>) -> Receiv
         reason: first.as_ref().and_then(|f| f.reason.clone()),
         created: first.as_ref().and_then(|f| f.created.clone()),
         reject_notice_queued: false,
+        authentication: first.as_ref().and_then(|f| f.authentication.clone()),
         first_outcome: first.map(|f| f.outcome),
     }
 }

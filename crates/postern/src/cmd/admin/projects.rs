@@ -60,6 +60,14 @@ pub enum MemberCommand {
         /// The role.
         role: String,
     },
+    /// Remove a member: from then on they get no mail about the project's private issues and
+    /// their reply keys are refused (`user_not_authorized`).
+    Remove {
+        /// Full path of the project.
+        full_path: String,
+        /// The user.
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +312,26 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
             Output::new(
                 &serde_json::json!({"project": full_path, "username": username, "role": role}),
                 human,
+            )?
+        }
+        ProjectCommand::Member(MemberCommand::Remove {
+            full_path,
+            username,
+        }) => {
+            let found = project(&mut tx, &full_path).await?;
+            let member = user(&mut tx, &username).await?;
+            let removed = tx
+                .remove_member(found.id, member.id)
+                .await
+                .map_err(store_error)?;
+            if !removed {
+                return Err(usage_error(format!(
+                    "{username} is not a member of {full_path}"
+                )));
+            }
+            Output::new(
+                &serde_json::json!({"project": full_path, "username": username, "removed": true}),
+                format!("{username} is no longer a member of {full_path}\n"),
             )?
         }
         ProjectCommand::ServiceDesk(command) => service_desk(&mut tx, setup, command).await?,
