@@ -25,6 +25,7 @@ pub mod error;
 mod handlers;
 pub mod intake;
 pub mod limits;
+pub mod mentions;
 pub mod notice;
 pub mod notify;
 pub mod permissions;

@@ -168,8 +168,9 @@ impl Thread {
     }
 }
 
-/// Who hears about a change: the author, the assignees, everyone who commented, and everyone
-/// subscribed — minus whoever unsubscribed, the actor and the Support Bot, and anyone who may
+/// Who hears about a change: the author, the assignees, everyone who commented, everyone
+/// subscribed, and the people the new text mentions (`@name`, not in text from the Support
+/// Bot: outsiders do not get to page members) — minus whoever unsubscribed, the actor and the Support Bot, and anyone who may
 /// not read what the mail shows, as they are now ([`permissions::can_read`]: removed members of
 /// a private project, blocked users, non-reporters on a confidential issue or internal note).
 async fn recipients(
@@ -180,17 +181,25 @@ async fn recipients(
     actor: &User,
 ) -> Result<Vec<User>, ProcessError> {
     let mut ids: Vec<i64> = Vec::new();
-    let (issue, readable) = match change {
-        Change::IssueOpened(issue) => (Some(issue), Readable::Issue(issue)),
+    let (issue, readable, text) = match change {
+        Change::IssueOpened(issue) => (Some(issue), Readable::Issue(issue), &issue.description),
         Change::Commented { note, issue } => (
             issue,
             Readable::Note {
                 issue,
                 internal: note.internal,
             },
+            &note.body,
         ),
-        Change::MergeRequestOpened(_) => (None, Readable::MergeRequest),
+        Change::MergeRequestOpened(mr) => (None, Readable::MergeRequest, &mr.description),
     };
+    if !actor.is_support_bot() {
+        for name in crate::mentions::mentioned_usernames(text) {
+            if let Some(user) = tx.user_by_username(&name).await? {
+                ids.push(user.id);
+            }
+        }
+    }
     match noteable {
         Noteable::Issue(_) => {
             if let Some(issue) = issue {

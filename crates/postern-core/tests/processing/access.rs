@@ -324,3 +324,36 @@ both!(a_reply_key_whose_recipient_lost_access_is_refused, |db| {
     );
     Ok(())
 });
+
+both!(mentions_notify_only_people_who_can_read_the_issue, |db| {
+    let world = World::new(db).await?;
+    let finn = world
+        .member("finn", "finn@ooo.example", Some(Role::Developer))
+        .await?;
+    world
+        .member("lsp", "lsp@ooo.example", Some(Role::Guest))
+        .await?;
+    world
+        .member("mallory", "mallory@evil.example", None)
+        .await?;
+    let issue = world.issue("The build is broken").await?;
+    let outcome = world
+        .receive(
+            INCOMING,
+            &comment_by_address(
+                &world,
+                &finn,
+                issue.iid,
+                "@lsp and @mallory, see `@jake` and mail jake@example.com.",
+                "m1",
+            ),
+        )
+        .await?;
+    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    // Jake as the author; lsp as a member mentioned; never mallory, outside the project.
+    assert_eq!(
+        notified(&world).await?,
+        ["jake@adventuretime.ooo", "lsp@ooo.example"]
+    );
+    Ok(())
+});
