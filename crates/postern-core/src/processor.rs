@@ -211,16 +211,17 @@ impl Processor {
     ) -> Result<ReceiveOutcome, ProcessError> {
         // Parsed within the header and MIME-part caps; the raw bytes are stored whole.
         let capped = postern_mail::cap_message(&message.raw);
-        let failure = match Prepared::new(&capped, &message.raw, message.declared_size, &self.config).await {
-            Ok(mut prepared) => match self
-                .store_and_process(message, mailbox, source, &mut prepared)
-                .await
-            {
-                Ok(outcome) => return Ok(outcome),
+        let failure =
+            match Prepared::new(&capped, &message.raw, message.declared_size, &self.config).await {
+                Ok(mut prepared) => match self
+                    .store_and_process(message, mailbox, source, &mut prepared)
+                    .await
+                {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(failure) => failure,
+                },
                 Err(failure) => failure,
-            },
-            Err(failure) => failure,
-        };
+            };
         // Nothing of that transaction remains. Store the message alone, then record why it
         // could not be processed, so that it is durable either way and a failure that repeats
         // ends in quarantine instead of an endless retry.
@@ -358,7 +359,13 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = Prepared::new(&capped, &message.raw, message.meta.declared_size, &self.config).await?;
+        let mut prepared = Prepared::new(
+            &capped,
+            &message.raw,
+            message.meta.declared_size,
+            &self.config,
+        )
+        .await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
@@ -387,11 +394,17 @@ impl Processor {
             }
         };
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared =
-            match Prepared::new(&capped, &message.raw, message.meta.declared_size, &self.config).await {
-                Ok(prepared) => prepared,
-                Err(failure) => return self.record_failure(id, &failure).await.map(Some),
-            };
+        let mut prepared = match Prepared::new(
+            &capped,
+            &message.raw,
+            message.meta.declared_size,
+            &self.config,
+        )
+        .await
+        {
+            Ok(prepared) => prepared,
+            Err(failure) => return self.record_failure(id, &failure).await.map(Some),
+        };
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {

@@ -11,7 +11,8 @@
 //! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
 //!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
 //! - [`dns`] starts a private authoritative DNS server (Knot) serving a zone written by the
-//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests.
+//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests; [`dkim`]
+//!   makes the keys and signs messages with them.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod chromium;
+pub mod dkim;
 pub mod dns;
 pub mod fixtures;
 pub mod gitlab;

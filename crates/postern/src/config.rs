@@ -512,6 +512,8 @@ fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
     text.parse::<std::net::IpAddr>()
         .map(|ip| std::net::SocketAddr::new(ip, 53))
         .map_err(|_| {
-            format!("sender_authentication.dns.nameservers: {text:?} is not an IP address or ip:port")
+            format!(
+                "sender_authentication.dns.nameservers: {text:?} is not an IP address or ip:port"
+            )
         })
 }

@@ -391,12 +391,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// that cannot be built is a configuration error: running on without verification would let
 /// anyone act as anyone.
 fn sender_authentication(config: &Config) -> Result<Option<SenderAuthentication>, Failure> {
-    let refuse = |message: String| {
-        Failure::new(
-            CONFIG,
-            anyhow::anyhow!("sender_authentication: {message}"),
-        )
-    };
+    let refuse =
+        |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
     let policy = config.sender_policy().map_err(refuse)?;
     if policy == postern_auth::Policy::Off {
         return Ok(None);
@@ -420,7 +416,10 @@ mod tests {
             "limits:\n  max_patch_lines: 10\n  max_patch_files: 2\n  max_patch_binary_bytes: 18446744073709551615\n",
         )
         .expect("parses");
-        let limits = Setup::new(config).expect("setup").patch_limits();
+        let Ok(setup) = Setup::new(config) else {
+            panic!("the setup is refused")
+        };
+        let limits = setup.patch_limits();
         assert_eq!(limits.max_lines, 10);
         assert_eq!(limits.max_files, 2);
         assert_eq!(limits.max_binary_bytes, u64::MAX);

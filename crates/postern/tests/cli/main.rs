@@ -26,6 +26,7 @@ mod patch_bombs;
 mod pipes;
 mod receive;
 mod secrets;
+mod sender_auth;
 mod serve;
 mod sources;
 mod trim;
