@@ -189,3 +189,19 @@ fn over_lmtp_a_forged_mail_is_accepted_stored_and_refused_and_a_signed_one_acts(
     let text = listed.to_string();
     assert!(text.contains("sender_not_authenticated"), "{listed:#}");
 }
+
+#[test]
+fn inspect_prints_the_verdict_processing_would_act_on() {
+    let Some(world) = world() else { return };
+    let (sandbox, jake, _) = verifying_sandbox(&world, "dmarc", "");
+    let forged = mail("jake@acme.test", &jake, "Inspected");
+    let value = sandbox
+        .run_with_stdin(&["inspect", "-"], forged.as_bytes())
+        .json();
+    assert_eq!(value["authentication"]["policy"], "dmarc", "{value:#}");
+    assert_eq!(value["authentication"]["dmarc"], "fail");
+    assert_eq!(value["authentication"]["act_as_user"], "refused");
+    assert_eq!(value["authentication"]["auto_reply"], false);
+    let reasons = value["authentication"]["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("acme.test"), "{reasons}");
+}
