@@ -53,19 +53,14 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
 /// The sender-authentication verdict as processing would record it (`null` under the policy
 /// `off`, which verifies nothing). Asks the configured DNS, as processing does.
 fn authentication(config: &Config, raw: &[u8]) -> Result<serde_json::Value, Failure> {
-    let refuse = |message: String| {
-        Failure::new(
-            CONFIG,
-            anyhow::anyhow!("sender_authentication: {message}"),
-        )
-    };
+    let refuse =
+        |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
     let policy = config.sender_policy().map_err(refuse)?;
     if policy == postern_auth::Policy::Off {
         return Ok(serde_json::Value::Null);
     }
-    let authenticator =
-        postern_auth::Authenticator::new(&config.auth_config().map_err(refuse)?)
-            .map_err(|e| refuse(e.to_string()))?;
+    let authenticator = postern_auth::Authenticator::new(&config.auth_config().map_err(refuse)?)
+        .map_err(|e| refuse(e.to_string()))?;
     let Some(authentication) = SenderAuthentication::new(authenticator, policy) else {
         return Ok(serde_json::Value::Null);
     };
@@ -73,8 +68,6 @@ fn authentication(config: &Config, raw: &[u8]) -> Result<serde_json::Value, Fail
         .enable_all()
         .build()
         .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
-    let record = runtime
-        .block_on(authentication.authenticate(raw))
-        .record();
+    let record = runtime.block_on(authentication.authenticate(raw)).record();
     serde_json::to_value(record).map_err(|e| Failure::new(exit::SOFTWARE, e))
 }
