@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
-    /// Record the verdict, act on nothing.
+    /// No verification: no DNS queries, no verdict; every mail acts as it would in GitLab.
     Off,
     /// Honour the From domain's own DMARC policy (the default).
     #[default]

@@ -16,17 +16,23 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod authentication;
+pub mod auto_mail;
+pub mod branches;
 pub mod content;
+pub mod custom_email;
 pub mod error;
 mod handlers;
 pub mod intake;
 pub mod limits;
+pub mod mentions;
 pub mod notice;
 pub mod notify;
 pub mod permissions;
 pub mod processor;
 pub mod queue;
 pub mod quick;
+pub mod sender;
 pub mod verification;
 
 pub use error::{ErrorKind, ProcessError, Rejection};

@@ -3,11 +3,14 @@
 //! without ever answering a machine (no backscatter, no loops).
 //!
 //! A notice is queued in the outbox in the same transaction as the refusal. It is never sent to
-//! automatic mail (those are ignored before any handler), to a null or `MAILER-DAEMON` sender, to
-//! postern's own addresses, or twice to the same sender for the same reason within an hour.
+//! automatic mail (those are ignored before any handler), to a null sender, to a message the
+//! caller says may not be answered, or twice to the same sender for the same reason within
+//! [`ProcessorConfig::reject_notice_window_seconds`]; and it passes [`crate::auto_mail`] like
+//! every automatic mail (no mailer daemons, no own addresses, the per-recipient and hourly
+//! budgets).
 
 use postern_mail::Email;
-use postern_store::{EnqueueOutcome, NewOutboxMail, Timestamp, Tx};
+use postern_store::{NewOutboxMail, Timestamp, Tx};
 
 use crate::content::escape_html;
 use crate::error::{ProcessError, Rejection};
@@ -18,12 +21,14 @@ use crate::processor::ProcessorConfig;
 pub const NOTICE_WINDOW_SECONDS: i64 = 3600;
 
 /// Queues the reject notice for `rejection` if one may be sent. Returns whether it was queued.
+/// `may_auto_reply` is the caller's word on whether the message's sender may be answered at all.
 pub async fn queue_reject_notice(
     tx: &mut Tx,
     email: &Email<'_>,
     rejection: &Rejection,
     inbound_id: i64,
     config: &ProcessorConfig,
+    may_auto_reply: bool,
 ) -> Result<bool, ProcessError> {
     if !rejection.kind.sends_reject_notice() {
         return Ok(false);
@@ -32,58 +37,43 @@ pub async fn queue_reject_notice(
     let Some(recipient) = email.from().into_iter().next() else {
         return Ok(false);
     };
-    if !may_answer(email, &recipient, config) {
-        return Ok(false);
-    }
     let window = Timestamp::now().0 / config.reject_notice_window_seconds.max(1);
     let dedupe_key = format!(
         "reject:{}:{}:{window}",
         recipient.to_lowercase(),
         rejection.kind.as_str()
     );
+    let answerable = may_auto_reply && !has_null_return_path(email);
+    let Some(permit) =
+        crate::auto_mail::may_send(tx, config, "reject", &recipient, answerable).await?
+    else {
+        return Ok(false);
+    };
     let raw = compose(email, &recipient, rejection, config)?;
-    let queued = tx
-        .enqueue_outbox(&NewOutboxMail {
-            kind: "reject".to_owned(),
-            recipients: vec![recipient],
-            raw,
-            inbound_id: Some(inbound_id),
-            dedupe_key: Some(dedupe_key),
-            not_before: None,
-        })
-        .await?;
-    Ok(matches!(queued, EnqueueOutcome::Queued(_)))
+    permit
+        .queue(
+            tx,
+            &NewOutboxMail {
+                kind: "reject".to_owned(),
+                recipients: vec![recipient],
+                raw,
+                inbound_id: Some(inbound_id),
+                dedupe_key: Some(dedupe_key),
+                not_before: None,
+            },
+        )
+        .await
 }
 
-/// Whether `recipient` may receive an automatic answer at all.
-fn may_answer(email: &Email<'_>, recipient: &str, config: &ProcessorConfig) -> bool {
-    let local = recipient
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if matches!(local.as_str(), "mailer-daemon" | "postmaster" | "") {
-        return false;
-    }
-    let null_return_path = email.header_values("Return-Path").iter().any(|value| {
+/// `Return-Path: <>`: a bounce or an auto-reply, which must never be answered.
+fn has_null_return_path(email: &Email<'_>) -> bool {
+    email.header_values("Return-Path").iter().any(|value| {
         value
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect::<String>()
             == "<>"
-    });
-    if null_return_path {
-        return false;
-    }
-    let own = [
-        config.incoming_address.as_ref(),
-        config.service_desk_address.as_ref(),
-    ];
-    let is_own_address = own.iter().flatten().any(|template| {
-        template.key_from_address(recipient).is_some()
-            || template.as_str().eq_ignore_ascii_case(recipient)
-    }) || recipient.eq_ignore_ascii_case(&config.sender_address);
-    !is_own_address
+    })
 }
 
 /// GitLab's rejection mail: `[Rejected] <subject>`, threaded on the original, `Reply-To` only
@@ -94,7 +84,10 @@ fn compose(
     rejection: &Rejection,
     config: &ProcessorConfig,
 ) -> Result<Vec<u8>, ProcessError> {
-    let subject = format!("[Rejected] {}", email.subject().unwrap_or(""));
+    let subject = format!(
+        "[Rejected] {}",
+        crate::notify::subject_text(email.subject().unwrap_or(""))
+    );
     let message_id = format!("{}@{}", random_hex()?, config.host);
     let intro = format!(
         "Unfortunately, your email message to {} could not be processed.",

@@ -18,6 +18,7 @@ use postern_store::{
 
 use crate::content::escape_html;
 use crate::error::ProcessError;
+use crate::permissions::{self, Readable};
 use crate::processor::ProcessorConfig;
 
 /// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
@@ -94,7 +95,7 @@ pub async fn notify(
         },
     };
     let mut queued = 0;
-    for recipient in recipients(tx, noteable, change, actor).await? {
+    for recipient in recipients(tx, project, noteable, change, actor).await? {
         let Some(to) = recipient.primary_email().map(str::to_owned) else {
             continue;
         };
@@ -171,21 +172,38 @@ impl Thread {
     }
 }
 
-/// Who hears about a change: the author, the assignees, everyone who commented, and everyone
-/// subscribed — minus whoever unsubscribed, the actor, blocked users and the Support Bot, and
-/// (on confidential issues) anyone who could not read it.
+/// Who hears about a change: the author, the assignees, everyone who commented, everyone
+/// subscribed, and the people the new text mentions (`@name`, not in text from the Support
+/// Bot: outsiders do not get to page members) — minus whoever unsubscribed, the actor and the Support Bot, and anyone who may
+/// not read what the mail shows, as they are now ([`permissions::can_read`]: removed members of
+/// a private project, blocked users, non-reporters on a confidential issue or internal note).
 async fn recipients(
     tx: &mut Tx,
+    project: &Project,
     noteable: Noteable,
     change: Change<'_>,
     actor: &User,
 ) -> Result<Vec<User>, ProcessError> {
     let mut ids: Vec<i64> = Vec::new();
-    let issue = match change {
-        Change::IssueOpened(issue) => Some(issue),
-        Change::Commented { issue, .. } => issue,
-        Change::MergeRequestOpened(_) => None,
+    let (issue, readable, text) = match change {
+        Change::IssueOpened(issue) => (Some(issue), Readable::Issue(issue), &issue.description),
+        Change::Commented { note, issue } => (
+            issue,
+            Readable::Note {
+                issue,
+                internal: note.internal,
+            },
+            &note.body,
+        ),
+        Change::MergeRequestOpened(mr) => (None, Readable::MergeRequest, &mr.description),
     };
+    if !actor.is_support_bot() {
+        for name in crate::mentions::mentioned_usernames(text) {
+            if let Some(user) = tx.user_by_username(&name).await? {
+                ids.push(user.id);
+            }
+        }
+    }
     match noteable {
         Noteable::Issue(_) => {
             if let Some(issue) = issue {
@@ -222,30 +240,12 @@ async fn recipients(
         let Some(user) = tx.user_by_id(id).await? else {
             continue;
         };
-        if user.is_blocked() || user.is_support_bot() {
-            continue;
-        }
-        if let Some(issue) = issue
-            && issue.confidential
-            && !may_read_confidential(tx, issue, &user).await?
-        {
+        if user.is_support_bot() || !permissions::can_read(tx, &user, project, readable).await? {
             continue;
         }
         users.push(user);
     }
     Ok(users)
-}
-
-async fn may_read_confidential(
-    tx: &mut Tx,
-    issue: &Issue,
-    user: &User,
-) -> Result<bool, ProcessError> {
-    if user.admin || issue.author_id == user.id || issue.assignee_ids.contains(&user.id) {
-        return Ok(true);
-    }
-    let role = tx.member_role(issue.project_id, user.id).await?;
-    Ok(role.is_some_and(|role| role >= postern_store::Role::Reporter))
 }
 
 /// One notification mail.
@@ -272,7 +272,9 @@ impl Mail<'_> {
         };
         let subject = format!(
             "{} | {} ({})",
-            self.project.name, self.thread.title, self.thread.reference
+            subject_text(&self.project.name),
+            subject_text(&self.thread.title),
+            self.thread.reference
         );
         let reply_address = self.reply_template.address_for_key(self.key);
         let unsubscribe = self.reply_template.unsubscribe_address(self.key);
@@ -371,7 +373,11 @@ pub async fn to_external_participants(
             .from((project.name.as_str(), from_address.as_str()))
             .to(to.as_str())
             .reply_to((project.name.as_str(), reply_address.as_str()))
-            .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
+            .subject(format!(
+                "Re: {} (#{})",
+                subject_text(&ticket.title),
+                ticket.iid
+            ))
             .message_id(format!("note_{}_{}@{host}", note.id, queued))
             .in_reply_to(root_id.clone())
             .references(vec![
@@ -404,8 +410,13 @@ pub async fn to_external_participants(
     Ok(queued)
 }
 
-/// Queues the Service Desk thank-you mail to the outside author of a new ticket, from the
-/// Service Desk address, with a reply key whose recipient is the Support Bot.
+/// Queues the Service Desk thank-you mail for a new ticket to `answer_to` (where the mail
+/// that opened it asked answers to go; the ticket's outside author when `None`), from the
+/// Service Desk address, with a reply key whose recipient is the Support Bot — if
+/// [`crate::auto_mail`] allows an automatic mail to them now (`may_auto_reply`: the caller's word
+/// on the message that opened the ticket). Its subject is GitLab's, `Re: <title> (#<iid>)`, with
+/// the title, which the sender chose, cut and cleaned by [`subject_text`]. Returns whether it was
+/// queued.
 pub async fn thank_you(
     tx: &mut Tx,
     config: &ProcessorConfig,
@@ -413,9 +424,11 @@ pub async fn thank_you(
     ticket: &Issue,
     bot: &User,
     original_message_id: Option<&str>,
+    answer_to: Option<&str>,
+    may_auto_reply: bool,
 ) -> Result<bool, ProcessError> {
     let (Some(to), Some(template)) = (
-        ticket.external_author.as_deref(),
+        answer_to.or(ticket.external_author.as_deref()),
         config.incoming_address.as_ref(),
     ) else {
         return Ok(false);
@@ -423,6 +436,12 @@ pub async fn thank_you(
     if ticket.issue_type != IssueType::Ticket {
         return Ok(false);
     }
+    let Some(permit) =
+        crate::auto_mail::may_send(tx, config, "service_desk_thank_you", to, may_auto_reply)
+            .await?
+    else {
+        return Ok(false);
+    };
     let sent = tx
         .create_sent_notification(NewSentNotification {
             partition: 0,
@@ -442,7 +461,11 @@ pub async fn thank_you(
         .from((project.name.as_str(), from_address.as_str()))
         .to(to)
         .reply_to((project.name.as_str(), reply_address.as_str()))
-        .subject(format!("Re: {} (#{})", ticket.title, ticket.iid))
+        .subject(format!(
+            "Re: {} (#{})",
+            subject_text(&ticket.title),
+            ticket.iid
+        ))
         .message_id(format!("issue_{}_service_desk@{host}", ticket.id))
         .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
         .text_body(format!("{text}\n"))
@@ -457,16 +480,58 @@ pub async fn thank_you(
     let raw = builder
         .write_to_vec()
         .map_err(|e| ProcessError::Internal(format!("cannot compose thank-you mail: {e}")))?;
-    tx.enqueue_outbox(&NewOutboxMail {
-        kind: "service_desk_thank_you".to_owned(),
-        recipients: vec![to.to_owned()],
-        raw,
-        inbound_id: None,
-        dedupe_key: Some(format!("thank_you:{}", ticket.id)),
-        not_before: None,
-    })
-    .await?;
-    Ok(true)
+    permit
+        .queue(
+            tx,
+            &NewOutboxMail {
+                kind: "service_desk_thank_you".to_owned(),
+                recipients: vec![to.to_owned()],
+                raw,
+                inbound_id: None,
+                dedupe_key: Some(format!("thank_you:{}", ticket.id)),
+                not_before: None,
+            },
+        )
+        .await
+}
+
+/// Longest text from outside (a title, a subject) postern puts into a subject line, in
+/// characters: GitLab's subjects carry the whole title, which a sender chooses; 100 characters
+/// keep every real title whole and stop a subject from being an advertisement.
+pub const MAX_SUBJECT_TEXT_CHARS: usize = 100;
+
+/// `text` fit for a subject line postern sends: control characters (line breaks included),
+/// bidirectional overrides and isolates (which can make a subject read differently from what it
+/// is) and other invisible format characters removed, runs of white space made one space, and
+/// cut to [`MAX_SUBJECT_TEXT_CHARS`] characters with `…`.
+pub fn subject_text(text: &str) -> String {
+    let visible: String = text
+        .chars()
+        .filter(|c| !is_invisible_format(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let words = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.chars().count() <= MAX_SUBJECT_TEXT_CHARS {
+        return words;
+    }
+    let cut: String = words.chars().take(MAX_SUBJECT_TEXT_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// Bidirectional marks, embeddings, overrides and isolates, zero-width characters, and the
+/// other invisible format characters a subject has no use for.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// The Service Desk's own address: the verified custom email, else the project's Service Desk
@@ -483,5 +548,34 @@ fn service_desk_sender(config: &ProcessorConfig, project: &Project) -> String {
             template.address_for_key(&format!("{}-{}-issue-", project.full_path_slug, project.id))
         }
         _ => config.sender_address.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_text_keeps_ordinary_titles_whole() {
+        assert_eq!(subject_text("Printer on fire"), "Printer on fire");
+        assert_eq!(subject_text("Ünïcödé 日本語 title"), "Ünïcödé 日本語 title");
+    }
+
+    #[test]
+    fn subject_text_drops_controls_and_bidi_and_folds_space() {
+        assert_eq!(
+            subject_text("a\r\nBcc: x@y\u{202E}gnp.exe\u{202C}\u{200B} \t b"),
+            "a Bcc: x@ygnp.exe b"
+        );
+        assert_eq!(subject_text("\u{2066}\u{2069}"), "");
+    }
+
+    #[test]
+    fn subject_text_is_cut_with_an_ellipsis() {
+        let cut = subject_text(&"x".repeat(1000));
+        assert_eq!(cut.chars().count(), MAX_SUBJECT_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
+        let exact = "y".repeat(MAX_SUBJECT_TEXT_CHARS);
+        assert_eq!(subject_text(&exact), exact);
     }
 }

@@ -1,7 +1,7 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
-use postern_mail::key::KeyScan;
+use postern_mail::key::{KeyScan, KeySource};
 use postern_mail::{AddressTemplate, find_mail_key};
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
@@ -9,6 +9,7 @@ use postern_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::authentication::{Authenticated, AuthenticationRecord, acts_as_user};
 use crate::content::UploadPolicy;
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::{self, Context, Handled};
@@ -39,6 +40,8 @@ pub struct ProcessorConfig {
     pub instance_name: String,
     /// At most one reject notice per sender and reason in this many seconds (default 3600).
     pub reject_notice_window_seconds: i64,
+    /// How much automatic mail (reject notices, thank-yous, verification results) may go out.
+    pub auto_mail: crate::auto_mail::AutoMailLimits,
     /// When a message that failed temporarily is tried again, and when it is set aside.
     pub retry: RetryPolicy,
     /// What one message may make postern do.
@@ -53,6 +56,11 @@ pub struct ProcessorConfig {
     /// link to the issue or merge request there. `None`: no link (an address only the
     /// server itself can reach is no use in mail).
     pub web_url: Option<String>,
+    /// `reply_key_max_age_days`: a reply key older than this many days is refused as unknown;
+    /// `None` (the default) keeps keys valid for ever, as GitLab does.
+    pub reply_key_max_age_days: Option<u32>,
+    /// Sender authentication (`sender_authentication:`); `None` verifies nothing (policy `off`).
+    pub sender_authentication: Option<crate::authentication::SenderAuthentication>,
 }
 
 /// When a message whose processing failed temporarily is tried again: after a back-off that
@@ -114,6 +122,9 @@ pub struct ReceiveOutcome {
     /// For duplicates: the outcome of the first copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_outcome: Option<String>,
+    /// What sender authentication found, when the instance verifies senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationRecord>,
 }
 
 /// A record created by a message.
@@ -204,16 +215,17 @@ impl Processor {
     ) -> Result<ReceiveOutcome, ProcessError> {
         // Parsed within the header and MIME-part caps; the raw bytes are stored whole.
         let capped = postern_mail::cap_message(&message.raw);
-        let failure = match Prepared::new(&capped, message.declared_size, &self.config).await {
-            Ok(mut prepared) => match self
-                .store_and_process(message, mailbox, source, &mut prepared)
-                .await
-            {
-                Ok(outcome) => return Ok(outcome),
+        let failure =
+            match Prepared::new(&capped, &message.raw, message.declared_size, &self.config).await {
+                Ok(mut prepared) => match self
+                    .store_and_process(message, mailbox, source, &mut prepared)
+                    .await
+                {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(failure) => failure,
+                },
                 Err(failure) => failure,
-            },
-            Err(failure) => failure,
-        };
+            };
         // Nothing of that transaction remains. Store the message alone, then record why it
         // could not be processed, so that it is durable either way and a failure that repeats
         // ends in quarantine instead of an endless retry.
@@ -351,7 +363,13 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = Prepared::new(&capped, message.meta.declared_size, &self.config).await?;
+        let mut prepared = Prepared::new(
+            &capped,
+            &message.raw,
+            message.meta.declared_size,
+            &self.config,
+        )
+        .await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
@@ -380,11 +398,17 @@ impl Processor {
             }
         };
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared =
-            match Prepared::new(&capped, message.meta.declared_size, &self.config).await {
-                Ok(prepared) => prepared,
-                Err(failure) => return self.record_failure(id, &failure).await.map(Some),
-            };
+        let mut prepared = match Prepared::new(
+            &capped,
+            &message.raw,
+            message.meta.declared_size,
+            &self.config,
+        )
+        .await
+        {
+            Ok(prepared) => prepared,
+            Err(failure) => return self.record_failure(id, &failure).await.map(Some),
+        };
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         if !tx.claim_inbound(id, stale_before).await? {
@@ -433,14 +457,20 @@ impl Processor {
             texts,
             uploads,
             git,
+            trust,
+            may_auto_reply,
+            authenticated,
             ..
         } = prepared;
         let email = &*email;
         let (state, handler, result) = match decision {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
-            Decision::Route(route) => {
+            Decision::Route(route, key_only_in_references) => 'route: {
                 let handler = route.kind().as_str().to_owned();
+                if let Some(refusal) = sender_refusal(authenticated.as_ref(), &route)? {
+                    break 'route (InboundState::Rejected, Some(handler), Err(refusal));
+                }
                 let mut context = Context {
                     tx,
                     email,
@@ -449,6 +479,9 @@ impl Processor {
                     config: &self.config,
                     repositories: &self.repositories,
                     git,
+                    trust: *trust,
+                    key_only_in_references,
+                    may_auto_reply: *may_auto_reply,
                 };
                 match handlers::run(&mut context, &route, mailbox).await {
                     Ok(handled) => (InboundState::Processed, Some(handler), Ok(handled)),
@@ -475,6 +508,7 @@ impl Processor {
             created: None,
             reject_notice_queued: false,
             first_outcome: None,
+            authentication: authenticated.as_ref().map(Authenticated::record),
         };
         match result {
             Ok(Handled { created }) => outcome.created = created,
@@ -482,9 +516,15 @@ impl Processor {
                 outcome.error = Some(rejection.kind.as_str().to_owned());
                 outcome.reason = Some(rejection.reason.clone());
                 if state == InboundState::Rejected {
-                    outcome.reject_notice_queued =
-                        notice::queue_reject_notice(tx, email, &rejection, id, &self.config)
-                            .await?;
+                    outcome.reject_notice_queued = notice::queue_reject_notice(
+                        tx,
+                        email,
+                        &rejection,
+                        id,
+                        &self.config,
+                        *may_auto_reply,
+                    )
+                    .await?;
                 }
             }
         }
@@ -516,7 +556,7 @@ impl Processor {
             return;
         };
         let plan = match self.decide(&mut read, prepared, mailbox).await {
-            Ok(Decision::Route(route)) => {
+            Ok(Decision::Route(route, _)) => {
                 plan(
                     &mut read,
                     &route,
@@ -567,9 +607,40 @@ impl Processor {
             }
             Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
         };
+        // A key that only `References` carries was not in any address the mail was sent to:
+        // a forwarded or quoted notification carries it too, so it acts only for its
+        // recipient, checked harder (`handlers::note`).
+        let key_only_in_references = key.source == KeySource::References
+            && find_mail_key(email, &KeyScan { host: None, ..scan })
+                .is_none_or(|in_address| in_address.key != key.key);
         Ok(match route {
-            Some(route) => Decision::Route(route),
+            Some(route) => Decision::Route(route, key_only_in_references),
             None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
         })
+    }
+}
+
+/// The refusal of a route that acts as a postern user when the sender is not authenticated
+/// enough for the policy; a temporary DNS failure fails the message for now (retried with the
+/// queue's back-off, quarantined when it persists).
+fn sender_refusal(
+    authenticated: Option<&Authenticated>,
+    route: &postern_mail::Route,
+) -> Result<Option<Rejection>, ProcessError> {
+    let Some(authenticated) = authenticated else {
+        return Ok(None);
+    };
+    if !acts_as_user(route.kind()) {
+        return Ok(None);
+    }
+    match &authenticated.decision.may_act_as_user {
+        postern_auth::Permission::Allowed => Ok(None),
+        postern_auth::Permission::Refused { reason } => Ok(Some(Rejection::with_reason(
+            ErrorKind::SenderNotAuthenticated,
+            format!("The sender could not be authenticated: {reason}."),
+        ))),
+        postern_auth::Permission::Temporary { reason } => Err(ProcessError::Temporary(format!(
+            "sender authentication: {reason}"
+        ))),
     }
 }

@@ -1,13 +1,16 @@
 //! Running quick actions from mail: `/close`, `/label ~bug`, `/assign @alice` …
 //!
 //! Each command runs only if the author may do it (GitLab silently skips the others), and every
-//! recognised command line is removed from the stored text whether it ran or not.
+//! recognised command line is removed from the stored text whether it ran or not. `/assign`
+//! adds only people who may read the issue ([`permissions::can_read`]), as GitLab's assignee
+//! filter does: a name outside a private project is dropped, and the refusal logged and kept in
+//! [`Effects::refused`].
 
 use postern_mail::QuickAction;
 use postern_store::{Issue, IssueState, IssueUpdate, MergeRequestState, Project, Tx};
 
 use crate::error::ProcessError;
-use crate::permissions::Actor;
+use crate::permissions::{self, Actor, Readable};
 
 /// What the commands of one message change on an issue, plus what they ask of a merge request.
 #[derive(Debug, Default, Clone)]
@@ -18,6 +21,17 @@ pub struct Effects {
     pub target_branch: Option<String>,
     /// Commands that ran, for the log.
     pub applied: Vec<String>,
+    /// What a command asked for and did not get, with the reason.
+    pub refused: Vec<Refused>,
+}
+
+/// Part of a quick action that was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The command line.
+    pub line: String,
+    /// Why: `assignee_cannot_read` (the person named may not read the issue).
+    pub reason: &'static str,
 }
 
 impl Effects {
@@ -57,6 +71,9 @@ pub async fn interpret(
     let mut labels: Vec<String> = issue.map(|i| i.labels.clone()).unwrap_or_default();
     let mut assignees: Vec<i64> = issue.map(|i| i.assignee_ids.clone()).unwrap_or_default();
     let argument = |action: &QuickAction| action.argument.clone().unwrap_or_default();
+    // People `/assign` adds, with the line that named them: checked once the whole message is
+    // read, against the issue as it will be (a `/confidential` further down counts).
+    let mut requested: Vec<(i64, String)> = Vec::new();
 
     for action in actions {
         let ran = match action.command.as_str() {
@@ -100,6 +117,7 @@ pub async fn interpret(
                 for user_id in resolve_users(tx, &argument(action), actor).await? {
                     if !assignees.contains(&user_id) {
                         assignees.push(user_id);
+                        requested.push((user_id, action.line.clone()));
                     }
                 }
                 effects.update.assignee_ids = Some(assignees.clone());
@@ -140,7 +158,54 @@ pub async fn interpret(
             effects.applied.push(action.line.clone());
         }
     }
+    drop_unreadable_assignees(tx, &mut effects, requested, actor, project, issue).await?;
     Ok(effects)
+}
+
+/// Takes out of `effects` the people `/assign` added who may not read the issue as it will be
+/// after this message (its confidentiality included, without counting the assignment itself).
+async fn drop_unreadable_assignees(
+    tx: &mut Tx,
+    effects: &mut Effects,
+    requested: Vec<(i64, String)>,
+    actor: &Actor<'_>,
+    project: &Project,
+    issue: Option<&Issue>,
+) -> Result<(), ProcessError> {
+    let confidential = effects.update.confidential;
+    let mut will_be = issue.cloned();
+    if let (Some(issue), Some(confidential)) = (will_be.as_mut(), confidential) {
+        issue.confidential = confidential;
+    }
+    let readable = match &will_be {
+        Some(issue) => Readable::Issue(issue),
+        None => Readable::NewIssue {
+            confidential: confidential.unwrap_or(false),
+            author_id: actor.user.id,
+        },
+    };
+    for (user_id, line) in requested {
+        let may_read = match tx.user_by_id(user_id).await? {
+            Some(user) => permissions::can_read(tx, &user, project, readable).await?,
+            None => false,
+        };
+        if may_read {
+            continue;
+        }
+        if let Some(assignees) = effects.update.assignee_ids.as_mut() {
+            assignees.retain(|id| *id != user_id);
+        }
+        tracing::info!(
+            command = "assign",
+            reason = "assignee_cannot_read",
+            "quick action not applied in full"
+        );
+        effects.refused.push(Refused {
+            line,
+            reason: "assignee_cannot_read",
+        });
+    }
+    Ok(())
 }
 
 /// Runs the state commands GitLab offers on a merge request note: `/close` on an open one and

@@ -64,7 +64,8 @@ pub async fn start(
     Ok(verify_address)
 }
 
-/// Tells the project's owners and whoever started the verification how it ended.
+/// Tells the project's owners and whoever started the verification how it ended (each mail
+/// within the automatic-mail limits of [`crate::auto_mail`]).
 pub async fn report_result(
     tx: &mut Tx,
     config: &ProcessorConfig,
@@ -100,6 +101,13 @@ pub async fn report_result(
         let Some(to) = user.primary_email().map(str::to_owned) else {
             continue;
         };
+        // Automatic mail caused by whoever sent the verification mail, so it passes the
+        // limits; it goes to the project's people, not to that sender, so the sender's
+        // authentication does not decide it.
+        let kind = "custom_email_verification_result";
+        let Some(permit) = crate::auto_mail::may_send(tx, config, kind, &to, true).await? else {
+            continue;
+        };
         let raw = message(
             config,
             &config.sender_address,
@@ -108,16 +116,17 @@ pub async fn report_result(
             &text,
             true,
         )?;
-        tx.enqueue_outbox(&NewOutboxMail {
-            kind: "custom_email_verification_result".to_owned(),
+        let mail = NewOutboxMail {
+            kind: kind.to_owned(),
             recipients: vec![to],
             raw,
             inbound_id: None,
             dedupe_key: None,
             not_before: None,
-        })
-        .await?;
-        queued += 1;
+        };
+        if permit.queue(tx, &mail).await? {
+            queued += 1;
+        }
     }
     Ok(queued)
 }

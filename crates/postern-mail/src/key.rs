@@ -87,6 +87,12 @@ pub trait CustomEmailLookup {
     /// Step 3: `address` (with `+verify` removed) is some project's custom email → that project's
     /// default Service Desk key `<full_path_slug>-<id>-issue-`.
     fn service_desk_key(&self, address: &str) -> Option<String>;
+    /// Step 3 for an address that had `+verify` (given with it removed): the key of the
+    /// project whose custom email it is, when mail to its `+verify` form should reach it (a
+    /// verification is pending). By default the same answer as [`Self::service_desk_key`].
+    fn verification_key(&self, address: &str) -> Option<String> {
+        self.service_desk_key(address)
+    }
 }
 
 /// What to look for: the configured address and host, and optionally custom emails.
@@ -111,8 +117,14 @@ pub fn find_mail_key(email: &Email<'_>, scan: &KeyScan<'_>) -> Option<MailKey> {
             .and_then(|custom| custom.reply_key(&address))
             .or_else(|| wildcard(&address))
             .or_else(|| {
-                scan.custom_emails
-                    .and_then(|custom| custom.service_desk_key(&strip_verify(&address)))
+                scan.custom_emails.and_then(|custom| {
+                    let stripped = strip_verify(&address);
+                    if stripped == address {
+                        custom.service_desk_key(&address)
+                    } else {
+                        custom.verification_key(&stripped)
+                    }
+                })
             });
         if let Some(key) = key {
             return found(key, KeySource::To);

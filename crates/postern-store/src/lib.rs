@@ -4,7 +4,8 @@
 //! projects with their Service Desk settings, members, issues and tickets, merge requests, notes,
 //! the sent notifications whose reply keys bring answers back, subscriptions, upload metadata,
 //! the durable copy of every inbound message with its dedupe identities and outcome, the outbox of
-//! mail still to send, and a small key/value `settings` table. It runs on embedded **SQLite**
+//! mail still to send, counters of mail sent per window of time, and a small key/value
+//! `settings` table. It runs on embedded **SQLite**
 //! (the default: one file under the data directory) or on **PostgreSQL** (selected by URL), with
 //! the same SQL text on both and two equivalent migration folders (`migrations/sqlite`,
 //! `migrations/postgres`) because their DDL differs.
@@ -53,7 +54,9 @@ mod notes;
 mod notifications;
 mod outbox;
 mod projects;
+mod protected;
 mod raw_files;
+mod send_counters;
 mod settings;
 mod sqltypes;
 mod store;
@@ -77,7 +80,9 @@ pub use inbound::{
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
 pub use notes::{NewNote, Note, Noteable, Subscription};
-pub use notifications::{NewSentNotification, ReplyKey, SentNotification};
+pub use notifications::{
+    CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
+};
 pub use outbox::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxMail, OutboxState};
 pub use projects::{
     CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,

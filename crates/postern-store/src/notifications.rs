@@ -1,8 +1,14 @@
 //! Sent notifications: the reply keys in outgoing mail, and finding them again.
+//!
+//! A key is stored as its hex SHA-256 only (as API tokens are): finding a reply needs the key
+//! checked, never read back, so a copy of the database holds no key that acts by mail. The key
+//! itself exists once, in the value [`Tx::create_sent_notification`] returns, for the mail.
 
-use crate::ids::{REPLY_KEY_LEN, base36, new_reply_key};
+use sha2::{Digest, Sha256};
+
+use crate::ids::{REPLY_KEY_LEN, base36, hex, new_reply_key};
 use crate::notes::Noteable;
-use crate::tx::{fetch_all, fetch_one};
+use crate::tx::{execute, fetch_all, fetch_one};
 use crate::{StoreError, Timestamp, Tx};
 
 /// Largest partition that fits the address form's 1–4 base-36 digits.
@@ -81,8 +87,9 @@ pub struct SentNotification {
     /// have the same shape).
     #[sqlx(rename = "partition_id")]
     pub partition: i64,
-    /// The key: 25 base-36 characters (or 32 hex for legacy rows).
-    pub reply_key: String,
+    /// The hex SHA-256 of the key (25 base-36 characters, or 32 hex for legacy rows). A row
+    /// written before the key was hashed, and not yet rewritten at start-up, holds the key.
+    pub reply_key_hash: String,
     /// The namespace id written into the address. Opaque to the store.
     pub namespace_id: i64,
     /// Who received it; a reply is written as this user.
@@ -98,18 +105,47 @@ pub struct SentNotification {
     pub created_at: Timestamp,
 }
 
-impl SentNotification {
+/// A notification just recorded, with its key: the only time the key is known. Reads as the
+/// [`SentNotification`] it is.
+#[derive(Debug, Clone)]
+pub struct CreatedNotification {
+    notification: SentNotification,
+    reply_key: String,
+}
+
+impl std::ops::Deref for CreatedNotification {
+    type Target = SentNotification;
+
+    fn deref(&self) -> &SentNotification {
+        &self.notification
+    }
+}
+
+impl CreatedNotification {
     /// The key as it goes into a reply address: `<partition>-<reply_key>-<namespace_id>` in
-    /// base 36, or the bare key for a legacy 32-hex row.
+    /// base 36, or the bare key for a legacy 32-hex key.
     pub fn address_key(&self) -> String {
         if self.reply_key.len() != REPLY_KEY_LEN {
             return self.reply_key.clone();
         }
-        let part = u128::try_from(self.partition).unwrap_or(0);
-        let ns = u128::try_from(self.namespace_id).unwrap_or(0);
+        let part = u128::try_from(self.notification.partition).unwrap_or(0);
+        let ns = u128::try_from(self.notification.namespace_id).unwrap_or(0);
         format!("{}-{}-{}", base36(part), self.reply_key, base36(ns))
     }
+
+    /// The stored notification.
+    pub fn into_inner(self) -> SentNotification {
+        self.notification
+    }
 }
+
+/// How a reply key is stored: its hex SHA-256.
+pub fn reply_key_hash(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Length of a stored hash; a plain key is never this long.
+const HASH_LEN: usize = 64;
 
 /// What [`Tx::create_sent_notification`] needs.
 #[derive(Debug, Clone)]
@@ -134,7 +170,7 @@ impl Tx {
     pub async fn create_sent_notification(
         &mut self,
         new: NewSentNotification,
-    ) -> Result<SentNotification, StoreError> {
+    ) -> Result<CreatedNotification, StoreError> {
         if !(0..=MAX_PARTITION).contains(&new.partition) {
             return Err(StoreError::Invalid(format!("partition {}", new.partition)));
         }
@@ -152,14 +188,14 @@ impl Tx {
             None => new_reply_key()?,
         };
         let project_id = self.noteable_project(new.noteable).await?;
-        Ok(fetch_one!(
+        let notification = fetch_one!(
             self,
             SentNotification,
-            "INSERT INTO sent_notifications (partition_id, reply_key, namespace_id, recipient_id,
+            "INSERT INTO sent_notifications (partition_id, reply_key_hash, namespace_id, recipient_id,
                  project_id, noteable_type, noteable_id, in_reply_to_discussion_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
             new.partition,
-            &reply_key,
+            reply_key_hash(&reply_key),
             new.namespace_id,
             new.recipient_id,
             project_id,
@@ -167,7 +203,11 @@ impl Tx {
             new.noteable.id(),
             &new.in_reply_to_discussion_id,
             Timestamp::now().0,
-        )?)
+        )?;
+        Ok(CreatedNotification {
+            notification,
+            reply_key,
+        })
     }
 
     /// Finds the notification a reply key belongs to, exactly as GitLab's
@@ -194,8 +234,9 @@ impl Tx {
                     self,
                     SentNotification,
                     "SELECT * FROM sent_notifications
-                     WHERE partition_id = $1 AND reply_key = $2 ORDER BY id LIMIT 2",
+                     WHERE partition_id = $1 AND reply_key_hash IN ($2, $3) ORDER BY id LIMIT 2",
                     partition,
+                    reply_key_hash(reply_key),
                     reply_key
                 )?;
                 if in_partition.is_empty() {
@@ -208,7 +249,8 @@ impl Tx {
         Ok(exactly_one(rows))
     }
 
-    /// Up to two rows with this reply key: two are enough to know it is ambiguous.
+    /// Up to two rows with this reply key: two are enough to know it is ambiguous. A row not
+    /// yet hashed (see [`Tx::hash_stored_reply_keys`]) is found by the key itself.
     async fn sent_notifications_with_key(
         &mut self,
         reply_key: &str,
@@ -216,9 +258,48 @@ impl Tx {
         Ok(fetch_all!(
             self,
             SentNotification,
-            "SELECT * FROM sent_notifications WHERE reply_key = $1 ORDER BY id LIMIT 2",
+            "SELECT * FROM sent_notifications WHERE reply_key_hash IN ($1, $2)
+             ORDER BY id LIMIT 2",
+            reply_key_hash(reply_key),
             reply_key
         )?)
+    }
+
+    /// Replaces the reply keys stored in plain (rows from before migration 0010) by their hash,
+    /// for up to `batch` such rows after row `after`; returns the last row it replaced, `None`
+    /// when there were none left. Idempotent: a hash is never rehashed.
+    pub async fn hash_stored_reply_keys(
+        &mut self,
+        after: i64,
+        batch: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Plain {
+            id: i64,
+            reply_key_hash: String,
+        }
+        let rows = fetch_all!(
+            self,
+            Plain,
+            "SELECT id, reply_key_hash FROM sent_notifications
+             WHERE id > $1 AND length(reply_key_hash) <> $2 ORDER BY id LIMIT $3",
+            after,
+            i64::try_from(HASH_LEN).unwrap_or(64),
+            batch
+        )?;
+        let mut last = None;
+        for row in rows {
+            execute!(
+                self,
+                "UPDATE sent_notifications SET reply_key_hash = $2
+                 WHERE id = $1 AND reply_key_hash = $3",
+                row.id,
+                reply_key_hash(&row.reply_key_hash),
+                &row.reply_key_hash
+            )?;
+            last = Some(row.id);
+        }
+        Ok(last)
     }
 }
 
@@ -229,6 +310,60 @@ fn exactly_one<T>(mut rows: Vec<T>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::ReplyKey;
+
+    /// A row written before migration 0010 holds its key in plain; the start-up pass replaces
+    /// it by its hash, the lookup finds it before and after, and a second pass changes nothing.
+    #[tokio::test]
+    async fn plain_keys_are_hashed_once() -> Result<(), crate::StoreError> {
+        use crate::{NewIssue, NewProject, NewSentNotification, NewUser, Noteable, Visibility};
+        let store = crate::Store::connect("sqlite::memory:").await?;
+        let mut tx = store.begin().await?;
+        let user = tx
+            .create_user(NewUser::new("u", "u", "u@example.com"))
+            .await?;
+        let project = tx
+            .create_project(NewProject {
+                namespace_path: "g".to_owned(),
+                path: "p".to_owned(),
+                name: "p".to_owned(),
+                visibility: Visibility::Private,
+                default_branch: "main".to_owned(),
+            })
+            .await?;
+        let issue = tx
+            .create_issue(NewIssue::new(project.id, user.id, "t", ""))
+            .await?;
+        let key = "0000000000000000000000abc";
+        let sent = tx
+            .create_sent_notification(NewSentNotification {
+                partition: 1,
+                namespace_id: 1,
+                recipient_id: user.id,
+                noteable: Noteable::Issue(issue.id),
+                in_reply_to_discussion_id: None,
+                reply_key: Some(key.to_owned()),
+            })
+            .await?;
+        crate::tx::execute!(
+            tx,
+            "UPDATE sent_notifications SET reply_key_hash = $1 WHERE id = $2",
+            key,
+            sent.id
+        )?;
+        let found = |row: Option<super::SentNotification>| row.map(|row| row.id);
+        assert_eq!(
+            found(tx.sent_notification_by_key(&format!("1-{key}")).await?),
+            Some(sent.id)
+        );
+        assert_eq!(tx.hash_stored_reply_keys(0, 10).await?, Some(sent.id));
+        assert_eq!(tx.hash_stored_reply_keys(0, 10).await?, None);
+        let stored = tx.sent_notification_by_key(&format!("1-{key}")).await?;
+        assert_eq!(
+            stored.map(|row| row.reply_key_hash),
+            Some(super::reply_key_hash(key))
+        );
+        tx.commit().await
+    }
 
     #[test]
     fn parses_both_shapes() {

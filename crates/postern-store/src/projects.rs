@@ -299,7 +299,7 @@ impl Tx {
             format!("{namespace}/{}", new.path)
         };
         let now = Timestamp::now().0;
-        Ok(fetch_one!(
+        let project = fetch_one!(
             self,
             Project,
             "INSERT INTO projects (namespace_path, path, full_path, full_path_lower, full_path_slug,
@@ -314,7 +314,11 @@ impl Tx {
             new.visibility.as_str(),
             &new.default_branch,
             now,
-        )?)
+        )?;
+        // The default branch starts protected (merge requests by email never write to it).
+        self.protect_branch(project.id, &project.default_branch)
+            .await?;
+        Ok(project)
     }
 
     /// The project with this id.
@@ -353,6 +357,18 @@ impl Tx {
             "SELECT * FROM projects WHERE sd_custom_email_lower = $1 ORDER BY id",
             fold(email)
         )?)
+    }
+
+    /// The custom emails migration 0010 took from projects that shared one with another
+    /// project, as (project id, address); the list is emptied.
+    pub async fn take_cleared_custom_emails(&mut self) -> Result<Vec<(i64, String)>, StoreError> {
+        let cleared = fetch_all!(
+            self,
+            (i64, String),
+            "SELECT project_id, custom_email FROM custom_email_cleared ORDER BY project_id"
+        )?;
+        execute!(self, "DELETE FROM custom_email_cleared")?;
+        Ok(cleared)
     }
 
     /// Every project with a Service Desk custom email, in path order (the key scan looks at all

@@ -177,7 +177,41 @@ impl Store {
             Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
             Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
         }
-        Ok(())
+        self.finish_migration_0010().await
+    }
+
+    /// What migration 0010 leaves to Rust: hashing the reply keys still stored in plain (SQLite
+    /// has no SHA-256 in SQL; one code path serves both backends), in batches of their own
+    /// transactions, and logging the custom emails it took from duplicate projects. Finds
+    /// nothing to do once done, so every start runs it.
+    async fn finish_migration_0010(&self) -> Result<(), StoreError> {
+        const BATCH: i64 = 1000;
+        let mut after = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let last = tx.hash_stored_reply_keys(after, BATCH).await?;
+            tx.commit().await?;
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        if after > 0 {
+            tracing::info!(
+                up_to_row = after,
+                "stored reply keys replaced by their hash"
+            );
+        }
+        let mut tx = self.begin().await?;
+        for (project_id, address) in tx.take_cleared_custom_emails().await? {
+            tracing::warn!(
+                project_id,
+                custom_email = %address,
+                "custom email removed from this project: another project has the same address \
+                 (kept by the verified, else the oldest project); set a new one and verify it"
+            );
+        }
+        tx.commit().await
     }
 
     /// Which backend this store uses.

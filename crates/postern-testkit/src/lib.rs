@@ -13,7 +13,8 @@
 //! - [`nginx`] starts a private nginx as an HTTPS reverse proxy, with a certificate from
 //!   [`certs`] (a private CA made with `openssl`).
 //! - [`dns`] starts a private authoritative DNS server (Knot) serving a zone written by the
-//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests.
+//!   test: DKIM keys, SPF and DMARC records for the sender-authentication tests; [`dkim`]
+//!   makes the keys and signs messages with them.
 //! - [`fixtures`] reads `testdata/` and fills in GitLab's fixture placeholders.
 //! - [`TestDb`] gives each test its own migrated database: a SQLite file in a temporary
 //!   directory, or a new database on the shared PostgreSQL server.
@@ -23,6 +24,7 @@
 
 pub mod certs;
 pub mod chromium;
+pub mod dkim;
 pub mod dns;
 pub mod fixtures;
 pub mod gitlab;

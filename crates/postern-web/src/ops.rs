@@ -32,8 +32,9 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
         .install_recorder()
 }
 
-/// Records one message's result: `postern_messages_total{outcome, error_kind, mailbox}` and
-/// the `postern_processing_seconds` histogram. The binary calls it around
+/// Records one message's result: `postern_messages_total{outcome, error_kind, mailbox}`, the
+/// `postern_processing_seconds` histogram and, for a verified message,
+/// `postern_sender_authentication_total{dmarc, act_as_user}`. The binary calls it around
 /// `Processor::receive`; without an installed recorder it does nothing.
 pub fn record_receive(outcome: &ReceiveOutcome, mailbox: &str, elapsed: Duration) {
     metrics::counter!(
@@ -45,6 +46,14 @@ pub fn record_receive(outcome: &ReceiveOutcome, mailbox: &str, elapsed: Duration
     .increment(1);
     metrics::histogram!("postern_processing_seconds", "mailbox" => mailbox.to_owned())
         .record(elapsed.as_secs_f64());
+    if let Some(authentication) = &outcome.authentication {
+        metrics::counter!(
+            "postern_sender_authentication_total",
+            "dmarc" => authentication.dmarc.clone(),
+            "act_as_user" => authentication.act_as_user.clone(),
+        )
+        .increment(1);
+    }
 }
 
 /// Liveness: the process answers.

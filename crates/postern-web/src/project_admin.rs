@@ -33,6 +33,14 @@ pub(crate) fn routes() -> Router<WebState> {
             "/admin/projects/{id}/service_desk/custom_email/verify",
             post(verify_custom_email),
         )
+        .route(
+            "/admin/projects/{id}/branches/protect",
+            post(protect_branch),
+        )
+        .route(
+            "/admin/projects/{id}/branches/unprotect",
+            post(unprotect_branch),
+        )
 }
 
 /// The addresses GitLab shows for a project, with `user`'s own token in the personal ones.
@@ -91,6 +99,7 @@ async fn settings_page(
     let mut tx = state.store().begin_read_only().await?;
     let managed = project_settings::managed(&mut tx, &me.user, id).await?;
     let members = tx.list_members(id).await?;
+    let protected_branches = tx.protected_branches(id).await?;
     tx.rollback().await?;
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let addresses = addresses(state, &managed.project, &me.user);
@@ -99,7 +108,8 @@ async fn settings_page(
             "project_admin.html",
             Some(me),
             crate::pages::page! { project => &managed.project, members => members, roles => roles,
-            addresses => addresses, notice => notice },
+            addresses => addresses, notice => notice,
+            protected_branches => protected_branches },
         )?
         .into_response())
 }
@@ -272,5 +282,67 @@ async fn verify_custom_email(
         project_settings::verify_custom_email(&mut tx, config, &managed, &me.user).await?;
     tx.commit().await?;
     let notice = format!("A verification email is on its way to {sent_to}.");
+    settings_page(&state, &me, id, Some(&notice)).await
+}
+
+#[derive(Deserialize)]
+struct BranchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    branch: String,
+}
+
+/// Protects a branch (`postern_core::branches` holds the rule).
+async fn protect_branch(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<BranchForm>,
+) -> Result<Response, WebError> {
+    change_branch(state, headers, id, form, true).await
+}
+
+/// Unprotects a branch.
+async fn unprotect_branch(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<BranchForm>,
+) -> Result<Response, WebError> {
+    change_branch(state, headers, id, form, false).await
+}
+
+async fn change_branch(
+    state: WebState,
+    headers: HeaderMap,
+    id: i64,
+    form: BranchForm,
+    protect: bool,
+) -> Result<Response, WebError> {
+    use postern_core::branches::{self, BranchError};
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let branch = form.branch.trim();
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let changed = if protect {
+        branches::protect(&mut tx, &managed.project, branch).await
+    } else {
+        branches::unprotect(&mut tx, &managed.project, branch).await
+    };
+    match changed {
+        Ok(_) => {}
+        Err(BranchError::Refused(refusal)) => {
+            return Err(WebError::BadRequest(refusal.to_string()));
+        }
+        Err(BranchError::Failed(failure)) => return Err(failure.into()),
+    }
+    tx.commit().await?;
+    let notice = if protect {
+        format!("{branch} is protected.")
+    } else {
+        format!("{branch} is no longer protected.")
+    };
     settings_page(&state, &me, id, Some(&notice)).await
 }

@@ -3,10 +3,8 @@
 //! project; only owners (and administrators) grant, change or remove the owner role; a project
 //! keeps at least one owner; setting a custom support address starts its verification.
 
-use postern_core::ProcessorConfig;
-use postern_store::{
-    CustomEmailVerificationState, Member, Project, Role, ServiceDeskSettings, StoreError, Tx, User,
-};
+use postern_core::{ProcessorConfig, custom_email};
+use postern_store::{Member, Project, Role, ServiceDeskSettings, StoreError, Tx, User};
 use serde::Deserialize;
 
 use crate::{WebError, access};
@@ -119,28 +117,6 @@ pub(crate) struct ServiceDeskChange {
     pub(crate) add_external_participants_from_cc: Option<bool>,
 }
 
-/// GitLab's custom email format: what the key finder would recognise.
-fn valid_custom_email(address: &str) -> bool {
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    let Some((_, tld)) = domain.rsplit_once('.') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 255
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        && !local.contains('+')
-        && domain.len() <= 255
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        && (2..=63).contains(&tld.len())
-        && tld.chars().all(|c| c.is_ascii_alphabetic())
-}
-
 /// Applies `change` as `user`. A new custom address resets its verification and starts a new
 /// one at once (GitLab's `CustomEmails::CreateService`), so its mail is in the outbox when
 /// this returns. Returns the updated project.
@@ -176,42 +152,24 @@ pub(crate) async fn update_service_desk(
     }
     let mut new_address = false;
     if let Some(address) = change.custom_email {
-        let address = address.trim();
-        let address = (!address.is_empty()).then(|| address.to_owned());
-        if let Some(address) = &address
-            && !valid_custom_email(address)
-        {
-            return Err(WebError::BadRequest(
-                "That custom email address is not valid.".into(),
-            ));
-        }
-        let same = address
-            .as_deref()
-            .map(str::to_lowercase)
-            .eq(&settings.custom_email.as_deref().map(str::to_lowercase));
-        if !same {
-            new_address = address.is_some();
-            settings.custom_email = address;
-            settings.custom_email_enabled = false;
-            settings.custom_email_verification_state = None;
-            settings.custom_email_verification_token = None;
-            settings.custom_email_verification_error = None;
-            settings.custom_email_verification_triggered_at = None;
-            settings.custom_email_verification_triggerer_id = None;
-        }
+        new_address = custom_email::change(
+            tx,
+            managed.project.id,
+            &mut settings,
+            Some(address.as_str()),
+        )
+        .await
+        .map_err(custom_email_error)?;
     }
     if let Some(enabled) = change.custom_email_enabled {
-        let verified = settings.custom_email_verification_state
-            == Some(CustomEmailVerificationState::Finished);
-        if enabled && !verified {
-            return Err(WebError::BadRequest(
-                "The custom email address must be verified first.".into(),
-            ));
-        }
-        settings.custom_email_enabled = enabled;
+        custom_email::set_enabled(&mut settings, enabled)
+            .map_err(|refusal| WebError::BadRequest(refusal.to_string()))?;
     }
     let project = match tx.update_service_desk(managed.project.id, &settings).await {
         Ok(project) => project,
+        Err(e) if let Some(refusal) = custom_email::refusal_on_save(&e, &settings) => {
+            return Err(WebError::BadRequest(refusal.to_string()));
+        }
         Err(e) if e.is_unique_violation() => {
             return Err(WebError::BadRequest("That project key is taken.".into()));
         }
@@ -244,17 +202,12 @@ pub(crate) async fn verify_custom_email(
     Ok(postern_core::verification::start(tx, config, &managed.project, user).await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::valid_custom_email;
-
-    #[test]
-    fn custom_email_follows_gitlabs_format() {
-        assert!(valid_custom_email("support@acme.com"));
-        assert!(valid_custom_email("help.desk-1@mail.acme.co"));
-        assert!(!valid_custom_email("support+verify@acme.com"));
-        assert!(!valid_custom_email("support@localhost"));
-        assert!(!valid_custom_email("no-at-sign"));
-        assert!(!valid_custom_email("a b@acme.com"));
+/// A refused custom email is the person's to fix (400 with the reason); a store failure is not.
+fn custom_email_error(error: custom_email::CustomEmailError) -> WebError {
+    match error {
+        custom_email::CustomEmailError::Refused(refusal) => {
+            WebError::BadRequest(refusal.to_string())
+        }
+        custom_email::CustomEmailError::Failed(failure) => failure.into(),
     }
 }

@@ -67,7 +67,44 @@ pub struct Config {
     pub limits: Option<LimitsConfig>,
     /// Which trimmer cuts quotes and signatures from replies (default `postern`).
     pub reply_trimming: Option<ReplyTrimming>,
+    /// Who may act by mail: DKIM, SPF, DMARC and the policy applied to them.
+    pub sender_authentication: Option<SenderAuthenticationConfig>,
 }
+
+/// `sender_authentication:`. Without it, the policy is `dmarc` with the system's resolver.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderAuthenticationConfig {
+    /// `off` (verify nothing), `dmarc` (default: honour the From domain's own DMARC policy) or
+    /// `require` (acting as a user needs a DMARC pass or an aligned DKIM pass).
+    pub policy: Option<postern_auth::Policy>,
+    /// authserv-ids of the MTAs whose `Authentication-Results` headers are believed.
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+    /// Host names those MTAs write after `by` in their `Received` lines (default: the
+    /// authserv-ids).
+    #[serde(default)]
+    pub trusted_hosts: Vec<String>,
+    /// The DNS resolver used for verification.
+    pub dns: Option<DnsSection>,
+}
+
+/// `sender_authentication.dns:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Resolvers as `ip` or `ip:port` (default: those of /etc/resolv.conf).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// How long one query may take, in milliseconds (default 2000).
+    pub timeout_ms: Option<u64>,
+    /// How many times a query is sent before it counts as a temporary error (default 2).
+    pub attempts: Option<usize>,
+}
+
+/// Overrides `sender_authentication.policy` (`off`, `dmarc`, `require`): for a machine without
+/// DNS, or a test run that is not about authentication.
+pub const POLICY_ENV: &str = "POSTERN_SENDER_AUTHENTICATION";
 
 /// `reply_trimming:`: `gitlab` reproduces GitLab's trimmer byte for byte; `postern` (the
 /// default) keeps what GitLab's is known to eat and knows more languages' quote headers.
@@ -233,6 +270,13 @@ pub struct InstanceConfig {
     pub name: Option<String>,
     /// Seconds between two reject notices to the same sender for the same reason (default 3600).
     pub reject_notice_interval: Option<i64>,
+    /// Days a reply key stays valid after its notification was sent (default: for ever).
+    pub reply_key_max_age_days: Option<u32>,
+    /// Automatic mails (reject notices, Service Desk thank-yous, verification results) to one
+    /// address per hour, every kind counted together (default 5; 0 sends none).
+    pub auto_mail_per_recipient: Option<u32>,
+    /// Automatic mails per hour in all (default 500; 0 sends none).
+    pub auto_mail_per_hour: Option<u32>,
 }
 
 /// `store:`.
@@ -379,6 +423,55 @@ impl Config {
         Ok(Some(url.trim_end_matches('/').to_owned()))
     }
 
+    /// The sender-authentication policy: [`POLICY_ENV`], else `sender_authentication.policy`,
+    /// else `dmarc`.
+    pub fn sender_policy(&self) -> Result<postern_auth::Policy, String> {
+        if let Ok(value) = std::env::var(POLICY_ENV) {
+            return match value.trim() {
+                "off" => Ok(postern_auth::Policy::Off),
+                "dmarc" => Ok(postern_auth::Policy::Dmarc),
+                "require" => Ok(postern_auth::Policy::Require),
+                _ => Err(format!(
+                    "{POLICY_ENV} must be off, dmarc or require (got {:?})",
+                    value.chars().take(32).collect::<String>()
+                )),
+            };
+        }
+        Ok(self
+            .sender_authentication
+            .as_ref()
+            .and_then(|section| section.policy)
+            .unwrap_or_default())
+    }
+
+    /// The verifier's configuration from `sender_authentication:`.
+    pub fn auth_config(&self) -> Result<postern_auth::AuthConfig, String> {
+        let default = postern_auth::DnsConfig::default();
+        let section = self.sender_authentication.as_ref();
+        let dns = section.and_then(|section| section.dns.as_ref());
+        let nameservers = dns
+            .map(|dns| dns.nameservers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|server| parse_nameserver(server))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(postern_auth::AuthConfig {
+            dns: postern_auth::DnsConfig {
+                nameservers,
+                timeout: dns
+                    .and_then(|dns| dns.timeout_ms)
+                    .map_or(default.timeout, std::time::Duration::from_millis),
+                attempts: dns.and_then(|dns| dns.attempts).unwrap_or(default.attempts),
+            },
+            trusted_authserv_ids: section
+                .map(|section| section.trusted_authserv_ids.clone())
+                .unwrap_or_default(),
+            trusted_hosts: section
+                .map(|section| section.trusted_hosts.clone())
+                .unwrap_or_default(),
+        })
+    }
+
     /// The trimming mode of `reply_trimming:` (default postern's own).
     pub fn trim_mode(&self) -> TrimMode {
         self.reply_trimming
@@ -509,4 +602,19 @@ instance:
         );
         assert_eq!(config.host(), DEFAULT_HOST);
     }
+}
+
+/// `ip` or `ip:port` (port 53 by default; IPv6 with a port as `[ip]:port`).
+fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<std::net::SocketAddr>() {
+        return Ok(address);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!(
+                "sender_authentication.dns.nameservers: {text:?} is not an IP address or ip:port"
+            )
+        })
 }

@@ -96,6 +96,10 @@ pub fn message_finished(outcome: &ReceiveOutcome, via: &str, mailbox: &str, elap
         outcome = %outcome.outcome,
         handler = outcome.handler.as_deref().unwrap_or("-"),
         error = outcome.error.as_deref().unwrap_or("-"),
+        dmarc = outcome
+            .authentication
+            .as_ref()
+            .map_or("-", |authentication| authentication.dmarc.as_str()),
         via,
         elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         "message processed"

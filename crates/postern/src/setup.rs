@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use postern_core::authentication::SenderAuthentication;
 use postern_core::content::UploadPolicy;
 use postern_core::{Processor, ProcessorConfig};
 use postern_mail::AddressTemplate;
@@ -107,13 +108,16 @@ pub struct Setup {
     pub data_dir: PathBuf,
     /// The store URL (never printed: it may carry a password).
     store_url: String,
+    /// Sender authentication, built once: its DNS cache is shared by every message.
+    sender_authentication: Option<SenderAuthentication>,
 }
 
 impl Setup {
     /// Resolves defaults: data in `./postern-data`, SQLite in `postern.sqlite3` there. Also
     /// sets the process's umask to 0077 (see [`PRIVATE_UMASK`]).
-    pub fn new(config: Config) -> Setup {
+    pub fn new(config: Config) -> Result<Setup, Failure> {
         restrict_umask();
+        let sender_authentication = sender_authentication(&config)?;
         let store = config.store.as_ref();
         let data_dir = store
             .and_then(|s| s.data_dir.clone())
@@ -126,11 +130,12 @@ impl Setup {
                     data_dir.join("postern.sqlite3").display()
                 )
             });
-        Setup {
+        Ok(Setup {
             config,
             data_dir,
             store_url,
-        }
+            sender_authentication,
+        })
     }
 
     /// Opens the store (creating the data directory). A temporary failure (exit 75: the database
@@ -208,12 +213,33 @@ impl Setup {
                 .as_ref()
                 .and_then(|instance| instance.reject_notice_interval)
                 .unwrap_or(postern_core::notice::NOTICE_WINDOW_SECONDS),
+            auto_mail: self.auto_mail_limits(),
             retry: self.retry_policy(),
             limits: self.message_limits(),
             quarantine_directory: postern_core::intake::quarantine_directory(&self.data_dir),
             reply_trimming: self.config.trim_mode(),
             // An invalid URL stops `serve` with an error naming it; elsewhere it means no link.
             web_url: self.config.external_url().ok().flatten(),
+            reply_key_max_age_days: self
+                .config
+                .instance
+                .as_ref()
+                .and_then(|instance| instance.reply_key_max_age_days),
+            sender_authentication: self.sender_authentication.clone(),
+        }
+    }
+
+    /// `instance.auto_mail_per_recipient` and `auto_mail_per_hour`, defaults filled in.
+    fn auto_mail_limits(&self) -> postern_core::auto_mail::AutoMailLimits {
+        let default = postern_core::auto_mail::AutoMailLimits::default();
+        let instance = self.config.instance.as_ref();
+        postern_core::auto_mail::AutoMailLimits {
+            per_recipient: instance
+                .and_then(|instance| instance.auto_mail_per_recipient)
+                .unwrap_or(default.per_recipient),
+            per_hour: instance
+                .and_then(|instance| instance.auto_mail_per_hour)
+                .unwrap_or(default.per_hour),
         }
     }
 
@@ -363,6 +389,25 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::new(crate::exit::SOFTWARE, e))
 }
 
+/// The verifier of `sender_authentication:`, or `None` under the policy `off`. A resolver
+/// that cannot be built is a configuration error: running on without verification would let
+/// anyone act as anyone.
+fn sender_authentication(config: &Config) -> Result<Option<SenderAuthentication>, Failure> {
+    let refuse =
+        |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
+    let policy = config.sender_policy().map_err(refuse)?;
+    if policy == postern_auth::Policy::Off {
+        return Ok(None);
+    }
+    let auth_config = config.auth_config().map_err(refuse)?;
+    let authenticator = postern_auth::Authenticator::new(&auth_config).map_err(|e| {
+        refuse(format!(
+            "{e} (set sender_authentication.dns.nameservers, or policy: off to verify nothing)"
+        ))
+    })?;
+    Ok(SenderAuthentication::new(authenticator, policy))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +418,10 @@ mod tests {
             "limits:\n  max_patch_lines: 10\n  max_patch_files: 2\n  max_patch_binary_bytes: 18446744073709551615\n",
         )
         .expect("parses");
-        let limits = Setup::new(config).patch_limits();
+        let Ok(setup) = Setup::new(config) else {
+            panic!("the setup is refused")
+        };
+        let limits = setup.patch_limits();
         assert_eq!(limits.max_lines, 10);
         assert_eq!(limits.max_files, 2);
         assert_eq!(limits.max_binary_bytes, u64::MAX);

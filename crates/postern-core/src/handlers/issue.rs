@@ -6,7 +6,7 @@
 use postern_mail::ProjectRef;
 use postern_store::{Issue, IssueType, IssueUpdate, NewIssue, Project, Tx};
 
-use super::{Context, Handled, project_and_author};
+use super::{Context, Handled, check_token_sender, project_and_author};
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::notify::Change;
@@ -91,6 +91,7 @@ pub async fn create_issue(
         role,
     };
     validate(&actor, &project, Ability::CreateIssue, None)?;
+    check_token_sender(context.email, &author)?;
 
     let title = context.email.subject().unwrap_or("").to_owned();
     let errors = title_errors(&title);

@@ -81,6 +81,7 @@ async fn request(
         role,
     };
     validate(&actor, &project, Ability::CreateMergeRequest, None)?;
+    super::check_token_sender(email, &author)?;
 
     let source_branch = email.subject().unwrap_or("").trim().to_owned();
     if source_branch.is_empty() {
@@ -92,6 +93,9 @@ async fn request(
         return Err(invalid(&[format!(
             "Source branch \"{source_branch}\" is not a valid branch name"
         )]));
+    }
+    if let Some(refusal) = crate::branches::source_refusal(tx, &project, &source_branch).await? {
+        return Err(invalid(&[refusal]));
     }
     // The description is the trimmed reply; its quick actions (e.g. `/target_branch`) run.
     let (body, _) = texts.body(Variant::Trimmed);
@@ -263,6 +267,13 @@ fn git_work(
     let previous_head = repository
         .head_of(source_branch)
         .map_err(|e| git_failure(&e))?;
+    // Checked before `git am` runs: patches never move a branch that exists. (Publishing is a
+    // compare-and-swap from "no branch", so one created in the meantime is not moved either.)
+    if previous_head.is_some() && !patches.is_empty() {
+        return Err(invalid(&[crate::branches::existing_source_refusal(
+            source_branch,
+        )]));
+    }
     let patches = repository
         .prepare_patches(source_branch, target_branch, patches)
         .map_err(|e| patch_failure(source_branch, &e))?;

@@ -34,6 +34,13 @@ pub struct Context<'a, 'raw> {
     pub repositories: &'a postern_git::Repositories,
     /// The git half of a merge request by email (see `merge_request`).
     pub(crate) git: &'a mut merge_request::GitState,
+    /// What sender authentication says of the message.
+    pub trust: crate::sender::SenderTrust,
+    /// Whether the key was found only in `References`, in no address of the mail.
+    pub key_only_in_references: bool,
+    /// Whether automatic mail (the Service Desk thank-you) may answer the sender
+    /// (`crate::auto_mail`).
+    pub may_auto_reply: bool,
 }
 
 /// A handler's successful result.
@@ -96,6 +103,18 @@ pub(crate) async fn author_by_token(tx: &mut Tx, token: &str) -> Result<User, Pr
     tx.user_by_incoming_token(token)
         .await?
         .ok_or_else(|| ErrorKind::UserNotFound.into())
+}
+
+/// An incoming-email token names its owner, but it travels in an address anyone on a Cc or a
+/// forward sees: it acts only for mail whose `From` is one of the owner's verified addresses
+/// (GitLab asks nothing more than the token). Checked after the permission, so the refusals
+/// GitLab gives keep their order.
+pub(crate) fn check_token_sender(email: &Email<'_>, author: &User) -> Result<(), ProcessError> {
+    if crate::sender::is_from(email, author) {
+        Ok(())
+    } else {
+        Err(ErrorKind::UserNotFound.into())
+    }
 }
 
 /// The project an address names and the author its token names — project first, as GitLab

@@ -3,15 +3,16 @@
 //! `UnsubscribeHandler`).
 
 use postern_mail::{ProjectRef, ReplyKey};
-use postern_store::{Issue, Noteable, Project, SentNotification, Tx};
+use postern_store::{Issue, Noteable, Project, SentNotification, Timestamp, Tx, User};
 
 use super::{
-    CommentRequest, Context, Handled, after_comment, create_comment, created_note,
-    project_and_author, reopen_on_external_note, role_of,
+    CommentRequest, Context, Handled, after_comment, check_token_sender, create_comment,
+    created_note, project_and_author, reopen_on_external_note, role_of,
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError};
-use crate::permissions::{Ability, Actor, validate};
+use crate::permissions::{Ability, Actor, Readable, check_reply_key_recipient, validate};
+use crate::sender;
 
 fn key_text(reply_key: &ReplyKey) -> String {
     match reply_key {
@@ -31,13 +32,56 @@ fn key_text(reply_key: &ReplyKey) -> String {
     }
 }
 
+/// The notification a reply key belongs to. A key older than `reply_key_max_age_days` is
+/// answered as an unknown one: the refusal does not tell an old key from a guessed one.
 async fn sent_notification(
-    tx: &mut Tx,
+    context: &mut Context<'_, '_>,
     reply_key: &ReplyKey,
 ) -> Result<SentNotification, ProcessError> {
-    tx.sent_notification_by_key(&key_text(reply_key))
+    let notification = context
+        .tx
+        .sent_notification_by_key(&key_text(reply_key))
         .await?
-        .ok_or_else(|| ErrorKind::SentNotificationNotFound.into())
+        .ok_or(ErrorKind::SentNotificationNotFound)?;
+    if is_expired(
+        notification.created_at,
+        Timestamp::now(),
+        context.config.reply_key_max_age_days,
+    ) {
+        return Err(ErrorKind::SentNotificationNotFound.into());
+    }
+    Ok(notification)
+}
+
+/// Whether a key sent at `sent` is older than `max_age_days` at `now` (never without a limit).
+fn is_expired(sent: Timestamp, now: Timestamp, max_age_days: Option<u32>) -> bool {
+    max_age_days
+        .is_some_and(|days| sent < now.plus_seconds(-i64::from(days).saturating_mul(86_400)))
+}
+
+/// Whether the mail comes from the notification's recipient: `From` (never `Reply-To`) is one
+/// of the recipient's verified addresses, or, for the Support Bot's keys (sent to a ticket's
+/// outside participants), one of the ticket's participants. A key found only in `References`
+/// — one a forwarded or quoted notification carries too — also needs the sender
+/// authentication policy to pass.
+async fn sender_is_recipient(
+    context: &mut Context<'_, '_>,
+    recipient: &User,
+    issue: Option<&Issue>,
+) -> Result<bool, ProcessError> {
+    let email = context.email;
+    if context.key_only_in_references && !context.trust.policy_passes() {
+        return Ok(false);
+    }
+    if !recipient.is_support_bot() {
+        return Ok(sender::is_from(email, recipient));
+    }
+    // The key itself is how an outside participant answers (they have no account); only a
+    // key out of `References` must come from one of the ticket's participants.
+    if !context.key_only_in_references {
+        return Ok(true);
+    }
+    Ok(issue.is_some_and(|issue| sender::is_participant(email, &issue.email_participants)))
 }
 
 /// The issue a noteable is, when it is one (merge requests have no issue-only rules).
@@ -69,8 +113,8 @@ pub async fn create_note(
     reply_key: &ReplyKey,
 ) -> Result<Handled, ProcessError> {
     let config = context.config;
+    let notification = sent_notification(context, reply_key).await?;
     let tx = &mut *context.tx;
-    let notification = sent_notification(tx, reply_key).await?;
     let author = tx
         .user_by_id(notification.recipient_id)
         .await?
@@ -78,17 +122,23 @@ pub async fn create_note(
     let project = project_of(tx, notification.project_id).await?;
     let issue = issue_of(tx, notification.noteable).await?;
     let role = role_of(tx, &project, &author).await?;
+    if !author.is_support_bot() {
+        // Access as it is now, not as it was when the key was sent. (A deleted issue is
+        // checked as its project; `noteable_not_found` follows.)
+        let item = issue
+            .as_ref()
+            .map_or(Readable::MergeRequest, Readable::Issue);
+        check_reply_key_recipient(tx, &author, &project, item).await?;
+    }
     let actor = Actor {
         user: &author,
         role,
     };
     validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
-    if !author.is_support_bot() {
-        let sender = context.email.from_address().unwrap_or_default();
-        if !author.has_verified_email(&sender) {
-            return Err(ErrorKind::UserNotFound.into());
-        }
+    if !sender_is_recipient(context, &author, issue.as_ref()).await? {
+        return Err(ErrorKind::UserNotFound.into());
     }
+    let tx = &mut *context.tx;
     let exists = match notification.noteable {
         Noteable::Issue(_) => issue.is_some(),
         Noteable::MergeRequest(id) => tx.merge_request_by_id(id).await?.is_some(),
@@ -115,7 +165,7 @@ pub async fn create_note(
     }
     let external_author = author
         .is_support_bot()
-        .then(|| context.email.from_address())
+        .then(|| sender::identity(context.email))
         .flatten();
     let note = create_comment(
         tx,
@@ -163,6 +213,7 @@ pub async fn create_note_on_issuable(
         role,
     };
     validate(&actor, &project, Ability::CreateNote, issue.as_ref())?;
+    check_token_sender(context.email, &author)?;
     let issue = issue.ok_or(ErrorKind::NoteableNotFound)?;
     let (body, _) = context.texts.body(Variant::Untrimmed);
     let links =
@@ -196,17 +247,49 @@ pub async fn create_note_on_issuable(
 }
 
 /// Mail to a notification's `-unsubscribe` address: the recipient stops getting that thread.
-/// No sender or permission check, as in GitLab: the key itself is the authorisation.
+/// GitLab takes the key alone as the authorisation; postern also asks that the mail come from
+/// the recipient (`From`), as for a reply, so a forwarded notification unsubscribes no one.
 pub async fn unsubscribe(
     context: &mut Context<'_, '_>,
     reply_key: &ReplyKey,
 ) -> Result<Handled, ProcessError> {
+    let notification = sent_notification(context, reply_key).await?;
+    let recipient = context
+        .tx
+        .user_by_id(notification.recipient_id)
+        .await?
+        .ok_or(ErrorKind::UserNotFound)?;
+    let issue = issue_of(context.tx, notification.noteable).await?;
+    if !sender_is_recipient(context, &recipient, issue.as_ref()).await? {
+        return Err(ErrorKind::UserNotFound.into());
+    }
     let tx = &mut *context.tx;
-    let notification = sent_notification(tx, reply_key).await?;
     if !noteable_exists(tx, notification.noteable).await? {
         return Err(ErrorKind::NoteableNotFound.into());
     }
     tx.set_subscription(notification.recipient_id, notification.noteable, false)
         .await?;
     Ok(Handled::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use postern_store::Timestamp;
+
+    use super::is_expired;
+
+    #[test]
+    fn keys_expire_only_past_their_lifetime() {
+        let day = 86_400;
+        let now = Timestamp(100 * day);
+        assert!(!is_expired(Timestamp(0), now, None), "no limit: never");
+        assert!(!is_expired(Timestamp(70 * day), now, Some(30)));
+        assert!(!is_expired(Timestamp(70 * day), now, Some(30 + 1)));
+        assert!(is_expired(Timestamp(70 * day - 1), now, Some(30)));
+        assert!(is_expired(Timestamp(0), now, Some(90)));
+        assert!(
+            !is_expired(Timestamp(0), now, Some(u32::MAX)),
+            "no overflow"
+        );
+    }
 }

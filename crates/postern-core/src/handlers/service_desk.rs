@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use postern_mail::key::custom_email_reply_parts;
 use postern_mail::{ProjectRef, extract_quick_actions};
 use postern_store::{
     CustomEmailVerificationState, IssueType, Mailbox, NewIssue, NewNote, Noteable, Project,
@@ -20,6 +21,7 @@ use crate::handlers::issue::title_errors;
 use crate::permissions::Actor;
 use crate::processor::Created;
 use crate::quick;
+use crate::sender::{self, SenderTrust};
 
 /// GitLab's cap on email participants of one issue.
 pub const MAX_PARTICIPANTS: usize = 10;
@@ -46,6 +48,7 @@ pub async fn service_desk(
         email,
         texts: context.texts,
         config,
+        may_auto_reply: context.may_auto_reply,
     };
 
     if email
@@ -57,9 +60,9 @@ pub async fn service_desk(
         return Ok(Handled::default());
     }
 
-    let from_address = email.from_address();
-    if let Some(in_reply_to) = email.in_reply_to()
-        && let Some(ticket) = tx.ticket_by_message_id(project.id, &in_reply_to).await?
+    let from_address = sender::identity(email);
+    if let Some(ticket) = ticket_replied_to(tx, &project, email).await?
+        && joins_ticket(tx, &parts, &ticket, context.trust).await?
     {
         let (body, _) = parts.texts.body(Variant::Untrimmed);
         let links = content::upload_attachments(tx, uploads, project.id, bot.id, false).await?;
@@ -92,12 +95,76 @@ pub async fn service_desk(
     new_ticket(tx, &parts, uploads, &project, &bot, from_address).await
 }
 
+/// Most `References` ids looked up for the ticket a mail answers: a reply names its ticket's
+/// first mail among the last few; the header is the sender's to make long.
+const MAX_REFERENCES_LOOKED_UP: usize = 20;
+
+/// The ticket of this project whose first mail the message answers: `In-Reply-To`, else the
+/// `References` ids, newest first.
+async fn ticket_replied_to(
+    tx: &mut Tx,
+    project: &Project,
+    email: &postern_mail::Email<'_>,
+) -> Result<Option<postern_store::Issue>, ProcessError> {
+    let mut ids: Vec<String> = email.in_reply_to().into_iter().collect();
+    ids.extend(
+        email
+            .references()
+            .into_iter()
+            .rev()
+            .take(MAX_REFERENCES_LOOKED_UP),
+    );
+    for id in ids {
+        if let Some(ticket) = tx.ticket_by_message_id(project.id, &id).await? {
+            return Ok(Some(ticket));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a mail that answers `ticket` joins it. Its Message-ID is no secret (every copy of
+/// the thread carries it), so naming it is not enough: the mail's `From` must already be one of
+/// the ticket's participants (with a passing sender-authentication policy), or the mail must be
+/// addressed with postern's reply key for this ticket. Anyone else opens a ticket of their own,
+/// and so never becomes a participant who receives the ticket's answers.
+async fn joins_ticket(
+    tx: &mut Tx,
+    context: &Parts<'_, '_>,
+    ticket: &postern_store::Issue,
+    trust: SenderTrust,
+) -> Result<bool, ProcessError> {
+    let email = context.email;
+    let mut participants = ticket.email_participants.clone();
+    participants.extend(ticket.external_author.clone());
+    if trust.policy_passes() && sender::is_participant(email, &participants) {
+        return Ok(true);
+    }
+    let template = context.config.incoming_address.as_ref();
+    for address in email.to().into_iter().chain(email.cc()) {
+        let key = template
+            .and_then(|template| template.key_from_address(&address))
+            .or_else(|| custom_email_reply_parts(&address).map(|(key, _)| key));
+        let Some(key) = key else { continue };
+        if let Some(sent) = tx.sent_notification_by_key(&key).await?
+            && sent.noteable == Noteable::Issue(ticket.id)
+            && tx
+                .user_by_id(sent.recipient_id)
+                .await?
+                .is_some_and(|recipient| recipient.is_support_bot())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The parts of the handler context the helpers read, split from the transaction so both can be
 /// borrowed at once.
 struct Parts<'a, 'raw> {
     email: &'a postern_mail::Email<'raw>,
     texts: &'a content::MessageTexts,
     config: &'a crate::processor::ProcessorConfig,
+    may_auto_reply: bool,
 }
 
 /// `ServiceDesk.enabled?`: the project has it on, and mail can reach it (a wildcard incoming
@@ -189,6 +256,7 @@ async fn new_ticket(
     }
     add_participants(tx, context, project, ticket.id, from_address.as_deref()).await?;
     let ticket = tx.issue_by_id(ticket.id).await?.unwrap_or(ticket);
+    // The thank-you answers this mail, so it goes where the sender asked answers to go.
     crate::notify::thank_you(
         tx,
         context.config,
@@ -196,6 +264,8 @@ async fn new_ticket(
         &ticket,
         bot,
         email.message_id(),
+        sender::answer_address(email).as_deref(),
+        context.may_auto_reply,
     )
     .await?;
     crate::notify::notify(
@@ -280,9 +350,11 @@ static VERIFICATION_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"Verification token: ([A-Za-z0-9_-]{12})").expect("constant pattern")
 });
 
-/// GitLab's custom-email verification update (its
-/// `ServiceDesk::CustomEmailVerifications::UpdateService`): the result is recorded on the
-/// project; no ticket is created.
+/// GitLab's custom-email verification update: the result is recorded on the project; no
+/// ticket is created. Only a mail that carries the pending verification's token decides it:
+/// the `+verify` address is no secret, and GitLab lets any mail to it fail the verification
+/// (`incorrect_token`), so a stranger could keep a project from ever verifying. Any other mail
+/// is dropped without a change.
 async fn verify_custom_email(
     tx: &mut Tx,
     context: &Parts<'_, '_>,
@@ -293,6 +365,16 @@ async fn verify_custom_email(
         return Ok(());
     }
     let email = context.email;
+    let (body, _) = context.texts.body(Variant::Trimmed);
+    let token_matches = VERIFICATION_TOKEN
+        .captures(&body)
+        .and_then(|captures| captures.get(1))
+        .is_some_and(|token| {
+            settings.custom_email_verification_token.as_deref() == Some(token.as_str())
+        });
+    if !token_matches {
+        return Ok(());
+    }
     let within_timeframe = settings
         .custom_email_verification_triggered_at
         .is_some_and(|at| Timestamp::now().0 - at.0 <= VERIFICATION_SECONDS);
@@ -311,21 +393,12 @@ async fn verify_custom_email(
         (Some(from), Some(custom)) => from.eq_ignore_ascii_case(custom),
         _ => false,
     };
-    let (body, _) = context.texts.body(Variant::Trimmed);
-    let token_matches = VERIFICATION_TOKEN
-        .captures(&body)
-        .and_then(|captures| captures.get(1))
-        .is_some_and(|token| {
-            settings.custom_email_verification_token.as_deref() == Some(token.as_str())
-        });
     let error = if !within_timeframe {
         Some("mail_not_received_within_timeframe")
     } else if alias_targeted {
         Some("incorrect_forwarding_target")
     } else if !from_matches {
         Some("incorrect_from")
-    } else if !token_matches {
-        Some("incorrect_token")
     } else {
         None
     };

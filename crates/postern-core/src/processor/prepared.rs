@@ -3,21 +3,24 @@
 
 use std::collections::HashMap;
 
-use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts, strip_verify};
+use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
 use postern_mail::{Email, Route, auto_generated};
-use postern_store::{InboundState, Tx};
+use postern_store::{CustomEmailVerificationState, InboundState, Tx};
 
 use super::{ProcessorConfig, ReceiveOutcome};
+use crate::authentication::Authenticated;
 use crate::content::{MessageTexts, Uploads};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers;
 use crate::limits::MessageLimits;
+use crate::sender::SenderTrust;
 
 #[derive(Clone)]
 pub(super) enum Decision {
     Ignored(Rejection),
     Rejected(Rejection),
-    Route(Route),
+    /// The route, and whether its key was found only in `References`.
+    Route(Route, bool),
 }
 
 /// What is known of a message before its write transaction: the parse, the receiver's checks
@@ -32,11 +35,23 @@ pub(crate) struct Prepared<'raw> {
     pub(super) uploads: Uploads,
     /// The git work of a merge request by email ([`Processor::prepare_git`]).
     pub(super) git: handlers::merge_request::GitState,
+    /// What sender authentication says of the message. The seam for a verifier: it is set
+    /// before the transaction; without one it stays [`SenderTrust::FromCheckOnly`].
+    pub(crate) trust: SenderTrust,
+    /// Whether automatic mail may answer this message's sender (`crate::auto_mail`): false
+    /// when sender authentication finds its `From` may be forged.
+    pub(super) may_auto_reply: bool,
+    /// The sender authentication verdict, when the instance verifies senders and the message
+    /// is not ignored by its bytes alone.
+    pub(super) authenticated: Option<Authenticated>,
 }
 
 impl<'raw> Prepared<'raw> {
+    /// `raw` is the message as parsed (within the header and MIME caps), `whole` the message
+    /// as received, which signatures cover.
     pub(super) async fn new(
         raw: &'raw [u8],
+        whole: &[u8],
         declared_size: Option<i64>,
         config: &ProcessorConfig,
     ) -> Result<Prepared<'raw>, ProcessError> {
@@ -57,12 +72,27 @@ impl<'raw> Prepared<'raw> {
             None => Uploads::stage(&email, &config.uploads).await?,
             Some(_) => Uploads::default(),
         };
+        // DNS work, before the transaction like the rest. Ignored mail is never answered and
+        // acts as no one, so it is not verified.
+        let authenticated = match (&config.sender_authentication, &early) {
+            (Some(authentication), None | Some(Decision::Rejected(_))) => {
+                Some(authentication.authenticate(whole).await)
+            }
+            _ => None,
+        };
         Ok(Prepared {
             email,
             early,
             texts,
             uploads,
             git: Default::default(),
+            trust: authenticated
+                .as_ref()
+                .map_or_else(SenderTrust::default, Authenticated::trust),
+            may_auto_reply: authenticated
+                .as_ref()
+                .is_none_or(|a| a.decision.may_auto_reply),
+            authenticated,
         })
     }
 }
@@ -117,6 +147,7 @@ pub(super) fn queued_outcome(id: i64, reason: String) -> ReceiveOutcome {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: None,
     }
 }
 
@@ -130,6 +161,7 @@ pub(crate) fn quarantined_outcome(id: i64, reason: String) -> ReceiveOutcome {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: None,
     }
 }
 
@@ -150,6 +182,7 @@ pub(super) fn duplicate_outcome(first_id: i64, stored: Option<String>) -> Receiv
         reason: first.as_ref().and_then(|f| f.reason.clone()),
         created: first.as_ref().and_then(|f| f.created.clone()),
         reject_notice_queued: false,
+        authentication: first.as_ref().and_then(|f| f.authentication.clone()),
         first_outcome: first.map(|f| f.outcome),
     }
 }
@@ -173,40 +206,54 @@ pub fn body_of(raw: &[u8]) -> &[u8] {
     raw
 }
 
-/// Custom Service Desk emails of all projects, loaded once per message (the key scan asks
-/// about every `To` address).
+/// Custom Service Desk emails of all projects, loaded once per message. An address routes mail
+/// only once it is verified and enabled; before that, only its `+verify` form routes, and only
+/// while a verification is pending. (GitLab routes an address as soon as it is entered, so a
+/// project could take mail meant for an address it does not own.)
 #[derive(Default)]
 pub(super) struct CustomEmails {
-    /// Lowercased custom email → the project's default Service Desk key.
-    keys: HashMap<String, String>,
+    /// Lowercased verified, enabled custom email → the project's default Service Desk key.
+    active: HashMap<String, String>,
+    /// Lowercased custom email whose verification is pending → the same key, for `+verify`.
+    pending: HashMap<String, String>,
 }
 
 impl CustomEmails {
     pub(super) async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
-        let mut keys = HashMap::new();
+        let mut emails = CustomEmails::default();
         for project in tx.projects_with_custom_email().await? {
-            if let Some(email) = &project.service_desk.custom_email {
-                keys.insert(
-                    email.to_lowercase(),
-                    format!("{}-{}-issue-", project.full_path_slug, project.id),
-                );
+            let settings = &project.service_desk;
+            let Some(email) = &settings.custom_email else {
+                continue;
+            };
+            let key = format!("{}-{}-issue-", project.full_path_slug, project.id);
+            match settings.custom_email_verification_state {
+                Some(CustomEmailVerificationState::Finished) if settings.custom_email_enabled => {
+                    emails.active.insert(email.to_lowercase(), key);
+                }
+                Some(CustomEmailVerificationState::Started) => {
+                    emails.pending.insert(email.to_lowercase(), key);
+                }
+                _ => {}
             }
         }
-        Ok(CustomEmails { keys })
+        Ok(emails)
     }
 }
 
 impl CustomEmailLookup for CustomEmails {
     fn reply_key(&self, address: &str) -> Option<String> {
         let (key, custom) = custom_email_reply_parts(address)?;
-        self.keys
+        self.active
             .contains_key(&custom.to_lowercase())
             .then_some(key)
     }
 
     fn service_desk_key(&self, address: &str) -> Option<String> {
-        self.keys
-            .get(&strip_verify(address).to_lowercase())
-            .cloned()
+        self.active.get(&address.to_lowercase()).cloned()
+    }
+
+    fn verification_key(&self, address: &str) -> Option<String> {
+        self.pending.get(&address.to_lowercase()).cloned()
     }
 }

@@ -132,10 +132,20 @@ both!(guest_can_open_issues_but_not_merge_requests, |db| {
             "You are not allowed to perform this action. If you believe this is in error, contact a staff member."
         )
     );
+    // The token acts only for its owner's `From`.
     let issue = String::from_utf8(world.fixture("valid_new_issue.eml", 0))?.replace(
         &world.jake.incoming_email_token,
         &guest.incoming_email_token,
     );
+    let outcome = world.receive(INCOMING, issue.as_bytes()).await?;
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("user_not_found"),
+        "{outcome:?}"
+    );
+    let issue = issue
+        .replace("<jake@adventuretime.ooo>", "<bmo@adventuretime.ooo>")
+        .replace("Message-ID: <", "Message-ID: <bmo-");
     let outcome = world.receive(INCOMING, issue.as_bytes()).await?;
     assert_eq!(outcome.outcome, "processed", "{outcome:?}");
     Ok(())

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod access;
+mod auto_mail;
 mod body_of;
 mod delivery;
 mod hostile;

@@ -153,10 +153,12 @@ both!(
                 &world.fixture("merge_request_with_conflicting_patch.eml", 0),
             )
             .await?;
-        assert_eq!(outcome.error.as_deref(), Some("invalid_attachment"));
+        // GitLab appends the patches to the existing `feature` (where they conflict); postern
+        // never moves an existing branch, so refuses before git runs.
+        assert_eq!(outcome.error.as_deref(), Some("invalid_merge_request"));
         let reason = outcome.reason.unwrap_or_default();
         assert!(
-            reason.starts_with("Could not apply patches to feature:\n"),
+            reason.contains("Source branch \"feature\" already exists"),
             "{reason}"
         );
         assert_eq!(repository.branches()?, before);

@@ -14,5 +14,6 @@ mod outbox;
 mod projects;
 mod quarantine;
 mod schema;
+mod send_counters;
 mod users;
 mod web;

@@ -1,7 +1,8 @@
 //! Sent notifications and reply-key lookup.
 
 use postern_store::{
-    NewIssue, NewSentNotification, Noteable, ReplyKey, SentNotification, StoreError, Tx,
+    CreatedNotification, NewIssue, NewSentNotification, Noteable, ReplyKey, StoreError, Tx,
+    reply_key_hash,
 };
 
 use crate::support::{both, project, user};
@@ -23,7 +24,7 @@ async fn notify(
     noteable: Noteable,
     partition: i64,
     key: Option<&str>,
-) -> Result<SentNotification, StoreError> {
+) -> Result<CreatedNotification, StoreError> {
     tx.create_sent_notification(NewSentNotification {
         partition,
         namespace_id: 42,
@@ -39,28 +40,31 @@ both!(generated_keys_round_trip, |db| {
     let mut tx = db.tx().await;
     let (u, on) = setup(&mut tx).await?;
     let sent = notify(&mut tx, u, on, 1, None).await?;
-    assert_eq!(sent.reply_key.len(), 25);
     assert_eq!(sent.partition, 1);
     assert_eq!(sent.noteable, on);
     let address_key = sent.address_key();
-    assert_eq!(
-        address_key,
-        format!("1-{}-16", sent.reply_key),
-        "42 is 16 in base 36"
-    );
+    let key = address_key.split('-').nth(1).unwrap_or_default().to_owned();
+    assert_eq!(key.len(), 25, "{address_key}");
+    assert_eq!(address_key, format!("1-{key}-16"), "42 is 16 in base 36");
+    // Only the hash is stored.
+    assert_eq!(sent.reply_key_hash, reply_key_hash(&key));
+    assert_eq!(sent.reply_key_hash.len(), 64);
     assert!(matches!(
         ReplyKey::parse(&address_key),
         Some(ReplyKey::Partitioned { .. })
     ));
 
     let found = tx.sent_notification_by_key(&address_key).await?;
-    assert_eq!(found.as_ref(), Some(&sent));
+    assert_eq!(found.as_ref(), Some(&*sent));
     // The namespace part is optional and not used for the lookup.
-    let short = format!("1-{}", sent.reply_key);
+    let short = format!("1-{key}");
     assert_eq!(
         tx.sent_notification_by_key(&short).await?.as_ref(),
-        Some(&sent)
+        Some(&*sent)
     );
+    // The stored hash is not a key.
+    let by_hash = format!("1-{}", sent.reply_key_hash);
+    assert_eq!(tx.sent_notification_by_key(&by_hash).await?, None);
     tx.commit().await
 });
 

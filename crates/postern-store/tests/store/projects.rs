@@ -177,3 +177,45 @@ both!(members_and_roles, |db| {
     assert_eq!(tx.member_role(p.id, b.id).await?, None);
     tx.commit().await
 });
+
+both!(custom_email_belongs_to_one_project, |db| {
+    let mut tx = db.tx().await;
+    let acme = project(&mut tx, "acme").await?;
+    let evil = project(&mut tx, "evil").await?;
+    let with = |address: &str| ServiceDeskSettings {
+        custom_email: Some(address.to_owned()),
+        ..ServiceDeskSettings::default()
+    };
+    tx.update_service_desk(acme.id, &with("support@acme.com"))
+        .await?;
+    // Compared case-folded: another spelling is the same address.
+    let err = tx
+        .update_service_desk(evil.id, &with("Support@ACME.com"))
+        .await
+        .expect_err("taken");
+    assert!(err.is_unique_violation(), "{err:?}");
+    Ok(())
+});
+
+both!(default_branch_starts_protected, |db| {
+    let mut tx = db.tx().await;
+    let p = project(&mut tx, "branches").await?;
+    assert_eq!(tx.protected_branches(p.id).await?, vec!["main".to_owned()]);
+    assert!(tx.is_protected_branch(p.id, "main").await?);
+    assert!(tx.protect_branch(p.id, "release").await?);
+    assert!(
+        !tx.protect_branch(p.id, "release").await?,
+        "already protected"
+    );
+    assert!(tx.unprotect_branch(p.id, "main").await?);
+    assert!(
+        !tx.unprotect_branch(p.id, "main").await?,
+        "no longer protected"
+    );
+    assert_eq!(
+        tx.protected_branches(p.id).await?,
+        vec!["release".to_owned()]
+    );
+    assert!(!tx.is_protected_branch(p.id, "main").await?);
+    tx.commit().await
+});

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access;
 mod anonymous;
 mod api;
 mod auth;

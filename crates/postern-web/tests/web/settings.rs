@@ -491,3 +491,49 @@ both!(
         Ok(())
     }
 );
+
+both!(a_custom_email_taken_by_another_project_is_refused, |db| {
+    let web = Web::new(db).await?;
+    let root = web.user("root", true).await?;
+    let acme = web.project("web", Visibility::Private).await?;
+    let evil = web.project("evil", Visibility::Private).await?;
+    web.member(&evil, &root, Role::Owner).await?;
+    let root_t = token_for(&web, "root").await?;
+    let put = |project: i64, body: &'static str| {
+        let path = format!("/projects/{project}/service_desk");
+        let (web, token) = (&web, root_t.clone());
+        async move { api(web, "PUT", &path, &token, Some(body)).await }
+    };
+    let taken = put(acme.id, r#"{"custom_email":"support@acme.com"}"#).await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    // Through the API, another spelling of the same address.
+    let refused = put(evil.id, r#"{"custom_email":"Support@ACME.com"}"#).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("is already the custom email address of another project"),
+        "{}",
+        refused.body
+    );
+    // Through the settings page.
+    let session = web.login("root").await?;
+    let page = web
+        .send(
+            Method::POST,
+            &format!("/admin/projects/{}/service_desk/custom_email", evil.id),
+            session.cookie(),
+            Some(&[
+                ("csrf", &session.csrf),
+                ("custom_email", "support@acme.com"),
+            ]),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("another project"), "{}", page.body);
+    let mut tx = web.store().begin().await?;
+    let stored = tx.project_by_id(evil.id).await?.ok_or("project")?;
+    tx.commit().await?;
+    assert_eq!(stored.service_desk.custom_email, None);
+    Ok(())
+});

@@ -72,12 +72,15 @@ impl Web {
             sender_address: "postern@example.com".into(),
             instance_name: "postern".into(),
             reject_notice_window_seconds: 3600,
+            auto_mail: postern_core::auto_mail::AutoMailLimits::default(),
             retry: postern_core::RetryPolicy::default(),
             limits: postern_core::MessageLimits::default(),
             quarantine_directory: postern_core::intake::quarantine_directory(data.path()),
             // GitLab's trimmer: these compare with GitLab's results.
             reply_trimming: postern_mail::trim::TrimMode::Gitlab,
             web_url: None,
+            reply_key_max_age_days: None,
+            sender_authentication: None,
         };
         let repositories = postern_git::Repositories::new(data.path().join("repositories"));
         let processor = Arc::new(Processor::new(db.store.clone(), repositories, config));

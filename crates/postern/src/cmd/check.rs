@@ -42,7 +42,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
             .map(|path| path.display().to_string())
             .unwrap_or_else(|| "embedded defaults".to_owned())
     );
-    let setup = Setup::new(config);
+    let setup = Setup::new(config)?;
     let lines = runtime()?.block_on(async {
         let mut lines = Vec::new();
         for check in checks(&setup) {

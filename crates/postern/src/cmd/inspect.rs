@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use postern_core::authentication::SenderAuthentication;
 use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, Mailbox, ReplyOptions, analyse};
 
@@ -40,9 +41,33 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
     // The analysis, and which trimmer produced its `body`.
     let mut value = serde_json::to_value(analyse(&raw, &options))
         .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
+    let authentication = authentication(&config, &raw)?;
     if let Some(object) = value.as_object_mut() {
         object.insert("reply_trimming".into(), trim_mode.as_str().into());
+        object.insert("authentication".into(), authentication);
     }
     exit::print_json(&value)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sender-authentication verdict as processing would record it (`null` under the policy
+/// `off`, which verifies nothing). Asks the configured DNS, as processing does.
+fn authentication(config: &Config, raw: &[u8]) -> Result<serde_json::Value, Failure> {
+    let refuse =
+        |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
+    let policy = config.sender_policy().map_err(refuse)?;
+    if policy == postern_auth::Policy::Off {
+        return Ok(serde_json::Value::Null);
+    }
+    let authenticator = postern_auth::Authenticator::new(&config.auth_config().map_err(refuse)?)
+        .map_err(|e| refuse(e.to_string()))?;
+    let Some(authentication) = SenderAuthentication::new(authenticator, policy) else {
+        return Ok(serde_json::Value::Null);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
+    let record = runtime.block_on(authentication.authenticate(raw)).record();
+    serde_json::to_value(record).map_err(|e| Failure::new(exit::SOFTWARE, e))
 }

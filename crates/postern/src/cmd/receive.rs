@@ -18,7 +18,7 @@ use crate::{MailboxArg, ReceiveArgs};
 
 /// Runs the command.
 pub fn run(args: ReceiveArgs) -> Result<ExitCode, Failure> {
-    let setup = Setup::new(load_config(args.message.config.as_deref())?);
+    let setup = Setup::new(load_config(args.message.config.as_deref())?)?;
     let input = exit::read_message(&args.message.input, setup.max_message_bytes())?;
     let mailbox = match args.message.mailbox {
         MailboxArg::Incoming => Mailbox::Incoming,

@@ -10,7 +10,9 @@
 
 mod support;
 
+mod access;
 mod admin;
+mod borrowing;
 mod browser;
 mod check;
 mod companion;
@@ -27,6 +29,7 @@ mod pipes;
 mod proxy;
 mod receive;
 mod secrets;
+mod sender_auth;
 mod serve;
 mod sign_in;
 mod sources;

@@ -113,6 +113,8 @@ pub struct Sandbox {
     config: Option<PathBuf>,
     /// Everything every run of `postern` printed, for "never printed" checks.
     transcript: RefCell<String>,
+    /// Whether runs verify senders as configured ([`Sandbox::verifying_senders`]).
+    verify_senders: bool,
 }
 
 impl Sandbox {
@@ -125,6 +127,7 @@ impl Sandbox {
                 .expect("temporary directory for the sandbox"),
             config: None,
             transcript: RefCell::new(String::new()),
+            verify_senders: false,
         }
     }
 
@@ -134,6 +137,15 @@ impl Sandbox {
         let path = sandbox.write("postern.yml", yaml.as_bytes());
         sandbox.config = Some(path);
         sandbox
+    }
+
+    /// Runs verify senders as the configuration says. Without this, sender authentication is
+    /// off (`POSTERN_SENDER_AUTHENTICATION=off`): the default policy would ask the system's DNS
+    /// about the test domains, and tests send nothing off loopback. The sender-authentication
+    /// tests point `sender_authentication.dns` at a private DNS server instead.
+    pub fn verifying_senders(mut self) -> Sandbox {
+        self.verify_senders = true;
+        self
     }
 
     /// The directory.
@@ -160,6 +172,11 @@ impl Sandbox {
             .env_remove("RUST_LIB_BACKTRACE");
         if let Some(config) = &self.config {
             command.env("POSTERN_CONFIG", config);
+        }
+        if self.verify_senders {
+            command.env_remove("POSTERN_SENDER_AUTHENTICATION");
+        } else {
+            command.env("POSTERN_SENDER_AUTHENTICATION", "off");
         }
         command
     }

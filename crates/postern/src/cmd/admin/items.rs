@@ -86,7 +86,7 @@ pub enum NotificationCommand {
 
 /// A refusal from the tracker (permissions, validation) exits 1 with its reason; a temporary
 /// failure exits 75.
-fn refused(error: postern_core::ProcessError) -> Failure {
+pub(super) fn refused(error: postern_core::ProcessError) -> Failure {
     match error {
         postern_core::ProcessError::Rejected(rejection) => usage_error(rejection.reason),
         postern_core::ProcessError::Temporary(reason) => Failure::new(
@@ -372,7 +372,7 @@ pub async fn run_notification(
             "reply_key": key,
             "reply_address": reply_address,
             "references": references,
-            "notification": sent,
+            "notification": &*sent,
         }),
         human,
     )

@@ -3,6 +3,7 @@
 //! Every subcommand prints a short human summary, or with `--json` one JSON value.
 
 mod backup;
+mod branches;
 mod items;
 mod messages;
 mod outbox;
@@ -131,7 +132,7 @@ pub(crate) async fn commit(tx: Tx) -> Result<(), Failure> {
 
 /// Runs the command.
 pub fn run(args: AdminArgs) -> Result<ExitCode, Failure> {
-    let setup = Setup::new(load_config(args.config.as_deref())?);
+    let setup = Setup::new(load_config(args.config.as_deref())?)?;
     // These two work on the database file, not through an open store.
     let command = match args.command {
         AdminCommand::Backup(backup_args) => return backup::backup(&setup, backup_args),

@@ -43,6 +43,10 @@ pub enum ProjectCommand {
     /// Service Desk settings.
     #[command(subcommand, name = "service-desk")]
     ServiceDesk(ServiceDeskCommand),
+    /// Protected branches (a merge request by email never uses one as its source; the
+    /// default branch is protected from the start).
+    #[command(subcommand)]
+    Branch(super::branches::BranchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +59,14 @@ pub enum MemberCommand {
         username: String,
         /// The role.
         role: String,
+    },
+    /// Remove a member: from then on they get no mail about the project's private issues and
+    /// their reply keys are refused (`user_not_authorized`).
+    Remove {
+        /// Full path of the project.
+        full_path: String,
+        /// The user.
+        username: String,
     },
 }
 
@@ -90,9 +102,13 @@ pub struct ServiceDeskSet {
     /// Key for the Service Desk alias address (`[a-z0-9_]+`).
     #[arg(long)]
     project_key: Option<String>,
-    /// Custom support address (e.g. support@example.com), forwarded to postern.
+    /// Custom support address (e.g. support@example.com), forwarded to postern; no other
+    /// project's. It routes mail only once verified (`service-desk verify`) and enabled.
     #[arg(long)]
     custom_email: Option<String>,
+    /// Route mail to the custom address and send from it (true/false; only once verified).
+    #[arg(long, value_parser = parse_switch)]
+    custom_email_enabled: Option<bool>,
     /// New tickets are confidential (true/false).
     #[arg(long, value_parser = parse_switch)]
     tickets_confidential: Option<bool>,
@@ -298,7 +314,28 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
                 human,
             )?
         }
+        ProjectCommand::Member(MemberCommand::Remove {
+            full_path,
+            username,
+        }) => {
+            let found = project(&mut tx, &full_path).await?;
+            let member = user(&mut tx, &username).await?;
+            let removed = tx
+                .remove_member(found.id, member.id)
+                .await
+                .map_err(store_error)?;
+            if !removed {
+                return Err(usage_error(format!(
+                    "{username} is not a member of {full_path}"
+                )));
+            }
+            Output::new(
+                &serde_json::json!({"project": full_path, "username": username, "removed": true}),
+                format!("{username} is no longer a member of {full_path}\n"),
+            )?
+        }
         ProjectCommand::ServiceDesk(command) => service_desk(&mut tx, setup, command).await?,
+        ProjectCommand::Branch(command) => super::branches::run(&mut tx, command).await?,
     };
     commit(tx).await?;
     Ok(output)
@@ -331,13 +368,16 @@ async fn service_desk(
     match command {
         ServiceDeskCommand::Enable { .. } => settings.enabled = true,
         ServiceDeskCommand::Disable { .. } => settings.enabled = false,
-        ServiceDeskCommand::Set(set) => apply(&mut settings, set)?,
+        ServiceDeskCommand::Set(set) => apply(tx, found.id, &mut settings, set).await?,
         ServiceDeskCommand::Verify { .. } => {}
     }
-    let updated = tx
-        .update_service_desk(found.id, &settings)
-        .await
-        .map_err(store_error)?;
+    let updated = match tx.update_service_desk(found.id, &settings).await {
+        Ok(updated) => updated,
+        Err(e) => match postern_core::custom_email::refusal_on_save(&e, &settings) {
+            Some(refusal) => return Err(usage_error(refusal.to_string())),
+            None => return Err(store_error(e)),
+        },
+    };
     let view = ProjectView {
         repository: repository_path(setup, updated.id),
         members: Vec::new(),
@@ -349,8 +389,10 @@ async fn service_desk(
 }
 
 /// Applies `service-desk set` options; options not given keep their value, an empty string
-/// clears an optional one.
-fn apply(
+/// clears an optional one. The custom email follows `postern_core::custom_email`'s rule.
+async fn apply(
+    tx: &mut postern_store::Tx,
+    project_id: i64,
     settings: &mut postern_store::ServiceDeskSettings,
     set: ServiceDeskSet,
 ) -> Result<(), Failure> {
@@ -363,7 +405,18 @@ fn apply(
         settings.project_key = Some(key).filter(|k| !k.is_empty());
     }
     if let Some(email) = set.custom_email {
-        settings.custom_email = Some(email).filter(|e| !e.is_empty());
+        use postern_core::custom_email::{CustomEmailError, change};
+        match change(tx, project_id, settings, Some(email.as_str())).await {
+            Ok(_) => {}
+            Err(CustomEmailError::Refused(refusal)) => {
+                return Err(usage_error(refusal.to_string()));
+            }
+            Err(CustomEmailError::Failed(failure)) => return Err(super::items::refused(failure)),
+        }
+    }
+    if let Some(enabled) = set.custom_email_enabled {
+        postern_core::custom_email::set_enabled(settings, enabled)
+            .map_err(|refusal| usage_error(refusal.to_string()))?;
     }
     if let Some(value) = set.tickets_confidential {
         settings.tickets_confidential_by_default = value;

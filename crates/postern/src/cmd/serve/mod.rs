@@ -52,7 +52,7 @@ const PROCESSING_TASKS: usize = 4;
 
 /// Runs until SIGTERM or Ctrl-C, then finishes the message in hand and exits 0.
 pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
-    let setup = Setup::new(load_config(args.config.as_deref())?);
+    let setup = Setup::new(load_config(args.config.as_deref())?)?;
     crate::logging::init(setup.config.log.as_ref()).map_err(|e| Failure::new(CONFIG, e))?;
     if let Some(gitlab_config) = args.gitlab_config.as_deref() {
         return companion::run(setup, gitlab_config);
