@@ -2,11 +2,15 @@
 //! for IMAP XOAUTH2.
 //!
 //! One [`TokenSource`] per (tenant, client, scope): it asks
-//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token` for a token, keeps it, and asks again at
-//! 80 % of its lifetime (or five minutes before it ends, whichever is earlier), so a watcher
-//! never sends a token that is about to expire. After a `401` the caller calls
-//! [`TokenSource::invalidate`] and gets a fresh one. mail_room fetched its token once at start
-//! and never again (spec/mail_room.md §7), which is why it stopped after an hour.
+//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token` for a token, keeps it, and asks again once
+//! [`RENEW_AT`] of the lifetime the endpoint gave has passed: a one-hour token is renewed after
+//! 48 minutes, a 20-second one after 16 seconds, so a watcher never sends a token that is about
+//! to expire and never asks more often than the lifetime makes necessary. (A fixed margin, such
+//! as "five minutes before the end", would mean asking before every request for a token that
+//! lives less than five minutes.) After a `401` the caller calls [`TokenSource::invalidate_if`]
+//! with the refused token and gets a fresh one; several requests refused with the same token
+//! cause one renewal, not one each. mail_room fetched its token once at start and never again,
+//! which is why it stopped after an hour.
 //!
 //! The client secret travels only in the form body of that one request; the token only in
 //! `Authorization` headers. Neither appears in errors or logs: Azure's error text
@@ -29,8 +33,12 @@ pub const OUTLOOK_SCOPE: &str = "https://outlook.office365.com/.default";
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest error text kept from the token endpoint.
 const MAX_ERROR_TEXT: usize = 300;
-/// Renew this long before the end at the latest.
-const RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// The fraction of a token's lifetime after which it is renewed.
+pub const RENEW_AT: f64 = 0.8;
+/// After a failed renewal while the current token is still valid, the next attempt waits this
+/// fraction of the time the token has left, so a token endpoint that is down is not asked
+/// before every request.
+const RETRY_FRACTION: f64 = 0.25;
 
 /// Why no token could be had. No variant contains the client secret or a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,9 +145,14 @@ impl TokenSource {
                 *cached = Some(token.clone());
                 Ok(token)
             }
-            Err(error) => match cached.as_ref() {
+            Err(error) => match cached.as_mut() {
                 Some(token) if SystemTime::now() < token.expires_at => {
                     tracing::warn!(%error, "renewing the access token failed; using the current one until it ends");
+                    let left = token
+                        .expires_at
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    token.renew_at = Instant::now() + left.mul_f64(RETRY_FRACTION);
                     Ok(token.clone())
                 }
                 _ => {
@@ -151,10 +164,22 @@ impl TokenSource {
         }
     }
 
-    /// Forgets the cached token (after the resource server answered `401`), so the next
-    /// [`TokenSource::token`] asks for a new one.
+    /// Forgets the cached token, so the next [`TokenSource::token`] asks for a new one.
     pub async fn invalidate(&self) {
         *self.cached.lock().await = None;
+    }
+
+    /// Forgets the cached token if it is still `refused` (the resource server answered `401`
+    /// to it). When another request already brought a new one, that one is kept: concurrent
+    /// requests refused with the same old token renew it once.
+    pub async fn invalidate_if(&self, refused: &Secret) {
+        let mut cached = self.cached.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|token| token.value.expose() == refused.expose())
+        {
+            *cached = None;
+        }
     }
 
     /// When the current token ends, if there is one.
@@ -215,13 +240,10 @@ impl TokenSource {
             )));
         }
         let lifetime = lifetime(parsed.expires_in.as_ref())?;
-        let renew_after = lifetime
-            .mul_f64(0.8)
-            .min(lifetime.saturating_sub(RENEW_MARGIN));
         Ok(AccessToken {
             value: Secret::new(value),
             expires_at: asked_at.1 + lifetime,
-            renew_at: asked_at.0 + renew_after,
+            renew_at: asked_at.0 + renew_after(lifetime),
         })
     }
 
@@ -256,6 +278,12 @@ impl TokenSource {
     }
 }
 
+/// How long after asking a token of `lifetime` is renewed. Counted from the moment of asking,
+/// so the time the answer took is on the safe side.
+fn renew_after(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(RENEW_AT)
+}
+
 /// `expires_in` in seconds; Azure's v1 endpoints send it as a string, v2 as a number.
 fn lifetime(expires_in: Option<&serde_json::Value>) -> Result<Duration, OAuthError> {
     let seconds = match expires_in {
@@ -283,6 +311,20 @@ mod tests {
         assert_eq!(lifetime(Some(&string)), Ok(Duration::from_secs(3599)));
         assert!(lifetime(None).is_err());
         assert!(lifetime(Some(&serde_json::json!(0))).is_err());
+    }
+
+    #[test]
+    fn renewal_is_a_fraction_of_the_lifetime() {
+        assert_eq!(
+            renew_after(Duration::from_secs(20)),
+            Duration::from_secs(16)
+        );
+        assert_eq!(
+            renew_after(Duration::from_secs(3600)),
+            Duration::from_secs(2880)
+        );
+        // Short tokens are still used for most of their life, not renewed before every request.
+        assert!(renew_after(Duration::from_secs(60)) >= Duration::from_secs(45));
     }
 
     #[test]

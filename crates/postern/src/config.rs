@@ -177,6 +177,8 @@ pub struct InboxOptions {
     pub poll_interval: Option<u64>,
     pub azure_ad_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
+    /// (postern) Messages listed per page (`$top`), 1 to 1000 (default 50).
+    pub page_size: Option<u32>,
 }
 
 /// `auth_token` of the webhook delivery (Omnibus/Helm style).

@@ -99,6 +99,8 @@ fn inbox_options(options: &GraphOptions) -> InboxOptions {
         poll_interval: Some(options.poll_interval),
         azure_ad_endpoint: Some(options.azure_ad_endpoint.clone()),
         graph_endpoint: Some(options.graph_endpoint.clone()),
+        // GitLab has no such key; the watcher's default applies.
+        page_size: None,
     }
 }
 

@@ -330,6 +330,9 @@ fn graph(
     if let Some(endpoint) = &options.graph_endpoint {
         settings.graph_endpoint = endpoint.clone();
     }
+    if let Some(page_size) = options.page_size {
+        settings.page_size = page_size;
+    }
     settings.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
     settings.extra_ca_file = section.tls_ca_file.clone();
     if let Some(max) = max_message_size {
