@@ -1,8 +1,12 @@
-//! OAuth2 client-credentials tokens from Azure AD (Microsoft Entra ID), for Microsoft Graph and
-//! for IMAP XOAUTH2.
+//! OAuth2 access tokens for Microsoft Graph and for IMAP XOAUTH2 / OAUTHBEARER, by one of three
+//! grants ([`Grant`]): Azure AD client credentials (Microsoft 365 applications), a refresh token
+//! (delegated access to a Google or Microsoft mailbox, obtained once with the device flow in
+//! [`device`] and kept in a file that follows its rotation, [`RefreshTokenFile`]), or a Google
+//! service account with domain-wide delegation (a JWT bearer assertion signed with the
+//! account's key, [`ServiceAccount`]).
 //!
-//! One [`TokenSource`] per (tenant, client, scope): it asks
-//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token` for a token, keeps it, and asks again once
+//! One [`TokenSource`] per grant and scope: it asks the token endpoint (for client credentials
+//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token`) for a token, keeps it, and asks again once
 //! [`RENEW_AT`] of the lifetime the endpoint gave has passed: a one-hour token is renewed after
 //! 48 minutes, a 20-second one after 16 seconds, so a watcher never sends a token that is about
 //! to expire and never asks more often than the lifetime makes necessary. (A fixed margin, such
@@ -12,9 +16,15 @@
 //! cause one renewal, not one each. mail_room fetched its token once at start and never again,
 //! which is why it stopped after an hour.
 //!
-//! The client secret travels only in the form body of that one request; the token only in
-//! `Authorization` headers. Neither appears in errors or logs: Azure's error text
-//! (`AADSTS7000215: Invalid client secret provided …`) is reported with the secret scrubbed.
+//! The client secret, refresh token and assertion travel only in the form body of that one
+//! request; the access token only in `Authorization` headers and SASL. None appears in errors or
+//! logs: Azure's error text (`AADSTS7000215: Invalid client secret provided …`) is reported with
+//! the secret scrubbed.
+
+pub mod device;
+mod grant;
+
+pub use grant::{Grant, RefreshTokenFile, ServiceAccount};
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,6 +69,9 @@ pub enum OAuthError {
     /// The endpoint answered something that is not a token.
     #[error("token endpoint answered unexpectedly: {0}")]
     BadResponse(String),
+    /// The request could not be made here (an assertion that cannot be signed).
+    #[error("cannot ask for a token: {0}")]
+    Local(String),
 }
 
 /// An access token and when it ends. `Debug` does not show the token.
@@ -86,9 +99,7 @@ impl AccessToken {
 pub struct TokenSource {
     http: reqwest::Client,
     token_url: Url,
-    client_id: String,
-    client_secret: Secret,
-    scope: String,
+    grant: Grant,
     cached: tokio::sync::Mutex<Option<AccessToken>>,
     expires_at: Mutex<Option<SystemTime>>,
 }
@@ -96,6 +107,7 @@ pub struct TokenSource {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
+    refresh_token: Option<String>,
     token_type: Option<String>,
     expires_in: Option<serde_json::Value>,
 }
@@ -117,12 +129,21 @@ impl TokenSource {
         client_secret: Secret,
         scope: &str,
     ) -> TokenSource {
-        TokenSource {
-            http,
-            token_url: join(azure_ad_endpoint, &[tenant_id, "oauth2", "v2.0", "token"]),
+        let token_url = join(azure_ad_endpoint, &[tenant_id, "oauth2", "v2.0", "token"]);
+        let grant = Grant::ClientCredentials {
             client_id: client_id.to_owned(),
             client_secret,
             scope: scope.to_owned(),
+        };
+        TokenSource::with_grant(http, token_url, grant)
+    }
+
+    /// A source that asks `token_url` for tokens by `grant`. Asks nothing yet.
+    pub fn with_grant(http: reqwest::Client, token_url: Url, grant: Grant) -> TokenSource {
+        TokenSource {
+            http,
+            token_url,
+            grant,
             cached: tokio::sync::Mutex::new(None),
             expires_at: Mutex::new(None),
         }
@@ -140,7 +161,7 @@ impl TokenSource {
         }
         match self.request().await {
             Ok(token) => {
-                tracing::debug!(scope = %self.scope, expires_at = ?token.expires_at, "new access token");
+                tracing::debug!(grant = self.grant.kind(), expires_at = ?token.expires_at, "new access token");
                 self.set_expiry(Some(token.expires_at));
                 *cached = Some(token.clone());
                 Ok(token)
@@ -203,12 +224,7 @@ impl TokenSource {
     }
 
     async fn request(&self) -> Result<AccessToken, OAuthError> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("scope", self.scope.as_str()),
-        ];
+        let form = self.grant.form(&self.token_url)?;
         let asked_at = (Instant::now(), SystemTime::now());
         let response = self
             .http
@@ -218,12 +234,12 @@ impl TokenSource {
             .timeout(TOKEN_TIMEOUT)
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(self.client_secret.scrub(&describe(&e))))?;
+            .map_err(|e| OAuthError::Transport(self.scrub(&describe(&e))))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| OAuthError::Transport(self.client_secret.scrub(&describe(&e))))?;
+            .map_err(|e| OAuthError::Transport(self.scrub(&describe(&e))))?;
         if !status.is_success() {
             return Err(self.rejected(status.as_u16(), &body));
         }
@@ -240,6 +256,9 @@ impl TokenSource {
             )));
         }
         let lifetime = lifetime(parsed.expires_in.as_ref())?;
+        if let Some(rotated) = parsed.refresh_token.filter(|t| !t.is_empty()) {
+            self.grant.rotated(Secret::new(rotated));
+        }
         Ok(AccessToken {
             value: Secret::new(value),
             expires_at: asked_at.1 + lifetime,
@@ -261,7 +280,7 @@ impl TokenSource {
         };
         // Azure appends trace and correlation ids on further lines; the first line says it all.
         let first_line = description.lines().next().unwrap_or_default();
-        let mut description = self.client_secret.scrub(first_line.trim());
+        let mut description = self.scrub(first_line.trim());
         if description.len() > MAX_ERROR_TEXT {
             let mut end = MAX_ERROR_TEXT;
             while !description.is_char_boundary(end) {
@@ -272,9 +291,30 @@ impl TokenSource {
         }
         OAuthError::Rejected {
             status,
-            error: self.client_secret.scrub(&error),
+            error: self.scrub(&error),
             description,
         }
+    }
+
+    /// `text` without any secret of the grant in it.
+    fn scrub(&self, text: &str) -> String {
+        self.grant.scrub(text)
+    }
+}
+
+/// IMAP XOAUTH2 / OAUTHBEARER take their tokens from here too; after the server refused one
+/// (`refresh`), the cached token is dropped and a new one asked for.
+impl crate::imap::TokenSource for TokenSource {
+    fn access_token(&self, refresh: bool) -> crate::imap::TokenFuture<'_> {
+        Box::pin(async move {
+            if refresh {
+                self.invalidate().await;
+            }
+            self.token()
+                .await
+                .map(|token| token.secret().clone())
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
