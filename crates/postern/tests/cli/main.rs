@@ -19,6 +19,7 @@ mod hostile;
 mod inspect;
 mod logs;
 mod mailflow;
+mod oauth;
 mod package;
 mod patch_bombs;
 mod pipes;
