@@ -408,3 +408,38 @@ pub(crate) fn command_error(
 ) -> ImapError {
     protocol(settings, what, error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl(standard: bool) -> BearerSasl<'static> {
+        BearerSasl {
+            standard,
+            user: "a,b=c@example.com",
+            host: "imap.example.com",
+            port: 993,
+            token: "ya29.token",
+            sent: false,
+        }
+    }
+
+    #[test]
+    fn bearer_responses_for_both_mechanisms() {
+        let mut xoauth2 = sasl(false);
+        assert_eq!(
+            xoauth2.process(b""),
+            b"user=a,b=c@example.com\x01auth=Bearer ya29.token\x01\x01".to_vec()
+        );
+        assert_eq!(xoauth2.process(b"{\"status\":\"401\"}"), Vec::<u8>::new());
+
+        // RFC 7628: a GS2 header whose authzid escapes `,` and `=`, then host and port.
+        let mut bearer = sasl(true);
+        assert_eq!(
+            bearer.process(b""),
+            b"n,a=a=2Cb=3Dc@example.com,\x01host=imap.example.com\x01port=993\x01auth=Bearer ya29.token\x01\x01"
+                .to_vec()
+        );
+        assert_eq!(bearer.process(b"{\"status\":\"invalid_token\"}"), vec![1]);
+    }
+}
