@@ -328,3 +328,63 @@ impl ServiceAccount {
             .map_err(|e| OAuthError::Local(format!("cannot sign the assertion: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_rotation_replaces_the_file_whole_and_private() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("oauth/mailbox.refresh-token");
+        let store = RefreshTokenFile::create(&path, &Secret::new("1//first")).expect("created");
+        let dir_mode = std::fs::metadata(path.parent().expect("parent"))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let grant = Grant::RefreshToken {
+            client_id: "c".to_owned(),
+            client_secret: Some(Secret::new("client-secret")),
+            scope: None,
+            store,
+        };
+        grant.rotated(Secret::new("1//second"));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read").trim(),
+            "1//second"
+        );
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind: {names:?}");
+        let reloaded = RefreshTokenFile::load(&path).expect("loads");
+        assert_eq!(reloaded.current(), "1//second");
+
+        // Errors from the endpoint never carry the refresh token or the client secret.
+        let text = grant.scrub("bad 1//second for client-secret");
+        assert!(
+            !text.contains("1//second") && !text.contains("client-secret"),
+            "{text}"
+        );
+        assert!(!format!("{grant:?}").contains("1//second"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_file_says_to_log_in() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n").expect("write");
+        let error = RefreshTokenFile::load(&path).expect_err("empty");
+        assert!(error.contains("postern oauth login"), "{error}");
+        assert!(RefreshTokenFile::load(&dir.path().join("absent")).is_err());
+    }
+}
