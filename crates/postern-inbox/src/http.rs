@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
+/// The URL type of every endpoint setting (re-exported so callers need no HTTP crate).
+pub use reqwest::Url;
 use rustls::client::ClientConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;

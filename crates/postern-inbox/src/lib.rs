@@ -5,8 +5,9 @@
 //! wire protocols and their limits, reconnection with [`backoff`], and graceful shutdown, and
 //! reports each source's state in a [`status::SourceStatus`]. It does not own storage: messages
 //! go to the caller through a callback (listener) or the [`intake::Intake`] trait (watchers),
-//! so this crate depends on no other postern crate. [`oauth`] is the Azure AD client-credentials
-//! token source shared by Graph and IMAP XOAUTH2, [`http`] the HTTP client under it (rustls with
+//! so this crate depends on no other postern crate. [`oauth`] is the access token source
+//! shared by Graph and IMAP XOAUTH2 / OAUTHBEARER (Azure AD client credentials, a refresh token,
+//! or a Google service account), [`http`] the HTTP client under it (rustls with
 //! ring), and [`secret::Secret`] the redacting wrapper every password, client secret and token
 //! travels in.
 //!

@@ -100,25 +100,31 @@ async fn every_page_is_taken_in_and_none_skipped() {
     let mut expected: Vec<String> = unread.iter().map(|id| identity(id)).collect();
     expected.sort();
     assert_eq!(taken, expected, "each unread message taken exactly once");
-    let followed_next_link = stand_in
-        .requests()
-        .iter()
-        .any(|r| r.query.contains("%24skip=2"));
-    assert!(
-        followed_next_link,
-        "the second page came from @odata.nextLink"
-    );
-    // All in one pass: marking messages read while paging through `isRead eq false` would
-    // shift `$skip` and leave some for a later pass.
+    // Page by page: the first page's messages are marked read before the next listing, which
+    // asks for the first page again (they have left it). Following `$skip` instead would pass
+    // over as many unread messages as were marked read meanwhile.
     let requests = stand_in.requests();
-    let last_patch = requests.iter().rposition(|r| r.method == "PATCH").unwrap();
-    let passes = requests[..last_patch]
+    let listings: Vec<usize> = requests
         .iter()
-        .filter(|r| r.path.ends_with("/messages") && !r.query.contains("skip"))
-        .count();
+        .enumerate()
+        .filter(|(_, r)| r.path.ends_with("/messages") && r.method == "GET")
+        .map(|(at, _)| at)
+        .collect();
+    assert!(
+        requests.iter().all(|r| !r.query.contains("skip")),
+        "no page was reached through $skip"
+    );
+    let first_patch = requests.iter().position(|r| r.method == "PATCH").unwrap();
+    assert!(
+        first_patch < listings[1],
+        "a message is acknowledged before the next page is listed"
+    );
+    let last_patch = requests.iter().rposition(|r| r.method == "PATCH").unwrap();
+    let pages = listings.iter().filter(|&&at| at < last_patch).count();
     assert_eq!(
-        passes, 1,
-        "every unread message was taken in by the first pass"
+        pages,
+        unread.len().div_ceil(2),
+        "one listing per page of two, all in the first pass"
     );
 }
 

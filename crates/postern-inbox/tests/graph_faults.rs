@@ -66,6 +66,12 @@ async fn the_token_is_renewed_before_it_expires() {
         renewed_after < Duration::from_secs(5),
         "renewed {renewed_after:?} after the first, before its 5 s ran out"
     );
+    // At 80 % of the lifetime: not before every poll (every 200 ms here) because the token is
+    // short.
+    assert!(
+        renewed_after >= Duration::from_millis(3900),
+        "renewed only {renewed_after:?} after the first, long before it was due"
+    );
     assert!(
         stand_in.requests().iter().all(|r| r.status != 401),
         "Graph never saw an expired token"

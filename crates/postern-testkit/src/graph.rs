@@ -13,11 +13,16 @@
 //!   checked) and `DELETE` (to the user's deleted items).
 //!
 //! Tests fill mailboxes, read flags back, inspect every request, and inject faults into the next
-//! Graph calls ([`Fault`]) or expire every issued token. The server stops when the value is
-//! dropped.
+//! Graph calls ([`Fault`]) or expire every issued token. Like Graph under load, the stand-in can
+//! throttle by itself ([`Throttling`], with `Retry-After` windows and a record of the calls that
+//! did not wait for them) and take time over each call ([`GraphStandIn::set_latency`]), with the
+//! most calls it had in hand at once recorded. The server stops when the value is dropped.
 
 mod routes;
+mod throttle;
 mod tls;
+
+pub use throttle::{IN_FLIGHT_GRACE, Refusal, Throttling, Violation};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -54,6 +59,8 @@ pub struct StoredMessage {
     pub raw: Vec<u8>,
     /// The read flag.
     pub is_read: bool,
+    /// How many times a `PATCH {"isRead": true}` was applied to it.
+    pub read_marks: u32,
 }
 
 /// One request the stand-in answered (or closed).
@@ -110,6 +117,10 @@ struct State {
     method_faults: VecDeque<(String, Fault)>,
     requests: Vec<Recorded>,
     next_id: u64,
+    throttle: throttle::Throttle,
+    latency: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running stand-in. Dropping it stops the server.
@@ -168,6 +179,10 @@ impl GraphStandIn {
             method_faults: VecDeque::new(),
             requests: Vec::new(),
             next_id: 1,
+            throttle: throttle::Throttle::default(),
+            latency: Duration::ZERO,
+            in_flight: 0,
+            max_in_flight: 0,
         }));
         let (acceptor, ca_file, tls_dir) = match tls {
             Some(tls) => (Some(tls.acceptor), Some(tls.ca_file), Some(tls.dir)),
@@ -241,6 +256,7 @@ impl GraphStandIn {
             id: id.clone(),
             raw: raw.to_vec(),
             is_read,
+            read_marks: 0,
         });
         id
     }
@@ -291,6 +307,34 @@ impl GraphStandIn {
         state
             .method_faults
             .extend(std::iter::repeat_n(entry, count));
+    }
+
+    /// Throttles Graph calls from now on as `plan` says.
+    pub fn throttle(&self, plan: Throttling) {
+        self.lock().throttle.set(plan);
+    }
+
+    /// How many Graph calls were refused by [`GraphStandIn::throttle`]'s plan (not counting the
+    /// refusals of calls inside a window).
+    pub fn throttle_refusals(&self) -> u64 {
+        self.lock().throttle.refusals()
+    }
+
+    /// The calls that arrived inside a `Retry-After` window, later than
+    /// [`IN_FLIGHT_GRACE`] after it opened.
+    pub fn throttle_violations(&self) -> Vec<Violation> {
+        self.lock().throttle.violations.clone()
+    }
+
+    /// Every Graph call (not token requests) is answered `latency` after it arrived, as a
+    /// remote service would; the calls waiting meanwhile count as in hand.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// The most Graph calls the stand-in had in hand at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
     }
 
     /// Every request so far, in arrival order.

@@ -7,7 +7,9 @@
 //!   the same way (Debian's packages driven by `scripts/mailserver.sh`), and [`imap`] is the
 //!   small IMAP client tests read delivered mail back with.
 //! - [`graph`] is a stand-in for Microsoft Graph and its Azure AD token endpoint (the one
-//!   service besides GitLab's internal API that cannot run here), checking what they check.
+//!   service besides GitLab's internal API that cannot run here), checking what they check;
+//!   [`oauth`] stands in for Google's and Microsoft's OAuth token, device and (for Dovecot)
+//!   introspection endpoints the same way.
 //! - [`gitlab`] is a local stand-in for GitLab's internal mail_room API that verifies the JWT
 //!   as GitLab does, and [`redis`] starts a private Redis server (stoppable, restartable).
 //! - [`nginx`] starts a private nginx as an HTTPS reverse proxy, with a certificate from
@@ -32,6 +34,7 @@ pub mod graph;
 pub mod imap;
 pub mod mailserver;
 pub mod nginx;
+pub mod oauth;
 pub mod pg;
 mod reaper;
 pub mod redis;

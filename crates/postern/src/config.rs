@@ -215,6 +215,27 @@ pub struct InboxOptions {
     pub poll_interval: Option<u64>,
     pub azure_ad_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
+    /// (postern) Messages listed per page (`$top`), 1 to 1000 (default 50).
+    pub page_size: Option<u32>,
+    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default, Azure AD),
+    /// `refresh_token` (delegated access, after `postern oauth login`) or `service_account`
+    /// (Google, domain-wide delegation).
+    pub oauth_grant: Option<String>,
+    /// (postern) `google` or `microsoft`: the token and device endpoints and scope to use.
+    pub provider: Option<String>,
+    /// (postern) The token endpoint, instead of the provider's.
+    pub token_url: Option<String>,
+    /// (postern) The device authorization endpoint, instead of the provider's.
+    pub device_authorization_url: Option<String>,
+    /// (postern) The scope asked for, instead of the provider's.
+    pub scope: Option<String>,
+    /// (postern) Where the refresh token is kept (default
+    /// `<data_dir>/oauth/<section>.refresh-token`).
+    pub refresh_token_file: Option<PathBuf>,
+    /// (postern) A Google service account key file (JSON).
+    pub service_account_file: Option<PathBuf>,
+    /// (postern) The user a service account acts for (default: the mailbox's `user`).
+    pub subject: Option<String>,
 }
 
 /// The `gitlab.yml` mailbox keys that only tell mail_room how to hand mail to GitLab. The

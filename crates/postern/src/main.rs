@@ -73,6 +73,10 @@ enum Command {
     /// Create and list users, emails, projects, members and settings; look at issues, merge
     /// requests and the inbound log.
     Admin(cmd::admin::AdminArgs),
+    /// OAuth for IMAP mailboxes: `postern oauth login --provider google|microsoft` signs a
+    /// mailbox in once with the device flow and saves its refresh token in the data directory.
+    #[command(name = "oauth")]
+    OAuth(cmd::oauth::OAuthArgs),
     /// Print a shell completion script: `postern completions bash > /etc/bash_completion.d/postern`.
     Completions(CompletionsArgs),
     /// Write the man pages (postern(1), one per subcommand, postern.yml(5)) into a directory.
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
         Command::Trim(args) => cmd::trim::run(args),
         Command::Receive(args) => cmd::receive::run(args),
         Command::Admin(args) => cmd::admin::run(args),
+        Command::OAuth(args) => cmd::oauth::run(args),
         Command::Completions(args) => cmd::docs::completions(args.shell),
         Command::Manpages(args) => cmd::docs::manpages(&args.dir),
     };

@@ -1,18 +1,28 @@
 //! The Microsoft Graph calls the watcher makes, each with a bearer token, an explicit timeout
 //! and one retry with a fresh token after `401`.
 //!
+//! A throttled request (`429`, `503`, `504`, `509`) is sent again by [`GraphClient`] itself,
+//! after the server's `Retry-After` (seconds or an HTTP date) or, without one, after a capped
+//! exponential back-off with jitter ([`Backoff`]), at most [`MAX_ATTEMPTS`] times. Graph
+//! throttles per application and mailbox, so the wait holds back every request of this client
+//! (the [`Gate`]), not only the refused one: a request sent inside the window would only be
+//! refused again and, on real Graph, lengthen it. The caller therefore sees a throttle only when
+//! it lasts, and keeps the progress of its pass.
+//!
 //! Answers are classified into [`GraphError`] here so the watcher only decides what to do next:
-//! `429`/`503`/`504` become [`GraphError::Throttled`] with the server's `Retry-After`, `404` is
-//! [`GraphError::NotFound`] (a message someone else moved), anything else is kept with Graph's
-//! own `error.code` and `error.message`.
+//! a throttle that outlasted the attempts is [`GraphError::Throttled`] with the server's
+//! `Retry-After`, `404` is [`GraphError::NotFound`] (a message someone else moved), anything else
+//! is kept with Graph's own `error.code` and `error.message`.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 
 use super::{GraphError, GraphSettings};
+use crate::backoff::Backoff;
 use crate::headers::header_block;
 use crate::http::{self, describe, join};
 use crate::intake::MAX_HEADER_BLOCK;
@@ -24,6 +34,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest error text kept from a Graph answer.
 const MAX_ERROR_TEXT: usize = 300;
+/// How many times one request is sent while Graph throttles it.
+pub(crate) const MAX_ATTEMPTS: u32 = 6;
+/// The longest `Retry-After` honoured as given; longer ones are shortened to this.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// The first wait after a throttled answer without `Retry-After`; it doubles per attempt.
+const THROTTLE_FIRST_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait after a throttled answer without `Retry-After`.
+const THROTTLE_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// A downloaded message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,11 +110,55 @@ struct ErrorDetail {
     message: Option<String>,
 }
 
+/// The moment before which no request of one client is sent, after a throttled answer.
+#[derive(Debug, Default)]
+struct Gate {
+    closed_until: Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    /// Returns once the gate is open (at once when it is).
+    async fn pass(&self) {
+        loop {
+            let until = *lock(&self.closed_until);
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Whether a request now would be sent inside a wait.
+    fn is_closed(&self) -> bool {
+        lock(&self.closed_until).is_some_and(|until| until > Instant::now())
+    }
+
+    /// Closes the gate for `wait` from now (or keeps it closed longer if it already is).
+    fn close_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut closed = lock(&self.closed_until);
+        if closed.is_none_or(|current| current < until) {
+            *closed = Some(until);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data: a panic elsewhere while holding the lock leaves nothing half-done.
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// Graph for one mailbox folder.
 #[derive(Debug)]
 pub(crate) struct GraphClient {
     http: reqwest::Client,
     tokens: TokenSource,
+    gate: Gate,
     graph: Url,
     user: String,
     folder: String,
@@ -122,6 +184,7 @@ impl GraphClient {
         Ok(GraphClient {
             http,
             tokens,
+            gate: Gate::default(),
             graph,
             user: settings.user.clone(),
             folder: settings.folder.clone(),
@@ -267,7 +330,8 @@ impl GraphClient {
         join(&self.graph, &segments)
     }
 
-    /// Sends one request with a bearer token; after a `401` once more with a new token.
+    /// Sends one request with a bearer token: after a `401` once more with a new token, after
+    /// a throttled answer again once the wait is over (at most [`MAX_ATTEMPTS`] times).
     async fn send(
         &self,
         method: Method,
@@ -275,9 +339,17 @@ impl GraphClient {
         timeout: Duration,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GraphError> {
-        let mut retried = false;
+        let mut reauthorized = false;
+        let mut throttled = 0;
+        let mut backoff = Backoff::new(THROTTLE_FIRST_WAIT, THROTTLE_MAX_WAIT);
         loop {
+            self.gate.pass().await;
+            // After the gate: a wait of minutes must not leave us holding an expired token.
             let token = self.tokens.token().await?;
+            if self.gate.is_closed() {
+                // Closed by another request while this one waited for the token.
+                continue;
+            }
             let mut request: RequestBuilder = self
                 .http
                 .request(method.clone(), url.clone())
@@ -291,11 +363,33 @@ impl GraphClient {
             if status.is_success() {
                 return Ok(response);
             }
-            if status == StatusCode::UNAUTHORIZED && !retried {
+            if status == StatusCode::UNAUTHORIZED && !reauthorized {
                 tracing::debug!("Microsoft Graph answered 401; asking for a new token");
-                self.tokens.invalidate().await;
-                retried = true;
+                self.tokens.invalidate_if(token.secret()).await;
+                reauthorized = true;
                 continue;
+            }
+            if is_throttling(status) {
+                let wait = match retry_after(response.headers()) {
+                    Some(asked) => asked.min(MAX_RETRY_AFTER),
+                    None => backoff.next_delay(),
+                };
+                // At once, before the body is read: the other requests of this client must
+                // hold back from now on. Also when giving up, so the next pass does not meet the
+                // same window.
+                self.gate.close_for(wait);
+                throttled += 1;
+                if throttled < MAX_ATTEMPTS {
+                    // Read to the end (an error text) so the connection can be used again.
+                    let _ = response.bytes().await;
+                    tracing::debug!(
+                        status = status.as_u16(),
+                        attempt = throttled,
+                        wait_ms = wait.as_millis() as u64,
+                        "Microsoft Graph is throttling; waiting before sending again"
+                    );
+                    continue;
+                }
             }
             return Err(classify(response).await);
         }
@@ -354,9 +448,7 @@ async fn classify(response: Response) -> GraphError {
     match status {
         StatusCode::UNAUTHORIZED => GraphError::Unauthorized(message),
         StatusCode::NOT_FOUND => GraphError::NotFound(message),
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => GraphError::Throttled {
+        status if is_throttling(status) => GraphError::Throttled {
             status: status.as_u16(),
             retry_after,
         },
@@ -367,10 +459,34 @@ async fn classify(response: Response) -> GraphError {
     }
 }
 
-/// `Retry-After` in seconds (Graph sends seconds, never an HTTP date).
+/// `509 Bandwidth Limit Exceeded`: not in the HTTP standard, but Graph answers it when an
+/// application sends too much to one mailbox.
+const BANDWIDTH_LIMIT_EXCEEDED: StatusCode = match StatusCode::from_u16(509) {
+    Ok(status) => status,
+    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+};
+
+/// The answers that mean "not now": Graph's throttling (`429`, `509`) and a busy or
+/// unreachable service behind its gateway (`503`, `504`).
+fn is_throttling(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+            | BANDWIDTH_LIMIT_EXCEEDED
+    )
+}
+
+/// `Retry-After` as HTTP allows it: delay-seconds or an HTTP date (a date in the past is no
+/// wait). Graph sends seconds; proxies and other gateways in front of it may send a date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
 fn shorten(mut text: String) -> String {
@@ -390,7 +506,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_in_seconds() {
+    fn retry_after_in_seconds_or_as_a_date() {
         let mut headers = HeaderMap::new();
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "7".parse().expect("header value"));
@@ -401,7 +517,28 @@ mod tests {
                 .parse()
                 .expect("header value"),
         );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "in the past");
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        headers.insert(RETRY_AFTER, later.parse().expect("header value"));
+        let wait = retry_after(&headers).expect("a date");
+        assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30));
+        headers.insert(RETRY_AFTER, "soon".parse().expect("header value"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn the_gate_holds_until_the_latest_wait() {
+        let gate = Gate::default();
+        let start = Instant::now();
+        gate.pass().await;
+        assert!(start.elapsed() < Duration::from_millis(50), "open at first");
+        gate.close_for(Duration::from_millis(150));
+        gate.close_for(Duration::from_millis(50));
+        gate.pass().await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(150),
+            "the longer wait holds"
+        );
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //!
 //! mail_room's Graph inbox
 //! (<https://github.com/tpitale/mail_room/blob/master/lib/mail_room/microsoft_graph/connection.rb>)
-//! fetched its token once and died on the first `401` an hour later, and ended the process on
-//! any other HTTP error. Here the token is renewed
-//! before it ends and after a `401`, throttling (`429`, `503`, `504`) waits for `Retry-After`,
-//! every other failure backs off and tries again, and the watcher only stops on shutdown.
+//! fetched its token once and died on the first `401` an hour later,
+//! and ended the process on any other HTTP error. Here the token is renewed at a fraction of its
+//! lifetime and after a `401`, a throttled request (`429`, `503`, `504`, `509`) is sent again
+//! after `Retry-After` without giving up what the pass has done, every other failure backs off
+//! and tries again, and the watcher only stops on shutdown.
 //!
-//! A pass lists every unread message id first (following `@odata.nextLink`) and only then
-//! fetches and acknowledges: marking messages read while paging through an `isRead eq false`
-//! listing would shift the server's `$skip` and silently pass over messages.
+//! A pass works page by page and message by message: list one page of unread messages, then
+//! for each (at most [`MAX_CONCURRENCY`] at a time, Graph's limit per mailbox) fetch it, hand it
+//! to the intake and mark it read (or delete it) as soon as the intake said it is durable; then
+//! list the first page again. Following `@odata.nextLink` instead would skip messages: marking
+//! messages read shifts an `isRead eq false` listing under its `$skip`.
 //!
 //! - [`GraphSettings`]: what to watch and how to authenticate, with [`GraphSettings::validate`].
 //! - [`watch`]: the long-running watcher for `postern serve`.
@@ -40,6 +43,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Graph's largest `$top` for messages.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+/// At most this many requests to one mailbox at a time: Graph allows four concurrent requests
+/// per application and mailbox and throttles beyond.
+pub const MAX_CONCURRENCY: usize = 4;
 
 /// One Graph mailbox folder to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +140,9 @@ impl GraphSettings {
             return fail("inbox_options.poll_interval must be at least 1 second".to_owned());
         }
         if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            return fail(format!("page size must be 1 to {MAX_PAGE_SIZE}"));
+            return fail(format!(
+                "inbox_options.page_size must be 1 to {MAX_PAGE_SIZE}"
+            ));
         }
         if self.max_message_size == 0 {
             return fail("max_message_size must be more than 0".to_owned());
@@ -173,7 +181,8 @@ pub enum GraphError {
     /// Graph refused even a fresh token (missing `Mail.ReadWrite` permission, access policy).
     #[error("Microsoft Graph refused the access token (HTTP 401): {0}")]
     Unauthorized(String),
-    /// Graph asks to slow down (`429`) or is unavailable (`503`, `504`).
+    /// Graph asked to slow down (`429`, `509`) or was unavailable (`503`, `504`) for every
+    /// attempt of one request.
     #[error("Microsoft Graph is busy (HTTP {status}){}", retry_after.map(|d| format!("; retry after {} s", d.as_secs())).unwrap_or_default())]
     Throttled {
         /// The HTTP status.
@@ -273,7 +282,7 @@ mod tests {
             (|s| s.client_id.clear(), "client_id"),
             (|s| s.client_secret = Secret::default(), "client_secret"),
             (|s| s.poll_interval = Duration::ZERO, "poll_interval"),
-            (|s| s.page_size = 0, "page size"),
+            (|s| s.page_size = 0, "page_size"),
             (
                 |s| s.graph_endpoint = "http://graph.example".into(),
                 "graph_endpoint",

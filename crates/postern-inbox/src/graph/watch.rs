@@ -1,35 +1,38 @@
 //! The polling loop: one pass now, then one every `poll_interval`, until shutdown.
 //!
-//! A pass: token → list every unread id (all pages) → ask the intake which are already stored
-//! (those are only acknowledged) → fetch the rest in small batches → `Intake::take` → only
-//! after `Ok`, mark each read and, if configured, delete it. A failure ends the pass, is
-//! recorded in the status and waits `Retry-After` or the back-off; nothing is acknowledged that
-//! was not taken in. On shutdown, fetching stops at once (nothing fetched is acknowledged yet,
-//! so nothing is lost) and a batch already taken in is acknowledged within a short grace.
+//! A pass: token → list the first page of unread messages → ask the intake which of them are
+//! already stored (those are only acknowledged) → for each of the others, at most
+//! [`MAX_CONCURRENCY`] at a time: fetch, `Intake::take`, and only after `Ok` mark it read and,
+//! if configured, delete it → list the first page again, until it holds nothing new. Each
+//! message is acknowledged as soon as it is durable, so a failure loses only the work on the
+//! messages in flight, never what was taken in before it; the client retries throttled requests
+//! itself, so a failure here is one that lasted. It ends the pass, is recorded in the status and
+//! waits `Retry-After` or the back-off; nothing is acknowledged that was not taken in. On
+//! shutdown, fetching stops at once (nothing fetched is acknowledged yet, so nothing is lost)
+//! and messages already taken in are acknowledged within a short grace.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch::Receiver;
 
-use super::client::GraphClient;
-use super::{GraphError, GraphSettings};
+use super::client::{GraphClient, MAX_RETRY_AFTER};
+use super::{GraphError, GraphSettings, MAX_CONCURRENCY};
 use crate::backoff::Backoff;
 use crate::intake::{Fetched, Intake};
 use crate::status::SourceStatus;
 
-/// At most this many messages per call to `Intake::take`.
-const BATCH_MESSAGES: usize = 20;
-/// At most about this many bytes per call to `Intake::take`.
-const BATCH_BYTES: usize = 16 << 20;
-/// At most this many ids listed per pass; the next pass starts at once if there were more.
-const IDS_PER_PASS: usize = 5000;
-/// The longest `Retry-After` honoured as given; longer ones are shortened to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-/// How long acknowledging a batch already taken in may go on after shutdown was asked for.
+/// At most this many messages per pass; the next pass starts at once if there were more, so a
+/// large backlog still lets the status and the token be looked at now and then.
+const MESSAGES_PER_PASS: usize = 5000;
+/// How long acknowledging messages already taken in may go on after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How a pass ended.
+/// How a pass (or a page of it) ended.
+#[derive(Debug, PartialEq, Eq)]
 enum PassEnd {
     /// Every unread message was taken in: wait `poll_interval`.
     CaughtUp,
@@ -62,7 +65,14 @@ pub async fn watch<I: Intake>(
     tracing::info!(source = %settings.name, location = %settings.location(), "Microsoft Graph watcher started");
     let mut backoff = Backoff::default();
     loop {
-        let pause = match pass(&client, &settings, &*intake, &status, &shutdown).await {
+        let watcher = Watcher {
+            client: &client,
+            settings: &settings,
+            intake: &*intake,
+            status: &status,
+            shutdown: &shutdown,
+        };
+        let pause = match watcher.pass().await {
             Ok(PassEnd::CaughtUp) => {
                 backoff.reset();
                 settings.poll_interval
@@ -98,195 +108,195 @@ pub async fn watch<I: Intake>(
     status.stopped();
 }
 
-async fn pass<I: Intake>(
-    client: &GraphClient,
-    settings: &GraphSettings,
-    intake: &I,
-    status: &SourceStatus,
-    shutdown: &Receiver<bool>,
-) -> Result<PassEnd, GraphError> {
-    let Some(token) = until_shutdown(client.token(), shutdown).await else {
-        return Ok(PassEnd::Stopping);
-    };
-    status.set_token_expiry(token?.expires_at());
+/// What one pass works with.
+struct Watcher<'a, I> {
+    client: &'a GraphClient,
+    settings: &'a GraphSettings,
+    intake: &'a I,
+    status: &'a SourceStatus,
+    shutdown: &'a Receiver<bool>,
+}
 
-    let mut ids = Vec::new();
-    let mut url = client.first_page();
-    let mut more = false;
-    loop {
-        let Some(page) = until_shutdown(client.list(&url), shutdown).await else {
+impl<I: Intake> Watcher<'_, I> {
+    async fn pass(&self) -> Result<PassEnd, GraphError> {
+        let Some(token) = until_shutdown(self.client.token(), self.shutdown).await else {
             return Ok(PassEnd::Stopping);
         };
-        let page = page?;
-        status.connected();
-        ids.extend(
-            page.messages
-                .into_iter()
-                .filter(|m| !m.is_read)
-                .map(|m| m.id),
-        );
-        match page.next {
-            Some(next) if ids.len() < IDS_PER_PASS => url = next,
-            Some(_) => {
-                more = true;
-                break;
+        self.status.set_token_expiry(token?.expires_at());
+
+        let first_page = self.client.first_page();
+        let mut url = first_page.clone();
+        // Every message this pass has worked on: acknowledged, vanished, or already stored.
+        let mut handled: HashSet<String> = HashSet::new();
+        loop {
+            if stopping(self.shutdown) {
+                return Ok(PassEnd::Stopping);
             }
-            None => break,
+            if handled.len() >= MESSAGES_PER_PASS {
+                return Ok(PassEnd::More);
+            }
+            let Some(page) = until_shutdown(self.client.list(&url), self.shutdown).await else {
+                return Ok(PassEnd::Stopping);
+            };
+            let page = page?;
+            self.status.connected();
+            let mut fresh = Vec::new();
+            for message in page.messages {
+                // Also drops an id listed twice on one page while the folder changed.
+                if !message.is_read && handled.insert(message.id.clone()) {
+                    fresh.push(message.id);
+                }
+            }
+            if fresh.is_empty() {
+                // Nothing new where a first page should show the next unread messages: what we
+                // acknowledged has not left the listing yet, so look further along it.
+                match page.next {
+                    Some(next) => {
+                        url = next;
+                        continue;
+                    }
+                    None => {
+                        self.status.set_backlog(0);
+                        return Ok(PassEnd::CaughtUp);
+                    }
+                }
+            }
+            tracing::debug!(source = %self.settings.name, unread = fresh.len(), more = page.next.is_some(), "listed a page of unread messages");
+            if self.take_page(fresh).await? == PassEnd::Stopping {
+                return Ok(PassEnd::Stopping);
+            }
+            url = first_page.clone();
         }
-    }
-    // A message can appear on two pages when the folder changed between them.
-    let mut seen = std::collections::HashSet::new();
-    ids.retain(|id| seen.insert(id.clone()));
-    let mut backlog = ids.len() as u64;
-    status.set_backlog(backlog);
-    tracing::debug!(source = %settings.name, unread = backlog, "listed unread messages");
-    if ids.is_empty() {
-        return Ok(PassEnd::CaughtUp);
     }
 
-    let identities: Vec<String> = ids.iter().map(|id| settings.identity(id)).collect();
-    let known = intake.known(&identities).await?;
-    let mut batch = Batch::default();
-    for (id, identity) in ids.into_iter().zip(identities) {
-        if stopping(shutdown) {
-            break;
-        }
-        if known.contains(&identity) {
-            // Stored by an earlier pass whose acknowledgement did not reach Graph.
-            acknowledge(client, settings, std::slice::from_ref(&id), shutdown).await?;
+    /// Takes in and acknowledges the messages `ids` of one page, at most [`MAX_CONCURRENCY`] at
+    /// a time. On the first failure no further message is started; the ones in flight finish
+    /// (so their work is kept) and the failure is returned.
+    async fn take_page(&self, ids: Vec<String>) -> Result<PassEnd, GraphError> {
+        let identities: Vec<String> = ids.iter().map(|id| self.settings.identity(id)).collect();
+        let known = self.intake.known(&identities).await?;
+        let mut backlog = ids.len() as u64;
+        self.status.set_backlog(backlog);
+        let mut waiting = ids.into_iter().zip(identities);
+        let mut running = FuturesUnordered::new();
+        let mut failure = None;
+        let mut taken = 0u64;
+        loop {
+            while running.len() < MAX_CONCURRENCY && failure.is_none() && !stopping(self.shutdown) {
+                let Some((id, identity)) = waiting.next() else {
+                    break;
+                };
+                let stored = known.contains(&identity);
+                running.push(self.take_one(id, identity, stored));
+            }
+            let Some(outcome) = running.next().await else {
+                break;
+            };
             backlog = backlog.saturating_sub(1);
-            status.set_backlog(backlog);
-            continue;
+            self.status.set_backlog(backlog);
+            match outcome {
+                Ok(Outcome::TakenIn) => taken += 1,
+                Ok(Outcome::Done) => {}
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
         }
-        let Some(fetched) = until_shutdown(client.fetch_raw(&id), shutdown).await else {
-            break;
+        if taken > 0 {
+            tracing::info!(source = %self.settings.name, count = taken, "messages taken in");
+        }
+        match failure {
+            Some(error) => Err(error),
+            None if stopping(self.shutdown) => Ok(PassEnd::Stopping),
+            None => Ok(PassEnd::More),
+        }
+    }
+
+    /// One message: fetch it (unless `stored` already), take it in, acknowledge it.
+    async fn take_one(
+        &self,
+        id: String,
+        identity: String,
+        stored: bool,
+    ) -> Result<Outcome, GraphError> {
+        if stored {
+            // Stored by an earlier pass whose acknowledgement did not reach Graph.
+            self.acknowledge(&id).await?;
+            return Ok(Outcome::Done);
+        }
+        let Some(fetched) = until_shutdown(self.client.fetch_raw(&id), self.shutdown).await else {
+            return Ok(Outcome::Done);
         };
         let downloaded = match fetched {
             Ok(downloaded) => downloaded,
             Err(GraphError::NotFound(_)) => {
-                tracing::debug!(source = %settings.name, "message vanished before it was fetched");
-                continue;
+                tracing::debug!(source = %self.settings.name, "message vanished before it was fetched");
+                return Ok(Outcome::Done);
             }
-            Err(error) => {
-                // Keep what was fetched: take it in before reporting the failure.
-                flush(client, settings, intake, status, &mut batch, shutdown).await?;
-                return Err(error);
-            }
+            Err(error) => return Err(error),
         };
         if let Some(size) = downloaded.oversized {
             tracing::warn!(
-                source = %settings.name,
+                source = %self.settings.name,
                 size,
-                max = settings.max_message_size,
+                max = self.settings.max_message_size,
                 "message over the size limit: handed on as its header block"
             );
         }
-        batch.push(id, identity, downloaded.raw, downloaded.oversized);
-        if batch.full() {
-            backlog = backlog.saturating_sub(batch.len() as u64);
-            flush(client, settings, intake, status, &mut batch, shutdown).await?;
-            status.set_backlog(backlog);
-        }
-    }
-    backlog = backlog.saturating_sub(batch.len() as u64);
-    flush(client, settings, intake, status, &mut batch, shutdown).await?;
-    status.set_backlog(backlog);
-    Ok(if stopping(shutdown) {
-        PassEnd::Stopping
-    } else if more {
-        PassEnd::More
-    } else {
-        PassEnd::CaughtUp
-    })
-}
-
-/// Fetched messages not yet taken in.
-#[derive(Default)]
-struct Batch {
-    ids: Vec<String>,
-    messages: Vec<Fetched>,
-    bytes: usize,
-}
-
-impl Batch {
-    fn push(&mut self, id: String, identity: String, raw: Vec<u8>, oversized: Option<u64>) {
-        self.bytes += raw.len();
-        self.ids.push(id);
-        self.messages.push(Fetched {
-            raw: raw.into(),
+        let bytes = downloaded.raw.len();
+        let message = Fetched {
+            raw: downloaded.raw.into(),
             identity,
             cursor: None,
-            oversized,
-        });
+            oversized: downloaded.oversized,
+        };
+        self.intake.take(vec![message]).await?;
+        self.status.taken(1);
+        tracing::debug!(source = %self.settings.name, bytes, "message taken in");
+        self.acknowledge(&id).await?;
+        Ok(Outcome::TakenIn)
     }
 
-    fn full(&self) -> bool {
-        self.messages.len() >= BATCH_MESSAGES || self.bytes >= BATCH_BYTES
-    }
-
-    fn len(&self) -> usize {
-        self.messages.len()
-    }
-}
-
-/// Takes the batch in and, only if that succeeded, acknowledges it.
-async fn flush<I: Intake>(
-    client: &GraphClient,
-    settings: &GraphSettings,
-    intake: &I,
-    status: &SourceStatus,
-    batch: &mut Batch,
-    shutdown: &Receiver<bool>,
-) -> Result<(), GraphError> {
-    if batch.messages.is_empty() {
-        return Ok(());
-    }
-    let batch = std::mem::take(batch);
-    let count = batch.messages.len();
-    intake.take(batch.messages).await?;
-    status.taken(count as u64);
-    tracing::info!(source = %settings.name, count, bytes = batch.bytes, "messages taken in");
-    acknowledge(client, settings, &batch.ids, shutdown).await
-}
-
-/// Marks each message read and, if configured, deletes it. Once shutdown is asked for, this
-/// goes on for at most [`SHUTDOWN_GRACE`]; what is left stays unread and is only acknowledged
-/// (not taken in again) by the next run, as the intake knows it.
-async fn acknowledge(
-    client: &GraphClient,
-    settings: &GraphSettings,
-    ids: &[String],
-    shutdown: &Receiver<bool>,
-) -> Result<(), GraphError> {
-    let all = async {
-        for id in ids {
-            let result = async {
-                client.mark_read(id).await?;
-                if settings.delete_after_delivery {
-                    client.delete(id).await?;
-                }
-                Ok(())
+    /// Marks message `id` read and, if configured, deletes it. Once shutdown is asked for, this
+    /// goes on for at most [`SHUTDOWN_GRACE`]; a message left unread then is only acknowledged
+    /// (not taken in again) by the next run, as the intake knows it.
+    async fn acknowledge(&self, id: &str) -> Result<(), GraphError> {
+        let both = async {
+            self.client.mark_read(id).await?;
+            if self.settings.delete_after_delivery {
+                self.client.delete(id).await?;
             }
-            .await;
-            match result {
-                Ok(()) | Err(GraphError::NotFound(_)) => {}
-                Err(error) => return Err(error),
+            Ok(())
+        };
+        let result = async {
+            tokio::pin!(both);
+            let mut waiter = self.shutdown.clone();
+            tokio::select! {
+                result = &mut both => result,
+                () = stopped(&mut waiter) => match tokio::time::timeout(SHUTDOWN_GRACE, both).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(source = %self.settings.name, "shutdown: a message taken in stays unread until the next start");
+                        Ok(())
+                    }
+                },
             }
         }
-        Ok(())
-    };
-    tokio::pin!(all);
-    let mut waiter = shutdown.clone();
-    tokio::select! {
-        result = &mut all => result,
-        () = stopped(&mut waiter) => match tokio::time::timeout(SHUTDOWN_GRACE, all).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(source = %settings.name, "shutdown: some messages taken in stay unread until the next start");
-                Ok(())
-            }
-        },
+        .await;
+        match result {
+            // Someone moved or deleted it meanwhile: nothing left to acknowledge.
+            Ok(()) | Err(GraphError::NotFound(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
+}
+
+/// What became of one message of a page.
+enum Outcome {
+    /// Fetched, taken in and acknowledged.
+    TakenIn,
+    /// Nothing to take in: already stored (now acknowledged), vanished, or shutdown.
+    Done,
 }
 
 /// `future`'s output, or `None` if shutdown is asked for first (the future is dropped).

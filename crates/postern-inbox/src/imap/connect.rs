@@ -233,21 +233,38 @@ impl Authenticator for PlainSasl<'_> {
     }
 }
 
-/// XOAUTH2: the bearer token first; when the server answers with an error challenge (a JSON
-/// description), an empty response, after which it sends the tagged `NO`.
-struct XOAuth2Sasl<'a> {
+/// XOAUTH2 and OAUTHBEARER (RFC 7628): the bearer token first; when the server answers with
+/// an error challenge (a JSON description), the response that ends the exchange (empty for
+/// XOAUTH2, `%x01` for OAUTHBEARER), after which it sends the tagged `NO`.
+struct BearerSasl<'a> {
+    standard: bool,
     user: &'a str,
+    host: &'a str,
+    port: u16,
     token: &'a str,
     sent: bool,
 }
 
-impl Authenticator for XOAuth2Sasl<'_> {
+impl Authenticator for BearerSasl<'_> {
     type Response = Vec<u8>;
     fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
-        if std::mem::replace(&mut self.sent, true) {
-            return Vec::new();
+        let again = std::mem::replace(&mut self.sent, true);
+        match (self.standard, again) {
+            (false, false) => {
+                format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token).into_bytes()
+            }
+            (false, true) => Vec::new(),
+            (true, false) => {
+                // The GS2 header's authzid is a saslname: `,` and `=` escaped (RFC 5801).
+                let user = self.user.replace('=', "=3D").replace(',', "=2C");
+                format!(
+                    "n,a={user},\x01host={}\x01port={}\x01auth=Bearer {}\x01\x01",
+                    self.host, self.port, self.token
+                )
+                .into_bytes()
+            }
+            (true, true) => vec![1],
         }
-        format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token).into_bytes()
     }
 }
 
@@ -289,7 +306,9 @@ async fn authenticate(
             })
             .await
         }
-        Auth::XOAuth2 { tokens } => {
+        Auth::XOAuth2 { tokens } | Auth::OAuthBearer { tokens } => {
+            let standard = matches!(&config.auth, Auth::OAuthBearer { .. });
+            let mechanism = if standard { "OAUTHBEARER" } else { "XOAUTH2" };
             let mut client = client;
             for refresh in [false, true] {
                 let token = timed(settings, "getting an access token", async {
@@ -299,13 +318,16 @@ async fn authenticate(
                         .map_err(|e| ImapError::Auth(format!("access token: {e}")))
                 })
                 .await?;
-                let sasl = XOAuth2Sasl {
+                let sasl = BearerSasl {
+                    standard,
                     user: &config.user,
+                    host: &config.host,
+                    port: config.port,
                     token: token.expose(),
                     sent: false,
                 };
-                let attempt = timed(settings, "AUTHENTICATE XOAUTH2", async {
-                    Ok(client.authenticate("XOAUTH2", sasl).await)
+                let attempt = timed(settings, "AUTHENTICATE", async {
+                    Ok(client.authenticate(mechanism, sasl).await)
                 })
                 .await?;
                 match attempt {
@@ -385,4 +407,39 @@ pub(crate) fn command_error(
     error: async_imap::error::Error,
 ) -> ImapError {
     protocol(settings, what, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sasl(standard: bool) -> BearerSasl<'static> {
+        BearerSasl {
+            standard,
+            user: "a,b=c@example.com",
+            host: "imap.example.com",
+            port: 993,
+            token: "ya29.token",
+            sent: false,
+        }
+    }
+
+    #[test]
+    fn bearer_responses_for_both_mechanisms() {
+        let mut xoauth2 = sasl(false);
+        assert_eq!(
+            xoauth2.process(b""),
+            b"user=a,b=c@example.com\x01auth=Bearer ya29.token\x01\x01".to_vec()
+        );
+        assert_eq!(xoauth2.process(b"{\"status\":\"401\"}"), Vec::<u8>::new());
+
+        // RFC 7628: a GS2 header whose authzid escapes `,` and `=`, then host and port.
+        let mut bearer = sasl(true);
+        assert_eq!(
+            bearer.process(b""),
+            b"n,a=a=2Cb=3Dc@example.com,\x01host=imap.example.com\x01port=993\x01auth=Bearer ya29.token\x01\x01"
+                .to_vec()
+        );
+        assert_eq!(bearer.process(b"{\"status\":\"invalid_token\"}"), vec![1]);
+    }
 }

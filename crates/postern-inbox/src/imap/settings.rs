@@ -61,6 +61,12 @@ pub enum Auth {
         /// Where tokens come from.
         tokens: Arc<dyn TokenSource>,
     },
+    /// `AUTHENTICATE OAUTHBEARER` (RFC 7628), the standard form of XOAUTH2 (Gmail, Dovecot);
+    /// tokens as for [`Auth::XOAuth2`].
+    OAuthBearer {
+        /// Where tokens come from.
+        tokens: Arc<dyn TokenSource>,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -69,6 +75,7 @@ impl fmt::Debug for Auth {
             Auth::Login { .. } => f.write_str("Login { password: [redacted] }"),
             Auth::Plain { .. } => f.write_str("Plain { password: [redacted] }"),
             Auth::XOAuth2 { .. } => f.write_str("XOAuth2 { tokens: [token source] }"),
+            Auth::OAuthBearer { .. } => f.write_str("OAuthBearer { tokens: [token source] }"),
         }
     }
 }
@@ -78,7 +85,7 @@ impl Auth {
     pub(crate) fn password(&self) -> Option<&Secret> {
         match self {
             Auth::Login { password } | Auth::Plain { password } => Some(password),
-            Auth::XOAuth2 { .. } => None,
+            Auth::XOAuth2 { .. } | Auth::OAuthBearer { .. } => None,
         }
     }
 }

@@ -143,8 +143,13 @@ impl Running {
 }
 
 /// Waits until `done()` holds, checking every 25 ms, at most 30 s.
-pub async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub async fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_within(what, Duration::from_secs(30), done).await;
+}
+
+/// Waits until `done()` holds, checking every 25 ms, at most `limit`.
+pub async fn wait_within(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::throttle::{Refusal, Verdict};
 use super::{Fault, Recorded, State, Token, lock};
 
 /// The largest request body read.
@@ -43,8 +44,23 @@ pub(super) async fn handle(
         content_type: header(&headers, hyper::header::CONTENT_TYPE),
         body,
     };
+    let graph_call = call.segments.first().is_some_and(|s| s == "v1.0");
+    let latency = if graph_call {
+        let mut state = lock(&state);
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        state.latency
+    } else {
+        Duration::ZERO
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut state = lock(&state);
-    let answer = route(&mut state, &call);
+    if graph_call {
+        state.in_flight -= 1;
+    }
+    let answer = route(&mut state, &call, &format!("{} {path}", call.method), at);
     state.requests.push(Recorded {
         method: call.method.to_string(),
         path,
@@ -72,11 +88,18 @@ fn header(headers: &hyper::HeaderMap, name: hyper::header::HeaderName) -> Option
 }
 
 /// The answer, or `None` to close the connection.
-fn route(state: &mut State, call: &Call) -> Option<Answer> {
+fn route(state: &mut State, call: &Call, name: &str, at: Instant) -> Option<Answer> {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
         [tenant, "oauth2", "v2.0", "token"] => Some(token(state, tenant, call)),
         ["v1.0", "users", user, rest @ ..] => {
+            if let Verdict::Refuse {
+                refusal,
+                retry_after,
+            } = state.throttle.judge(name, at)
+            {
+                return Some(refuse(refusal, retry_after));
+            }
             let method_fault = state
                 .method_faults
                 .front()
@@ -98,6 +121,35 @@ fn route(state: &mut State, call: &Call) -> Option<Answer> {
             "no such resource",
         )),
     }
+}
+
+fn refuse(refusal: Refusal, retry_after: Option<String>) -> Answer {
+    let (status, code, message) = match refusal {
+        Refusal::TooManyRequests => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+        ),
+        Refusal::UnavailableUntil => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        ),
+        Refusal::BandwidthExceeded => (
+            StatusCode::from_u16(509).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "BandwidthLimitExceeded",
+            "Bandwidth limit exceeded for the mailbox.",
+        ),
+    };
+    let mut answer = graph_error(status, code, message);
+    if let Some(value) = retry_after
+        && let Ok(value) = hyper::header::HeaderValue::from_str(&value)
+    {
+        answer
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, value);
+    }
+    answer
 }
 
 fn fault_answer(fault: Fault) -> Option<Answer> {
@@ -432,7 +484,12 @@ fn patch(message: &mut super::StoredMessage, call: &Call) -> Answer {
     };
     for (name, value) in &fields {
         match (name.as_str(), value) {
-            ("isRead", Value::Bool(read)) => message.is_read = *read,
+            ("isRead", Value::Bool(read)) => {
+                message.is_read = *read;
+                if *read {
+                    message.read_marks += 1;
+                }
+            }
             _ => {
                 return graph_error(
                     StatusCode::BAD_REQUEST,

@@ -72,6 +72,7 @@ fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
     checks.push(Box::pin(store(setup)));
     checks.extend(crate::cmd::serve::sources::checks(
         &crate::cmd::serve::sources::sections(setup),
+        &setup.data_dir,
     ));
     checks.push(Box::pin(outgoing(setup)));
     if setup

@@ -54,3 +54,21 @@ fn an_unknown_key_fails_the_configuration_check_naming_it() {
     assert!(out.starts_with("FAIL configuration: "), "{out}");
     assert!(out.contains("adress"), "{out}");
 }
+
+#[test]
+fn a_graph_page_size_out_of_range_fails_naming_the_key() {
+    let sandbox = Sandbox::with_config(
+        "incoming_email:\n  enabled: true\n  address: \"in+%{key}@example.com\"\n  \
+         user: in@example.com\n  inbox_method: microsoft_graph\n  inbox_options:\n    \
+         tenant_id: t\n    client_id: c\n    client_secret: \"graph-S3CRET\"\n    \
+         page_size: 5000\n",
+    );
+    let run = sandbox.run(&["check"]);
+    run.expect_code(1);
+    let out = run.all_output();
+    assert!(
+        out.contains("inbox_options.page_size must be 1 to 1000"),
+        "{out}"
+    );
+    assert!(!out.contains("graph-S3CRET"), "{out}");
+}

@@ -23,6 +23,7 @@ mod https;
 mod inspect;
 mod logs;
 mod mailflow;
+mod oauth;
 mod package;
 mod patch_bombs;
 mod pipes;

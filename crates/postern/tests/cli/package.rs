@@ -67,6 +67,7 @@ fn man_pages_for_every_command_and_the_configuration() {
         "postern-admin.1",
         "postern-admin-user-add.1",
         "postern-completions.1",
+        "postern-oauth-login.1",
         "postern.yml.5",
     ] {
         assert!(dir.join(page).is_file(), "no {page}");

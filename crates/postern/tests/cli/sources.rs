@@ -50,7 +50,7 @@ pub(crate) fn project(sandbox: &Sandbox) -> String {
     str_field(&shown["addresses"], "new_issue").to_owned()
 }
 
-fn new_issue(to: &str, title: &str) -> Vec<u8> {
+pub(crate) fn new_issue(to: &str, title: &str) -> Vec<u8> {
     format!(
         "From: jake@example.com\r\nTo: {to}\r\nSubject: {title}\r\nMessage-ID: <{title}@test>\r\n\r\nBody of {title}.\r\n"
     )

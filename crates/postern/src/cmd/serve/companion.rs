@@ -100,6 +100,8 @@ fn inbox_options(options: &GraphOptions) -> InboxOptions {
         poll_interval: Some(options.poll_interval),
         azure_ad_endpoint: Some(options.azure_ad_endpoint.clone()),
         graph_endpoint: Some(options.graph_endpoint.clone()),
+        // GitLab has no such keys; the defaults apply.
+        ..InboxOptions::default()
     }
 }
 
@@ -180,6 +182,7 @@ async fn serve(
         &processor.config().quarantine_directory,
         // GitLab refuses what is over its own limit; the watchers keep their default.
         None,
+        &setup.data_dir,
     )?;
     let certificate = web_certificate(&setup)?;
     let (web_listener, web_bound) = bind_web(&setup).await?;
@@ -288,7 +291,9 @@ pub fn check(gitlab_config: &Path) -> Result<ExitCode, Failure> {
         let lines = postern_gitlab::check(&config, &systemd, Path::new("/proc")).await;
         let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
         let mut logins = Vec::new();
-        for login in sources::checks(&borrowed) {
+        // GitLab's mailboxes log in with a password or Graph's client credentials: nothing of
+        // theirs lives in a data directory.
+        for login in sources::checks(&borrowed, Path::new(".")) {
             logins.push(login.await);
         }
         (lines, logins)

@@ -19,7 +19,7 @@
 pub mod companion;
 mod lmtp;
 pub mod sources;
-mod tokens;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -123,6 +123,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         Some(processor.clone()),
         &processor.config().quarantine_directory,
         Some(setup.max_message_bytes() as u64),
+        &setup.data_dir,
     )?;
     let spool_directory = setup.data_dir.join("spool");
     std::fs::create_dir_all(&spool_directory).map_err(|e| {

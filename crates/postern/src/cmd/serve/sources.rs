@@ -1,10 +1,12 @@
 //! The mailbox watchers `serve` runs, built from the `incoming_email:` and
 //! `service_desk_email:` sections (GitLab's keys, plus postern's `auth_method`,
-//! `oauth2_token_file`, `tls_ca_file` and `allow_plaintext`), and their `postern check` lines.
+//! `oauth2_token_file`, `tls_ca_file`, `allow_plaintext` and the OAuth keys of
+//! `inbox_options`), and their `postern check` lines.
 //!
 //! Companion mode reads the same sections from GitLab's own configuration; it turns them into
 //! [`MailboxConfig`] first, so both go through the one mapping here (`source`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use postern_store::{InboundSource, Mailbox, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::tokens::{ClientCredentials, TokenFile};
+use super::tokens::imap_tokens;
 use crate::cmd::check::{CheckLine, PendingCheck};
 use crate::config::MailboxConfig;
 use crate::exit::{CONFIG, Failure};
@@ -106,10 +108,11 @@ pub fn plan(
     processor: Option<Arc<Processor>>,
     quarantine_directory: &std::path::Path,
     max_message_size: Option<u64>,
+    data_dir: &Path,
 ) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
     for &(name, mailbox, section) in sections {
-        let source = source(name, section, max_message_size)
+        let source = source(name, section, max_message_size, data_dir)
             .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
         let status = Arc::new(SourceStatus::new(name, source.kind(), &source.location()));
         planned
@@ -148,11 +151,11 @@ pub fn plan(
 
 /// `postern check` lines for every watched mailbox: log in and open the folder (IMAP), get a
 /// token and read the folder (Microsoft Graph).
-pub fn checks<'a>(sections: &[Section<'a>]) -> Vec<PendingCheck<'a>> {
+pub fn checks<'a>(sections: &[Section<'a>], data_dir: &'a Path) -> Vec<PendingCheck<'a>> {
     let mut checks: Vec<PendingCheck<'a>> = Vec::new();
     for &(name, _, section) in sections {
         checks.push(Box::pin(async move {
-            let source = match source(name, section, None) {
+            let source = match source(name, section, None, data_dir) {
                 Ok(source) => source,
                 Err(reason) => {
                     return CheckLine {
@@ -211,9 +214,10 @@ fn source(
     name: &str,
     section: &MailboxConfig,
     max_message_size: Option<u64>,
+    data_dir: &Path,
 ) -> Result<Source, String> {
     match section.inbox_method.as_deref().unwrap_or("imap") {
-        "imap" => imap(name, section, max_message_size).map(Source::Imap),
+        "imap" => imap(name, section, max_message_size, data_dir).map(Source::Imap),
         "microsoft_graph" => graph(name, section, max_message_size).map(Source::Graph),
         other => Err(format!(
             "{name}.inbox_method: {other:?} is not imap or microsoft_graph"
@@ -232,6 +236,7 @@ fn imap(
     name: &str,
     section: &MailboxConfig,
     max_message_size: Option<u64>,
+    data_dir: &Path,
 ) -> Result<ImapSettings, String> {
     let host = required(name, "host", section.host.as_ref())?;
     let user = required(name, "user", section.user.as_ref())?;
@@ -263,14 +268,14 @@ fn imap(
             password: password()?,
         },
         "xoauth2" => Auth::XOAuth2 {
-            tokens: match &section.oauth2_token_file {
-                Some(path) => Arc::new(TokenFile::new(path.clone())),
-                None => Arc::new(ClientCredentials::for_imap(name, section)?),
-            },
+            tokens: imap_tokens(name, section, data_dir)?,
+        },
+        "oauthbearer" => Auth::OAuthBearer {
+            tokens: imap_tokens(name, section, data_dir)?,
         },
         other => {
             return Err(format!(
-                "{name}.auth_method: {other:?} is not login, plain or xoauth2"
+                "{name}.auth_method: {other:?} is not login, plain, xoauth2 or oauthbearer"
             ));
         }
     };
@@ -329,6 +334,9 @@ fn graph(
     }
     if let Some(endpoint) = &options.graph_endpoint {
         settings.graph_endpoint = endpoint.clone();
+    }
+    if let Some(page_size) = options.page_size {
+        settings.page_size = page_size;
     }
     settings.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
     settings.extra_ca_file = section.tls_ca_file.clone();

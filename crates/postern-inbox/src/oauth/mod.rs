@@ -1,16 +1,30 @@
-//! OAuth2 client-credentials tokens from Azure AD (Microsoft Entra ID), for Microsoft Graph and
-//! for IMAP XOAUTH2.
+//! OAuth2 access tokens for Microsoft Graph and for IMAP XOAUTH2 / OAUTHBEARER, by one of three
+//! grants ([`Grant`]): Azure AD client credentials (Microsoft 365 applications), a refresh token
+//! (delegated access to a Google or Microsoft mailbox, obtained once with the device flow in
+//! [`device`] and kept in a file that follows its rotation, [`RefreshTokenFile`]), or a Google
+//! service account with domain-wide delegation (a JWT bearer assertion signed with the
+//! account's key, [`ServiceAccount`]).
 //!
-//! One [`TokenSource`] per (tenant, client, scope): it asks
-//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token` for a token, keeps it, and asks again at
-//! 80 % of its lifetime (or five minutes before it ends, whichever is earlier), so a watcher
-//! never sends a token that is about to expire. After a `401` the caller calls
-//! [`TokenSource::invalidate`] and gets a fresh one. mail_room fetched its token once at start
-//! and never again, which is why it stopped after an hour.
+//! One [`TokenSource`] per grant and scope: it asks the token endpoint (for client credentials
+//! `<azure_ad_endpoint>/<tenant>/oauth2/v2.0/token`) for a token, keeps it, and asks again once
+//! [`RENEW_AT`] of the lifetime the endpoint gave has passed: a one-hour token is renewed after
+//! 48 minutes, a 20-second one after 16 seconds, so a watcher never sends a token that is about
+//! to expire and never asks more often than the lifetime makes necessary. (A fixed margin, such
+//! as "five minutes before the end", would mean asking before every request for a token that
+//! lives less than five minutes.) After a `401` the caller calls [`TokenSource::invalidate_if`]
+//! with the refused token and gets a fresh one; several requests refused with the same token
+//! cause one renewal, not one each. mail_room fetched its token once at start and never again,
+//! which is why it stopped after an hour.
 //!
-//! The client secret travels only in the form body of that one request; the token only in
-//! `Authorization` headers. Neither appears in errors or logs: Azure's error text
-//! (`AADSTS7000215: Invalid client secret provided …`) is reported with the secret scrubbed.
+//! The client secret, refresh token and assertion travel only in the form body of that one
+//! request; the access token only in `Authorization` headers and SASL. None appears in errors or
+//! logs: Azure's error text (`AADSTS7000215: Invalid client secret provided …`) is reported with
+//! the secret scrubbed.
+
+pub mod device;
+mod grant;
+
+pub use grant::{Grant, RefreshTokenFile, ServiceAccount};
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,8 +43,12 @@ pub const OUTLOOK_SCOPE: &str = "https://outlook.office365.com/.default";
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest error text kept from the token endpoint.
 const MAX_ERROR_TEXT: usize = 300;
-/// Renew this long before the end at the latest.
-const RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// The fraction of a token's lifetime after which it is renewed.
+pub const RENEW_AT: f64 = 0.8;
+/// After a failed renewal while the current token is still valid, the next attempt waits this
+/// fraction of the time the token has left, so a token endpoint that is down is not asked
+/// before every request.
+const RETRY_FRACTION: f64 = 0.25;
 
 /// Why no token could be had. No variant contains the client secret or a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +69,9 @@ pub enum OAuthError {
     /// The endpoint answered something that is not a token.
     #[error("token endpoint answered unexpectedly: {0}")]
     BadResponse(String),
+    /// The request could not be made here (an assertion that cannot be signed).
+    #[error("cannot ask for a token: {0}")]
+    Local(String),
 }
 
 /// An access token and when it ends. `Debug` does not show the token.
@@ -78,9 +99,7 @@ impl AccessToken {
 pub struct TokenSource {
     http: reqwest::Client,
     token_url: Url,
-    client_id: String,
-    client_secret: Secret,
-    scope: String,
+    grant: Grant,
     cached: tokio::sync::Mutex<Option<AccessToken>>,
     expires_at: Mutex<Option<SystemTime>>,
 }
@@ -88,6 +107,7 @@ pub struct TokenSource {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
+    refresh_token: Option<String>,
     token_type: Option<String>,
     expires_in: Option<serde_json::Value>,
 }
@@ -109,12 +129,21 @@ impl TokenSource {
         client_secret: Secret,
         scope: &str,
     ) -> TokenSource {
-        TokenSource {
-            http,
-            token_url: join(azure_ad_endpoint, &[tenant_id, "oauth2", "v2.0", "token"]),
+        let token_url = join(azure_ad_endpoint, &[tenant_id, "oauth2", "v2.0", "token"]);
+        let grant = Grant::ClientCredentials {
             client_id: client_id.to_owned(),
             client_secret,
             scope: scope.to_owned(),
+        };
+        TokenSource::with_grant(http, token_url, grant)
+    }
+
+    /// A source that asks `token_url` for tokens by `grant`. Asks nothing yet.
+    pub fn with_grant(http: reqwest::Client, token_url: Url, grant: Grant) -> TokenSource {
+        TokenSource {
+            http,
+            token_url,
+            grant,
             cached: tokio::sync::Mutex::new(None),
             expires_at: Mutex::new(None),
         }
@@ -132,14 +161,19 @@ impl TokenSource {
         }
         match self.request().await {
             Ok(token) => {
-                tracing::debug!(scope = %self.scope, expires_at = ?token.expires_at, "new access token");
+                tracing::debug!(grant = self.grant.kind(), expires_at = ?token.expires_at, "new access token");
                 self.set_expiry(Some(token.expires_at));
                 *cached = Some(token.clone());
                 Ok(token)
             }
-            Err(error) => match cached.as_ref() {
+            Err(error) => match cached.as_mut() {
                 Some(token) if SystemTime::now() < token.expires_at => {
                     tracing::warn!(%error, "renewing the access token failed; using the current one until it ends");
+                    let left = token
+                        .expires_at
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    token.renew_at = Instant::now() + left.mul_f64(RETRY_FRACTION);
                     Ok(token.clone())
                 }
                 _ => {
@@ -151,10 +185,22 @@ impl TokenSource {
         }
     }
 
-    /// Forgets the cached token (after the resource server answered `401`), so the next
-    /// [`TokenSource::token`] asks for a new one.
+    /// Forgets the cached token, so the next [`TokenSource::token`] asks for a new one.
     pub async fn invalidate(&self) {
         *self.cached.lock().await = None;
+    }
+
+    /// Forgets the cached token if it is still `refused` (the resource server answered `401`
+    /// to it). When another request already brought a new one, that one is kept: concurrent
+    /// requests refused with the same old token renew it once.
+    pub async fn invalidate_if(&self, refused: &Secret) {
+        let mut cached = self.cached.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|token| token.value.expose() == refused.expose())
+        {
+            *cached = None;
+        }
     }
 
     /// When the current token ends, if there is one.
@@ -178,12 +224,7 @@ impl TokenSource {
     }
 
     async fn request(&self) -> Result<AccessToken, OAuthError> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose()),
-            ("scope", self.scope.as_str()),
-        ];
+        let form = self.grant.form(&self.token_url)?;
         let asked_at = (Instant::now(), SystemTime::now());
         let response = self
             .http
@@ -193,12 +234,12 @@ impl TokenSource {
             .timeout(TOKEN_TIMEOUT)
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(self.client_secret.scrub(&describe(&e))))?;
+            .map_err(|e| OAuthError::Transport(self.scrub(&describe(&e))))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| OAuthError::Transport(self.client_secret.scrub(&describe(&e))))?;
+            .map_err(|e| OAuthError::Transport(self.scrub(&describe(&e))))?;
         if !status.is_success() {
             return Err(self.rejected(status.as_u16(), &body));
         }
@@ -215,13 +256,13 @@ impl TokenSource {
             )));
         }
         let lifetime = lifetime(parsed.expires_in.as_ref())?;
-        let renew_after = lifetime
-            .mul_f64(0.8)
-            .min(lifetime.saturating_sub(RENEW_MARGIN));
+        if let Some(rotated) = parsed.refresh_token.filter(|t| !t.is_empty()) {
+            self.grant.rotated(Secret::new(rotated));
+        }
         Ok(AccessToken {
             value: Secret::new(value),
             expires_at: asked_at.1 + lifetime,
-            renew_at: asked_at.0 + renew_after,
+            renew_at: asked_at.0 + renew_after(lifetime),
         })
     }
 
@@ -239,7 +280,7 @@ impl TokenSource {
         };
         // Azure appends trace and correlation ids on further lines; the first line says it all.
         let first_line = description.lines().next().unwrap_or_default();
-        let mut description = self.client_secret.scrub(first_line.trim());
+        let mut description = self.scrub(first_line.trim());
         if description.len() > MAX_ERROR_TEXT {
             let mut end = MAX_ERROR_TEXT;
             while !description.is_char_boundary(end) {
@@ -250,10 +291,37 @@ impl TokenSource {
         }
         OAuthError::Rejected {
             status,
-            error: self.client_secret.scrub(&error),
+            error: self.scrub(&error),
             description,
         }
     }
+
+    /// `text` without any secret of the grant in it.
+    fn scrub(&self, text: &str) -> String {
+        self.grant.scrub(text)
+    }
+}
+
+/// IMAP XOAUTH2 / OAUTHBEARER take their tokens from here too; after the server refused one
+/// (`refresh`), the cached token is dropped and a new one asked for.
+impl crate::imap::TokenSource for TokenSource {
+    fn access_token(&self, refresh: bool) -> crate::imap::TokenFuture<'_> {
+        Box::pin(async move {
+            if refresh {
+                self.invalidate().await;
+            }
+            self.token()
+                .await
+                .map(|token| token.secret().clone())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// How long after asking a token of `lifetime` is renewed. Counted from the moment of asking,
+/// so the time the answer took is on the safe side.
+fn renew_after(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(RENEW_AT)
 }
 
 /// `expires_in` in seconds; Azure's v1 endpoints send it as a string, v2 as a number.
@@ -283,6 +351,20 @@ mod tests {
         assert_eq!(lifetime(Some(&string)), Ok(Duration::from_secs(3599)));
         assert!(lifetime(None).is_err());
         assert!(lifetime(Some(&serde_json::json!(0))).is_err());
+    }
+
+    #[test]
+    fn renewal_is_a_fraction_of_the_lifetime() {
+        assert_eq!(
+            renew_after(Duration::from_secs(20)),
+            Duration::from_secs(16)
+        );
+        assert_eq!(
+            renew_after(Duration::from_secs(3600)),
+            Duration::from_secs(2880)
+        );
+        // Short tokens are still used for most of their life, not renewed before every request.
+        assert!(renew_after(Duration::from_secs(60)) >= Duration::from_secs(45));
     }
 
     #[test]
