@@ -68,7 +68,7 @@ async fn sqlite_database_from_before_0010() -> Result<(), Box<dyn std::error::Er
     let pool = sqlx::SqlitePool::connect(&url).await?;
     sqlx::migrate!("migrations/sqlite").run_to(9, &pool).await?;
     for statement in BEFORE {
-        sqlx::query(statement).execute(&pool).await?;
+        sqlx::query(*statement).execute(&pool).await?;
     }
     pool.close().await;
     let store = Store::connect(&url).await?;
@@ -88,7 +88,7 @@ async fn postgres_database_from_before_0010() -> Result<(), Box<dyn std::error::
         .run_to(9, &pool)
         .await?;
     for statement in BEFORE {
-        sqlx::query(statement).execute(&pool).await?;
+        sqlx::query(*statement).execute(&pool).await?;
     }
     pool.close().await;
     let store = Store::connect(&url).await?;
