@@ -19,9 +19,9 @@ use crate::notice;
 
 mod prepared;
 
-pub use prepared::body_of;
 use prepared::{CustomEmails, Decision, duplicate_outcome, is_finished, queued_outcome};
 pub(crate) use prepared::{Prepared, quarantined_outcome};
+pub use prepared::{SenderVerdict, body_of};
 
 /// Everything the processor needs to know about this instance.
 #[derive(Debug, Clone)]
@@ -149,6 +149,7 @@ pub struct Processor {
     store: Store,
     repositories: postern_git::Repositories,
     config: ProcessorConfig,
+    sender_verdict: Option<SenderVerdict>,
 }
 
 impl Processor {
@@ -162,7 +163,16 @@ impl Processor {
             store,
             repositories,
             config,
+            sender_verdict: None,
         }
+    }
+
+    /// Where sender authentication plugs in: `verdict` is asked, before the transaction, what
+    /// the policy says of each message ([`crate::sender::SenderTrust`]). Without one every
+    /// message is `FromCheckOnly`: the `From` checks alone decide.
+    pub fn with_sender_trust(mut self, verdict: SenderVerdict) -> Processor {
+        self.sender_verdict = Some(verdict);
+        self
     }
 
     /// The store this processor writes to.
@@ -215,17 +225,16 @@ impl Processor {
     ) -> Result<ReceiveOutcome, ProcessError> {
         // Parsed within the header and MIME-part caps; the raw bytes are stored whole.
         let capped = postern_mail::cap_message(&message.raw);
-        let failure =
-            match Prepared::new(&capped, &message.raw, message.declared_size, &self.config).await {
-                Ok(mut prepared) => match self
-                    .store_and_process(message, mailbox, source, &mut prepared)
-                    .await
-                {
-                    Ok(outcome) => return Ok(outcome),
-                    Err(failure) => failure,
-                },
+        let failure = match self.prepare(&capped, &message.raw, message.declared_size).await {
+            Ok(mut prepared) => match self
+                .store_and_process(message, mailbox, source, &mut prepared)
+                .await
+            {
+                Ok(outcome) => return Ok(outcome),
                 Err(failure) => failure,
-            };
+            },
+            Err(failure) => failure,
+        };
         // Nothing of that transaction remains. Store the message alone, then record why it
         // could not be processed, so that it is durable either way and a failure that repeats
         // ends in quarantine instead of an endless retry.
@@ -363,13 +372,7 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = Prepared::new(
-            &capped,
-            &message.raw,
-            message.meta.declared_size,
-            &self.config,
-        )
-        .await?;
+        let mut prepared = self.prepare(&capped, &message.raw, message.meta.declared_size).await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
@@ -398,14 +401,7 @@ impl Processor {
             }
         };
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = match Prepared::new(
-            &capped,
-            &message.raw,
-            message.meta.declared_size,
-            &self.config,
-        )
-        .await
-        {
+        let mut prepared = match self.prepare(&capped, &message.raw, message.meta.declared_size).await {
             Ok(prepared) => prepared,
             Err(failure) => return self.record_failure(id, &failure).await.map(Some),
         };

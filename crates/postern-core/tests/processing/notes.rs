@@ -51,6 +51,57 @@ both!(reply_key_from_references_without_subaddressing, |db| {
     Ok(())
 });
 
+both!(
+    a_key_only_in_references_needs_the_sender_policy_to_pass,
+    |db| {
+        let world = World::new(db).await?;
+        let issue = world.issue("Adventure Time Sux").await?;
+        world.notify(&issue, &world.jake).await?;
+        let raw = world.fixture(
+            "reply_without_subaddressing_and_key_inside_references.eml",
+            0,
+        );
+        let failing: postern_core::SenderVerdict =
+            std::sync::Arc::new(|_: &postern_mail::Email<'_>| {
+                postern_core::sender::SenderTrust::PolicyFails
+            });
+        let outcome = world
+            .processor("reply@appmail.adventuretime.ooo")
+            .with_sender_trust(failing.clone())
+            .receive(
+                &raw,
+                postern_store::Mailbox::Incoming,
+                postern_store::InboundSource::Pipe,
+                None,
+            )
+            .await?;
+        assert_eq!(
+            outcome.error.as_deref(),
+            Some("user_not_found"),
+            "{outcome:?}"
+        );
+        assert!(world.notes(&issue).await?.is_empty());
+
+        // The same verdict does not stop a key the mail was addressed to: its From check decides.
+        // (A Message-ID of its own: GitLab's two fixtures share one, and the body.)
+        let addressed = String::from_utf8(world.fixture("valid_reply.eml", 0))?
+            .replace("Message-ID: <", "Message-ID: <addressed-")
+            .into_bytes();
+        let outcome = world
+            .processor(REPLY)
+            .with_sender_trust(failing)
+            .receive(
+                &addressed,
+                postern_store::Mailbox::Incoming,
+                postern_store::InboundSource::Pipe,
+                None,
+            )
+            .await?;
+        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        Ok(())
+    }
+);
+
 both!(reply_from_an_unverified_address_is_user_not_found, |db| {
     let world = World::new(db).await?;
     let issue = world.issue("t").await?;

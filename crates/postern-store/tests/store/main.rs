@@ -8,6 +8,7 @@ mod inbound_retry;
 mod intake;
 mod issues;
 mod lifecycle;
+mod migration_0010;
 mod notes;
 mod notifications;
 mod outbox;
