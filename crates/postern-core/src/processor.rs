@@ -225,7 +225,10 @@ impl Processor {
     ) -> Result<ReceiveOutcome, ProcessError> {
         // Parsed within the header and MIME-part caps; the raw bytes are stored whole.
         let capped = postern_mail::cap_message(&message.raw);
-        let failure = match self.prepare(&capped, &message.raw, message.declared_size).await {
+        let failure = match self
+            .prepare(&capped, &message.raw, message.declared_size)
+            .await
+        {
             Ok(mut prepared) => match self
                 .store_and_process(message, mailbox, source, &mut prepared)
                 .await
@@ -372,7 +375,9 @@ impl Processor {
             return Ok(Some(duplicate_outcome(id, message.meta.outcome)));
         }
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = self.prepare(&capped, &message.raw, message.meta.declared_size).await?;
+        let mut prepared = self
+            .prepare(&capped, &message.raw, message.meta.declared_size)
+            .await?;
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
         tx.release_quarantined(id).await?;
@@ -401,7 +406,10 @@ impl Processor {
             }
         };
         let capped = postern_mail::cap_message(&message.raw);
-        let mut prepared = match self.prepare(&capped, &message.raw, message.meta.declared_size).await {
+        let mut prepared = match self
+            .prepare(&capped, &message.raw, message.meta.declared_size)
+            .await
+        {
             Ok(prepared) => prepared,
             Err(failure) => return self.record_failure(id, &failure).await.map(Some),
         };
