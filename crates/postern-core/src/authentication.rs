@@ -104,6 +104,50 @@ pub fn unenforced_project_policy(
     })
 }
 
+/// The instance's policy: `off` when it verifies nothing (no [`SenderAuthentication`]).
+pub fn instance_policy(authentication: Option<&SenderAuthentication>) -> Policy {
+    authentication.map_or(Policy::Off, SenderAuthentication::policy)
+}
+
+/// Reads a project's policy as people type it (the CLI, the settings page, the API): `dmarc`,
+/// `require`, or `default` (or empty) to follow the instance's.
+pub fn parse_project_policy(text: &str) -> Result<Option<ProjectSenderPolicy>, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "default" | "instance" => Ok(None),
+        "dmarc" => Ok(Some(ProjectSenderPolicy::Dmarc)),
+        "require" => Ok(Some(ProjectSenderPolicy::Require)),
+        other => Err(format!(
+            "unknown sender-authentication policy {other:?} (dmarc, require or default)"
+        )),
+    }
+}
+
+/// A project's sender-authentication settings as shown to people: what it asks for, what the
+/// instance applies, the policy its mail is judged by, and why that is not what it asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectPolicyView {
+    /// `dmarc`, `require`, or `None` (the instance's).
+    pub project: Option<ProjectSenderPolicy>,
+    /// The instance's policy.
+    pub instance: &'static str,
+    /// The policy mail acting on the project is judged by ([`effective_policy`]).
+    pub effective: &'static str,
+    /// [`unenforced_project_policy`].
+    pub warning: Option<String>,
+}
+
+impl ProjectPolicyView {
+    /// The view of `project`'s policy under the instance's `instance`.
+    pub fn new(instance: Policy, project: Option<ProjectSenderPolicy>) -> ProjectPolicyView {
+        ProjectPolicyView {
+            project,
+            instance: policy_name(instance),
+            effective: policy_name(effective_policy(instance, project)),
+            warning: unenforced_project_policy(instance, project),
+        }
+    }
+}
+
 /// A message's verdict and what it allows.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -241,5 +285,13 @@ mod tests {
         assert!(unenforced_project_policy(Policy::Off, require).is_some());
         assert!(unenforced_project_policy(Policy::Off, None).is_none());
         assert!(unenforced_project_policy(Policy::Dmarc, require).is_none());
+    }
+
+    #[test]
+    fn project_policies_are_read_as_typed() {
+        assert_eq!(parse_project_policy(" Require "), Ok(Some(ProjectSenderPolicy::Require)));
+        assert_eq!(parse_project_policy("dmarc"), Ok(Some(ProjectSenderPolicy::Dmarc)));
+        assert_eq!(parse_project_policy("default"), Ok(None));
+        assert!(parse_project_policy("off").is_err());
     }
 }
