@@ -289,8 +289,14 @@ mod tests {
 
     #[test]
     fn project_policies_are_read_as_typed() {
-        assert_eq!(parse_project_policy(" Require "), Ok(Some(ProjectSenderPolicy::Require)));
-        assert_eq!(parse_project_policy("dmarc"), Ok(Some(ProjectSenderPolicy::Dmarc)));
+        assert_eq!(
+            parse_project_policy(" Require "),
+            Ok(Some(ProjectSenderPolicy::Require))
+        );
+        assert_eq!(
+            parse_project_policy("dmarc"),
+            Ok(Some(ProjectSenderPolicy::Dmarc))
+        );
         assert_eq!(parse_project_policy("default"), Ok(None));
         assert!(parse_project_policy("off").is_err());
     }

@@ -242,7 +242,11 @@ async fn sender_authentication(
     let managed = project_settings::managed(&mut tx, &user, id).await?;
     tx.rollback().await?;
     let config = state.processor().config();
-    Ok(Json(project_settings::sender_policy_view(config, &managed.project)).into_response())
+    Ok(Json(project_settings::sender_policy_view(
+        config,
+        &managed.project,
+    ))
+    .into_response())
 }
 
 #[derive(Deserialize)]

@@ -204,8 +204,8 @@ pub(crate) async fn set_sender_policy(
     managed: &Managed,
     policy: &str,
 ) -> Result<Project, WebError> {
-    let policy = postern_core::authentication::parse_project_policy(policy)
-        .map_err(WebError::BadRequest)?;
+    let policy =
+        postern_core::authentication::parse_project_policy(policy).map_err(WebError::BadRequest)?;
     Ok(tx
         .set_project_sender_policy(managed.project.id, policy)
         .await?)

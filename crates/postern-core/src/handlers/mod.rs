@@ -84,7 +84,10 @@ pub(crate) async fn project_of_route(
 ) -> Result<Option<Project>, ProcessError> {
     match route {
         Route::CreateNote { reply_key } | Route::Unsubscribe { reply_key } => {
-            match tx.sent_notification_by_key(&note::key_text(reply_key)).await? {
+            match tx
+                .sent_notification_by_key(&note::key_text(reply_key))
+                .await?
+            {
                 Some(notification) => Ok(tx.project_by_id(notification.project_id).await?),
                 None => Ok(None),
             }
