@@ -283,3 +283,38 @@ fn a_project_policy_under_an_instance_that_verifies_nothing_is_reported_not_appl
         run.all_output()
     );
 }
+
+/// How many Service Desk thank-yous are in the outbox.
+fn thank_yous(sandbox: &Sandbox) -> usize {
+    let listed = sandbox.admin_json(&["outbox", "list"]);
+    listed.as_array().map_or(0, |mails| {
+        mails
+            .iter()
+            .filter(|mail| mail["kind"] == "service_desk_thank_you")
+            .count()
+    })
+}
+
+#[test]
+fn a_project_requiring_authentication_sends_no_thank_you_to_an_unauthenticated_customer() {
+    let Some(world) = world() else { return };
+    let (sandbox, _, _) = verifying_sandbox(&world, "dmarc", "");
+    sandbox.admin_json(&["project", "service-desk", "enable", "land/ooo"]);
+    let shown = sandbox.admin_json(&["project", "show", "land/ooo"]);
+    let desk = str_field(&shown["addresses"], "service_desk").to_owned();
+    sandbox.admin_json(&["project", "sender-auth", "land/ooo", "--policy", "require"]);
+
+    // A ticket all the same (Service Desk mail acts as no user), but no answer to a From
+    // the project's policy does not vouch for.
+    let outcome = sandbox.receive(mail("cat@loose.test", &desk, "Ticket one").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["policy"], "require");
+    assert_eq!(outcome["authentication"]["auto_reply"], false);
+    assert_eq!(thank_yous(&sandbox), 0);
+
+    sandbox.admin_json(&["project", "sender-auth", "land/ooo", "--policy", "default"]);
+    let outcome = sandbox.receive(mail("cat@loose.test", &desk, "Ticket two").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["auto_reply"], true);
+    assert_eq!(thank_yous(&sandbox), 1);
+}
