@@ -162,6 +162,7 @@ both!(metrics_include_what_the_recorder_collected, |db| {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: None,
     };
     metrics::with_local_recorder(&recorder, || {
         postern_web::record_receive(&outcome, "incoming", Duration::from_millis(30));
