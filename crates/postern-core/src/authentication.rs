@@ -8,13 +8,20 @@
 //! temporary DNS failure is a temporary failure of the message, retried with the queue's
 //! back-off until it is quarantined. A Service Desk mail does not act as a user: it becomes a
 //! ticket whatever the verdict, but gets no automatic answer when its From fails.
+//!
+//! A project may ask for a stricter policy than the instance's ([`effective_policy`]): the
+//! verdict is computed once, before the transaction, under the instance's policy; inside the
+//! transaction, once the route names the project the mail acts on, the decision is taken
+//! again under that project's effective policy, as the project is set at that moment.
 
 use std::sync::Arc;
 
 use postern_auth::{Authenticator, Connection, Decision, Permission, Policy, Verdict};
 use postern_mail::HandlerKind;
+use postern_store::{Project, ProjectSenderPolicy};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::sender::SenderTrust;
 
 /// The verifier and the instance's policy (`sender_authentication:`).
@@ -62,6 +69,85 @@ impl SenderAuthentication {
     }
 }
 
+/// The policy a mail acting on a project is judged by: the stricter of the instance's and
+/// the project's own (`None`: the instance's). A project can only tighten the instance's
+/// policy, never loosen it: the instance's administrator sets the floor. Under the instance
+/// policy `off` nothing is verified (no DNS, no verdict), so a project's policy cannot be
+/// honoured and `off` stays off; [`unenforced_project_policy`] says so where the project's
+/// policy is set and in `postern check`.
+pub fn effective_policy(instance: Policy, project: Option<ProjectSenderPolicy>) -> Policy {
+    let project = match project {
+        None => return instance,
+        Some(ProjectSenderPolicy::Dmarc) => Policy::Dmarc,
+        Some(ProjectSenderPolicy::Require) => Policy::Require,
+    };
+    match (instance, project) {
+        (Policy::Off, _) => Policy::Off,
+        (Policy::Require, _) | (_, Policy::Require) => Policy::Require,
+        _ => Policy::Dmarc,
+    }
+}
+
+/// A warning when `project`'s own policy has no effect under the instance's: the instance
+/// verifies no senders (`off`), so nothing can be checked for the project.
+pub fn unenforced_project_policy(
+    instance: Policy,
+    project: Option<ProjectSenderPolicy>,
+) -> Option<String> {
+    let project = project?;
+    (instance == Policy::Off).then(|| {
+        format!(
+            "the project asks for the sender-authentication policy `{project}`, but this \
+             instance verifies no senders (`sender_authentication: policy: off`): the \
+             project's policy has no effect until the instance's is `dmarc` or `require`"
+        )
+    })
+}
+
+/// The instance's policy: `off` when it verifies nothing (no [`SenderAuthentication`]).
+pub fn instance_policy(authentication: Option<&SenderAuthentication>) -> Policy {
+    authentication.map_or(Policy::Off, SenderAuthentication::policy)
+}
+
+/// Reads a project's policy as people type it (the CLI, the settings page, the API): `dmarc`,
+/// `require`, or `default` (or empty) to follow the instance's.
+pub fn parse_project_policy(text: &str) -> Result<Option<ProjectSenderPolicy>, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "default" | "instance" => Ok(None),
+        "dmarc" => Ok(Some(ProjectSenderPolicy::Dmarc)),
+        "require" => Ok(Some(ProjectSenderPolicy::Require)),
+        other => Err(format!(
+            "unknown sender-authentication policy {other:?} (dmarc, require or default)"
+        )),
+    }
+}
+
+/// A project's sender-authentication settings as shown to people: what it asks for, what the
+/// instance applies, the policy its mail is judged by, and why that is not what it asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectPolicyView {
+    /// `dmarc`, `require`, or `None` (the instance's).
+    pub project: Option<ProjectSenderPolicy>,
+    /// The instance's policy.
+    pub instance: &'static str,
+    /// The policy mail acting on the project is judged by ([`effective_policy`]).
+    pub effective: &'static str,
+    /// [`unenforced_project_policy`].
+    pub warning: Option<String>,
+}
+
+impl ProjectPolicyView {
+    /// The view of `project`'s policy under the instance's `instance`.
+    pub fn new(instance: Policy, project: Option<ProjectSenderPolicy>) -> ProjectPolicyView {
+        ProjectPolicyView {
+            project,
+            instance: policy_name(instance),
+            effective: policy_name(effective_policy(instance, project)),
+            warning: unenforced_project_policy(instance, project),
+        }
+    }
+}
+
 /// A message's verdict and what it allows.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -90,6 +176,17 @@ pub struct AuthenticationRecord {
 }
 
 impl Authenticated {
+    /// The same verdict decided under the effective policy of `project`, the project the mail
+    /// acts on ([`effective_policy`]); `None` when that is the policy it was decided under.
+    pub fn for_project(&self, project: Option<&Project>) -> Option<Authenticated> {
+        let policy = effective_policy(self.policy, project.and_then(|p| p.sender_policy));
+        (policy != self.policy).then(|| Authenticated {
+            policy,
+            verdict: self.verdict.clone(),
+            decision: postern_auth::decide(policy, &self.verdict),
+        })
+    }
+
     /// The record kept with the message's outcome.
     pub fn record(&self) -> AuthenticationRecord {
         AuthenticationRecord {
@@ -130,4 +227,77 @@ pub fn policy_name(policy: Policy) -> &'static str {
 /// Whether a route acts as a postern user, and so needs the sender to be authenticated.
 pub fn acts_as_user(kind: HandlerKind) -> bool {
     !matches!(kind, HandlerKind::ServiceDesk)
+}
+
+/// The refusal of a route that acts as a postern user when the sender is not authenticated
+/// enough for the policy; a temporary DNS failure fails the message for now (retried with the
+/// queue's back-off, quarantined when it persists).
+pub(crate) fn sender_refusal(
+    authenticated: Option<&Authenticated>,
+    route: &postern_mail::Route,
+) -> Result<Option<Rejection>, ProcessError> {
+    let Some(authenticated) = authenticated else {
+        return Ok(None);
+    };
+    if !acts_as_user(route.kind()) {
+        return Ok(None);
+    }
+    match &authenticated.decision.may_act_as_user {
+        Permission::Allowed => Ok(None),
+        Permission::Refused { reason } => Ok(Some(Rejection::with_reason(
+            ErrorKind::SenderNotAuthenticated,
+            format!("The sender could not be authenticated: {reason}."),
+        ))),
+        Permission::Temporary { reason } => Err(ProcessError::Temporary(format!(
+            "sender authentication: {reason}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_only_tightens_the_instance_policy() {
+        use ProjectSenderPolicy::{Dmarc, Require};
+        let cases = [
+            (Policy::Off, None, Policy::Off),
+            (Policy::Off, Some(Require), Policy::Off),
+            (Policy::Dmarc, None, Policy::Dmarc),
+            (Policy::Dmarc, Some(Dmarc), Policy::Dmarc),
+            (Policy::Dmarc, Some(Require), Policy::Require),
+            (Policy::Require, None, Policy::Require),
+            (Policy::Require, Some(Dmarc), Policy::Require),
+        ];
+        for (instance, project, effective) in cases {
+            assert_eq!(
+                effective_policy(instance, project),
+                effective,
+                "{instance:?} {project:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_project_policy_under_off_is_reported_unenforced() {
+        let require = Some(ProjectSenderPolicy::Require);
+        assert!(unenforced_project_policy(Policy::Off, require).is_some());
+        assert!(unenforced_project_policy(Policy::Off, None).is_none());
+        assert!(unenforced_project_policy(Policy::Dmarc, require).is_none());
+    }
+
+    #[test]
+    fn project_policies_are_read_as_typed() {
+        assert_eq!(
+            parse_project_policy(" Require "),
+            Ok(Some(ProjectSenderPolicy::Require))
+        );
+        assert_eq!(
+            parse_project_policy("dmarc"),
+            Ok(Some(ProjectSenderPolicy::Dmarc))
+        );
+        assert_eq!(parse_project_policy("default"), Ok(None));
+        assert!(parse_project_policy("off").is_err());
+    }
 }

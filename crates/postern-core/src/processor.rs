@@ -1,17 +1,16 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
-use postern_mail::key::{KeyScan, KeySource};
-use postern_mail::{AddressTemplate, find_mail_key};
+use postern_mail::AddressTemplate;
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
     Timestamp, Tx, content_identity,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::authentication::{Authenticated, AuthenticationRecord, acts_as_user};
+use crate::authentication::{AuthenticationRecord, sender_refusal};
 use crate::content::UploadPolicy;
-use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::error::ProcessError;
 use crate::handlers::{self, Context, Handled};
 use crate::intake::IntakeMessage;
 use crate::limits::MessageLimits;
@@ -19,7 +18,7 @@ use crate::notice;
 
 mod prepared;
 
-use prepared::{CustomEmails, Decision, duplicate_outcome, is_finished, queued_outcome};
+use prepared::{Decision, duplicate_outcome, is_finished, queued_outcome};
 pub(crate) use prepared::{Prepared, quarantined_outcome};
 pub use prepared::{SenderVerdict, body_of};
 
@@ -472,6 +471,16 @@ impl Processor {
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
             Decision::Route(route, key_only_in_references) => 'route: {
                 let handler = route.kind().as_str().to_owned();
+                if let Some(instance) = authenticated.as_ref() {
+                    // Decided again under the policy of the project the mail acts on, as
+                    // that project is set now, in this transaction.
+                    let project = handlers::project_of_route(tx, &route).await?;
+                    if let Some(decided) = instance.for_project(project.as_ref()) {
+                        *trust = decided.trust();
+                        *may_auto_reply = decided.decision.may_auto_reply;
+                        *authenticated = Some(decided);
+                    }
+                }
                 if let Some(refusal) = sender_refusal(authenticated.as_ref(), &route)? {
                     break 'route (InboundState::Rejected, Some(handler), Err(refusal));
                 }
@@ -578,75 +587,5 @@ impl Processor {
         if let Some(plan) = plan {
             prepared.git.prepared = Some(plan.run(&self.repositories).await);
         }
-    }
-
-    /// The receiver's checks before any handler: blank, too large, automatic, key, route.
-    async fn decide(
-        &self,
-        tx: &mut Tx,
-        prepared: &Prepared<'_>,
-        mailbox: Mailbox,
-    ) -> Result<Decision, ProcessError> {
-        let email = &prepared.email;
-        if let Some(early) = prepared.early.clone() {
-            return Ok(early);
-        }
-        let template = match mailbox {
-            Mailbox::Incoming => self.config.incoming_address.as_ref(),
-            Mailbox::ServiceDesk => self.config.service_desk_address.as_ref(),
-        };
-        let custom = CustomEmails::load(tx).await?;
-        let scan = KeyScan {
-            template,
-            host: Some(&self.config.host),
-            custom_emails: Some(&custom),
-        };
-        let Some(key) = find_mail_key(email, &scan) else {
-            return Ok(Decision::Rejected(Rejection::new(
-                ErrorKind::UnknownIncomingEmail,
-            )));
-        };
-        let route = match mailbox {
-            Mailbox::Incoming => {
-                let wildcard = template.is_some_and(AddressTemplate::supports_wildcard);
-                postern_mail::route_incoming(&key.key, wildcard)
-            }
-            Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
-        };
-        // A key that only `References` carries was not in any address the mail was sent to:
-        // a forwarded or quoted notification carries it too, so it acts only for its
-        // recipient, checked harder (`handlers::note`).
-        let key_only_in_references = key.source == KeySource::References
-            && find_mail_key(email, &KeyScan { host: None, ..scan })
-                .is_none_or(|in_address| in_address.key != key.key);
-        Ok(match route {
-            Some(route) => Decision::Route(route, key_only_in_references),
-            None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
-        })
-    }
-}
-
-/// The refusal of a route that acts as a postern user when the sender is not authenticated
-/// enough for the policy; a temporary DNS failure fails the message for now (retried with the
-/// queue's back-off, quarantined when it persists).
-fn sender_refusal(
-    authenticated: Option<&Authenticated>,
-    route: &postern_mail::Route,
-) -> Result<Option<Rejection>, ProcessError> {
-    let Some(authenticated) = authenticated else {
-        return Ok(None);
-    };
-    if !acts_as_user(route.kind()) {
-        return Ok(None);
-    }
-    match &authenticated.decision.may_act_as_user {
-        postern_auth::Permission::Allowed => Ok(None),
-        postern_auth::Permission::Refused { reason } => Ok(Some(Rejection::with_reason(
-            ErrorKind::SenderNotAuthenticated,
-            format!("The sender could not be authenticated: {reason}."),
-        ))),
-        postern_auth::Permission::Temporary { reason } => Err(ProcessError::Temporary(format!(
-            "sender authentication: {reason}"
-        ))),
     }
 }

@@ -53,6 +53,7 @@ mod merge_requests;
 mod notes;
 mod notifications;
 mod outbox;
+mod project_policy;
 mod projects;
 mod protected;
 mod raw_files;
@@ -84,6 +85,7 @@ pub use notifications::{
     CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
 };
 pub use outbox::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxMail, OutboxState};
+pub use project_policy::ProjectSenderPolicy;
 pub use projects::{
     CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,
     ServiceDeskSettings, Visibility,

@@ -126,6 +126,8 @@ pub struct Project {
     /// Service Desk settings.
     #[sqlx(flatten)]
     pub service_desk: ServiceDeskSettings,
+    /// The project's own sender-authentication policy; `None` follows the instance's.
+    pub sender_policy: Option<crate::ProjectSenderPolicy>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change to the project row.

@@ -1,4 +1,4 @@
-//! The JSON API of a project's members and Service Desk settings, with the rules of the
+//! The JSON API of a project's members, Service Desk settings and sender-authentication policy, with the rules of the
 //! settings page (`project_settings`): anyone who can read the project lists its members;
 //! maintainers, owners and administrators change them and the Service Desk settings.
 
@@ -30,6 +30,10 @@ pub(crate) fn routes() -> Router<WebState> {
         .route(
             "/projects/{id}/service_desk/custom_email/verify",
             post(verify_custom_email),
+        )
+        .route(
+            "/projects/{id}/sender_authentication",
+            get(sender_authentication).put(update_sender_authentication),
         )
 }
 
@@ -224,4 +228,45 @@ async fn verify_custom_email(
     let sent_to = project_settings::verify_custom_email(&mut tx, config, &managed, &user).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "sent_to": sent_to }))).into_response())
+}
+
+/// The project's sender-authentication policy: what it asks for, the instance's, the one
+/// applied, and a warning when the instance verifies nothing.
+async fn sender_authentication(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin_read_only().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    tx.rollback().await?;
+    let config = state.processor().config();
+    Ok(Json(project_settings::sender_policy_view(
+        config,
+        &managed.project,
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct SenderPolicyChange {
+    /// `dmarc`, `require`, or `default` (or null) for the instance's.
+    policy: Option<String>,
+}
+
+async fn update_sender_authentication(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(change): Json<SenderPolicyChange>,
+) -> Result<Response, ApiError> {
+    let user = api_user(&state, &headers).await?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &user, id).await?;
+    let policy = change.policy.unwrap_or_default();
+    let project = project_settings::set_sender_policy(&mut tx, &managed, &policy).await?;
+    tx.commit().await?;
+    let config = state.processor().config();
+    Ok(Json(project_settings::sender_policy_view(config, &project)).into_response())
 }

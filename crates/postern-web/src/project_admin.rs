@@ -1,6 +1,6 @@
 //! A project's settings page, for its maintainers and owners and for administrators: the
 //! addresses GitLab shows, members, Service Desk settings, and the custom support address with
-//! its verification. The rules live in `project_settings`, shared with the API.
+//! its verification, protected branches, the sender-authentication policy. The rules live in `project_settings`, shared with the API.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -32,6 +32,10 @@ pub(crate) fn routes() -> Router<WebState> {
         .route(
             "/admin/projects/{id}/service_desk/custom_email/verify",
             post(verify_custom_email),
+        )
+        .route(
+            "/admin/projects/{id}/sender_authentication",
+            post(sender_authentication),
         )
         .route(
             "/admin/projects/{id}/branches/protect",
@@ -103,13 +107,16 @@ async fn settings_page(
     tx.rollback().await?;
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let addresses = addresses(state, &managed.project, &me.user);
+    let sender_authentication =
+        project_settings::sender_policy_view(state.processor().config(), &managed.project);
     Ok(state
         .render(
             "project_admin.html",
             Some(me),
             crate::pages::page! { project => &managed.project, members => members, roles => roles,
             addresses => addresses, notice => notice,
-            protected_branches => protected_branches },
+            protected_branches => protected_branches,
+            sender_authentication => sender_authentication },
         )?
         .into_response())
 }
@@ -283,6 +290,31 @@ async fn verify_custom_email(
     tx.commit().await?;
     let notice = format!("A verification email is on its way to {sent_to}.");
     settings_page(&state, &me, id, Some(&notice)).await
+}
+
+#[derive(Deserialize)]
+struct SenderPolicyForm {
+    #[serde(default)]
+    csrf: String,
+    /// `dmarc`, `require` or `default`.
+    #[serde(default)]
+    policy: String,
+}
+
+/// Sets the project's sender-authentication policy; it applies to the next mail.
+async fn sender_authentication(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<SenderPolicyForm>,
+) -> Result<Response, WebError> {
+    let me = session::require(&state, &headers).await?;
+    me.check_csrf(&form.csrf)?;
+    let mut tx = state.store().begin().await?;
+    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    project_settings::set_sender_policy(&mut tx, &managed, &form.policy).await?;
+    tx.commit().await?;
+    settings_page(&state, &me, id, Some("Saved.")).await
 }
 
 #[derive(Deserialize)]

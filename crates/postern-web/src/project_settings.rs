@@ -1,4 +1,4 @@
-//! Changing a project's members and Service Desk settings, shared by the settings pages and
+//! Changing a project's members, Service Desk settings and sender-authentication policy, shared by the settings pages and
 //! the JSON API so both apply GitLab's rules: maintainers, owners and administrators manage a
 //! project; only owners (and administrators) grant, change or remove the owner role; a project
 //! keeps at least one owner; setting a custom support address starts its verification.
@@ -184,6 +184,31 @@ pub(crate) async fn update_service_desk(
             .ok_or(WebError::NotFound);
     }
     Ok(project)
+}
+
+/// The project's sender-authentication policy as shown (`postern_core::authentication` holds
+/// the rule: a project only tightens the instance's policy).
+pub(crate) fn sender_policy_view(
+    config: &ProcessorConfig,
+    project: &Project,
+) -> postern_core::authentication::ProjectPolicyView {
+    use postern_core::authentication::{ProjectPolicyView, instance_policy};
+    let instance = instance_policy(config.sender_authentication.as_ref());
+    ProjectPolicyView::new(instance, project.sender_policy)
+}
+
+/// Sets the project's sender-authentication policy from its typed form (`dmarc`, `require`,
+/// `default`); it applies to the next mail. Returns the updated project.
+pub(crate) async fn set_sender_policy(
+    tx: &mut Tx,
+    managed: &Managed,
+    policy: &str,
+) -> Result<Project, WebError> {
+    let policy =
+        postern_core::authentication::parse_project_policy(policy).map_err(WebError::BadRequest)?;
+    Ok(tx
+        .set_project_sender_policy(managed.project.id, policy)
+        .await?)
 }
 
 /// Sends the verification mail for the project's custom address again (a new token; the old

@@ -74,6 +74,31 @@ pub async fn run(
     }
 }
 
+/// The project a route acts on, as the handlers find it: a reply key's notification's
+/// project, the project an incoming-email or Service Desk address names. `None` when there is
+/// none (the handler then refuses the mail for that). Sender authentication decides under
+/// this project's policy ([`crate::authentication::effective_policy`]).
+pub(crate) async fn project_of_route(
+    tx: &mut Tx,
+    route: &Route,
+) -> Result<Option<Project>, ProcessError> {
+    match route {
+        Route::CreateNote { reply_key } | Route::Unsubscribe { reply_key } => {
+            match tx
+                .sent_notification_by_key(&note::key_text(reply_key))
+                .await?
+            {
+                Some(notification) => Ok(tx.project_by_id(notification.project_id).await?),
+                None => Ok(None),
+            }
+        }
+        Route::CreateIssue { project, .. }
+        | Route::CreateNoteOnIssuable { project, .. }
+        | Route::CreateMergeRequest { project, .. }
+        | Route::ServiceDesk { project } => resolve_project(tx, project).await,
+    }
+}
+
 /// Finds the project an address names. The id form also checks the slug, so a guessed id with
 /// another project's slug finds nothing.
 pub(crate) async fn resolve_project(

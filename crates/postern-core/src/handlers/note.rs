@@ -14,7 +14,8 @@ use crate::error::{ErrorKind, ProcessError};
 use crate::permissions::{Ability, Actor, Readable, check_reply_key_recipient, validate};
 use crate::sender;
 
-fn key_text(reply_key: &ReplyKey) -> String {
+/// The stored form of a reply key, as the notification's lookup takes it.
+pub(super) fn key_text(reply_key: &ReplyKey) -> String {
     match reply_key {
         ReplyKey::Legacy { key } => key.clone(),
         ReplyKey::Partitioned {

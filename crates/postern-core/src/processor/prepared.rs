@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
-use postern_mail::{Email, Route, auto_generated};
-use postern_store::{CustomEmailVerificationState, InboundState, Tx};
+use postern_mail::key::{CustomEmailLookup, KeyScan, KeySource, custom_email_reply_parts};
+use postern_mail::{AddressTemplate, Email, Route, auto_generated, find_mail_key};
+use postern_store::{CustomEmailVerificationState, InboundState, Mailbox, Tx};
 
 use super::{ProcessorConfig, ReceiveOutcome};
 use crate::authentication::Authenticated;
@@ -114,6 +114,53 @@ impl super::Processor {
             prepared.trust = verdict(&prepared.email);
         }
         Ok(prepared)
+    }
+}
+
+impl super::Processor {
+    /// The receiver's checks before any handler: blank, too large, automatic, key, route.
+    pub(super) async fn decide(
+        &self,
+        tx: &mut Tx,
+        prepared: &Prepared<'_>,
+        mailbox: Mailbox,
+    ) -> Result<Decision, ProcessError> {
+        let email = &prepared.email;
+        if let Some(early) = prepared.early.clone() {
+            return Ok(early);
+        }
+        let template = match mailbox {
+            Mailbox::Incoming => self.config.incoming_address.as_ref(),
+            Mailbox::ServiceDesk => self.config.service_desk_address.as_ref(),
+        };
+        let custom = CustomEmails::load(tx).await?;
+        let scan = KeyScan {
+            template,
+            host: Some(&self.config.host),
+            custom_emails: Some(&custom),
+        };
+        let Some(key) = find_mail_key(email, &scan) else {
+            return Ok(Decision::Rejected(Rejection::new(
+                ErrorKind::UnknownIncomingEmail,
+            )));
+        };
+        let route = match mailbox {
+            Mailbox::Incoming => {
+                let wildcard = template.is_some_and(AddressTemplate::supports_wildcard);
+                postern_mail::route_incoming(&key.key, wildcard)
+            }
+            Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
+        };
+        // A key that only `References` carries was not in any address the mail was sent to:
+        // a forwarded or quoted notification carries it too, so it acts only for its
+        // recipient, checked harder (`handlers::note`).
+        let key_only_in_references = key.source == KeySource::References
+            && find_mail_key(email, &KeyScan { host: None, ..scan })
+                .is_none_or(|in_address| in_address.key != key.key);
+        Ok(match route {
+            Some(route) => Decision::Route(route, key_only_in_references),
+            None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
+        })
     }
 }
 

@@ -43,12 +43,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
             .unwrap_or_else(|| "embedded defaults".to_owned())
     );
     let setup = Setup::new(config)?;
-    let lines = runtime()?.block_on(async {
+    let (lines, warnings) = runtime()?.block_on(async {
         let mut lines = Vec::new();
         for check in checks(&setup) {
             lines.push(check.await);
         }
-        lines
+        (lines, sender_policy_warnings(&setup).await)
     });
     let mut failed = false;
     for line in lines {
@@ -59,6 +59,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
                 println!("FAIL {}: {reason}", line.name);
             }
         }
+    }
+    // Warnings do not fail the check: the instance works, but not as a project asked.
+    for warning in warnings {
+        println!("WARN {warning}");
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -84,6 +88,29 @@ fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
         checks.push(Box::pin(web_tls(setup)));
     }
     checks
+}
+
+/// Projects whose own sender-authentication policy the instance cannot honour (its policy is
+/// `off`, so nothing is verified). Nothing when the store cannot be read: its check says why.
+async fn sender_policy_warnings(setup: &Setup) -> Vec<String> {
+    let instance = postern_core::authentication::instance_policy(
+        setup.processor_config().sender_authentication.as_ref(),
+    );
+    let Ok(store) = setup.store().await else {
+        return Vec::new();
+    };
+    let projects = match store.begin_read_only().await {
+        Ok(mut read) => read.list_projects().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    store.close().await;
+    projects
+        .iter()
+        .filter_map(|project| {
+            postern_core::authentication::unenforced_project_policy(instance, project.sender_policy)
+                .map(|warning| format!("sender_authentication ({}): {warning}", project.full_path))
+        })
+        .collect()
 }
 
 /// `web.tls`: the certificate and key load and belong together, as `serve` will need them.

@@ -205,3 +205,116 @@ fn inspect_prints_the_verdict_processing_would_act_on() {
     let reasons = value["authentication"]["verdict"]["reasons"].to_string();
     assert!(reasons.contains("acme.test"), "{reasons}");
 }
+
+#[test]
+fn a_project_requiring_authentication_refuses_what_another_project_takes_until_it_relents() {
+    let Some(world) = world() else { return };
+    let (sandbox, _, lou_ooo) = verifying_sandbox(&world, "dmarc", "");
+    sandbox.admin_json(&["project", "add", "land/vault"]);
+    sandbox.admin_json(&["project", "member", "add", "land/vault", "lou", "developer"]);
+    let shown = sandbox.admin_json(&["project", "show", "land/vault", "--user", "lou"]);
+    let lou_vault = str_field(&shown["addresses"], "new_issue").to_owned();
+    let set = sandbox.admin_json(&[
+        "project",
+        "sender-auth",
+        "land/vault",
+        "--policy",
+        "require",
+    ]);
+    assert_eq!(
+        set["sender_authentication"]["effective"], "require",
+        "{set:#}"
+    );
+    assert_eq!(set["sender_authentication"]["warning"], Value::Null);
+
+    // loose.test publishes p=none: unsigned mail from it passes `dmarc`, not `require`.
+    let outcome = sandbox.receive(mail("lou@loose.test", &lou_ooo, "Loose to ooo").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["policy"], "dmarc");
+    let outcome = sandbox.receive(mail("lou@loose.test", &lou_vault, "Loose to vault").as_bytes());
+    assert_eq!(outcome["outcome"], "rejected", "{outcome:#}");
+    assert_eq!(outcome["error"], "sender_not_authenticated");
+    assert_eq!(outcome["authentication"]["policy"], "require");
+    assert_eq!(outcome["authentication"]["auto_reply"], false);
+    assert_eq!(outcome["reject_notice_queued"], false);
+    let vault = sandbox.admin_json(&["issue", "list", "land/vault"]);
+    assert_eq!(vault.as_array().map(Vec::len), Some(0), "{vault:#}");
+
+    // The policy is read when the mail is processed: the next mail follows the change.
+    sandbox.admin_json(&[
+        "project",
+        "sender-auth",
+        "land/vault",
+        "--policy",
+        "default",
+    ]);
+    let outcome = sandbox.receive(mail("lou@loose.test", &lou_vault, "Loose again").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["policy"], "dmarc");
+    let vault = sandbox.admin_json(&["issue", "list", "land/vault"]);
+    assert_eq!(vault[0]["title"], "Loose again", "{vault:#}");
+}
+
+#[test]
+fn a_project_policy_under_an_instance_that_verifies_nothing_is_reported_not_applied() {
+    // Without `verifying_senders` the sandbox's instance policy is `off`.
+    let sandbox = Sandbox::new();
+    sandbox.admin_json(&["project", "add", "land/vault"]);
+    let set = sandbox.admin_json(&[
+        "project",
+        "sender-auth",
+        "land/vault",
+        "--policy",
+        "require",
+    ]);
+    let view = &set["sender_authentication"];
+    assert_eq!(view["project"], "require", "{set:#}");
+    assert_eq!(view["effective"], "off", "{set:#}");
+    assert!(
+        str_field(view, "warning").contains("verifies no senders"),
+        "{set:#}"
+    );
+    let run = sandbox.run(&["check"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("WARN sender_authentication (land/vault): the project asks for"),
+        "{}",
+        run.all_output()
+    );
+}
+
+/// How many Service Desk thank-yous are in the outbox.
+fn thank_yous(sandbox: &Sandbox) -> usize {
+    let listed = sandbox.admin_json(&["outbox", "list"]);
+    listed.as_array().map_or(0, |mails| {
+        mails
+            .iter()
+            .filter(|mail| mail["kind"] == "service_desk_thank_you")
+            .count()
+    })
+}
+
+#[test]
+fn a_project_requiring_authentication_sends_no_thank_you_to_an_unauthenticated_customer() {
+    let Some(world) = world() else { return };
+    let (sandbox, _, _) = verifying_sandbox(&world, "dmarc", "");
+    sandbox.admin_json(&["project", "service-desk", "enable", "land/ooo"]);
+    let shown = sandbox.admin_json(&["project", "show", "land/ooo"]);
+    let desk = str_field(&shown["addresses"], "service_desk").to_owned();
+    sandbox.admin_json(&["project", "sender-auth", "land/ooo", "--policy", "require"]);
+
+    // A ticket all the same (Service Desk mail acts as no user), but no answer to a From
+    // the project's policy does not vouch for.
+    let outcome = sandbox.receive(mail("cat@loose.test", &desk, "Ticket one").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["policy"], "require");
+    assert_eq!(outcome["authentication"]["auto_reply"], false);
+    assert_eq!(thank_yous(&sandbox), 0);
+
+    sandbox.admin_json(&["project", "sender-auth", "land/ooo", "--policy", "default"]);
+    let outcome = sandbox.receive(mail("cat@loose.test", &desk, "Ticket two").as_bytes());
+    assert_eq!(outcome["outcome"], "processed", "{outcome:#}");
+    assert_eq!(outcome["authentication"]["auto_reply"], true);
+    assert_eq!(thank_yous(&sandbox), 1);
+}

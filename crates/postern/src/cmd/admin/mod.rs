@@ -8,6 +8,7 @@ mod items;
 mod messages;
 mod outbox;
 mod projects;
+mod sender_policy;
 mod users;
 
 use std::path::PathBuf;

@@ -47,6 +47,16 @@ pub enum ProjectCommand {
     /// default branch is protected from the start).
     #[command(subcommand)]
     Branch(super::branches::BranchCommand),
+    /// Show or set the project's sender-authentication policy: `dmarc` or `require` apply
+    /// when stricter than the instance's `sender_authentication: policy`, `default` follows it.
+    #[command(name = "sender-auth")]
+    SenderAuth {
+        /// Full path.
+        full_path: String,
+        /// `dmarc`, `require` or `default`.
+        #[arg(long)]
+        policy: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -336,6 +346,12 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
         }
         ProjectCommand::ServiceDesk(command) => service_desk(&mut tx, setup, command).await?,
         ProjectCommand::Branch(command) => super::branches::run(&mut tx, command).await?,
+        ProjectCommand::SenderAuth { full_path, policy } => {
+            let instance = postern_core::authentication::instance_policy(
+                setup.processor_config().sender_authentication.as_ref(),
+            );
+            super::sender_policy::run(&mut tx, instance, &full_path, policy.as_deref()).await?
+        }
     };
     commit(tx).await?;
     Ok(output)
