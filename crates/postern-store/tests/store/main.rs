@@ -6,6 +6,7 @@ mod support;
 mod inbound;
 mod inbound_retry;
 mod intake;
+mod incoming_tokens;
 mod issues;
 mod lifecycle;
 mod migration_0010;
