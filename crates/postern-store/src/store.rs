@@ -12,10 +12,10 @@ use sqlx::sqlite::{
 
 use tokio::sync::Semaphore;
 
-use crate::{StoreError, TokenKey};
 use crate::checkpoint::{Checkpoints, FALLBACK_AUTOCHECKPOINT_PAGES};
 use crate::raw_files::RawFiles;
 use crate::tx::{Tx, TxInner};
+use crate::{StoreError, TokenKey};
 
 /// The migrations, embedded at compile time. Two folders because the DDL differs (identity
 /// columns, BLOB vs BYTEA); they must describe equivalent schemas, and every new migration is

@@ -150,7 +150,11 @@ impl TokenKey {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let bytes = text.as_bytes();
     if bytes.len() % 2 != 0 {
         return None;
@@ -189,8 +193,14 @@ mod tests {
         let sealed = first.seal("glimt-x")?;
         let again = TokenKey::load_or_create(&path)?;
         assert_eq!(again.open(&sealed)?, "glimt-x");
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::read_dir(path.parent().ok_or("no parent")?)?.count(), 1);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_dir(path.parent().ok_or("no parent")?)?.count(),
+            1
+        );
         std::fs::write(&path, b"short")?;
         let error = TokenKey::load_or_create(&path).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("token.key")));

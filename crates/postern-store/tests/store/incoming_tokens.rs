@@ -61,7 +61,10 @@ both!(token_round_trips_and_is_not_in_the_row, |db| {
     tx.commit().await?;
 
     let mut tx = db.tx().await;
-    let shown = tx.user_by_id(alice.id).await?.map(|u| u.incoming_email_token);
+    let shown = tx
+        .user_by_id(alice.id)
+        .await?
+        .map(|u| u.incoming_email_token);
     assert_eq!(shown.as_deref(), Some(second.as_str()));
     let found = tx.user_by_incoming_token(&second).await?.map(|u| u.id);
     assert_eq!(found, Some(alice.id));
@@ -70,7 +73,9 @@ both!(token_round_trips_and_is_not_in_the_row, |db| {
     assert_eq!(listed[1].incoming_email_token, bob.incoming_email_token);
     tx.commit().await?;
 
-    let row = row_text(&db, alice.id).await.map_err(StoreError::Database)?;
+    let row = row_text(&db, alice.id)
+        .await
+        .map_err(StoreError::Database)?;
     let token_text = second.trim_start_matches("glimt-");
     assert!(!row.contains(token_text), "token in the row: {row}");
     assert!(row.contains("incoming_email_token_sealed"));
@@ -116,7 +121,10 @@ async fn check(url: &str, backend: Backend) -> Result<(), Box<dyn std::error::Er
     let keyless = Store::connect(url).await?;
     let mut tx = keyless.begin().await?;
     let found = tx.user_by_incoming_token(PLAIN).await?;
-    assert_eq!(found.map(|u| u.incoming_email_token).as_deref(), Some(PLAIN));
+    assert_eq!(
+        found.map(|u| u.incoming_email_token).as_deref(),
+        Some(PLAIN)
+    );
     tx.commit().await?;
     keyless.close().await;
 
@@ -125,7 +133,10 @@ async fn check(url: &str, backend: Backend) -> Result<(), Box<dyn std::error::Er
         let store = Store::connect_with(url, &keyed(&key)).await?;
         let mut tx = store.begin().await?;
         let found = tx.user_by_incoming_token(PLAIN).await?;
-        assert_eq!(found.map(|u| u.incoming_email_token).as_deref(), Some(PLAIN));
+        assert_eq!(
+            found.map(|u| u.incoming_email_token).as_deref(),
+            Some(PLAIN)
+        );
         assert_eq!(tx.seal_stored_incoming_tokens(0, 10).await?, None);
         tx.commit().await?;
         store.close().await;
@@ -133,20 +144,28 @@ async fn check(url: &str, backend: Backend) -> Result<(), Box<dyn std::error::Er
     let stored: (String, Option<String>) = match backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(url).await?;
-            sqlx::query_as("SELECT incoming_email_token_hash, incoming_email_token_sealed FROM users")
-                .fetch_one(&pool)
-                .await?
+            sqlx::query_as(
+                "SELECT incoming_email_token_hash, incoming_email_token_sealed FROM users",
+            )
+            .fetch_one(&pool)
+            .await?
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(url).await?;
-            sqlx::query_as("SELECT incoming_email_token_hash, incoming_email_token_sealed FROM users")
-                .fetch_one(&pool)
-                .await?
+            sqlx::query_as(
+                "SELECT incoming_email_token_hash, incoming_email_token_sealed FROM users",
+            )
+            .fetch_one(&pool)
+            .await?
         }
     };
     assert_eq!(stored.0.len(), 64);
     assert!(!stored.0.contains("plaintoken"));
-    assert!(stored.1.is_some_and(|sealed| !sealed.contains("plaintoken")));
+    assert!(
+        stored
+            .1
+            .is_some_and(|sealed| !sealed.contains("plaintoken"))
+    );
     Ok(())
 }
 
@@ -155,7 +174,9 @@ async fn sqlite_tokens_from_before_0012_are_sealed() -> Result<(), Box<dyn std::
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}/old.db?mode=rwc", dir.path().display());
     let pool = sqlx::SqlitePool::connect(&url).await?;
-    sqlx::migrate!("migrations/sqlite").run_to(11, &pool).await?;
+    sqlx::migrate!("migrations/sqlite")
+        .run_to(11, &pool)
+        .await?;
     sqlx::query(BEFORE).execute(&pool).await?;
     pool.close().await;
     check(&url, Backend::Sqlite).await

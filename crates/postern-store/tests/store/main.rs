@@ -5,8 +5,8 @@ mod support;
 
 mod inbound;
 mod inbound_retry;
-mod intake;
 mod incoming_tokens;
+mod intake;
 mod issues;
 mod lifecycle;
 mod migration_0010;
