@@ -410,11 +410,20 @@ pub async fn to_external_participants(
     Ok(queued)
 }
 
-/// Queues the Service Desk thank-you mail for a new ticket to `answer_to` (where the mail
-/// that opened it asked answers to go; the ticket's outside author when `None`), from the
-/// Service Desk address, with a reply key whose recipient is the Support Bot — if
-/// [`crate::auto_mail`] allows an automatic mail to them now (`may_auto_reply`: the caller's word
-/// on the message that opened the ticket). Its subject is GitLab's, `Re: <title> (#<iid>)`, with
+/// The mail a thank-you answers, as far as [`thank_you`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answering<'a> {
+    /// Its Message-ID, which the thank-you's `In-Reply-To` names.
+    pub message_id: Option<&'a str>,
+    /// Where it asked answers to go; the ticket's outside author when `None`.
+    pub answer_to: Option<&'a str>,
+    /// The caller's word on it: whether automatic mail may answer its sender.
+    pub may_auto_reply: bool,
+}
+
+/// Queues the Service Desk thank-you mail for a new ticket to where the mail that opened it
+/// asked answers to go ([`Answering`]), from the Service Desk address, with a reply key whose
+/// recipient is the Support Bot — if [`crate::auto_mail`] allows an automatic mail to them now. Its subject is GitLab's, `Re: <title> (#<iid>)`, with
 /// the title, which the sender chose, cut and cleaned by [`subject_text`]. Returns whether it was
 /// queued.
 pub async fn thank_you(
@@ -423,10 +432,13 @@ pub async fn thank_you(
     project: &Project,
     ticket: &Issue,
     bot: &User,
-    original_message_id: Option<&str>,
-    answer_to: Option<&str>,
-    may_auto_reply: bool,
+    answering: Answering<'_>,
 ) -> Result<bool, ProcessError> {
+    let Answering {
+        message_id: original_message_id,
+        answer_to,
+        may_auto_reply,
+    } = answering;
     let (Some(to), Some(template)) = (
         answer_to.or(ticket.external_author.as_deref()),
         config.incoming_address.as_ref(),

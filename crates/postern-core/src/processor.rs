@@ -124,7 +124,7 @@ pub struct ReceiveOutcome {
     pub first_outcome: Option<String>,
     /// What sender authentication found, when the instance verifies senders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<AuthenticationRecord>,
+    pub authentication: Option<Box<AuthenticationRecord>>,
 }
 
 /// A record created by a message.
@@ -512,7 +512,9 @@ impl Processor {
             created: None,
             reject_notice_queued: false,
             first_outcome: None,
-            authentication: authenticated.as_ref().map(Authenticated::record),
+            authentication: authenticated
+                .as_ref()
+                .map(|authenticated| Box::new(authenticated.record())),
         };
         match result {
             Ok(Handled { created }) => outcome.created = created,

@@ -42,8 +42,8 @@ pub struct ProcessingQueue {
 pub enum QueueEvent {
     /// Processed (or refused) and committed, in `elapsed`.
     Finished {
-        /// What happened.
-        outcome: ReceiveOutcome,
+        /// What happened (boxed: the other events are a few words).
+        outcome: Box<ReceiveOutcome>,
         /// How long processing took.
         elapsed: Duration,
     },
@@ -161,7 +161,7 @@ async fn process_one(processor: &Processor, id: i64) -> QueueEvent {
     // the message simply stays where it is until the next look at the queue.
     match processor.process_queued(id, stale_before).await {
         Ok(Some(outcome)) => QueueEvent::Finished {
-            outcome,
+            outcome: Box::new(outcome),
             elapsed: started.elapsed(),
         },
         Ok(None) => QueueEvent::Skipped(id),

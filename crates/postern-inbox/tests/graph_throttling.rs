@@ -6,7 +6,7 @@
 //! at once, and tokens renewed only as their lifetime requires.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod graph_support;
+pub mod graph_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
 
-mod imap_common;
+pub mod imap_common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

@@ -514,6 +514,21 @@ impl Config {
     }
 }
 
+/// `ip` or `ip:port` (port 53 by default; IPv6 with a port as `[ip]:port`).
+fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<std::net::SocketAddr>() {
+        return Ok(address);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!(
+                "sender_authentication.dns.nameservers: {text:?} is not an IP address or ip:port"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,19 +638,4 @@ instance:
         );
         assert_eq!(config.host(), DEFAULT_HOST);
     }
-}
-
-/// `ip` or `ip:port` (port 53 by default; IPv6 with a port as `[ip]:port`).
-fn parse_nameserver(text: &str) -> Result<std::net::SocketAddr, String> {
-    let text = text.trim();
-    if let Ok(address) = text.parse::<std::net::SocketAddr>() {
-        return Ok(address);
-    }
-    text.parse::<std::net::IpAddr>()
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
-        .map_err(|_| {
-            format!(
-                "sender_authentication.dns.nameservers: {text:?} is not an IP address or ip:port"
-            )
-        })
 }

@@ -263,9 +263,11 @@ async fn new_ticket(
         project,
         &ticket,
         bot,
-        email.message_id(),
-        sender::answer_address(email).as_deref(),
-        context.may_auto_reply,
+        crate::notify::Answering {
+            message_id: email.message_id(),
+            answer_to: sender::answer_address(email).as_deref(),
+            may_auto_reply: context.may_auto_reply,
+        },
     )
     .await?;
     crate::notify::notify(

@@ -162,6 +162,15 @@ both!(metrics_include_what_the_recorder_collected, |db| {
         created: None,
         reject_notice_queued: false,
         first_outcome: None,
+        authentication: Some(Box::new(
+            postern_core::authentication::AuthenticationRecord {
+                policy: "dmarc".into(),
+                dmarc: "fail".into(),
+                act_as_user: "refused".into(),
+                auto_reply: false,
+                verdict: serde_json::Value::Null,
+            },
+        )),
     };
     metrics::with_local_recorder(&recorder, || {
         postern_web::record_receive(&outcome, "incoming", Duration::from_millis(30));
@@ -172,6 +181,12 @@ both!(metrics_include_what_the_recorder_collected, |db| {
     let text = get_with_token(&web, "/metrics", &token).await.body;
     assert!(
         text.contains("postern_messages_total{outcome=\"rejected\",error_kind=\"user_not_found\",mailbox=\"incoming\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "postern_sender_authentication_total{dmarc=\"fail\",act_as_user=\"refused\"} 1"
+        ),
         "{text}"
     );
     assert!(
