@@ -69,6 +69,11 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// The key that seals incoming-email tokens is unusable or does not open them (a database
+    /// restored without its key file). The message names the key file, never the key.
+    #[error("{0}")]
+    TokenKey(String),
+
     /// The operating system's random number generator failed (tokens and keys need it).
     #[error("random number generator failed: {0}")]
     Random(String),
@@ -102,6 +107,7 @@ impl StoreError {
             | StoreError::UnsupportedUrl(_)
             | StoreError::NotFound(_)
             | StoreError::Invalid(_)
+            | StoreError::TokenKey(_)
             | StoreError::Corrupt { .. } => false,
         }
     }

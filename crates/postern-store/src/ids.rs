@@ -13,7 +13,7 @@ use crate::StoreError;
 /// Length of a reply key: a 128-bit number in base 36 needs at most 25 digits.
 pub(crate) const REPLY_KEY_LEN: usize = 25;
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|e| StoreError::Random(e.to_string()))?;
     Ok(buf)

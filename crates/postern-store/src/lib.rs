@@ -17,6 +17,8 @@
 //! - [`Tx`] is one open transaction, and the only way to run a query. Processing one message is
 //!   one `Tx`: everything it changed is committed together by [`Tx::commit`], or nothing is (an
 //!   error, an early return or a panic drops the `Tx`, which rolls it back).
+//! - [`TokenKey`] seals incoming-email tokens at rest (the database keeps their hash and a sealed
+//!   copy); the binary loads it from its data directory and passes it in [`StoreOptions`].
 //! - [`StoreError`] says what went wrong and, through [`StoreError::is_temporary`], whether trying
 //!   again later can help (the caller turns that into exit code 75 or a retry with back-off).
 //!
@@ -62,6 +64,7 @@ mod settings;
 mod sqltypes;
 mod store;
 mod time;
+mod token_key;
 mod tx;
 mod uploads;
 mod users;
@@ -94,6 +97,7 @@ pub use raw_files::EXTERNAL_FROM_BYTES;
 pub use settings::Setting;
 pub use store::{Backend, Store, StoreOptions};
 pub use time::Timestamp;
+pub use token_key::TokenKey;
 pub use tx::Tx;
 pub use uploads::{NewUpload, Upload, UploadReference};
 pub use users::{NewUser, User, UserEmail, UserKind, UserState};

@@ -12,10 +12,10 @@ use sqlx::sqlite::{
 
 use tokio::sync::Semaphore;
 
-use crate::StoreError;
 use crate::checkpoint::{Checkpoints, FALLBACK_AUTOCHECKPOINT_PAGES};
 use crate::raw_files::RawFiles;
 use crate::tx::{Tx, TxInner};
+use crate::{StoreError, TokenKey};
 
 /// The migrations, embedded at compile time. Two folders because the DDL differs (identity
 /// columns, BLOB vs BYTEA); they must describe equivalent schemas, and every new migration is
@@ -45,6 +45,12 @@ pub struct StoreOptions {
     /// How long SQLite waits on a lock held by another connection or process before failing
     /// with a temporary "database is locked" error.
     pub sqlite_busy_timeout: Duration,
+    /// The key that seals incoming-email tokens (see [`TokenKey`]). With it, new tokens are
+    /// stored hashed and sealed, and tokens still stored in plain are sealed at start-up;
+    /// without it, new tokens are stored in plain and nothing is sealed (tests of other crates;
+    /// the binary always passes its key file). A store without the key cannot show a sealed
+    /// token.
+    pub token_key: Option<Arc<TokenKey>>,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +59,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(30),
             sqlite_busy_timeout: Duration::from_secs(10),
+            token_key: None,
         }
     }
 }
@@ -78,6 +85,8 @@ pub struct Store {
     checkpoints: Option<Arc<Checkpoints>>,
     /// SQLite on a file: where large raw messages are kept (see `raw_files`).
     raw_files: Option<Arc<RawFiles>>,
+    /// Seals and opens incoming-email tokens, when the store was given the key.
+    token_key: Option<Arc<TokenKey>>,
 }
 
 /// The in-process queue of SQLite writers and how long one may wait in it.
@@ -151,6 +160,7 @@ impl Store {
             }),
             checkpoints,
             raw_files,
+            token_key: options.token_key.clone(),
         })
     }
 
@@ -166,6 +176,7 @@ impl Store {
             writers: None,
             checkpoints: None,
             raw_files: None,
+            token_key: options.token_key.clone(),
         })
     }
 
@@ -177,7 +188,36 @@ impl Store {
             Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
             Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
         }
-        self.finish_migration_0010().await
+        self.finish_migration_0010().await?;
+        self.finish_migration_0012().await
+    }
+
+    /// What migration 0012 leaves to Rust: sealing the incoming-email tokens still stored in
+    /// plain, in batches of their own transactions (an interrupted run is finished by the next
+    /// start), and only with the key. Then checks that the key opens a sealed token, so a
+    /// database restored without its key file fails at start, naming the file, rather than on
+    /// the first address shown.
+    async fn finish_migration_0012(&self) -> Result<(), StoreError> {
+        const BATCH: i64 = 1000;
+        if self.token_key.is_none() {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let mut tx = self.begin().await?;
+            let last = tx.seal_stored_incoming_tokens(after, BATCH).await?;
+            tx.commit().await?;
+            match last {
+                Some(last) => after = last,
+                None => break,
+            }
+        }
+        if after > 0 {
+            tracing::info!(up_to_row = after, "stored incoming-email tokens sealed");
+        }
+        let mut tx = self.begin_read_only().await?;
+        tx.check_token_key().await?;
+        tx.rollback().await
     }
 
     /// What migration 0010 leaves to Rust: hashing the reply keys still stored in plain (SQLite
@@ -246,6 +286,7 @@ impl Store {
         };
         let committed = self.checkpoints.as_ref().map(|c| c.waker());
         Ok(Tx::new(inner, self.raw_files.clone())
+            .with_token_key(self.token_key.clone())
             .holding(permit)
             .announcing_commit(committed))
     }
@@ -258,7 +299,7 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
             Pool::Postgres(p) => TxInner::Postgres(p.begin_with("BEGIN READ ONLY").await?),
         };
-        Ok(Tx::new(inner, self.raw_files.clone()))
+        Ok(Tx::new(inner, self.raw_files.clone()).with_token_key(self.token_key.clone()))
     }
 
     /// Checks that the database answers (`SELECT 1`), for health endpoints and `postern check`.

@@ -32,6 +32,8 @@ pub struct Tx {
     /// SQLite on a file: where large raw messages go, and the files this transaction wrote.
     pub(crate) raw_files: Option<std::sync::Arc<RawFiles>>,
     pub(crate) pending_files: PendingFiles,
+    /// Seals and opens incoming-email tokens, if the store has the key.
+    pub(crate) token_key: Option<std::sync::Arc<crate::TokenKey>>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -111,7 +113,13 @@ impl Tx {
             committed: None,
             raw_files,
             pending_files: PendingFiles::default(),
+            token_key: None,
         }
+    }
+
+    pub(crate) fn with_token_key(mut self, key: Option<std::sync::Arc<crate::TokenKey>>) -> Tx {
+        self.token_key = key;
+        self
     }
 
     pub(crate) fn announcing_commit(

@@ -1,6 +1,8 @@
 //! Users, their email addresses and incoming-email tokens, and the Support Bot.
 
-use crate::ids::{fold, new_incoming_email_token};
+use sha2::{Digest as _, Sha256};
+
+use crate::ids::{fold, hex, new_incoming_email_token};
 use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
@@ -62,7 +64,18 @@ pub struct User {
     /// Human or Support Bot.
     pub kind: UserKind,
     /// The secret in the user's new-issue / new-MR addresses (`glimt-…`). Matched exactly.
+    /// Not a column: opened from `incoming_email_token_sealed` when the user is loaded.
+    #[sqlx(skip)]
     pub incoming_email_token: String,
+    /// The column `incoming_email_token_hash`: the token's hex SHA-256, or the token itself in a
+    /// row not sealed yet (see migration 0012).
+    #[sqlx(rename = "incoming_email_token_hash")]
+    #[serde(skip)]
+    stored_token: String,
+    /// The token sealed with the store's [`TokenKey`](crate::TokenKey); `None` while the row
+    /// still holds it in plain.
+    #[serde(skip)]
+    incoming_email_token_sealed: Option<String>,
     /// When the account was created.
     pub created_at: Timestamp,
     /// Last change to the account row.
@@ -142,22 +155,25 @@ impl Tx {
     /// A taken username, address or (astronomically unlikely) token is a unique violation.
     pub async fn create_user(&mut self, new: NewUser) -> Result<User, StoreError> {
         let now = Timestamp::now().0;
-        let token = new_incoming_email_token()?;
+        let (token_hash, sealed) = self.token_at_rest(&new_incoming_email_token()?)?;
         let mut user = fetch_one!(
             self,
             User,
             "INSERT INTO users (username, username_lower, name, state, admin, kind,
-                                incoming_email_token, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
+                                incoming_email_token_hash, incoming_email_token_sealed,
+                                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8) RETURNING *",
             &new.username,
             fold(&new.username),
             &new.name,
             new.state.as_str(),
             new.admin,
             new.kind.as_str(),
-            &token,
+            &token_hash,
             now,
+            &sealed,
         )?;
+        self.open_token(&mut user)?;
         if let Some(email) = &new.email {
             let row = self
                 .insert_email(user.id, email, true, new.email_verified)
@@ -239,10 +255,37 @@ impl Tx {
         Ok(n > 0)
     }
 
+    /// What the `users` row keeps of `token`: with the key, its hash and its sealed form;
+    /// without, the token itself (sealed at the next start with the key).
+    fn token_at_rest(&self, token: &str) -> Result<(String, Option<String>), StoreError> {
+        Ok(match &self.token_key {
+            Some(key) => (incoming_token_hash(token), Some(key.seal(token)?)),
+            None => (token.to_owned(), None),
+        })
+    }
+
+    /// Fills `user.incoming_email_token` from the row. A sealed token needs the key that
+    /// sealed it; anything else is an error naming the key file.
+    fn open_token(&self, user: &mut User) -> Result<(), StoreError> {
+        user.incoming_email_token = match (&user.incoming_email_token_sealed, &self.token_key) {
+            (None, _) => user.stored_token.clone(),
+            (Some(sealed), Some(key)) => key.open(sealed)?,
+            (Some(_), None) => {
+                return Err(StoreError::TokenKey(
+                    "the incoming-email tokens are sealed and the store was opened without \
+                     their key"
+                        .to_owned(),
+                ));
+            }
+        };
+        Ok(())
+    }
+
     async fn with_emails(&mut self, user: Option<User>) -> Result<Option<User>, StoreError> {
         let Some(mut user) = user else {
             return Ok(None);
         };
+        self.open_token(&mut user)?;
         user.emails = fetch_all!(
             self,
             UserEmail,
@@ -270,7 +313,9 @@ impl Tx {
     }
 
     /// The user whose incoming-email token is exactly `token` (GitLab compares it whole, never
-    /// by prefix or case-insensitively).
+    /// by prefix or case-insensitively). Found by the token's hash; a row not sealed yet is
+    /// matched on its plain token, and only such a row (so a hash read from a copy of the
+    /// database is no token).
     pub async fn user_by_incoming_token(
         &mut self,
         token: &str,
@@ -278,7 +323,10 @@ impl Tx {
         let user = fetch_optional!(
             self,
             User,
-            "SELECT * FROM users WHERE incoming_email_token = $1",
+            "SELECT * FROM users
+             WHERE (incoming_email_token_sealed IS NOT NULL AND incoming_email_token_hash = $1)
+                OR (incoming_email_token_sealed IS NULL AND incoming_email_token_hash = $2)",
+            incoming_token_hash(token),
             token
         )?;
         self.with_emails(user).await
@@ -308,6 +356,9 @@ impl Tx {
             UserEmail,
             "SELECT * FROM user_emails ORDER BY user_id, is_primary DESC, id"
         )?;
+        for user in &mut users {
+            self.open_token(user)?;
+        }
         // Both lists are sorted by user id: one merge pass distributes the addresses.
         let mut emails = emails.into_iter().peekable();
         for user in &mut users {
@@ -352,12 +403,16 @@ impl Tx {
     /// the new one.
     pub async fn reset_incoming_email_token(&mut self, user_id: i64) -> Result<String, StoreError> {
         let token = new_incoming_email_token()?;
+        let (token_hash, sealed) = self.token_at_rest(&token)?;
         let n = execute!(
             self,
-            "UPDATE users SET incoming_email_token = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE users SET incoming_email_token_hash = $2, incoming_email_token_sealed = $4,
+                              updated_at = $3
+             WHERE id = $1",
             user_id,
-            &token,
+            &token_hash,
             Timestamp::now().0,
+            &sealed,
         )?;
         if n == 0 {
             return Err(StoreError::NotFound("user"));
@@ -378,19 +433,83 @@ impl Tx {
             return Ok(bot);
         }
         let now = Timestamp::now().0;
-        let token = new_incoming_email_token()?;
+        let (token_hash, sealed) = self.token_at_rest(&new_incoming_email_token()?)?;
         execute!(
             self,
             "INSERT INTO users (username, username_lower, name, state, admin, kind,
-                                incoming_email_token, created_at, updated_at)
-             VALUES ($1, $1, 'Support Bot', 'active', FALSE, 'support_bot', $2, $3, $3)
+                                incoming_email_token_hash, incoming_email_token_sealed,
+                                created_at, updated_at)
+             VALUES ($1, $1, 'Support Bot', 'active', FALSE, 'support_bot', $2, $4, $3, $3)
              ON CONFLICT DO NOTHING",
             SUPPORT_BOT_USERNAME,
-            &token,
+            &token_hash,
             now,
+            &sealed,
         )?;
         self.support_bot().await?.ok_or(StoreError::NotFound(
             "support bot (username support-bot taken?)",
         ))
     }
+
+    /// Seals up to `batch` tokens still stored in plain, in rows after id `after` (migration
+    /// 0012's second half; needs the key, else does nothing). Returns the last row id it
+    /// looked at, or `None` when no plain token is left.
+    pub async fn seal_stored_incoming_tokens(
+        &mut self,
+        after: i64,
+        batch: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Plain {
+            id: i64,
+            incoming_email_token_hash: String,
+        }
+        let Some(key) = self.token_key.clone() else {
+            return Ok(None);
+        };
+        let rows = fetch_all!(
+            self,
+            Plain,
+            "SELECT id, incoming_email_token_hash FROM users
+             WHERE id > $1 AND incoming_email_token_sealed IS NULL ORDER BY id LIMIT $2",
+            after,
+            batch
+        )?;
+        let mut last = None;
+        for row in rows {
+            let token = &row.incoming_email_token_hash;
+            // Guarded by the plain value: a concurrent reset in between keeps its new token.
+            execute!(
+                self,
+                "UPDATE users SET incoming_email_token_hash = $2, incoming_email_token_sealed = $3
+                 WHERE id = $1 AND incoming_email_token_hash = $4
+                   AND incoming_email_token_sealed IS NULL",
+                row.id,
+                incoming_token_hash(token),
+                key.seal(token)?,
+                token
+            )?;
+            last = Some(row.id);
+        }
+        Ok(last)
+    }
+
+    /// Checks that the store's key opens one sealed token (none sealed: nothing to check).
+    pub(crate) async fn check_token_key(&mut self) -> Result<(), StoreError> {
+        let sealed = scalar_optional!(
+            self,
+            String,
+            "SELECT incoming_email_token_sealed FROM users
+             WHERE incoming_email_token_sealed IS NOT NULL ORDER BY id LIMIT 1"
+        )?;
+        if let (Some(sealed), Some(key)) = (sealed, &self.token_key) {
+            key.open(&sealed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Hex SHA-256 of an incoming-email token: what the `users` row keeps for lookup.
+fn incoming_token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
 }

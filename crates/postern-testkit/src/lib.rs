@@ -77,7 +77,13 @@ macro_rules! both {
     };
 }
 
-use postern_store::{Store, StoreOptions, Tx};
+use postern_store::{Store, StoreOptions, TokenKey, Tx};
+
+/// A random in-memory key for incoming-email tokens, as the binary loads from its data
+/// directory: test stores seal tokens the way production does.
+pub fn test_token_key() -> std::sync::Arc<TokenKey> {
+    std::sync::Arc::new(TokenKey::random("test token key").expect("random token key"))
+}
 
 /// A fresh, migrated database for one test.
 pub struct TestDb {
@@ -85,6 +91,8 @@ pub struct TestDb {
     pub store: Store,
     /// Its URL, to connect a second time.
     pub url: String,
+    /// The key its incoming-email tokens are sealed with (pass it when connecting again).
+    pub token_key: std::sync::Arc<TokenKey>,
     /// For SQLite: the directory holding the file, removed when the test ends.
     _dir: Option<tempfile::TempDir>,
 }
@@ -94,10 +102,18 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory for SQLite");
         let url = format!("sqlite://{}/store.db?mode=rwc", dir.path().display());
-        let store = Store::connect(&url).await.expect("connect to SQLite");
+        let token_key = test_token_key();
+        let options = StoreOptions {
+            token_key: Some(token_key.clone()),
+            ..StoreOptions::default()
+        };
+        let store = Store::connect_with(&url, &options)
+            .await
+            .expect("connect to SQLite");
         TestDb {
             store,
             url,
+            token_key,
             _dir: Some(dir),
         }
     }
@@ -112,8 +128,10 @@ impl TestDb {
             pg::PgChoice::Url(url) => url,
         };
         let url = create_database(&admin).await;
+        let token_key = test_token_key();
         let options = StoreOptions {
             max_connections: 4,
+            token_key: Some(token_key.clone()),
             ..StoreOptions::default()
         };
         let store = Store::connect_with(&url, &options)
@@ -122,6 +140,7 @@ impl TestDb {
         Some(TestDb {
             store,
             url,
+            token_key,
             _dir: None,
         })
     }

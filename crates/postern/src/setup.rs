@@ -9,7 +9,7 @@ use postern_core::authentication::SenderAuthentication;
 use postern_core::content::UploadPolicy;
 use postern_core::{Processor, ProcessorConfig};
 use postern_mail::AddressTemplate;
-use postern_store::{Store, StoreOptions};
+use postern_store::{Store, StoreOptions, TokenKey};
 
 use crate::config::Config;
 use crate::exit::{CONFIG, Failure, TEMPORARY};
@@ -34,6 +34,16 @@ pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Entries looked at when checking the data directory's modes at start. The walk is linear in
 /// this; a larger directory is checked this far (with a warning) rather than holding up the start.
 pub const MAX_MODE_CHECKS: usize = 200_000;
+
+/// The file, relative to the data directory, holding the key that seals incoming-email tokens
+/// in the database. Kept out of the database on purpose: a copy of the database alone reveals
+/// no token. `admin backup` copies it next to the backup and `admin restore` puts it back.
+pub const TOKEN_KEY_FILE: &str = "secrets/token.key";
+
+/// Where the token key of the data directory `data_dir` lives.
+pub fn token_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(TOKEN_KEY_FILE)
+}
 
 fn restrict_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(PRIVATE_UMASK));
@@ -149,8 +159,15 @@ impl Setup {
             .create(&self.data_dir)
             .with_context(|| format!("cannot create data directory {}", self.data_dir.display()))
             .map_err(|e| Failure::new(TEMPORARY, e))?;
+        // Created at the first start; afterwards it must be the file that sealed the tokens
+        // (`Store::connect_with` checks, and names the file when it is not).
+        let token_key = TokenKey::load_or_create(&token_key_path(&self.data_dir)).map_err(|e| {
+            let code = if e.is_temporary() { TEMPORARY } else { CONFIG };
+            Failure::new(code, anyhow::anyhow!("token key: {e}"))
+        })?;
         let options = StoreOptions {
             acquire_timeout: Duration::from_secs(10),
+            token_key: Some(std::sync::Arc::new(token_key)),
             ..StoreOptions::default()
         };
         Store::connect_with(&self.store_url, &options)

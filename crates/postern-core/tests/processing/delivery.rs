@@ -168,12 +168,14 @@ both!(blank_and_unknown_mail, |db| {
 async fn busy_sqlite_is_temporary_and_writes_nothing() -> Result<(), BoxError> {
     let db = TestDb::sqlite().await;
     let url = db.url.clone();
+    let token_key = db.token_key.clone();
     let world = World::new(db).await?;
     let impatient = Store::connect_with(
         &url,
         &StoreOptions {
             sqlite_busy_timeout: Duration::from_millis(200),
             acquire_timeout: Duration::from_secs(2),
+            token_key: Some(token_key),
             ..StoreOptions::default()
         },
     )

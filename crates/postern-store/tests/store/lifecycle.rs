@@ -15,7 +15,11 @@ both!(migrations_are_idempotent, |db| {
     tx.commit().await?;
     // Running the migrations again, directly and through a second connect, changes nothing.
     db.store.migrate().await?;
-    let again = Store::connect(&db.url).await?;
+    let with_key = postern_store::StoreOptions {
+        token_key: Some(db.token_key.clone()),
+        ..postern_store::StoreOptions::default()
+    };
+    let again = Store::connect_with(&db.url, &with_key).await?;
     again.migrate().await?;
     let mut tx = again.begin().await?;
     assert!(tx.user_by_username("kept").await?.is_some());
@@ -242,6 +246,7 @@ async fn sqlite_busy_is_temporary() {
     let db = TestDb::sqlite().await;
     let impatient = StoreOptions {
         sqlite_busy_timeout: Duration::from_millis(50),
+        token_key: Some(db.token_key.clone()),
         ..StoreOptions::default()
     };
     let second = Store::connect_with(&db.url, &impatient)

@@ -5,6 +5,7 @@ mod support;
 
 mod inbound;
 mod inbound_retry;
+mod incoming_tokens;
 mod intake;
 mod issues;
 mod lifecycle;

@@ -35,6 +35,7 @@ mod serve;
 mod sign_in;
 mod sources;
 mod tls;
+mod tokens_at_rest;
 mod trim;
 mod uploads;
 mod walkthrough;

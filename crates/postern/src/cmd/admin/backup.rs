@@ -5,9 +5,13 @@
 //! only while no other process has it open, and drops the old write-ahead log with it: a log
 //! replayed into another database would corrupt it. PostgreSQL has its own tools; postern names
 //! the `pg_dump` / `pg_restore` command instead of wrapping them.
+//!
+//! The key that seals incoming-email tokens is kept in the data directory, not in the database
+//! (a copy of the database alone must reveal no token), so a backup is two files: FILE and
+//! FILE.token-key, both 0600. The restore puts the key back when it finds it next to FILE.
 
 use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,7 +22,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 
 use super::usage_error;
 use crate::exit::{self, Failure, TEMPORARY};
-use crate::setup::Setup;
+use crate::setup::{Setup, token_key_path};
+
+/// Appended to a backup's file name for the copy of the token key.
+const TOKEN_KEY_SUFFIX: &str = ".token-key";
 
 /// The first bytes of every SQLite 3 database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -105,9 +112,11 @@ pub fn backup(setup: &Setup, args: BackupArgs) -> Result<ExitCode, Failure> {
         Location::Sqlite(path) => path,
         Location::Postgres(url) => {
             return Err(usage_error(format!(
-                "the store is PostgreSQL: back it up with `pg_dump --format=custom --file={} {}`",
+                "the store is PostgreSQL: back it up with `pg_dump --format=custom --file={} {}`, \
+                 and keep a copy of {} with it (the key of the incoming-email tokens)",
                 shell_quote(&args.file.display().to_string()),
-                shell_quote(&url)
+                shell_quote(&url),
+                token_key_path(&setup.data_dir).display()
             )));
         }
     };
@@ -157,9 +166,10 @@ pub fn backup(setup: &Setup, args: BackupArgs) -> Result<ExitCode, Failure> {
         ));
     }
     let size = std::fs::metadata(&args.file).map_or(0, |m| m.len());
+    let key_note = backup_token_key(setup, &args.file)?;
     exit::print_bytes(
         format!(
-            "backed up {} to {} ({size} bytes)\n",
+            "backed up {} to {} ({size} bytes){key_note}\n",
             database.display(),
             args.file.display()
         )
@@ -244,9 +254,10 @@ pub fn restore(setup: &Setup, args: RestoreArgs) -> Result<ExitCode, Failure> {
         let _ = std::fs::remove_file(&staged);
     }
     swapped?;
+    let key_note = restore_token_key(setup, &args.file)?;
     exit::print_bytes(
         format!(
-            "restored {} from {}\n",
+            "restored {} from {}{key_note}\n",
             database.display(),
             args.file.display()
         )
@@ -293,6 +304,57 @@ async fn swap_exclusively(database: &Path, staged: &Path) -> Result<(), Failure>
         let _ = std::fs::remove_file(sibling(database, suffix));
     }
     Ok(())
+}
+
+/// Copies the data directory's token key to FILE.token-key (replacing an older one); returns
+/// what to add to the report.
+fn backup_token_key(setup: &Setup, file: &Path) -> Result<String, Failure> {
+    let key = token_key_path(&setup.data_dir);
+    let copy = sibling(file, TOKEN_KEY_SUFFIX);
+    if !key.is_file() {
+        return Ok(format!(
+            "; no token key at {} (no incoming-email token sealed yet)",
+            key.display()
+        ));
+    }
+    let _ = std::fs::remove_file(&copy);
+    copy_private(&key, &copy)?;
+    Ok(format!(
+        " and the token key to {} (keep both: without it, users' incoming-email addresses \
+         cannot be shown or used)",
+        copy.display()
+    ))
+}
+
+/// Puts FILE.token-key back as the data directory's token key, if the backup has one; returns
+/// what to add to the report.
+fn restore_token_key(setup: &Setup, file: &Path) -> Result<String, Failure> {
+    let copy = sibling(file, TOKEN_KEY_SUFFIX);
+    let key = token_key_path(&setup.data_dir);
+    if !copy.is_file() {
+        return Ok(format!(
+            "; no {} next to it: the data directory's key {} must be the one that sealed its \
+             incoming-email tokens",
+            copy.display(),
+            key.display()
+        ));
+    }
+    if let Some(parent) = key.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| usage_error(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    // Staged and renamed: a crash leaves the old key or the new one, never half of one.
+    let staged = sibling(&key, ".restore");
+    let _ = std::fs::remove_file(&staged);
+    copy_private(&copy, &staged)?;
+    std::fs::rename(&staged, &key).map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        usage_error(format!("cannot put the token key in place: {e}"))
+    })?;
+    Ok(format!(" and the token key to {}", key.display()))
 }
 
 /// `path` with `suffix` appended to its file name.
