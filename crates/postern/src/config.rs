@@ -307,6 +307,10 @@ pub struct StoreConfig {
     /// `sqlite://…` or `postgres://user:password@host/db`; a secret because of the password.
     pub url: Option<Secret>,
     pub data_dir: Option<PathBuf>,
+    /// The key sealing incoming-email tokens in the database (default
+    /// `<data_dir>/secrets/token.key`). Instances sharing one PostgreSQL database must share
+    /// this key: point each at the same file, or copy it to each.
+    pub token_key_file: Option<PathBuf>,
 }
 
 /// `web:`.

@@ -40,11 +40,6 @@ pub const MAX_MODE_CHECKS: usize = 200_000;
 /// no token. `admin backup` copies it next to the backup and `admin restore` puts it back.
 pub const TOKEN_KEY_FILE: &str = "secrets/token.key";
 
-/// Where the token key of the data directory `data_dir` lives.
-pub fn token_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(TOKEN_KEY_FILE)
-}
-
 fn restrict_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(PRIVATE_UMASK));
 }
@@ -148,6 +143,16 @@ impl Setup {
         })
     }
 
+    /// The key that seals incoming-email tokens: `store.token_key_file`, else
+    /// [`TOKEN_KEY_FILE`] in the data directory.
+    pub fn token_key_file(&self) -> PathBuf {
+        self.config
+            .store
+            .as_ref()
+            .and_then(|store| store.token_key_file.clone())
+            .unwrap_or_else(|| self.data_dir.join(TOKEN_KEY_FILE))
+    }
+
     /// Opens the store (creating the data directory). A temporary failure (exit 75: the database
     /// may come back, and an MTA will retry) is told apart from a store that retrying cannot fix
     /// (exit 78: an unsupported or malformed URL, a refused password, a database that is not
@@ -161,7 +166,7 @@ impl Setup {
             .map_err(|e| Failure::new(TEMPORARY, e))?;
         // Created at the first start; afterwards it must be the file that sealed the tokens
         // (`Store::connect_with` checks, and names the file when it is not).
-        let token_key = TokenKey::load_or_create(&token_key_path(&self.data_dir)).map_err(|e| {
+        let token_key = TokenKey::load_or_create(&self.token_key_file()).map_err(|e| {
             let code = if e.is_temporary() { TEMPORARY } else { CONFIG };
             Failure::new(code, anyhow::anyhow!("token key: {e}"))
         })?;

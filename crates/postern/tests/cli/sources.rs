@@ -383,7 +383,10 @@ fn two_instances_on_one_mailbox_and_one_postgres_store_duplicate_nothing() {
     };
     let store = format!("store:\n  url: \"{}\"\n", db.url);
     let first = Sandbox::with_config(&config(&server, "shared", &store));
-    let second = Sandbox::with_config(&config(&server, "shared", &store));
+    // Instances of one database share the key that seals its incoming-email tokens.
+    let key = first.path().join("postern-data/secrets/token.key");
+    let shared = format!("{store}  token_key_file: \"{}\"\n", key.display());
+    let second = Sandbox::with_config(&config(&server, "shared", &shared));
     let to = project(&first);
     let sent = rt.block_on(preload(&server, "shared", &to, 300));
     let a = serve(&first);

@@ -22,7 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 
 use super::usage_error;
 use crate::exit::{self, Failure, TEMPORARY};
-use crate::setup::{Setup, token_key_path};
+use crate::setup::Setup;
 
 /// Appended to a backup's file name for the copy of the token key.
 const TOKEN_KEY_SUFFIX: &str = ".token-key";
@@ -116,7 +116,7 @@ pub fn backup(setup: &Setup, args: BackupArgs) -> Result<ExitCode, Failure> {
                  and keep a copy of {} with it (the key of the incoming-email tokens)",
                 shell_quote(&args.file.display().to_string()),
                 shell_quote(&url),
-                token_key_path(&setup.data_dir).display()
+                setup.token_key_file().display()
             )));
         }
     };
@@ -309,7 +309,7 @@ async fn swap_exclusively(database: &Path, staged: &Path) -> Result<(), Failure>
 /// Copies the data directory's token key to FILE.token-key (replacing an older one); returns
 /// what to add to the report.
 fn backup_token_key(setup: &Setup, file: &Path) -> Result<String, Failure> {
-    let key = token_key_path(&setup.data_dir);
+    let key = setup.token_key_file();
     let copy = sibling(file, TOKEN_KEY_SUFFIX);
     if !key.is_file() {
         return Ok(format!(
@@ -330,7 +330,7 @@ fn backup_token_key(setup: &Setup, file: &Path) -> Result<String, Failure> {
 /// what to add to the report.
 fn restore_token_key(setup: &Setup, file: &Path) -> Result<String, Failure> {
     let copy = sibling(file, TOKEN_KEY_SUFFIX);
-    let key = token_key_path(&setup.data_dir);
+    let key = setup.token_key_file();
     if !copy.is_file() {
         return Ok(format!(
             "; no {} next to it: the data directory's key {} must be the one that sealed its \
