@@ -23,6 +23,34 @@ pub enum Policy {
     Require,
 }
 
+impl Policy {
+    /// The name as configured: `off`, `dmarc` or `require`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Off => "off",
+            Policy::Dmarc => "dmarc",
+            Policy::Require => "require",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    /// Reads [`Policy::as_str`]'s names; anything else is an error quoting (the start of) it.
+    fn from_str(text: &str) -> Result<Policy, String> {
+        [Policy::Off, Policy::Dmarc, Policy::Require]
+            .into_iter()
+            .find(|policy| policy.as_str() == text.trim())
+            .ok_or_else(|| {
+                format!(
+                    "must be off, dmarc or require (got {:?})",
+                    text.chars().take(32).collect::<String>()
+                )
+            })
+    }
+}
+
 /// Whether a mail may do something.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]

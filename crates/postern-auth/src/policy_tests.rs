@@ -171,3 +171,12 @@ fn decisions_serialise_with_snake_case_tags() {
     assert_eq!(json["may_act_as_user"]["outcome"], "temporary");
     assert_eq!(json["may_auto_reply"], false);
 }
+
+#[test]
+fn policy_names_round_trip_and_others_are_refused() {
+    for policy in [Policy::Off, Policy::Dmarc, Policy::Require] {
+        assert_eq!(policy.as_str().parse::<Policy>(), Ok(policy));
+    }
+    let error = "loose".parse::<Policy>().expect_err("not a policy");
+    assert!(error.contains("\"loose\""), "{error}");
+}

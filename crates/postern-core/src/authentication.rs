@@ -141,8 +141,8 @@ impl ProjectPolicyView {
     pub fn new(instance: Policy, project: Option<ProjectSenderPolicy>) -> ProjectPolicyView {
         ProjectPolicyView {
             project,
-            instance: policy_name(instance),
-            effective: policy_name(effective_policy(instance, project)),
+            instance: instance.as_str(),
+            effective: effective_policy(instance, project).as_str(),
             warning: unenforced_project_policy(instance, project),
         }
     }
@@ -190,7 +190,7 @@ impl Authenticated {
     /// The record kept with the message's outcome.
     pub fn record(&self) -> AuthenticationRecord {
         AuthenticationRecord {
-            policy: policy_name(self.policy).to_owned(),
+            policy: self.policy.as_str().to_owned(),
             dmarc: serde_json::to_value(self.verdict.dmarc.result)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -212,15 +212,6 @@ impl Authenticated {
             Permission::Allowed => SenderTrust::PolicyPasses,
             Permission::Refused { .. } | Permission::Temporary { .. } => SenderTrust::PolicyFails,
         }
-    }
-}
-
-/// `off`, `dmarc` or `require`, as configured.
-pub fn policy_name(policy: Policy) -> &'static str {
-    match policy {
-        Policy::Off => "off",
-        Policy::Dmarc => "dmarc",
-        Policy::Require => "require",
     }
 }
 

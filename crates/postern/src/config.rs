@@ -452,15 +452,9 @@ impl Config {
     /// else `dmarc`.
     pub fn sender_policy(&self) -> Result<postern_auth::Policy, String> {
         if let Ok(value) = std::env::var(POLICY_ENV) {
-            return match value.trim() {
-                "off" => Ok(postern_auth::Policy::Off),
-                "dmarc" => Ok(postern_auth::Policy::Dmarc),
-                "require" => Ok(postern_auth::Policy::Require),
-                _ => Err(format!(
-                    "{POLICY_ENV} must be off, dmarc or require (got {:?})",
-                    value.chars().take(32).collect::<String>()
-                )),
-            };
+            return value
+                .parse::<postern_auth::Policy>()
+                .map_err(|e| format!("{POLICY_ENV} {e}"));
         }
         Ok(self
             .sender_authentication
