@@ -414,7 +414,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// The verifier of `sender_authentication:`, or `None` under the policy `off`. A resolver
 /// that cannot be built is a configuration error: running on without verification would let
 /// anyone act as anyone.
-fn sender_authentication(config: &Config) -> Result<Option<SenderAuthentication>, Failure> {
+pub fn sender_authentication(config: &Config) -> Result<Option<SenderAuthentication>, Failure> {
     let refuse =
         |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
     let policy = config.sender_policy().map_err(refuse)?;

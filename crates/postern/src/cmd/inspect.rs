@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use postern_core::authentication::SenderAuthentication;
 use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, Mailbox, ReplyOptions, analyse};
 
@@ -53,15 +52,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
 /// The sender-authentication verdict as processing would record it (`null` under the policy
 /// `off`, which verifies nothing). Asks the configured DNS, as processing does.
 fn authentication(config: &Config, raw: &[u8]) -> Result<serde_json::Value, Failure> {
-    let refuse =
-        |message: String| Failure::new(CONFIG, anyhow::anyhow!("sender_authentication: {message}"));
-    let policy = config.sender_policy().map_err(refuse)?;
-    if policy == postern_auth::Policy::Off {
-        return Ok(serde_json::Value::Null);
-    }
-    let authenticator = postern_auth::Authenticator::new(&config.auth_config().map_err(refuse)?)
-        .map_err(|e| refuse(e.to_string()))?;
-    let Some(authentication) = SenderAuthentication::new(authenticator, policy) else {
+    let Some(authentication) = crate::setup::sender_authentication(config)? else {
         return Ok(serde_json::Value::Null);
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
