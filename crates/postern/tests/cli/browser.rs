@@ -12,14 +12,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use postern_testkit::chromium::{self, Browser, Error, click, fill, page_text, skip_reason};
 
 use crate::serve::{lmtp, stop};
-use crate::support::{Sandbox, StderrLines};
+use crate::support::{Sandbox, serve_until};
 
 const LMTP_PORT: u16 = 2525;
 const WEB_PORT: u16 = 8080;
@@ -78,16 +77,9 @@ async fn a_new_user_runs_serve_without_configuration_and_answers_a_mailed_ticket
     std::fs::create_dir_all(screenshot_dir()).expect("the screenshot directory");
 
     let sandbox = Sandbox::new();
-    let mut child = sandbox
-        .command(&["serve"])
-        .env_remove("POSTERN_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postern serve starts");
-    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    let link_line = stderr.wait_for("setup link", BOUND, |line| line.contains("/setup?token="));
+    let (child, stderr, link_line) = serve_until(&sandbox, None, "setup link", BOUND, |line| {
+        line.contains("/setup?token=")
+    });
     let link = link_line
         .rsplit(' ')
         .next()

@@ -4,7 +4,6 @@
 //! in by LMTP, and from a real Dovecot through the IMAP watcher (`POSTERN_SKIP_MAILSERVER=1`
 //! skips that test), both at intake and through the processing queue.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,7 +11,7 @@ use serde_json::Value;
 use postern_testkit::mailserver::MailServer;
 
 use crate::serve::{free_port, lmtp, stop};
-use crate::support::{Sandbox, StderrLines, str_field};
+use crate::support::{Sandbox, StderrLines, serve_until, str_field};
 
 const BOUND: Duration = Duration::from_secs(30);
 const SMTP_PASSWORD: &str = "Sw0rdfish-must-never-be-logged";
@@ -41,16 +40,9 @@ fn has(line: &Value, key: &str, value: &Value) -> bool {
 
 /// `postern serve` at level info, its standard error collected; returns once it has started.
 fn serve(sandbox: &Sandbox) -> (std::process::Child, StderrLines) {
-    let mut child = sandbox
-        .command(&["serve"])
-        .env("POSTERN_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postern serve starts");
-    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    stderr.wait_for("start line", BOUND, |line| line.contains("postern started"));
+    let (child, stderr, _) = serve_until(sandbox, Some("info"), "start line", BOUND, |line| {
+        line.contains("postern started")
+    });
     (child, stderr)
 }
 

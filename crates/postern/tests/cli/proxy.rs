@@ -13,7 +13,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::Client as Browsing;
@@ -23,7 +22,7 @@ use postern_testkit::nginx::Nginx;
 
 use crate::https::Client;
 use crate::serve::{free_port, lmtp, stop};
-use crate::support::{Sandbox, StderrLines, int_field, str_field};
+use crate::support::{Sandbox, StderrLines, int_field, serve_until, str_field};
 
 const BOUND: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "correct horse battery staple";
@@ -60,16 +59,9 @@ async fn behind_nginx_https_cookies_are_secure_the_client_is_nginxs_and_mail_lin
     let shown = sandbox.admin_json(&["project", "show", "land/ooo", "--user", "jake"]);
     let address = str_field(&shown["addresses"], "new_issue").to_owned();
 
-    let mut child = sandbox
-        .command(&["serve"])
-        .env_remove("POSTERN_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postern serve starts");
-    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    let link_line = stderr.wait_for("setup link", BOUND, |line| line.contains("/setup?token="));
+    let (child, stderr, link_line) = serve_until(&sandbox, None, "setup link", BOUND, |line| {
+        line.contains("/setup?token=")
+    });
     let link = link_line
         .rsplit(' ')
         .next()

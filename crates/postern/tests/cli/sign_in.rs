@@ -14,14 +14,14 @@
 //!   itself is tested in postern-web's `throttle` tests with a map of 16.)
 
 use std::net::Ipv4Addr;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use crate::https::{Client, Error, Reply};
 use crate::serve::{free_port, stop};
-use crate::support::{Sandbox, StderrLines};
+use crate::support::{Sandbox, StderrLines, serve_until};
 
 const BOUND: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "correct horse battery staple";
@@ -44,16 +44,9 @@ impl Server {
             "listener:\n  listen: \"127.0.0.1:{}\"\nweb:\n  listen: \"127.0.0.1:{port}\"\n",
             free_port()
         ));
-        let mut child = sandbox
-            .command(&["serve"])
-            .env_remove("POSTERN_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("postern serve starts");
-        let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-        let line = stderr.wait_for("setup link", BOUND, |line| line.contains("/setup?token="));
+        let (child, stderr, line) = serve_until(&sandbox, None, "setup link", BOUND, |line| {
+            line.contains("/setup?token=")
+        });
         let token = line
             .rsplit("token=")
             .next()

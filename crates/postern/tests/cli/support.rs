@@ -375,6 +375,33 @@ impl Walkthrough {
     }
 }
 
+/// `postern serve` in `sandbox` with its standard error collected, logging at `level` (`None`:
+/// the default level); returns once it wrote a line `ready` accepts (waiting at most `bound`,
+/// else panicking with `what`), with that line.
+#[track_caller]
+pub fn serve_until(
+    sandbox: &Sandbox,
+    level: Option<&str>,
+    what: &str,
+    bound: std::time::Duration,
+    ready: impl Fn(&str) -> bool,
+) -> (std::process::Child, StderrLines, String) {
+    let mut command = sandbox.command(&["serve"]);
+    match level {
+        Some(level) => command.env("POSTERN_LOG", level),
+        None => command.env_remove("POSTERN_LOG"),
+    };
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("postern serve starts");
+    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
+    let line = stderr.wait_for(what, bound, ready);
+    (child, stderr, line)
+}
+
 /// Standard error of a running `postern serve`, collected line by line by a thread, so the
 /// test can wait for a line while the process keeps writing.
 pub struct StderrLines {

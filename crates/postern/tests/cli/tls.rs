@@ -5,14 +5,13 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use postern_testkit::certs::{PrivateCa, ServerPair};
 
 use crate::https::{Client, certificate_der};
 use crate::serve::{free_port, stop};
-use crate::support::{Sandbox, StderrLines};
+use crate::support::{Sandbox, serve_until};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -67,16 +66,7 @@ fn serve_answers_https_and_sighup_swaps_the_certificate_keeping_open_connections
     let first = ca.issue("first");
     let second = ca.issue("second");
     install(&sandbox, &first.certificate, &first.key);
-    let mut child = sandbox
-        .command(&["serve"])
-        .env("POSTERN_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("postern serve starts");
-    let stderr = StderrLines::collect(child.stderr.take().expect("stderr is piped"));
-    stderr.wait_for("the start line", BOUND, |line| {
+    let (child, stderr, _) = serve_until(&sandbox, Some("info"), "the start line", BOUND, |line| {
         line.contains("postern started")
     });
     let rt = runtime();
