@@ -84,3 +84,7 @@ pub const CACHE_ENTRIES: usize = 4096;
 /// Longest time a cached record is believed, whatever its TTL says, so a rotated DKIM key
 /// or a tightened DMARC policy is seen within the hour.
 pub const CACHE_MAX_TTL: Duration = Duration::from_secs(3600);
+
+/// Shortest time an answer that a name does not exist is believed, when the answer carries no
+/// SOA to say how long (see the resolver options in `verify.rs`).
+pub const NEGATIVE_MIN_TTL: Duration = Duration::from_secs(300);

@@ -3,7 +3,8 @@
 
 use crate::cache::{BoundedCache, Caches};
 use crate::config::{
-    AuthConfig, DnsConfig, MAX_ARC_SETS, MAX_DKIM_SIGNATURES, MAX_HEADER_FIELDS, MAX_SIGNED_HEADERS,
+    AuthConfig, CACHE_ENTRIES, CACHE_MAX_TTL, DnsConfig, MAX_ARC_SETS, MAX_DKIM_SIGNATURES,
+    MAX_HEADER_FIELDS, MAX_SIGNED_HEADERS, NEGATIVE_MIN_TTL,
 };
 use crate::outcome::{
     dkim_check, dkim_result, dmarc_check, failed_verdict, record_policy, spf_result, unchecked,
@@ -447,6 +448,17 @@ fn resolver(dns: &DnsConfig) -> Result<MessageAuthenticator, AuthError> {
     };
     options.timeout = dns.timeout;
     options.attempts = dns.attempts.max(1);
+    // The resolver's own cache holds what mail-auth's caches do not: the answers that a name
+    // does not exist (most From domains publish no DMARC record, most senders no SPF).
+    options.cache_size = CACHE_ENTRIES as u64;
+    options.positive_max_ttl = Some(CACHE_MAX_TTL);
+    options.negative_max_ttl = Some(CACHE_MAX_TTL);
+    // A negative answer is kept for as long as the zone's SOA says; some resolvers send none
+    // (RFC 2308 then allows no caching at all), and every message from such a domain would
+    // ask again. Under a burst that is one query per message, and a resolver that starts
+    // dropping them turns a drain into DNS timeouts. A floor bounds it to one query per name
+    // per NEGATIVE_MIN_TTL; a record published meanwhile is seen that much later.
+    options.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
     MessageAuthenticator::new(config, options).map_err(|e| AuthError(e.to_string()))
 }
 

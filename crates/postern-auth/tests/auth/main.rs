@@ -9,5 +9,6 @@ mod dkim;
 mod dmarc;
 mod dns_down;
 mod hostile;
+mod negative_cache;
 mod spf;
 mod upstream;
