@@ -10,6 +10,29 @@ use postern_testkit::mailserver::MailServer;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tokio::process::{Child, Command};
 
+/// The environment variable that would override the policy in the configuration; the
+/// benchmark removes it, so each row is measured under the policy it names.
+const POLICY_ENV: &str = "POSTERN_SENDER_AUTHENTICATION";
+
+/// The sender-authentication policy an instance runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderPolicy {
+    /// postern's default: every message is verified (DKIM, ARC, SPF where known, DMARC).
+    Dmarc,
+    /// Nothing is verified: the cost of processing alone.
+    Off,
+}
+
+impl SenderPolicy {
+    /// The name in `postern.yml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SenderPolicy::Dmarc => "dmarc",
+            SenderPolicy::Off => "off",
+        }
+    }
+}
+
 /// A prepared data directory; [`Prepared::spawn`] starts the server on it.
 pub struct Prepared {
     dir: tempfile::TempDir,
@@ -42,6 +65,7 @@ impl Prepared {
         postern: &Path,
         server: &MailServer,
         folder: &str,
+        policy: SenderPolicy,
     ) -> anyhow::Result<Prepared> {
         // POSTERN_BENCH_KEEP=1 keeps each instance's directory (configuration, store, serve.log)
         // for a look afterwards.
@@ -66,7 +90,9 @@ impl Prepared {
                  instance:\n  host: example.test\n\
                  listener:\n  listen: \"127.0.0.1:{lmtp_port}\"\n\
                  web:\n  listen: \"127.0.0.1:{web_port}\"\n\
-                 log:\n  level: warn\n",
+                 log:\n  level: warn\n\
+                 sender_authentication:\n  policy: {policy}\n",
+                policy = policy.name(),
                 password = server.password(),
                 port = server.imap_port(),
             ),
@@ -102,6 +128,7 @@ impl Prepared {
             .args(args)
             .arg("--json")
             .env("POSTERN_CONFIG", &self.config)
+            .env_remove(POLICY_ENV)
             .current_dir(self.dir.path())
             .output()?;
         anyhow::ensure!(
@@ -119,6 +146,7 @@ impl Prepared {
             .args(["serve", "-c"])
             .arg(&self.config)
             .current_dir(self.dir.path())
+            .env_remove(POLICY_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -152,8 +180,12 @@ impl Instance {
         postern: &Path,
         server: &MailServer,
         folder: &str,
+        policy: SenderPolicy,
     ) -> anyhow::Result<Instance> {
-        Prepared::new(postern, server, folder).await?.spawn().await
+        Prepared::new(postern, server, folder, policy)
+            .await?
+            .spawn()
+            .await
     }
 
     /// The new-issue address.

@@ -15,6 +15,7 @@ mod load;
 mod mailroom;
 mod measure;
 mod sink;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use postern_testkit::mailserver::MailServer;
 
-use crate::instance::{Instance, Prepared};
+use crate::instance::{Instance, Prepared, SenderPolicy};
 use crate::measure::{Drain, Latency};
 
 struct Args {
@@ -32,6 +33,7 @@ struct Args {
     latency_messages: usize,
     mail_room: bool,
     companion: bool,
+    verify: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -42,6 +44,7 @@ fn parse_args() -> anyhow::Result<Args> {
         latency_messages: 50,
         mail_room: true,
         companion: false,
+        verify: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,14 +56,19 @@ fn parse_args() -> anyhow::Result<Args> {
             "--latency-messages" => args.latency_messages = value()?.parse()?,
             "--no-mail-room" => args.mail_room = false,
             "--companion" => args.companion = true,
+            "--verify" => args.verify = Some(value()?.parse()?),
             "--help" | "-h" => {
                 println!(
-                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]"
+                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion] [--verify N]\n\n\
+                     --verify N: only the cost of sender authentication per message (N runs each, DNS cached)"
                 );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other:?} (try --help)"),
         }
+    }
+    if args.verify.is_some() {
+        return Ok(args);
     }
     anyhow::ensure!(
         args.postern.is_file(),
@@ -74,6 +82,9 @@ fn parse_args() -> anyhow::Result<Args> {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if let Some(iterations) = args.verify {
+        return verify::run(iterations);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -110,7 +121,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         load::SMALL_BODY,
     )
     .await?;
-    let instance = Instance::start(&args.postern, &server, "bench-latency").await?;
+    let instance =
+        Instance::start(&args.postern, &server, "bench-latency", SenderPolicy::Dmarc).await?;
     let idle_rss = instance.wait_idle_rss(Duration::from_secs(3)).await?;
     let imap =
         load::imap_latency(&server, &instance, "bench-latency", args.latency_messages).await?;
@@ -128,35 +140,46 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if count == 0 {
             continue;
         }
-        let folder = format!("bench-drain-{}", label.replace(' ', ""));
-        let prepared = Prepared::new(&args.postern, &server, &folder).await?;
-        let titles = load::preload(&server, &folder, &prepared.address, count, size).await?;
-        let (fetched, floor) = load::imap_fetch_floor(&server, &folder).await?;
-        floors.push((label, fetched, size, floor));
-        let started = Instant::now();
-        let instance = prepared.spawn().await?;
-        let done = instance
-            .wait_processed(count, Duration::from_secs(600))
-            .await?;
-        let peak = instance.peak_rss()?;
-        let idle = instance.wait_idle_rss(Duration::from_secs(3)).await?;
-        let seen = instance.titles().await?;
-        let left = load::messages_left(&server, &folder).await?;
-        instance.stop().await?;
-        drains.push(Drain::new(
-            "postern",
-            label,
-            count,
-            size,
-            done.duration_since(started),
-            peak,
-            idle,
-            &titles,
-            &seen,
-            left,
-        ));
+        // The same messages under the default policy and with verification off, one after
+        // the other on the same machine: the ratio is the cost of sender authentication.
+        for policy in [SenderPolicy::Dmarc, SenderPolicy::Off] {
+            let folder = format!("bench-drain-{}-{}", label.replace(' ', ""), policy.name());
+            let prepared = Prepared::new(&args.postern, &server, &folder, policy).await?;
+            let titles = load::preload(&server, &folder, &prepared.address, count, size).await?;
+            if policy == SenderPolicy::Dmarc {
+                let (fetched, floor) = load::imap_fetch_floor(&server, &folder).await?;
+                floors.push((label, fetched, size, floor));
+            }
+            let started = Instant::now();
+            let instance = prepared.spawn().await?;
+            let done = instance
+                .wait_processed(count, Duration::from_secs(600))
+                .await?;
+            let peak = instance.peak_rss()?;
+            let idle = instance.wait_idle_rss(Duration::from_secs(3)).await?;
+            let seen = instance.titles().await?;
+            let left = load::messages_left(&server, &folder).await?;
+            instance.stop().await?;
+            let client = match policy {
+                SenderPolicy::Dmarc => "postern (sender auth dmarc)",
+                SenderPolicy::Off => "postern (sender auth off)",
+            };
+            drains.push(Drain::new(
+                client,
+                label,
+                count,
+                size,
+                done.duration_since(started),
+                peak,
+                idle,
+                &titles,
+                &seen,
+                left,
+            ));
+        }
         if args.mail_room && mailroom::available() {
             let to = "incoming@example.test";
+            let folder = format!("bench-drain-{}", label.replace(' ', ""));
             drains.extend(mail_room_drain(&server, &folder, to, label, count, size).await?);
         }
     }
