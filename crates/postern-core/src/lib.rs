@@ -37,6 +37,4 @@ pub mod verification;
 
 pub use error::{ErrorKind, ProcessError, Rejection};
 pub use limits::MessageLimits;
-pub use processor::{
-    Created, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, SenderVerdict, body_of,
-};
+pub use processor::{Created, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, body_of};

@@ -18,9 +18,9 @@ use crate::notice;
 
 mod prepared;
 
+pub use prepared::body_of;
 use prepared::{Decision, duplicate_outcome, is_finished, queued_outcome};
 pub(crate) use prepared::{Prepared, quarantined_outcome};
-pub use prepared::{SenderVerdict, body_of};
 
 /// Everything the processor needs to know about this instance.
 #[derive(Debug, Clone)]
@@ -148,7 +148,6 @@ pub struct Processor {
     store: Store,
     repositories: postern_git::Repositories,
     config: ProcessorConfig,
-    sender_verdict: Option<SenderVerdict>,
 }
 
 impl Processor {
@@ -162,16 +161,7 @@ impl Processor {
             store,
             repositories,
             config,
-            sender_verdict: None,
         }
-    }
-
-    /// Where sender authentication plugs in: `verdict` is asked, before the transaction, what
-    /// the policy says of each message ([`crate::sender::SenderTrust`]). Without one every
-    /// message is `FromCheckOnly`: the `From` checks alone decide.
-    pub fn with_sender_trust(mut self, verdict: SenderVerdict) -> Processor {
-        self.sender_verdict = Some(verdict);
-        self
     }
 
     /// The store this processor writes to.

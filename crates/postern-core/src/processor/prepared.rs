@@ -35,8 +35,8 @@ pub(crate) struct Prepared<'raw> {
     pub(super) uploads: Uploads,
     /// The git work of a merge request by email ([`Processor::prepare_git`]).
     pub(super) git: handlers::merge_request::GitState,
-    /// What sender authentication says of the message, set before the transaction by the
-    /// processor's verdict (`Processor::with_sender_trust`); `FromCheckOnly` without one.
+    /// What sender authentication says of the message, from its verdict computed before the
+    /// transaction; `FromCheckOnly` when the instance verifies no senders.
     pub(crate) trust: SenderTrust,
     /// Whether automatic mail may answer this message's sender (`crate::auto_mail`): false
     /// when sender authentication finds its `From` may be forged.
@@ -97,23 +97,15 @@ impl<'raw> Prepared<'raw> {
     }
 }
 
-/// What sender authentication says of one parsed message (see
-/// [`Processor::with_sender_trust`](super::Processor::with_sender_trust)).
-pub type SenderVerdict = std::sync::Arc<dyn Fn(&Email<'_>) -> SenderTrust + Send + Sync>;
-
 impl super::Processor {
-    /// [`Prepared::new`] with the sender verdict applied.
+    /// [`Prepared::new`] under this processor's configuration.
     pub(super) async fn prepare<'raw>(
         &self,
         raw: &'raw [u8],
         whole: &[u8],
         declared_size: Option<i64>,
     ) -> Result<Prepared<'raw>, ProcessError> {
-        let mut prepared = Prepared::new(raw, whole, declared_size, &self.config).await?;
-        if let Some(verdict) = &self.sender_verdict {
-            prepared.trust = verdict(&prepared.email);
-        }
-        Ok(prepared)
+        Prepared::new(raw, whole, declared_size, &self.config).await
     }
 }
 

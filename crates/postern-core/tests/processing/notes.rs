@@ -57,47 +57,69 @@ both!(
         let world = World::new(db).await?;
         let issue = world.issue("Adventure Time Sux").await?;
         world.notify(&issue, &world.jake).await?;
-        let raw = world.fixture(
+        // Jake's domain publishes a DKIM key and DMARC p=reject. (The zone is the top-level
+        // domain: DMARC's tree walk asks up to `_dmarc.ooo`, which must be answered, not refused.)
+        let (key, key_record) = postern_testkit::dkim::ed25519_key();
+        let Some(dns) = postern_testkit::dns::DnsServer::start_or_skip(
+            "ooo.",
+            &[
+                postern_testkit::dns::txt_record("s1._domainkey.adventuretime", &key_record),
+                postern_testkit::dns::txt_record("_dmarc.adventuretime", "v=DMARC1; p=reject"),
+            ],
+        ) else {
+            return Ok(());
+        };
+        let mut config = world.config("reply@appmail.adventuretime.ooo");
+        config.sender_authentication = postern_core::authentication::SenderAuthentication::new(
+            postern_auth::Authenticator::new(&postern_auth::AuthConfig {
+                dns: postern_auth::DnsConfig {
+                    nameservers: vec![dns.addr()],
+                    ..postern_auth::DnsConfig::default()
+                },
+                ..postern_auth::AuthConfig::default()
+            })?,
+            postern_auth::Policy::Dmarc,
+        );
+        let processor =
+            postern_core::Processor::new(world.store().clone(), world.repositories(), config);
+        let receive = |raw: Vec<u8>| {
+            let processor = processor.clone();
+            async move {
+                processor
+                    .receive(
+                        &raw,
+                        postern_store::Mailbox::Incoming,
+                        postern_store::InboundSource::Pipe,
+                        None,
+                    )
+                    .await
+            }
+        };
+        // Sent to an address without a key: only References carries it.
+        let unsigned = String::from_utf8(world.fixture(
             "reply_without_subaddressing_and_key_inside_references.eml",
             0,
-        );
-        let failing: postern_core::SenderVerdict =
-            std::sync::Arc::new(|_: &postern_mail::Email<'_>| {
-                postern_core::sender::SenderTrust::PolicyFails
-            });
-        let outcome = world
-            .processor("reply@appmail.adventuretime.ooo")
-            .with_sender_trust(failing.clone())
-            .receive(
-                &raw,
-                postern_store::Mailbox::Incoming,
-                postern_store::InboundSource::Pipe,
-                None,
-            )
-            .await?;
+        ))?;
+
+        // Unsigned, its From fails DMARC: anyone who saw a notification could write this.
+        let outcome = receive(unsigned.clone().into_bytes()).await?;
         assert_eq!(
             outcome.error.as_deref(),
-            Some("user_not_found"),
+            Some("sender_not_authenticated"),
             "{outcome:?}"
         );
+        assert!(!outcome.reject_notice_queued, "no notice to a forged From");
         assert!(world.notes(&issue).await?.is_empty());
 
-        // The same verdict does not stop a key the mail was addressed to: its From check decides.
-        // (A Message-ID of its own: GitLab's two fixtures share one, and the body.)
-        let addressed = String::from_utf8(world.fixture("valid_reply.eml", 0))?
-            .replace("Message-ID: <", "Message-ID: <addressed-")
-            .into_bytes();
-        let outcome = world
-            .processor(REPLY)
-            .with_sender_trust(failing)
-            .receive(
-                &addressed,
-                postern_store::Mailbox::Incoming,
-                postern_store::InboundSource::Pipe,
-                None,
-            )
-            .await?;
+        // Signed by Jake's domain, the same key in References acts.
+        let signed = key.sign(
+            &unsigned.replace("Message-ID: <", "Message-ID: <signed-"),
+            "adventuretime.ooo",
+            "s1",
+        );
+        let outcome = receive(signed.into_bytes()).await?;
         assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(world.notes(&issue).await?.len(), 1);
         Ok(())
     }
 );
