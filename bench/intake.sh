@@ -5,7 +5,6 @@
 #   bash bench/intake.sh                 # 2 000 small + 200 × 1 MB messages, 50 latency samples
 #   bash bench/intake.sh --small 500 --large 50 --no-mail-room
 #   bash bench/intake.sh --companion      # GitLab companion mode vs mail_room, webhook to a local sink
-#   bash bench/intake.sh --verify 2000    # CPU cost of sender authentication per message, DNS cached
 #
 # Each drain runs twice, under the default sender-authentication policy (dmarc) and with it off.
 #

@@ -15,7 +15,6 @@ mod load;
 mod mailroom;
 mod measure;
 mod sink;
-mod verify;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,7 +32,6 @@ struct Args {
     latency_messages: usize,
     mail_room: bool,
     companion: bool,
-    verify: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -44,7 +42,6 @@ fn parse_args() -> anyhow::Result<Args> {
         latency_messages: 50,
         mail_room: true,
         companion: false,
-        verify: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -56,19 +53,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--latency-messages" => args.latency_messages = value()?.parse()?,
             "--no-mail-room" => args.mail_room = false,
             "--companion" => args.companion = true,
-            "--verify" => args.verify = Some(value()?.parse()?),
             "--help" | "-h" => {
                 println!(
-                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion] [--verify N]\n\n\
-                     --verify N: only the cost of sender authentication per message (N runs each, DNS cached)"
+                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]"
                 );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other:?} (try --help)"),
         }
-    }
-    if args.verify.is_some() {
-        return Ok(args);
     }
     anyhow::ensure!(
         args.postern.is_file(),
@@ -82,9 +74,6 @@ fn parse_args() -> anyhow::Result<Args> {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    if let Some(iterations) = args.verify {
-        return verify::run(iterations);
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
