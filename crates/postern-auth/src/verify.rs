@@ -24,6 +24,7 @@ use mail_auth::{
     SpfOutput, Txt,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The resolver could not be set up (for the system resolver: `/etc/resolv.conf` unreadable).
@@ -41,7 +42,7 @@ impl std::error::Error for AuthError {}
 /// Verifies messages. Build one per process and share it: its caches are what make a warm
 /// verification cheap.
 pub struct Authenticator {
-    resolver: MessageAuthenticator,
+    resolver: LazyResolver,
     caches: Caches,
     trusted_ids: Vec<String>,
     trusted_hosts: Vec<String>,
@@ -63,7 +64,7 @@ impl Authenticator {
     /// A verifier with the resolver and trust of `config`. Needs a Tokio runtime with timers
     /// when [`Authenticator::verify`] runs, not when built.
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthError> {
-        let resolver = resolver(&config.dns)?;
+        let resolver = LazyResolver::new(&config.dns)?;
         // A query that gets no answer costs its timeout per attempt over UDP, then again over
         // TCP. Six such queries in turn (a DKIM key, the DMARC record, a few SPF includes) fit
         // in the deadline; a message cannot hold a worker for longer than 30 s.
@@ -105,7 +106,18 @@ impl Authenticator {
         };
         let mut reasons = Vec::new();
         let from_domain = single_from_domain(&message, &mut reasons);
-        let work = self.verify_parsed(raw, message, connection, from_domain.clone(), reasons);
+        let resolver = match self.resolver.get() {
+            Ok(resolver) => resolver,
+            Err(e) => return failed_verdict(AuthResult::TempError, e.to_string(), from_domain),
+        };
+        let work = self.verify_parsed(
+            resolver,
+            raw,
+            message,
+            connection,
+            from_domain.clone(),
+            reasons,
+        );
         let work = std::panic::AssertUnwindSafe(work).catch_unwind();
         match tokio::time::timeout(self.deadline, work).await {
             Ok(Ok(verdict)) => verdict,
@@ -127,6 +139,7 @@ impl Authenticator {
 
     async fn verify_parsed<'x>(
         &self,
+        resolver: &MessageAuthenticator,
         raw: &[u8],
         message: AuthenticatedMessage<'x>,
         connection: &Connection,
@@ -135,14 +148,14 @@ impl Authenticator {
     ) -> Verdict {
         if let Some(upstream) = trusted_results(raw, &self.trusted_ids, &self.trusted_hosts) {
             match self
-                .upstream_verdict(upstream, from_domain.clone(), &mut reasons)
+                .upstream_verdict(resolver, upstream, from_domain.clone(), &mut reasons)
                 .await
             {
                 Some(verdict) => return verdict,
                 None => reasons.push("verified locally instead".to_string()),
             }
         }
-        self.verify_locally(message, connection, from_domain, reasons)
+        self.verify_locally(resolver, message, connection, from_domain, reasons)
             .await
     }
 
@@ -157,6 +170,7 @@ impl Authenticator {
 
     async fn verify_locally(
         &self,
+        resolver: &MessageAuthenticator,
         mut message: AuthenticatedMessage<'_>,
         connection: &Connection,
         from_domain: Option<String>,
@@ -196,7 +210,7 @@ impl Authenticator {
         });
         let message = message;
 
-        let dkim_output = self.resolver.verify_dkim(self.params(&message)).await;
+        let dkim_output = resolver.verify_dkim(self.params(&message)).await;
         dkim.extend(
             dkim_output
                 .iter()
@@ -220,7 +234,7 @@ impl Authenticator {
             ));
             AuthResult::Fail
         } else {
-            let output = self.resolver.verify_arc(self.params(&message)).await;
+            let output = resolver.verify_arc(self.params(&message)).await;
             let result = dkim_result(output.result());
             if !matches!(result, AuthResult::Pass | AuthResult::None) {
                 reasons.push(format!("ARC: {}", output.result()));
@@ -228,7 +242,7 @@ impl Authenticator {
             result
         };
 
-        let (spf_output, spf_domain) = self.spf(connection).await;
+        let (spf_output, spf_domain) = self.spf(resolver, connection).await;
         let spf = SpfCheck {
             result: spf_result(spf_output.result()),
             domain: (!spf_output.domain().is_empty()).then(|| spf_output.domain().to_string()),
@@ -250,8 +264,7 @@ impl Authenticator {
                 aligned_spf: None,
             },
             Some(domain) => {
-                let output = self
-                    .resolver
+                let output = resolver
                     .verify_dmarc(self.params(DmarcParameters::new(
                         &message,
                         &dkim_output,
@@ -274,7 +287,11 @@ impl Authenticator {
 
     /// SPF of the envelope sender (or of the HELO name for a bounce), and the domain DMARC
     /// aligns it against.
-    async fn spf(&self, connection: &Connection) -> (SpfOutput, String) {
+    async fn spf(
+        &self,
+        resolver: &MessageAuthenticator,
+        connection: &Connection,
+    ) -> (SpfOutput, String) {
         let (Some(ip), Some(mail_from)) = (connection.client_ip, connection.mail_from.as_deref())
         else {
             return (SpfOutput::default(), String::new());
@@ -294,8 +311,7 @@ impl Authenticator {
             .map_or("localhost", String::as_str);
         match sender_domain {
             Some(domain) => {
-                let output = self
-                    .resolver
+                let output = resolver
                     .verify_spf(
                         self.params(SpfParameters::verify_mail_from(ip, &helo, host, mail_from)),
                     )
@@ -303,8 +319,7 @@ impl Authenticator {
                 (output, domain)
             }
             None if !helo.is_empty() => {
-                let output = self
-                    .resolver
+                let output = resolver
                     .verify_spf(self.params(SpfParameters::verify_ehlo(ip, &helo, host)))
                     .await;
                 (output, helo.to_ascii_lowercase())
@@ -317,6 +332,7 @@ impl Authenticator {
     /// (no DMARC result, or one about another From domain).
     async fn upstream_verdict(
         &self,
+        resolver: &MessageAuthenticator,
         upstream: Upstream,
         from_domain: Option<String>,
         reasons: &mut Vec<String>,
@@ -350,7 +366,7 @@ impl Authenticator {
         let policy = match (stated_policy, &from_domain) {
             (Some(policy), _) => policy,
             (None, _) if result == AuthResult::None => DmarcPolicy::NoRecord,
-            (None, Some(domain)) => self.published_policy(domain).await,
+            (None, Some(domain)) => self.published_policy(resolver, domain).await,
             (None, None) => DmarcPolicy::NoRecord,
         };
         let aligned_dkim = (result == AuthResult::Pass)
@@ -396,15 +412,14 @@ impl Authenticator {
 
     /// The DMARC policy `domain` publishes, for an upstream header that did not state it: the
     /// domain's own record (`p=`), else the nearest parent's (`sp=`), at most seven queries up.
-    async fn published_policy(&self, domain: &str) -> DmarcPolicy {
+    async fn published_policy(&self, resolver: &MessageAuthenticator, domain: &str) -> DmarcPolicy {
         let mut name = domain.trim_end_matches('.');
         for step in 0..7 {
             if name.split('.').filter(|l| !l.is_empty()).count() < 2 {
                 break;
             }
             let key = format!("_dmarc.{name}.");
-            match self
-                .resolver
+            match resolver
                 .txt_lookup::<Dmarc>(key, Some(&self.caches.txt))
                 .await
             {
@@ -425,7 +440,35 @@ impl Authenticator {
     }
 }
 
-fn resolver(dns: &DnsConfig) -> Result<MessageAuthenticator, AuthError> {
+/// The resolver, built when the first message is verified. A server that mostly waits for mail
+/// does not page in the resolver's code or allocate its caches before there is anything to
+/// verify; the settings (and `/etc/resolv.conf`) are still read at start, so a broken resolver
+/// configuration is refused there and not at the first message.
+struct LazyResolver {
+    settings: (ResolverConfig, ResolverOpts),
+    built: OnceLock<Result<MessageAuthenticator, AuthError>>,
+}
+
+impl LazyResolver {
+    fn new(dns: &DnsConfig) -> Result<LazyResolver, AuthError> {
+        Ok(LazyResolver {
+            settings: resolver_settings(dns)?,
+            built: OnceLock::new(),
+        })
+    }
+
+    fn get(&self) -> Result<&MessageAuthenticator, AuthError> {
+        self.built
+            .get_or_init(|| {
+                let (config, options) = self.settings.clone();
+                MessageAuthenticator::new(config, options).map_err(|e| AuthError(e.to_string()))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+fn resolver_settings(dns: &DnsConfig) -> Result<(ResolverConfig, ResolverOpts), AuthError> {
     let (config, mut options) = if dns.nameservers.is_empty() {
         mail_auth::hickory_resolver::system_conf::read_system_conf()
             .map_err(|e| AuthError(e.to_string()))?
@@ -459,7 +502,7 @@ fn resolver(dns: &DnsConfig) -> Result<MessageAuthenticator, AuthError> {
     // dropping them turns a drain into DNS timeouts. A floor bounds it to one query per name
     // per NEGATIVE_MIN_TTL; a record published meanwhile is seen that much later.
     options.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
-    MessageAuthenticator::new(config, options).map_err(|e| AuthError(e.to_string()))
+    Ok((config, options))
 }
 
 /// The one domain of the From header; `None` (with a reason) when there is no From address
