@@ -41,8 +41,9 @@ pub fn message_finished() {
 }
 
 /// Until `stop` ends: after each run of work, once no message was finished for [`QUIET`], the
-/// memory freed meanwhile goes back to the system. An idle server wakes for nothing.
-pub async fn trim_when_idle(stop: impl Future<Output = ()>) {
+/// memory freed meanwhile goes back to the system, and `store`'s idle connections give back
+/// their page caches. An idle server wakes for nothing.
+pub async fn trim_when_idle(store: postern_store::Store, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -61,6 +62,7 @@ pub async fn trim_when_idle(stop: impl Future<Output = ()>) {
             }
             seen = now;
         }
+        store.release_idle_memory().await;
         release_free_memory();
     }
 }

@@ -387,3 +387,32 @@ both!(
         Ok(())
     }
 );
+
+/// `serve` asks idle connections to give back their page caches once it is quiet; that must
+/// never wait for a connection in use, nor leave the pool unable to serve the next request.
+#[tokio::test]
+async fn releasing_idle_memory_leaves_busy_connections_and_the_pool_working() {
+    let db = TestDb::sqlite().await;
+    // Several connections in the pool, each having read something.
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let mut tx = db.store.begin_read_only().await.expect("begin");
+        tx.list_projects().await.expect("read");
+        readers.push(tx);
+    }
+    let busy = readers.pop().expect("a reader");
+    for tx in readers {
+        tx.rollback().await.expect("rollback");
+    }
+
+    tokio::time::timeout(Duration::from_secs(10), db.store.release_idle_memory())
+        .await
+        .expect("releasing idle memory waited for a busy connection");
+
+    let mut busy = busy;
+    busy.list_projects().await.expect("the busy connection still reads");
+    busy.rollback().await.expect("rollback");
+    let mut tx = db.store.begin().await.expect("the pool still serves");
+    project(&mut tx, "after-release").await.expect("write");
+    tx.commit().await.expect("commit");
+}

@@ -204,7 +204,10 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         stop_rx.clone(),
     );
     planned.spawn(&mut tasks, stop_rx.clone());
-    tasks.spawn(crate::memory::trim_when_idle(stopped(stop_rx.clone())));
+    tasks.spawn(crate::memory::trim_when_idle(
+        store.clone(),
+        stopped(stop_rx.clone()),
+    ));
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
     shut_down(stop_tx, tasks).await;
