@@ -2,39 +2,10 @@
 //! and `mail_room.yml` all say, with GitLab's key names and defaults (see
 //! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/config/gitlab.yml.example>).
 
-use std::fmt;
 use std::path::PathBuf;
 
 use postern_store::Mailbox;
-
-/// A value that must never be printed: passwords, client secrets, tokens, Redis URLs with a
-/// password. `Debug` and `Display` print `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use postern_vocab::Secret;
 
 /// Which file a configuration came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! so this crate depends on no other postern crate. [`oauth`] is the access token source
 //! shared by Graph and IMAP XOAUTH2 / OAUTHBEARER (Azure AD client credentials, a refresh token,
 //! or a Google service account), [`http`] the HTTP client under it (rustls with
-//! ring), and [`secret::Secret`] the redacting wrapper every password, client secret and token
+//! ring), and [`Secret`] the redacting wrapper every password, client secret and token
 //! travels in.
 //!
 //! The one rule it keeps for the rest of the system (nothing is acknowledged to a source before
@@ -29,5 +29,4 @@ pub mod imap;
 pub mod intake;
 pub mod listener;
 pub mod oauth;
-pub mod secret;
 pub mod status;

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use imap_common::*;
-use postern_inbox::secret::Secret;
 use postern_inbox::status::SourceState;
 use postern_testkit::mailserver::MailServer;
+use postern_vocab::Secret;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 

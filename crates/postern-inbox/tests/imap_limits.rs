@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use imap_common::*;
 use postern_inbox::imap::{Auth, ImapConfig, Security};
-use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::MailServer;
+use postern_vocab::Secret;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
 

@@ -18,9 +18,9 @@ use imap_common::*;
 use postern_inbox::imap::{self, Auth, ImapError};
 use postern_inbox::oauth::device::DeviceLogin;
 use postern_inbox::oauth::{Grant, RefreshTokenFile, ServiceAccount, TokenSource};
-use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::{MailServer, USER};
 use postern_testkit::oauth::{MAIL_SCOPE, OAuthStandIn};
+use postern_vocab::Secret;
 use reqwest::Url;
 
 const CLIENT: &str = "1234-postern.apps.googleusercontent.com";

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imap_common::*;
 use postern_inbox::imap::{self, Auth, ImapError, TokenFuture, TokenSource};
-use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::{MailServer, USER};
+use postern_vocab::Secret;
 use sha2::{Digest as _, Sha256};
 
 const KEY: &[u8] = b"postern-test-hmac-key-for-dovecot-oauth2";

@@ -53,7 +53,7 @@
 //!
 //! # Secrets
 //!
-//! The SMTP password lives in a [`Password`], whose `Debug` prints `[redacted]` and which has no
+//! The SMTP password lives in a [`Secret`], whose `Debug` prints `[redacted]` and which has no
 //! `Display`. Error texts are built from the relay's answers, never from the settings, and are
 //! scrubbed of the password besides, because they are stored in `last_error`, shown to
 //! administrators and logged.
@@ -75,7 +75,8 @@ mod worker;
 
 pub use error::{DeliveryError, OutboxError};
 pub use folder::{FolderTransport, sanitise_recipient};
+pub use postern_vocab::Secret;
 pub use retry::RetryPolicy;
-pub use smtp::{Password, SmtpSettings, SmtpTransport, TlsMode};
+pub use smtp::{SmtpSettings, SmtpTransport, TlsMode};
 pub use transport::{AnyTransport, Outgoing, Transport};
 pub use worker::{Report, Sender, SenderOptions};

@@ -12,6 +12,7 @@
 //! - 4xx, connection refused or reset, timeouts, TLS failures → temporary.
 //! - A recipient that is not an address → permanent, without connecting.
 
+use postern_vocab::Secret;
 use std::fmt;
 use std::time::Duration;
 
@@ -42,28 +43,6 @@ pub enum TlsMode {
     Tls,
 }
 
-/// A password that never shows itself: `Debug` prints `[redacted]`, and there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Password {
-        Password(password.into())
-    }
-
-    /// The password itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// Where and how to hand mail to an SMTP relay.
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
@@ -76,7 +55,7 @@ pub struct SmtpSettings {
     /// Login name, if the relay wants a login (needs [`SmtpSettings::password`] too).
     pub user: Option<String>,
     /// Login password.
-    pub password: Option<Password>,
+    pub password: Option<Secret>,
     /// The envelope sender (`MAIL FROM`), where bounces go. Not the `From:` header, which is
     /// part of the stored message.
     pub from: String,
@@ -115,7 +94,7 @@ pub struct SmtpTransport {
     /// `host:port`, for error messages.
     relay: String,
     /// Kept only to scrub it from error texts; see [`scrub`].
-    password: Option<Password>,
+    password: Option<Secret>,
     /// Upper bound of one whole delivery.
     deadline: Duration,
 }
@@ -268,11 +247,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// `text` with every occurrence of the password replaced by `[redacted]`: a relay may echo what
 /// it received, and `last_error` is shown to administrators and written to logs.
-fn scrub(text: &str, password: Option<&Password>) -> String {
-    match password {
-        Some(p) if !p.expose().is_empty() => text.replace(p.expose(), "[redacted]"),
-        _ => text.to_owned(),
-    }
+fn scrub(text: &str, password: Option<&Secret>) -> String {
+    password.map_or_else(|| text.to_owned(), |p| p.scrub(text))
 }
 
 #[cfg(test)]
@@ -289,12 +265,12 @@ mod tests {
 
     #[test]
     fn passwords_are_scrubbed_and_never_printed() {
-        let secret = Password::new("hunter2");
+        let secret = Secret::new("hunter2");
         assert_eq!(
             scrub("535 bad hunter2 hunter2", Some(&secret)),
             "535 bad [redacted] [redacted]"
         );
-        assert_eq!(scrub("x", Some(&Password::new(""))), "x");
+        assert_eq!(scrub("x", Some(&Secret::new(""))), "x");
         let mut settings = SmtpSettings::new("relay", 587, TlsMode::StartTls, "a@b.example");
         settings.user = Some("me".to_owned());
         settings.password = Some(secret);
@@ -314,7 +290,7 @@ mod tests {
             })
         ));
         let mut half_login = SmtpSettings::new("relay", 25, TlsMode::None, "a@b.example");
-        half_login.password = Some(Password::new("x"));
+        half_login.password = Some(Secret::new("x"));
         assert!(matches!(
             SmtpTransport::new(half_login),
             Err(OutboxError::Config {

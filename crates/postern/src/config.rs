@@ -7,7 +7,6 @@
 //! no effect here are refused with advice ([`GitlabDeliveryKey`], [`EncryptedSecretFile`]);
 //! only mail_room's `log_path`, harmless to ignore, is accepted and ignored.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -20,28 +19,7 @@ pub const DEFAULT_INCOMING_ADDRESS: &str = "incoming+%{key}@localhost";
 /// The embedded default instance host.
 pub const DEFAULT_HOST: &str = "localhost";
 
-/// A value that must never be printed: passwords, client secrets, tokens.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret read from elsewhere (GitLab's configuration in companion mode).
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use postern_vocab::Secret;
 
 /// The whole configuration file.
 #[derive(Debug, Default, Deserialize)]

@@ -342,10 +342,7 @@ impl Setup {
         let from = self.processor_config().sender_address;
         let mut settings = postern_outbox::SmtpSettings::new(&host, port, tls, &from);
         settings.user = smtp.user.clone();
-        settings.password = smtp
-            .password
-            .as_ref()
-            .map(|secret| postern_outbox::Password::new(secret.expose()));
+        settings.password = smtp.password.as_ref().cloned();
         if let Some(seconds) = smtp.timeout {
             settings.timeout = Duration::from_secs(seconds);
         }

@@ -31,7 +31,7 @@ use reqwest::Url;
 use crate::http::parse_endpoint;
 use crate::intake::IntakeError;
 use crate::oauth::{DEFAULT_AZURE_AD_ENDPOINT, OAuthError};
-use crate::secret::Secret;
+use postern_vocab::Secret;
 
 pub use watch::watch;
 

@@ -19,7 +19,6 @@ use tokio_rustls::rustls;
 use super::limit::{Capped, too_large};
 use super::{ImapError, ImapSettings, Security};
 use crate::imap::settings::Auth;
-use crate::secret::redact;
 
 /// Any byte stream a session can run over (plain TCP or TLS).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -78,7 +77,7 @@ pub(crate) async fn within<T>(
 pub(crate) fn describe(settings: &ImapSettings, error: &dyn std::fmt::Display) -> String {
     let mut text = error.to_string();
     if let Some(password) = settings.config().auth.password() {
-        text = redact(&text, password);
+        text = password.scrub(&text);
     }
     if text.len() > 200 {
         let mut cut = 200;
@@ -341,7 +340,7 @@ async fn authenticate(
                         client = back;
                     }
                     Err((e, _)) => {
-                        return Err(ImapError::Auth(redact(&refused(e).to_string(), &token)));
+                        return Err(ImapError::Auth(token.scrub(&refused(e).to_string())));
                     }
                 }
             }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ImapError;
-use crate::secret::Secret;
+use postern_vocab::Secret;
 
 /// The longest IDLE servers tolerate without traffic (RFC 2177 asks clients to re-issue IDLE
 /// at least every 29 minutes); longer values are refused, as mail_room does.

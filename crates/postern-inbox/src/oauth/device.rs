@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::OAuthError;
 use crate::http::describe;
-use crate::secret::Secret;
+use postern_vocab::Secret;
 
 /// The grant type of the token request (RFC 8628, section 3.4).
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

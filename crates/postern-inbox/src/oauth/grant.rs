@@ -9,7 +9,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::OAuthError;
-use crate::secret::Secret;
+use postern_vocab::Secret;
 
 /// The grant type of the JWT bearer assertion (RFC 7523, section 2.1).
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

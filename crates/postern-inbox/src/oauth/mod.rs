@@ -33,7 +33,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::http::{describe, join};
-use crate::secret::Secret;
+use postern_vocab::Secret;
 
 /// Azure AD's public-cloud endpoint (`azure_ad_endpoint` when not set).
 pub const DEFAULT_AZURE_AD_ENDPOINT: &str = "https://login.microsoftonline.com";

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use postern_inbox::imap::{self, Auth, ImapConfig, Security};
 use postern_inbox::intake::{Fetched, Intake, IntakeError};
-use postern_inbox::secret::Secret;
 use postern_inbox::status::{SourceStatus, StatusSnapshot};
 use postern_testkit::imap::{ImapClient, quote};
 use postern_testkit::mailserver::{MailServer, USER};
+use postern_vocab::Secret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

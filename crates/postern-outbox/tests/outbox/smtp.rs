@@ -1,7 +1,7 @@
 //! SMTP delivery through the private Postfix into Dovecot, and what happens when it fails.
 
 use postern_outbox::{
-    DeliveryError, Password, Report, RetryPolicy, Sender, SenderOptions, SmtpTransport,
+    DeliveryError, Report, RetryPolicy, Secret, Sender, SenderOptions, SmtpTransport,
     Transport as _,
 };
 use postern_store::{OutboxState, Timestamp};
@@ -61,7 +61,7 @@ both!(relay_down_then_back_delivers_exactly_once, |db| {
     // Nothing listens on this port: connection refused, which is temporary.
     let mut down = plain(closed_port());
     down.user = Some("postern".to_owned());
-    down.password = Some(Password::new("s3cret-never-shown"));
+    down.password = Some(Secret::new("s3cret-never-shown"));
     let sender = Sender::new(db.store.clone(), SmtpTransport::new(down)?);
     assert!(!format!("{sender:?}").contains("s3cret-never-shown"));
     let report = sender.deliver_due(10).await?;
@@ -202,7 +202,7 @@ async fn tls_modes_and_login() {
         settings.tls = mode;
         settings.ca_pem = Some(ca.clone());
         settings.user = Some(postern_testkit::mailserver::USER.to_owned());
-        settings.password = Some(Password::new(server.password()));
+        settings.password = Some(Secret::new(server.password()));
         let transport = SmtpTransport::new(settings).expect("valid settings");
         transport.check().await.expect("relay reachable");
         let recipients = [to.clone()];
@@ -250,7 +250,7 @@ async fn refused_login_and_untrusted_certificate_are_temporary_and_secret() {
     wrong_login.tls = postern_outbox::TlsMode::StartTls;
     wrong_login.ca_pem = Some(String::from_utf8(server.ca_pem()).expect("PEM"));
     wrong_login.user = Some(postern_testkit::mailserver::USER.to_owned());
-    wrong_login.password = Some(Password::new(secret));
+    wrong_login.password = Some(Secret::new(secret));
     let transport = SmtpTransport::new(wrong_login.clone()).expect("valid settings");
     let error = transport.send(mail).await.expect_err("login refused");
     assert!(matches!(error, DeliveryError::Temporary(_)), "{error:?}");

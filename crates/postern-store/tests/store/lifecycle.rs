@@ -410,7 +410,9 @@ async fn releasing_idle_memory_leaves_busy_connections_and_the_pool_working() {
         .expect("releasing idle memory waited for a busy connection");
 
     let mut busy = busy;
-    busy.list_projects().await.expect("the busy connection still reads");
+    busy.list_projects()
+        .await
+        .expect("the busy connection still reads");
     busy.rollback().await.expect("rollback");
     let mut tx = db.store.begin().await.expect("the pool still serves");
     project(&mut tx, "after-release").await.expect("write");

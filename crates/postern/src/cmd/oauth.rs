@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use postern_inbox::oauth::RefreshTokenFile;
 use postern_inbox::oauth::device::DeviceLogin;
-use postern_inbox::secret::Secret;
 
 use crate::MailboxArg;
 use crate::cmd::serve::tokens::{endpoints, refresh_token_path};
@@ -90,9 +89,7 @@ pub fn run(args: OAuthArgs) -> Result<ExitCode, Failure> {
         device_url: endpoints.device_url,
         token_url: endpoints.token_url,
         client_id,
-        client_secret: options
-            .and_then(|o| o.client_secret.as_ref())
-            .map(|s| Secret::new(s.expose())),
+        client_secret: options.and_then(|o| o.client_secret.as_ref()).cloned(),
         scope: endpoints.scope,
     };
     let http = postern_inbox::http::client(section.tls_ca_file.as_deref())

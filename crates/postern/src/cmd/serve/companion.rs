@@ -35,7 +35,7 @@ use super::sources::{self, Section};
 use super::{
     bind_web, reload_certificate, shut_down, spawn_web, stopped, wait_for_signal, web_certificate,
 };
-use crate::config::{InboxOptions, MailboxConfig, Secret};
+use crate::config::{InboxOptions, MailboxConfig};
 use crate::exit::{CONFIG, Failure, SOFTWARE};
 use crate::setup::{Setup, runtime};
 
@@ -67,7 +67,7 @@ pub fn mailbox_config(settings: &MailboxSettings) -> MailboxConfig {
         enabled: Some(settings.enabled),
         address: settings.address.clone(),
         user: settings.user.clone(),
-        password: settings.password.as_ref().map(|p| Secret::new(p.expose())),
+        password: settings.password.as_ref().cloned(),
         host: settings.host.clone(),
         port: Some(settings.port),
         ssl: Some(settings.ssl),
@@ -93,10 +93,7 @@ fn inbox_options(options: &GraphOptions) -> InboxOptions {
     InboxOptions {
         tenant_id: options.tenant_id.clone(),
         client_id: options.client_id.clone(),
-        client_secret: options
-            .client_secret
-            .as_ref()
-            .map(|s| Secret::new(s.expose())),
+        client_secret: options.client_secret.as_ref().cloned(),
         poll_interval: Some(options.poll_interval),
         azure_ad_endpoint: Some(options.azure_ad_endpoint.clone()),
         graph_endpoint: Some(options.graph_endpoint.clone()),

@@ -13,7 +13,6 @@ use std::time::Duration;
 use postern_core::Processor;
 use postern_inbox::graph::GraphSettings;
 use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
-use postern_inbox::secret::Secret;
 use postern_inbox::status::SourceStatus;
 use postern_store::{InboundSource, Mailbox, Store};
 use tokio::sync::watch;
@@ -256,7 +255,7 @@ fn imap(
         section
             .password
             .as_ref()
-            .map(|p| Secret::new(p.expose()))
+            .cloned()
             .filter(|p| !p.is_empty())
             .ok_or_else(|| format!("{name}.password is required"))
     };
@@ -319,7 +318,7 @@ fn graph(
     let secret = options
         .client_secret
         .as_ref()
-        .map(|s| Secret::new(s.expose()))
+        .cloned()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("{name}.inbox_options.client_secret is required"))?;
     let mut settings = GraphSettings::new(name, user, tenant, client, secret);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use postern_inbox::imap::{TokenFuture, TokenSource};
 use postern_inbox::oauth;
-use postern_inbox::secret::Secret;
+use postern_vocab::Secret;
 
 use crate::config::MailboxConfig;
 
@@ -84,7 +84,7 @@ impl ClientCredentials {
                 &endpoint,
                 tenant,
                 client,
-                Secret::new(secret.expose()),
+                secret.clone(),
                 oauth::OUTLOOK_SCOPE,
             ),
         })
@@ -224,9 +224,7 @@ pub fn imap_tokens(
                 endpoints.token_url,
                 oauth::Grant::RefreshToken {
                     client_id,
-                    client_secret: options
-                        .and_then(|o| o.client_secret.as_ref())
-                        .map(|s| Secret::new(s.expose())),
+                    client_secret: options.and_then(|o| o.client_secret.as_ref()).cloned(),
                     scope: Some(endpoints.scope),
                     store,
                 },

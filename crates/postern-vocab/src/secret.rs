@@ -1,14 +1,19 @@
-//! A value that must never be printed: client secrets, passwords, access tokens.
+//! A value that must never be printed: passwords, client secrets, access tokens, URLs that
+//! carry a password.
 //!
 //! `Debug` and `Display` print `[redacted]`, so a secret inside a settings struct, an error or a
 //! tracing field cannot leak by accident; the one place that needs the value calls
-//! [`Secret::expose`].
+//! [`Secret::expose`]. Reading one from YAML or JSON takes the plain string.
 
 use std::fmt;
 
-/// A secret string. Compared in constant time is not needed here (it is never compared with
-/// attacker input); what matters is that it never reaches a log.
-#[derive(Clone, Default, PartialEq, Eq)]
+use serde::Deserialize;
+
+/// A secret string. It is never compared with attacker input (checks of presented tokens hash
+/// them first), so no constant-time comparison is needed here; what matters is that it never
+/// reaches a log.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -17,7 +22,7 @@ impl Secret {
         Secret(value.into())
     }
 
-    /// The secret itself, for the one place that sends it.
+    /// The secret itself, for the one place that uses it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -27,8 +32,8 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// `text` with every occurrence of this secret replaced by `[redacted]`, for error texts that
-    /// echo what was sent.
+    /// `text` with every occurrence of this secret replaced by `[redacted]`, for error texts
+    /// that echo what was sent (a server repeating a request, a URL in an error).
     pub fn scrub(&self, text: &str) -> String {
         // A one-character secret would redact half the message; such a secret is refused by
         // the settings anyway, and replacing it would only garble the text.
@@ -63,11 +68,6 @@ impl fmt::Display for Secret {
     }
 }
 
-/// `text` with every occurrence of `secret` replaced by `[redacted]`.
-pub fn redact(text: &str, secret: &Secret) -> String {
-    secret.scrub(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +81,18 @@ mod tests {
             secret.scrub("bad secret hunter2 given"),
             "bad secret [redacted] given"
         );
+        assert_eq!(Secret::new("x").scrub("x marks"), "x marks");
+    }
+
+    #[test]
+    fn reads_as_a_plain_string_and_debugs_redacted_inside_structs() {
+        #[derive(Debug, Deserialize)]
+        struct Settings {
+            password: Secret,
+        }
+        let settings: Settings =
+            serde_json::from_str(r#"{"password": "hunter2"}"#).expect("parses");
+        assert_eq!(settings.password.expose(), "hunter2");
+        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }
