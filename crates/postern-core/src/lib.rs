@@ -25,17 +25,20 @@ pub mod error;
 mod handlers;
 pub mod intake;
 pub mod limits;
+pub mod members;
 pub mod mentions;
 pub mod notice;
 pub mod notify;
 pub mod permissions;
 pub mod processor;
+pub mod projects;
 pub mod queue;
 pub mod quick;
 pub mod sender;
+pub mod service_desk;
 pub mod verification;
 
-pub use error::{ErrorKind, ProcessError, Rejection};
+pub use error::{ChangeError, ErrorKind, ProcessError, Refusal, Rejection};
 pub use limits::MessageLimits;
 pub use processor::{
     Created, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, SenderVerdict, body_of,

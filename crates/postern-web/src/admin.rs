@@ -6,9 +6,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use postern_store::{NewProject, NewUser, Role, User, UserState, Visibility};
+use postern_core::projects::ProjectRequest;
+use postern_store::{NewUser, User, UserState};
 use serde::Deserialize;
 
+use crate::project_settings;
 use crate::session::{self, Me};
 use crate::{WebError, WebState};
 
@@ -279,6 +281,8 @@ struct NewProjectForm {
     visibility: String,
 }
 
+/// Creates a project with `postern_core::projects`' rules; the administrator who creates it
+/// becomes its owner.
 async fn create_project(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -286,53 +290,14 @@ async fn create_project(
 ) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
-    let path = form.path.trim();
-    let valid = |s: &str| {
-        s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    let request = ProjectRequest {
+        namespace: &form.namespace,
+        path: &form.path,
+        name: &form.name,
+        visibility: project_settings::visibility(&form.visibility)?,
+        default_branch: "",
+        owner: None,
     };
-    let namespace = form.namespace.trim().trim_matches('/');
-    if path.is_empty()
-        || !valid(path)
-        || !namespace
-            .split('/')
-            .all(|part| part.is_empty() || valid(part))
-    {
-        return Err(WebError::BadRequest(
-            "Use letters, digits, '.', '_' and '-' in paths.".into(),
-        ));
-    }
-    let visibility = match form.visibility.as_str() {
-        "" => Visibility::Private,
-        v => v
-            .parse::<Visibility>()
-            .map_err(|_| WebError::BadRequest("unknown visibility".into()))?,
-    };
-    let name = if form.name.trim().is_empty() {
-        path
-    } else {
-        form.name.trim()
-    };
-    let mut tx = state.store().begin().await?;
-    let project = match tx
-        .create_project(NewProject {
-            namespace_path: namespace.to_owned(),
-            path: path.to_owned(),
-            name: name.to_owned(),
-            visibility,
-            default_branch: "main".to_owned(),
-        })
-        .await
-    {
-        Ok(project) => project,
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest(
-                "A project with that path exists.".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tx.add_member(project.id, me.user.id, Role::Owner).await?;
-    tx.commit().await?;
+    let project = project_settings::create_project(&state, &me.user, request).await?;
     Ok(Redirect::to(&format!("/admin/projects/{}", project.id)).into_response())
 }
