@@ -178,7 +178,7 @@ mod tests {
             "project",
             "",
             "/",
-            "group//project",
+            "a//b/project",
             "group/../project",
             "group/.hidden",
             "group/-dash",
