@@ -36,6 +36,7 @@ pub mod queue;
 pub mod quick;
 pub mod sender;
 pub mod service_desk;
+pub mod users;
 pub mod verification;
 
 pub use error::{ChangeError, ErrorKind, ProcessError, Refusal, Rejection};

@@ -17,7 +17,8 @@
 //!   notifications go out as for mail.
 //! - **Project settings** for maintainers, owners and administrators: members, Service Desk,
 //!   the custom support address and its verification, through `postern_core::members`,
-//!   `service_desk` and `authentication`; creating projects through `postern_core::projects`.
+//!   `service_desk` and `authentication`; creating projects through `postern_core::projects`;
+//!   accounts through `postern_core::users`.
 //! - **JSON API** under `/api/v1`, authenticated by personal access token.
 //! - **HTTPS of its own** ([`serve_tls`]), for installations without a reverse proxy: the
 //!   certificate and key are swapped in place by [`ServerCertificate::reload`].

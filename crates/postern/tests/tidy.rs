@@ -310,6 +310,12 @@ const RULE_BEARING_WRITES: &[&str] = &[
     // Members (`postern_core::members`).
     "add_member",
     "remove_member",
+    // Accounts (`postern_core::users`).
+    "create_user",
+    "add_user_email",
+    "set_email_verified",
+    "remove_user_email",
+    "set_user_state",
     // Issues, notes, merge requests and what they notify (`postern_core::actions`, the
     // handlers, `notify`).
     "create_issue",

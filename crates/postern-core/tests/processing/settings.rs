@@ -1,5 +1,6 @@
-//! The changes people make to a project (`projects`, `members`, `service_desk`): the one place
-//! their rules live, whichever of the web UI, the API or the command line asks.
+//! The changes people make to projects and accounts (`projects`, `members`, `service_desk`,
+//! `users`): the one place their rules live, whichever of the web UI, the API or the command
+//! line asks.
 
 use postern_core::ChangeError;
 use postern_core::members::{self, Manager, MemberRefusal};
@@ -11,7 +12,9 @@ use postern_testkit::{BoxError, both};
 use crate::support::{INCOMING, World};
 
 /// The refusal inside `result`, or a failure of the test.
-fn refusal<T: std::fmt::Debug, R: std::fmt::Debug>(result: Result<T, ChangeError<R>>) -> Result<R, BoxError> {
+fn refusal<T: std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<T, ChangeError<R>>,
+) -> Result<R, BoxError> {
     match result {
         Err(ChangeError::Refused(refusal)) => Ok(refusal),
         other => Err(format!("expected a refusal, got {other:?}").into()),
@@ -213,3 +216,55 @@ both!(
         Ok(())
     }
 );
+
+both!(accounts_keep_their_rules_and_a_block_ends_sessions, |db| {
+    use postern_core::users::{self, Account, UserRefusal};
+    use postern_store::{Timestamp, UserState, WebSession};
+    let world = World::new(db).await?;
+    let account = |username, email| Account {
+        username,
+        name: "",
+        email,
+        email_verified: true,
+        admin: false,
+    };
+    let mut tx = world.store().begin().await?;
+    let finn = users::create(&mut tx, account(" finn ", "finn@example.com")).await?;
+    assert_eq!(
+        (finn.username.as_str(), finn.name.as_str()),
+        ("finn", "finn")
+    );
+    let cases = [
+        (
+            account("support-bot", "bot@example.com"),
+            UserRefusal::Reserved,
+        ),
+        (account("", "x@example.com"), UserRefusal::Missing),
+        (account("x", "no-at"), UserRefusal::InvalidEmail),
+    ];
+    for (asked, expected) in cases {
+        assert_eq!(refusal(users::create(&mut tx, asked).await)?, expected);
+    }
+    let refused = users::set_state(&mut tx, Some(&finn), finn.id, UserState::Blocked).await;
+    assert_eq!(refusal(refused)?, UserRefusal::BlockingYourself);
+    let refused = users::remove_email(&mut tx, finn.id, "finn@example.com").await;
+    assert_eq!(refusal(refused)?, UserRefusal::NotRemovable);
+
+    let now = Timestamp::now();
+    let session = WebSession {
+        id_hash: "ab".repeat(32),
+        user_id: finn.id,
+        csrf_token: "csrf".to_owned(),
+        created_at: now,
+        expires_at: Timestamp(now.0 + 3600),
+    };
+    tx.create_session(&session).await?;
+    users::set_state(&mut tx, None, finn.id, UserState::Blocked).await?;
+    assert_eq!(tx.session(&session.id_hash, now).await?, None);
+    let blocked = tx.user_by_id(finn.id).await?.ok_or("no finn")?;
+    assert!(blocked.is_blocked());
+    let missing = users::set_state(&mut tx, None, 999_999, UserState::Active).await;
+    assert_eq!(refusal(missing)?, UserRefusal::NotFound);
+    tx.rollback().await?;
+    Ok(())
+});

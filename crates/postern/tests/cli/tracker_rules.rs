@@ -1,7 +1,8 @@
 //! The command line applies the tracker's rules exactly as the web UI and the API do (they are
 //! postern-core's, and only core writes them): a project keeps an owner, the Support Bot is no
 //! member, a new custom address starts unverified and is no other project's, and a project is
-//! created with a validated path, its git repository and its owner.
+//! created with a validated path, its git repository and its owner. Accounts follow the
+//! administration page's rules too.
 
 use serde_json::Value;
 
@@ -210,4 +211,47 @@ fn a_project_added_at_the_command_line_has_its_repository_and_owner() {
         .map(|all| all.iter().map(|p| str_field(p, "full_path")).collect())
         .unwrap_or_default();
     assert_eq!(paths, ["team/desk", "team/ownerless"]);
+}
+
+#[test]
+fn accounts_at_the_command_line_follow_the_rules_of_the_administration_page() {
+    let sandbox = Sandbox::with_config(WALKTHROUGH_CONFIG);
+    sandbox.admin_json(&["user", "add", "jake", "--email", "jake@adventuretime.ooo"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["user", "add", "Support-Bot", "--email", "bot@example.com"],
+            "That username is reserved.",
+        ),
+        (
+            &["user", "add", "finn", "--email", "not-an-address"],
+            "That is not an email address.",
+        ),
+        (
+            &["user", "add", " ", "--email", "finn@example.com"],
+            "Username and email are required.",
+        ),
+        (
+            &["user", "add", "JAKE", "--email", "other@example.com"],
+            "That username or email is taken.",
+        ),
+        (
+            &["user", "email", "add", "jake", "@example.com"],
+            "That is not an email address.",
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(refusal(&sandbox, args), *expected, "{args:?}");
+    }
+    sandbox.admin_json(&["user", "add", "finn", "--email", "finn@example.com"]);
+    let taken = refusal(
+        &sandbox,
+        &["user", "email", "add", "jake", "FINN@example.com"],
+    );
+    assert_eq!(taken, "That address belongs to someone.");
+    let listed = sandbox.admin_json(&["user", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .map(|all| all.iter().map(|u| str_field(u, "username")).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["jake", "finn"]);
 }
