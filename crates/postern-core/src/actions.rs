@@ -1,7 +1,10 @@
 //! Tracker changes made by a person directly (the CLI and the web UI), with the same
 //! rules and the same notifications as when they arrive by mail.
 
-use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
+use postern_store::{
+    CreatedNotification, Issue, MergeRequest, NewSentNotification, Note, Noteable, Project, Tx,
+    User,
+};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
@@ -108,4 +111,26 @@ pub async fn comment_on_merge_request(
         after_comment(tx, config, project, author, note, None).await?;
     }
     Ok(note)
+}
+
+/// Records a notification to `recipient` about `noteable` of `project` and returns it with its
+/// reply key, for an operator to hand its reply address out by hand. Nothing is checked here:
+/// whether the key acts is decided when mail uses it, against the recipient's access then
+/// (`permissions::can_read`).
+pub async fn record_notification(
+    tx: &mut Tx,
+    project: &Project,
+    recipient: &User,
+    noteable: Noteable,
+) -> Result<CreatedNotification, ProcessError> {
+    Ok(tx
+        .create_sent_notification(NewSentNotification {
+            partition: 0,
+            namespace_id: project.id,
+            recipient_id: recipient.id,
+            noteable,
+            in_reply_to_discussion_id: None,
+            reply_key: None,
+        })
+        .await?)
 }

@@ -122,6 +122,16 @@ pub fn parse_project_policy(text: &str) -> Result<Option<ProjectSenderPolicy>, S
     }
 }
 
+/// Sets `project`'s own sender-authentication policy (`None`: the instance's); it applies to
+/// the next mail. Returns the project as saved.
+pub async fn set_project_policy(
+    tx: &mut postern_store::Tx,
+    project: &Project,
+    policy: Option<ProjectSenderPolicy>,
+) -> Result<Project, ProcessError> {
+    Ok(tx.set_project_sender_policy(project.id, policy).await?)
+}
+
 /// A project's sender-authentication settings as shown to people: what it asks for, what the
 /// instance applies, the policy its mail is judged by, and why that is not what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

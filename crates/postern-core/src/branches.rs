@@ -7,7 +7,7 @@
 
 use postern_store::{Project, Tx};
 
-use crate::error::ProcessError;
+use crate::error::{ChangeError, ProcessError, Refusal};
 
 /// Why a branch cannot be changed as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,19 +53,7 @@ pub async fn unprotect(tx: &mut Tx, project: &Project, name: &str) -> Result<boo
     Ok(tx.unprotect_branch(project.id, name).await?)
 }
 
-/// Either a refusal to show the person who asked, or a store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum BranchError {
-    /// The change cannot be made; the text is for the person.
-    #[error(transparent)]
-    Refused(#[from] BranchRefusal),
-    /// The store failed.
-    #[error(transparent)]
-    Failed(#[from] ProcessError),
-}
+impl Refusal for BranchRefusal {}
 
-impl From<postern_store::StoreError> for BranchError {
-    fn from(error: postern_store::StoreError) -> Self {
-        BranchError::Failed(error.into())
-    }
-}
+/// Either a refusal to show the person who asked, or a store failure.
+pub type BranchError = ChangeError<BranchRefusal>;

@@ -9,7 +9,7 @@
 
 use postern_store::{CustomEmailVerificationState, ServiceDeskSettings, StoreError, Tx};
 
-use crate::error::ProcessError;
+use crate::error::{ChangeError, Refusal};
 
 /// Why a custom email was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,22 +25,10 @@ pub enum CustomEmailRefusal {
     NotVerified,
 }
 
-/// Either a refusal to show the person who asked, or a store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum CustomEmailError {
-    /// The address cannot be used; the text is for the person.
-    #[error(transparent)]
-    Refused(#[from] CustomEmailRefusal),
-    /// The store failed.
-    #[error(transparent)]
-    Failed(#[from] ProcessError),
-}
+impl Refusal for CustomEmailRefusal {}
 
-impl From<StoreError> for CustomEmailError {
-    fn from(error: StoreError) -> Self {
-        CustomEmailError::Failed(error.into())
-    }
-}
+/// Either a refusal to show the person who asked, or a store failure.
+pub type CustomEmailError = ChangeError<CustomEmailRefusal>;
 
 /// GitLab's custom email format: what the key finder recognises (no `+`, a dotted domain with
 /// an alphabetic top-level label).

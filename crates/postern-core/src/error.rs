@@ -219,6 +219,41 @@ impl From<postern_store::StoreError> for ProcessError {
     }
 }
 
+/// What a change a person asked for (at the command line, on a settings page, through the API)
+/// ends in when it is not made: a refusal whose text is for that person (`R`, one enum per
+/// concern: [`crate::members::MemberRefusal`], [`crate::projects::ProjectRefusal`] …), or a
+/// failure of the store or of git that is not theirs to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError<R> {
+    /// The change cannot be made; the text is for the person.
+    #[error(transparent)]
+    Refused(R),
+    /// The store or git failed.
+    #[error(transparent)]
+    Failed(ProcessError),
+}
+
+/// A refusal of a change a person asked for; its `Display` text is shown to them.
+pub trait Refusal: std::fmt::Display {}
+
+impl<R: Refusal> From<R> for ChangeError<R> {
+    fn from(refusal: R) -> Self {
+        ChangeError::Refused(refusal)
+    }
+}
+
+impl<R> From<ProcessError> for ChangeError<R> {
+    fn from(failure: ProcessError) -> Self {
+        ChangeError::Failed(failure)
+    }
+}
+
+impl<R> From<postern_store::StoreError> for ChangeError<R> {
+    fn from(error: postern_store::StoreError) -> Self {
+        ChangeError::Failed(error.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

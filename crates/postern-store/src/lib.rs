@@ -100,5 +100,5 @@ pub use time::Timestamp;
 pub use token_key::TokenKey;
 pub use tx::Tx;
 pub use uploads::{NewUpload, Upload, UploadReference};
-pub use users::{NewUser, User, UserEmail, UserKind, UserState};
+pub use users::{NewUser, SUPPORT_BOT_USERNAME, User, UserEmail, UserKind, UserState};
 pub use web::{ApiToken, StateCount, WebSession};

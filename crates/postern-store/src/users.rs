@@ -148,7 +148,8 @@ impl NewUser {
     }
 }
 
-const SUPPORT_BOT_USERNAME: &str = "support-bot";
+/// The Support Bot's username, reserved for it (it is created by the first Service Desk mail).
+pub const SUPPORT_BOT_USERNAME: &str = "support-bot";
 
 impl Tx {
     /// Creates a user with a fresh incoming-email token and, if given, a primary address.

@@ -1,14 +1,19 @@
-//! Administration pages: users (create, block, password, addresses) and creating projects. A
-//! project's own settings are in `project_admin`.
+//! Administration pages: users (create, block, password, addresses: `postern_core::users`)
+//! and creating projects (`postern_core::projects`). A project's own settings are in
+//! `project_admin`.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use postern_store::{NewProject, NewUser, Role, User, UserState, Visibility};
+use postern_core::ChangeError;
+use postern_core::projects::ProjectRequest;
+use postern_core::users::{self, Account, UserError, UserRefusal};
+use postern_store::{User, UserState};
 use serde::Deserialize;
 
+use crate::project_settings;
 use crate::session::{self, Me};
 use crate::{WebError, WebState};
 
@@ -27,6 +32,15 @@ pub(crate) fn routes() -> Router<WebState> {
 }
 
 const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A missing user or address is not found; the other refusals are the person's to fix.
+fn user_error(error: UserError) -> WebError {
+    match error {
+        ChangeError::Refused(UserRefusal::NotFound) => WebError::NotFound,
+        ChangeError::Refused(refusal) => WebError::BadRequest(refusal.to_string()),
+        ChangeError::Failed(failure) => failure.into(),
+    }
+}
 
 async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
@@ -69,12 +83,6 @@ async fn create_user(
 ) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
-    let (username, email) = (form.username.trim(), form.email.trim());
-    if username.is_empty() || email.is_empty() {
-        return Err(WebError::BadRequest(
-            "Username and email are required.".into(),
-        ));
-    }
     let hash = if form.password.is_empty() {
         None
     } else if form.password.chars().count() < MIN_PASSWORD_CHARS {
@@ -84,23 +92,15 @@ async fn create_user(
     } else {
         Some(state.hashing().hash(form.password).await?)
     };
-    let name = if form.name.trim().is_empty() {
-        username
-    } else {
-        form.name.trim()
+    let account = Account {
+        username: &form.username,
+        name: &form.name,
+        email: &form.email,
+        email_verified: true,
+        admin: form.admin.is_some(),
     };
-    let mut new = NewUser::new(username, name, email);
-    new.admin = form.admin.is_some();
     let mut tx = state.store().begin().await?;
-    let user = match tx.create_user(new).await {
-        Ok(user) => user,
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest(
-                "That username or email is taken.".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let user = users::create(&mut tx, account).await.map_err(user_error)?;
     if let Some(hash) = hash {
         tx.set_password_hash(user.id, &hash).await?;
     }
@@ -128,16 +128,10 @@ async fn set_user_state(
         .state
         .parse::<UserState>()
         .map_err(|_| WebError::BadRequest("unknown state".into()))?;
-    if id == me.user.id && new_state == UserState::Blocked {
-        return Err(WebError::BadRequest("You cannot block yourself.".into()));
-    }
     let mut tx = state.store().begin().await?;
-    if !tx.set_user_state(id, new_state).await? {
-        return Err(WebError::NotFound);
-    }
-    if new_state == UserState::Blocked {
-        tx.delete_user_sessions(id).await?;
-    }
+    users::set_state(&mut tx, Some(&me.user), id, new_state)
+        .await
+        .map_err(user_error)?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
@@ -195,21 +189,11 @@ async fn add_email(
 ) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
-    let email = form.email.trim();
-    if !email.contains('@') {
-        return Err(WebError::BadRequest("That is not an email address.".into()));
-    }
     let mut tx = state.store().begin().await?;
-    tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
-    match tx.add_user_email(id, email, form.verified.is_some()).await {
-        Ok(_) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest(
-                "That address belongs to someone.".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let user = tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
+    users::add_email(&mut tx, &user, &form.email, form.verified.is_some())
+        .await
+        .map_err(user_error)?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
@@ -223,12 +207,9 @@ async fn set_email_verified(
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
     let mut tx = state.store().begin().await?;
-    if !tx
-        .set_email_verified(id, form.email.trim(), form.verified.is_some())
-        .await?
-    {
-        return Err(WebError::NotFound);
-    }
+    users::set_email_verified(&mut tx, id, &form.email, form.verified.is_some())
+        .await
+        .map_err(user_error)?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
@@ -242,11 +223,9 @@ async fn remove_email(
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
     let mut tx = state.store().begin().await?;
-    if !tx.remove_user_email(id, form.email.trim()).await? {
-        return Err(WebError::BadRequest(
-            "Unknown address, or the primary one (which stays).".into(),
-        ));
-    }
+    users::remove_email(&mut tx, id, &form.email)
+        .await
+        .map_err(user_error)?;
     tx.commit().await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
@@ -279,6 +258,8 @@ struct NewProjectForm {
     visibility: String,
 }
 
+/// Creates a project with `postern_core::projects`' rules; the administrator who creates it
+/// becomes its owner.
 async fn create_project(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -286,53 +267,14 @@ async fn create_project(
 ) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
     me.check_csrf(&form.csrf)?;
-    let path = form.path.trim();
-    let valid = |s: &str| {
-        s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    let request = ProjectRequest {
+        namespace: &form.namespace,
+        path: &form.path,
+        name: &form.name,
+        visibility: project_settings::visibility(&form.visibility)?,
+        default_branch: "",
+        owner: None,
     };
-    let namespace = form.namespace.trim().trim_matches('/');
-    if path.is_empty()
-        || !valid(path)
-        || !namespace
-            .split('/')
-            .all(|part| part.is_empty() || valid(part))
-    {
-        return Err(WebError::BadRequest(
-            "Use letters, digits, '.', '_' and '-' in paths.".into(),
-        ));
-    }
-    let visibility = match form.visibility.as_str() {
-        "" => Visibility::Private,
-        v => v
-            .parse::<Visibility>()
-            .map_err(|_| WebError::BadRequest("unknown visibility".into()))?,
-    };
-    let name = if form.name.trim().is_empty() {
-        path
-    } else {
-        form.name.trim()
-    };
-    let mut tx = state.store().begin().await?;
-    let project = match tx
-        .create_project(NewProject {
-            namespace_path: namespace.to_owned(),
-            path: path.to_owned(),
-            name: name.to_owned(),
-            visibility,
-            default_branch: "main".to_owned(),
-        })
-        .await
-    {
-        Ok(project) => project,
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest(
-                "A project with that path exists.".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tx.add_member(project.id, me.user.id, Role::Owner).await?;
-    tx.commit().await?;
+    let project = project_settings::create_project(&state, &me.user, request).await?;
     Ok(Redirect::to(&format!("/admin/projects/{}", project.id)).into_response())
 }

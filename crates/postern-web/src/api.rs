@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use postern_core::actions;
-use postern_store::{IssueFilter, NewProject, Noteable, OutboxFilter, Role, User, Visibility};
+use postern_core::projects::ProjectRequest;
+use postern_store::{IssueFilter, Noteable, OutboxFilter, User, Visibility};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access;
 use crate::desk::LogQuery;
 use crate::error::ApiError;
 use crate::session::api_user;
 use crate::{WebError, WebState};
+use crate::{access, project_settings};
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
@@ -94,7 +95,7 @@ struct NewProjectBody {
     visibility: Option<Visibility>,
 }
 
-/// Administrators create projects; the creator becomes their owner.
+/// Administrators create projects (`postern_core::projects`); the creator becomes their owner.
 async fn create_project(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -102,44 +103,15 @@ async fn create_project(
 ) -> Result<Response, ApiError> {
     let user = api_user(&state, &headers).await?;
     admin_only(&user)?;
-    let path = body.path.trim();
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    let request = ProjectRequest {
+        namespace: &body.namespace,
+        path: &body.path,
+        name: &body.name,
+        visibility: body.visibility.unwrap_or(Visibility::Private),
+        default_branch: "",
+        owner: None,
     };
-    let namespace = body.namespace.trim().trim_matches('/');
-    if !valid(path)
-        || !namespace
-            .split('/')
-            .all(|part| part.is_empty() || valid(part))
-    {
-        return Err(WebError::BadRequest("invalid path".into()).into());
-    }
-    let name = if body.name.trim().is_empty() {
-        path
-    } else {
-        body.name.trim()
-    };
-    let mut tx = state.store().begin().await?;
-    let project = match tx
-        .create_project(NewProject {
-            namespace_path: namespace.to_owned(),
-            path: path.to_owned(),
-            name: name.to_owned(),
-            visibility: body.visibility.unwrap_or(Visibility::Private),
-            default_branch: "main".to_owned(),
-        })
-        .await
-    {
-        Ok(project) => project,
-        Err(e) if e.is_unique_violation() => {
-            return Err(WebError::BadRequest("a project with that path exists".into()).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tx.add_member(project.id, user.id, Role::Owner).await?;
-    tx.commit().await?;
+    let project = project_settings::create_project(&state, &user, request).await?;
     Ok((StatusCode::CREATED, Json(project)).into_response())
 }
 

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::project_settings::{self, ServiceDeskChange};
+use crate::project_settings;
 use crate::session::api_user;
 use crate::{WebError, WebState, access};
+use postern_core::service_desk::ServiceDeskChange;
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()

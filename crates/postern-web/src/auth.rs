@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use postern_store::NewUser;
+use postern_core::ChangeError;
 use serde::Deserialize;
 
 use crate::secret::{new_token, same_secret, token_hash};
@@ -277,13 +277,20 @@ pub(crate) async fn setup(
         Some(user) if !user.is_support_bot() => user,
         Some(_) => return Err(WebError::BadRequest("That username is reserved.".into())),
         None => {
-            let name = if form.name.trim().is_empty() {
-                form.username.trim()
-            } else {
-                form.name.trim()
+            let account = postern_core::users::Account {
+                username: &form.username,
+                name: &form.name,
+                email: &form.email,
+                email_verified: true,
+                admin: true,
             };
-            let new = NewUser::new(form.username.trim(), name, form.email.trim());
-            tx.create_user(new).await?
+            match postern_core::users::create(&mut tx, account).await {
+                Ok(user) => user,
+                Err(ChangeError::Refused(refusal)) => {
+                    return Err(WebError::BadRequest(refusal.to_string()));
+                }
+                Err(ChangeError::Failed(failure)) => return Err(failure.into()),
+            }
         }
     };
     tx.set_user_admin(user.id, true).await?;

@@ -16,7 +16,9 @@
 //!   closing go through `postern_core::actions`, the same path as the CLI, so the same
 //!   notifications go out as for mail.
 //! - **Project settings** for maintainers, owners and administrators: members, Service Desk,
-//!   the custom support address and its verification.
+//!   the custom support address and its verification, through `postern_core::members`,
+//!   `service_desk` and `authentication`; creating projects through `postern_core::projects`;
+//!   accounts through `postern_core::users`.
 //! - **JSON API** under `/api/v1`, authenticated by personal access token.
 //! - **HTTPS of its own** ([`serve_tls`]), for installations without a reverse proxy: the
 //!   certificate and key are swapped in place by [`ServerCertificate::reload`].
@@ -24,8 +26,9 @@
 //! Every page is server-rendered (minijinja templates, HTML auto-escaping) and carries a strict
 //! Content-Security-Policy that allows no script at all.
 //!
-//! What this crate must never do: decide a tracker rule itself (it calls `postern-core`), write
-//! to the store outside a `Tx`, or print a password, session id or token.
+//! What this crate must never do: decide a tracker rule itself or call a rule-bearing `Tx`
+//! write (it calls `postern-core`; the tidy test lists those writes), write to the store
+//! outside a `Tx`, or print a password, session id or token.
 
 #![deny(missing_docs)]
 

@@ -11,9 +11,10 @@ use postern_store::{Project, Role, User};
 use serde::Deserialize;
 
 use crate::auth::CsrfForm;
-use crate::project_settings::{self, ServiceDeskChange};
+use crate::project_settings;
 use crate::session::{self, Me};
 use crate::{WebError, WebState};
+use postern_core::service_desk::ServiceDeskChange;
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()

@@ -1,7 +1,8 @@
 //! Conventions as tests: every Rust file opens with a `//!` doc, library and binary sources stay
 //! under 600 lines, no trailing white space, no panic-expecting test attribute (a test states the behaviour it
 //! expects instead). Comments cite nothing outside the repository, the repository paths they
-//! name exist, and no code is kept alive by allowing the unused-code lint.
+//! name exist, no code is kept alive by allowing the unused-code lint, and the store's
+//! rule-bearing tracker writes are called from postern-core only.
 
 use std::path::{Path, PathBuf};
 
@@ -292,4 +293,137 @@ fn no_allowance_for_unused_code() {
          module each declares `pub`):\n{}",
         offenders.join("\n")
     );
+}
+
+/// The store's writes that carry a tracker rule (who may be a member, what a custom email
+/// resets, what a project needs when it is created, what a comment notifies …). Each runs only
+/// behind `postern_core`'s function for it, so the web UI, the API, the command line and mail
+/// apply the same rules; a new write with a rule belongs on this list.
+const RULE_BEARING_WRITES: &[&str] = &[
+    // Projects (`postern_core::projects`, `service_desk`, `authentication`, `branches`).
+    "create_project",
+    "update_project",
+    "update_service_desk",
+    "set_project_sender_policy",
+    "protect_branch",
+    "unprotect_branch",
+    // Members (`postern_core::members`).
+    "add_member",
+    "remove_member",
+    // Accounts (`postern_core::users`).
+    "create_user",
+    "add_user_email",
+    "set_email_verified",
+    "remove_user_email",
+    "set_user_state",
+    // Issues, notes, merge requests and what they notify (`postern_core::actions`, the
+    // handlers, `notify`).
+    "create_issue",
+    "update_issue",
+    "add_issue_participant",
+    "remove_issue_participant",
+    "record_issue_email",
+    "create_note",
+    "set_subscription",
+    "create_merge_request",
+    "replace_commits",
+    "set_merge_request_state",
+    "create_sent_notification",
+    "create_upload",
+];
+
+/// Where the writes above may be called: core, the store that defines them, and test code
+/// (integration tests, benchmarks and the test kit set up their fixtures directly).
+fn may_call_rule_bearing_writes(path: &Path) -> bool {
+    let crates = repository_root().join("crates");
+    let in_crate = |name: &str| path.starts_with(crates.join(name));
+    in_crate("postern-core")
+        || in_crate("postern-store")
+        || in_crate("postern-testkit")
+        || path
+            .components()
+            .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches")
+}
+
+/// The rule-bearing writes `line` calls (as a method, `.name(`, or as `Tx::name(`), its
+/// comment left out.
+fn rule_bearing_calls(line: &str) -> Vec<&'static str> {
+    let code = line.find("//").map_or(line, |at| &line[..at]);
+    RULE_BEARING_WRITES
+        .iter()
+        .filter(|name| {
+            code.contains(&format!(".{name}(")) || code.contains(&format!("Tx::{name}("))
+        })
+        .copied()
+        .collect()
+}
+
+#[test]
+fn rule_bearing_writes_are_called_from_core_only() {
+    let crates = repository_root().join("crates");
+    let mut files = Vec::new();
+    rust_files(&crates, &mut files);
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let allowed = may_call_rule_bearing_writes(path);
+        for (number, line) in text.lines().enumerate() {
+            for name in rule_bearing_calls(line) {
+                seen += 1;
+                if !allowed {
+                    problems.push(format!(
+                        "{}:{}: calls `Tx::{name}`, a write with a tracker rule: call the \
+                         postern_core function that applies the rule instead",
+                        path.strip_prefix(repository_root())
+                            .unwrap_or(path)
+                            .display(),
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(seen > 20, "only {seen} calls found: is the matcher broken?");
+    assert!(
+        problems.is_empty(),
+        "rule-bearing store writes outside postern-core:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_write_matcher_finds_calls_not_mentions() {
+    assert_eq!(
+        rule_bearing_calls("    tx.add_member(project.id, user.id, role).await?;"),
+        ["add_member"]
+    );
+    assert_eq!(
+        rule_bearing_calls("        .create_project(NewProject {"),
+        ["create_project"]
+    );
+    assert_eq!(
+        rule_bearing_calls("Tx::remove_member(&mut tx, 1, 2)"),
+        ["remove_member"]
+    );
+    assert!(
+        rule_bearing_calls("members::set(tx, &project, by, &user, role) // not tx.add_member(")
+            .is_empty()
+    );
+    assert!(rule_bearing_calls(".route(\"/x\", post(create_note))").is_empty());
+    let crates = repository_root().join("crates");
+    assert!(may_call_rule_bearing_writes(
+        &crates.join("postern-core/src/members.rs")
+    ));
+    assert!(may_call_rule_bearing_writes(
+        &crates.join("postern-web/tests/web/settings.rs")
+    ));
+    assert!(!may_call_rule_bearing_writes(
+        &crates.join("postern-web/src/project_settings.rs")
+    ));
+    assert!(!may_call_rule_bearing_writes(
+        &crates.join("postern/src/cmd/admin/projects.rs")
+    ));
 }

@@ -14,3 +14,4 @@ mod notes;
 mod notifications;
 mod queue;
 mod service_desk;
+mod settings;

@@ -12,6 +12,7 @@ mod chromium;
 mod desk;
 mod merge_requests;
 mod ops;
+mod projects;
 mod sender_policy;
 mod settings;
 mod throttle;

@@ -36,6 +36,7 @@ mod sign_in;
 mod sources;
 mod tls;
 mod tokens_at_rest;
+mod tracker_rules;
 mod trim;
 mod uploads;
 mod walkthrough;

@@ -2,10 +2,10 @@
 //! request by email may not use as its source (`postern_core::branches` holds the rule).
 
 use clap::Subcommand;
-use postern_core::branches::{self, BranchError};
+use postern_core::branches;
 use postern_store::Tx;
 
-use super::{Output, project, store_error, usage_error};
+use super::{Output, change_error, project, store_error};
 use crate::exit::Failure;
 
 #[derive(Debug, Subcommand)]
@@ -31,13 +31,6 @@ pub enum BranchCommand {
     },
 }
 
-fn failure(error: BranchError) -> Failure {
-    match error {
-        BranchError::Refused(refusal) => usage_error(refusal.to_string()),
-        BranchError::Failed(failure) => super::items::refused(failure),
-    }
-}
-
 pub async fn run(tx: &mut Tx, command: BranchCommand) -> Result<Output, Failure> {
     let (full_path, change) = match command {
         BranchCommand::List { full_path } => (full_path, None),
@@ -52,7 +45,7 @@ pub async fn run(tx: &mut Tx, command: BranchCommand) -> Result<Output, Failure>
         } else {
             branches::unprotect(tx, &found, &branch).await
         }
-        .map_err(failure)?;
+        .map_err(change_error)?;
         let state = if protect {
             "protected"
         } else {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use postern_mail::AddressTemplate;
-use postern_store::{IssueFilter, NewSentNotification, Note, Noteable, Store, Tx};
+use postern_store::{IssueFilter, Note, Noteable, Store, Tx};
 use serde::Serialize;
 
 use super::{Output, begin, commit, project, store_error, usage_error, user};
@@ -342,17 +342,9 @@ pub async fn run_notification(
             .ok_or_else(|| usage_error(format!("no issue #{iid} in {full_path}")))?;
         Noteable::Issue(item.id)
     };
-    let sent = tx
-        .create_sent_notification(NewSentNotification {
-            partition: 0,
-            namespace_id: found.id,
-            recipient_id: recipient.id,
-            noteable,
-            in_reply_to_discussion_id: None,
-            reply_key: None,
-        })
+    let sent = postern_core::actions::record_notification(&mut tx, &found, &recipient, noteable)
         .await
-        .map_err(store_error)?;
+        .map_err(refused)?;
     commit(tx).await?;
     let key = sent.address_key();
     let config = setup.processor_config();

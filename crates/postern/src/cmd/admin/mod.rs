@@ -123,6 +123,17 @@ pub(crate) fn store_error(error: StoreError) -> Failure {
     }
 }
 
+/// A change `postern_core` refused is the person's to fix (exit 1 with its text); a failure
+/// exits 75 when temporary.
+pub(crate) fn change_error<R: postern_core::Refusal>(
+    error: postern_core::ChangeError<R>,
+) -> Failure {
+    match error {
+        postern_core::ChangeError::Refused(refusal) => usage_error(refusal.to_string()),
+        postern_core::ChangeError::Failed(failure) => items::refused(failure),
+    }
+}
+
 pub(crate) async fn begin(store: &Store) -> Result<Tx, Failure> {
     store.begin().await.map_err(store_error)
 }

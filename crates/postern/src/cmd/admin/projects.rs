@@ -3,19 +3,30 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use postern_store::{NewProject, Project, Role, Store, Visibility};
+use postern_core::members::{self, Manager, MemberRefusal};
+use postern_core::service_desk::{self, ServiceDeskChange};
+use postern_core::{ChangeError, projects};
+use postern_store::{Project, Role, Store, Visibility};
 use serde::Serialize;
 
-use super::{Output, begin, commit, parse_switch, project, store_error, usage_error, user};
+use super::{
+    Output, begin, change_error, commit, parse_switch, project, store_error, usage_error, user,
+};
 use crate::exit::Failure;
 use crate::setup::Setup;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
-    /// Create a project (and its git repository) at a full path such as `group/project`.
+    /// Create a project (and its git repository) at a full path such as `group/project`,
+    /// with the rules of the web UI and the API: each part of the path of letters, digits,
+    /// `_`, `-` and `.`; the default branch protected. Without `--owner` the project has no
+    /// members until `project member add`; the web UI and the API make their creator the owner.
     Add {
         /// Full path: `namespace/project` (namespaces may nest).
         full_path: String,
+        /// The user who owns the project (its first member, with the owner role).
+        #[arg(long, value_name = "USERNAME")]
+        owner: Option<String>,
         /// Display name (defaults to the last path segment).
         #[arg(long)]
         name: Option<String>,
@@ -244,36 +255,39 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
     let output = match command {
         ProjectCommand::Add {
             full_path,
+            owner,
             name,
             visibility,
             default_branch,
         } => {
-            let (namespace, path) = full_path
-                .trim_matches('/')
-                .rsplit_once('/')
-                .ok_or_else(|| usage_error("a project path is namespace/project"))?;
             let visibility: Visibility = visibility
                 .parse()
                 .map_err(|_| usage_error(format!("unknown visibility {visibility:?}")))?;
-            let created = tx
-                .create_project(NewProject {
-                    namespace_path: namespace.to_owned(),
-                    path: path.to_owned(),
-                    name: name.unwrap_or_else(|| path.to_owned()),
-                    visibility,
-                    default_branch,
-                })
+            let owner = match &owner {
+                Some(username) => Some(user(&mut tx, username).await?),
+                None => None,
+            };
+            let (namespace, path) = projects::split_full_path(&full_path);
+            let request = projects::ProjectRequest {
+                namespace,
+                path,
+                name: name.as_deref().unwrap_or(""),
+                visibility,
+                default_branch: &default_branch,
+                owner: owner.as_ref(),
+            };
+            let created = projects::create(&mut tx, &setup.repositories(), request)
+                .await
+                .map_err(change_error)?;
+            let members = tx
+                .list_members(created.project.id)
                 .await
                 .map_err(store_error)?;
-            let repository = setup
-                .repositories()
-                .repository(created.id)
-                .map_err(|e| usage_error(format!("cannot create the git repository: {e}")))?;
             let view = ProjectView {
-                repository: repository.path().display().to_string(),
-                members: Vec::new(),
-                addresses: addresses(setup, &created, None),
-                project: created,
+                repository: created.repository.display().to_string(),
+                members,
+                addresses: addresses(setup, &created.project, None),
+                project: created.project,
             };
             let human = format!("created {}", describe(&view));
             Output::new(&view, human)?
@@ -315,9 +329,9 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
             let role: Role = role
                 .parse()
                 .map_err(|_| usage_error(format!("unknown role {role:?}")))?;
-            tx.add_member(found.id, member.id, role)
+            members::set(&mut tx, &found, Manager::Administrator, &member, role)
                 .await
-                .map_err(store_error)?;
+                .map_err(change_error)?;
             let human = format!("{username} is {} of {full_path}\n", role.as_str());
             Output::new(
                 &serde_json::json!({"project": full_path, "username": username, "role": role}),
@@ -330,14 +344,13 @@ pub async fn run(store: &Store, setup: &Setup, command: ProjectCommand) -> Resul
         }) => {
             let found = project(&mut tx, &full_path).await?;
             let member = user(&mut tx, &username).await?;
-            let removed = tx
-                .remove_member(found.id, member.id)
-                .await
-                .map_err(store_error)?;
-            if !removed {
-                return Err(usage_error(format!(
-                    "{username} is not a member of {full_path}"
-                )));
+            match members::remove(&mut tx, &found, Manager::Administrator, member.id).await {
+                Err(ChangeError::Refused(MemberRefusal::NotMember)) => {
+                    return Err(usage_error(format!(
+                        "{username} is not a member of {full_path}"
+                    )));
+                }
+                other => other.map_err(change_error)?,
             }
             Output::new(
                 &serde_json::json!({"project": full_path, "username": username, "removed": true}),
@@ -369,31 +382,33 @@ async fn service_desk(
         ServiceDeskCommand::Set(set) => set.full_path.clone(),
     };
     let found = project(tx, &full_path).await?;
-    if let ServiceDeskCommand::Verify { by, .. } = &command {
-        let triggerer = user(tx, by).await?;
-        let sent_to =
-            postern_core::verification::start(tx, &setup.processor_config(), &found, &triggerer)
+    let config = setup.processor_config();
+    let change = match command {
+        ServiceDeskCommand::Verify { by, .. } => {
+            let triggerer = user(tx, &by).await?;
+            let sent_to = service_desk::verify(tx, &config, &found, &triggerer)
                 .await
-                .map_err(|e| usage_error(format!("cannot start verification: {e}")))?;
-        return Output::new(
-            &serde_json::json!({"project": full_path, "verification_sent_to": sent_to}),
-            format!("verification mail queued to {sent_to}\n"),
-        );
-    }
-    let mut settings = found.service_desk.clone();
-    match command {
-        ServiceDeskCommand::Enable { .. } => settings.enabled = true,
-        ServiceDeskCommand::Disable { .. } => settings.enabled = false,
-        ServiceDeskCommand::Set(set) => apply(tx, found.id, &mut settings, set).await?,
-        ServiceDeskCommand::Verify { .. } => {}
-    }
-    let updated = match tx.update_service_desk(found.id, &settings).await {
-        Ok(updated) => updated,
-        Err(e) => match postern_core::custom_email::refusal_on_save(&e, &settings) {
-            Some(refusal) => return Err(usage_error(refusal.to_string())),
-            None => return Err(store_error(e)),
+                .map_err(change_error)?;
+            return Output::new(
+                &serde_json::json!({"project": full_path, "verification_sent_to": sent_to}),
+                format!("verification mail queued to {sent_to}\n"),
+            );
+        }
+        ServiceDeskCommand::Enable { .. } => ServiceDeskChange {
+            enabled: Some(true),
+            ..ServiceDeskChange::default()
         },
+        ServiceDeskCommand::Disable { .. } => ServiceDeskChange {
+            enabled: Some(false),
+            ..ServiceDeskChange::default()
+        },
+        ServiceDeskCommand::Set(set) => change_of(set)?,
     };
+    // No triggerer: a new custom address is verified by `service-desk verify --by`.
+    let updated = service_desk::update(tx, &config, &found, None, change)
+        .await
+        .map_err(change_error)?
+        .project;
     let view = ProjectView {
         repository: repository_path(setup, updated.id),
         members: Vec::new(),
@@ -404,47 +419,25 @@ async fn service_desk(
     Output::new(&view, human)
 }
 
-/// Applies `service-desk set` options; options not given keep their value, an empty string
-/// clears an optional one. The custom email follows `postern_core::custom_email`'s rule.
-async fn apply(
-    tx: &mut postern_store::Tx,
-    project_id: i64,
-    settings: &mut postern_store::ServiceDeskSettings,
-    set: ServiceDeskSet,
-) -> Result<(), Failure> {
-    if let Some(path) = &set.template_file {
-        let content = std::fs::read_to_string(path)
-            .map_err(|e| usage_error(format!("cannot read {}: {e}", path.display())))?;
-        settings.issue_template_content = Some(content);
-    }
-    if let Some(key) = set.project_key {
-        settings.project_key = Some(key).filter(|k| !k.is_empty());
-    }
-    if let Some(email) = set.custom_email {
-        use postern_core::custom_email::{CustomEmailError, change};
-        match change(tx, project_id, settings, Some(email.as_str())).await {
-            Ok(_) => {}
-            Err(CustomEmailError::Refused(refusal)) => {
-                return Err(usage_error(refusal.to_string()));
-            }
-            Err(CustomEmailError::Failed(failure)) => return Err(super::items::refused(failure)),
-        }
-    }
-    if let Some(enabled) = set.custom_email_enabled {
-        postern_core::custom_email::set_enabled(settings, enabled)
-            .map_err(|refusal| usage_error(refusal.to_string()))?;
-    }
-    if let Some(value) = set.tickets_confidential {
-        settings.tickets_confidential_by_default = value;
-    }
-    if let Some(value) = set.reopen_on_external_note {
-        settings.reopen_issue_on_external_participant_note = value;
-    }
-    if let Some(value) = set.add_cc_participants {
-        settings.add_external_participants_from_cc = value;
-    }
-    if let Some(key) = set.template_key {
-        settings.issue_template_key = Some(key).filter(|k| !k.is_empty());
-    }
-    Ok(())
+/// The change `service-desk set` asks for; options not given keep their value, an empty
+/// string clears an optional one (`postern_core::service_desk` applies it).
+fn change_of(set: ServiceDeskSet) -> Result<ServiceDeskChange, Failure> {
+    let issue_template_content = match &set.template_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| usage_error(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    Ok(ServiceDeskChange {
+        enabled: None,
+        project_key: set.project_key,
+        custom_email: set.custom_email,
+        custom_email_enabled: set.custom_email_enabled,
+        tickets_confidential_by_default: set.tickets_confidential,
+        reopen_issue_on_external_participant_note: set.reopen_on_external_note,
+        add_external_participants_from_cc: set.add_cc_participants,
+        issue_template_key: set.template_key,
+        issue_template_content,
+    })
 }

@@ -2,10 +2,10 @@
 //! can only tighten the instance's (`postern_core::authentication::effective_policy` holds the
 //! rule).
 
-use postern_core::authentication::{ProjectPolicyView, parse_project_policy};
+use postern_core::authentication::{ProjectPolicyView, parse_project_policy, set_project_policy};
 use postern_store::Tx;
 
-use super::{Output, project, store_error, usage_error};
+use super::{Output, project, usage_error};
 use crate::exit::Failure;
 
 /// Shows, and with `policy` sets, the sender-authentication policy of `full_path`.
@@ -18,10 +18,9 @@ pub async fn run(
     let mut found = project(tx, full_path).await?;
     if let Some(text) = policy {
         let policy = parse_project_policy(text).map_err(usage_error)?;
-        found = tx
-            .set_project_sender_policy(found.id, policy)
+        found = set_project_policy(tx, &found, policy)
             .await
-            .map_err(store_error)?;
+            .map_err(super::items::refused)?;
     }
     let view = ProjectPolicyView::new(instance, found.sender_policy);
     let mut human = format!(

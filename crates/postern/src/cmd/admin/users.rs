@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 
 use clap::Subcommand;
-use postern_store::{NewUser, Store, User, UserState};
+use postern_core::users::{self, Account};
+use postern_store::{Store, User, UserState};
 
-use super::{Output, begin, commit, store_error, user};
+use super::{Output, begin, change_error, commit, store_error, user};
 use crate::exit::Failure;
 use crate::setup::Setup;
 
@@ -30,7 +31,8 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Block a user: mail from them is refused with "Your account has been blocked".
+    /// Block a user: mail from them is refused with "Your account has been blocked", and
+    /// their web sessions end.
     Block {
         /// The user.
         username: String,
@@ -112,10 +114,16 @@ pub async fn run(store: &Store, _setup: &Setup, command: UserCommand) -> Result<
             admin,
             unverified,
         } => {
-            let mut new = NewUser::new(&username, name.as_deref().unwrap_or(&username), &email);
-            new.admin = admin;
-            new.email_verified = !unverified;
-            let user = tx.create_user(new).await.map_err(store_error)?;
+            let account = Account {
+                username: &username,
+                name: name.as_deref().unwrap_or(""),
+                email: &email,
+                email_verified: !unverified,
+                admin,
+            };
+            let user = users::create(&mut tx, account)
+                .await
+                .map_err(change_error)?;
             let human = format!(
                 "created {}\n  incoming-email token: {}\n",
                 describe(&user).trim_end(),
@@ -140,10 +148,9 @@ pub async fn run(store: &Store, _setup: &Setup, command: UserCommand) -> Result<
             verified,
         }) => {
             let found = user(&mut tx, &username).await?;
-            let added = tx
-                .add_user_email(found.id, &email, verified)
+            let added = users::add_email(&mut tx, &found, &email, verified)
                 .await
-                .map_err(store_error)?;
+                .map_err(change_error)?;
             let human = format!(
                 "added {} to {}{}\n",
                 added.email,
@@ -177,9 +184,9 @@ pub async fn run(store: &Store, _setup: &Setup, command: UserCommand) -> Result<
 async fn set_state(store: &Store, username: &str, state: UserState) -> Result<Output, Failure> {
     let mut tx = begin(store).await?;
     let found = user(&mut tx, username).await?;
-    tx.set_user_state(found.id, state)
+    users::set_state(&mut tx, None, found.id, state)
         .await
-        .map_err(store_error)?;
+        .map_err(change_error)?;
     let updated = user(&mut tx, username).await?;
     commit(tx).await?;
     let word = match state {
