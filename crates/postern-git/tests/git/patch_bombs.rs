@@ -2,22 +2,18 @@
 //! permanently, with a text naming the limit, the refs unchanged and in bounded time: by the
 //! check of what the patch text declares before git runs, and, for what slips past a
 //! declaration, by the operating-system limits git runs under.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{gitlab_test_repository, snapshot};
 use postern_git::{
     MAX_BINARY_HUNK_BYTES, MAX_PATCH_FILES, MAX_PATCH_LINES, MAX_PATCHES_SIZE, Patch, PatchError,
     PatchLimit, PatchLimits, Repositories, could_not_apply_patches,
 };
+
+use crate::common;
+use crate::common::{gitlab_test_repository, snapshot};
 
 /// Generous: the checks take milliseconds; refusing must not take git's timeout.
 const BOUND: Duration = Duration::from_secs(5);

@@ -1,14 +1,9 @@
 //! `Repository::apply_patches` on the real patches of GitLab's incoming-email fixtures, applied
 //! with the real git onto a repository seeded with the preimages the patches expect.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
 
-pub mod common;
-
-use common::{README, file_at, fixture_patches, git, gitlab_test_repository, snapshot};
 use postern_git::{MAX_PATCHES_SIZE, Patch, PatchError, could_not_apply_patches};
+
+use crate::common::{README, file_at, fixture_patches, git, gitlab_test_repository, snapshot};
 
 const APPLIED_README: &str =
     "Sample repo for testing gitlab features\n\nThis was applied in a patch!\n";

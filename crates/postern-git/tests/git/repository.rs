@@ -1,16 +1,12 @@
 //! Creating repositories, seeding them with `commit_files`, and reading branches, commits and
 //! diffs back, against the real git.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{author, empty_repository, file_at, git, snapshot};
 use postern_git::{GitError, Identity, Repositories};
+
+use crate::common;
+use crate::common::{author, empty_repository, file_at, git, snapshot};
 
 #[test]
 fn repository_is_created_bare_with_the_default_branch() {

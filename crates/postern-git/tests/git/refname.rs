@@ -1,9 +1,5 @@
 //! `validate_branch_name` against the real `git check-ref-format --branch`: everything git
 //! rejects, postern rejects; what postern rejects beyond that is GitLab's own rules.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
 
 use std::process::Command;
 

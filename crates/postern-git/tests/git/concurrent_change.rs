@@ -1,19 +1,11 @@
 //! A branch changed by someone else while patches are being applied is not overwritten.
 //!
 //! The "someone else" is a wrapper around the real git that creates the branch just before
-//! postern's `update-ref` runs. Alone in its own test binary for the reason given in
-//! `timeout.rs` (executing a freshly written script).
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
+//! postern's `update-ref` runs.
 
-pub mod common;
-
-use std::os::unix::fs::PermissionsExt;
-
-use common::{fixture_patches, git, gitlab_test_repository};
 use postern_git::{PatchError, Repositories};
+
+use crate::common::{fixture_patches, git, gitlab_test_repository, write_script};
 
 #[test]
 fn concurrent_branch_creation_is_not_overwritten() {
@@ -38,8 +30,7 @@ fn concurrent_branch_creation_is_not_overwritten() {
         git = real_git.trim(),
         repo = repo_path.display(),
     );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_script(&wrapper, &script);
     let racing = Repositories::new(fixture.dir.path().join("repositories"))
         .with_default_branch("master")
         .with_git_binary(&wrapper)

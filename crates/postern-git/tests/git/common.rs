@@ -1,11 +1,9 @@
 //! Helpers shared by the integration tests: seeded repositories, the GitLab fixture patches,
 //! and a snapshot of everything in a repository except its objects.
-//!
-//! Each test binary declares this module `pub`: its items are then that binary's public
-//! interface, so a helper one binary leaves unused is not reported as dead code there.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use mail_parser::{MessageParser, MimeHeaders};
 use postern_git::{Identity, Patch, Repositories, Repository};
@@ -178,4 +176,30 @@ fn list_files(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
             files.push((relative, std::fs::read(&path).unwrap()));
         }
     }
+}
+
+/// Writes `text` to `path` as an executable script without this process ever opening `path`.
+///
+/// The tests share one process whose threads fork git all the time. A child forked while this
+/// process held `path` open for writing keeps that descriptor until it execs, and executing
+/// `path` meanwhile fails with "text file busy" (ETXTBSY). Letting `sh` write the file leaves
+/// the only writable descriptor in a process nobody else forks, closed before this returns.
+pub fn write_script(path: &Path, text: &str) {
+    let mut writer = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        writer.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
 }

@@ -1,17 +1,11 @@
 //! A git that hangs is killed after the configured timeout, together with its children.
-//!
-//! Alone in its own test binary: it writes and then executes a script, and a concurrent
-//! `fork` from another test thread could make that exec fail with "text file busy".
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use postern_git::{GitError, Repositories};
+
+use crate::common::write_script;
 
 #[test]
 fn hung_git_is_killed_by_the_timeout() {
@@ -19,15 +13,13 @@ fn hung_git_is_killed_by_the_timeout() {
     let pid_file = dir.path().join("sleep.pid");
     let script = dir.path().join("fake-git");
     // Stands in for a git that never finishes: a child that sleeps, and a parent waiting on it.
-    std::fs::write(
+    write_script(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nsleep 30 &\necho $! > '{}'\nwait\n",
             pid_file.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let repositories = Repositories::new(dir.path().join("repositories"))
         .with_git_binary(&script)
         .with_timeout(Duration::from_millis(300));
