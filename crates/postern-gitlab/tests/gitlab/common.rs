@@ -1,8 +1,5 @@
 //! Helpers shared by the delivery tests: storing messages as the intake does, fast deliverer
 //! options, bounded waits.
-//!
-//! Each test binary declares this module `pub`: its items are then that binary's public
-//! interface, so a helper one binary leaves unused is not reported as dead code there.
 
 use std::time::Duration;
 

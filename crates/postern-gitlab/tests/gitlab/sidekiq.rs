@@ -1,20 +1,15 @@
 //! Sidekiq delivery into a real Redis (Debian's redis-server, private, on loopback): the job
 //! JSON GitLab's workers read, field by field, read back with LRANGE; a Redis outage keeps the
 //! messages and delivers each exactly once after Redis is back.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use postern_gitlab::{Deliverer, Destination, RedisSettings, Sidekiq};
 use postern_store::{InboundState, Mailbox};
 use postern_testkit::redis::RedisServer;
+
+use crate::common::*;
 
 async fn lrange(url: &str, key: &str) -> Vec<serde_json::Value> {
     let client = redis::Client::open(url).unwrap();

@@ -1,22 +1,17 @@
 //! `postern check --gitlab-config`: the service and process checks, and the delivery path —
 //! a JWT GitLab accepts (proved without delivering a message), a wrong secret reported, Redis
 //! reachable or not.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::path::Path;
 
-use common::*;
 use postern_gitlab::{
     CheckStatus, ConfigFormat, DeliveryMethod, GitlabMailboxes, MailboxSettings, RedisSettings,
     WebhookSecret, check,
 };
 use postern_store::Mailbox;
 use postern_testkit::gitlab::write_secret_file;
+
+use crate::common::*;
 
 fn config(
     gitlab_url: &str,

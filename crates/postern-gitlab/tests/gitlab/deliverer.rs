@@ -2,21 +2,16 @@
 //! deliverers share 200 messages and deliver each exactly once; a deliverer killed mid-run
 //! leaves nothing behind — after a restart everything arrives, with at most the messages that
 //! were in flight delivered twice (the documented window), never a loss.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use postern_gitlab::{Deliverer, Destination};
 use postern_store::{InboundState, Mailbox, Store, StoreOptions};
 use postern_testkit::TestDb;
+
+use crate::common::*;
 
 async fn second_store(db: &TestDb) -> Store {
     Store::connect_with(

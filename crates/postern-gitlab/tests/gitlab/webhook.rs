@@ -2,21 +2,16 @@
 //! JWT as GitLab does: tokens GitLab would refuse are refused, stored messages arrive byte for
 //! byte exactly once, outages and 500s are retried without loss or duplicates, and "too large"
 //! is recorded as a rejection with GitLab's reason.
-#![allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-
-pub mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use postern_gitlab::{Deliverer, Destination, JwtSigner};
 use postern_store::{InboundState, Mailbox};
 use postern_testkit::both;
 use postern_testkit::gitlab::{GitlabConfig, GitlabStandIn, MailboxAuth, TOO_LARGE};
+
+use crate::common::*;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
