@@ -2,16 +2,9 @@
 //! handed on as its header block with its declared size, acknowledged like any other, and
 //! the messages around it arrive whole.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod graph_support;
-
 use std::sync::Arc;
 
-use graph_support::*;
+use crate::graph_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_message_is_handed_on_as_its_header_block_and_marked_read() {

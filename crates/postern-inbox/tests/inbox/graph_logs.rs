@@ -1,17 +1,15 @@
 //! What the Graph watcher logs: something for each step, and never a secret, a token or a
 //! message's content. A small subscriber collects every event and span field as text.
-#![allow(clippy::unwrap_used, reason = "tests")]
-
-pub mod graph_support;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use graph_support::*;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
+
+use crate::graph_support::*;
 
 /// Every event and span, formatted as `target level field=value …`.
 #[derive(Clone, Default)]

@@ -3,18 +3,12 @@
 //! `delete_after_delivery` expunges with a folder-wide `EXPUNGE` only when `expunge_deleted`
 //! says so, otherwise leaves the messages flagged `\Deleted`.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod imap_common;
-
 use std::time::Duration;
 
-use imap_common::*;
 use postern_inbox::imap;
 use postern_testkit::mailserver::MailServer;
+
+use crate::imap_common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,9 +1,6 @@
 //! Shared by the IMAP watcher tests: an [`Intake`] over a `Mutex<HashMap>` (our own boundary,
 //! standing in for the store), watcher settings for the private Dovecot, a running watcher
 //! with its shutdown switch, folders per test, and bounded waiting.
-//!
-//! Each test binary declares this module `pub`: its items are then that binary's public
-//! interface, so a helper one binary leaves unused is not reported as dead code there.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,19 +1,17 @@
 //! The Microsoft Graph watcher against the stand-in (crates/postern-testkit/src/graph.rs):
 //! taking messages in, acknowledging only after the intake said yes, paging, shutdown, and
 //! `check`.
-#![allow(clippy::unwrap_used, reason = "tests")]
-
-pub mod graph_support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use graph_support::*;
 use postern_inbox::graph::{GraphError, check};
 use postern_inbox::oauth::OAuthError;
 use postern_inbox::status::SourceState;
 use postern_testkit::graph::Fault;
+
+use crate::graph_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_messages_are_taken_in_then_marked_read() {

@@ -4,23 +4,17 @@
 //! end (an endless line, a huge literal) is cut with "response too large" and reconnected to
 //! with back-off (a scripted server on loopback).
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod imap_common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imap_common::*;
 use postern_inbox::imap::{Auth, ImapConfig, Security};
 use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::MailServer;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
+
+use crate::imap_common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 const LIMIT: u64 = 64 * 1024;

@@ -1,8 +1,5 @@
 //! Shared by the Graph watcher tests: an in-memory [`Intake`], the stand-in with one mailbox,
 //! settings pointing at it, and a running watcher that can be stopped.
-//!
-//! Each test binary declares this module `pub`: its items are then that binary's public
-//! interface, so a helper one binary leaves unused is not reported as dead code there.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,16 +1,14 @@
 //! The Microsoft Graph watcher when things go wrong: tokens that expire, a wrong client secret,
 //! throttling with `Retry-After`, unavailable service and dropped connections. Every wait is
 //! bounded (graph_support::wait_for).
-#![allow(clippy::unwrap_used, reason = "tests")]
-
-pub mod graph_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use graph_support::*;
 use postern_inbox::status::SourceState;
 use postern_testkit::graph::Fault;
+
+use crate::graph_support::*;
 
 fn sorted(mut list: Vec<String>) -> Vec<String> {
     list.sort();

@@ -4,15 +4,13 @@
 //! tokens live 20 s. A backlog of 500 messages must drain completely, each message taken in
 //! and marked read exactly once, no call sent inside a `Retry-After` window, at most four calls
 //! at once, and tokens renewed only as their lifetime requires.
-#![allow(clippy::unwrap_used, reason = "tests")]
-
-pub mod graph_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use graph_support::*;
 use postern_testkit::graph::Throttling;
+
+use crate::graph_support::*;
 
 const BACKLOG: usize = 500;
 const TOKEN_LIFETIME: Duration = Duration::from_secs(20);

@@ -3,23 +3,18 @@
 //! token from its [`TokenSource`], asks once for a fresh token when the server refuses one,
 //! and never shows a token in errors.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod imap_common;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use imap_common::*;
 use postern_inbox::imap::{self, Auth, ImapError, TokenFuture, TokenSource};
 use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::{MailServer, USER};
 use sha2::{Digest as _, Sha256};
+
+use crate::imap_common;
+use crate::imap_common::*;
 
 const KEY: &[u8] = b"postern-test-hmac-key-for-dovecot-oauth2";
 

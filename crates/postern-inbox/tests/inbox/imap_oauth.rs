@@ -4,17 +4,12 @@
 //! (rotated on every use, the rotation kept in a 0600 file across a restart of the watcher),
 //! a service account's RS256 assertion, and the device flow's pace.
 
-#![allow(clippy::unwrap_used, reason = "tests may unwrap (HELPERS.md)")]
-
-pub mod imap_common;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_common::*;
 use postern_inbox::imap::{self, Auth, ImapError};
 use postern_inbox::oauth::device::DeviceLogin;
 use postern_inbox::oauth::{Grant, RefreshTokenFile, ServiceAccount, TokenSource};
@@ -22,6 +17,9 @@ use postern_inbox::secret::Secret;
 use postern_testkit::mailserver::{MailServer, USER};
 use postern_testkit::oauth::{MAIL_SCOPE, OAuthStandIn};
 use reqwest::Url;
+
+use crate::imap_common;
+use crate::imap_common::*;
 
 const CLIENT: &str = "1234-postern.apps.googleusercontent.com";
 const SECRET: &str = "GOCSPX-client-Secret_value";

@@ -2,23 +2,17 @@
 //! disturbing it affects nobody else: a wrong password, the server stopped and started again,
 //! and the connection cut in the middle of a message.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod imap_common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use imap_common::*;
 use postern_inbox::secret::Secret;
 use postern_inbox::status::SourceState;
 use postern_testkit::mailserver::MailServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::imap_common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -1,21 +1,15 @@
-//! The IMAP watcher against a real Dovecot (one shared server per test binary, one folder per
+//! The IMAP watcher against a real Dovecot (one shared server for these tests, one folder per
 //! test): delivery during IDLE, catch-up of unseen and already-seen backlogs, flags set only
 //! after the intake took the messages, deletion by UID, a failing store, TLS (implicit and
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "tests may unwrap: a panic is a failed test"
-)]
-
-pub mod imap_common;
-
 use std::time::Duration;
 
-use imap_common::*;
 use postern_inbox::imap::{self, ImapError, Security};
 use postern_testkit::mailserver::{self, MailServer};
+
+use crate::imap_common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
