@@ -2,7 +2,7 @@
 //! score table per class. The postern mode must get at least 95 % of it; the GitLab mode's
 //! score is printed, not asserted (it reproduces GitLab, complaints included).
 //!
-//! `cargo test -p postern-mail --test reply_complaints -- --nocapture` shows the table and
+//! `cargo test -p postern-mail --test mail reply_complaints -- --nocapture` shows the table and
 //! each case the postern mode gets wrong.
 
 use std::collections::BTreeMap;
@@ -197,7 +197,15 @@ mod nothing_reflowed {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // Past failures are replayed from `reply_complaints.proptest-regressions` beside this
+        // file. proptest's default would look in a `proptest-regressions/` folder beside this
+        // binary's directory, which the file was not written for.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+                "proptest-regressions"
+            ))),
+            ..ProptestConfig::with_cases(512)
+        })]
 
         /// Kept and cut lines are the input's lines, each once, in order: the postern mode
         /// selects lines and never rewrites one.
