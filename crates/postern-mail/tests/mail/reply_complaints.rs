@@ -172,6 +172,7 @@ fn agreement_with_the_gems_own_fixtures_is_printed() {
 mod nothing_reflowed {
     use postern_mail::trim::{TrimMode, trim_reply_split};
     use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
 
     /// Lines that exercise every rule of the postern mode.
     fn reply_line() -> impl Strategy<Value = String> {
