@@ -73,13 +73,21 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
         gitlab.received().len() >= raws.len()
     })
     .await;
-    // Let a late duplicate, if there were one, show up before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every message recorded as delivered: no deliverer has one left to claim, so stopping
+    // them now (each finishes what it holds) lets a late duplicate, if there were one, show.
+    let settled = wait_until(Duration::from_secs(30), async || {
+        all_messages(&db.store, Mailbox::Incoming)
+            .await
+            .iter()
+            .all(|m| m.state == InboundState::Processed)
+    })
+    .await;
     let _ = stop.send(true);
     for t in tasks {
         t.await.unwrap();
     }
     assert!(done, "all 200 delivered");
+    assert!(settled, "every message recorded as delivered");
     let received = gitlab.received();
     assert_eq!(received.len(), raws.len(), "no duplicates");
     let counts = counts(&received);
