@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::imap_common::*;
+use crate::log_capture::Capture;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -46,8 +47,11 @@ async fn a_wrong_password_is_reported_without_the_password_and_retried() {
     server.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// current_thread: the watcher runs where `capture` is set, so its failures can be counted.
+#[tokio::test(flavor = "current_thread")]
 async fn the_watcher_reconnects_after_dovecot_was_down_and_takes_what_arrived() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
     let Some(server) = MailServer::start_dovecot_only() else {
         return;
     };
@@ -70,8 +74,12 @@ async fn the_watcher_reconnects_after_dovecot_was_down_and_takes_what_arrived() 
     // Mail delivered locally while IMAP is down (as a delivery agent writes a Maildir).
     let raw = message("while-down", 200);
     std::fs::write(server.maildir().join("new/1700000000.while-down.test"), raw).unwrap();
-    // Down for 20 s: long enough for several failed reconnects with a growing back-off.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Down until the connection was lost and three reconnections were refused: the back-off
+    // has grown to 8 s.
+    wait_until(WAIT, "three refused reconnections", || {
+        capture.count("IMAP watcher failed; reconnecting") >= 4
+    })
+    .await;
     assert_eq!(intake.count(), 1);
     server.restart().unwrap();
 

@@ -4,7 +4,7 @@
 //! STARTTLS with the private CA), plaintext refusal, UIDVALIDITY changes, `check()` and
 //! shutdown while idle.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_inbox::imap::{self, ImapError, Security};
 use postern_testkit::mailserver::{self, MailServer};
@@ -209,22 +209,27 @@ async fn a_new_uidvalidity_rescans_everything() {
     let before = imap::check(&settings).await.unwrap().uid_validity;
 
     // The folder is recreated (a restore, a server migration): UIDs start at 1 again, below
-    // the old cursor, under a new UIDVALIDITY.
-    client.command("UNSELECT").await.ok();
-    client.command("DELETE \"t-validity\"").await.unwrap();
-    // Not synchronisation: a second passes, so that even a UIDVALIDITY taken from the clock in
-    // seconds (as RFC 3501 suggests servers do) differs from the old folder's.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let mut client = folder(server, "t-validity").await;
+    // the old cursor, under a new UIDVALIDITY. One taken from the clock in seconds (as RFC 3501
+    // suggests servers do) repeats within a second: recreate the folder until it differs.
+    let deadline = Instant::now() + WAIT;
+    let mut client = loop {
+        client.command("UNSELECT").await.ok();
+        client.command("DELETE \"t-validity\"").await.unwrap();
+        let recreated = folder(server, "t-validity").await;
+        if imap::check(&settings).await.unwrap().uid_validity != before {
+            break recreated;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Dovecot never gave the recreated folder a new UIDVALIDITY"
+        );
+        client = recreated;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for i in 0..2 {
         let raw = message(&format!("validity-new-{i}"), 200);
         client.append("t-validity", "\\Seen", &raw).await.unwrap();
     }
-    let after = imap::check(&settings).await.unwrap().uid_validity;
-    assert_ne!(
-        before, after,
-        "Dovecot gave the new folder a new UIDVALIDITY"
-    );
 
     let running = start(config, &intake);
     wait_until(WAIT, "the new folder's messages taken", || {

@@ -9,6 +9,7 @@
 
 pub mod graph_support;
 pub mod imap_common;
+pub mod log_capture;
 
 mod graph;
 mod graph_faults;
