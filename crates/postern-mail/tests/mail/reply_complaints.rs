@@ -199,8 +199,8 @@ mod nothing_reflowed {
 
     proptest! {
         // Past failures are replayed from `reply_complaints.proptest-regressions` beside this
-        // file. proptest's default would look in a `proptest-regressions/` folder beside this
-        // binary's directory, which the file was not written for.
+        // file; proptest's default place would be `tests/proptest-regressions/`, beside the
+        // folder that holds `main.rs`.
         #![proptest_config(ProptestConfig {
             failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
                 "proptest-regressions"
