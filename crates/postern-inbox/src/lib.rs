@@ -8,8 +8,8 @@
 //! so this crate depends on no other postern crate. [`oauth`] is the access token source
 //! shared by Graph and IMAP XOAUTH2 / OAUTHBEARER (Azure AD client credentials, a refresh token,
 //! or a Google service account), [`http`] the HTTP client under it (rustls with
-//! ring), and [`Secret`] the redacting wrapper every password, client secret and token
-//! travels in.
+//! ring), and [`postern_vocab::Secret`] the redacting wrapper every password, client secret
+//! and token travels in.
 //!
 //! The one rule it keeps for the rest of the system (nothing is acknowledged to a source before
 //! it is durable, because an acknowledged message is the source's to forget): a watcher flags

@@ -289,8 +289,8 @@ fn no_allowance_for_unused_code() {
         .collect();
     assert!(
         offenders.is_empty(),
-        "code nobody uses is deleted, not allowed (a helper shared by test binaries lives in a \
-         module each declares `pub`):\n{}",
+        "code nobody uses is deleted, not allowed (a helper shared by the modules of a test \
+         binary lives in a module its main.rs declares `pub`):\n{}",
         offenders.join("\n")
     );
 }
@@ -426,4 +426,118 @@ fn the_write_matcher_finds_calls_not_mentions() {
     assert!(!may_call_rule_bearing_writes(
         &crates.join("postern/src/cmd/admin/projects.rs")
     ));
+}
+
+/// Which of our crates each crate may depend on (normal dependencies; dev-dependencies are
+/// free). The direction is one way, leaves first; `postern-vocab` is the shared vocabulary
+/// every crate may use. A new edge is a design change: change ARCHITECTURE.md's "Dependency
+/// direction" and this list together.
+const CRATE_GRAPH: &[(&str, &[&str])] = &[
+    ("postern-vocab", &[]),
+    ("postern-mail", &[]),
+    ("postern-git", &[]),
+    ("postern-auth", &[]),
+    ("postern-store", &[]),
+    ("postern-inbox", &["postern-mail"]),
+    ("postern-outbox", &["postern-store"]),
+    ("postern-gitlab", &["postern-store"]),
+    (
+        "postern-core",
+        &["postern-auth", "postern-git", "postern-mail", "postern-store"],
+    ),
+    (
+        "postern-web",
+        &[
+            "postern-core",
+            "postern-git",
+            "postern-inbox",
+            "postern-mail",
+            "postern-store",
+        ],
+    ),
+    ("postern-testkit", &["postern-store"]),
+    ("postern-bench", &["postern-testkit"]),
+    (
+        "postern",
+        &[
+            "postern-auth",
+            "postern-core",
+            "postern-git",
+            "postern-gitlab",
+            "postern-inbox",
+            "postern-mail",
+            "postern-outbox",
+            "postern-store",
+            "postern-testkit",
+            "postern-web",
+        ],
+    ),
+];
+
+/// The `postern-*` names in the `[dependencies]` table of a Cargo.toml.
+fn our_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_dependencies = false;
+    let mut found = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        if in_dependencies && line.starts_with("postern-") {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn crates_depend_only_along_the_graph() {
+    let crates = repository_root().join("crates");
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&crates).expect("crates/").flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        seen += 1;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, allowed)) = CRATE_GRAPH.iter().find(|(crate_name, _)| *crate_name == name)
+        else {
+            problems.push(format!(
+                "crates/{name}: not in CRATE_GRAPH (add it, with what it may depend on)"
+            ));
+            continue;
+        };
+        for dependency in our_dependencies(&text) {
+            if dependency != "postern-vocab" && !allowed.contains(&dependency.as_str()) {
+                problems.push(format!(
+                    "crates/{name}/Cargo.toml: depends on {dependency}, which the crate graph \
+                     does not allow"
+                ));
+            }
+        }
+    }
+    assert_eq!(seen, CRATE_GRAPH.len(), "crates found vs crates listed");
+    assert!(
+        problems.is_empty(),
+        "dependencies against the direction:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_dependency_reader_reads_only_the_dependencies_table() {
+    let manifest = "[package]\nname = \"postern-x\"\n[dependencies]\npostern-store.workspace = true\n\
+                    serde = \"1\"\npostern-vocab = { path = \"../v\" }\n[dev-dependencies]\n\
+                    postern-testkit.workspace = true\n";
+    assert_eq!(
+        our_dependencies(manifest),
+        vec!["postern-store".to_string(), "postern-vocab".to_string()]
+    );
 }
