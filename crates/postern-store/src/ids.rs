@@ -6,6 +6,7 @@
 //! `glimt-` incoming-email tokens, lower-case path slugs) so addresses and keys look the same to
 //! users and to mail_room-era tooling.
 
+use postern_vocab::random;
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -14,9 +15,7 @@ use crate::StoreError;
 pub(crate) const REPLY_KEY_LEN: usize = 25;
 
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| StoreError::Random(e.to_string()))?;
-    Ok(buf)
+    random::bytes::<N>().map_err(|e| StoreError::Random(e.to_string()))
 }
 
 fn random_u128() -> Result<u128, StoreError> {
@@ -39,15 +38,7 @@ pub fn base36(mut n: u128) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
+pub(crate) use postern_vocab::random::to_hex as hex;
 
 /// 32 lowercase hex characters of a random 128-bit number (raw message file names).
 pub(crate) fn random_file_stem() -> Result<String, StoreError> {
