@@ -2,10 +2,12 @@
 //!
 //! The built-in [`listener`] is an LMTP and SMTP server that an MTA (Postfix, Exim, a test)
 //! hands mail to; the watchers ([`imap`], [`graph`]) fetch from a mailbox. This crate owns the
-//! wire protocols and their limits, reconnection after [`RECONNECT_BACKOFF`], and graceful shutdown, and
-//! reports each source's state in a [`status::SourceStatus`]. It does not own storage: messages
-//! go to the caller through a callback (listener) or the [`intake::Intake`] trait (watchers),
-//! so this crate depends on no other postern crate. [`oauth`] is the access token source
+//! wire protocols and their limits, reconnection after [`RECONNECT_BACKOFF`], and graceful
+//! shutdown, and reports each source's state in a [`status::SourceStatus`]. It does not own
+//! storage: messages go to the caller through a callback (listener) or the [`intake::Intake`]
+//! trait (watchers), so this crate depends on no other postern crate but the pure leaves
+//! `postern-mail` (the Message-ID its log lines name) and `postern-vocab` (secrets, back-off).
+//! [`oauth`] is the access token source
 //! shared by Graph and IMAP XOAUTH2 / OAUTHBEARER (Azure AD client credentials, a refresh token,
 //! or a Google service account), [`http`] the HTTP client under it (rustls with
 //! ring), and [`Secret`] the redacting wrapper every password, client secret and token

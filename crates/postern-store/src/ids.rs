@@ -126,28 +126,13 @@ pub fn indexed_identifier(value: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The longest header-derived identifier (Message-ID) stored as it is, in bytes.
-pub const MAX_STORED_IDENTIFIER_BYTES: usize = 255;
+pub use postern_vocab::identifier::MAX_IDENTIFIER_BYTES as MAX_STORED_IDENTIFIER_BYTES;
 
-/// Whether `value` may be stored and indexed as it is: at most
-/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes and no control character (NUL included, which
-/// PostgreSQL refuses in text).
-pub fn is_plain_identifier(value: &str) -> bool {
-    value.len() <= MAX_STORED_IDENTIFIER_BYTES && !value.chars().any(char::is_control)
-}
+/// Whether `value` may be stored and indexed as it is (short, no control character).
+pub use postern_vocab::identifier::is_plain as is_plain_identifier;
 
-/// `value` made storable as informational text: control characters removed and cut to
-/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes (at a character boundary), with `…` marking a cut.
-pub fn bounded_identifier(value: &str) -> String {
-    let printable: String = value.chars().filter(|c| !c.is_control()).collect();
-    if printable.len() <= MAX_STORED_IDENTIFIER_BYTES {
-        return printable;
-    }
-    let mut cut = MAX_STORED_IDENTIFIER_BYTES - '…'.len_utf8();
-    while !printable.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &printable[..cut])
-}
+/// `value` made storable as informational text (control characters removed, cut with `…`).
+pub use postern_vocab::identifier::bounded as bounded_identifier;
 
 /// `text` without NUL characters, which PostgreSQL refuses in a text column (SQLite would
 /// store them, and then every reader would have to cope). Other control characters are kept:

@@ -1,11 +1,13 @@
 //! The words every postern crate shares, written once: [`Secret`], a value that never prints
 //! itself; [`random`], fresh tokens from the operating system's generator; [`Backoff`], how
-//! long to wait before trying again.
+//! long to wait before trying again; [`identifier`], a sender's identifier (a Message-ID) made
+//! fit to keep and to show.
 //!
 //! A leaf: it depends on no other postern crate, does no I/O beyond asking for randomness, and
 //! every crate may depend on it.
 
 pub mod backoff;
+pub mod identifier;
 pub mod random;
 mod secret;
 

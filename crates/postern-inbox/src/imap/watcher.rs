@@ -361,7 +361,7 @@ impl<I: Intake> Watcher<'_, I> {
                     uid,
                     bytes = raw.len(),
                     oversized,
-                    message_id = crate::headers::message_id(&raw).as_deref(),
+                    message_id = postern_mail::message_id_for_log(&raw).as_deref(),
                     "message fetched"
                 );
                 if let Some(size) = oversized {
