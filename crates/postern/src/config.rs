@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use postern_gitlab::{DeliveryMethod, GraphOptions, InboxMethod, MailboxSettings};
 use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, AnalysisOptions, Mailbox, ReplyOptions};
 use serde::Deserialize;
@@ -153,7 +154,8 @@ pub struct MailboxConfig {
     pub idle_timeout: Option<u64>,
     pub delete_after_delivery: Option<bool>,
     pub expunge_deleted: Option<bool>,
-    pub inbox_method: Option<String>,
+    /// `imap` (default) or `microsoft_graph`.
+    pub inbox_method: Option<InboxMethod>,
     pub inbox_options: Option<InboxOptions>,
     /// mail_room's log file. Accepted so that a pasted `gitlab.yml` section loads, and ignored:
     /// postern logs to standard error, as `log:` says.
@@ -181,6 +183,43 @@ pub struct MailboxConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// (postern) Allow a connection without TLS; honoured only for a loopback host.
     pub allow_plaintext: Option<bool>,
+}
+
+impl MailboxConfig {
+    /// This section in the one typed model of a mailbox that GitLab's files are read into too,
+    /// with the defaults filled in: GitLab's, except that `port` defaults to 993 with `ssl`
+    /// (the only sensible port for implicit TLS) and plaintext needs `allow_plaintext`.
+    pub fn settings(&self, mailbox: postern_store::Mailbox) -> MailboxSettings {
+        // postern.yml never hands mail to GitLab; the delivery fields keep their defaults and
+        // are not read.
+        let mut settings = MailboxSettings::with_defaults(mailbox, DeliveryMethod::Webhook);
+        let ssl = self.ssl.unwrap_or(false);
+        settings.enabled = self.enabled.unwrap_or(false);
+        settings.address.clone_from(&self.address);
+        settings.user.clone_from(&self.user);
+        settings.password.clone_from(&self.password);
+        settings.host.clone_from(&self.host);
+        settings.port = self.port.unwrap_or(if ssl { 993 } else { 143 });
+        settings.ssl = ssl;
+        settings.start_tls = self.start_tls.unwrap_or(false);
+        if let Some(folder) = &self.mailbox {
+            settings.folder.clone_from(folder);
+        }
+        if let Some(seconds) = self.idle_timeout {
+            settings.idle_timeout = seconds;
+        }
+        settings.delete_after_delivery = self.delete_after_delivery.unwrap_or(true);
+        settings.expunge_deleted = self.expunge_deleted.unwrap_or(false);
+        settings.inbox_method = self.inbox_method.unwrap_or(InboxMethod::Imap);
+        settings.inbox_options = self.inbox_options.as_ref().map(InboxOptions::settings);
+        settings.auth_method.clone_from(&self.auth_method);
+        settings
+            .oauth2_token_file
+            .clone_from(&self.oauth2_token_file);
+        settings.tls_ca_file.clone_from(&self.tls_ca_file);
+        settings.allow_plaintext = self.allow_plaintext.unwrap_or(false);
+        settings
+    }
 }
 
 /// `inbox_options` for Microsoft Graph.
@@ -214,6 +253,41 @@ pub struct InboxOptions {
     pub service_account_file: Option<PathBuf>,
     /// (postern) The user a service account acts for (default: the mailbox's `user`).
     pub subject: Option<String>,
+}
+
+impl InboxOptions {
+    /// These options in the typed model, with GitLab's defaults filled in.
+    fn settings(&self) -> GraphOptions {
+        let mut options = GraphOptions::with_defaults();
+        options.tenant_id.clone_from(&self.tenant_id);
+        options.client_id.clone_from(&self.client_id);
+        options.client_secret.clone_from(&self.client_secret);
+        if let Some(seconds) = self.poll_interval {
+            options.poll_interval = seconds;
+        }
+        if let Some(endpoint) = &self.azure_ad_endpoint {
+            options.azure_ad_endpoint.clone_from(endpoint);
+        }
+        if let Some(endpoint) = &self.graph_endpoint {
+            options.graph_endpoint.clone_from(endpoint);
+        }
+        options.page_size = self.page_size;
+        options.oauth_grant.clone_from(&self.oauth_grant);
+        options.provider.clone_from(&self.provider);
+        options.token_url.clone_from(&self.token_url);
+        options
+            .device_authorization_url
+            .clone_from(&self.device_authorization_url);
+        options.scope.clone_from(&self.scope);
+        options
+            .refresh_token_file
+            .clone_from(&self.refresh_token_file);
+        options
+            .service_account_file
+            .clone_from(&self.service_account_file);
+        options.subject.clone_from(&self.subject);
+        options
+    }
 }
 
 /// The `gitlab.yml` mailbox keys that only tell mail_room how to hand mail to GitLab. The
