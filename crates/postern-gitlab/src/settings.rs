@@ -40,8 +40,11 @@ pub enum DeliveryMethod {
     Sidekiq,
 }
 
-/// `inbox_options` of a Microsoft Graph mailbox.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `inbox_options` of a mailbox: Microsoft Graph's (GitLab's keys), and the OAuth keys postern
+/// adds for IMAP XOAUTH2 / OAUTHBEARER. `postern.yml` is read into it directly: a missing key
+/// takes GitLab's default, an unknown key is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default = "GraphOptions::with_defaults", deny_unknown_fields)]
 pub struct GraphOptions {
     /// Azure AD tenant.
     pub tenant_id: Option<String>,
@@ -55,10 +58,12 @@ pub struct GraphOptions {
     pub azure_ad_endpoint: String,
     /// Graph API base (default `https://graph.microsoft.com`).
     pub graph_endpoint: String,
-    /// (postern) Messages listed per page (`$top`); `None`: the watcher's default.
+    /// (postern) Messages listed per page (`$top`), 1 to 1000; `None`: the watcher's default
+    /// (50).
     pub page_size: Option<u32>,
-    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default), `refresh_token` or
-    /// `service_account`.
+    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default, Azure AD),
+    /// `refresh_token` (delegated access, after `postern oauth login`) or `service_account`
+    /// (Google, domain-wide delegation).
     pub oauth_grant: Option<String>,
     /// (postern) `google` or `microsoft`: the token and device endpoints and scope to use.
     pub provider: Option<String>,
@@ -68,7 +73,8 @@ pub struct GraphOptions {
     pub device_authorization_url: Option<String>,
     /// (postern) The scope asked for, instead of the provider's.
     pub scope: Option<String>,
-    /// (postern) Where the refresh token is kept.
+    /// (postern) Where the refresh token is kept (default
+    /// `<data_dir>/oauth/<section>.refresh-token`).
     pub refresh_token_file: Option<PathBuf>,
     /// (postern) A Google service account key file (JSON).
     pub service_account_file: Option<PathBuf>,

@@ -156,7 +156,8 @@ pub struct MailboxConfig {
     pub expunge_deleted: Option<bool>,
     /// `imap` (default) or `microsoft_graph`.
     pub inbox_method: Option<InboxMethod>,
-    pub inbox_options: Option<InboxOptions>,
+    /// Microsoft Graph's keys, and postern's OAuth keys for IMAP.
+    pub inbox_options: Option<GraphOptions>,
     /// mail_room's log file. Accepted so that a pasted `gitlab.yml` section loads, and ignored:
     /// postern logs to standard error, as `log:` says.
     #[serde(rename = "log_path")]
@@ -211,7 +212,7 @@ impl MailboxConfig {
         settings.delete_after_delivery = self.delete_after_delivery.unwrap_or(true);
         settings.expunge_deleted = self.expunge_deleted.unwrap_or(false);
         settings.inbox_method = self.inbox_method.unwrap_or(InboxMethod::Imap);
-        settings.inbox_options = self.inbox_options.as_ref().map(InboxOptions::settings);
+        settings.inbox_options.clone_from(&self.inbox_options);
         settings.auth_method.clone_from(&self.auth_method);
         settings
             .oauth2_token_file
@@ -219,74 +220,6 @@ impl MailboxConfig {
         settings.tls_ca_file.clone_from(&self.tls_ca_file);
         settings.allow_plaintext = self.allow_plaintext.unwrap_or(false);
         settings
-    }
-}
-
-/// `inbox_options` for Microsoft Graph.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboxOptions {
-    pub tenant_id: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub poll_interval: Option<u64>,
-    pub azure_ad_endpoint: Option<String>,
-    pub graph_endpoint: Option<String>,
-    /// (postern) Messages listed per page (`$top`), 1 to 1000 (default 50).
-    pub page_size: Option<u32>,
-    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default, Azure AD),
-    /// `refresh_token` (delegated access, after `postern oauth login`) or `service_account`
-    /// (Google, domain-wide delegation).
-    pub oauth_grant: Option<String>,
-    /// (postern) `google` or `microsoft`: the token and device endpoints and scope to use.
-    pub provider: Option<String>,
-    /// (postern) The token endpoint, instead of the provider's.
-    pub token_url: Option<String>,
-    /// (postern) The device authorization endpoint, instead of the provider's.
-    pub device_authorization_url: Option<String>,
-    /// (postern) The scope asked for, instead of the provider's.
-    pub scope: Option<String>,
-    /// (postern) Where the refresh token is kept (default
-    /// `<data_dir>/oauth/<section>.refresh-token`).
-    pub refresh_token_file: Option<PathBuf>,
-    /// (postern) A Google service account key file (JSON).
-    pub service_account_file: Option<PathBuf>,
-    /// (postern) The user a service account acts for (default: the mailbox's `user`).
-    pub subject: Option<String>,
-}
-
-impl InboxOptions {
-    /// These options in the typed model, with GitLab's defaults filled in.
-    fn settings(&self) -> GraphOptions {
-        let mut options = GraphOptions::with_defaults();
-        options.tenant_id.clone_from(&self.tenant_id);
-        options.client_id.clone_from(&self.client_id);
-        options.client_secret.clone_from(&self.client_secret);
-        if let Some(seconds) = self.poll_interval {
-            options.poll_interval = seconds;
-        }
-        if let Some(endpoint) = &self.azure_ad_endpoint {
-            options.azure_ad_endpoint.clone_from(endpoint);
-        }
-        if let Some(endpoint) = &self.graph_endpoint {
-            options.graph_endpoint.clone_from(endpoint);
-        }
-        options.page_size = self.page_size;
-        options.oauth_grant.clone_from(&self.oauth_grant);
-        options.provider.clone_from(&self.provider);
-        options.token_url.clone_from(&self.token_url);
-        options
-            .device_authorization_url
-            .clone_from(&self.device_authorization_url);
-        options.scope.clone_from(&self.scope);
-        options
-            .refresh_token_file
-            .clone_from(&self.refresh_token_file);
-        options
-            .service_account_file
-            .clone_from(&self.service_account_file);
-        options.subject.clone_from(&self.subject);
-        options
     }
 }
 
