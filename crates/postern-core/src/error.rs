@@ -203,6 +203,13 @@ impl From<Rejection> for ProcessError {
     }
 }
 
+/// Without randomness no token or Message-ID can be made; the system may give it again later.
+impl From<postern_vocab::random::NoRandomness> for ProcessError {
+    fn from(error: postern_vocab::random::NoRandomness) -> Self {
+        ProcessError::Temporary(error.to_string())
+    }
+}
+
 impl From<ErrorKind> for ProcessError {
     fn from(kind: ErrorKind) -> Self {
         ProcessError::Rejected(Rejection::new(kind))

@@ -218,7 +218,7 @@ async fn store_with_cursor(
 async fn write_quarantine_file(directory: &Path, raw: &bytes::Bytes) -> std::io::Result<PathBuf> {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(raw);
-    let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let name = postern_vocab::random::to_hex(&digest);
     let path = directory.join(format!("{name}.eml"));
     let (directory, target, raw) = (directory.to_owned(), path.clone(), raw.clone());
     tokio::task::spawn_blocking(move || {

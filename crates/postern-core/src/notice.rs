@@ -88,7 +88,7 @@ fn compose(
         "[Rejected] {}",
         crate::notify::subject_text(email.subject().unwrap_or(""))
     );
-    let message_id = format!("{}@{}", random_hex()?, config.host);
+    let message_id = format!("{}@{}", postern_vocab::random::hex(16)?, config.host);
     let intro = format!(
         "Unfortunately, your email message to {} could not be processed.",
         config.instance_name
@@ -123,11 +123,4 @@ fn compose(
     builder
         .write_to_vec()
         .map_err(|e| ProcessError::Internal(format!("cannot compose reject notice: {e}")))
-}
-
-fn random_hex() -> Result<String, ProcessError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ProcessError::Temporary(format!("no randomness: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,11 +1,15 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
+use std::time::Duration;
+
 use postern_mail::AddressTemplate;
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
     Timestamp, Tx, content_identity,
 };
+use postern_vocab::Backoff;
+use postern_vocab::backoff::ceil_seconds;
 use serde::{Deserialize, Serialize};
 
 use crate::authentication::{AuthenticationRecord, sender_refusal};
@@ -62,40 +66,26 @@ pub struct ProcessorConfig {
     pub sender_authentication: Option<crate::authentication::SenderAuthentication>,
 }
 
-/// When a message whose processing failed temporarily is tried again: after a back-off that
-/// doubles with each failure in a row (from `first_delay_seconds` up to `max_delay_seconds`),
-/// until the same reason has been seen `quarantine_after` times in a row; then the message is
-/// quarantined, so a failure that is really permanent stops costing work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a message whose processing failed temporarily is tried again: after `backoff` for the
+/// number of failures in a row, until the same reason has been seen `quarantine_after` times in
+/// a row; then the message is quarantined, so a failure that is really permanent stops costing
+/// work.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    /// The wait after the first failure.
-    pub first_delay_seconds: i64,
-    /// The longest wait.
-    pub max_delay_seconds: i64,
+    /// The wait before the next attempt.
+    pub backoff: Backoff,
     /// How many failures in a row with the same reason quarantine a message (at least 1).
     pub quarantine_after: u32,
 }
 
 impl Default for RetryPolicy {
-    /// 30 s, doubling, at most 30 min; quarantined at the 8th same failure in a row, about an
-    /// hour after the first.
+    /// 30 s, doubling, at most 30 min, ±20 %; quarantined at the 8th same failure in a row,
+    /// about an hour after the first.
     fn default() -> Self {
         RetryPolicy {
-            first_delay_seconds: 30,
-            max_delay_seconds: 30 * 60,
+            backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30 * 60)),
             quarantine_after: 8,
         }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before the next attempt after `streak` failures in a row (1 for the first).
-    pub fn delay_seconds(&self, streak: i64) -> i64 {
-        let doublings = u32::try_from(streak.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        self.first_delay_seconds
-            .saturating_mul(1_i64 << doublings)
-            .min(self.max_delay_seconds)
-            .max(0)
     }
 }
 
@@ -263,7 +253,7 @@ impl Processor {
                 let retry = &self.config.retry;
                 let streak = tx
                     .fail_inbound_temporarily(id, "temporary_failure", reason, |streak| {
-                        Timestamp::now().plus_seconds(retry.delay_seconds(streak))
+                        Timestamp::now().plus_seconds(ceil_seconds(retry.backoff.delay(streak)))
                     })
                     .await?;
                 if streak >= i64::from(self.config.retry.quarantine_after) {

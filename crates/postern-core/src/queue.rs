@@ -6,11 +6,18 @@
 //! processes it: on PostgreSQL a second instance's claim waits for that transaction and then
 //! finds the message finished; on SQLite writers are serialised anyway. A process killed
 //! mid-message rolls back and leaves the message `received`.
+//!
+//! A message whose processing fails is scheduled again by the processor
+//! ([`crate::RetryPolicy`]: back-off, then quarantine). When the store itself fails — the queue
+//! cannot be read, or every message of a page fails before its failure could even be recorded —
+//! the queue backs off as a whole ([`STORE_BACKOFF`]) instead of asking again at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use postern_store::{StoreError, Timestamp};
+use postern_vocab::Backoff;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
@@ -22,6 +29,9 @@ use crate::processor::{Processor, ReceiveOutcome};
 pub const STALE_CLAIM_SECONDS: i64 = 600;
 /// How often the queue is looked at without a wake-up (other instances' intake, retries).
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// The pause after a round that made no progress because the store failed: from the poll
+/// interval doubling to a minute, ±20 %, so a database that is down is not asked in a tight loop.
+pub const STORE_BACKOFF: Backoff = Backoff::new(POLL_INTERVAL, Duration::from_secs(60));
 /// Ids read from the queue at a time.
 const PAGE: i64 = 256;
 /// Raw bytes (KiB) of the messages processed at once. A message in hand costs about three
@@ -81,23 +91,38 @@ impl ProcessingQueue {
         report: impl Fn(QueueEvent) + Send + Sync + 'static,
     ) {
         let report = Arc::new(report);
+        let mut store_failures = STORE_BACKOFF.streak();
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let worked = match self.work_once(report.clone()).await {
-                Ok(count) => count,
+            let pause = match self.work_page(report.clone()).await {
+                Ok(page) if page.looked_at == 0 => {
+                    store_failures.reset();
+                    POLL_INTERVAL
+                }
+                Ok(page) if page.failed < page.looked_at => {
+                    store_failures.reset();
+                    continue;
+                }
+                Ok(page) => {
+                    let pause = store_failures.next_delay();
+                    tracing::warn!(
+                        failed = page.failed,
+                        retry_in = ?pause,
+                        "every message of the processing queue's page failed; pausing"
+                    );
+                    pause
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot read the processing queue; trying again");
-                    0
+                    let pause = store_failures.next_delay();
+                    tracing::warn!(%error, retry_in = ?pause, "cannot read the processing queue");
+                    pause
                 }
             };
-            if worked > 0 {
-                continue;
-            }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -108,6 +133,13 @@ impl ProcessingQueue {
         &self,
         report: Arc<impl Fn(QueueEvent) + Send + Sync + 'static>,
     ) -> Result<usize, StoreError> {
+        self.work_page(report).await.map(|page| page.looked_at)
+    }
+
+    async fn work_page(
+        &self,
+        report: Arc<impl Fn(QueueEvent) + Send + Sync + 'static>,
+    ) -> Result<Page, StoreError> {
         let now = Timestamp::now();
         let ids = {
             let mut tx = self.processor.store().begin_read_only().await?;
@@ -119,7 +151,8 @@ impl ProcessingQueue {
                 .map(|message| (message.id, message.message_id, message.size))
                 .collect::<Vec<_>>()
         };
-        let count = ids.len();
+        let looked_at = ids.len();
+        let failed = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
         for (id, message_id, size) in ids {
@@ -134,6 +167,7 @@ impl ProcessingQueue {
             };
             let processor = self.processor.clone();
             let report = report.clone();
+            let failed = failed.clone();
             // Every line about this message, the report's included, names it.
             let span = tracing::info_span!(
                 "message",
@@ -142,15 +176,30 @@ impl ProcessingQueue {
             );
             tasks.spawn(
                 async move {
-                    report(process_one(&processor, id).await);
+                    let event = process_one(&processor, id).await;
+                    if matches!(event, QueueEvent::Retry { .. }) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    report(event);
                     drop(permit);
                 }
                 .instrument(span),
             );
         }
         while tasks.join_next().await.is_some() {}
-        Ok(count)
+        Ok(Page {
+            looked_at,
+            failed: failed.load(Ordering::Relaxed),
+        })
     }
+}
+
+/// What one page of the queue came to.
+struct Page {
+    /// Messages read from the queue.
+    looked_at: usize,
+    /// Of those, messages that failed before their failure could be recorded (the store).
+    failed: usize,
 }
 
 async fn process_one(processor: &Processor, id: i64) -> QueueEvent {

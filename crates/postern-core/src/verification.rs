@@ -11,8 +11,9 @@ use crate::content::escape_html;
 use crate::error::ProcessError;
 use crate::processor::ProcessorConfig;
 
-/// Characters of a verification token (GitLab's `[A-Za-z0-9_-]{12}`).
-const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+/// Characters in a verification token: GitLab's tokens match `[A-Za-z0-9_-]{12}`, the URL-safe
+/// Base64 alphabet.
+const TOKEN_LENGTH: usize = 12;
 
 /// Starts verification of the project's custom email: records a fresh token and queues the
 /// verification mail to `local+verify@domain`. Returns the address it was sent to.
@@ -31,7 +32,7 @@ pub async fn start(
         return Err(ProcessError::Internal(format!("not an address: {custom}")));
     };
     let verify_address = format!("{local}+verify@{domain}");
-    let token = token()?;
+    let token = postern_vocab::random::url_safe(TOKEN_LENGTH)?;
     settings.custom_email_enabled = false;
     settings.custom_email_verification_state = Some(CustomEmailVerificationState::Started);
     settings.custom_email_verification_token = Some(token.clone());
@@ -154,14 +155,4 @@ fn message(
         ))
         .write_to_vec()
         .map_err(|e| ProcessError::Internal(format!("cannot compose verification mail: {e}")))
-}
-
-fn token() -> Result<String, ProcessError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ProcessError::Temporary(format!("no randomness: {e}")))?;
-    Ok(bytes
-        .iter()
-        .map(|b| char::from(TOKEN_ALPHABET[usize::from(*b) % TOKEN_ALPHABET.len()]))
-        .collect())
 }

@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
+use postern_vocab::Backoff;
+use postern_vocab::backoff::ceil_seconds;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
@@ -48,10 +50,10 @@ pub struct DelivererOptions {
     /// How old a claim must be before another worker takes the message over. Must exceed the
     /// longest delivery (the webhook's 60 s timeout), or a slow delivery could be repeated.
     pub claim_timeout: Duration,
-    /// Back-off after the first temporary failure; doubles per failure.
-    pub retry_base: Duration,
-    /// Longest back-off. There is no last attempt: mail for GitLab is kept until it is accepted.
-    pub retry_max: Duration,
+    /// The wait after each temporary failure, per message and for a mailbox whose destination
+    /// went away (5 s doubling to 5 min, ±20 %). There is no last attempt: mail for GitLab is
+    /// kept until it is accepted.
+    pub retry: Backoff,
     /// How many messages of one mailbox are in flight at once. 1 keeps GitLab's arrival order
     /// strictly; a few more hide the round trips (they are claimed together and their outcomes
     /// recorded together, so a crash affects only those in flight).
@@ -68,24 +70,10 @@ impl Default for DelivererOptions {
             batch: 50,
             poll_interval: Duration::from_secs(3),
             claim_timeout: Duration::from_secs(5 * 60),
-            retry_base: Duration::from_secs(5),
-            retry_max: Duration::from_secs(5 * 60),
+            retry: Backoff::new(Duration::from_secs(5), Duration::from_secs(5 * 60)),
             concurrency: 4,
             quarantine_after: 8,
         }
-    }
-}
-
-impl DelivererOptions {
-    /// The back-off after `failures` consecutive failures (1 for the first), ±20 % jitter.
-    pub fn backoff(&self, failures: i64) -> Duration {
-        let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-        let plain = self
-            .retry_base
-            .saturating_mul(1u32 << doublings)
-            .min(self.retry_max);
-        let unit = getrandom::u64().map_or(0.5, |n| (n >> 11) as f64 / (1u64 << 53) as f64);
-        plain.mul_f64(0.8 + 0.4 * unit)
     }
 }
 
@@ -196,13 +184,17 @@ impl Deliverer {
     /// and retried after a pause; they never end the loop.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut store_failures: u32 = 0;
+        let mut store_failures = Backoff::new(
+            self.options.poll_interval.saturating_mul(2),
+            Duration::from_secs(60),
+        )
+        .streak();
         loop {
             let round = self.round(shutdown.as_mut());
             let pause = match round.await {
                 Ok((_, true)) => return,
                 Ok((report, false)) => {
-                    store_failures = 0;
+                    store_failures.reset();
                     let full = i64::try_from(report.total())
                         .is_ok_and(|n| n >= self.options.batch && n > 0);
                     if full {
@@ -212,12 +204,7 @@ impl Deliverer {
                     }
                 }
                 Err(e) => {
-                    store_failures = store_failures.saturating_add(1);
-                    let pause = self
-                        .options
-                        .poll_interval
-                        .saturating_mul(1 << store_failures.min(4))
-                        .min(Duration::from_secs(60));
+                    let pause = store_failures.next_delay();
                     tracing::warn!(error = %e, retry_in = ?pause, "gitlab delivery round failed");
                     pause
                 }
@@ -273,7 +260,7 @@ impl Deliverer {
             return failures;
         }
         let failures = paused.get(&mailbox).map_or(0, |(n, _)| *n) + 1;
-        let until = now + self.options.backoff(failures);
+        let until = now + self.options.retry.delay(failures);
         paused.insert(mailbox, (failures, until));
         failures
     }
@@ -442,8 +429,8 @@ impl Deliverer {
                 (id, Record::Finish(finish))
             }
             Err(DeliveryFailure::Temporary { kind, reason }) => {
-                let delay = self.options.backoff(message.meta.attempts);
-                let at = Timestamp::now().plus_seconds(seconds_ceil(delay));
+                let delay = self.options.retry.delay(message.meta.attempts);
+                let at = Timestamp::now().plus_seconds(ceil_seconds(delay));
                 let failures = self.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
@@ -509,8 +496,4 @@ enum Record {
 
 fn seconds(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn seconds_ceil(d: Duration) -> i64 {
-    i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
 }

@@ -198,11 +198,9 @@ pub(crate) fn now_seconds() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// `n` random bytes as lowercase hex (Ruby's `SecureRandom.hex(n)`).
+/// `n` random bytes as lowercase hex (Ruby's `SecureRandom.hex(n)`), the failure as text.
 pub(crate) fn random_hex(n: usize) -> Result<String, String> {
-    let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    postern_vocab::random::hex(n).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! The neutral form of a GitLab mailbox configuration: what `gitlab.yml`, Omnibus `gitlab.rb`
-//! and `mail_room.yml` all say, with GitLab's key names and defaults (see
-//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/config/gitlab.yml.example>).
+//! The neutral form of a GitLab mailbox configuration: what `gitlab.yml`, Omnibus `gitlab.rb`,
+//! `mail_room.yml` and postern's own `postern.yml` all say, with GitLab's key names and
+//! defaults (see
+//! <https://gitlab.com/gitlab-org/gitlab/-/blob/master/config/gitlab.yml.example>), plus the
+//! keys postern adds (how to log in, what to trust). Every reader of a mailbox section fills
+//! these types, and the watchers are built from them alone.
 
 use std::path::PathBuf;
 
@@ -18,8 +21,9 @@ pub enum ConfigFormat {
     MailRoomYml,
 }
 
-/// How messages are read from the mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How messages are read from the mailbox (`inbox_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InboxMethod {
     /// IMAP (GitLab's default).
     Imap,
@@ -36,8 +40,11 @@ pub enum DeliveryMethod {
     Sidekiq,
 }
 
-/// `inbox_options` of a Microsoft Graph mailbox.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `inbox_options` of a mailbox: Microsoft Graph's (GitLab's keys), and the OAuth keys postern
+/// adds for IMAP XOAUTH2 / OAUTHBEARER. `postern.yml` is read into it directly: a missing key
+/// takes GitLab's default, an unknown key is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default = "GraphOptions::with_defaults", deny_unknown_fields)]
 pub struct GraphOptions {
     /// Azure AD tenant.
     pub tenant_id: Option<String>,
@@ -51,6 +58,28 @@ pub struct GraphOptions {
     pub azure_ad_endpoint: String,
     /// Graph API base (default `https://graph.microsoft.com`).
     pub graph_endpoint: String,
+    /// (postern) Messages listed per page (`$top`), 1 to 1000; `None`: the watcher's default
+    /// (50).
+    pub page_size: Option<u32>,
+    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default, Azure AD),
+    /// `refresh_token` (delegated access, after `postern oauth login`) or `service_account`
+    /// (Google, domain-wide delegation).
+    pub oauth_grant: Option<String>,
+    /// (postern) `google` or `microsoft`: the token and device endpoints and scope to use.
+    pub provider: Option<String>,
+    /// (postern) The token endpoint, instead of the provider's.
+    pub token_url: Option<String>,
+    /// (postern) The device authorization endpoint, instead of the provider's.
+    pub device_authorization_url: Option<String>,
+    /// (postern) The scope asked for, instead of the provider's.
+    pub scope: Option<String>,
+    /// (postern) Where the refresh token is kept (default
+    /// `<data_dir>/oauth/<section>.refresh-token`).
+    pub refresh_token_file: Option<PathBuf>,
+    /// (postern) A Google service account key file (JSON).
+    pub service_account_file: Option<PathBuf>,
+    /// (postern) The user a service account acts for (default: the mailbox's `user`).
+    pub subject: Option<String>,
 }
 
 impl GraphOptions {
@@ -63,6 +92,15 @@ impl GraphOptions {
             poll_interval: 60,
             azure_ad_endpoint: "https://login.microsoftonline.com".to_owned(),
             graph_endpoint: "https://graph.microsoft.com".to_owned(),
+            page_size: None,
+            oauth_grant: None,
+            provider: None,
+            token_url: None,
+            device_authorization_url: None,
+            scope: None,
+            refresh_token_file: None,
+            service_account_file: None,
+            subject: None,
         }
     }
 }
@@ -124,6 +162,16 @@ pub struct MailboxSettings {
     pub public_key_files: Vec<PathBuf>,
     /// `encrypted_secret_file` (GitLab's encrypted `user`/`password`; not readable here).
     pub encrypted_secret_file: Option<PathBuf>,
+    /// (postern) `auth_method`: `login` (default), `plain`, `xoauth2` or `oauthbearer`.
+    pub auth_method: Option<String>,
+    /// (postern) XOAUTH2: a file holding the access token, read at every login.
+    pub oauth2_token_file: Option<PathBuf>,
+    /// (postern) An extra CA certificate (PEM) to trust for this mailbox.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Whether the watcher may talk without TLS (it does so only to a loopback host). GitLab
+    /// has no such key: with `ssl` and `start_tls` both false mail_room talks plaintext, so
+    /// GitLab's files allow it; `postern.yml` must ask (`allow_plaintext`, default false).
+    pub allow_plaintext: bool,
 }
 
 impl MailboxSettings {
@@ -152,6 +200,10 @@ impl MailboxSettings {
             private_key_file: None,
             public_key_files: Vec::new(),
             encrypted_secret_file: None,
+            auth_method: None,
+            oauth2_token_file: None,
+            tls_ca_file: None,
+            allow_plaintext: true,
         }
     }
 

@@ -2,10 +2,12 @@
 //!
 //! The built-in [`listener`] is an LMTP and SMTP server that an MTA (Postfix, Exim, a test)
 //! hands mail to; the watchers ([`imap`], [`graph`]) fetch from a mailbox. This crate owns the
-//! wire protocols and their limits, reconnection with [`backoff`], and graceful shutdown, and
-//! reports each source's state in a [`status::SourceStatus`]. It does not own storage: messages
-//! go to the caller through a callback (listener) or the [`intake::Intake`] trait (watchers),
-//! so this crate depends on no other postern crate. [`oauth`] is the access token source
+//! wire protocols and their limits, reconnection after [`RECONNECT_BACKOFF`], and graceful
+//! shutdown, and reports each source's state in a [`status::SourceStatus`]. It does not own
+//! storage: messages go to the caller through a callback (listener) or the [`intake::Intake`]
+//! trait (watchers), so this crate depends on no other postern crate but the pure leaves
+//! `postern-mail` (the Message-ID its log lines name) and `postern-vocab` (secrets, back-off).
+//! [`oauth`] is the access token source
 //! shared by Graph and IMAP XOAUTH2 / OAUTHBEARER (Azure AD client credentials, a refresh token,
 //! or a Google service account), [`http`] the HTTP client under it (rustls with
 //! ring), and [`postern_vocab::Secret`] the redacting wrapper every password, client secret
@@ -21,7 +23,10 @@
 //! MTA also treats as "not delivered".
 #![deny(missing_docs)]
 
-pub mod backoff;
+use std::time::Duration;
+
+use postern_vocab::Backoff;
+
 pub mod graph;
 pub mod headers;
 pub mod http;
@@ -30,3 +35,9 @@ pub mod intake;
 pub mod listener;
 pub mod oauth;
 pub mod status;
+
+/// How a watcher waits before reconnecting, and before offering a batch its intake refused
+/// again: 1 s doubling to 60 s, ±20 %, so several instances that lost the same server do not
+/// come back in lockstep.
+pub const RECONNECT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(60));

@@ -17,15 +17,7 @@ use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route, route_incoming, route_service_desk};
 
 /// The mailbox a message arrived in; each has its own address and routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mailbox {
-    /// `incoming_email`: replies, new issues and merge requests, Service Desk on the same address.
-    #[default]
-    Incoming,
-    /// `service_desk_email`: every key is a Service Desk key.
-    ServiceDesk,
-}
+pub use postern_vocab::Mailbox;
 
 /// The settings that change what a message means.
 #[derive(Debug, Clone)]

@@ -49,7 +49,7 @@ pub use analysis::{Analysis, AnalysisOptions, EarlyError, Mailbox, analyse};
 pub use attachments::{Attachment, attachments, patches};
 pub use auto::{AutoReason, auto_generated};
 pub use key::{CustomEmailLookup, KeyScan, KeySource, MailKey, find_mail_key};
-pub use message::{Email, cap_message, header_message_id, message_id_of};
+pub use message::{Email, cap_message, header_message_id, message_id_for_log, message_id_of};
 pub use quick_actions::{
     QuickAction, QuickActionScan, extract_quick_actions, extract_quick_actions_capped,
     find_quick_actions, redact_quick_actions, scan_quick_actions,

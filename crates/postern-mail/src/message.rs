@@ -33,13 +33,48 @@ fn lstrip(raw: &[u8]) -> &[u8] {
     &raw[start..]
 }
 
-/// The Message-ID of `raw` (without angle brackets), reading the header block only: the same
-/// value as [`Email::parse`]`(raw).message_id()`, without decoding a large message's parts.
-/// Intake needs it for the content identity while it holds the store's write lock.
+/// The Message-ID of `raw` (without angle brackets), as the sender wrote it: the one reader of
+/// it. It reads the header block only, cut where [`cap_message`] cuts it, so it gives the same
+/// value as [`Email::parse`]`(&cap_message(raw)).message_id()` without decoding a large
+/// message's parts, and a header block of any size costs at most [`MAX_HEADER_BYTES`] of
+/// parsing. Intake needs it for the content identity while it holds the store's write lock.
+///
+/// The value is the sender's text, of any length; store it through the store's identifier
+/// functions, log it as [`message_id_for_log`], write it into a header only through
+/// [`header_message_id`].
 pub fn message_id_of(raw: &[u8]) -> Option<String> {
+    let raw = lstrip(raw);
+    let head = match header_end(raw) {
+        end if end <= MAX_HEADER_BYTES => raw,
+        _ => &raw[..line_start_within_cap(raw)],
+    };
     MessageParser::default()
-        .parse_headers(lstrip(raw))
+        .parse_headers(head)
         .and_then(|message| message.message_id().map(str::to_owned))
+}
+
+/// The Message-ID of `raw` as log lines show it: [`message_id_of`], bounded and without control
+/// characters ([`postern_vocab::identifier::bounded`]), the same text the store keeps in
+/// `inbound_messages.message_id`.
+pub fn message_id_for_log(raw: &[u8]) -> Option<String> {
+    message_id_of(raw).map(|id| postern_vocab::identifier::bounded(&id))
+}
+
+/// Where the header block of `raw` (already left-stripped) ends: after the line break that
+/// precedes the first empty line, or the end of `raw`.
+fn header_end(raw: &[u8]) -> usize {
+    raw.windows(2)
+        .position(|pair| pair == b"\n\n" || pair == b"\n\r")
+        .map_or(raw.len(), |at| at + 1)
+}
+
+/// The start of the last line that begins within [`MAX_HEADER_BYTES`]: a header block over the
+/// cap keeps the lines before it, and a line longer than the cap is dropped whole.
+fn line_start_within_cap(raw: &[u8]) -> usize {
+    raw[..raw.len().min(MAX_HEADER_BYTES)]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |newline| newline + 1)
 }
 
 /// `raw` cut to what parsing it may cost, for [`Email::parse`]:
@@ -52,10 +87,7 @@ pub fn message_id_of(raw: &[u8]) -> Option<String> {
 /// Borrowed, without a copy, when neither cap is reached.
 pub fn cap_message(raw: &[u8]) -> Cow<'_, [u8]> {
     let raw = lstrip(raw);
-    let header_end = raw
-        .windows(2)
-        .position(|pair| pair == b"\n\n" || pair == b"\n\r")
-        .map_or(raw.len(), |at| at + 1);
+    let header_end = header_end(raw);
     let mut boundary_lines = 0usize;
     let message_end = raw
         .windows(3)
@@ -72,11 +104,7 @@ pub fn cap_message(raw: &[u8]) -> Cow<'_, [u8]> {
             false => Cow::Borrowed(raw),
         };
     }
-    // The last line start within the cap; a line longer than the cap is dropped whole.
-    let cut = raw[..MAX_HEADER_BYTES]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |newline| newline + 1);
+    let cut = line_start_within_cap(raw);
     let rest = &raw[header_end.min(message_end)..message_end];
     let mut capped = Vec::with_capacity(cut + rest.len());
     capped.extend_from_slice(&raw[..cut]);
@@ -418,6 +446,41 @@ mod tests {
                 "exchange@microsoft.com"
             ]
         );
+    }
+
+    #[test]
+    fn the_message_id_reader_cuts_the_header_block_where_parsing_does() {
+        let filler = "X-Filler: ".to_owned() + &"f".repeat(70) + "\r\n";
+        let many = filler.repeat(MAX_HEADER_BYTES / filler.len() + 10);
+        let before = format!("Message-ID: <first@x>\r\n{many}\r\nbody\r\n");
+        let after = format!("{many}Message-ID: <late@x>\r\n\r\nbody\r\n");
+        for raw in [before.as_bytes(), after.as_bytes()] {
+            let parsed = Email::parse(&cap_message(raw))
+                .message_id()
+                .map(str::to_owned);
+            assert_eq!(message_id_of(raw), parsed);
+        }
+        assert_eq!(message_id_of(before.as_bytes()).as_deref(), Some("first@x"));
+        assert_eq!(message_id_of(after.as_bytes()), None, "past the cap");
+        assert_eq!(
+            message_id_of(b"\r\nSubject: s\r\nMessage-ID: <lead@x>\r\n\r\nb").as_deref(),
+            Some("lead@x")
+        );
+    }
+
+    #[test]
+    fn the_logged_message_id_is_bounded_and_printable() {
+        assert_eq!(
+            message_id_for_log(b"From: a@x\r\nMessage-ID: <m-1@x>\r\n\r\nBody").as_deref(),
+            Some("m-1@x")
+        );
+        assert_eq!(
+            message_id_for_log(b"From: a@x\r\n\r\nMessage-ID: <b@x>\r\n"),
+            None
+        );
+        let raw = format!("Message-ID: <{}\u{1b}[31m@x>\r\n\r\n", "a".repeat(5000));
+        let id = message_id_for_log(raw.as_bytes()).expect("an id");
+        assert!(id.len() <= 255 && !id.contains('\u{1b}'), "{id}");
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::time::Duration;
 use postern_store::{OutboxMail, Store, StoreError, Timestamp};
 use tracing::Instrument as _;
 
-use crate::retry::{RetryPolicy, random_unit};
+use postern_vocab::Backoff;
+use postern_vocab::backoff::ceil_seconds;
+
+use crate::retry::RetryPolicy;
 use crate::{AnyTransport, DeliveryError, OutboxError, Outgoing, Transport};
 
 /// How often recording an outcome is tried when the store fails temporarily. Not recording a
@@ -130,13 +133,14 @@ impl<T: Transport> Sender<T> {
     /// (up to a minute); they never end the loop.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = pin!(shutdown);
-        let mut failures: u32 = 0;
+        let mut failures =
+            Backoff::new(self.options.interval.saturating_mul(2), MAX_ERROR_PAUSE).streak();
         loop {
             let round = self.deliver(Timestamp::now(), self.options.batch, shutdown.as_mut());
             let pause = match round.await {
                 Ok((_, true)) => return,
                 Ok((report, false)) => {
-                    failures = 0;
+                    failures.reset();
                     let full = i64::try_from(report.total()).is_ok_and(|n| n >= self.options.batch);
                     if full {
                         Duration::ZERO
@@ -145,12 +149,7 @@ impl<T: Transport> Sender<T> {
                     }
                 }
                 Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let pause = self
-                        .options
-                        .interval
-                        .saturating_mul(1 << failures.min(10))
-                        .min(MAX_ERROR_PAUSE);
+                    let pause = failures.next_delay();
                     tracing::warn!(error = %e, retry_in = ?pause, "outbox round failed");
                     pause
                 }
@@ -238,8 +237,8 @@ impl<T: Transport> Sender<T> {
                 Outcome::Failed { error }
             }
             Err(DeliveryError::Temporary(error)) => {
-                let delay = self.options.retry.delay(attempt, random_unit());
-                let at = Timestamp::now().plus_seconds(ceil_secs(delay));
+                let delay = self.options.retry.backoff.delay(attempt);
+                let at = Timestamp::now().plus_seconds(ceil_seconds(delay));
                 tracing::info!(outbox_id = id, kind = %mail.kind, attempt, %error, retry_at = %at,
                     "mail deferred");
                 report.retried += 1;
@@ -252,7 +251,7 @@ impl<T: Transport> Sender<T> {
     /// Claims `id` and reads it afresh (another worker may have tried it since it was listed).
     /// `None` when the claim is refused.
     async fn claim(&self, id: i64) -> Result<Option<(OutboxMail, Vec<u8>)>, OutboxError> {
-        let stale_before = Timestamp::now().plus_seconds(-ceil_secs(self.options.claim_timeout));
+        let stale_before = Timestamp::now().plus_seconds(-ceil_seconds(self.options.claim_timeout));
         let mut tx = self.store.begin().await?;
         if !tx.claim_outbox(id, stale_before).await? {
             tx.rollback().await?;
@@ -291,10 +290,4 @@ impl<T: Transport> Sender<T> {
         };
         tx.commit().await
     }
-}
-
-/// Whole seconds, rounded up (the store keeps seconds; a retry must not come early).
-fn ceil_secs(d: Duration) -> i64 {
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    i64::try_from(secs).unwrap_or(i64::MAX)
 }

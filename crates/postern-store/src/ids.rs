@@ -6,6 +6,7 @@
 //! `glimt-` incoming-email tokens, lower-case path slugs) so addresses and keys look the same to
 //! users and to mail_room-era tooling.
 
+use postern_vocab::random;
 use sha2::{Digest, Sha256};
 
 use crate::StoreError;
@@ -14,9 +15,7 @@ use crate::StoreError;
 pub(crate) const REPLY_KEY_LEN: usize = 25;
 
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| StoreError::Random(e.to_string()))?;
-    Ok(buf)
+    random::bytes::<N>().map_err(|e| StoreError::Random(e.to_string()))
 }
 
 fn random_u128() -> Result<u128, StoreError> {
@@ -39,15 +38,7 @@ pub fn base36(mut n: u128) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
+pub(crate) use postern_vocab::random::to_hex as hex;
 
 /// 32 lowercase hex characters of a random 128-bit number (raw message file names).
 pub(crate) fn random_file_stem() -> Result<String, StoreError> {
@@ -135,28 +126,13 @@ pub fn indexed_identifier(value: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The longest header-derived identifier (Message-ID) stored as it is, in bytes.
-pub const MAX_STORED_IDENTIFIER_BYTES: usize = 255;
+pub use postern_vocab::identifier::MAX_IDENTIFIER_BYTES as MAX_STORED_IDENTIFIER_BYTES;
 
-/// Whether `value` may be stored and indexed as it is: at most
-/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes and no control character (NUL included, which
-/// PostgreSQL refuses in text).
-pub fn is_plain_identifier(value: &str) -> bool {
-    value.len() <= MAX_STORED_IDENTIFIER_BYTES && !value.chars().any(char::is_control)
-}
+/// Whether `value` may be stored and indexed as it is (short, no control character).
+pub use postern_vocab::identifier::is_plain as is_plain_identifier;
 
-/// `value` made storable as informational text: control characters removed and cut to
-/// [`MAX_STORED_IDENTIFIER_BYTES`] bytes (at a character boundary), with `…` marking a cut.
-pub fn bounded_identifier(value: &str) -> String {
-    let printable: String = value.chars().filter(|c| !c.is_control()).collect();
-    if printable.len() <= MAX_STORED_IDENTIFIER_BYTES {
-        return printable;
-    }
-    let mut cut = MAX_STORED_IDENTIFIER_BYTES - '…'.len_utf8();
-    while !printable.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &printable[..cut])
-}
+/// `value` made storable as informational text (control characters removed, cut with `…`).
+pub use postern_vocab::identifier::bounded as bounded_identifier;
 
 /// `text` without NUL characters, which PostgreSQL refuses in a text column (SQLite would
 /// store them, and then every reader would have to cope). Other control characters are kept:

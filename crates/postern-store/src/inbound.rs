@@ -6,15 +6,9 @@ use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
 
-text_enum! {
-    /// Which configured mailbox a message came through.
-    pub enum Mailbox {
-        /// `incoming_email`: replies, new issues and MRs, Service Desk via the incoming address.
-        Incoming = "incoming",
-        /// `service_desk_email`: the dedicated Service Desk mailbox.
-        ServiceDesk = "service_desk",
-    }
-}
+/// Which configured mailbox a message came through, stored by its name (`incoming`,
+/// `service_desk`).
+pub use postern_vocab::Mailbox;
 
 text_enum! {
     /// How a message reached postern.
@@ -60,6 +54,7 @@ pub struct InboundMeta {
     /// When it was stored.
     pub received_at: Timestamp,
     /// Which mailbox.
+    #[sqlx(try_from = "String")]
     pub mailbox: Mailbox,
     /// Which source.
     pub source: InboundSource,

@@ -1,10 +1,18 @@
 //! The words every postern crate shares, written once: [`Secret`], a value that never prints
-//! itself; [`random`], fresh tokens from the operating system's generator.
+//! itself; [`random`], fresh tokens from the operating system's generator; [`Backoff`], how
+//! long to wait before trying again; [`identifier`], a sender's identifier (a Message-ID) made
+//! fit to keep and to show; [`Mailbox`], which of GitLab's two mailboxes a message came
+//! through.
 //!
 //! A leaf: it depends on no other postern crate, does no I/O beyond asking for randomness, and
 //! every crate may depend on it.
 
+pub mod backoff;
+pub mod identifier;
+mod mailbox;
 pub mod random;
 mod secret;
 
+pub use backoff::Backoff;
+pub use mailbox::{Mailbox, UnknownMailbox};
 pub use secret::Secret;

@@ -41,6 +41,19 @@ pub fn to_hex(bytes: &[u8]) -> String {
     text
 }
 
+/// `len` random characters of the URL-safe Base64 alphabet (`A-Z a-z 0-9 _ -`, RFC 4648 §5):
+/// 6 bits each, fit for a token that travels in a mail address or a URL.
+pub fn url_safe(len: usize) -> Result<String, NoRandomness> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut buffer = vec![0u8; len];
+    getrandom::fill(&mut buffer).map_err(|e| NoRandomness(e.to_string()))?;
+    // 64 divides 256, so taking the low six bits keeps every character equally likely.
+    Ok(buffer
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 0x3f)]))
+        .collect())
+}
+
 /// A uniform number in `[0, 1)` for spreading retries; 0.5 when the system gives no
 /// randomness, since a retry without jitter is still a retry.
 pub fn unit() -> f64 {
@@ -63,6 +76,21 @@ mod tests {
         );
         assert_ne!(a, b);
         assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+
+    #[test]
+    fn url_safe_uses_its_alphabet_only() {
+        let token = url_safe(400).expect("randomness");
+        assert_eq!(token.len(), 400);
+        assert!(
+            token
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        );
+        assert_ne!(
+            url_safe(12).expect("randomness"),
+            url_safe(12).expect("randomness")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use postern_vocab::random;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,18 +12,12 @@ use crate::WebError;
 
 /// A fresh random token: 32 bytes as 64 lowercase hex digits.
 pub(crate) fn new_token() -> Result<String, WebError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| WebError::Internal(format!("random: {e}")))?;
-    Ok(hex(&bytes))
+    random::hex(32).map_err(|e| WebError::Internal(e.to_string()))
 }
 
 /// What the store keeps of a token: hex SHA-256.
 pub(crate) fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random::to_hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -36,8 +31,7 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 
 /// The argon2id PHC string of `password` with a fresh salt (what `user_passwords` stores).
 pub fn hash_password(password: &str) -> Result<String, WebError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| WebError::Internal(format!("random: {e}")))?;
+    let salt = random::bytes::<16>().map_err(|e| WebError::Internal(e.to_string()))?;
     let salt =
         SaltString::encode_b64(&salt).map_err(|e| WebError::Internal(format!("salt: {e}")))?;
     Argon2::default()

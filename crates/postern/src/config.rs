@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use postern_gitlab::{DeliveryMethod, GraphOptions, InboxMethod, MailboxSettings};
 use postern_mail::trim::TrimMode;
 use postern_mail::{AddressTemplate, AnalysisOptions, Mailbox, ReplyOptions};
 use serde::Deserialize;
@@ -153,8 +154,10 @@ pub struct MailboxConfig {
     pub idle_timeout: Option<u64>,
     pub delete_after_delivery: Option<bool>,
     pub expunge_deleted: Option<bool>,
-    pub inbox_method: Option<String>,
-    pub inbox_options: Option<InboxOptions>,
+    /// `imap` (default) or `microsoft_graph`.
+    pub inbox_method: Option<InboxMethod>,
+    /// Microsoft Graph's keys, and postern's OAuth keys for IMAP.
+    pub inbox_options: Option<GraphOptions>,
     /// mail_room's log file. Accepted so that a pasted `gitlab.yml` section loads, and ignored:
     /// postern logs to standard error, as `log:` says.
     #[serde(rename = "log_path")]
@@ -183,37 +186,41 @@ pub struct MailboxConfig {
     pub allow_plaintext: Option<bool>,
 }
 
-/// `inbox_options` for Microsoft Graph.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboxOptions {
-    pub tenant_id: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub poll_interval: Option<u64>,
-    pub azure_ad_endpoint: Option<String>,
-    pub graph_endpoint: Option<String>,
-    /// (postern) Messages listed per page (`$top`), 1 to 1000 (default 50).
-    pub page_size: Option<u32>,
-    /// (postern) IMAP XOAUTH2/OAUTHBEARER: `client_credentials` (default, Azure AD),
-    /// `refresh_token` (delegated access, after `postern oauth login`) or `service_account`
-    /// (Google, domain-wide delegation).
-    pub oauth_grant: Option<String>,
-    /// (postern) `google` or `microsoft`: the token and device endpoints and scope to use.
-    pub provider: Option<String>,
-    /// (postern) The token endpoint, instead of the provider's.
-    pub token_url: Option<String>,
-    /// (postern) The device authorization endpoint, instead of the provider's.
-    pub device_authorization_url: Option<String>,
-    /// (postern) The scope asked for, instead of the provider's.
-    pub scope: Option<String>,
-    /// (postern) Where the refresh token is kept (default
-    /// `<data_dir>/oauth/<section>.refresh-token`).
-    pub refresh_token_file: Option<PathBuf>,
-    /// (postern) A Google service account key file (JSON).
-    pub service_account_file: Option<PathBuf>,
-    /// (postern) The user a service account acts for (default: the mailbox's `user`).
-    pub subject: Option<String>,
+impl MailboxConfig {
+    /// This section in the one typed model of a mailbox that GitLab's files are read into too,
+    /// with the defaults filled in: GitLab's, except that `port` defaults to 993 with `ssl`
+    /// (the only sensible port for implicit TLS) and plaintext needs `allow_plaintext`.
+    pub fn settings(&self, mailbox: postern_store::Mailbox) -> MailboxSettings {
+        // postern.yml never hands mail to GitLab; the delivery fields keep their defaults and
+        // are not read.
+        let mut settings = MailboxSettings::with_defaults(mailbox, DeliveryMethod::Webhook);
+        let ssl = self.ssl.unwrap_or(false);
+        settings.enabled = self.enabled.unwrap_or(false);
+        settings.address.clone_from(&self.address);
+        settings.user.clone_from(&self.user);
+        settings.password.clone_from(&self.password);
+        settings.host.clone_from(&self.host);
+        settings.port = self.port.unwrap_or(if ssl { 993 } else { 143 });
+        settings.ssl = ssl;
+        settings.start_tls = self.start_tls.unwrap_or(false);
+        if let Some(folder) = &self.mailbox {
+            settings.folder.clone_from(folder);
+        }
+        if let Some(seconds) = self.idle_timeout {
+            settings.idle_timeout = seconds;
+        }
+        settings.delete_after_delivery = self.delete_after_delivery.unwrap_or(true);
+        settings.expunge_deleted = self.expunge_deleted.unwrap_or(false);
+        settings.inbox_method = self.inbox_method.unwrap_or(InboxMethod::Imap);
+        settings.inbox_options.clone_from(&self.inbox_options);
+        settings.auth_method.clone_from(&self.auth_method);
+        settings
+            .oauth2_token_file
+            .clone_from(&self.oauth2_token_file);
+        settings.tls_ca_file.clone_from(&self.tls_ca_file);
+        settings.allow_plaintext = self.allow_plaintext.unwrap_or(false);
+        settings
+    }
 }
 
 /// The `gitlab.yml` mailbox keys that only tell mail_room how to hand mail to GitLab. The

@@ -107,3 +107,68 @@ fn empty_file_means_embedded_defaults() {
     );
     assert_eq!(config.host(), DEFAULT_HOST);
 }
+
+#[test]
+fn a_section_reads_into_the_typed_mailbox_model_with_defaults() {
+    let text = r#"
+incoming_email:
+  enabled: true
+  address: "in+%{key}@example.com"
+  user: in@example.com
+  password: "p"
+  host: imap.example.com
+  ssl: true
+service_desk_email:
+  enabled: true
+  address: "desk+%{key}@example.com"
+  user: desk@example.com
+  inbox_method: microsoft_graph
+  inbox_options:
+    tenant_id: "t"
+    client_id: "c"
+    client_secret: "s"
+    page_size: 10
+"#;
+    let config = Config::parse(text).expect("valid");
+    let incoming = config
+        .incoming_email
+        .as_ref()
+        .expect("section")
+        .settings(postern_store::Mailbox::Incoming);
+    assert!(incoming.enabled && incoming.ssl && !incoming.start_tls);
+    assert_eq!(incoming.port, 993, "implicit TLS defaults to 993");
+    assert_eq!(incoming.folder, "inbox");
+    assert_eq!(incoming.idle_timeout, 60);
+    assert!(incoming.delete_after_delivery && !incoming.expunge_deleted);
+    assert!(
+        !incoming.allow_plaintext,
+        "postern.yml must ask for plaintext"
+    );
+    assert_eq!(incoming.inbox_method, InboxMethod::Imap);
+    assert_eq!(incoming.password.as_ref().map(Secret::expose), Some("p"));
+
+    let desk = config
+        .service_desk_email
+        .as_ref()
+        .expect("section")
+        .settings(postern_store::Mailbox::ServiceDesk);
+    assert_eq!(desk.mailbox, postern_store::Mailbox::ServiceDesk);
+    assert_eq!(desk.inbox_method, InboxMethod::MicrosoftGraph);
+    assert_eq!(desk.port, 143);
+    let graph = desk.inbox_options.expect("options");
+    assert_eq!(graph.tenant_id.as_deref(), Some("t"));
+    assert_eq!(graph.poll_interval, 60);
+    assert_eq!(graph.azure_ad_endpoint, "https://login.microsoftonline.com");
+    assert_eq!(graph.graph_endpoint, "https://graph.microsoft.com");
+    assert_eq!(graph.page_size, Some(10));
+}
+
+#[test]
+fn an_unknown_inbox_method_is_refused_when_read() {
+    let text = "incoming_email:\n  inbox_method: pop3\n";
+    let error = format!("{:#}", Config::parse(text).expect_err("refused"));
+    assert!(
+        error.contains("pop3") && error.contains("microsoft_graph"),
+        "{error}"
+    );
+}

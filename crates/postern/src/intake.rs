@@ -81,7 +81,7 @@ impl Intake for StoreIntake {
             // Every line about this message names it.
             let span = tracing::info_span!(
                 "message",
-                message_id = postern_inbox::headers::message_id(&message.raw).as_deref(),
+                message_id = postern_mail::message_id_for_log(&message.raw).as_deref(),
                 source_identity = message.source_identity.as_deref()
             );
             let started = Instant::now();

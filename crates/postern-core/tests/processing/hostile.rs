@@ -2,6 +2,8 @@
 //! and never block the messages behind them. A failure that repeats ends in quarantine, where a
 //! person can look at it and process it again.
 
+use std::time::Duration;
+
 use postern_core::intake::{IntakeMessage, take_in};
 use postern_core::{ProcessorConfig, RetryPolicy};
 use postern_store::{InboundSource, InboundState, Mailbox, Timestamp};
@@ -240,8 +242,7 @@ async fn a_failure_that_repeats_ends_in_quarantine() -> Result<(), BoxError> {
     let mut admin = failing_notes(&url, "57P01").await?;
     let mut config = world.config(REPLY);
     config.retry = RetryPolicy {
-        first_delay_seconds: 0,
-        max_delay_seconds: 0,
+        backoff: postern_vocab::Backoff::new(Duration::ZERO, Duration::ZERO),
         quarantine_after: 3,
     };
     let processor = processor_with(&world, config);

@@ -69,8 +69,7 @@ pub fn fast_options() -> DelivererOptions {
         batch: 20,
         poll_interval: Duration::from_millis(100),
         claim_timeout: Duration::from_secs(2),
-        retry_base: Duration::from_millis(100),
-        retry_max: Duration::from_millis(500),
+        retry: postern_vocab::Backoff::new(Duration::from_millis(100), Duration::from_millis(500)),
         concurrency: 4,
         quarantine_after: 3,
     }

@@ -429,8 +429,7 @@ both!(a_message_gitlab_keeps_refusing_is_quarantined, |db| {
             )),
         )],
         postern_gitlab::DelivererOptions {
-            retry_base: Duration::ZERO,
-            retry_max: Duration::ZERO,
+            retry: postern_vocab::Backoff::new(Duration::ZERO, Duration::ZERO),
             ..fast_options()
         },
     );

@@ -22,11 +22,11 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 
 use super::{GraphError, GraphSettings};
-use crate::backoff::Backoff;
 use crate::headers::header_block;
 use crate::http::{self, describe, join};
 use crate::intake::MAX_HEADER_BLOCK;
 use crate::oauth::{AccessToken, TokenSource};
+use postern_vocab::Backoff;
 
 /// A listing page or a small call (PATCH, DELETE, folder) may take this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -341,7 +341,7 @@ impl GraphClient {
     ) -> Result<Response, GraphError> {
         let mut reauthorized = false;
         let mut throttled = 0;
-        let mut backoff = Backoff::new(THROTTLE_FIRST_WAIT, THROTTLE_MAX_WAIT);
+        let mut backoff = Backoff::new(THROTTLE_FIRST_WAIT, THROTTLE_MAX_WAIT).streak();
         loop {
             self.gate.pass().await;
             // After the gate: a wait of minutes must not leave us holding an expired token.

@@ -21,7 +21,6 @@ use tokio::sync::watch::Receiver;
 
 use super::client::{GraphClient, MAX_RETRY_AFTER};
 use super::{GraphError, GraphSettings, MAX_CONCURRENCY};
-use crate::backoff::Backoff;
 use crate::intake::{Fetched, Intake};
 use crate::status::SourceStatus;
 
@@ -63,7 +62,7 @@ pub async fn watch<I: Intake>(
         }
     };
     tracing::info!(source = %settings.name, location = %settings.location(), "Microsoft Graph watcher started");
-    let mut backoff = Backoff::default();
+    let mut backoff = crate::RECONNECT_BACKOFF.streak();
     loop {
         let watcher = Watcher {
             client: &client,

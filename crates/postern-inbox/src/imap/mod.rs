@@ -20,7 +20,7 @@
 //!
 //! Any failure — refused connection, TLS, login, `BYE`, a cut connection, a timeout (every
 //! network step has one) — is reported in the [`SourceStatus`] without secrets, logged, and
-//! followed by a reconnect with [`Backoff`] and a new catch-up scan. Because acknowledging
+//! followed by a reconnect after [`crate::RECONNECT_BACKOFF`] and a new catch-up scan. Because acknowledging
 //! happens only after storing, an interruption at any point leads to a re-fetch (deduplicated
 //! by the identity `imap:<user>@<host>/<folder>:<uidvalidity>:<uid>`), never to a loss.
 //!
@@ -43,9 +43,9 @@ use tokio::sync::watch;
 use self::connect::{command_error, open, within};
 use self::wait::Woke;
 use self::watcher::{Stop, Watcher, sleep_or_shutdown};
-use crate::backoff::Backoff;
 use crate::intake::Intake;
 use crate::status::SourceStatus;
+use postern_vocab::backoff::Streak;
 
 pub use self::settings::{
     Auth, ImapConfig, ImapSettings, MAX_IDLE_TIMEOUT, Security, TokenFuture, TokenSource,
@@ -168,7 +168,7 @@ async fn run<I: Intake>(
     status: &SourceStatus,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::default();
+    let mut backoff = crate::RECONNECT_BACKOFF.streak();
     let name = &settings.config().name;
     loop {
         if *shutdown.borrow() {
@@ -200,7 +200,7 @@ async fn session<I: Intake>(
     intake: &I,
     status: &SourceStatus,
     shutdown: watch::Receiver<bool>,
-    backoff: &mut Backoff,
+    backoff: &mut Streak,
 ) -> Result<(), ImapError> {
     let opened = open(settings).await?;
     status.connected();
@@ -222,7 +222,7 @@ async fn session<I: Intake>(
         features: opened.features,
         last_uid: 0,
         source: settings.source(),
-        intake_backoff: Backoff::default(),
+        intake_backoff: crate::RECONNECT_BACKOFF.streak(),
     };
     let outcome: Result<std::convert::Infallible, Stop> = async {
         watcher.catch_up().await?;

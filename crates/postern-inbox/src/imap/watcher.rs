@@ -19,10 +19,10 @@ use tokio::sync::watch;
 use super::connect::{Features, Session, command_error, timed, within};
 use super::uids::{plan_batches, uid_set};
 use super::{ImapError, ImapSettings};
-use crate::backoff::Backoff;
 use crate::headers::header_block;
 use crate::intake::{Cursor, Fetched, Intake, IntakeError, MAX_HEADER_BLOCK};
 use crate::status::SourceStatus;
+use postern_vocab::backoff::Streak;
 
 /// UIDs per size-planning `FETCH` and per `known()` question: keeps command lines short.
 const CHUNK: usize = 500;
@@ -65,7 +65,7 @@ pub(crate) struct Watcher<'a, I> {
     /// found already stored).
     pub last_uid: u32,
     pub source: String,
-    pub intake_backoff: Backoff,
+    pub intake_backoff: Streak,
 }
 
 impl<I: Intake> Watcher<'_, I> {
@@ -361,7 +361,7 @@ impl<I: Intake> Watcher<'_, I> {
                     uid,
                     bytes = raw.len(),
                     oversized,
-                    message_id = crate::headers::message_id(&raw).as_deref(),
+                    message_id = postern_mail::message_id_for_log(&raw).as_deref(),
                     "message fetched"
                 );
                 if let Some(size) = oversized {

@@ -297,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                             let head = body.head(HEAD_FOR_LOG).await.unwrap_or_default();
                             let span = tracing::info_span!(
                                 "message",
-                                message_id = crate::headers::message_id(&head).as_deref(),
+                                message_id = postern_mail::message_id_for_log(&head).as_deref(),
                                 size = body.len(),
                                 spooled = body.is_spooled()
                             );

@@ -75,7 +75,7 @@ fn checks(setup: &Setup) -> Vec<PendingCheck<'_>> {
     let mut checks: Vec<PendingCheck<'_>> = Vec::new();
     checks.push(Box::pin(store(setup)));
     checks.extend(crate::cmd::serve::sources::checks(
-        &crate::cmd::serve::sources::sections(setup),
+        crate::cmd::serve::sources::sections(setup),
         &setup.data_dir,
     ));
     checks.push(Box::pin(outgoing(setup)));

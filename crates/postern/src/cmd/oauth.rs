@@ -66,20 +66,27 @@ pub fn run(args: OAuthArgs) -> Result<ExitCode, Failure> {
     let OAuthCommand::Login(args) = args.command;
     let config = load_config(args.config.as_deref())?;
     let setup = Setup::new(config)?;
-    let (name, section) = match args.mailbox {
-        MailboxArg::Incoming => ("incoming_email", setup.config.incoming_email.as_ref()),
+    let (name, mailbox, section) = match args.mailbox {
+        MailboxArg::Incoming => (
+            "incoming_email",
+            postern_store::Mailbox::Incoming,
+            setup.config.incoming_email.as_ref(),
+        ),
         MailboxArg::ServiceDesk => (
             "service_desk_email",
+            postern_store::Mailbox::ServiceDesk,
             setup.config.service_desk_email.as_ref(),
         ),
     };
     let config_error = |text: String| Failure::new(CONFIG, anyhow::anyhow!(text));
-    let section = section.ok_or_else(|| config_error(format!("there is no {name}: section")))?;
+    let section = section
+        .ok_or_else(|| config_error(format!("there is no {name}: section")))?
+        .settings(mailbox);
     let provider = args.provider.map(|p| match p {
         Provider::Google => "google",
         Provider::Microsoft => "microsoft",
     });
-    let endpoints = endpoints(name, section, provider).map_err(config_error)?;
+    let endpoints = endpoints(name, &section, provider).map_err(config_error)?;
     let options = section.inbox_options.as_ref();
     let client_id = options
         .and_then(|o| o.client_id.clone())
@@ -94,7 +101,7 @@ pub fn run(args: OAuthArgs) -> Result<ExitCode, Failure> {
     };
     let http = postern_inbox::http::client(section.tls_ca_file.as_deref())
         .map_err(|e| config_error(format!("{name}: {e}")))?;
-    let path = refresh_token_path(name, section, &setup.data_dir);
+    let path = refresh_token_path(name, &section, &setup.data_dir);
     let temporary =
         |e: postern_inbox::oauth::OAuthError| Failure::new(TEMPORARY, anyhow::anyhow!(e));
     let approved = runtime()?.block_on(async {

@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_gitlab::{
-    CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, GraphOptions, InboxMethod,
-    MailboxSettings, WebhookOptions, mailbox_type,
+    CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions, mailbox_type,
 };
 use postern_web::WebState;
 
@@ -35,7 +34,6 @@ use super::sources::{self, Section};
 use super::{
     bind_web, reload_certificate, shut_down, spawn_web, stopped, wait_for_signal, web_certificate,
 };
-use crate::config::{InboxOptions, MailboxConfig};
 use crate::exit::{CONFIG, Failure, SOFTWARE};
 use crate::setup::{Setup, runtime};
 
@@ -58,57 +56,12 @@ pub fn load(path: &Path) -> Result<GitlabMailboxes, Failure> {
     Ok(config)
 }
 
-/// A GitLab mailbox as a postern.yml section, so that it goes through the same mapping to
-/// watcher settings. GitLab has no `allow_plaintext`: with `ssl` and `start_tls` both false
-/// mail_room talks plaintext, and so does postern — but only to a loopback host (the watcher
-/// refuses plaintext to anything else).
-pub fn mailbox_config(settings: &MailboxSettings) -> MailboxConfig {
-    MailboxConfig {
-        enabled: Some(settings.enabled),
-        address: settings.address.clone(),
-        user: settings.user.clone(),
-        password: settings.password.as_ref().cloned(),
-        host: settings.host.clone(),
-        port: Some(settings.port),
-        ssl: Some(settings.ssl),
-        start_tls: Some(settings.start_tls),
-        mailbox: Some(settings.folder.clone()),
-        idle_timeout: Some(settings.idle_timeout),
-        delete_after_delivery: Some(settings.delete_after_delivery),
-        expunge_deleted: Some(settings.expunge_deleted),
-        inbox_method: Some(
-            match settings.inbox_method {
-                InboxMethod::Imap => "imap",
-                InboxMethod::MicrosoftGraph => "microsoft_graph",
-            }
-            .to_owned(),
-        ),
-        inbox_options: settings.inbox_options.as_ref().map(inbox_options),
-        allow_plaintext: Some(true),
-        ..MailboxConfig::default()
-    }
-}
-
-fn inbox_options(options: &GraphOptions) -> InboxOptions {
-    InboxOptions {
-        tenant_id: options.tenant_id.clone(),
-        client_id: options.client_id.clone(),
-        client_secret: options.client_secret.as_ref().cloned(),
-        poll_interval: Some(options.poll_interval),
-        azure_ad_endpoint: Some(options.azure_ad_endpoint.clone()),
-        graph_endpoint: Some(options.graph_endpoint.clone()),
-        // GitLab has no such keys; the defaults apply.
-        ..InboxOptions::default()
-    }
-}
-
-/// The active mailboxes as sections for `sources`.
-fn sections(
-    config: &GitlabMailboxes,
-) -> Vec<(&'static str, postern_store::Mailbox, MailboxConfig)> {
+/// The active mailboxes as sections for `sources`: the same settings type postern.yml is read
+/// into, so both go through one mapping to watchers.
+fn sections(config: &GitlabMailboxes) -> Vec<Section> {
     config
         .active()
-        .map(|m| (mailbox_type(m.mailbox), m.mailbox, mailbox_config(m)))
+        .map(|m| (mailbox_type(m.mailbox), m.mailbox, m.clone()))
         .collect()
 }
 
@@ -167,12 +120,11 @@ async fn serve(
         let deliverer = deliverer.clone();
         Arc::new(move || deliverer.notify())
     };
-    let owned = sections(&config);
-    let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
+    let sections = sections(&config);
     // The web UI needs a processor for its pages; companion mode never runs it on mail.
     let processor = Arc::new(setup.processor(store.clone()));
     let planned = sources::plan(
-        &borrowed,
+        &sections,
         &store,
         wake,
         None,
@@ -279,18 +231,17 @@ pub fn check(gitlab_config: &Path) -> Result<ExitCode, Failure> {
         }
     };
     println!("GitLab configuration readable? ... yes");
-    let owned = sections(&config);
+    let sections = sections(&config);
     let systemd: Vec<&Path> = postern_gitlab::check::SYSTEMD_DIRS
         .iter()
         .map(Path::new)
         .collect();
     let (lines, logins) = runtime()?.block_on(async {
         let lines = postern_gitlab::check(&config, &systemd, Path::new("/proc")).await;
-        let borrowed: Vec<Section<'_>> = owned.iter().map(|(n, m, c)| (*n, *m, c)).collect();
         let mut logins = Vec::new();
         // GitLab's mailboxes log in with a password or Graph's client credentials: nothing of
         // theirs lives in a data directory.
-        for login in sources::checks(&borrowed, Path::new(".")) {
+        for login in sources::checks(sections, Path::new(".")) {
             logins.push(login.await);
         }
         (lines, logins)

@@ -3,14 +3,16 @@
 //! `oauth2_token_file`, `tls_ca_file`, `allow_plaintext` and the OAuth keys of
 //! `inbox_options`), and their `postern check` lines.
 //!
-//! Companion mode reads the same sections from GitLab's own configuration; it turns them into
-//! [`MailboxConfig`] first, so both go through the one mapping here (`source`).
+//! Companion mode reads the same sections from GitLab's own configuration. Both are read into
+//! the one typed model of a mailbox, [`MailboxSettings`], and go through the one mapping here
+//! (`source`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use postern_core::Processor;
+use postern_gitlab::{InboxMethod, MailboxSettings};
 use postern_inbox::graph::GraphSettings;
 use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
 use postern_inbox::status::SourceStatus;
@@ -20,7 +22,6 @@ use tokio::task::JoinSet;
 
 use super::tokens::imap_tokens;
 use crate::cmd::check::{CheckLine, PendingCheck};
-use crate::config::MailboxConfig;
 use crate::exit::{CONFIG, Failure};
 use crate::intake::{StoreIntake, Wake};
 use crate::setup::Setup;
@@ -69,11 +70,11 @@ impl Source {
 }
 
 /// A mailbox section to watch: its name (`incoming_email`, `service_desk_email`), the store's
-/// mailbox, and its keys.
-pub type Section<'a> = (&'static str, Mailbox, &'a MailboxConfig);
+/// mailbox, and its settings.
+pub type Section = (&'static str, Mailbox, MailboxSettings);
 
 /// The watched sections of postern.yml.
-pub fn sections(setup: &Setup) -> Vec<Section<'_>> {
+pub fn sections(setup: &Setup) -> Vec<Section> {
     [
         (
             "incoming_email",
@@ -87,21 +88,22 @@ pub fn sections(setup: &Setup) -> Vec<Section<'_>> {
         ),
     ]
     .into_iter()
-    .filter_map(|(name, mailbox, section)| Some((name, mailbox, section.filter(|s| watched(s))?)))
+    .filter_map(|(name, mailbox, section)| Some((name, mailbox, section?.settings(mailbox))))
+    .filter(|(_, _, settings)| watched(settings))
     .collect()
 }
 
 /// Whether a section asks for a watcher: enabled, and naming a server (an address alone, with
 /// mail handed in by an MTA, needs none).
-fn watched(section: &MailboxConfig) -> bool {
-    section.enabled == Some(true)
-        && (section.host.is_some() || section.inbox_method.as_deref() == Some("microsoft_graph"))
+fn watched(section: &MailboxSettings) -> bool {
+    section.enabled
+        && (section.host.is_some() || section.inbox_method == InboxMethod::MicrosoftGraph)
 }
 
 /// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a
 /// configuration error, never a silent no-op.
 pub fn plan(
-    sections: &[Section<'_>],
+    sections: &[Section],
     store: &Store,
     wake: Wake,
     processor: Option<Arc<Processor>>,
@@ -110,7 +112,8 @@ pub fn plan(
     data_dir: &Path,
 ) -> Result<Planned, Failure> {
     let mut planned = Planned::default();
-    for &(name, mailbox, section) in sections {
+    for (name, mailbox, section) in sections {
+        let (name, mailbox) = (*name, *mailbox);
         let source = source(name, section, max_message_size, data_dir)
             .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!(e)))?;
         let status = Arc::new(SourceStatus::new(name, source.kind(), &source.location()));
@@ -150,11 +153,11 @@ pub fn plan(
 
 /// `postern check` lines for every watched mailbox: log in and open the folder (IMAP), get a
 /// token and read the folder (Microsoft Graph).
-pub fn checks<'a>(sections: &[Section<'a>], data_dir: &'a Path) -> Vec<PendingCheck<'a>> {
-    let mut checks: Vec<PendingCheck<'a>> = Vec::new();
-    for &(name, _, section) in sections {
+pub fn checks(sections: Vec<Section>, data_dir: &Path) -> Vec<PendingCheck<'_>> {
+    let mut checks: Vec<PendingCheck<'_>> = Vec::new();
+    for (name, _, section) in sections {
         checks.push(Box::pin(async move {
-            let source = match source(name, section, None, data_dir) {
+            let source = match source(name, &section, None, data_dir) {
                 Ok(source) => source,
                 Err(reason) => {
                     return CheckLine {
@@ -211,16 +214,13 @@ fn yes_no(value: bool) -> &'static str {
 /// larger one is handed on as its header block and refused as too large.
 fn source(
     name: &str,
-    section: &MailboxConfig,
+    section: &MailboxSettings,
     max_message_size: Option<u64>,
     data_dir: &Path,
 ) -> Result<Source, String> {
-    match section.inbox_method.as_deref().unwrap_or("imap") {
-        "imap" => imap(name, section, max_message_size, data_dir).map(Source::Imap),
-        "microsoft_graph" => graph(name, section, max_message_size).map(Source::Graph),
-        other => Err(format!(
-            "{name}.inbox_method: {other:?} is not imap or microsoft_graph"
-        )),
+    match section.inbox_method {
+        InboxMethod::Imap => imap(name, section, max_message_size, data_dir).map(Source::Imap),
+        InboxMethod::MicrosoftGraph => graph(name, section, max_message_size).map(Source::Graph),
     }
 }
 
@@ -233,14 +233,13 @@ fn required<'a>(name: &str, key: &str, value: Option<&'a String>) -> Result<&'a 
 
 fn imap(
     name: &str,
-    section: &MailboxConfig,
+    section: &MailboxSettings,
     max_message_size: Option<u64>,
     data_dir: &Path,
 ) -> Result<ImapSettings, String> {
     let host = required(name, "host", section.host.as_ref())?;
     let user = required(name, "user", section.user.as_ref())?;
-    let ssl = section.ssl.unwrap_or(false);
-    let start_tls = section.start_tls.unwrap_or(false);
+    let (ssl, start_tls) = (section.ssl, section.start_tls);
     if ssl && start_tls {
         return Err(format!("{name}: ssl and start_tls cannot both be true"));
     }
@@ -278,20 +277,13 @@ fn imap(
             ));
         }
     };
-    // gitlab.yml's default port is 143; with implicit TLS the only sensible default is 993.
-    let port = section.port.unwrap_or(if ssl { 993 } else { 143 });
-    let mut config = ImapConfig::new(name, host, port, user, auth);
+    let mut config = ImapConfig::new(name, host, section.port, user, auth);
     config.security = security;
-    config.allow_plaintext = section.allow_plaintext.unwrap_or(false);
-    if let Some(mailbox) = &section.mailbox {
-        config.mailbox = mailbox.clone();
-    }
-    if let Some(seconds) = section.idle_timeout {
-        config.idle_timeout = Duration::from_secs(seconds);
-    }
-    // GitLab's defaults: delete after delivery, no folder-wide EXPUNGE.
-    config.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
-    config.expunge_deleted = section.expunge_deleted.unwrap_or(false);
+    config.allow_plaintext = section.allow_plaintext;
+    config.mailbox.clone_from(&section.folder);
+    config.idle_timeout = Duration::from_secs(section.idle_timeout);
+    config.delete_after_delivery = section.delete_after_delivery;
+    config.expunge_deleted = section.expunge_deleted;
     config.extra_ca_file = section.tls_ca_file.clone();
     // Memory is bounded by the batch, not the backlog; 4 MiB keeps a drain of 1 MB messages
     // inside the memory budget (bench/intake.sh: peak RSS under 40 MB) with one commit and one
@@ -305,7 +297,7 @@ fn imap(
 
 fn graph(
     name: &str,
-    section: &MailboxConfig,
+    section: &MailboxSettings,
     max_message_size: Option<u64>,
 ) -> Result<GraphSettings, String> {
     let options = section
@@ -322,22 +314,16 @@ fn graph(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| format!("{name}.inbox_options.client_secret is required"))?;
     let mut settings = GraphSettings::new(name, user, tenant, client, secret);
-    if let Some(folder) = &section.mailbox {
-        settings.folder = folder.clone();
-    }
-    if let Some(seconds) = options.poll_interval {
-        settings.poll_interval = Duration::from_secs(seconds.max(1));
-    }
-    if let Some(endpoint) = &options.azure_ad_endpoint {
-        settings.azure_ad_endpoint = endpoint.clone();
-    }
-    if let Some(endpoint) = &options.graph_endpoint {
-        settings.graph_endpoint = endpoint.clone();
-    }
+    settings.folder.clone_from(&section.folder);
+    settings.poll_interval = Duration::from_secs(options.poll_interval.max(1));
+    settings
+        .azure_ad_endpoint
+        .clone_from(&options.azure_ad_endpoint);
+    settings.graph_endpoint.clone_from(&options.graph_endpoint);
     if let Some(page_size) = options.page_size {
         settings.page_size = page_size;
     }
-    settings.delete_after_delivery = section.delete_after_delivery.unwrap_or(true);
+    settings.delete_after_delivery = section.delete_after_delivery;
     settings.extra_ca_file = section.tls_ca_file.clone();
     if let Some(max) = max_message_size {
         settings.max_message_size = max;

@@ -10,7 +10,7 @@ use postern_inbox::imap::{TokenFuture, TokenSource};
 use postern_inbox::oauth;
 use postern_vocab::Secret;
 
-use crate::config::MailboxConfig;
+use postern_gitlab::{GraphOptions, MailboxSettings};
 
 /// A token read from a file at every login.
 pub struct TokenFile {
@@ -50,7 +50,7 @@ pub struct ClientCredentials {
 impl ClientCredentials {
     /// From the section's `inbox_options` (tenant_id, client_id, client_secret,
     /// azure_ad_endpoint).
-    pub fn for_imap(name: &str, section: &MailboxConfig) -> Result<ClientCredentials, String> {
+    pub fn for_imap(name: &str, section: &MailboxSettings) -> Result<ClientCredentials, String> {
         let missing =
             |key: &str| format!("{name}: xoauth2 needs oauth2_token_file or inbox_options.{key}");
         let options = section
@@ -71,10 +71,7 @@ impl ClientCredentials {
             .ok_or_else(|| missing("client_secret"))?;
         let endpoint = postern_inbox::http::parse_endpoint(
             &format!("{name}.inbox_options.azure_ad_endpoint"),
-            options
-                .azure_ad_endpoint
-                .as_deref()
-                .unwrap_or(oauth::DEFAULT_AZURE_AD_ENDPOINT),
+            &options.azure_ad_endpoint,
         )?;
         let http = postern_inbox::http::client(section.tls_ca_file.as_deref())
             .map_err(|e| format!("{name}: {e}"))?;
@@ -127,13 +124,12 @@ pub struct Endpoints {
 /// overridden by the section's `token_url`, `device_authorization_url` and `scope`.
 pub fn endpoints(
     name: &str,
-    section: &MailboxConfig,
+    section: &MailboxSettings,
     provider: Option<&str>,
 ) -> Result<Endpoints, String> {
     let options = section.inbox_options.as_ref();
-    let option = |get: fn(&crate::config::InboxOptions) -> Option<&String>| {
-        options.and_then(get).map(String::as_str)
-    };
+    let option =
+        |get: fn(&GraphOptions) -> Option<&String>| options.and_then(get).map(String::as_str);
     let provider = provider.or(option(|o| o.provider.as_ref()));
     let (token, device, scope) = match provider {
         Some("google") => (
@@ -142,8 +138,10 @@ pub fn endpoints(
             GOOGLE_SCOPE,
         ),
         Some("microsoft") => {
-            let base = option(|o| o.azure_ad_endpoint.as_ref())
-                .unwrap_or(oauth::DEFAULT_AZURE_AD_ENDPOINT)
+            let base = options
+                .map_or(oauth::DEFAULT_AZURE_AD_ENDPOINT, |o| {
+                    o.azure_ad_endpoint.as_str()
+                })
                 .trim_end_matches('/');
             // Delegated access from any work account unless a tenant is named.
             let tenant = option(|o| o.tenant_id.as_ref()).unwrap_or("organizations");
@@ -182,7 +180,7 @@ pub fn endpoints(
 
 /// Where a section's refresh token is kept: `refresh_token_file`, or
 /// `<data_dir>/oauth/<section>.refresh-token`.
-pub fn refresh_token_path(name: &str, section: &MailboxConfig, data_dir: &Path) -> PathBuf {
+pub fn refresh_token_path(name: &str, section: &MailboxSettings, data_dir: &Path) -> PathBuf {
     section
         .inbox_options
         .as_ref()
@@ -194,7 +192,7 @@ pub fn refresh_token_path(name: &str, section: &MailboxConfig, data_dir: &Path) 
 /// `inbox_options.oauth_grant`.
 pub fn imap_tokens(
     name: &str,
-    section: &MailboxConfig,
+    section: &MailboxSettings,
     data_dir: &Path,
 ) -> Result<Arc<dyn TokenSource>, String> {
     if let Some(path) = &section.oauth2_token_file {
