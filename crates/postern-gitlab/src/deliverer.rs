@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
+use postern_vocab::ErrorKind;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
@@ -403,7 +404,7 @@ impl Deliverer {
                 }
                 let finish = InboundFinish {
                     state: InboundState::Processed,
-                    handler: Some(route.destination.handler().to_owned()),
+                    handler: Some(route.destination.handler()),
                     error_kind: None,
                     reason: None,
                     outcome: Some(outcome.to_string()),
@@ -423,8 +424,8 @@ impl Deliverer {
             Err(DeliveryFailure::Rejected { kind, reason }) => {
                 let finish = InboundFinish {
                     state: InboundState::Rejected,
-                    handler: Some(route.destination.handler().to_owned()),
-                    error_kind: Some(kind.to_owned()),
+                    handler: Some(route.destination.handler()),
+                    error_kind: Some(kind),
                     reason: Some(reason.clone()),
                     outcome: None,
                 };
@@ -435,7 +436,7 @@ impl Deliverer {
                     mailbox,
                     id,
                     size,
-                    kind,
+                    kind = kind.as_str(),
                     reason,
                     "GitLab rejected the message"
                 );
@@ -447,7 +448,7 @@ impl Deliverer {
                 let failures = self.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
-                tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
+                tracing::warn!(mailbox, id, kind = kind.as_str(), reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
                 (id, Record::Retry { kind, reason, at })
             }
         }
@@ -465,7 +466,7 @@ impl Deliverer {
                     match record {
                         Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
                         Record::Retry { kind, reason, at } => {
-                            let streak = tx.retry_inbound_at(*id, kind, reason, *at).await?;
+                            let streak = tx.retry_inbound_at(*id, *kind, reason, *at).await?;
                             if *kind == crate::webhook::REFUSED
                                 && streak >= self.options.quarantine_after
                             {
@@ -475,7 +476,7 @@ impl Deliverer {
                                     reason,
                                     "GitLab keeps refusing the message; quarantined"
                                 );
-                                tx.quarantine_inbound(*id, kind, reason).await?;
+                                tx.quarantine_inbound(*id, *kind, reason).await?;
                             }
                         }
                     }
@@ -501,7 +502,7 @@ impl Deliverer {
 enum Record {
     Finish(InboundFinish),
     Retry {
-        kind: &'static str,
+        kind: ErrorKind,
         reason: String,
         at: Timestamp,
     },

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use postern_gitlab::{Deliverer, Destination, RedisSettings, Sidekiq};
-use postern_store::{InboundState, Mailbox};
+use postern_store::{HandlerKind, InboundState, Mailbox};
 use postern_testkit::redis::RedisServer;
 
 async fn lrange(url: &str, key: &str) -> Vec<serde_json::Value> {
@@ -117,7 +117,7 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
     assert_ne!(jobs[0]["jid"], jobs[1]["jid"]);
     for meta in all_messages(&db.store, Mailbox::Incoming).await {
         assert_eq!(meta.state, InboundState::Processed);
-        assert_eq!(meta.handler.as_deref(), Some("sidekiq"));
+        assert_eq!(meta.handler, Some(HandlerKind::Sidekiq));
     }
 }
 

@@ -1,8 +1,8 @@
 //! Inbound messages: durable copy, dedupe identities, claims and outcomes.
 
 use postern_store::{
-    DuplicateOf, InboundFilter, InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox,
-    NewInbound, Timestamp, content_identity,
+    DuplicateOf, ErrorKind, HandlerKind, InboundFilter, InboundFinish, InboundSource, InboundState,
+    InsertOutcome, Mailbox, NewInbound, Timestamp, content_identity,
 };
 
 use crate::support::{TestDb, both, sqlite_file};
@@ -128,8 +128,8 @@ both!(claim_finish_and_list, |db| {
         a,
         &InboundFinish {
             state: InboundState::Rejected,
-            handler: Some("create_note".to_owned()),
-            error_kind: Some("user_not_found".to_owned()),
+            handler: Some(HandlerKind::CreateNote),
+            error_kind: Some(ErrorKind::UserNotFound),
             reason: Some("sender is not a verified address".to_owned()),
             outcome: Some(r#"{"status":"rejected"}"#.to_owned()),
         },
@@ -142,7 +142,7 @@ both!(claim_finish_and_list, |db| {
     let meta = tx.inbound(a).await?.expect("exists").meta;
     assert_eq!(meta.state, InboundState::Rejected);
     assert_eq!(meta.attempts, 2);
-    assert_eq!(meta.error_kind.as_deref(), Some("user_not_found"));
+    assert_eq!(meta.error_kind, Some(ErrorKind::UserNotFound));
     assert!(meta.processed_at.is_some());
 
     let all = tx.list_inbound(&InboundFilter::default()).await?;
