@@ -249,7 +249,7 @@ both!(
             postern_store::InsertOutcome::New(id) => id,
             other => panic!("{other:?}"),
         };
-        tx.quarantine_inbound(id, "repeated_failure", "failed 8 times in a row: disk full")
+        tx.quarantine_inbound(id, postern_core::ErrorKind::RepeatedFailure, "failed 8 times in a row: disk full")
             .await?;
         tx.commit().await?;
 
