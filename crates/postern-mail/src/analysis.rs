@@ -15,7 +15,7 @@ use crate::limits::MAX_ATTACHMENTS_LISTED;
 use crate::message::Email;
 use crate::message::cap_message;
 use crate::quick_actions::scan_quick_actions;
-use crate::receiver::{self, ByBytes, Mailbox, ReceiverSettings};
+use crate::receiver::{self, AttachmentLimits, ByBytes, Mailbox, ReceiverSettings};
 use crate::reply::{self, ReplyOptions};
 use crate::route::{HandlerKind, Route};
 
@@ -32,6 +32,8 @@ pub struct AnalysisOptions {
     pub host: Option<String>,
     /// Reply-parser switches for `body`.
     pub reply: ReplyOptions,
+    /// `limits:` on attachments, which refuse a message before its key is looked for.
+    pub limits: AttachmentLimits,
 }
 
 impl Default for AnalysisOptions {
@@ -43,6 +45,7 @@ impl Default for AnalysisOptions {
             service_desk_address: None,
             host: Some("localhost".to_owned()),
             reply: ReplyOptions::default(),
+            limits: AttachmentLimits::default(),
         }
     }
 }
@@ -119,8 +122,12 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         service_desk_address: options.service_desk_address.as_ref(),
         host: options.host.as_deref(),
     };
+    let all_attachments = attachments::attachments(&email);
     // `inspect` reads the whole input: never a header block kept for its size.
-    let by_bytes = receiver::by_bytes(&raw, &email, false);
+    let by_bytes = receiver::by_bytes(&raw, &email, false, &options.limits, || {
+        let bytes = all_attachments.iter().map(|a| a.size).sum();
+        (all_attachments.len(), bytes)
+    });
     // Found even when the first step refuses, to show what the key step saw.
     let routing = receiver::routing(&email, &settings, None);
     let error = receiver::refusal(by_bytes, &routing);
@@ -129,7 +136,7 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         // Refused before the automatic check was made.
         Some(ByBytes::Blank) => crate::auto::auto_generated(&email),
         // The check was made and found nothing.
-        Some(ByBytes::TooLarge) | None => None,
+        Some(ByBytes::TooLarge | ByBytes::OverLimit(_)) | None => None,
     };
 
     let selected = reply::select_body(email.inner());
@@ -141,7 +148,6 @@ pub fn analyse(raw: &[u8], options: &AnalysisOptions) -> Analysis {
         Err(error) => (String::new(), None, Some(error.to_string())),
     };
 
-    let all_attachments = attachments::attachments(&email);
     let quick_actions = scan_quick_actions(&body);
     Analysis {
         message_id: email.message_id().map(str::to_owned),

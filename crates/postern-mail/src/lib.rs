@@ -58,6 +58,6 @@ pub use quick_actions::{
     QuickAction, QuickActionScan, extract_quick_actions, extract_quick_actions_capped,
     find_quick_actions, redact_quick_actions, scan_quick_actions,
 };
-pub use receiver::{ByBytes, Mailbox, ReceiverSettings, Routing};
+pub use receiver::{AttachmentLimits, ByBytes, Mailbox, OverLimit, ReceiverSettings, Routing};
 pub use reply::{Reply, ReplyError, ReplyOptions, parse_reply};
 pub use route::{HandlerKind, ProjectRef, ReplyKey, Route, route_incoming, route_service_desk};

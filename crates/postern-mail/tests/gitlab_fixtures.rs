@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use postern_mail::key::{KeyScan, received_recipients};
 use postern_mail::{
-    AddressTemplate, Analysis, AnalysisOptions, AutoReason, CustomEmailLookup, Email, ErrorKind,
-    HandlerKind, KeySource, Mailbox, ProjectRef, ReplyKey, ReplyOptions, Route, analyse,
-    find_mail_key, parse_reply, redact_quick_actions,
+    AddressTemplate, Analysis, AnalysisOptions, AttachmentLimits, AutoReason, CustomEmailLookup,
+    Email, ErrorKind, HandlerKind, KeySource, Mailbox, ProjectRef, ReplyKey, ReplyOptions, Route,
+    analyse, find_mail_key, parse_reply, redact_quick_actions,
 };
 
 const KEY: &str = "59d8df8370b7e95c5a49fbf86aeb2c93";
@@ -66,6 +66,7 @@ fn options(template: Option<&str>) -> AnalysisOptions {
         service_desk_address: None,
         host: Some("localhost".into()),
         reply: ReplyOptions::default(),
+        limits: AttachmentLimits::default(),
     }
 }
 
@@ -76,6 +77,7 @@ fn service_desk_options(template: &str) -> AnalysisOptions {
         service_desk_address: Some(AddressTemplate::new(template)),
         host: Some("localhost".into()),
         reply: ReplyOptions::default(),
+        limits: AttachmentLimits::default(),
     }
 }
 

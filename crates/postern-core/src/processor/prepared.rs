@@ -157,24 +157,29 @@ fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
 }
 
 /// The receiver's checks the bytes alone decide ([`receiver::by_bytes`]: blank, automatic,
-/// too large for the source to fetch), then postern's limits on what one message may do.
+/// too large for the source to fetch, over an attachment limit).
 fn early_decision(
     raw: &[u8],
     email: &Email<'_>,
     declared_size: Option<i64>,
     limits: &MessageLimits,
 ) -> Option<Decision> {
-    if let Some(refused) = receiver::by_bytes(raw, email, declared_size.is_some()) {
-        let kind = refused.error_kind();
-        return Some(match refused {
-            ByBytes::Automatic(reason) => Decision::Ignored(Rejection::with_reason(
-                kind,
-                format!("automatic mail ({})", reason.as_str()),
-            )),
-            ByBytes::Blank | ByBytes::TooLarge => Decision::Rejected(Rejection::new(kind)),
-        });
-    }
-    Uploads::check(email, limits).err().map(Decision::Rejected)
+    let refused = receiver::by_bytes(
+        raw,
+        email,
+        declared_size.is_some(),
+        &limits.attachments(),
+        || receiver::attachment_totals(email),
+    )?;
+    let kind = refused.error_kind();
+    Some(match refused {
+        ByBytes::Automatic(reason) => Decision::Ignored(Rejection::with_reason(
+            kind,
+            format!("automatic mail ({})", reason.as_str()),
+        )),
+        ByBytes::OverLimit(over) => Decision::Rejected(crate::content::over_limit(over)),
+        ByBytes::Blank | ByBytes::TooLarge => Decision::Rejected(Rejection::new(kind)),
+    })
 }
 
 /// The bytes after the header block: the part of a message that transports do not change.

@@ -249,8 +249,12 @@ both!(
             postern_store::InsertOutcome::New(id) => id,
             other => panic!("{other:?}"),
         };
-        tx.quarantine_inbound(id, postern_core::ErrorKind::RepeatedFailure, "failed 8 times in a row: disk full")
-            .await?;
+        tx.quarantine_inbound(
+            id,
+            postern_core::ErrorKind::RepeatedFailure,
+            "failed 8 times in a row: disk full",
+        )
+        .await?;
         tx.commit().await?;
 
         let session = web.login("root").await?;

@@ -1,19 +1,39 @@
 //! `postern inspect` and `postern receive` take the same receiver decision: for varied
-//! messages, the refusal `inspect` reports (blank, automatic, no key or route) is the one
-//! `receive` records, and where `inspect` finds a handler, that handler is the one that ran.
+//! messages, the refusal `inspect` reports (blank, automatic, over an attachment limit, no key or
+//! route) is the one `receive` records, and where `inspect` finds a handler, that handler ran.
 
 use serde_json::Value;
 
-use crate::support::{
-    Sandbox, WALKTHROUGH_CONFIG, Walkthrough, fixture_with, read_testdata, str_field,
-};
+use crate::support::{Sandbox, Walkthrough, read_testdata, str_field};
 
 /// The refusals the receiver decides before any handler, the ones `inspect` can report.
 const RECEIVER_REFUSALS: &[&str] = &[
     "empty_email",
     "auto_generated_email",
+    "limit_exceeded",
     "unknown_incoming_email",
 ];
+
+/// The walkthrough's configuration with a low attachment limit.
+const CONFIG: &str = "incoming_email:\n  enabled: true\n  address: \"incoming+%{key}@appmail.adventuretime.ooo\"\ninstance:\n  host: localhost\nlimits:\n  max_attachments: 2\n";
+
+/// A mail to `to` with three small attachments, one over the limit of [`CONFIG`].
+fn three_attachments(to: &str, id: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "From: jake@adventuretime.ooo\r\nTo: {to}\r\nSubject: logs\r\n\
+         Message-ID: <{id}@example.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe logs.\r\n"
+    );
+    for n in 1..=3 {
+        raw.push_str(&format!(
+            "--b\r\nContent-Type: text/plain\r\n\
+             Content-Disposition: attachment; filename=\"log{n}.txt\"\r\n\r\nline {n}\r\n"
+        ));
+    }
+    raw.push_str("--b--\r\n");
+    raw.into_bytes()
+}
 
 /// Runs both commands on `raw` (in `mailbox`) and checks that they agree; returns inspect's
 /// `error` (or `handler` when there is none) and receive's `error`, for the caller to check
@@ -27,6 +47,7 @@ fn agree(sandbox: &Sandbox, name: &str, raw: &[u8], mailbox: &str) -> (String, V
         .run_with_stdin(&["receive", "--mailbox", mailbox, "-"], raw)
         .json();
     let context = format!("{name}:\ninspect: {inspected:#}\nreceive: {received:#}");
+    assert_ne!(received["outcome"], "duplicate", "{context}");
     match &inspected["error"] {
         Value::String(kind) => {
             assert!(RECEIVER_REFUSALS.contains(&kind.as_str()), "{context}");
@@ -54,18 +75,19 @@ fn agree(sandbox: &Sandbox, name: &str, raw: &[u8], mailbox: &str) -> (String, V
 
 #[test]
 fn inspect_reports_the_receiver_decision_receive_records() {
-    let sandbox = Sandbox::with_config(WALKTHROUGH_CONFIG);
+    let sandbox = Sandbox::with_config(CONFIG);
     let world = Walkthrough::set_up(&sandbox);
     let project_id = world.project_id.to_string();
-    let issue_to = |key: &str| -> Vec<u8> {
+    // Each with a Message-ID of its own: the same one twice would be a duplicate.
+    let issue_to = |key: &str, id: &str| -> Vec<u8> {
         format!(
             "From: jake@adventuretime.ooo\r\nTo: incoming+{key}@appmail.adventuretime.ooo\r\n\
-             Subject: a bug\r\nMessage-ID: <{key}@example.test>\r\n\r\nIt breaks.\r\n"
+             Subject: a bug\r\nMessage-ID: <{id}@example.test>\r\n\r\nIt breaks.\r\n"
         )
         .into_bytes()
     };
     let valid_issue_key = format!("gitlabhq-gitlabhq-{project_id}-{}-issue", world.token);
-    let mut automatic_with_key = issue_to(&valid_issue_key);
+    let mut automatic_with_key = issue_to(&valid_issue_key, "automatic");
     automatic_with_key.splice(0..0, b"Auto-Submitted: auto-replied\r\n".iter().copied());
 
     // (name, bytes, mailbox, what inspect decides, what receive records as the error)
@@ -107,7 +129,7 @@ fn inspect_reports_the_receiver_decision_receive_records() {
         ),
         (
             "a key no handler takes",
-            issue_to("not!a!key"),
+            issue_to("not!a!key", "no-handler"),
             "incoming",
             "unknown_incoming_email",
             "unknown_incoming_email".into(),
@@ -121,10 +143,28 @@ fn inspect_reports_the_receiver_decision_receive_records() {
         ),
         (
             "the Service Desk mailbox, not configured",
-            issue_to(&valid_issue_key),
-            "service-desk",
+            issue_to(&valid_issue_key, "service-desk"),
+            "service_desk",
             "unknown_incoming_email",
             "unknown_incoming_email".into(),
+        ),
+        // `inspect` used to know no limit: it called this unknown_incoming_email.
+        (
+            "over the attachment limit, without a key",
+            three_attachments("someone@example.test", "over-limit-no-key"),
+            "incoming",
+            "limit_exceeded",
+            "limit_exceeded".into(),
+        ),
+        (
+            "over the attachment limit, with a valid key",
+            three_attachments(
+                &format!("incoming+{valid_issue_key}@appmail.adventuretime.ooo"),
+                "over-limit-with-key",
+            ),
+            "incoming",
+            "limit_exceeded",
+            "limit_exceeded".into(),
         ),
         (
             "a valid new issue",
@@ -137,14 +177,14 @@ fn inspect_reports_the_receiver_decision_receive_records() {
             "a bad token",
             world.fixture("wrong_authentication_token.eml"),
             "incoming",
-            "create_note",
+            "create_issue",
             "user_not_found".into(),
         ),
         (
             "an unknown project",
-            fixture_with(
-                "valid_new_issue.eml",
-                &[("project_id", "999999"), ("auth_token", &world.token)],
+            issue_to(
+                &format!("nobody-nothing-999999-{}-issue", world.token),
+                "unknown-project",
             ),
             "incoming",
             "create_issue",
@@ -162,7 +202,8 @@ fn inspect_reports_the_receiver_decision_receive_records() {
             world.fixture("valid_new_merge_request.eml"),
             "incoming",
             "create_merge_request",
-            Value::Null,
+            // The handler's own refusal, after the receiver's decision.
+            "invalid_merge_request".into(),
         ),
     ];
     for (name, raw, mailbox, decided, recorded) in cases {
