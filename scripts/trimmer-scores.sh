@@ -1,6 +1,6 @@
 #!/bin/sh
 # Scores reference reply trimmers on the reply-complaints corpus, per class, the way
-# crates/postern-mail/tests/reply_complaints.rs scores postern's two modes: a case is right
+# crates/postern-mail/tests/mail/reply_complaints.rs scores postern's two modes: a case is right
 # when the trimmer's result, without leading and trailing whitespace, is the expected text.
 #
 # Trimmers, each used when it is installed (missing ones are reported and skipped):

@@ -53,7 +53,7 @@ impl DnsServer {
             .map_err(|e| format!("temporary directory: {e}"))?
             .keep();
         let reaper = crate::reaper::spawn(
-            "kill \"$(cat \"$DNS_DIR/knot.pid\" 2>/dev/null)\" 2>/dev/null; sleep 0.2; rm -rf \"$DNS_DIR\"",
+            &crate::reaper::kill_then_remove("DNS_DIR", "knot.pid"),
             &[("DNS_DIR", dir.as_os_str())],
         )?;
         let port = free_port()?;

@@ -34,3 +34,14 @@ pub(crate) fn spawn(stop: &str, env: &[(&str, &std::ffi::OsStr)]) -> Result<Chil
     stdin.flush().map_err(|e| format!("reaper pipe: {e}"))?;
     Ok(stdin)
 }
+
+/// A stop command for a server that wrote its pid to `$<dir_var>/<pid_file>`: ask it to end,
+/// wait (at most 5 s) until it has, then remove its directory.
+pub(crate) fn kill_then_remove(dir_var: &str, pid_file: &str) -> String {
+    format!(
+        "pid=$(cat \"${dir_var}/{pid_file}\" 2>/dev/null); \
+         if [ -n \"$pid\" ]; then kill \"$pid\" 2>/dev/null; i=0; \
+         while kill -0 \"$pid\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi; \
+         rm -rf \"${dir_var}\""
+    )
+}

@@ -47,7 +47,7 @@ impl RedisServer {
             .map_err(|e| format!("temporary directory: {e}"))?
             .keep();
         let reaper = crate::reaper::spawn(
-            "kill \"$(cat \"$REDIS_DIR/redis.pid\" 2>/dev/null)\" 2>/dev/null; sleep 0.2; rm -rf \"$REDIS_DIR\"",
+            &crate::reaper::kill_then_remove("REDIS_DIR", "redis.pid"),
             &[("REDIS_DIR", dir.as_os_str())],
         )?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,7 @@ use postern_core::{ErrorKind, HandlerKind, Outcome};
 use postern_store::{IssueState, Noteable, Role};
 use postern_testkit::both;
 
-use crate::support::{INCOMING, KEY, REPLY, World, renamed};
+use crate::support::{INCOMING, KEY, REPLY, World, receive_with, renamed};
 
 both!(reply_becomes_a_note_by_the_recipient, |db| {
     let world = World::new(db).await?;
@@ -83,19 +83,6 @@ both!(
         );
         let processor =
             postern_core::Processor::new(world.store().clone(), world.repositories(), config);
-        let receive = |raw: Vec<u8>| {
-            let processor = processor.clone();
-            async move {
-                processor
-                    .receive(
-                        &raw,
-                        postern_store::Mailbox::Incoming,
-                        postern_store::InboundSource::Pipe,
-                        None,
-                    )
-                    .await
-            }
-        };
         // Sent to an address without a key: only References carries it.
         let unsigned = String::from_utf8(world.fixture(
             "reply_without_subaddressing_and_key_inside_references.eml",
@@ -103,7 +90,7 @@ both!(
         ))?;
 
         // Unsigned, its From fails DMARC: anyone who saw a notification could write this.
-        let outcome = receive(unsigned.clone().into_bytes()).await?;
+        let outcome = receive_with(&processor, unsigned.as_bytes()).await?;
         assert_eq!(
             outcome.error,
             Some(ErrorKind::SenderNotAuthenticated),
@@ -118,7 +105,7 @@ both!(
             "adventuretime.ooo",
             "s1",
         );
-        let outcome = receive(signed.into_bytes()).await?;
+        let outcome = receive_with(&processor, signed.as_bytes()).await?;
         assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         assert_eq!(world.notes(&issue).await?.len(), 1);
         Ok(())

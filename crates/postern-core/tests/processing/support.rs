@@ -109,10 +109,7 @@ impl World {
 
     /// Receives `raw` on the incoming mailbox with `template`.
     pub async fn receive(&self, template: &str, raw: &[u8]) -> Result<ReceiveOutcome, BoxError> {
-        Ok(self
-            .processor(template)
-            .receive(raw, Mailbox::Incoming, InboundSource::Pipe, None)
-            .await?)
+        receive_with(&self.processor(template), raw).await
     }
 
     /// Adds a user with a verified address and a role in the project.
@@ -244,6 +241,13 @@ impl World {
 }
 
 pub use postern_testkit::fixtures::renamed;
+
+/// Receives `raw` on the incoming mailbox, piped, with a processor configured by the test.
+pub async fn receive_with(processor: &Processor, raw: &[u8]) -> Result<ReceiveOutcome, BoxError> {
+    Ok(processor
+        .receive(raw, Mailbox::Incoming, InboundSource::Pipe, None)
+        .await?)
+}
 
 /// A multipart mail from jake to `to` with a text part `body` and one base64 attachment of
 /// `content_type` per (name, content).

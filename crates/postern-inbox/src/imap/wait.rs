@@ -133,6 +133,8 @@ impl<I: Intake> Watcher<'_, I> {
                 _ = self.shutdown.wait_for(|stop| *stop) => shutdown = true,
             }
             self.status.connected();
+            // With "waiting in IDLE", a log reader can tell whether the watcher is idle now.
+            tracing::debug!(mailbox = %settings.config().name, "leaving IDLE");
         }
         let done_within = if shutdown {
             DONE_AT_SHUTDOWN.min(settings.config().command_timeout)

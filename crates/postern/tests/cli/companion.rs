@@ -1,7 +1,7 @@
 //! `postern serve --gitlab-config` in mail_room's place, over a private Dovecot, the GitLab
 //! stand-in (which checks the JWT as GitLab does) and a private Redis: the faults that cost
 //! mail_room messages — the endpoint answering 500 for a while, the endpoint down and back,
-//! Redis down and back (Sidekiq delivery), Dovecot stopped for 15 s and restarted, SIGKILL in
+//! Redis down and back (Sidekiq delivery), Dovecot stopped and restarted, SIGKILL in
 //! the middle of a 1000-message drain and a restart (webhook and Sidekiq). Each counts what reached GitLab by
 //! Message-ID: nothing lost, nothing duplicated, the process alive, the folder emptied.
 //! Plus `check --gitlab-config` and the start-up refusal of an unusable secret.
@@ -15,7 +15,9 @@ use postern_testkit::gitlab::{GitlabConfig, GitlabStandIn, MailboxAuth, write_se
 use postern_testkit::mailserver::{MailServer, USER};
 use postern_testkit::redis::RedisServer;
 
-use crate::sources::{BOUND, folder_state, free_port, imap, runtime, serve_with, stop};
+use crate::sources::{
+    BOUND, folder_state, free_port, imap, runtime, serve_log, serve_with, stop, wait_for_log_lines,
+};
 use crate::support::Sandbox;
 
 const SECRET: [u8; 32] = [42; 32];
@@ -142,6 +144,25 @@ fn assert_delivered(titles: &HashMap<String, usize>, sent: &[String], max_duplic
     assert_eq!(titles.len(), sent.len(), "only what was sent arrives");
 }
 
+/// Waits (at most [`BOUND`]) until serve has logged a failed attempt to hand mail to GitLab
+/// (a message put back for a retry, or a whole round failed).
+fn wait_for_failed_delivery(sandbox: &Sandbox) {
+    let deadline = Instant::now() + BOUND;
+    let failed = || {
+        let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
+        log.contains("delivery to GitLab failed; will retry")
+            || log.contains("gitlab delivery round failed")
+    };
+    while !failed() {
+        assert!(
+            Instant::now() < deadline,
+            "no failed delivery logged within {BOUND:?}; serve.log ends:\n{}",
+            serve_log(sandbox)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn assert_alive(child: &mut Child) {
     assert!(child.try_wait().expect("try_wait").is_none(), "serve died");
 }
@@ -197,7 +218,7 @@ fn companion_endpoint_down_then_up_loses_and_duplicates_nothing() {
     let sent = rt.block_on(append(&server, "down", "down", 0..30));
     // The mailbox is emptied while GitLab is down: the messages are safe in the store.
     wait_folder_empty(&rt, &server, "down");
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_failed_delivery(&sandbox);
     assert_alive(&mut child);
     rt.block_on(gitlab.come_back());
     wait_for("endpoint back", &sandbox, 30, || gitlab.received().len());
@@ -247,7 +268,7 @@ fn companion_sidekiq_with_redis_down_then_up_loses_and_duplicates_nothing() {
     let mut child = serve(&sandbox, &gitlab_yml);
     let sent = rt.block_on(append(&server, "redis", "redis", 0..30));
     wait_folder_empty(&rt, &server, "redis");
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_failed_delivery(&sandbox);
     assert_alive(&mut child);
     redis.restart().expect("Redis restarts");
     wait_for("Redis back", &sandbox, 30, || {
@@ -259,7 +280,7 @@ fn companion_sidekiq_with_redis_down_then_up_loses_and_duplicates_nothing() {
 }
 
 #[test]
-fn companion_dovecot_stopped_15_s_and_restarted_loses_and_duplicates_nothing() {
+fn companion_dovecot_stopped_and_restarted_loses_and_duplicates_nothing() {
     let Some(server) = MailServer::start_dovecot_only() else {
         return;
     };
@@ -270,7 +291,8 @@ fn companion_dovecot_stopped_15_s_and_restarted_loses_and_duplicates_nothing() {
     let mut child = serve(&sandbox, &gitlab_yml);
     wait_for("before the stop", &sandbox, 10, || gitlab.received().len());
     server.stop().expect("Dovecot stops");
-    std::thread::sleep(Duration::from_secs(15));
+    // The connection lost, then three reconnections refused: the back-off has grown to 8 s.
+    wait_for_log_lines(&sandbox, "IMAP watcher failed; reconnecting", 4);
     assert_alive(&mut child);
     server.restart().expect("Dovecot restarts");
     sent.extend(rt.block_on(append(&server, "restart", "after", 0..10)));

@@ -165,16 +165,65 @@ pub(crate) fn serve_with(sandbox: &Sandbox, args: &[&str]) -> Child {
 
 /// Waits (at most [`BOUND`]) until serve has logged a line containing `needle`.
 pub(crate) fn wait_for_log(sandbox: &Sandbox, needle: &str) {
+    wait_for_log_lines(sandbox, needle, 1);
+}
+
+/// Waits (at most [`BOUND`]) until serve has logged `count` lines containing `needle`.
+pub(crate) fn wait_for_log_lines(sandbox: &Sandbox, needle: &str, count: usize) {
     let deadline = Instant::now() + BOUND;
     let path = sandbox.path().join("serve.log");
-    while !std::fs::read_to_string(&path).is_ok_and(|log| log.contains(needle)) {
+    while !std::fs::read_to_string(&path).is_ok_and(|log| log.matches(needle).count() >= count) {
         assert!(
             Instant::now() < deadline,
-            "serve never logged {needle:?} within {BOUND:?}; serve.log ends:\n{}",
+            "serve never logged {needle:?} {count} times within {BOUND:?}; serve.log ends:\n{}",
             serve_log(sandbox)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `log:` settings under which serve's IMAP watcher logs when it starts and stops waiting in
+/// IDLE (see [`waits_in_idle`]).
+const IDLE_LOGGED: &str = "log:\n  level: \"info,postern_inbox=debug\"\n";
+
+/// Whether serve's IMAP watcher waits in IDLE now, holding no message: its last line about
+/// its connection is "waiting in IDLE" (needs [`IDLE_LOGGED`]).
+fn waits_in_idle(sandbox: &Sandbox) -> bool {
+    let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
+    log.lines()
+        .rev()
+        .find_map(|line| {
+            if line.contains("waiting in IDLE") {
+                Some(true)
+            } else if [
+                "leaving IDLE",
+                "IMAP watcher failed",
+                "IMAP watcher connected",
+            ]
+            .iter()
+            .any(|active| line.contains(active))
+            {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(false)
+}
+
+/// The messages `sandbox`'s store holds that are not processed to their end (received,
+/// claimed or waiting for a retry), as `id state`.
+fn left_to_process(sandbox: &Sandbox) -> Vec<String> {
+    let listed = sandbox.admin_json(&["message", "list", "--limit", "10000"]);
+    listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|message| {
+            ["received", "processing", "failed_temporary"].contains(&str_field(message, "state"))
+        })
+        .map(|message| format!("{} {}", message["id"], str_field(message, "state")))
+        .collect()
 }
 
 /// The last lines serve logged, for a failure message.
@@ -381,7 +430,7 @@ fn two_instances_on_one_mailbox_and_one_postgres_store_duplicate_nothing() {
     let Some(db) = rt.block_on(postern_testkit::TestDb::postgres()) else {
         return;
     };
-    let store = format!("store:\n  url: \"{}\"\n", db.url);
+    let store = format!("{IDLE_LOGGED}store:\n  url: \"{}\"\n", db.url);
     let first = Sandbox::with_config(&config(&server, "shared", &store));
     // Instances of one database share the key that seals its incoming-email tokens.
     let key = first.path().join("postern-data/secrets/token.key");
@@ -392,8 +441,26 @@ fn two_instances_on_one_mailbox_and_one_postgres_store_duplicate_nothing() {
     let a = serve(&first);
     let b = serve(&second);
     let titles = wait_for_issues(&first, 300);
-    // Let both settle, then count again: a late duplicate would show now.
-    std::thread::sleep(Duration::from_secs(2));
+    // Settled, then counted again: with the folder empty, both watchers waiting in IDLE (so
+    // neither holds a message it fetched) and every stored message processed, a late duplicate
+    // has nowhere left to come from.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let left = rt.block_on(folder_state(&server, "shared")).0;
+        let idle = (waits_in_idle(&first), waits_in_idle(&second));
+        let unprocessed = left_to_process(&first);
+        if left == 0 && idle == (true, true) && unprocessed.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {left} in the folder, waiting in IDLE {idle:?}, unprocessed \
+             {unprocessed:?}; serve.log ends:\n{}\n---\n{}",
+            serve_log(&first),
+            serve_log(&second)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let titles_after = issue_titles(&second);
     assert_exactly_once(&titles, &sent);
     assert_eq!(titles, titles_after);
@@ -407,16 +474,18 @@ fn a_locked_store_gets_nothing_acknowledged_until_it_is_back() {
         return;
     };
     let rt = runtime();
-    let sandbox = Sandbox::with_config(&config(&server, "locked", ""));
+    let sandbox = Sandbox::with_config(&config(&server, "locked", IDLE_LOGGED));
     let to = project(&sandbox);
     rt.block_on(preload(&server, "locked", &to, 0));
-    // Another program holds the database's write lock (as a long migration or a backup
-    // tool would).
+    let child = serve(&sandbox);
+    wait_for_log(&sandbox, "waiting in IDLE");
+    // While serve runs, another program takes the database's write lock (as a long migration
+    // or a backup tool would), and mail arrives.
     let database = sandbox.path().join("postern-data/postern.sqlite3");
     let lock = rt.block_on(hold_write_lock(&database));
-    let child = serve(&sandbox);
     let sent = rt.block_on(preload(&server, "locked", &to, 5));
-    std::thread::sleep(Duration::from_secs(8));
+    // The watcher fetched the mail and offered it to the store twice, refused both times.
+    wait_for_log_lines(&sandbox, "the store did not take the messages", 2);
     let (left, seen) = rt.block_on(folder_state(&server, "locked"));
     assert_eq!(
         (left, seen),
