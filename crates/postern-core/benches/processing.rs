@@ -18,6 +18,7 @@
 //! - the time of one merge request by email with 10 `git format-patch` patches, on SQLite;
 //! - the peak RSS of the bench process.
 
+use postern_core::Outcome;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -296,16 +297,12 @@ impl Run {
         self.latencies.entry(kind).or_default().push(latency);
         let label = format!(
             "{} {}{}",
-            outcome.handler.as_deref().unwrap_or("-"),
+            outcome.handler.map_or("-", |handler| handler.as_str()),
             outcome.outcome,
-            outcome
-                .error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
+            outcome.error.map(|e| format!(" ({e})")).unwrap_or_default()
         );
         *self.outcomes.entry(label).or_default() += 1;
-        if outcome.outcome != "processed" && self.first_unexpected.is_none() {
+        if outcome.outcome != Outcome::Processed && self.first_unexpected.is_none() {
             self.first_unexpected = Some(format!("{outcome:?}"));
         }
     }
@@ -667,7 +664,7 @@ async fn time_merge_requests(
         let start = Instant::now();
         let outcome = receive(&world.processor, &raw).await?;
         let elapsed = start.elapsed();
-        if outcome.outcome != "processed" {
+        if outcome.outcome != Outcome::Processed {
             println!("  WARNING: merge request not processed: {outcome:?}");
         }
         if run > 0 {

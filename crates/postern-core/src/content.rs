@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use postern_mail::reply::{finish_reply, selected_body};
 use postern_mail::trim::TrimMode;
-use postern_mail::{Email, ReplyOptions, redact_quick_actions};
+use postern_mail::{Email, OverLimit, ReplyOptions, redact_quick_actions};
 use postern_store::{NewUpload, StagedFiles, Tx, new_upload_secret};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
-use crate::limits::MessageLimits;
 
 /// Which of GitLab's message variants a handler wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,33 +173,6 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// Refuses a message with more attachments, or more attachment bytes, than `limits`
-    /// allow, before any of them is written. The reason names the limit.
-    pub fn check(email: &Email<'_>, limits: &MessageLimits) -> Result<(), Rejection> {
-        let attachments = postern_mail::attachments(email);
-        if attachments.len() > limits.max_attachments {
-            return Err(Rejection::with_reason(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "The email has {} attachments; at most {} are accepted from one email.",
-                    attachments.len(),
-                    limits.max_attachments
-                ),
-            ));
-        }
-        let bytes: usize = attachments.iter().map(|a| a.size).sum();
-        if bytes > limits.max_attachment_bytes {
-            return Err(Rejection::with_reason(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "The email's attachments are {} bytes together; at most {} bytes are accepted from one email.",
-                    bytes, limits.max_attachment_bytes
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Writes every attachment of `email` that a handler may upload (as GitLab's
     /// `max_attachment_size`, larger ones are skipped silently) under the policy's directory.
     pub async fn stage(email: &Email<'_>, policy: &UploadPolicy) -> Result<Uploads, ProcessError> {
@@ -274,6 +246,21 @@ pub async fn upload_attachments(
         links.push(UploadLink { url, markdown });
     }
     Ok(links)
+}
+
+/// The refusal of a message over an attachment limit (found by the receiver's first step,
+/// `postern_mail::receiver::by_bytes`, before any attachment is written); the reason names the
+/// limit.
+pub fn over_limit(over: OverLimit) -> Rejection {
+    let reason = match over {
+        OverLimit::Attachments { count, max } => {
+            format!("The email has {count} attachments; at most {max} are accepted from one email.")
+        }
+        OverLimit::AttachmentBytes { bytes, max } => format!(
+            "The email's attachments are {bytes} bytes together; at most {max} bytes are accepted from one email."
+        ),
+    };
+    Rejection::with_reason(ErrorKind::LimitExceeded, reason)
 }
 
 /// Refuses more quick actions from one message than `limits` allow.

@@ -21,7 +21,7 @@ use postern_store::{
     InboundSource, InsertOutcome, Mailbox, NewInbound, Store, StoreError, content_identity,
 };
 
-use crate::error::ProcessError;
+use crate::error::{ErrorKind, ProcessError};
 use crate::processor::body_of;
 
 /// One message to store, as a source handed it over.
@@ -204,7 +204,10 @@ async fn store_with_cursor(
     let mut tx = store.begin().await?;
     let outcome = match quarantine_reason {
         None => tx.insert_inbound(new).await?,
-        Some(reason) => tx.insert_quarantined(new, "store_refused", reason).await?,
+        Some(reason) => {
+            tx.insert_quarantined(new, ErrorKind::StoreRefused, reason)
+                .await?
+        }
     };
     if let Some((folder, validity, position)) = &message.cursor {
         tx.advance_intake_cursor(folder, *validity, *position)

@@ -2,6 +2,8 @@
 //! and a message over one is refused with [`ErrorKind::LimitExceeded`](crate::ErrorKind) and a
 //! reject notice that names the limit, so the sender knows what to change.
 
+use postern_mail::AttachmentLimits;
+
 /// Limits per message, configurable; [`MessageLimits::default`] is the production default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
@@ -15,13 +17,25 @@ pub struct MessageLimits {
 }
 
 impl Default for MessageLimits {
-    /// 100 attachments, 50 MiB of them, 100 quick actions: far above what a person sends, far
-    /// below what makes one message a burden.
+    /// 100 attachments, 50 MiB of them (the receiver's [`AttachmentLimits`] defaults), 100
+    /// quick actions: far above what a person sends, far below what makes one message a burden.
     fn default() -> Self {
+        let attachments = AttachmentLimits::default();
         MessageLimits {
-            max_attachments: 100,
-            max_attachment_bytes: 50 * 1024 * 1024,
+            max_attachments: attachments.max_attachments,
+            max_attachment_bytes: attachments.max_attachment_bytes,
             max_quick_actions: 100,
+        }
+    }
+}
+
+impl MessageLimits {
+    /// The attachment limits, which the receiver's first step checks
+    /// (`postern_mail::receiver::by_bytes`).
+    pub fn attachments(&self) -> AttachmentLimits {
+        AttachmentLimits {
+            max_attachments: self.max_attachments,
+            max_attachment_bytes: self.max_attachment_bytes,
         }
     }
 }

@@ -9,10 +9,10 @@ use postern_store::{
     Timestamp, Tx, content_identity,
 };
 use postern_vocab::Backoff;
+use postern_vocab::ErrorKind;
 use postern_vocab::backoff::ceil_seconds;
-use serde::{Deserialize, Serialize};
 
-use crate::authentication::{AuthenticationRecord, sender_refusal};
+use crate::authentication::sender_refusal;
 use crate::content::UploadPolicy;
 use crate::error::ProcessError;
 use crate::handlers::{self, Context, Handled};
@@ -20,11 +20,14 @@ use crate::intake::IntakeMessage;
 use crate::limits::MessageLimits;
 use crate::notice;
 
+mod outcome;
 mod prepared;
 
+pub(crate) use outcome::quarantined_outcome;
+pub use outcome::{Created, Outcome, ReceiveOutcome};
+use outcome::{duplicate_outcome, is_finished, queued_outcome};
 pub use prepared::body_of;
-use prepared::{Decision, duplicate_outcome, is_finished, queued_outcome};
-pub(crate) use prepared::{Prepared, quarantined_outcome};
+use prepared::{Decision, Prepared};
 
 /// Everything the processor needs to know about this instance.
 #[derive(Debug, Clone)]
@@ -87,49 +90,6 @@ impl Default for RetryPolicy {
             quarantine_after: 8,
         }
     }
-}
-
-/// What happened to one message, as `postern receive` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiveOutcome {
-    /// The stored message (the first copy, for duplicates).
-    pub inbound_id: i64,
-    /// `processed`, `rejected`, `ignored`, `duplicate`, `queued` (stored; processing failed
-    /// for now and is retried) or `quarantined` (stored and set aside; see
-    /// [`InboundState::Quarantined`]).
-    pub outcome: String,
-    /// The handler that ran.
-    pub handler: Option<String>,
-    /// The error kind, for rejected and ignored messages.
-    pub error: Option<String>,
-    /// The reason text.
-    pub reason: Option<String>,
-    /// What was created.
-    pub created: Option<Created>,
-    /// Whether a reject notice was queued for the sender.
-    pub reject_notice_queued: bool,
-    /// For duplicates: the outcome of the first copy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_outcome: Option<String>,
-    /// What sender authentication found, when the instance verifies senders.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication: Option<Box<AuthenticationRecord>>,
-}
-
-/// A record created by a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Created {
-    /// `issue`, `ticket`, `merge_request` or `note`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The project's full path.
-    pub project: String,
-    /// The issue's or merge request's number in the project.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iid: Option<i64>,
-    /// The comment's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note_id: Option<i64>,
 }
 
 /// Turns raw messages into tracker changes.
@@ -252,14 +212,14 @@ impl Processor {
             ProcessError::Temporary(reason) => {
                 let retry = &self.config.retry;
                 let streak = tx
-                    .fail_inbound_temporarily(id, "temporary_failure", reason, |streak| {
+                    .fail_inbound_temporarily(id, ErrorKind::TemporaryFailure, reason, |streak| {
                         Timestamp::now().plus_seconds(ceil_seconds(retry.backoff.delay(streak)))
                     })
                     .await?;
                 if streak >= i64::from(self.config.retry.quarantine_after) {
                     let reason =
                         format!("failed {streak} times in a row, each time with: {reason}");
-                    tx.quarantine_inbound(id, "repeated_failure", &reason)
+                    tx.quarantine_inbound(id, ErrorKind::RepeatedFailure, &reason)
                         .await?;
                     quarantined_outcome(id, reason)
                 } else {
@@ -268,7 +228,8 @@ impl Processor {
             }
             other => {
                 let reason = other.to_string();
-                tx.quarantine_inbound(id, "internal_error", &reason).await?;
+                tx.quarantine_inbound(id, ErrorKind::Internal, &reason)
+                    .await?;
                 quarantined_outcome(id, reason)
             }
         };
@@ -450,7 +411,7 @@ impl Processor {
             Decision::Ignored(rejection) => (InboundState::Ignored, None, Err(rejection)),
             Decision::Rejected(rejection) => (InboundState::Rejected, None, Err(rejection)),
             Decision::Route(route, key_only_in_references) => 'route: {
-                let handler = route.kind().as_str().to_owned();
+                let handler = route.kind();
                 if let Some(instance) = authenticated.as_ref() {
                     // Decided again under the policy of the project the mail acts on, as
                     // that project is set now, in this transaction.
@@ -490,12 +451,11 @@ impl Processor {
         let mut outcome = ReceiveOutcome {
             inbound_id: id,
             outcome: match state {
-                InboundState::Processed => "processed",
-                InboundState::Ignored => "ignored",
-                _ => "rejected",
-            }
-            .to_owned(),
-            handler: handler.clone(),
+                InboundState::Processed => Outcome::Processed,
+                InboundState::Ignored => Outcome::Ignored,
+                _ => Outcome::Rejected,
+            },
+            handler,
             error: None,
             reason: None,
             created: None,
@@ -508,7 +468,7 @@ impl Processor {
         match result {
             Ok(Handled { created }) => outcome.created = created,
             Err(rejection) => {
-                outcome.error = Some(rejection.kind.as_str().to_owned());
+                outcome.error = Some(rejection.kind);
                 outcome.reason = Some(rejection.reason.clone());
                 if state == InboundState::Rejected {
                     outcome.reject_notice_queued = notice::queue_reject_notice(
@@ -530,7 +490,7 @@ impl Processor {
             &InboundFinish {
                 state,
                 handler,
-                error_kind: outcome.error.clone(),
+                error_kind: outcome.error,
                 reason: outcome.reason.clone(),
                 outcome: Some(outcome_json),
             },

@@ -2,6 +2,7 @@
 //! ([`DeliveryFailure`]), and building the destinations of a whole configuration at start-up.
 
 use postern_store::Mailbox;
+use postern_vocab::{ErrorKind, HandlerKind};
 
 use crate::jwt::{JwtError, JwtSigner};
 use crate::settings::{DeliveryMethod, GitlabMailboxes, mailbox_type};
@@ -13,15 +14,15 @@ use crate::webhook::{Webhook, WebhookError, WebhookOptions, http_client};
 pub enum DeliveryFailure {
     /// It may pass later (GitLab or Redis unavailable, 5xx, 401/403): keep and retry.
     Temporary {
-        /// A stable name for the error (`webhook_unreachable`, `redis_unavailable` …).
-        kind: &'static str,
+        /// What failed (`webhook_unreachable`, `redis_unavailable` …).
+        kind: ErrorKind,
         /// What happened, without secrets.
         reason: String,
     },
     /// GitLab refused the message for good (too large).
     Rejected {
         /// The error kind (`email_too_large`).
-        kind: &'static str,
+        kind: ErrorKind,
         /// GitLab's reason.
         reason: String,
     },
@@ -51,11 +52,11 @@ impl Destination {
         }
     }
 
-    /// The handler name recorded on a delivered message: `webhook` or `sidekiq`.
-    pub fn handler(&self) -> &'static str {
+    /// The handler recorded on a delivered message: `webhook` or `sidekiq`.
+    pub fn handler(&self) -> HandlerKind {
         match self {
-            Destination::Webhook(_) => "webhook",
-            Destination::Sidekiq(_) => "sidekiq",
+            Destination::Webhook(_) => HandlerKind::Webhook,
+            Destination::Sidekiq(_) => HandlerKind::Sidekiq,
         }
     }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
 use postern_vocab::Backoff;
+use postern_vocab::ErrorKind;
 use postern_vocab::backoff::ceil_seconds;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
@@ -390,7 +391,7 @@ impl Deliverer {
                 }
                 let finish = InboundFinish {
                     state: InboundState::Processed,
-                    handler: Some(route.destination.handler().to_owned()),
+                    handler: Some(route.destination.handler()),
                     error_kind: None,
                     reason: None,
                     outcome: Some(outcome.to_string()),
@@ -410,8 +411,8 @@ impl Deliverer {
             Err(DeliveryFailure::Rejected { kind, reason }) => {
                 let finish = InboundFinish {
                     state: InboundState::Rejected,
-                    handler: Some(route.destination.handler().to_owned()),
-                    error_kind: Some(kind.to_owned()),
+                    handler: Some(route.destination.handler()),
+                    error_kind: Some(kind),
                     reason: Some(reason.clone()),
                     outcome: None,
                 };
@@ -422,7 +423,7 @@ impl Deliverer {
                     mailbox,
                     id,
                     size,
-                    kind,
+                    kind = kind.as_str(),
                     reason,
                     "GitLab rejected the message"
                 );
@@ -434,7 +435,7 @@ impl Deliverer {
                 let failures = self.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
-                tracing::warn!(mailbox, id, kind, reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
+                tracing::warn!(mailbox, id, kind = kind.as_str(), reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
                 (id, Record::Retry { kind, reason, at })
             }
         }
@@ -452,7 +453,7 @@ impl Deliverer {
                     match record {
                         Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
                         Record::Retry { kind, reason, at } => {
-                            let streak = tx.retry_inbound_at(*id, kind, reason, *at).await?;
+                            let streak = tx.retry_inbound_at(*id, *kind, reason, *at).await?;
                             if *kind == crate::webhook::REFUSED
                                 && streak >= self.options.quarantine_after
                             {
@@ -462,7 +463,7 @@ impl Deliverer {
                                     reason,
                                     "GitLab keeps refusing the message; quarantined"
                                 );
-                                tx.quarantine_inbound(*id, kind, reason).await?;
+                                tx.quarantine_inbound(*id, *kind, reason).await?;
                             }
                         }
                     }
@@ -488,7 +489,7 @@ impl Deliverer {
 enum Record {
     Finish(InboundFinish),
     Retry {
-        kind: &'static str,
+        kind: ErrorKind,
         reason: String,
         at: Timestamp,
     },

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use encoding_rs::Encoding;
 use postern_store::Mailbox;
+use postern_vocab::ErrorKind;
 use redis::IntoConnectionInfo as _;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
@@ -196,12 +197,12 @@ impl Sidekiq {
     /// before; `Ok` once Redis replied.
     pub async fn deliver(&self, raw: &[u8], identity: &str) -> Result<Pushed, DeliveryFailure> {
         let jid = random_hex(12).map_err(|reason| DeliveryFailure::Temporary {
-            kind: "sidekiq_job",
+            kind: ErrorKind::SidekiqJob,
             reason,
         })?;
         let job = job_json(self.worker, &self.queue, raw, &jid, epoch_seconds_f64());
         let unavailable = |reason: String| DeliveryFailure::Temporary {
-            kind: "redis_unavailable",
+            kind: ErrorKind::RedisUnavailable,
             reason,
         };
         let mut c = self.connection().await.map_err(unavailable)?;

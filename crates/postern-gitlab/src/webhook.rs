@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_store::Mailbox;
+use postern_vocab::ErrorKind;
 
 use crate::deliver::DeliveryFailure;
 use crate::jwt::{HEADER, JwtSigner};
@@ -145,14 +146,14 @@ impl Webhook {
             .signer
             .token()
             .map_err(|e| DeliveryFailure::Temporary {
-                kind: "webhook_token",
+                kind: ErrorKind::WebhookToken,
                 reason: e.to_string(),
             })?;
         let answer =
             self.post(raw.to_vec(), &token)
                 .await
                 .map_err(|reason| DeliveryFailure::Temporary {
-                    kind: "webhook_unreachable",
+                    kind: ErrorKind::WebhookUnreachable,
                     reason,
                 })?;
         classify(&answer)
@@ -167,7 +168,7 @@ pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
         200..=299 => Ok(()),
         400 => match too_large_message(&answer.body) {
             Some(message) => Err(DeliveryFailure::Rejected {
-                kind: "email_too_large",
+                kind: ErrorKind::EmailTooLarge,
                 reason: message,
             }),
             None => Err(DeliveryFailure::Temporary {
@@ -184,14 +185,14 @@ pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
             ),
         }),
         401 | 403 => Err(DeliveryFailure::Temporary {
-            kind: "webhook_unauthorized",
+            kind: ErrorKind::WebhookUnauthorized,
             reason: format!(
                 "GitLab answered {}: the JWT was refused (wrong secret_file, clock skew, or the mailbox is not enabled in GitLab)",
                 answer.status
             ),
         }),
         status => Err(DeliveryFailure::Temporary {
-            kind: "webhook_status",
+            kind: ErrorKind::WebhookStatus,
             reason: format!("GitLab answered {status}"),
         }),
     }
@@ -200,7 +201,7 @@ pub fn classify(answer: &WebhookAnswer) -> Result<(), DeliveryFailure> {
 /// The kind of a failure that is about the message rather than about GitLab: GitLab (or the
 /// proxy in front of it) refused this request. Retried, since the cause may be a GitLab bug
 /// that is fixed, but the same refusal again and again quarantines the message.
-pub const REFUSED: &str = "webhook_refused";
+pub const REFUSED: ErrorKind = ErrorKind::WebhookRefused;
 
 /// At most the first 500 characters of a response body, for a reason text.
 fn bounded(body: &str) -> &str {
@@ -271,7 +272,7 @@ mod tests {
         let body = serde_json::json!({"success": false, "message": text}).to_string();
         match classify(&answer(400, &body)) {
             Err(DeliveryFailure::Rejected { kind, reason }) => {
-                assert_eq!(kind, "email_too_large");
+                assert_eq!(kind, ErrorKind::EmailTooLarge);
                 assert_eq!(reason, text);
             }
             other => panic!("{other:?}"),

@@ -12,6 +12,8 @@
 //! - [`AddressTemplate`]: `incoming+%{key}@example.com`, matched and built both ways.
 //! - [`find_mail_key`] → [`MailKey`], then [`route_incoming`] / [`route_service_desk`] → [`Route`].
 //! - [`auto_generated`]: automatic mail, with the reason.
+//! - [`receiver`]: the receiver's decision before any handler, which `inspect` and processing
+//!   share, refusals named as [`ErrorKind`]s.
 //! - [`parse_reply`]: the reply text; [`trim`] and [`html`] are its two halves. Trimming has
 //!   two modes ([`trim::TrimMode`]): GitLab's trimmer byte for byte (the default here), and
 //!   postern's own, which keeps what GitLab's is known to eat ([`trim::trim_reply`]).
@@ -40,19 +42,22 @@ pub mod key;
 pub mod limits;
 pub mod message;
 pub mod quick_actions;
+pub mod receiver;
 pub mod reply;
 pub mod route;
 pub mod trim;
 
 pub use address::AddressTemplate;
-pub use analysis::{Analysis, AnalysisOptions, EarlyError, Mailbox, analyse};
+pub use analysis::{Analysis, AnalysisOptions, analyse};
 pub use attachments::{Attachment, attachments, patches};
 pub use auto::{AutoReason, auto_generated};
 pub use key::{CustomEmailLookup, KeyScan, KeySource, MailKey, find_mail_key};
 pub use message::{Email, cap_message, header_message_id, message_id_for_log, message_id_of};
+pub use postern_vocab::ErrorKind;
 pub use quick_actions::{
     QuickAction, QuickActionScan, extract_quick_actions, extract_quick_actions_capped,
     find_quick_actions, redact_quick_actions, scan_quick_actions,
 };
+pub use receiver::{AttachmentLimits, ByBytes, Mailbox, OverLimit, ReceiverSettings, Routing};
 pub use reply::{Reply, ReplyError, ReplyOptions, parse_reply};
 pub use route::{HandlerKind, ProjectRef, ReplyKey, Route, route_incoming, route_service_desk};

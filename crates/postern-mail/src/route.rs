@@ -15,37 +15,9 @@ use serde::Serialize;
 pub const FULL_REPLY_KEY_PATTERN: &str =
     r"(?:[a-f0-9]{32})|(?:[0-9a-z]{1,4}-[0-9a-z]{25}(?:-[0-9a-z]{1,13})?)";
 
-/// The six handlers, named as in `postern inspect`'s `handler` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandlerKind {
-    /// Reply to a notification → comment.
-    CreateNote,
-    /// Mail to a project's new-issue address → issue.
-    CreateIssue,
-    /// Mail to an issue's address → comment on that issue.
-    CreateNoteOnIssuable,
-    /// Mail to the unsubscribe address of a notification.
-    Unsubscribe,
-    /// Mail to a project's new-merge-request address → merge request.
-    CreateMergeRequest,
-    /// Mail to a project's Service Desk address → ticket.
-    ServiceDesk,
-}
-
-impl HandlerKind {
-    /// The snake_case name used in JSON and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandlerKind::CreateNote => "create_note",
-            HandlerKind::CreateIssue => "create_issue",
-            HandlerKind::CreateNoteOnIssuable => "create_note_on_issuable",
-            HandlerKind::Unsubscribe => "unsubscribe",
-            HandlerKind::CreateMergeRequest => "create_merge_request",
-            HandlerKind::ServiceDesk => "service_desk",
-        }
-    }
-}
+/// The handler a route leads to; the six the receiver chooses from are named in `postern
+/// inspect`'s `handler` field as they are stored.
+pub use postern_vocab::HandlerKind;
 
 /// A notification's reply key, as parsed from an address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,6 +1,8 @@
 //! Inbound messages: the durable raw copy taken before a source is acknowledged, its dedupe
 //! identities, and what processing made of it.
 
+use postern_vocab::{ErrorKind, HandlerKind};
+
 use crate::raw_files::EXTERNAL_FROM_BYTES;
 use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
@@ -69,9 +71,9 @@ pub struct InboundMeta {
     /// Processing state.
     pub state: InboundState,
     /// The handler that took it (`create_note`, `service_desk` …).
-    pub handler: Option<String>,
+    pub handler: Option<HandlerKind>,
     /// Named error kind for rejections and failures.
-    pub error_kind: Option<String>,
+    pub error_kind: Option<ErrorKind>,
     /// Human-readable reason.
     pub reason: Option<String>,
     /// The outcome as JSON text (what `postern receive` printed).
@@ -161,10 +163,10 @@ pub enum InsertOutcome {
 pub struct InboundFinish {
     /// Final (or retry) state.
     pub state: InboundState,
-    /// Handler name.
-    pub handler: Option<String>,
-    /// Error kind.
-    pub error_kind: Option<String>,
+    /// The handler that took it.
+    pub handler: Option<HandlerKind>,
+    /// Why it was refused.
+    pub error_kind: Option<ErrorKind>,
     /// Reason.
     pub reason: Option<String>,
     /// Outcome JSON text.
@@ -292,7 +294,7 @@ impl Tx {
     pub async fn insert_quarantined(
         &mut self,
         new: &NewInbound<'_>,
-        error_kind: &str,
+        error_kind: ErrorKind,
         reason: &str,
     ) -> Result<InsertOutcome, StoreError> {
         use sha2::Digest as _;
@@ -347,8 +349,8 @@ impl Tx {
              WHERE id = $1",
             id,
             finish.state.as_str(),
-            &finish.handler,
-            &finish.error_kind,
+            finish.handler.map(HandlerKind::as_str),
+            finish.error_kind.map(ErrorKind::as_str),
             &finish.reason,
             &finish.outcome,
             Timestamp::now().0,

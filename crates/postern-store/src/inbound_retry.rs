@@ -5,6 +5,8 @@
 //! mailbox), whose destination can be down for a while; a message that keeps failing waits its
 //! own back-off, so it never blocks the ones behind it.
 
+use postern_vocab::ErrorKind;
+
 use crate::tx::{execute, fetch_all, fetch_optional};
 use crate::{InboundMeta, Mailbox, StoreError, Timestamp, Tx};
 
@@ -46,7 +48,7 @@ impl Tx {
     pub async fn retry_inbound_at(
         &mut self,
         id: i64,
-        error_kind: &str,
+        error_kind: ErrorKind,
         reason: &str,
         next_attempt_at: Timestamp,
     ) -> Result<i64, StoreError> {
@@ -61,7 +63,7 @@ impl Tx {
     pub async fn fail_inbound_temporarily(
         &mut self,
         id: i64,
-        error_kind: &str,
+        error_kind: ErrorKind,
         reason: &str,
         next_attempt_at: impl FnOnce(i64) -> Timestamp,
     ) -> Result<i64, StoreError> {
@@ -85,7 +87,7 @@ impl Tx {
                  next_attempt_at = $5, failure_streak = $6
              WHERE id = $1",
             id,
-            error_kind,
+            error_kind.as_str(),
             &*reason,
             Timestamp::now().0,
             next_attempt_at(streak).0,
@@ -100,7 +102,7 @@ impl Tx {
     pub async fn quarantine_inbound(
         &mut self,
         id: i64,
-        error_kind: &str,
+        error_kind: ErrorKind,
         reason: &str,
     ) -> Result<(), StoreError> {
         let reason = crate::without_nul(reason);
@@ -111,7 +113,7 @@ impl Tx {
                  next_attempt_at = NULL
              WHERE id = $1",
             id,
-            error_kind,
+            error_kind.as_str(),
             &*reason,
             Timestamp::now().0,
         )?;

@@ -88,6 +88,8 @@ pub use notifications::{
     CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
 };
 pub use outbox::{EnqueueOutcome, NewOutboxMail, OutboxFilter, OutboxMail, OutboxState};
+/// The handler and error kinds recorded on inbound messages, as stored.
+pub use postern_vocab::{ErrorKind, HandlerKind};
 pub use project_policy::ProjectSenderPolicy;
 pub use projects::{
     CustomEmailVerificationState, Member, NewProject, Project, ProjectUpdate, Role,

@@ -2,7 +2,8 @@
 //! itself; [`random`], fresh tokens from the operating system's generator; [`Backoff`], how
 //! long to wait before trying again; [`identifier`], a sender's identifier (a Message-ID) made
 //! fit to keep and to show; [`Mailbox`], which of GitLab's two mailboxes a message came
-//! through.
+//! through; [`outcome`], what became of an inbound message ([`HandlerKind`], [`ErrorKind`]), as
+//! recorded and shown.
 //!
 //! A leaf: it depends on no other postern crate, does no I/O beyond asking for randomness, and
 //! every crate may depend on it.
@@ -10,9 +11,11 @@
 pub mod backoff;
 pub mod identifier;
 mod mailbox;
+pub mod outcome;
 pub mod random;
 mod secret;
 
 pub use backoff::Backoff;
 pub use mailbox::{Mailbox, UnknownMailbox};
+pub use outcome::{ErrorKind, HandlerKind};
 pub use secret::Secret;

@@ -70,8 +70,8 @@ async fn main() {
                     } else {
                         InboundState::Processed
                     },
-                    handler: Some("create_note".into()),
-                    error_kind: rejected.then(|| "user_not_found".into()),
+                    handler: Some(postern_store::HandlerKind::CreateNote),
+                    error_kind: rejected.then_some(postern_store::ErrorKind::UserNotFound),
                     reason: rejected.then(|| {
                         "We couldn't figure out what user corresponds to the email.".into()
                     }),

@@ -39,8 +39,8 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
 pub fn record_receive(outcome: &ReceiveOutcome, mailbox: &str, elapsed: Duration) {
     metrics::counter!(
         "postern_messages_total",
-        "outcome" => outcome.outcome.clone(),
-        "error_kind" => outcome.error.clone().unwrap_or_default(),
+        "outcome" => outcome.outcome.as_str(),
+        "error_kind" => outcome.error.map_or("", postern_core::ErrorKind::as_str),
         "mailbox" => mailbox.to_owned(),
     )
     .increment(1);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use postern_gitlab::{DeliveryMethod, GraphOptions, InboxMethod, MailboxSettings};
 use postern_mail::trim::TrimMode;
-use postern_mail::{AddressTemplate, AnalysisOptions, Mailbox, ReplyOptions};
+use postern_mail::{AddressTemplate, AnalysisOptions, AttachmentLimits, Mailbox, ReplyOptions};
 use serde::Deserialize;
 
 /// The embedded default incoming address, used when nothing is configured.
@@ -482,6 +482,21 @@ impl Config {
             .map_or(TrimMode::Postern, TrimMode::from)
     }
 
+    /// `limits.max_attachments` and `max_attachment_bytes`, defaults filled in: the receiver's
+    /// first step refuses a message over them, in `inspect` as in processing.
+    pub fn attachment_limits(&self) -> AttachmentLimits {
+        let default = AttachmentLimits::default();
+        let limits = self.limits.as_ref();
+        AttachmentLimits {
+            max_attachments: limits
+                .and_then(|limits| limits.max_attachments)
+                .unwrap_or(default.max_attachments),
+            max_attachment_bytes: limits
+                .and_then(|limits| limits.max_attachment_bytes)
+                .unwrap_or(default.max_attachment_bytes),
+        }
+    }
+
     /// Analysis options for `inspect` from this configuration.
     pub fn analysis_options(&self, mailbox: Mailbox, reply: ReplyOptions) -> AnalysisOptions {
         AnalysisOptions {
@@ -493,6 +508,7 @@ impl Config {
                 .map(AddressTemplate::new),
             host: Some(self.host()),
             reply,
+            limits: self.attachment_limits(),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use postern_core::Processor;
 use postern_core::intake::{IntakeMessage, take_in};
+use postern_core::{Outcome, Processor};
 use postern_inbox::intake::{Fetched, Intake, IntakeError};
 use postern_store::{InboundSource, Mailbox, Store, StoreError};
 use tracing::Instrument as _;
@@ -101,7 +101,7 @@ impl Intake for StoreIntake {
                             started.elapsed(),
                         )
                     });
-                    if outcome.outcome == "queued" {
+                    if outcome.outcome == Outcome::Queued {
                         (self.wake)();
                     }
                     Ok(())

@@ -94,8 +94,8 @@ pub fn message_finished(outcome: &ReceiveOutcome, via: &str, mailbox: &str, elap
     tracing::info!(
         inbound_id = outcome.inbound_id,
         outcome = %outcome.outcome,
-        handler = outcome.handler.as_deref().unwrap_or("-"),
-        error = outcome.error.as_deref().unwrap_or("-"),
+        handler = outcome.handler.map_or("-", |handler| handler.as_str()),
+        error = outcome.error.map_or("-", |error| error.as_str()),
         dmarc = outcome
             .authentication
             .as_ref()

@@ -283,11 +283,10 @@ impl Setup {
     pub fn message_limits(&self) -> postern_core::MessageLimits {
         let limits = self.limits();
         let default = postern_core::MessageLimits::default();
+        let attachments = self.config.attachment_limits();
         postern_core::MessageLimits {
-            max_attachments: limits.max_attachments.unwrap_or(default.max_attachments),
-            max_attachment_bytes: limits
-                .max_attachment_bytes
-                .unwrap_or(default.max_attachment_bytes),
+            max_attachments: attachments.max_attachments,
+            max_attachment_bytes: attachments.max_attachment_bytes,
             max_quick_actions: limits
                 .max_quick_actions
                 .unwrap_or(default.max_quick_actions),

@@ -443,7 +443,12 @@ const CRATE_GRAPH: &[(&str, &[&str])] = &[
     ("postern-gitlab", &["postern-store"]),
     (
         "postern-core",
-        &["postern-auth", "postern-git", "postern-mail", "postern-store"],
+        &[
+            "postern-auth",
+            "postern-git",
+            "postern-mail",
+            "postern-store",
+        ],
     ),
     (
         "postern-web",
@@ -507,7 +512,9 @@ fn crates_depend_only_along_the_graph() {
         };
         seen += 1;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((_, allowed)) = CRATE_GRAPH.iter().find(|(crate_name, _)| *crate_name == name)
+        let Some((_, allowed)) = CRATE_GRAPH
+            .iter()
+            .find(|(crate_name, _)| *crate_name == name)
         else {
             problems.push(format!(
                 "crates/{name}: not in CRATE_GRAPH (add it, with what it may depend on)"

@@ -1,16 +1,18 @@
-//! What is known of a message before its write transaction ([`Prepared`]), the decisions its
-//! bytes alone make, and the outcome records the processor returns.
+//! What is known of a message before its write transaction ([`Prepared`]), and the receiver's
+//! decision (`postern_mail::receiver`, the functions `postern inspect` runs): its first step
+//! before the transaction, the key and route inside it.
 
 use std::collections::HashMap;
 
-use postern_mail::key::{CustomEmailLookup, KeyScan, KeySource, custom_email_reply_parts};
-use postern_mail::{AddressTemplate, Email, Route, auto_generated, find_mail_key};
-use postern_store::{CustomEmailVerificationState, InboundState, Mailbox, Tx};
+use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
+use postern_mail::receiver::{self, ByBytes, ReceiverSettings};
+use postern_mail::{Email, Route};
+use postern_store::{CustomEmailVerificationState, Mailbox, Tx};
 
-use super::{ProcessorConfig, ReceiveOutcome};
+use super::ProcessorConfig;
 use crate::authentication::Authenticated;
 use crate::content::{MessageTexts, Uploads};
-use crate::error::{ErrorKind, ProcessError, Rejection};
+use crate::error::{ProcessError, Rejection};
 use crate::handlers;
 use crate::limits::MessageLimits;
 use crate::sender::SenderTrust;
@@ -110,49 +112,35 @@ impl super::Processor {
 }
 
 impl super::Processor {
-    /// The receiver's checks before any handler: blank, too large, automatic, key, route.
+    /// The receiver's checks before any handler: those the bytes decided in [`Prepared`], then
+    /// key and route, with the projects' custom emails as they are in this transaction.
     pub(super) async fn decide(
         &self,
         tx: &mut Tx,
         prepared: &Prepared<'_>,
         mailbox: Mailbox,
     ) -> Result<Decision, ProcessError> {
-        let email = &prepared.email;
         if let Some(early) = prepared.early.clone() {
             return Ok(early);
         }
-        let template = match mailbox {
-            Mailbox::Incoming => self.config.incoming_address.as_ref(),
-            Mailbox::ServiceDesk => self.config.service_desk_address.as_ref(),
-        };
         let custom = CustomEmails::load(tx).await?;
-        let scan = KeyScan {
-            template,
+        let settings = ReceiverSettings {
+            mailbox: match mailbox {
+                Mailbox::Incoming => postern_mail::Mailbox::Incoming,
+                Mailbox::ServiceDesk => postern_mail::Mailbox::ServiceDesk,
+            },
+            incoming_address: self.config.incoming_address.as_ref(),
+            service_desk_address: self.config.service_desk_address.as_ref(),
             host: Some(&self.config.host),
-            custom_emails: Some(&custom),
         };
-        let Some(key) = find_mail_key(email, &scan) else {
-            return Ok(Decision::Rejected(Rejection::new(
-                ErrorKind::UnknownIncomingEmail,
-            )));
-        };
-        let route = match mailbox {
-            Mailbox::Incoming => {
-                let wildcard = template.is_some_and(AddressTemplate::supports_wildcard);
-                postern_mail::route_incoming(&key.key, wildcard)
-            }
-            Mailbox::ServiceDesk => Some(postern_mail::route_service_desk(&key.key)),
-        };
-        // A key that only `References` carries was not in any address the mail was sent to:
-        // a forwarded or quoted notification carries it too, so it acts only for its
-        // recipient, checked harder (`handlers::note`).
-        let key_only_in_references = key.source == KeySource::References
-            && find_mail_key(email, &KeyScan { host: None, ..scan })
-                .is_none_or(|in_address| in_address.key != key.key);
-        Ok(match route {
-            Some(route) => Decision::Route(route, key_only_in_references),
-            None => Decision::Rejected(Rejection::new(ErrorKind::UnknownIncomingEmail)),
-        })
+        Ok(
+            match receiver::routing(&prepared.email, &settings, Some(&custom)).decided() {
+                Ok((route, key_only_in_references)) => {
+                    Decision::Route(route, key_only_in_references)
+                }
+                Err(kind) => Decision::Rejected(Rejection::new(kind)),
+            },
+        )
     }
 }
 
@@ -168,82 +156,30 @@ fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// GitLab's receiver checks that come before the key: a blank message is refused, automatic
-/// mail ignored (never answered, so before the size check, whose refusal sends a notice), and a
-/// message the source would not fetch for its size refused as `email_too_large`.
+/// The receiver's checks the bytes alone decide ([`receiver::by_bytes`]: blank, automatic,
+/// too large for the source to fetch, over an attachment limit).
 fn early_decision(
     raw: &[u8],
     email: &Email<'_>,
     declared_size: Option<i64>,
     limits: &MessageLimits,
 ) -> Option<Decision> {
-    // An oversized message is kept as its header block, which may be empty: still too large.
-    if declared_size.is_none() && raw.iter().all(u8::is_ascii_whitespace) {
-        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmptyEmail)));
-    }
-    if let Some(reason) = auto_generated(email) {
-        return Some(Decision::Ignored(Rejection::with_reason(
-            ErrorKind::AutoGeneratedEmail,
+    let refused = receiver::by_bytes(
+        raw,
+        email,
+        declared_size.is_some(),
+        &limits.attachments(),
+        || receiver::attachment_totals(email),
+    )?;
+    let kind = refused.error_kind();
+    Some(match refused {
+        ByBytes::Automatic(reason) => Decision::Ignored(Rejection::with_reason(
+            kind,
             format!("automatic mail ({})", reason.as_str()),
-        )));
-    }
-    if declared_size.is_some() {
-        return Some(Decision::Rejected(Rejection::new(ErrorKind::EmailTooLarge)));
-    }
-    if let Err(rejection) = Uploads::check(email, limits) {
-        return Some(Decision::Rejected(rejection));
-    }
-    None
-}
-
-pub(super) fn queued_outcome(id: i64, reason: String) -> ReceiveOutcome {
-    ReceiveOutcome {
-        inbound_id: id,
-        outcome: "queued".to_owned(),
-        handler: None,
-        error: Some("temporary_failure".to_owned()),
-        reason: Some(reason),
-        created: None,
-        reject_notice_queued: false,
-        first_outcome: None,
-        authentication: None,
-    }
-}
-
-pub(crate) fn quarantined_outcome(id: i64, reason: String) -> ReceiveOutcome {
-    ReceiveOutcome {
-        inbound_id: id,
-        outcome: "quarantined".to_owned(),
-        handler: None,
-        error: Some("quarantined".to_owned()),
-        reason: Some(reason),
-        created: None,
-        reject_notice_queued: false,
-        first_outcome: None,
-        authentication: None,
-    }
-}
-
-pub(super) fn is_finished(state: InboundState) -> bool {
-    matches!(
-        state,
-        InboundState::Processed | InboundState::Rejected | InboundState::Ignored
-    )
-}
-
-pub(super) fn duplicate_outcome(first_id: i64, stored: Option<String>) -> ReceiveOutcome {
-    let first: Option<ReceiveOutcome> = stored.and_then(|json| serde_json::from_str(&json).ok());
-    ReceiveOutcome {
-        inbound_id: first_id,
-        outcome: "duplicate".to_owned(),
-        handler: first.as_ref().and_then(|f| f.handler.clone()),
-        error: first.as_ref().and_then(|f| f.error.clone()),
-        reason: first.as_ref().and_then(|f| f.reason.clone()),
-        created: first.as_ref().and_then(|f| f.created.clone()),
-        reject_notice_queued: false,
-        authentication: first.as_ref().and_then(|f| f.authentication.clone()),
-        first_outcome: first.map(|f| f.outcome),
-    }
+        )),
+        ByBytes::OverLimit(over) => Decision::Rejected(crate::content::over_limit(over)),
+        ByBytes::Blank | ByBytes::TooLarge => Decision::Rejected(Rejection::new(kind)),
+    })
 }
 
 /// The bytes after the header block: the part of a message that transports do not change.

@@ -4,6 +4,7 @@
 
 use postern_core::notify::{Change, notify};
 use postern_core::permissions::Actor;
+use postern_core::{ErrorKind, Outcome};
 use postern_store::{IssueUpdate, NewNote, Noteable, OutboxFilter, Role, User, UserState};
 use postern_testkit::{BoxError, both};
 
@@ -107,7 +108,7 @@ both!(
                 &comment_by_address(&world, &lsp, issue.iid, "Looking.", "c1"),
             )
             .await?;
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         // Private project: members who are not blocked; never the outsider or the removed member.
         assert_eq!(
             notified(&world).await?,
@@ -200,7 +201,7 @@ both!(assign_names_only_people_who_can_read_the_issue, |db| {
             ),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let issue = world.issue_by_iid(issue.iid).await?;
     assert_eq!(issue.assignee_ids, [finn.id], "mallory is not a member");
     assert_eq!(notified(&world).await?, ["finn@ooo.example"]);
@@ -259,8 +260,8 @@ both!(a_reply_key_whose_recipient_lost_access_is_refused, |db| {
     let outcome = world
         .receive(REPLY, &world.fixture("valid_reply.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
-    assert_eq!(outcome.error.as_deref(), Some("user_not_authorized"));
+    assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
+    assert_eq!(outcome.error, Some(ErrorKind::UserNotAuthorized));
     assert_eq!(
         outcome.reason.as_deref(),
         Some(
@@ -306,8 +307,8 @@ both!(a_reply_key_whose_recipient_lost_access_is_refused, |db| {
         .replace("Message-ID: <", "Message-ID: <second-");
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
     assert_eq!(
-        outcome.error.as_deref(),
-        Some("user_not_authorized"),
+        outcome.error,
+        Some(ErrorKind::UserNotAuthorized),
         "{outcome:?}"
     );
 
@@ -317,11 +318,7 @@ both!(a_reply_key_whose_recipient_lost_access_is_refused, |db| {
     tx.commit().await?;
     let raw = raw.replace("Message-ID: <second-", "Message-ID: <third-");
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("user_blocked"),
-        "{outcome:?}"
-    );
+    assert_eq!(outcome.error, Some(ErrorKind::UserBlocked), "{outcome:?}");
     Ok(())
 });
 
@@ -349,7 +346,7 @@ both!(mentions_notify_only_people_who_can_read_the_issue, |db| {
             ),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     // Jake as the author; lsp as a member mentioned; never mallory, outside the project.
     assert_eq!(
         notified(&world).await?,

@@ -3,6 +3,7 @@
 //! answered gets nothing (no backscatter to forged senders).
 
 use postern_core::auto_mail::{AutoMailLimits, may_send};
+use postern_core::{ErrorKind, Outcome};
 use postern_core::{Processor, ProcessorConfig};
 use postern_mail::Email;
 use postern_store::{InboundSource, Mailbox, OutboxFilter, Project, Visibility};
@@ -76,7 +77,7 @@ both!(
             let outcome = processor
                 .receive(&raw, Mailbox::Incoming, InboundSource::Pipe, None)
                 .await?;
-            assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+            assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         }
         let thanks = queued(&world, "service_desk_thank_you").await?;
         assert_eq!(
@@ -121,7 +122,7 @@ both!(the_hourly_cap_holds_across_recipients, |db| {
     let outcome = processor
         .receive(unknown, Mailbox::Incoming, InboundSource::Pipe, None)
         .await?;
-    assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
     if window() == started {
         assert!(!outcome.reject_notice_queued, "the hour's cap is spent");
         assert!(queued(&world, "reject").await?.is_empty());
@@ -158,8 +159,8 @@ both!(
         let second = processor
             .receive(no_key, Mailbox::Incoming, InboundSource::Pipe, None)
             .await?;
-        assert_eq!(first.error.as_deref(), Some("sent_notification_not_found"));
-        assert_eq!(second.error.as_deref(), Some("unknown_incoming_email"));
+        assert_eq!(first.error, Some(ErrorKind::SentNotificationNotFound));
+        assert_eq!(second.error, Some(ErrorKind::UnknownIncomingEmail));
         assert!(first.reject_notice_queued);
         assert!(!second.reject_notice_queued, "{second:?}");
         Ok(())

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use postern_core::intake::{IntakeMessage, take_in};
+use postern_core::{ErrorKind, Outcome};
 use postern_core::{ProcessorConfig, RetryPolicy};
 use postern_store::{InboundSource, InboundState, Mailbox, Timestamp};
 use postern_testkit::{BoxError, TestDb, both};
@@ -64,8 +65,8 @@ both!(
                 &new_issue_with(&world, "flood", "Hi", &attachments),
             )
             .await?;
-        assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
-        assert_eq!(outcome.error.as_deref(), Some("limit_exceeded"));
+        assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
+        assert_eq!(outcome.error, Some(ErrorKind::LimitExceeded));
         let reason = outcome.reason.as_deref().unwrap_or_default();
         assert!(
             reason.contains("101 attachments") && reason.contains("at most 100"),
@@ -89,7 +90,7 @@ both!(
                 ),
             )
             .await?;
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         assert_eq!(uploaded_files(&world), limits.max_attachments);
         Ok(())
     }
@@ -112,11 +113,7 @@ both!(attachment_bytes_over_the_limit_are_refused, |db| {
             None,
         )
         .await?;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("limit_exceeded"),
-        "{outcome:?}"
-    );
+    assert_eq!(outcome.error, Some(ErrorKind::LimitExceeded), "{outcome:?}");
     assert!(
         outcome
             .reason
@@ -138,7 +135,7 @@ both!(an_overlong_attachment_name_is_cut, |db| {
             &new_issue_with(&world, "longname", "Hi", &[(name, b"png".as_slice())]),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let issue = world
         .issue_by_iid(outcome.created.and_then(|c| c.iid).expect("issue"))
         .await?;
@@ -168,11 +165,7 @@ both!(more_quick_actions_than_the_limit_are_refused, |db| {
         1,
     );
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("limit_exceeded"),
-        "{outcome:?}"
-    );
+    assert_eq!(outcome.error, Some(ErrorKind::LimitExceeded), "{outcome:?}");
     assert!(
         outcome
             .reason
@@ -200,7 +193,7 @@ both!(hostile_labels_are_bounded, |db| {
         1,
     );
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let labels = world.issue_by_iid(issue.iid).await?.labels;
     assert_eq!(labels.len(), postern_core::quick::MAX_LABELS_PER_ISSUE);
     assert!(labels.iter().all(|label| label.len() < 10), "{labels:?}");
@@ -250,13 +243,13 @@ async fn a_failure_that_repeats_ends_in_quarantine() -> Result<(), BoxError> {
     let first = processor
         .receive(&raw, Mailbox::Incoming, InboundSource::Pipe, None)
         .await?;
-    assert_eq!(first.outcome, "queued", "{first:?}");
+    assert_eq!(first.outcome, Outcome::Queued, "{first:?}");
     let id = first.inbound_id;
     let stale = Timestamp::now().plus_seconds(-600);
     let second = processor.process_queued(id, stale).await?.expect("claimed");
-    assert_eq!(second.outcome, "queued", "{second:?}");
+    assert_eq!(second.outcome, Outcome::Queued, "{second:?}");
     let third = processor.process_queued(id, stale).await?.expect("claimed");
-    assert_eq!(third.outcome, "quarantined", "{third:?}");
+    assert_eq!(third.outcome, Outcome::Quarantined, "{third:?}");
     assert!(
         third
             .reason
@@ -277,7 +270,7 @@ async fn a_failure_that_repeats_ends_in_quarantine() -> Result<(), BoxError> {
         .execute(&mut admin)
         .await?;
     let again = processor.reprocess(id).await?.expect("found");
-    assert_eq!(again.outcome, "processed", "{again:?}");
+    assert_eq!(again.outcome, Outcome::Processed, "{again:?}");
     assert_eq!(world.notes(&issue).await?.len(), 1);
     Ok(())
 }
@@ -297,7 +290,7 @@ async fn a_permanent_store_error_quarantines_at_once() -> Result<(), BoxError> {
     let outcome = world
         .receive(REPLY, &world.fixture("valid_reply.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "quarantined", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Quarantined, "{outcome:?}");
     assert!(
         outcome
             .reason

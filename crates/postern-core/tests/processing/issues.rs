@@ -1,5 +1,6 @@
 //! New issue by email.
 
+use postern_core::{ErrorKind, HandlerKind, Outcome};
 use postern_store::{IssueType, Role};
 use postern_testkit::both;
 
@@ -10,8 +11,8 @@ both!(new_issue_is_created_with_subject_and_untrimmed_body, |db| {
     let outcome = world
         .receive(INCOMING, &world.fixture("valid_new_issue.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
-    assert_eq!(outcome.handler.as_deref(), Some("create_issue"));
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
+    assert_eq!(outcome.handler, Some(HandlerKind::CreateIssue));
     let created = outcome.created.expect("an issue");
     assert_eq!(created.kind, "issue");
     assert_eq!(created.project, "gitlabhq/gitlabhq");
@@ -69,8 +70,8 @@ both!(wrong_token_is_user_not_found_with_notice, |db| {
         "wrong_authentication_token.eml",
     ] {
         let outcome = world.receive(INCOMING, &world.fixture(name, 0)).await?;
-        assert_eq!(outcome.outcome, "rejected", "{name}");
-        assert_eq!(outcome.error.as_deref(), Some("user_not_found"), "{name}");
+        assert_eq!(outcome.outcome, Outcome::Rejected, "{name}");
+        assert_eq!(outcome.error, Some(ErrorKind::UserNotFound), "{name}");
         assert_eq!(
             outcome.reason.as_deref(),
             Some(
@@ -88,7 +89,7 @@ both!(
         let raw = String::from_utf8(world.fixture("valid_new_issue.eml", 0))?;
         let wrong_slug = raw.replace("gitlabhq-gitlabhq-", "other-project-");
         let outcome = world.receive(INCOMING, wrong_slug.as_bytes()).await?;
-        assert_eq!(outcome.error.as_deref(), Some("project_not_found"));
+        assert_eq!(outcome.error, Some(ErrorKind::ProjectNotFound));
 
         // An outsider's token on a private project: the project is not revealed.
         let outsider = world.member("finn", "finn@adventuretime.ooo", None).await?;
@@ -97,7 +98,7 @@ both!(
             &outsider.incoming_email_token,
         );
         let outcome = world.receive(INCOMING, as_outsider.as_bytes()).await?;
-        assert_eq!(outcome.error.as_deref(), Some("project_not_found"));
+        assert_eq!(outcome.error, Some(ErrorKind::ProjectNotFound));
         Ok(())
     }
 );
@@ -111,7 +112,7 @@ both!(blocked_author_is_refused, |db| {
     let outcome = world
         .receive(INCOMING, &world.fixture("valid_new_issue.eml", 0))
         .await?;
-    assert_eq!(outcome.error.as_deref(), Some("user_blocked"));
+    assert_eq!(outcome.error, Some(ErrorKind::UserBlocked));
     Ok(())
 });
 
@@ -125,7 +126,7 @@ both!(guest_can_open_issues_but_not_merge_requests, |db| {
         &guest.incoming_email_token,
     );
     let outcome = world.receive(INCOMING, raw.as_bytes()).await?;
-    assert_eq!(outcome.error.as_deref(), Some("user_not_authorized"));
+    assert_eq!(outcome.error, Some(ErrorKind::UserNotAuthorized));
     assert_eq!(
         outcome.reason.as_deref(),
         Some(
@@ -138,16 +139,12 @@ both!(guest_can_open_issues_but_not_merge_requests, |db| {
         &guest.incoming_email_token,
     );
     let outcome = world.receive(INCOMING, issue.as_bytes()).await?;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("user_not_found"),
-        "{outcome:?}"
-    );
+    assert_eq!(outcome.error, Some(ErrorKind::UserNotFound), "{outcome:?}");
     let issue = issue
         .replace("<jake@adventuretime.ooo>", "<bmo@adventuretime.ooo>")
         .replace("Message-ID: <", "Message-ID: <bmo-");
     let outcome = world.receive(INCOMING, issue.as_bytes()).await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     Ok(())
 });
 
@@ -156,7 +153,7 @@ both!(blank_subject_is_an_invalid_issue, |db| {
     let raw = String::from_utf8(world.fixture("valid_new_issue.eml", 0))?
         .replace("Subject: New Issue by email", "Subject: ");
     let outcome = world.receive(INCOMING, raw.as_bytes()).await?;
-    assert_eq!(outcome.error.as_deref(), Some("invalid_issue"));
+    assert_eq!(outcome.error, Some(ErrorKind::InvalidIssue));
     assert_eq!(
         outcome.reason.as_deref(),
         Some("The issue could not be created for the following reasons:\n\n- Title can't be blank")

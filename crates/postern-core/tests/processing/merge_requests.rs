@@ -1,5 +1,6 @@
 //! New merge request by email, with real git.
 
+use postern_core::{ErrorKind, Outcome};
 use postern_git::Identity;
 use postern_testkit::{BoxError, both};
 
@@ -48,7 +49,7 @@ both!(existing_branch_becomes_a_merge_request, |db| {
     let outcome = world
         .receive(INCOMING, &world.fixture("valid_new_merge_request.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let mr = merge_request(&world, outcome.created.and_then(|c| c.iid).ok_or("iid")?).await?;
     assert_eq!(mr.source_branch, "feature");
     assert_eq!(mr.target_branch, "master");
@@ -62,7 +63,7 @@ both!(existing_branch_becomes_a_merge_request, |db| {
         "legacy",
     );
     let legacy = world.receive(INCOMING, &legacy_raw).await?;
-    assert_eq!(legacy.outcome, "processed", "{legacy:?}");
+    assert_eq!(legacy.outcome, Outcome::Processed, "{legacy:?}");
     Ok(())
 });
 
@@ -92,7 +93,7 @@ both!(blank_subject_is_an_invalid_merge_request, |db| {
             &world.fixture("valid_new_merge_request_no_subject.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.error.as_deref(), Some("invalid_merge_request"));
+    assert_eq!(outcome.error, Some(ErrorKind::InvalidMergeRequest));
     Ok(())
 });
 
@@ -105,7 +106,7 @@ both!(one_patch_creates_the_branch_and_its_commit, |db| {
             &world.fixture("valid_merge_request_with_patch.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let mr = merge_request(&world, outcome.created.and_then(|c| c.iid).ok_or("iid")?).await?;
     assert_eq!(mr.source_branch, "new-branch-with-a-patch");
     assert_eq!(mr.commits.len(), 1);
@@ -127,7 +128,7 @@ both!(several_patches_apply_in_file_name_order, |db| {
             &world.fixture("merge_request_multiple_patches.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let mr = merge_request(&world, outcome.created.and_then(|c| c.iid).ok_or("iid")?).await?;
     let titles: Vec<_> = mr.commits.iter().map(|c| c.title.as_str()).collect();
     assert_eq!(
@@ -155,7 +156,7 @@ both!(
             .await?;
         // GitLab appends the patches to the existing `feature` (where they conflict); postern
         // never moves an existing branch, so refuses before git runs.
-        assert_eq!(outcome.error.as_deref(), Some("invalid_merge_request"));
+        assert_eq!(outcome.error, Some(ErrorKind::InvalidMergeRequest));
         let reason = outcome.reason.unwrap_or_default();
         assert!(
             reason.contains("Source branch \"feature\" already exists"),
@@ -176,7 +177,7 @@ both!(target_branch_quick_action_sets_the_target, |db| {
             &world.fixture("merge_request_with_patch_and_target_branch.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let mr = merge_request(&world, outcome.created.and_then(|c| c.iid).ok_or("iid")?).await?;
     assert_eq!(mr.target_branch, "with-codeowners");
     assert!(
@@ -285,12 +286,8 @@ both!(
                 elapsed < std::time::Duration::from_secs(10),
                 "{branch}: {elapsed:?}"
             );
-            assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
-            assert_eq!(
-                outcome.error.as_deref(),
-                Some("limit_exceeded"),
-                "{outcome:?}"
-            );
+            assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
+            assert_eq!(outcome.error, Some(ErrorKind::LimitExceeded), "{outcome:?}");
             // One notice per sender within the window: the first refusal sends it.
             assert_eq!(
                 outcome.reject_notice_queued,
@@ -332,10 +329,10 @@ both!(invalid_target_branch_is_refused_for_good, |db| {
     // Without patches: the existing `feature` branch, and a target git cannot name.
     let mail = merge_request_mail(&world, "feature", "Merge it\n\n/target_branch a..b", &[]);
     let outcome = world.receive(INCOMING, &mail).await?;
-    assert_eq!(outcome.outcome, "rejected", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
     assert_eq!(
-        outcome.error.as_deref(),
-        Some("invalid_merge_request"),
+        outcome.error,
+        Some(ErrorKind::InvalidMergeRequest),
         "{outcome:?}"
     );
     assert!(
@@ -360,8 +357,8 @@ both!(invalid_target_branch_is_refused_for_good, |db| {
     );
     let outcome = world.receive(INCOMING, &mail).await?;
     assert_eq!(
-        outcome.error.as_deref(),
-        Some("invalid_attachment"),
+        outcome.error,
+        Some(ErrorKind::InvalidAttachment),
         "{outcome:?}"
     );
     assert_eq!(
@@ -381,8 +378,8 @@ both!(invalid_target_branch_is_refused_for_good, |db| {
     );
     let outcome = world.receive(INCOMING, &mail).await?;
     assert_eq!(
-        outcome.error.as_deref(),
-        Some("invalid_merge_request"),
+        outcome.error,
+        Some(ErrorKind::InvalidMergeRequest),
         "{outcome:?}"
     );
     assert_eq!(refs(&repository)?, before);
@@ -464,7 +461,7 @@ both!(git_am_runs_outside_the_write_transaction, |db| {
     written.map_err(|_| "the write transaction waited for git am")??;
 
     let outcome = receiving.await??;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     assert!(repository.branch_exists("new-branch-with-a-patch")?);
     Ok(())
 });

@@ -1,5 +1,6 @@
 //! Replies, comments by issue address, unsubscribe.
 
+use postern_core::{ErrorKind, HandlerKind, Outcome};
 use postern_store::{IssueState, Noteable, Role};
 use postern_testkit::both;
 
@@ -12,8 +13,8 @@ both!(reply_becomes_a_note_by_the_recipient, |db| {
     let outcome = world
         .receive(REPLY, &world.fixture("valid_reply.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
-    assert_eq!(outcome.handler.as_deref(), Some("create_note"));
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
+    assert_eq!(outcome.handler, Some(HandlerKind::CreateNote));
     let notes = world.notes(&issue).await?;
     assert_eq!(notes.len(), 1);
     let note = &notes[0];
@@ -45,7 +46,7 @@ both!(reply_key_from_references_without_subaddressing, |db| {
     let outcome = world
         .receive("reply@appmail.adventuretime.ooo", &raw)
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let notes = world.notes(&issue).await?;
     assert!(notes[0].body.contains("I could not disagree more."));
     Ok(())
@@ -91,8 +92,8 @@ both!(
         // Unsigned, its From fails DMARC: anyone who saw a notification could write this.
         let outcome = receive_with(&processor, unsigned.as_bytes()).await?;
         assert_eq!(
-            outcome.error.as_deref(),
-            Some("sender_not_authenticated"),
+            outcome.error,
+            Some(ErrorKind::SenderNotAuthenticated),
             "{outcome:?}"
         );
         assert!(!outcome.reject_notice_queued, "no notice to a forged From");
@@ -105,7 +106,7 @@ both!(
             "s1",
         );
         let outcome = receive_with(&processor, signed.as_bytes()).await?;
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         assert_eq!(world.notes(&issue).await?.len(), 1);
         Ok(())
     }
@@ -120,7 +121,7 @@ both!(reply_from_an_unverified_address_is_user_not_found, |db| {
         "From: Finn <finn@adventuretime.ooo>",
     );
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(outcome.error.as_deref(), Some("user_not_found"));
+    assert_eq!(outcome.error, Some(ErrorKind::UserNotFound));
     assert!(world.notes(&issue).await?.is_empty());
     Ok(())
 });
@@ -130,10 +131,7 @@ both!(unknown_reply_key_is_sent_notification_not_found, |db| {
     let outcome = world
         .receive(REPLY, &world.fixture("valid_reply.eml", 0))
         .await?;
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("sent_notification_not_found")
-    );
+    assert_eq!(outcome.error, Some(ErrorKind::SentNotificationNotFound));
     assert_eq!(
         outcome.reason.as_deref(),
         Some(
@@ -152,7 +150,7 @@ both!(commands_only_reply_runs_them_without_a_note, |db| {
     let outcome = world
         .receive(REPLY, &world.fixture("commands_only_reply.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     assert_eq!(outcome.created, None);
     assert!(world.notes(&issue).await?.is_empty());
     assert_eq!(
@@ -172,7 +170,7 @@ both!(quick_actions_need_update_rights, |db| {
     let raw = String::from_utf8(world.fixture("commands_in_reply.eml", 0))?
         .replace("jake@adventuretime.ooo", "bmo@adventuretime.ooo");
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let notes = world.notes(&issue).await?;
     assert_eq!(notes.len(), 1);
     assert!(notes[0].body.starts_with("Cool!"), "{}", notes[0].body);
@@ -193,8 +191,8 @@ both!(note_on_issuable_keeps_the_whole_text, |db| {
             &world.fixture("valid_note_on_issuable.eml", issue.iid),
         )
         .await?;
-    assert_eq!(outcome.handler.as_deref(), Some("create_note_on_issuable"));
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.handler, Some(HandlerKind::CreateNoteOnIssuable));
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let notes = world.notes(&issue).await?;
     assert_eq!(notes.len(), 1);
     // Untrimmed: the quoted text stays.
@@ -202,7 +200,7 @@ both!(note_on_issuable_keeps_the_whole_text, |db| {
 
     let missing_raw = renamed(&world.fixture("valid_note_on_issuable.eml", 999), "missing");
     let missing = world.receive(INCOMING, &missing_raw).await?;
-    assert_eq!(missing.error.as_deref(), Some("noteable_not_found"));
+    assert_eq!(missing.error, Some(ErrorKind::NoteableNotFound));
     Ok(())
 });
 
@@ -227,7 +225,7 @@ both!(confidential_issue_needs_reporter, |db| {
         &guest.incoming_email_token,
     );
     let outcome = world.receive(INCOMING, raw.as_bytes()).await?;
-    assert_eq!(outcome.error.as_deref(), Some("user_not_authorized"));
+    assert_eq!(outcome.error, Some(ErrorKind::UserNotAuthorized));
     Ok(())
 });
 
@@ -241,11 +239,11 @@ both!(unsubscribe_by_mail, |db| {
             .replace("Message-ID: <", &format!("Message-ID: <{suffix}"));
         let outcome = world.receive(REPLY, raw.as_bytes()).await?;
         assert_eq!(
-            outcome.handler.as_deref(),
-            Some("unsubscribe"),
+            outcome.handler,
+            Some(HandlerKind::Unsubscribe),
             "{outcome:?}"
         );
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     }
     let mut tx = world.store().begin().await?;
     let subscribed = tx
@@ -304,7 +302,7 @@ both!(merge_request_reply_closes_it_for_a_developer, |db| {
     let outcome = world
         .receive(REPLY, &world.fixture("commands_only_reply.eml", 0))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     assert_eq!(
         merge_request_state(&world, mr.id).await?,
         postern_store::MergeRequestState::Closed
@@ -321,7 +319,7 @@ both!(merge_request_reply_commands_need_update_rights, |db| {
     let raw = String::from_utf8(world.fixture("commands_in_reply.eml", 0))?
         .replace("jake@adventuretime.ooo", "bmo@adventuretime.ooo");
     let outcome = world.receive(REPLY, raw.as_bytes()).await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     assert_eq!(
         merge_request_state(&world, mr.id).await?,
         postern_store::MergeRequestState::Opened

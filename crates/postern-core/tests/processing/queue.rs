@@ -1,6 +1,7 @@
 //! Durable intake separate from processing: batches stored once, the queue works them off
 //! exactly once, even with two queues (two instances) on one store.
 
+use postern_core::Outcome;
 use std::sync::{Arc, Mutex};
 
 use postern_core::intake::{IntakeMessage, take_in};
@@ -88,7 +89,7 @@ both!(intake_stores_once_and_queue_processes_once, |db| {
     assert_eq!(queue.work_once(report).await?, 0, "nothing left to do");
     let outcomes = events.lock().expect("lock").clone();
     assert_eq!(outcomes.len(), 3);
-    assert!(outcomes.iter().all(|o| o.outcome == "processed"));
+    assert!(outcomes.iter().all(|o| o.outcome == Outcome::Processed));
     assert_eq!(issue_count(&world).await?, 3);
     Ok(())
 });
@@ -145,7 +146,7 @@ both!(a_delivery_of_a_queued_message_completes_it_once, |db| {
     .await?;
     // The same message also arrives through the MTA pipe before the queue got to it.
     let piped = world.receive(INCOMING, &batch[0].raw).await?;
-    assert_eq!(piped.outcome, "processed");
+    assert_eq!(piped.outcome, Outcome::Processed);
     let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 1);
     assert_eq!(queue.work_once(Arc::new(|_| {})).await?, 0);
     assert_eq!(issue_count(&world).await?, 1);

@@ -1,5 +1,6 @@
 //! Service Desk.
 
+use postern_core::{ErrorKind, HandlerKind, Outcome};
 use postern_store::{CustomEmailVerificationState, IssueState, IssueType, Timestamp, Visibility};
 use postern_testkit::both;
 
@@ -52,7 +53,7 @@ both!(new_ticket_by_the_support_bot, |db| {
             &world.fixture_for(&project, "service_desk.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let created = outcome.created.ok_or("a ticket")?;
     assert_eq!(created.kind, "ticket");
     let ticket = world.issue_in(&project, created.iid.ok_or("iid")?).await?;
@@ -96,7 +97,7 @@ both!(reply_by_in_reply_to_joins_the_ticket, |db| {
     let raw = String::from_utf8(world.fixture_for(&project, "service_desk_reply.eml", 0))?
         .replace("<alan@adventuretime.ooo>", "<Jake@adventuretime.ooo>");
     let reply = world.receive(INCOMING, raw.as_bytes()).await?;
-    assert_eq!(reply.outcome, "processed", "{reply:?}");
+    assert_eq!(reply.outcome, Outcome::Processed, "{reply:?}");
     assert_eq!(
         reply.created.as_ref().map(|c| c.kind.as_str()),
         Some("note")
@@ -174,7 +175,7 @@ both!(disabled_service_desk_is_project_not_found, |db| {
             &world.fixture_for(&project, "service_desk.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.error.as_deref(), Some("project_not_found"));
+    assert_eq!(outcome.error, Some(ErrorKind::ProjectNotFound));
     Ok(())
 });
 
@@ -196,7 +197,7 @@ both!(legacy_forwarded_and_sender_variants, |db| {
     ] {
         let raw = renamed(&world.fixture_for(&project, name, 0), name);
         let outcome = world.receive(INCOMING, &raw).await?;
-        assert_eq!(outcome.outcome, "processed", "{name}: {outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{name}: {outcome:?}");
         let ticket = world
             .issue_in(
                 &project,
@@ -223,19 +224,19 @@ both!(alias_address_with_project_key, |db| {
     ] {
         let raw = renamed(&world.fixture_for(&project, name, 0), name);
         let outcome = world.receive_service_desk(&raw).await?;
-        assert_eq!(outcome.outcome, "processed", "{name}: {outcome:?}");
-        assert_eq!(outcome.handler.as_deref(), Some("service_desk"), "{name}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{name}: {outcome:?}");
+        assert_eq!(outcome.handler, Some(HandlerKind::ServiceDesk), "{name}");
     }
     let wrong_key =
         String::from_utf8(world.fixture_for(&project, "service_desk_custom_address.eml", 0))?
             .replace("-mykey@", "-some_key@")
             .replace("Message-ID: <", "Message-ID: <wrong-key-");
     let outcome = world.receive_service_desk(wrong_key.as_bytes()).await?;
-    assert_eq!(outcome.error.as_deref(), Some("project_not_found"));
+    assert_eq!(outcome.error, Some(ErrorKind::ProjectNotFound));
     let no_key = world
         .receive_service_desk(&world.fixture("service_desk_reference_headers.eml", 0))
         .await?;
-    assert_eq!(no_key.error.as_deref(), Some("unknown_incoming_email"));
+    assert_eq!(no_key.error, Some(ErrorKind::UnknownIncomingEmail));
     Ok(())
 });
 
@@ -250,7 +251,7 @@ both!(illegal_utf8_is_converted, |db| {
             &world.fixture_for(&project, "service_desk_reply_illegal_utf8.eml", 0),
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     let ticket = world
         .issue_in(
             &project,
@@ -275,7 +276,7 @@ both!(custom_email_verification, |db| {
         0,
     );
     let outcome = verify(&world, &raw).await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
     assert_eq!(outcome.created, None, "verification mail creates no ticket");
     let mut tx = world.store().begin().await?;
     let updated = tx.project_by_id(project.id).await?.ok_or("project")?;

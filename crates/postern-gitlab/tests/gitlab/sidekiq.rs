@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_gitlab::{Deliverer, Destination, RedisSettings, Sidekiq};
-use postern_store::{InboundState, Mailbox};
+use postern_store::{HandlerKind, InboundState, Mailbox};
 use postern_testkit::redis::RedisServer;
 
 use crate::common::*;
@@ -112,7 +112,7 @@ async fn the_job_json_is_what_gitlab_reads_field_by_field() {
     assert_ne!(jobs[0]["jid"], jobs[1]["jid"]);
     for meta in all_messages(&db.store, Mailbox::Incoming).await {
         assert_eq!(meta.state, InboundState::Processed);
-        assert_eq!(meta.handler.as_deref(), Some("sidekiq"));
+        assert_eq!(meta.handler, Some(HandlerKind::Sidekiq));
     }
 }
 

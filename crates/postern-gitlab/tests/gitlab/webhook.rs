@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_gitlab::{Deliverer, Destination, JwtSigner};
-use postern_store::{InboundState, Mailbox};
+use postern_store::{ErrorKind, HandlerKind, InboundState, Mailbox};
 use postern_testkit::both;
 use postern_testkit::gitlab::{GitlabConfig, GitlabStandIn, MailboxAuth, TOO_LARGE};
 
@@ -189,7 +189,7 @@ both!(stored_messages_arrive_byte_for_byte_once, |db| {
     assert_eq!(sd, sd_raws);
     for meta in all_messages(&db.store, Mailbox::Incoming).await {
         assert_eq!(meta.state, InboundState::Processed);
-        assert_eq!(meta.handler.as_deref(), Some("webhook"));
+        assert_eq!(meta.handler, Some(HandlerKind::Webhook));
         assert_eq!(meta.attempts, 1);
     }
     Ok(())
@@ -339,7 +339,7 @@ both!(
         let metas = all_messages(&db.store, Mailbox::Incoming).await;
         let big = metas.iter().find(|m| m.id == ids[0]).unwrap();
         assert_eq!(big.state, InboundState::Rejected);
-        assert_eq!(big.error_kind.as_deref(), Some("email_too_large"));
+        assert_eq!(big.error_kind, Some(ErrorKind::EmailTooLarge));
         assert_eq!(big.reason.as_deref(), Some(TOO_LARGE));
         assert_eq!(gitlab.received().len(), 1);
         Ok(())
@@ -368,7 +368,7 @@ async fn a_wrong_secret_keeps_the_message_for_later() {
     assert_eq!(report.retried, 1);
     let meta = &all_messages(&db.store, Mailbox::Incoming).await[0];
     assert_eq!(meta.state, InboundState::FailedTemporary);
-    assert_eq!(meta.error_kind.as_deref(), Some("webhook_unauthorized"));
+    assert_eq!(meta.error_kind, Some(ErrorKind::WebhookUnauthorized));
     assert_eq!(gitlab.unauthorized(), 1);
 }
 
@@ -455,7 +455,7 @@ both!(a_message_gitlab_keeps_refusing_is_quarantined, |db| {
         ]
     );
     let refused = &all_messages(&db.store, Mailbox::Incoming).await[1];
-    assert_eq!(refused.error_kind.as_deref(), Some("webhook_refused"));
+    assert_eq!(refused.error_kind, Some(ErrorKind::WebhookRefused));
     assert_eq!(refused.failure_streak, 3);
     assert!(
         refused

@@ -1,8 +1,8 @@
 //! Inbound messages: durable copy, dedupe identities, claims and outcomes.
 
 use postern_store::{
-    DuplicateOf, InboundFilter, InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox,
-    NewInbound, Timestamp, content_identity,
+    DuplicateOf, ErrorKind, HandlerKind, InboundFilter, InboundFinish, InboundSource, InboundState,
+    InsertOutcome, Mailbox, NewInbound, Timestamp, content_identity,
 };
 
 use crate::support::{TestDb, both, sqlite_file};
@@ -128,8 +128,8 @@ both!(claim_finish_and_list, |db| {
         a,
         &InboundFinish {
             state: InboundState::Rejected,
-            handler: Some("create_note".to_owned()),
-            error_kind: Some("user_not_found".to_owned()),
+            handler: Some(HandlerKind::CreateNote),
+            error_kind: Some(ErrorKind::UserNotFound),
             reason: Some("sender is not a verified address".to_owned()),
             outcome: Some(r#"{"status":"rejected"}"#.to_owned()),
         },
@@ -142,7 +142,7 @@ both!(claim_finish_and_list, |db| {
     let meta = tx.inbound(a).await?.expect("exists").meta;
     assert_eq!(meta.state, InboundState::Rejected);
     assert_eq!(meta.attempts, 2);
-    assert_eq!(meta.error_kind.as_deref(), Some("user_not_found"));
+    assert_eq!(meta.error_kind, Some(ErrorKind::UserNotFound));
     assert!(meta.processed_at.is_some());
 
     let all = tx.list_inbound(&InboundFilter::default()).await?;
@@ -311,3 +311,74 @@ async fn sqlite_missing_message_file_is_a_permanent_error() {
         .expect("list");
     assert_eq!(listed.len(), 1);
 }
+
+/// Runs `sql` (with `id` as `$1`, and `$2` if given) on a connection of its own, and returns
+/// the first column of the first row it yields, if any.
+async fn raw_sql(
+    db: &TestDb,
+    sql: &'static str,
+    id: i64,
+    text: Option<&str>,
+) -> Result<Option<String>, sqlx::Error> {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let mut query = sqlx::query_scalar::<_, Option<String>>(sql).bind(id);
+            if let Some(text) = text {
+                query = query.bind(text.to_owned());
+            }
+            let value = query.fetch_optional(&pool).await?.flatten();
+            pool.close().await;
+            value
+        }};
+    }
+    Ok(match db.store.backend() {
+        postern_store::Backend::Postgres => run!(sqlx::PgPool::connect(&db.url).await?),
+        postern_store::Backend::Sqlite => run!(sqlx::SqlitePool::connect(&db.url).await?),
+    })
+}
+
+both!(
+    outcome_names_are_stored_as_text_and_an_unknown_one_is_refused,
+    |db| {
+        let mut tx = db.tx().await;
+        let InsertOutcome::New(id) = tx.insert_inbound(&message(1, None)).await? else {
+            panic!("first insert must be new");
+        };
+        tx.finish_inbound(
+            id,
+            &InboundFinish {
+                state: InboundState::Rejected,
+                handler: Some(HandlerKind::CreateNoteOnIssuable),
+                error_kind: Some(ErrorKind::Internal),
+                reason: None,
+                outcome: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        // The columns hold the snake_case names, as before the enums: stored rows stay readable.
+        let handler = "SELECT handler FROM inbound_messages WHERE id = $1";
+        let kind = "SELECT error_kind FROM inbound_messages WHERE id = $1";
+        assert_eq!(
+            raw_sql(&db, handler, id, None).await?.as_deref(),
+            Some("create_note_on_issuable")
+        );
+        assert_eq!(
+            raw_sql(&db, kind, id, None).await?.as_deref(),
+            Some("internal_error")
+        );
+
+        // A name no version of postern wrote is an error naming it, never another kind.
+        let update =
+            "UPDATE inbound_messages SET error_kind = $2 WHERE id = $1 RETURNING error_kind";
+        raw_sql(&db, update, id, Some("no_such_kind")).await?;
+        let mut tx = db.tx().await;
+        let error = tx
+            .inbound(id)
+            .await
+            .expect_err("an unknown error kind is not read");
+        assert!(error.to_string().contains("no_such_kind"), "{error}");
+        Ok(())
+    }
+);

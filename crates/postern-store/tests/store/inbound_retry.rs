@@ -2,7 +2,8 @@
 //! with the time of its next attempt.
 
 use postern_store::{
-    InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Timestamp, content_identity,
+    ErrorKind, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Timestamp,
+    content_identity,
 };
 
 use crate::support::both;
@@ -61,7 +62,7 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
     assert!(tx.claim_inbound(a, stale_before).await?);
     assert!(tx.claim_inbound(b, stale_before).await?);
     let later = now.plus_seconds(3600);
-    tx.retry_inbound_at(b, "webhook_status", "GitLab answered 502", later)
+    tx.retry_inbound_at(b, ErrorKind::WebhookStatus, "GitLab answered 502", later)
         .await?;
     assert_eq!(
         due(tx
@@ -88,9 +89,13 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
 
     let meta = tx.inbound(b).await?.expect("exists").meta;
     assert_eq!(meta.state, InboundState::FailedTemporary);
-    assert_eq!(meta.error_kind.as_deref(), Some("webhook_status"));
+    assert_eq!(meta.error_kind, Some(ErrorKind::WebhookStatus));
     assert_eq!(meta.reason.as_deref(), Some("GitLab answered 502"));
-    assert!(tx.retry_inbound_at(999_999, "x", "y", now).await.is_err());
+    assert!(
+        tx.retry_inbound_at(999_999, ErrorKind::WebhookStatus, "y", now)
+            .await
+            .is_err()
+    );
     tx.commit().await?;
     Ok(())
 });

@@ -3,8 +3,8 @@
 //! release, and files staged before the transaction that names them.
 
 use postern_store::{
-    InboundFilter, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, StagedFiles,
-    Timestamp, content_identity,
+    ErrorKind, InboundFilter, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound,
+    StagedFiles, Timestamp, content_identity,
 };
 
 use crate::support::both;
@@ -83,7 +83,7 @@ both!(failure_streak_counts_the_same_reason_in_a_row, |db| {
         "database busy",
     ] {
         streaks.push(
-            tx.fail_inbound_temporarily(id, "temporary_failure", reason, |streak| {
+            tx.fail_inbound_temporarily(id, ErrorKind::TemporaryFailure, reason, |streak| {
                 at.plus_seconds(streak)
             })
             .await?,
@@ -100,7 +100,7 @@ both!(failure_streak_counts_the_same_reason_in_a_row, |db| {
 both!(quarantined_messages_wait_for_a_person, |db| {
     let mut tx = db.tx().await;
     let id = new_id(tx.insert_inbound(&message_with_id("q@x", "q")).await?);
-    tx.quarantine_inbound(id, "repeated_failure", "failed 8 times: disk full")
+    tx.quarantine_inbound(id, ErrorKind::RepeatedFailure, "failed 8 times: disk full")
         .await?;
     let now = Timestamp::now();
     let due = tx.due_inbound(None, now, now, 10).await?;
@@ -136,16 +136,16 @@ both!(
         let mut tx = db.tx().await;
         let message = message_with_id("refused@x", "bytes");
         let id = new_id(
-            tx.insert_quarantined(&message, "store_refused", "value too long")
+            tx.insert_quarantined(&message, ErrorKind::StoreRefused, "value too long")
                 .await?,
         );
         let stored = tx.inbound(id).await?.expect("stored");
         assert_eq!(stored.raw, message.raw.as_ref());
         assert_eq!(stored.meta.state, InboundState::Quarantined);
         assert_eq!(stored.meta.message_id, None);
-        assert_eq!(stored.meta.error_kind.as_deref(), Some("store_refused"));
+        assert_eq!(stored.meta.error_kind, Some(ErrorKind::StoreRefused));
         assert!(matches!(
-            tx.insert_quarantined(&message, "store_refused", "again").await?,
+            tx.insert_quarantined(&message, ErrorKind::StoreRefused, "again").await?,
             InsertOutcome::Duplicate { first_id, .. } if first_id == id
         ));
         tx.commit().await?;
@@ -241,7 +241,7 @@ async fn sqlite_quarantine_migration_keeps_every_row_and_reference() {
     assert_eq!(message.raw, b"abc");
     assert_eq!(message.meta.state, InboundState::FailedTemporary);
     assert_eq!(message.meta.failure_streak, 0);
-    tx.quarantine_inbound(7, "k", "the new state is allowed")
+    tx.quarantine_inbound(7, ErrorKind::Internal, "the new state is allowed")
         .await
         .expect("quarantine");
     tx.commit().await.expect("commit");

@@ -2,6 +2,7 @@
 //! the issue now are notified, and `/assign` names no one outside a private project.
 
 use axum::http::{Method, StatusCode};
+use postern_core::Outcome;
 use postern_store::{OutboxFilter, Role, UserState, Visibility};
 use postern_testkit::both;
 
@@ -29,7 +30,7 @@ both!(
                 "hello\r\n\r\n/assign @carol @dave",
             ))
             .await?;
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         // Mallory follows it without being a member; bob leaves the project; carol is blocked.
         let mut tx = web.store().begin().await?;
         let issue = tx.issue_by_iid(project.id, 1).await?.ok_or("issue")?;

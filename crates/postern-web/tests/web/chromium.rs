@@ -3,6 +3,7 @@
 //! mail desk, answered in the browser, and the answer waiting in the outbox. Screenshots of every
 //! step go to `<target>/tmp/chromium/`.
 
+use postern_core::Outcome;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -115,7 +116,7 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
             None,
         )
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
 
     client.goto(&format!("{base}/admin/mail")).await?;
     snap(client, "04-mail-desk").await?;

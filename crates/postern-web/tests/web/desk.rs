@@ -1,6 +1,7 @@
 //! The mail desk: sources, inbound log with filters and paging, raw download, process again,
 //! outbox.
 
+use postern_core::Outcome;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
@@ -164,7 +165,7 @@ both!(process_again_applies_what_changed_since, |db| {
     let outcome = web
         .receive(&web.new_issue_mail(&project, &alice, "late member", "please"))
         .await?;
-    assert_eq!(outcome.outcome, "rejected");
+    assert_eq!(outcome.outcome, Outcome::Rejected);
     web.member(&project, &alice, Role::Developer).await?;
     let session = web.login("root").await?;
     let path = format!("/admin/mail/messages/{}", outcome.inbound_id);
@@ -248,8 +249,12 @@ both!(
             postern_store::InsertOutcome::New(id) => id,
             other => panic!("{other:?}"),
         };
-        tx.quarantine_inbound(id, "repeated_failure", "failed 8 times in a row: disk full")
-            .await?;
+        tx.quarantine_inbound(
+            id,
+            postern_core::ErrorKind::RepeatedFailure,
+            "failed 8 times in a row: disk full",
+        )
+        .await?;
         tx.commit().await?;
 
         let session = web.login("root").await?;

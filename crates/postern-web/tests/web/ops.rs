@@ -155,9 +155,9 @@ both!(metrics_include_what_the_recorder_collected, |db| {
     let state = web.state.clone().with_metrics(recorder.handle());
     let outcome = postern_core::ReceiveOutcome {
         inbound_id: 1,
-        outcome: "rejected".into(),
+        outcome: postern_core::Outcome::Rejected,
         handler: None,
-        error: Some("user_not_found".into()),
+        error: Some(postern_core::ErrorKind::UserNotFound),
         reason: None,
         created: None,
         reject_notice_queued: false,

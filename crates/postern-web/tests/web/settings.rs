@@ -3,6 +3,7 @@
 //! verification mail queued when an address is set or verification is asked again.
 
 use axum::http::{Method, StatusCode};
+use postern_core::Outcome;
 use postern_store::{CustomEmailVerificationState, OutboxFilter, Role, Visibility};
 use postern_testkit::both;
 
@@ -455,7 +456,7 @@ both!(
         let raw = tx.outbox_raw(mail.id).await?.ok_or("no raw")?;
         tx.rollback().await?;
         let outcome = web.receive(&String::from_utf8(raw)?).await?;
-        assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+        assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
 
         let page = web
             .get(

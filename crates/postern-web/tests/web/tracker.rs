@@ -2,6 +2,7 @@
 //! attachments.
 
 use axum::http::{Method, StatusCode};
+use postern_core::Outcome;
 use postern_store::{NewIssue, NewUpload, OutboxFilter, Role, Visibility};
 use postern_testkit::both;
 
@@ -86,7 +87,7 @@ both!(comment_from_the_page_notifies_like_mail, |db| {
     let outcome = web
         .receive(&web.new_issue_mail(&project, &bob, "By mail", "hello"))
         .await?;
-    assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
 
     let session = web.login("alice").await?;
     let path = format!("/projects/{}/issues/1", project.id);

@@ -1,5 +1,6 @@
 //! An XSS corpus sent as mail through `Processor::receive` and shown inert on the issue page.
 
+use postern_core::Outcome;
 use postern_store::{Role, Visibility};
 use postern_testkit::both;
 
@@ -100,7 +101,7 @@ both!(
              Content-Type: {content_type}; charset=utf-8\r\n\r\n<html><body>{body}</body></html>\r\n"
             );
             let outcome = web.receive(&mail).await?;
-            assert_eq!(outcome.outcome, "processed", "{outcome:?}");
+            assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         }
         let session = web.login("alice").await?;
         for iid in [1, 2] {

@@ -9,6 +9,7 @@
 
 use std::process::ExitCode;
 
+use postern_core::Outcome;
 use postern_core::intake::IntakeMessage;
 use postern_store::{InboundSource, Mailbox};
 
@@ -45,7 +46,7 @@ pub fn run(args: ReceiveArgs) -> Result<ExitCode, Failure> {
                 // Stored, but processing must be tried again. A pipe has no queue behind it,
                 // so the MTA keeps the message and delivers it again: the stored copy is then
                 // completed, and a failure that repeats ends in quarantine.
-                if outcome.outcome == "queued" {
+                if outcome.outcome == Outcome::Queued {
                     return Ok(ExitCode::from(TEMPORARY));
                 }
                 Ok(ExitCode::SUCCESS)

@@ -21,6 +21,7 @@ mod help;
 mod hostile;
 mod https;
 mod inspect;
+mod inspect_agrees;
 mod logs;
 mod mailflow;
 mod oauth;

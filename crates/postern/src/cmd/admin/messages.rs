@@ -62,8 +62,8 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
                         m.id,
                         m.received_at,
                         m.state.as_str(),
-                        m.handler.as_deref().unwrap_or("-"),
-                        m.error_kind.as_deref().unwrap_or("-"),
+                        m.handler.map_or("-", |handler| handler.as_str()),
+                        m.error_kind.map_or("-", |kind| kind.as_str()),
                         m.message_id.as_deref().unwrap_or("-"),
                         one_line(m.reason.as_deref().unwrap_or("-"))
                     )
@@ -91,8 +91,8 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
                 meta.received_at,
                 meta.message_id.as_deref().unwrap_or("-"),
                 meta.state.as_str(),
-                meta.handler.as_deref().unwrap_or("-"),
-                meta.error_kind.as_deref().unwrap_or("-"),
+                meta.handler.map_or("-", |handler| handler.as_str()),
+                meta.error_kind.map_or("-", |kind| kind.as_str()),
                 meta.reason.as_deref().unwrap_or("-"),
                 meta.size
             );
@@ -113,11 +113,7 @@ pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Resul
                         human.push_str(&format!(
                             "message {id}: {}{}\n",
                             outcome.outcome,
-                            outcome
-                                .error
-                                .as_deref()
-                                .map(|e| format!(" ({e})"))
-                                .unwrap_or_default()
+                            outcome.error.map(|e| format!(" ({e})")).unwrap_or_default()
                         ));
                         outcomes.push(outcome);
                     }
