@@ -1,9 +1,15 @@
-//! Durable intake of fetched messages, separate from processing.
+//! The one way in for a message, from every source: [`Intake`] stores the raw message with its
+//! identities and decides, in one place, whether it is processed at once or left to the
+//! processing queue ([`crate::queue`]), or, in GitLab companion mode, to the delivery to GitLab.
+//! The LMTP listener, `postern receive` and the mailbox watchers' batches all go through
+//! [`Intake::take`]: a single message with a processor behind the intake is stored and processed
+//! in one transaction (one commit on the latency path); anything else is stored by [`take_in`],
+//! one transaction per batch, and whoever works off the stored messages is woken.
 //!
-//! A mailbox watcher acknowledges a message on its server as soon as [`take_in`] returned: the
-//! raw bytes are committed, processing can come later (and is retried until it finishes). One
-//! transaction per batch keeps the cost of a large backlog to one commit per batch instead of
-//! one per message. The processing side is [`crate::queue`].
+//! A mailbox watcher acknowledges a message on its server as soon as [`Intake::take`] returned:
+//! the raw bytes are committed, processing can come later (and is retried until it finishes).
+//! One transaction per batch keeps the cost of a large backlog to one commit per batch instead
+//! of one per message.
 //!
 //! A message the store refuses for good (a header it cannot index, a value it cannot hold) must
 //! not hold up the messages behind it: when a batch fails, each message is stored alone, and
@@ -14,7 +20,9 @@
 //!
 //! [`Tx::insert_quarantined`]: postern_store::Tx::insert_quarantined
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use postern_mail::message_id_of;
 use postern_store::{
@@ -22,7 +30,151 @@ use postern_store::{
 };
 
 use crate::error::{ErrorKind, ProcessError};
-use crate::processor::body_of;
+use crate::processor::{Outcome, Processor, ReceiveOutcome, body_of};
+
+/// Called when stored messages wait for whoever works them off (the processing queue, or the
+/// GitLab deliverer), so it looks now instead of at its next poll.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Where messages come from: the mailbox they were sent to and the kind of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The mailbox (incoming or Service Desk).
+    pub mailbox: Mailbox,
+    /// The kind of source (LMTP, pipe, IMAP, Graph).
+    pub source: InboundSource,
+}
+
+/// What [`Intake::take`] did with a batch. Either way every message of it is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// The one message was stored and processed at once: processed, refused, a duplicate,
+    /// `queued` for a retry, or quarantined (boxed: the outcome is large).
+    Processed(Box<ReceiveOutcome>),
+    /// The messages were stored; they wait for the processing queue (or the GitLab deliverer).
+    Stored(IntakeSummary),
+}
+
+/// The one way in for messages: stores them with their identities, then processes inline or
+/// leaves them to the queue ([`Intake::take`]).
+pub struct Intake {
+    store: Store,
+    quarantine_directory: PathBuf,
+    /// `None` in GitLab companion mode: messages are stored, never processed here.
+    processor: Option<Arc<Processor>>,
+    wake: Option<Wake>,
+}
+
+impl Intake {
+    /// Standalone mode: messages are processed into the tracker by `processor`, over its store
+    /// and with its quarantine directory.
+    pub fn processing(processor: Arc<Processor>) -> Intake {
+        Intake {
+            store: processor.store().clone(),
+            quarantine_directory: processor.config().quarantine_directory.clone(),
+            processor: Some(processor),
+            wake: None,
+        }
+    }
+
+    /// GitLab companion mode: messages are stored in `store` and left to whoever delivers them;
+    /// one the store refuses even quarantined is kept in `quarantine_directory`.
+    pub fn storing(store: Store, quarantine_directory: PathBuf) -> Intake {
+        Intake {
+            store,
+            quarantine_directory,
+            processor: None,
+            wake: None,
+        }
+    }
+
+    /// Calls `wake` whenever messages were left waiting (stored for the queue, or queued for a
+    /// retry after processing failed for now).
+    pub fn waking(mut self, wake: Wake) -> Intake {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// The store messages are kept in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The decision, in one place: a batch of one message, with a processor behind the
+    /// intake, is stored and processed in one transaction, saving a commit on the latency path
+    /// (an LMTP delivery, a pipe, a new message announced during IDLE). A larger batch (a
+    /// backlog) is stored in one transaction and processed by the queue, so a drain costs one
+    /// commit per batch; without a processor (companion mode) messages are only stored.
+    fn processes_inline<'a>(
+        &'a self,
+        batch: &'a [IntakeMessage],
+    ) -> Option<(&'a Processor, &'a IntakeMessage)> {
+        match (self.processor.as_deref(), batch) {
+            (Some(processor), [message]) => Some((processor, message)),
+            _ => None,
+        }
+    }
+
+    /// Takes in `batch` from `origin`. `Ok` means every message of it is durable, so the
+    /// source may acknowledge it (LMTP `250`, `\Seen`, exit 0 …); `Err`
+    /// ([`ProcessError::Temporary`]) means the store is unavailable and nothing may be
+    /// acknowledged.
+    pub async fn take(
+        &self,
+        origin: Origin,
+        batch: &[IntakeMessage],
+    ) -> Result<Taken, ProcessError> {
+        if let Some((processor, message)) = self.processes_inline(batch) {
+            let outcome = processor
+                .receive_message(message, origin.mailbox, origin.source)
+                .await?;
+            if outcome.outcome == Outcome::Queued {
+                self.wake();
+            }
+            return Ok(Taken::Processed(Box::new(outcome)));
+        }
+        let summary = take_in(
+            &self.store,
+            origin.mailbox,
+            origin.source,
+            batch,
+            &self.quarantine_directory,
+        )
+        .await?;
+        if !summary.stored.is_empty() {
+            self.wake();
+        }
+        Ok(Taken::Stored(summary))
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+    }
+
+    /// The highest position taken in for `folder` under `validity`, if any (a watcher's
+    /// catch-up scan starts above it).
+    pub async fn cursor(&self, folder: &str, validity: i64) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.store.begin_read_only().await?;
+        let position = tx.intake_cursor(folder, validity).await?;
+        tx.commit().await?;
+        Ok(position)
+    }
+
+    /// Which of `identities` (source identities) are stored already.
+    pub async fn known(&self, identities: &[String]) -> Result<HashSet<String>, StoreError> {
+        let mut known = HashSet::new();
+        let mut tx = self.store.begin_read_only().await?;
+        for identity in identities {
+            if tx.source_identity_stored(identity).await? {
+                known.insert(identity.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(known)
+    }
+}
 
 /// One message to store, as a source handed it over.
 #[derive(Debug, Clone)]
@@ -40,7 +192,7 @@ pub struct IntakeMessage {
 }
 
 /// What [`take_in`] did with a batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IntakeSummary {
     /// Ids of the messages stored by this call, in batch order; they wait for processing.
     pub stored: Vec<i64>,

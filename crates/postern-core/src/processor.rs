@@ -155,8 +155,9 @@ impl Processor {
     /// [`Processor::receive`] for a message as a source hands it over: with its source
     /// identity, the folder cursor to move in the same transaction (one commit instead of two,
     /// which keeps a single new message's latency near the server's own), and the declared
-    /// size of a message the source refused to fetch.
-    pub async fn receive_message(
+    /// size of a message the source refused to fetch. Sources reach it through
+    /// [`crate::intake::Intake::take`], which decides when a message is processed inline.
+    pub(crate) async fn receive_message(
         &self,
         message: &IntakeMessage,
         mailbox: Mailbox,

@@ -1,8 +1,8 @@
 //! The processing queue: stored messages that are not finished yet, worked off by a few tasks.
 //!
-//! Messages arrive in the queue from [`crate::intake::take_in`] (watchers) and stay there after a
-//! crash or a temporary failure, so the queue is the store itself (`state` of
-//! `inbound_messages`), never memory. Each message is claimed **inside** the transaction that
+//! Messages arrive in the queue from [`crate::intake::Intake::take`] (a watcher's batch, or a
+//! message whose processing failed for now) and stay there after a crash or a temporary
+//! failure, so the queue is the store itself (`state` of `inbound_messages`), never memory. Each message is claimed **inside** the transaction that
 //! processes it: on PostgreSQL a second instance's claim waits for that transaction and then
 //! finds the message finished; on SQLite writers are serialised anyway. A process killed
 //! mid-message rolls back and leaves the message `received`.

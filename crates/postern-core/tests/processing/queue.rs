@@ -1,10 +1,11 @@
-//! Durable intake separate from processing: batches stored once, the queue works them off
-//! exactly once, even with two queues (two instances) on one store.
+//! Durable intake separate from processing: one message processed at once, batches stored once,
+//! the queue works them off exactly once, even with two queues (two instances) on one store.
 
 use postern_core::Outcome;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use postern_core::intake::{IntakeMessage, take_in};
+use postern_core::intake::{Intake, IntakeMessage, Origin, Taken, take_in};
 use postern_core::queue::{ProcessingQueue, QueueEvent};
 use postern_store::{InboundSource, InboundState, Mailbox};
 use postern_testkit::{BoxError, both};
@@ -150,5 +151,80 @@ both!(a_delivery_of_a_queued_message_completes_it_once, |db| {
     let queue = ProcessingQueue::new(Arc::new(world.processor(INCOMING)), 1);
     assert_eq!(queue.work_once(Arc::new(|_| {})).await?, 0);
     assert_eq!(issue_count(&world).await?, 1);
+    Ok(())
+});
+
+const FROM_IMAP: Origin = Origin {
+    mailbox: Mailbox::Incoming,
+    source: InboundSource::Imap,
+};
+
+/// An intake that counts its wake-ups.
+fn counting(intake: Intake) -> (Intake, Arc<AtomicUsize>) {
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counter = wakes.clone();
+    let intake = intake.waking(Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }));
+    (intake, wakes)
+}
+
+both!(
+    one_message_is_processed_at_intake_and_a_batch_is_left_to_the_queue,
+    |db| {
+        let world = World::new(db).await?;
+        let batch = new_issues(&world, 3)?;
+        let (intake, wakes) = counting(Intake::processing(Arc::new(world.processor(INCOMING))));
+        let Taken::Processed(one) = intake.take(FROM_IMAP, &batch[..1]).await? else {
+            panic!("a single message with a processor is processed at once");
+        };
+        assert_eq!(one.outcome, Outcome::Processed);
+        assert_eq!(issue_count(&world).await?, 1);
+        assert_eq!(
+            wakes.load(Ordering::Relaxed),
+            0,
+            "nothing waits for the queue"
+        );
+
+        let Taken::Stored(rest) = intake.take(FROM_IMAP, &batch[1..]).await? else {
+            panic!("a batch is stored for the queue");
+        };
+        assert_eq!(rest.stored.len(), 2);
+        assert_eq!(
+            issue_count(&world).await?,
+            1,
+            "a batch is not processed at intake"
+        );
+        assert_eq!(wakes.load(Ordering::Relaxed), 1, "the queue is woken");
+        let mut tx = world.store().begin().await?;
+        assert_eq!(
+            tx.intake_cursor("incoming@localhost/inbox", 1).await?,
+            Some(3)
+        );
+        tx.commit().await?;
+        Ok(())
+    }
+);
+
+both!(a_storing_intake_never_processes, |db| {
+    let world = World::new(db).await?;
+    let batch = new_issues(&world, 1)?;
+    let (intake, wakes) = counting(Intake::storing(
+        world.store().clone(),
+        world.quarantine_directory(),
+    ));
+    let Taken::Stored(summary) = intake.take(FROM_IMAP, &batch).await? else {
+        panic!("companion mode only stores");
+    };
+    assert_eq!(summary.stored.len(), 1);
+    assert_eq!(wakes.load(Ordering::Relaxed), 1);
+    assert_eq!(issue_count(&world).await?, 0);
+    let known = intake
+        .known(&[
+            "imap:incoming@localhost/inbox:1:1".to_owned(),
+            "imap:other".to_owned(),
+        ])
+        .await?;
+    assert_eq!(known.len(), 1);
     Ok(())
 });

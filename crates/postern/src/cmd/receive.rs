@@ -9,8 +9,10 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use postern_core::Outcome;
-use postern_core::intake::IntakeMessage;
+use postern_core::intake::{Intake, IntakeMessage, Origin, Taken};
 use postern_store::{InboundSource, Mailbox};
 
 use crate::exit::{self, Failure, TEMPORARY};
@@ -35,13 +37,15 @@ pub fn run(args: ReceiveArgs) -> Result<ExitCode, Failure> {
     };
     runtime()?.block_on(async {
         let store = setup.store().await?;
-        let processor = setup.processor(store.clone());
-        let result = processor
-            .receive_message(&message, mailbox, InboundSource::Pipe)
-            .await;
+        let intake = Intake::processing(Arc::new(setup.processor(store.clone())));
+        let origin = Origin {
+            mailbox,
+            source: InboundSource::Pipe,
+        };
+        let result = intake.take(origin, std::slice::from_ref(&message)).await;
         store.close().await;
         match result {
-            Ok(outcome) => {
+            Ok(Taken::Processed(outcome)) => {
                 exit::print_json(&outcome)?;
                 // Stored, but processing must be tried again. A pipe has no queue behind it,
                 // so the MTA keeps the message and delivers it again: the stored copy is then
@@ -49,6 +53,11 @@ pub fn run(args: ReceiveArgs) -> Result<ExitCode, Failure> {
                 if outcome.outcome == Outcome::Queued {
                     return Ok(ExitCode::from(TEMPORARY));
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            // Durable, and left to a running `serve`'s processing queue.
+            Ok(Taken::Stored(summary)) => {
+                exit::print_json(&summary)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => Err(Failure::new(

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_core::intake::Intake;
 use postern_gitlab::{
     CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions, mailbox_type,
 };
@@ -116,19 +117,23 @@ async fn serve(
         )),
         postern_store::Backend::Postgres => None,
     };
-    let wake: crate::intake::Wake = {
-        let deliverer = deliverer.clone();
-        Arc::new(move || deliverer.notify())
-    };
     let sections = sections(&config);
     // The web UI needs a processor for its pages; companion mode never runs it on mail.
     let processor = Arc::new(setup.processor(store.clone()));
+    // Messages are only stored here, for the deliverer.
+    let intake = {
+        let deliverer = deliverer.clone();
+        Arc::new(
+            Intake::storing(
+                store.clone(),
+                processor.config().quarantine_directory.clone(),
+            )
+            .waking(Arc::new(move || deliverer.notify())),
+        )
+    };
     let planned = sources::plan(
         &sections,
-        &store,
-        wake,
-        None,
-        &processor.config().quarantine_directory,
+        &intake,
         // GitLab refuses what is over its own limit; the watchers keep their default.
         None,
         &setup.data_dir,

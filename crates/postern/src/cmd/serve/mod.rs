@@ -1,11 +1,11 @@
 //! `postern serve`: the long-running process. It runs, side by side until SIGTERM:
 //!
-//! - the built-in LMTP listener (`lmtp`): mail handed in by an MTA is stored and processed in
-//!   one transaction before the `250`;
-//! - the mailbox watchers (`sources`): IMAP and Microsoft Graph, each storing what it fetches
-//!   through the durable intake before acknowledging it on the server;
-//! - the processing queue: works off what the watchers stored (and whatever a crash or a
-//!   temporary failure left behind);
+//! - the built-in LMTP listener (`lmtp`): mail handed in by an MTA goes through core's intake
+//!   (`postern_core::intake::Intake`), stored and processed in one transaction before the `250`;
+//! - the mailbox watchers (`sources`): IMAP and Microsoft Graph, each handing what it fetches
+//!   to the same intake before acknowledging it on the server;
+//! - the processing queue: works off what the intake stored for it (a watcher's backlog, and
+//!   whatever a crash or a temporary failure left behind);
 //! - the outbox worker: sends queued notifications;
 //! - the web server (`postern-web`): UI, JSON API, `/health`, `/ready`, `/metrics`; over
 //!   HTTPS with `web.tls`, whose certificate and key SIGHUP reads again.
@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_core::intake::Intake;
 use postern_core::queue::{ProcessingQueue, QueueEvent};
 use postern_inbox::listener::{Listener, Protocol, Settings};
 use postern_inbox::status::SourceStatus;
@@ -112,16 +113,13 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let processor = Arc::new(setup.processor(store.clone()));
     let sender = setup.outbox_sender(store.clone())?;
     let queue = Arc::new(ProcessingQueue::new(processor.clone(), PROCESSING_TASKS));
-    let wake: crate::intake::Wake = {
+    let intake = {
         let queue = queue.clone();
-        Arc::new(move || queue.wake())
+        Arc::new(Intake::processing(processor.clone()).waking(Arc::new(move || queue.wake())))
     };
     let planned = sources::plan(
         &sources::sections(&setup),
-        &store,
-        wake,
-        Some(processor.clone()),
-        &processor.config().quarantine_directory,
+        &intake,
         Some(setup.max_message_bytes() as u64),
         &setup.data_dir,
     )?;
@@ -189,7 +187,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let mut tasks = JoinSet::new();
     tasks.spawn(listener.run(
         stopped(stop_rx.clone()),
-        lmtp::deliverer(processor.clone(), lmtp_status),
+        lmtp::deliverer(intake, lmtp_status),
     ));
     {
         let rx = stop_rx.clone();

@@ -11,19 +11,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_core::Processor;
+use postern_core::intake::{Intake, Origin};
 use postern_gitlab::{InboxMethod, MailboxSettings};
 use postern_inbox::graph::GraphSettings;
 use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
 use postern_inbox::status::SourceStatus;
-use postern_store::{InboundSource, Mailbox, Store};
+use postern_store::{InboundSource, Mailbox};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::tokens::imap_tokens;
 use crate::cmd::check::{CheckLine, PendingCheck};
 use crate::exit::{CONFIG, Failure};
-use crate::intake::{StoreIntake, Wake};
+use crate::intake::WatcherIntake;
 use crate::setup::Setup;
 
 type Starter = Box<dyn FnOnce(&mut JoinSet<()>, watch::Receiver<bool>) + Send>;
@@ -100,14 +100,11 @@ fn watched(section: &MailboxSettings) -> bool {
         && (section.host.is_some() || section.inbox_method == InboxMethod::MicrosoftGraph)
 }
 
-/// Reads the mailbox sections. A mailbox that is enabled but cannot be watched is a
-/// configuration error, never a silent no-op.
+/// Reads the mailbox sections; every watcher hands what it fetches to `intake`. A mailbox that
+/// is enabled but cannot be watched is a configuration error, never a silent no-op.
 pub fn plan(
     sections: &[Section],
-    store: &Store,
-    wake: Wake,
-    processor: Option<Arc<Processor>>,
-    quarantine_directory: &std::path::Path,
+    intake: &Arc<Intake>,
     max_message_size: Option<u64>,
     data_dir: &Path,
 ) -> Result<Planned, Failure> {
@@ -121,23 +118,16 @@ pub fn plan(
             .descriptions
             .push(format!("{name}: {} {}", source.kind(), source.location()));
         planned.statuses.push(status.clone());
-        let processor = processor.clone();
-        let (inbound_source, store, wake, quarantine_directory) = (
-            match source {
+        let origin = Origin {
+            mailbox,
+            source: match source {
                 Source::Imap(_) => InboundSource::Imap,
                 Source::Graph(_) => InboundSource::Graph,
             },
-            store.clone(),
-            wake.clone(),
-            quarantine_directory.to_owned(),
-        );
+        };
+        let intake = intake.clone();
         planned.starters.push(Box::new(move |tasks, stop| {
-            let mut intake =
-                StoreIntake::new(store, mailbox, inbound_source, wake, quarantine_directory);
-            if let Some(processor) = processor {
-                intake = intake.processing_single_messages(processor);
-            }
-            let intake = Arc::new(intake);
+            let intake = Arc::new(WatcherIntake::new(intake, origin));
             match source {
                 Source::Imap(settings) => {
                     tasks.spawn(postern_inbox::imap::watch(settings, intake, status, stop));
