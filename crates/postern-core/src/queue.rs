@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use postern_store::{StoreError, Timestamp};
-use postern_vocab::Backoff;
-use tokio::sync::{Notify, Semaphore, watch};
+use postern_vocab::{Backoff, Shutdown};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -83,17 +83,17 @@ impl ProcessingQueue {
         self.wake.notify_one();
     }
 
-    /// Runs until `shutdown` turns true; the messages in hand are finished first. `report`
+    /// Runs until `shutdown` stops it; the messages in hand are finished first. `report`
     /// hears about every message.
     pub async fn run(
         self: Arc<Self>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
         report: impl Fn(QueueEvent) + Send + Sync + 'static,
     ) {
         let report = Arc::new(report);
         let mut store_failures = STORE_BACKOFF.streak();
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_stopping() {
                 return;
             }
             let pause = match self.work_page(report.clone()).await {
@@ -123,7 +123,7 @@ impl ProcessingQueue {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
+                () = shutdown.stopped() => {}
             }
         }
     }

@@ -19,16 +19,14 @@
 //! back-off step rather than one per message.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
-use postern_vocab::Backoff;
 use postern_vocab::ErrorKind;
 use postern_vocab::backoff::ceil_seconds;
+use postern_vocab::{Backoff, Shutdown};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
@@ -180,18 +178,17 @@ impl Deliverer {
         self.routes.iter().map(|r| r.mailbox).collect()
     }
 
-    /// Delivers until `shutdown` completes. Shutdown is looked at between messages, never
+    /// Delivers until `shutdown` stops it. Shutdown is looked at between messages, never
     /// during one, so a message GitLab accepted is always recorded. Store failures are logged
     /// and retried after a pause; they never end the loop.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = pin!(shutdown);
+    pub async fn run(&self, shutdown: Shutdown) {
         let mut store_failures = Backoff::new(
             self.options.poll_interval.saturating_mul(2),
             Duration::from_secs(60),
         )
         .streak();
         loop {
-            let round = self.round(shutdown.as_mut());
+            let round = self.round(&shutdown);
             let pause = match round.await {
                 Ok((_, true)) => return,
                 Ok((report, false)) => {
@@ -215,7 +212,7 @@ impl Deliverer {
             }
             tokio::select! {
                 biased;
-                () = shutdown.as_mut() => return,
+                () = shutdown.stopped() => return,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
@@ -224,8 +221,9 @@ impl Deliverer {
 
     /// One round over every mailbox that is not paused, without a shutdown signal.
     pub async fn deliver_due(&self) -> Result<Report, StoreError> {
-        let never = pin!(std::future::pending::<()>());
-        self.round(never).await.map(|(report, _)| report)
+        self.round(&Shutdown::never())
+            .await
+            .map(|(report, _)| report)
     }
 
     /// The poll interval, or less if a paused mailbox resumes sooner.
@@ -272,10 +270,7 @@ impl Deliverer {
         }
     }
 
-    async fn round<F: Future<Output = ()>>(
-        &self,
-        mut stop: std::pin::Pin<&mut F>,
-    ) -> Result<(Report, bool), StoreError> {
+    async fn round(&self, stop: &Shutdown) -> Result<(Report, bool), StoreError> {
         let mut report = Report::default();
         for route in &self.routes {
             if self.is_paused(route.mailbox) {
@@ -300,12 +295,7 @@ impl Deliverer {
                 due
             };
             for chunk in due.chunks(self.options.concurrency.max(1)) {
-                let stopped = tokio::select! {
-                    biased;
-                    () = stop.as_mut() => true,
-                    () = std::future::ready(()) => false,
-                };
-                if stopped {
+                if stop.is_stopping() {
                     return Ok((report, true));
                 }
                 // One transaction claims the whole chunk: a claim is taken before delivery, so

@@ -1,7 +1,7 @@
 //! The built-in LMTP/SMTP listener: accepts mail from an MTA and hands each message to a callback.
 //!
 //! [`Listener::bind`] opens the socket (so a port in use is reported by the caller before any
-//! work starts); [`Listener::run`] serves until the shutdown future completes. Each connection
+//! work starts); [`Listener::run`] serves until its `Shutdown` stops it. Each connection
 //! runs one session task (see `session`), holding a permit of a semaphore so at most
 //! [`ListenerLimits::max_sessions`] sessions run at once; a connection over that is answered
 //! `421 4.7.0` and closed at once rather than queued.
@@ -17,8 +17,8 @@
 //! only for what can clear (load, time, a store that is down). No reply contains a path or an
 //! internal error text: they reach the sender in bounces.
 //!
-//! Shutdown follows mini-redis: stop accepting, broadcast the signal to the sessions (a watch
-//! channel), let each one finish the message it is in the middle of (DATA and the callback are
+//! Shutdown follows mini-redis: stop accepting, broadcast the signal to the sessions (a
+//! `Shutdown` of the listener's own), let each one finish the message it is in the middle of (DATA and the callback are
 //! not interrupted), and wait for every session task before `run` returns.
 
 mod body;
@@ -32,9 +32,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_vocab::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use self::body::Budget;
@@ -271,14 +272,13 @@ impl Listener {
         }
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets open sessions finish the
+    /// Serves until `shutdown` stops it, then stops accepting, lets open sessions finish the
     /// message in flight (idle ones are told `421` and closed), and returns once all are done.
     ///
     /// `deliver` is called once per message with the whole message; the client gets `250` only
     /// after it returns `Ok(())`.
-    pub async fn run<S, F, Fut>(self, shutdown: S, deliver: F)
+    pub async fn run<F, Fut>(self, shutdown: Shutdown, deliver: F)
     where
-        S: Future<Output = ()>,
         F: Fn(Delivery) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<(), DeliverError>> + Send + 'static,
     {
@@ -288,17 +288,16 @@ impl Listener {
             budget,
         } = self;
         let limit = Arc::new(Semaphore::new(settings.limits.max_sessions));
-        // `true` once shutdown starts; sessions watch it between commands.
-        let (stop_tx, stop_rx) = watch::channel(false);
+        // Stopped once the listener no longer accepts; sessions watch it between commands.
+        let (sessions_stopper, sessions_shutdown) = Shutdown::new();
         let mut sessions = JoinSet::new();
-        tokio::pin!(shutdown);
 
         loop {
             // Reap finished sessions so the set does not grow with every connection ever served.
             while sessions.try_join_next().is_some() {}
 
             let accepted = tokio::select! {
-                () = &mut shutdown => break,
+                () = shutdown.stopped() => break,
                 accepted = listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
@@ -325,7 +324,7 @@ impl Listener {
             };
             let settings = settings.clone();
             let budget = budget.clone();
-            let stop = stop_rx.clone();
+            let stop = sessions_shutdown.clone();
             let deliver = deliver.clone();
             sessions.spawn(async move {
                 session::serve(stream, Some(peer), &settings, &budget, stop, deliver).await;
@@ -335,8 +334,7 @@ impl Listener {
         }
 
         drop(listener);
-        // Receivers may all be gone already (no sessions); that is fine.
-        let _ = stop_tx.send(true);
+        sessions_stopper.stop();
         while let Some(result) = sessions.join_next().await {
             if let Err(error) = result {
                 // A panicking callback ends its session without a reply: the MTA retries.
@@ -368,7 +366,6 @@ where
     settings.check()?;
     let budget = Budget::new(settings.limits.memory_budget);
     // Never stopped: the session ends with the stream.
-    let (_stop_tx, stop_rx) = watch::channel(false);
-    session::serve(stream, None, settings, &budget, stop_rx, deliver).await;
+    session::serve(stream, None, settings, &budget, Shutdown::never(), deliver).await;
     Ok(())
 }

@@ -10,7 +10,7 @@
 //!
 //! - [`Sender`] is the worker. [`Sender::deliver_due`] takes one round of due mail
 //!   ([`postern_store::Tx::due_outbox`]), claims each row, sends it and marks it sent or failed,
-//!   returning a [`Report`]; [`Sender::run`] repeats that until its shutdown future completes
+//!   returning a [`Report`]; [`Sender::run`] repeats that until its `Shutdown` stops it
 //!   (for `postern serve`).
 //! - [`Transport`] is how a mail leaves, in the manner of lettre's transports:
 //!   [`SmtpTransport`] sends the stored bytes unchanged with lettre's `send_raw` (plain,

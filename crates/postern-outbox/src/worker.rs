@@ -1,15 +1,13 @@
 //! [`Sender`]: takes due mail from the outbox table, claims it, hands it to a [`Transport`] and
 //! records the outcome.
 
-use std::future::Future;
-use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use postern_store::{OutboxMail, Store, StoreError, Timestamp};
 use tracing::Instrument as _;
 
-use postern_vocab::Backoff;
 use postern_vocab::backoff::ceil_seconds;
+use postern_vocab::{Backoff, Shutdown};
 
 use crate::retry::RetryPolicy;
 use crate::{AnyTransport, DeliveryError, OutboxError, Outgoing, Transport};
@@ -120,23 +118,21 @@ impl<T: Transport> Sender<T> {
     /// "retry now" for an administrator, and a way for tests to skip a back-off without
     /// waiting. Claims still age by the real clock.
     pub async fn deliver_due_at(&self, now: Timestamp, limit: i64) -> Result<Report, OutboxError> {
-        let never = pin!(std::future::pending::<()>());
-        self.deliver(now, limit, never)
+        self.deliver(now, limit, &Shutdown::never())
             .await
             .map(|(report, _)| report)
     }
 
-    /// Delivers due mail until `shutdown` completes: a round of up to
+    /// Delivers due mail until `shutdown` stops it: a round of up to
     /// [`SenderOptions::batch`], then a pause of [`SenderOptions::interval`] unless the round
     /// was full. Shutdown is looked at between mails, never during one, so a mail the relay has
     /// accepted is always recorded. Store failures are logged and retried after a growing pause
     /// (up to a minute); they never end the loop.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = pin!(shutdown);
+    pub async fn run(&self, shutdown: Shutdown) {
         let mut failures =
             Backoff::new(self.options.interval.saturating_mul(2), MAX_ERROR_PAUSE).streak();
         loop {
-            let round = self.deliver(Timestamp::now(), self.options.batch, shutdown.as_mut());
+            let round = self.deliver(Timestamp::now(), self.options.batch, &shutdown);
             let pause = match round.await {
                 Ok((_, true)) => return,
                 Ok((report, false)) => {
@@ -156,18 +152,18 @@ impl<T: Transport> Sender<T> {
             };
             tokio::select! {
                 biased;
-                () = shutdown.as_mut() => return,
+                () = shutdown.stopped() => return,
                 () = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    /// One round; the flag says whether `stop` completed (then it must not be polled again).
-    async fn deliver<F: Future<Output = ()>>(
+    /// One round; the flag says whether `stop` stopped it.
+    async fn deliver(
         &self,
         now: Timestamp,
         limit: i64,
-        mut stop: Pin<&mut F>,
+        stop: &Shutdown,
     ) -> Result<(Report, bool), OutboxError> {
         let due = {
             let mut tx = self.store.begin().await?;
@@ -177,12 +173,7 @@ impl<T: Transport> Sender<T> {
         };
         let mut report = Report::default();
         for mail in due {
-            let stopped = tokio::select! {
-                biased;
-                () = stop.as_mut() => true,
-                () = std::future::ready(()) => false,
-            };
-            if stopped {
+            if stop.is_stopping() {
                 return Ok((report, true));
             }
             // Every line about this mail names it (and the message it answers, once read).

@@ -3,7 +3,7 @@
 //! long to wait before trying again; [`identifier`], a sender's identifier (a Message-ID) made
 //! fit to keep and to show; [`Mailbox`], which of GitLab's two mailboxes a message came
 //! through; [`outcome`], what became of an inbound message ([`HandlerKind`], [`ErrorKind`]), as
-//! recorded and shown.
+//! recorded and shown; [`Shutdown`], the one stop signal every loop watches.
 //!
 //! A leaf: it depends on no other postern crate, does no I/O beyond asking for randomness, and
 //! every crate may depend on it.
@@ -14,8 +14,10 @@ mod mailbox;
 pub mod outcome;
 pub mod random;
 mod secret;
+pub mod shutdown;
 
 pub use backoff::Backoff;
 pub use mailbox::{Mailbox, UnknownMailbox};
 pub use outcome::{ErrorKind, HandlerKind};
 pub use secret::Secret;
+pub use shutdown::{Shutdown, Stopper};

@@ -20,7 +20,6 @@
 //! No crate wraps `mallopt` or `malloc_trim`, and an environment variable (`MALLOC_ARENA_MAX`)
 //! would have to be set by whoever starts postern; hence these two `unsafe` calls.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -40,21 +39,19 @@ pub fn message_finished() {
     WORKED.notify_one();
 }
 
-/// Until `stop` ends: after each run of work, once no message was finished for [`QUIET`], the
+/// Until `shutdown` stops it: after each run of work, once no message was finished for [`QUIET`], the
 /// memory freed meanwhile goes back to the system, and `store`'s idle connections give back
 /// their page caches. An idle server wakes for nothing.
-pub async fn trim_when_idle(store: postern_store::Store, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
+pub async fn trim_when_idle(store: postern_store::Store, shutdown: postern_vocab::Shutdown) {
     loop {
         tokio::select! {
-            _ = &mut stop => return,
-            _ = WORKED.notified() => {}
+            () = shutdown.stopped() => return,
+            () = WORKED.notified() => {}
         }
         let mut seen = FINISHED.load(Ordering::Relaxed);
         loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(QUIET) => {}
+            if shutdown.sleep(QUIET).await {
+                return;
             }
             let now = FINISHED.load(Ordering::Relaxed);
             if now == seen {

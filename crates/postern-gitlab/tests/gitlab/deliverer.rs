@@ -57,17 +57,12 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
             fast_options(),
         )));
     }
-    let (stop, _) = tokio::sync::watch::channel(false);
+    let (stop, shutdown) = postern_vocab::Shutdown::new();
     let mut tasks = Vec::new();
     for d in &deliverers {
         let d = d.clone();
-        let mut rx = stop.subscribe();
-        tasks.push(tokio::spawn(async move {
-            d.run(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await
-        }));
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move { d.run(shutdown).await }));
     }
     let done = wait_until(Duration::from_secs(120), async || {
         gitlab.received().len() >= raws.len()
@@ -82,7 +77,7 @@ async fn two_deliverers_on_one_postgres_deliver_each_message_exactly_once() {
             .all(|m| m.state == InboundState::Processed)
     })
     .await;
-    let _ = stop.send(true);
+    stop.stop();
     for t in tasks {
         t.await.unwrap();
     }
@@ -136,7 +131,7 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
     ));
     let running = tokio::spawn({
         let d = first.clone();
-        async move { d.run(std::future::pending()).await }
+        async move { d.run(postern_vocab::Shutdown::never()).await }
     });
     let started = wait_until(Duration::from_secs(60), async || {
         gitlab.received().len() >= 30
@@ -162,15 +157,10 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
         )],
         fast_options(),
     ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = postern_vocab::Shutdown::new();
     let running = tokio::spawn({
         let d = second.clone();
-        async move {
-            d.run(async {
-                let _ = stopped.await;
-            })
-            .await
-        }
+        async move { d.run(stopped).await }
     });
     let all_there = wait_until(Duration::from_secs(120), async || {
         let counts = counts(&gitlab.received());
@@ -184,7 +174,7 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
             .all(|m| m.state == InboundState::Processed)
     })
     .await;
-    let _ = stop.send(());
+    stop.stop();
     running.await.unwrap();
     assert!(all_there, "every message reached GitLab after the restart");
     assert!(

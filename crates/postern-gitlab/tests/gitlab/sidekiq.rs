@@ -134,15 +134,10 @@ async fn redis_down_then_up_delivers_each_message_once() {
     ));
     let raws: Vec<Vec<u8>> = (0..6).map(message).collect();
     store_messages(&db.store, Mailbox::Incoming, &raws).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = postern_vocab::Shutdown::new();
     let running = tokio::spawn({
         let d = deliverer.clone();
-        async move {
-            d.run(async {
-                let _ = stopped.await;
-            })
-            .await
-        }
+        async move { d.run(stopped).await }
     });
     let failed = wait_until(Duration::from_secs(30), async || {
         deliverer
@@ -166,7 +161,7 @@ async fn redis_down_then_up_delivers_each_message_once() {
         lrange(&url, "queue:default").await.len() >= raws.len()
     })
     .await;
-    let _ = stop.send(());
+    stop.stop();
     running.await.unwrap();
     assert!(done, "delivered after Redis came back");
     let jobs = lrange(&url, "queue:default").await;

@@ -215,21 +215,16 @@ both!(
             )],
             fast_options(),
         ));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = postern_vocab::Shutdown::new();
         let running = tokio::spawn({
             let d = deliverer.clone();
-            async move {
-                d.run(async {
-                    let _ = stopped.await;
-                })
-                .await
-            }
+            async move { d.run(stopped).await }
         });
         let done = wait_until(Duration::from_secs(60), async || {
             gitlab.received().len() >= raws.len()
         })
         .await;
-        let _ = stop.send(());
+        stop.stop();
         running.await?;
         assert!(done, "all delivered after the 500s");
         let mut bodies: Vec<_> = gitlab.received().into_iter().map(|r| r.body).collect();
@@ -267,15 +262,10 @@ both!(an_endpoint_that_is_down_then_up_gets_everything, |db| {
         vec![(Mailbox::Incoming, Destination::Webhook(hook))],
         fast_options(),
     ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = postern_vocab::Shutdown::new();
     let running = tokio::spawn({
         let d = deliverer.clone();
-        async move {
-            d.run(async {
-                let _ = stopped.await;
-            })
-            .await
-        }
+        async move { d.run(stopped).await }
     });
     let failed = wait_until(Duration::from_secs(20), async || {
         deliverer
@@ -299,7 +289,7 @@ both!(an_endpoint_that_is_down_then_up_gets_everything, |db| {
         gitlab.received().len() >= 8
     })
     .await;
-    let _ = stop.send(());
+    stop.stop();
     running.await?;
     assert!(done, "everything delivered once the endpoint is back");
     assert_eq!(gitlab.received().len(), 8, "no duplicates");

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::watch::Receiver;
+use postern_vocab::Shutdown;
 
 use super::client::{GraphClient, MAX_RETRY_AFTER};
 use super::{GraphError, GraphSettings, MAX_CONCURRENCY};
@@ -41,7 +41,7 @@ enum PassEnd {
     Stopping,
 }
 
-/// Watches the folder of `settings` until `shutdown` becomes `true` (or its sender is dropped),
+/// Watches the folder of `settings` until `shutdown` stops it,
 /// handing messages to `intake` and keeping `status` current. Never returns early on errors:
 /// it backs off and tries again. Invalid settings are reported in `status` and the watcher then
 /// only waits for shutdown.
@@ -49,14 +49,14 @@ pub async fn watch<I: Intake>(
     settings: GraphSettings,
     intake: Arc<I>,
     status: Arc<SourceStatus>,
-    mut shutdown: Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let client = match GraphClient::new(&settings) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(source = %settings.name, %error, "Microsoft Graph watcher not started");
             status.failed(&error.to_string());
-            stopped(&mut shutdown).await;
+            shutdown.stopped().await;
             status.stopped();
             return;
         }
@@ -94,12 +94,7 @@ pub async fn watch<I: Intake>(
         if let Some(at) = client.token_expiry() {
             status.set_token_expiry(at);
         }
-        let mut waiter = shutdown.clone();
-        let stopping = tokio::select! {
-            () = tokio::time::sleep(pause) => false,
-            () = stopped(&mut waiter) => true,
-        };
-        if stopping {
+        if shutdown.sleep(pause).await {
             break;
         }
     }
@@ -113,12 +108,12 @@ struct Watcher<'a, I> {
     settings: &'a GraphSettings,
     intake: &'a I,
     status: &'a SourceStatus,
-    shutdown: &'a Receiver<bool>,
+    shutdown: &'a Shutdown,
 }
 
 impl<I: Intake> Watcher<'_, I> {
     async fn pass(&self) -> Result<PassEnd, GraphError> {
-        let Some(token) = until_shutdown(self.client.token(), self.shutdown).await else {
+        let Some(token) = self.shutdown.until(self.client.token()).await else {
             return Ok(PassEnd::Stopping);
         };
         self.status.set_token_expiry(token?.expires_at());
@@ -128,13 +123,13 @@ impl<I: Intake> Watcher<'_, I> {
         // Every message this pass has worked on: acknowledged, vanished, or already stored.
         let mut handled: HashSet<String> = HashSet::new();
         loop {
-            if stopping(self.shutdown) {
+            if self.shutdown.is_stopping() {
                 return Ok(PassEnd::Stopping);
             }
             if handled.len() >= MESSAGES_PER_PASS {
                 return Ok(PassEnd::More);
             }
-            let Some(page) = until_shutdown(self.client.list(&url), self.shutdown).await else {
+            let Some(page) = self.shutdown.until(self.client.list(&url)).await else {
                 return Ok(PassEnd::Stopping);
             };
             let page = page?;
@@ -181,7 +176,10 @@ impl<I: Intake> Watcher<'_, I> {
         let mut failure = None;
         let mut taken = 0u64;
         loop {
-            while running.len() < MAX_CONCURRENCY && failure.is_none() && !stopping(self.shutdown) {
+            while running.len() < MAX_CONCURRENCY
+                && failure.is_none()
+                && !self.shutdown.is_stopping()
+            {
                 let Some((id, identity)) = waiting.next() else {
                     break;
                 };
@@ -206,7 +204,7 @@ impl<I: Intake> Watcher<'_, I> {
         }
         match failure {
             Some(error) => Err(error),
-            None if stopping(self.shutdown) => Ok(PassEnd::Stopping),
+            None if self.shutdown.is_stopping() => Ok(PassEnd::Stopping),
             None => Ok(PassEnd::More),
         }
     }
@@ -223,7 +221,7 @@ impl<I: Intake> Watcher<'_, I> {
             self.acknowledge(&id).await?;
             return Ok(Outcome::Done);
         }
-        let Some(fetched) = until_shutdown(self.client.fetch_raw(&id), self.shutdown).await else {
+        let Some(fetched) = self.shutdown.until(self.client.fetch_raw(&id)).await else {
             return Ok(Outcome::Done);
         };
         let downloaded = match fetched {
@@ -269,10 +267,9 @@ impl<I: Intake> Watcher<'_, I> {
         };
         let result = async {
             tokio::pin!(both);
-            let mut waiter = self.shutdown.clone();
             tokio::select! {
                 result = &mut both => result,
-                () = stopped(&mut waiter) => match tokio::time::timeout(SHUTDOWN_GRACE, both).await {
+                () = self.shutdown.stopped() => match tokio::time::timeout(SHUTDOWN_GRACE, both).await {
                     Ok(result) => result,
                     Err(_) => {
                         tracing::warn!(source = %self.settings.name, "shutdown: a message taken in stays unread until the next start");
@@ -296,33 +293,4 @@ enum Outcome {
     TakenIn,
     /// Nothing to take in: already stored (now acknowledged), vanished, or shutdown.
     Done,
-}
-
-/// `future`'s output, or `None` if shutdown is asked for first (the future is dropped).
-async fn until_shutdown<T>(
-    future: impl Future<Output = T>,
-    shutdown: &Receiver<bool>,
-) -> Option<T> {
-    let mut waiter = shutdown.clone();
-    tokio::select! {
-        biased;
-        () = stopped(&mut waiter) => None,
-        output = future => Some(output),
-    }
-}
-
-fn stopping(shutdown: &Receiver<bool>) -> bool {
-    *shutdown.borrow() || shutdown.has_changed().is_err()
-}
-
-/// Returns once shutdown is asked for, or once nobody can ask any more (sender dropped).
-async fn stopped(shutdown: &mut Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
 }

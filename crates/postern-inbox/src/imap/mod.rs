@@ -24,7 +24,7 @@
 //! happens only after storing, an interruption at any point leads to a re-fetch (deduplicated
 //! by the identity `imap:<user>@<host>/<folder>:<uidvalidity>:<uid>`), never to a loss.
 //!
-//! Shutdown (the watch channel turning `true`): the batch in hand is finished (taken and
+//! Shutdown (`postern_vocab::Shutdown` stopped): the batch in hand is finished (taken and
 //! flagged), IDLE is ended with `DONE`, the session logged out, and [`watch()`] returns — within
 //! 10 s in every case; past that the connection is simply dropped, which loses nothing.
 
@@ -38,13 +38,12 @@ mod watcher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use self::connect::{command_error, open, within};
 use self::wait::Woke;
-use self::watcher::{Stop, Watcher, sleep_or_shutdown};
+use self::watcher::{Stop, Watcher};
 use crate::intake::Intake;
 use crate::status::SourceStatus;
+use postern_vocab::Shutdown;
 use postern_vocab::backoff::Streak;
 
 pub use self::settings::{
@@ -134,7 +133,7 @@ pub async fn check(settings: &ImapSettings) -> Result<CheckReport, ImapError> {
     })
 }
 
-/// Watches the folder of `settings` until `shutdown` turns `true` (or its sender is dropped),
+/// Watches the folder of `settings` until `shutdown` stops it,
 /// taking every message into `intake` and acknowledging it only afterwards. Errors never end
 /// it: they are reported in `status` and followed by a reconnect with back-off. Returns
 /// within [`SHUTDOWN_LIMIT`] of the shutdown signal.
@@ -142,13 +141,13 @@ pub async fn watch<I: Intake>(
     settings: ImapSettings,
     intake: Arc<I>,
     status: Arc<SourceStatus>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
-    let mut deadline = shutdown.clone();
+    let deadline = shutdown.clone();
     tokio::select! {
         () = run(&settings, &*intake, &status, shutdown) => {}
         () = async {
-            let _ = deadline.wait_for(|stop| *stop).await;
+            deadline.stopped().await;
             tokio::time::sleep(SHUTDOWN_LIMIT - Duration::from_millis(500)).await;
         } => {
             tracing::warn!(
@@ -166,12 +165,12 @@ async fn run<I: Intake>(
     settings: &ImapSettings,
     intake: &I,
     status: &SourceStatus,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut backoff = crate::RECONNECT_BACKOFF.streak();
     let name = &settings.config().name;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_stopping() {
             return;
         }
         match session(settings, intake, status, shutdown.clone(), &mut backoff).await {
@@ -185,7 +184,7 @@ async fn run<I: Intake>(
                     retry_in_ms = delay.as_millis() as u64,
                     "IMAP watcher failed; reconnecting"
                 );
-                if sleep_or_shutdown(delay, &mut shutdown).await {
+                if shutdown.sleep(delay).await {
                     return;
                 }
             }
@@ -199,7 +198,7 @@ async fn session<I: Intake>(
     settings: &ImapSettings,
     intake: &I,
     status: &SourceStatus,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     backoff: &mut Streak,
 ) -> Result<(), ImapError> {
     let opened = open(settings).await?;

@@ -10,7 +10,7 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::UnsolicitedResponse;
 
 use super::connect::{command_error, timed, within};
-use super::watcher::{Stop, Watcher, sleep_or_shutdown};
+use super::watcher::{Stop, Watcher};
 use crate::intake::Intake;
 
 /// How often a server without IDLE is asked (with `NOOP`) whether anything arrived.
@@ -70,7 +70,7 @@ impl<I: Intake> Watcher<'_, I> {
             if left.is_zero() {
                 return Ok(Woke::Timeout);
             }
-            if sleep_or_shutdown(left.min(POLL_EVERY), &mut self.shutdown).await {
+            if self.shutdown.sleep(left.min(POLL_EVERY)).await {
                 return Err(Stop::Shutdown);
             }
             let settings = self.settings;
@@ -130,7 +130,7 @@ impl<I: Intake> Watcher<'_, I> {
                         Ok(Err(e)) => return Err(Stop::Imap(command_error(settings, "IDLE", e))),
                     });
                 }
-                _ = self.shutdown.wait_for(|stop| *stop) => shutdown = true,
+                () = self.shutdown.stopped() => shutdown = true,
             }
             self.status.connected();
             // With "waiting in IDLE", a log reader can tell whether the watcher is idle now.

@@ -11,10 +11,8 @@
 //! message of the batch untouched and the same batch is offered again.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
-use tokio::sync::watch;
 
 use super::connect::{Features, Session, command_error, timed, within};
 use super::uids::{plan_batches, uid_set};
@@ -22,6 +20,7 @@ use super::{ImapError, ImapSettings};
 use crate::headers::header_block;
 use crate::intake::{Cursor, Fetched, Intake, IntakeError, MAX_HEADER_BLOCK};
 use crate::status::SourceStatus;
+use postern_vocab::Shutdown;
 use postern_vocab::backoff::Streak;
 
 /// UIDs per size-planning `FETCH` and per `known()` question: keeps command lines short.
@@ -56,7 +55,7 @@ pub(crate) struct Watcher<'a, I> {
     pub settings: &'a ImapSettings,
     pub intake: &'a I,
     pub status: &'a SourceStatus,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
     /// `None` only while IDLE owns it, or after it was lost.
     pub session: Option<Session>,
     pub validity: u32,
@@ -74,7 +73,7 @@ impl<I: Intake> Watcher<'_, I> {
     }
 
     pub(crate) fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        self.shutdown.is_stopping()
     }
 
     pub(crate) fn session(&mut self) -> Result<&mut Session, Stop> {
@@ -492,7 +491,7 @@ impl<I: Intake> Watcher<'_, I> {
                         retry_in_ms = delay.as_millis() as u64,
                         "the store did not take the messages; nothing acknowledged, retrying"
                     );
-                    if sleep_or_shutdown(delay, &mut self.shutdown).await {
+                    if self.shutdown.sleep(delay).await {
                         return Err(Stop::Shutdown);
                     }
                     let settings = self.settings;
@@ -518,15 +517,4 @@ async fn run(
             .map_err(|e| command_error(settings, what, e))
     })
     .await
-}
-
-/// Sleeps `delay`; `true` if shutdown was asked for first (a dropped sender counts as that).
-pub(crate) async fn sleep_or_shutdown(
-    delay: Duration,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(delay) => false,
-        _ = shutdown.wait_for(|stop| *stop) => true,
-    }
 }

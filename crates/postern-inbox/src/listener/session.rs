@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_vocab::Shutdown;
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tracing::Instrument as _;
 
@@ -118,7 +118,7 @@ pub(super) async fn serve<S, F, Fut>(
     peer: Option<SocketAddr>,
     settings: &Settings,
     budget: &Arc<Budget>,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
     deliver: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -204,11 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         self.rcpts.clear();
     }
 
-    async fn run<F, Fut>(
-        &mut self,
-        mut stop: watch::Receiver<bool>,
-        deliver: F,
-    ) -> Result<(), Close>
+    async fn run<F, Fut>(&mut self, stop: Shutdown, deliver: F) -> Result<(), Close>
     where
         F: Fn(Delivery) -> Fut,
         Fut: std::future::Future<Output = Result<(), DeliverError>>,
@@ -229,7 +225,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             let max = self.settings.limits.max_line_length;
             let read = tokio::select! {
                 biased;
-                _ = stop.wait_for(|stopping| *stopping) => {
+                () = stop.stopped() => {
                     return Err(Close::Say(SHUTTING_DOWN));
                 }
                 read = self.read(&mut line, max) => read?,

@@ -10,7 +10,7 @@ use postern_inbox::graph::{GraphSettings, watch};
 use postern_inbox::intake::{Fetched, Intake, IntakeError};
 use postern_inbox::status::SourceStatus;
 use postern_testkit::graph::GraphStandIn;
-use tokio::sync::watch as signal;
+use postern_vocab::{Shutdown, Stopper};
 use tokio::task::JoinHandle;
 
 pub const TENANT: &str = "contoso-tenant-0001";
@@ -107,7 +107,7 @@ pub fn raw(n: usize) -> Vec<u8> {
 pub struct Running {
     pub intake: Arc<MemIntake>,
     pub status: Arc<SourceStatus>,
-    shutdown: signal::Sender<bool>,
+    shutdown: Stopper,
     task: JoinHandle<()>,
 }
 
@@ -117,7 +117,7 @@ pub fn spawn(settings: GraphSettings, intake: Arc<MemIntake>) -> Running {
         "microsoft_graph",
         &settings.location(),
     ));
-    let (shutdown, receiver) = signal::channel(false);
+    let (shutdown, receiver) = Shutdown::new();
     let task = tokio::spawn(watch(settings, intake.clone(), status.clone(), receiver));
     Running {
         intake,
@@ -130,7 +130,7 @@ pub fn spawn(settings: GraphSettings, intake: Arc<MemIntake>) -> Running {
 impl Running {
     /// Asks the watcher to stop and waits for it, at most 10 s (the promised bound).
     pub async fn stop(self) -> Arc<SourceStatus> {
-        self.shutdown.send(true).unwrap();
+        self.shutdown.stop();
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
             .expect("the watcher stops within 10 s of shutdown")

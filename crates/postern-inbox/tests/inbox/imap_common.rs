@@ -12,7 +12,7 @@ use postern_inbox::status::{SourceStatus, StatusSnapshot};
 use postern_testkit::imap::{ImapClient, quote};
 use postern_testkit::mailserver::{MailServer, USER};
 use postern_vocab::Secret;
-use tokio::sync::watch;
+use postern_vocab::{Shutdown, Stopper};
 use tokio::task::JoinHandle;
 
 /// What the test store holds.
@@ -207,7 +207,7 @@ pub fn message(tag: &str, size: usize) -> Vec<u8> {
 /// A watcher running in its own task.
 pub struct Running {
     pub status: Arc<SourceStatus>,
-    pub stop: watch::Sender<bool>,
+    pub stop: Stopper,
     pub task: JoinHandle<()>,
 }
 
@@ -219,7 +219,7 @@ pub fn start(config: ImapConfig, intake: &Arc<MemoryIntake>) -> Running {
         "imap",
         &settings.location(),
     ));
-    let (stop, receiver) = watch::channel(false);
+    let (stop, receiver) = Shutdown::new();
     let task = tokio::spawn(imap::watch(
         settings,
         intake.clone(),
@@ -232,7 +232,7 @@ pub fn start(config: ImapConfig, intake: &Arc<MemoryIntake>) -> Running {
 impl Running {
     /// Asks the watcher to stop and waits for it (bounded: the watcher promises 10 s).
     pub async fn shutdown(self) {
-        self.stop.send(true).unwrap();
+        self.stop.stop();
         tokio::time::timeout(Duration::from_secs(12), self.task)
             .await
             .expect("the watcher stops within its shutdown limit")

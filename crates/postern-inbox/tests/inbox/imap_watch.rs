@@ -333,7 +333,7 @@ async fn shutdown_while_idle_returns_promptly_and_logs_out() {
     let running = start(config(server, "t-shutdown"), &intake);
     wait_in_idle(&running).await;
     let status = running.status.clone();
-    running.stop.send(true).unwrap();
+    running.stop.stop();
     tokio::time::timeout(imap::SHUTDOWN_LIMIT, running.task)
         .await
         .expect("the watcher returns within its 10 s shutdown limit")
@@ -361,7 +361,7 @@ async fn shutdown_during_a_take_finishes_and_flags_that_batch_first() {
         !intake.offered().is_empty()
     })
     .await;
-    running.stop.send(true).unwrap();
+    running.stop.stop();
     tokio::time::timeout(imap::SHUTDOWN_LIMIT, running.task)
         .await
         .expect("the watcher returns within its 10 s shutdown limit")

@@ -8,10 +8,10 @@ use std::time::Duration;
 use postern_inbox::listener::{
     BufferStats, DeliverError, Delivery, Listener, ListenerLimits, Protocol, Settings,
 };
+use postern_vocab::{Shutdown, Stopper};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ struct Server {
     addr: SocketAddr,
     deliveries: Arc<Mutex<Vec<Got>>>,
     stats: BufferStats,
-    stop: oneshot::Sender<()>,
+    stop: Stopper,
     run: JoinHandle<()>,
     /// Keeps the spool directory alive while the server runs.
     _spool: tempfile::TempDir,
@@ -56,33 +56,28 @@ impl Server {
         let stats = listener.buffer_stats();
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let seen = deliveries.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let run = tokio::spawn(listener.run(
+        let (stop, stopped) = Shutdown::new();
+        let run = tokio::spawn(listener.run(stopped, move |delivery: Delivery| {
+            let seen = seen.clone();
             async move {
-                let _ = stopped.await;
-            },
-            move |delivery: Delivery| {
-                let seen = seen.clone();
-                async move {
-                    let raw = delivery.raw.bytes().await.expect("body readable").to_vec();
-                    seen.lock().expect("lock").push(Got {
-                        mailbox_hint: delivery.mailbox_hint,
-                        raw,
-                        from: delivery.from,
-                        spooled: delivery.raw.is_spooled(),
-                    });
-                    match outcome {
-                        Outcome::Ok => Ok(()),
-                        Outcome::SlowOk => {
-                            tokio::time::sleep(Duration::from_millis(600)).await;
-                            Ok(())
-                        }
-                        Outcome::Temporary => Err(DeliverError::Temporary("db down".into())),
-                        Outcome::Permanent => Err(DeliverError::Permanent("no such list".into())),
+                let raw = delivery.raw.bytes().await.expect("body readable").to_vec();
+                seen.lock().expect("lock").push(Got {
+                    mailbox_hint: delivery.mailbox_hint,
+                    raw,
+                    from: delivery.from,
+                    spooled: delivery.raw.is_spooled(),
+                });
+                match outcome {
+                    Outcome::Ok => Ok(()),
+                    Outcome::SlowOk => {
+                        tokio::time::sleep(Duration::from_millis(600)).await;
+                        Ok(())
                     }
+                    Outcome::Temporary => Err(DeliverError::Temporary("db down".into())),
+                    Outcome::Permanent => Err(DeliverError::Permanent("no such list".into())),
                 }
-            },
-        ));
+            }
+        }));
         Self {
             addr,
             deliveries,
@@ -95,7 +90,7 @@ impl Server {
 
     /// Shuts down, waits for `run` to return, and gives back what was delivered.
     async fn finish(self) -> Vec<Got> {
-        let _ = self.stop.send(());
+        self.stop.stop();
         tokio::time::timeout(BOUND, self.run)
             .await
             .expect("run returns after shutdown")
@@ -374,7 +369,7 @@ async fn shutdown_during_data_finishes_the_message_first() {
         run,
         ..
     } = server;
-    stop.send(()).expect("listener still running");
+    stop.stop();
     client.send(BODY).await;
     client.expect("250").await;
     let reply = client.reply().await;

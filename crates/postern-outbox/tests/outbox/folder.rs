@@ -65,15 +65,11 @@ both!(run_delivers_until_shutdown, |db| {
         db.store.clone(),
         FolderTransport::new(data_dir.path()),
     ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = postern_vocab::Shutdown::new();
     let worker = tokio::spawn({
         let sender = sender.clone();
         async move {
-            sender
-                .run(async {
-                    stopped.await.ok();
-                })
-                .await;
+            sender.run(stopped).await;
         }
     });
     // Bounded wait for the loop's first round.
@@ -86,7 +82,7 @@ both!(run_delivers_until_shutdown, |db| {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(state, OutboxState::Sent);
-    stop.send(()).ok();
+    stop.stop();
     tokio::time::timeout(std::time::Duration::from_secs(30), worker).await??;
     Ok(())
 });

@@ -28,13 +28,11 @@ use postern_gitlab::{
 use postern_web::WebState;
 
 use super::web_config;
-use tokio::sync::watch;
+use postern_vocab::Shutdown;
 use tokio::task::JoinSet;
 
 use super::sources::{self, Section};
-use super::{
-    bind_web, reload_certificate, shut_down, spawn_web, stopped, wait_for_signal, web_certificate,
-};
+use super::{bind_web, reload_certificate, shut_down, spawn_web, wait_for_signal, web_certificate};
 use crate::exit::{CONFIG, Failure, SOFTWARE};
 use crate::setup::{Setup, runtime};
 
@@ -164,11 +162,11 @@ async fn serve(
         tracing::info!(destination = %destination, "delivering to GitLab");
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stopper, shutdown) = Shutdown::new();
     let mut tasks = JoinSet::new();
     {
         let deliverer = deliverer.clone();
-        let rx = stop_rx.clone();
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
             if let Some(recovery) = recovery {
                 match recovery.deliver_due().await {
@@ -179,31 +177,30 @@ async fn serve(
                     Err(e) => tracing::warn!(error = %e, "cannot take over earlier claims"),
                 }
             }
-            deliverer.run(stopped(rx)).await
+            deliverer.run(shutdown).await
         });
     }
-    tasks.spawn(export_stats(deliverer.clone(), stop_rx.clone()));
+    tasks.spawn(export_stats(deliverer.clone(), shutdown.clone()));
     spawn_web(
         &mut tasks,
         web_listener,
         certificate.clone(),
         web_state,
-        stop_rx.clone(),
+        shutdown.clone(),
     );
-    planned.spawn(&mut tasks, stop_rx.clone());
+    planned.spawn(&mut tasks, &shutdown);
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
-    shut_down(stop_tx, tasks).await;
+    shut_down(stopper, tasks).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Copies the deliverer's totals into `postern_gitlab_deliveries_total{result}`.
-async fn export_stats(deliverer: Arc<Deliverer>, stop: watch::Receiver<bool>) {
+async fn export_stats(deliverer: Arc<Deliverer>, shutdown: Shutdown) {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = deliverer.stats();
-    let mut stop = std::pin::pin!(stopped(stop));
     loop {
         for (result, value) in [
             ("delivered", stats.delivered.load(Relaxed)),
@@ -213,9 +210,8 @@ async fn export_stats(deliverer: Arc<Deliverer>, stop: watch::Receiver<bool>) {
             metrics::counter!("postern_gitlab_deliveries_total", "result" => result)
                 .absolute(value);
         }
-        tokio::select! {
-            () = stop.as_mut() => return,
-            () = tokio::time::sleep(METRICS_INTERVAL) => {}
+        if shutdown.sleep(METRICS_INTERVAL).await {
+            return;
         }
     }
 }

@@ -13,7 +13,7 @@
 //! With `--gitlab-config` it runs in GitLab companion mode instead (`companion`): the watchers
 //! of GitLab's mailboxes and the delivery to GitLab, no LMTP listener and no processing.
 //!
-//! Shutdown: the stop flag goes to every task; each finishes the message in hand; the process
+//! Shutdown: one `postern_vocab::Shutdown` goes to every task; each finishes the message in hand; the process
 //! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
 
 pub mod companion;
@@ -30,8 +30,8 @@ use postern_core::intake::Intake;
 use postern_core::queue::{ProcessingQueue, QueueEvent};
 use postern_inbox::listener::{Listener, Protocol, Settings};
 use postern_inbox::status::SourceStatus;
+use postern_vocab::{Shutdown, Stopper};
 use postern_web::{WebConfig, WebState};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::ServeArgs;
@@ -183,40 +183,29 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         Err(e) => tracing::warn!(error = %e, "cannot create the first administrator's setup link"),
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stopper, shutdown) = Shutdown::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(listener.run(
-        stopped(stop_rx.clone()),
-        lmtp::deliverer(intake, lmtp_status),
-    ));
+    tasks.spawn(listener.run(shutdown.clone(), lmtp::deliverer(intake, lmtp_status)));
     {
-        let rx = stop_rx.clone();
-        tasks.spawn(async move { sender.run(stopped(rx)).await });
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { sender.run(shutdown).await });
     }
-    tasks.spawn(queue.clone().run(stop_rx.clone(), log_queue_event));
+    tasks.spawn(queue.clone().run(shutdown.clone(), log_queue_event));
     spawn_web(
         &mut tasks,
         web_listener,
         certificate.clone(),
         web_state,
-        stop_rx.clone(),
+        shutdown.clone(),
     );
-    planned.spawn(&mut tasks, stop_rx.clone());
-    tasks.spawn(crate::memory::trim_when_idle(
-        store.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    planned.spawn(&mut tasks, &shutdown);
+    tasks.spawn(crate::memory::trim_when_idle(store.clone(), shutdown));
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
-    shut_down(stop_tx, tasks).await;
+    shut_down(stopper, tasks).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// A future that ends when the stop flag turns true or its sender is gone.
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// The web UI's settings from `web:`: links and cookies follow `external_url` (else
@@ -253,20 +242,21 @@ pub(crate) fn web_certificate(
         .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{e}")))
 }
 
-/// Runs the web server (over HTTPS with `certificate`) until the stop flag.
+/// Runs the web server (over HTTPS with `certificate`) until `shutdown` stops it.
 pub(super) fn spawn_web(
     tasks: &mut JoinSet<()>,
     listener: tokio::net::TcpListener,
     certificate: Option<Arc<postern_web::ServerCertificate>>,
     state: WebState,
-    stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     tasks.spawn(async move {
+        let stopped = shutdown.into_stopped();
         let served = match certificate {
             Some(certificate) => {
-                postern_web::serve_tls(listener, certificate, state, stopped(stop)).await
+                postern_web::serve_tls(listener, certificate, state, stopped).await
             }
-            None => postern_web::serve(listener, state, stopped(stop)).await,
+            None => postern_web::serve(listener, state, stopped).await,
         };
         if let Err(e) = served {
             tracing::error!(error = %e, "the web server stopped");
@@ -296,11 +286,11 @@ async fn bind_web(setup: &Setup) -> Result<(tokio::net::TcpListener, SocketAddr)
     Ok((web_listener, web_bound))
 }
 
-/// Raises the stop flag and waits (at most [`SHUTDOWN_BOUND`]) for every task to finish the
-/// message in hand.
-async fn shut_down(stop_tx: watch::Sender<bool>, mut tasks: JoinSet<()>) {
+/// Stops every task and waits (at most [`SHUTDOWN_BOUND`]) for each to finish the message in
+/// hand.
+async fn shut_down(stopper: Stopper, mut tasks: JoinSet<()>) {
     tracing::info!("stopping (finishing the message in hand)");
-    let _ = stop_tx.send(true);
+    stopper.stop();
     let drained = tokio::time::timeout(SHUTDOWN_BOUND, async {
         while tasks.join_next().await.is_some() {}
     })

@@ -17,7 +17,7 @@ use postern_inbox::graph::GraphSettings;
 use postern_inbox::imap::{Auth, ImapConfig, ImapSettings, Security};
 use postern_inbox::status::SourceStatus;
 use postern_store::{InboundSource, Mailbox};
-use tokio::sync::watch;
+use postern_vocab::Shutdown;
 use tokio::task::JoinSet;
 
 use super::tokens::imap_tokens;
@@ -26,7 +26,7 @@ use crate::exit::{CONFIG, Failure};
 use crate::intake::WatcherIntake;
 use crate::setup::Setup;
 
-type Starter = Box<dyn FnOnce(&mut JoinSet<()>, watch::Receiver<bool>) + Send>;
+type Starter = Box<dyn FnOnce(&mut JoinSet<()>, Shutdown) + Send>;
 
 /// The watchers to start, with their live status.
 #[derive(Default)]
@@ -40,9 +40,9 @@ pub struct Planned {
 
 impl Planned {
     /// Starts every watcher on `tasks`.
-    pub fn spawn(self, tasks: &mut JoinSet<()>, stop: watch::Receiver<bool>) {
+    pub fn spawn(self, tasks: &mut JoinSet<()>, shutdown: &Shutdown) {
         for start in self.starters {
-            start(tasks, stop.clone());
+            start(tasks, shutdown.clone());
         }
     }
 }
