@@ -8,6 +8,9 @@
 //! [`ErrorKind`] with GitLab's reason text; a temporary failure ([`ProcessError::Temporary`])
 //! writes nothing, so the caller can retry without duplicates.
 //!
+//! Every source hands its messages to [`intake::Intake`], which stores them and either runs
+//! the processor on them at once or leaves them to the processing [`queue`].
+//!
 //! Main types: [`Processor`] and its [`ProcessorConfig`]; [`ReceiveOutcome`] (what `postern
 //! receive` prints); [`ErrorKind`] / [`Rejection`]; the permission model in [`permissions`].
 //!
