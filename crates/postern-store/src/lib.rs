@@ -52,8 +52,8 @@ mod inbound;
 mod inbound_retry;
 mod intake;
 mod issues;
-mod metrics;
 mod merge_requests;
+mod metrics;
 mod notes;
 mod notifications;
 mod outbox;
@@ -86,8 +86,8 @@ pub use inbound::{
     InboundState, InsertOutcome, Mailbox, NewInbound,
 };
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
-pub use metrics::StateCount;
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
+pub use metrics::StateCount;
 pub use notes::{NewNote, Note, Noteable, Subscription};
 pub use notifications::{
     CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
