@@ -79,8 +79,7 @@ async fn post_comment(
     body: &str,
     needs_update_right: bool,
 ) -> Result<Response, WebError> {
-    let me = session::require(state, headers).await?;
-    me.check_csrf(csrf)?;
+    let me = session::require_form(state, headers, csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let mr = access::merge_request(&mut tx, Some(&me.user), &visible, iid).await?;

@@ -128,8 +128,7 @@ async fn new_issue(
     Path(id): Path<i64>,
     Form(form): Form<NewIssueForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let config = state.processor().config();
@@ -210,8 +209,7 @@ async fn post_comment(
     body: &str,
     needs_update_right: bool,
 ) -> Result<Response, WebError> {
-    let me = session::require(state, headers).await?;
-    me.check_csrf(csrf)?;
+    let me = session::require_form(state, headers, csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let issue = access::issue(&mut tx, Some(&me.user), &visible, iid).await?;
