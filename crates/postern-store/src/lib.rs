@@ -4,8 +4,8 @@
 //! projects with their Service Desk settings, members, issues and tickets, merge requests, notes,
 //! the sent notifications whose reply keys bring answers back, subscriptions, upload metadata,
 //! the durable copy of every inbound message with its dedupe identities and outcome, the outbox of
-//! mail still to send, counters of mail sent per window of time, and a small key/value
-//! `settings` table. It runs on embedded **SQLite**
+//! mail still to send, counters of mail sent per window of time, the web UI's password hashes,
+//! sessions and API tokens (as hashes), and a small key/value `settings` table. It runs on embedded **SQLite**
 //! (the default: one file under the data directory) or on **PostgreSQL** (selected by URL), with
 //! the same SQL text on both and two equivalent migration folders (`migrations/sqlite`,
 //! `migrations/postgres`) because their DDL differs.
@@ -43,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+mod api_tokens;
 mod checkpoint;
 mod error;
 mod files;
@@ -52,14 +53,17 @@ mod inbound_retry;
 mod intake;
 mod issues;
 mod merge_requests;
+mod metrics;
 mod notes;
 mod notifications;
 mod outbox;
+mod passwords;
 mod project_policy;
 mod projects;
 mod protected;
 mod raw_files;
 mod send_counters;
+mod sessions;
 mod settings;
 mod sqltypes;
 mod store;
@@ -68,8 +72,8 @@ mod token_key;
 mod tx;
 mod uploads;
 mod users;
-mod web;
 
+pub use api_tokens::ApiToken;
 pub use error::StoreError;
 pub use files::StagedFiles;
 pub use ids::{
@@ -83,6 +87,7 @@ pub use inbound::{
 };
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
+pub use metrics::StateCount;
 pub use notes::{NewNote, Note, Noteable, Subscription};
 pub use notifications::{
     CreatedNotification, NewSentNotification, ReplyKey, SentNotification, reply_key_hash,
@@ -96,6 +101,7 @@ pub use projects::{
     ServiceDeskSettings, Visibility,
 };
 pub use raw_files::EXTERNAL_FROM_BYTES;
+pub use sessions::WebSession;
 pub use settings::Setting;
 pub use store::{Backend, Store, StoreOptions};
 pub use time::Timestamp;
@@ -103,4 +109,3 @@ pub use token_key::TokenKey;
 pub use tx::Tx;
 pub use uploads::{NewUpload, Upload, UploadReference};
 pub use users::{NewUser, SUPPORT_BOT_USERNAME, User, UserEmail, UserKind, UserState};
-pub use web::{ApiToken, StateCount, WebSession};

@@ -96,6 +96,16 @@ impl TryFrom<OutboxRow> for OutboxMail {
     }
 }
 
+/// The columns of an [`OutboxRow`] (never the message bytes, which only sending reads), for
+/// every query that lists or finds entries.
+macro_rules! select_outbox_row {
+    () => {
+        "SELECT id, created_at, kind, recipients, inbound_id, state, attempts, next_attempt_at,
+                last_error, sent_at, dedupe_key, claimed_at
+         FROM outbox"
+    };
+}
+
 fn convert(rows: Vec<OutboxRow>) -> Result<Vec<OutboxMail>, StoreError> {
     rows.into_iter().map(OutboxMail::try_from).collect()
 }
@@ -190,7 +200,12 @@ impl Tx {
 
     /// One entry, without bytes.
     pub async fn outbox_mail(&mut self, id: i64) -> Result<Option<OutboxMail>, StoreError> {
-        let row = fetch_optional!(self, OutboxRow, "SELECT * FROM outbox WHERE id = $1", id)?;
+        let row = fetch_optional!(
+            self,
+            OutboxRow,
+            concat!(select_outbox_row!(), " WHERE id = $1"),
+            id
+        )?;
         row.map(OutboxMail::try_from).transpose()
     }
 
@@ -212,10 +227,11 @@ impl Tx {
         let rows = fetch_all!(
             self,
             OutboxRow,
-            "SELECT id, created_at, kind, recipients, inbound_id, state, attempts,
-                    next_attempt_at, last_error, sent_at, dedupe_key, claimed_at
-             FROM outbox WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2)
-             ORDER BY id DESC LIMIT $3",
+            concat!(
+                select_outbox_row!(),
+                " WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2)
+                 ORDER BY id DESC LIMIT $3"
+            ),
             filter.state.map(OutboxState::as_str),
             &filter.kind,
             filter.limit.max(0),
@@ -232,10 +248,11 @@ impl Tx {
         let rows = fetch_all!(
             self,
             OutboxRow,
-            "SELECT id, created_at, kind, recipients, inbound_id, state, attempts,
-                    next_attempt_at, last_error, sent_at, dedupe_key, claimed_at
-             FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
-             ORDER BY next_attempt_at, id LIMIT $2",
+            concat!(
+                select_outbox_row!(),
+                " WHERE state = 'queued' AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at, id LIMIT $2"
+            ),
             now.0,
             limit.max(0),
         )?;

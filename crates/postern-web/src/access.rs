@@ -220,12 +220,26 @@ pub(crate) async fn notes(
     Ok(views)
 }
 
+/// What the page of an issue or merge request shows around the item itself: its notes as
+/// `viewer` may see them, rendered, and its author's name.
+pub(crate) async fn thread(
+    tx: &mut Tx,
+    viewer: Option<&User>,
+    visible: &Visible,
+    noteable: Noteable,
+    author_id: i64,
+) -> Result<(Vec<NoteView>, String), WebError> {
+    let notes = notes(tx, noteable, visible.sees_internal(viewer), true).await?;
+    let author = UserNames::default().get(tx, author_id).await?;
+    Ok((notes, author))
+}
+
 /// Usernames by id, each looked up once per request.
 #[derive(Default)]
-pub(crate) struct UserNames(HashMap<i64, String>);
+struct UserNames(HashMap<i64, String>);
 
 impl UserNames {
-    pub(crate) async fn get(&mut self, tx: &mut Tx, id: i64) -> Result<String, WebError> {
+    async fn get(&mut self, tx: &mut Tx, id: i64) -> Result<String, WebError> {
         if let Some(name) = self.0.get(&id) {
             return Ok(name.clone());
         }

@@ -10,9 +10,10 @@ use axum::{Form, Router};
 use postern_core::ChangeError;
 use postern_core::projects::ProjectRequest;
 use postern_core::users::{self, Account, UserError, UserRefusal};
-use postern_store::{User, UserState};
+use postern_store::{Tx, User, UserState};
 use serde::Deserialize;
 
+use crate::auth::check_new_password;
 use crate::project_settings;
 use crate::session::{self, Me};
 use crate::{WebError, WebState};
@@ -31,8 +32,6 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/admin/projects", get(projects).post(create_project))
 }
 
-const MIN_PASSWORD_CHARS: usize = 8;
-
 /// A missing user or address is not found; the other refusals are the person's to fix.
 fn user_error(error: UserError) -> WebError {
     match error {
@@ -48,9 +47,7 @@ async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Resp
 }
 
 async fn users_page(state: &WebState, me: &Me, notice: Option<&str>) -> Result<Response, WebError> {
-    let mut tx = state.store().begin_read_only().await?;
-    let users: Vec<User> = tx.list_users().await?;
-    tx.rollback().await?;
+    let users: Vec<User> = state.read(async |tx| Ok(tx.list_users().await?)).await?;
     Ok(state
         .render(
             "users.html",
@@ -81,15 +78,11 @@ async fn create_user(
     headers: HeaderMap,
     Form(form): Form<NewUserForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let hash = if form.password.is_empty() {
         None
-    } else if form.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(WebError::BadRequest(
-            "The password needs at least 8 characters.".into(),
-        ));
     } else {
+        check_new_password(&form.password)?;
         Some(state.hashing().hash(form.password).await?)
     };
     let account = Account {
@@ -99,12 +92,15 @@ async fn create_user(
         email_verified: true,
         admin: form.admin.is_some(),
     };
-    let mut tx = state.store().begin().await?;
-    let user = users::create(&mut tx, account).await.map_err(user_error)?;
-    if let Some(hash) = hash {
-        tx.set_password_hash(user.id, &hash).await?;
-    }
-    tx.commit().await?;
+    state
+        .write(async |tx| {
+            let user = users::create(tx, account).await.map_err(user_error)?;
+            if let Some(hash) = hash {
+                tx.set_password_hash(user.id, &hash).await?;
+            }
+            Ok(())
+        })
+        .await?;
     users_page(&state, &me, Some("User created.")).await
 }
 
@@ -122,17 +118,18 @@ async fn set_user_state(
     Path(id): Path<i64>,
     Form(form): Form<StateForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let new_state = form
         .state
         .parse::<UserState>()
         .map_err(|_| WebError::BadRequest("unknown state".into()))?;
-    let mut tx = state.store().begin().await?;
-    users::set_state(&mut tx, Some(&me.user), id, new_state)
-        .await
-        .map_err(user_error)?;
-    tx.commit().await?;
+    state
+        .write(async |tx| {
+            users::set_state(tx, Some(&me.user), id, new_state)
+                .await
+                .map_err(user_error)
+        })
+        .await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
 
@@ -150,21 +147,19 @@ async fn set_password(
     Path(id): Path<i64>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    if form.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(WebError::BadRequest(
-            "The password needs at least 8 characters.".into(),
-        ));
-    }
+    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
+    check_new_password(&form.password)?;
     let hash = state.hashing().hash(form.password).await?;
-    let mut tx = state.store().begin().await?;
-    tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
-    tx.set_password_hash(id, &hash).await?;
-    if id != me.user.id {
-        tx.delete_user_sessions(id).await?;
-    }
-    tx.commit().await?;
+    state
+        .write(async |tx| {
+            tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
+            tx.set_password_hash(id, &hash).await?;
+            if id != me.user.id {
+                tx.delete_user_sessions(id).await?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(Redirect::to("/admin/users").into_response())
 }
 
@@ -179,6 +174,21 @@ struct EmailForm {
     verified: Option<String>,
 }
 
+/// The shape of the address changes: an administrator's form, one change through
+/// `postern_core::users` in one transaction, back to the list of users.
+async fn email_change(
+    state: &WebState,
+    headers: &HeaderMap,
+    form: &EmailForm,
+    change: impl AsyncFnOnce(&mut Tx) -> Result<(), UserError>,
+) -> Result<Response, WebError> {
+    session::require_admin_form(state, headers, &form.csrf).await?;
+    state
+        .write(async |tx| change(tx).await.map_err(user_error))
+        .await?;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
 /// Adds an address; an administrator may vouch for it (verified) or leave it unverified, in
 /// which case it identifies nobody until verified.
 async fn add_email(
@@ -187,15 +197,13 @@ async fn add_email(
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let user = tx.user_by_id(id).await?.ok_or(WebError::NotFound)?;
-    users::add_email(&mut tx, &user, &form.email, form.verified.is_some())
-        .await
-        .map_err(user_error)?;
-    tx.commit().await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    let verified = form.verified.is_some();
+    email_change(&state, &headers, &form, async |tx| {
+        let user = tx.user_by_id(id).await?.ok_or(UserRefusal::NotFound)?;
+        users::add_email(tx, &user, &form.email, verified).await?;
+        Ok(())
+    })
+    .await
 }
 
 async fn set_email_verified(
@@ -204,14 +212,11 @@ async fn set_email_verified(
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    users::set_email_verified(&mut tx, id, &form.email, form.verified.is_some())
-        .await
-        .map_err(user_error)?;
-    tx.commit().await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    let verified = form.verified.is_some();
+    email_change(&state, &headers, &form, async |tx| {
+        users::set_email_verified(tx, id, &form.email, verified).await
+    })
+    .await
 }
 
 async fn remove_email(
@@ -220,21 +225,15 @@ async fn remove_email(
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    users::remove_email(&mut tx, id, &form.email)
-        .await
-        .map_err(user_error)?;
-    tx.commit().await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    email_change(&state, &headers, &form, async |tx| {
+        users::remove_email(tx, id, &form.email).await
+    })
+    .await
 }
 
 async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     let me = session::require_admin(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let projects = tx.list_projects().await?;
-    tx.rollback().await?;
+    let projects = state.read(async |tx| Ok(tx.list_projects().await?)).await?;
     Ok(state
         .render(
             "projects_admin.html",
@@ -265,8 +264,7 @@ async fn create_project(
     headers: HeaderMap,
     Form(form): Form<NewProjectForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let request = ProjectRequest {
         namespace: &form.namespace,
         path: &form.path,

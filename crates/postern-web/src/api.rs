@@ -2,19 +2,19 @@
 //! (`Authorization: Bearer pstn-…` or `PRIVATE-TOKEN: pstn-…`), with the same rules as the pages.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use postern_core::actions;
 use postern_core::projects::ProjectRequest;
-use postern_store::{IssueFilter, Noteable, OutboxFilter, User, Visibility};
+use postern_store::{IssueFilter, Noteable, OutboxFilter, Visibility};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::desk::LogQuery;
 use crate::error::ApiError;
-use crate::session::api_user;
+use crate::session::{ApiAdmin, ApiUser};
 use crate::{WebError, WebState};
 use crate::{access, project_settings};
 
@@ -36,41 +36,29 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/outbox", get(outbox))
 }
 
-fn admin_only(user: &User) -> Result<(), WebError> {
-    if user.admin {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden)
-    }
-}
-
-async fn user(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    Ok(Json(json!({
+async fn user(ApiUser(user): ApiUser) -> Json<Value> {
+    Json(json!({
         "id": user.id, "username": user.username, "name": user.name,
         "admin": user.admin, "state": user.state, "emails": user.emails,
     }))
-    .into_response())
 }
 
-async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let projects: Vec<_> = access::projects(&mut tx, Some(&user))
+async fn projects(
+    ApiUser(user): ApiUser,
+    State(state): State<WebState>,
+) -> Result<Response, ApiError> {
+    let projects: Vec<_> = state
+        .read(async |tx| access::projects(tx, Some(&user)).await)
         .await?
         .into_iter()
         .map(|v| v.project)
         .collect();
-    tx.rollback().await?;
     Ok(Json(projects).into_response())
 }
 
-async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    admin_only(&user)?;
-    let mut tx = state.store().begin_read_only().await?;
-    let users: Vec<_> = tx
-        .list_users()
+async fn users(ApiAdmin(_): ApiAdmin, State(state): State<WebState>) -> Result<Response, ApiError> {
+    let users: Vec<_> = state
+        .read(async |tx| Ok(tx.list_users().await?))
         .await?
         .into_iter()
         .map(|u| {
@@ -80,7 +68,6 @@ async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Resp
             })
         })
         .collect();
-    tx.rollback().await?;
     Ok(Json(users).into_response())
 }
 
@@ -97,12 +84,10 @@ struct NewProjectBody {
 
 /// Administrators create projects (`postern_core::projects`); the creator becomes their owner.
 async fn create_project(
+    ApiAdmin(user): ApiAdmin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Json(body): Json<NewProjectBody>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    admin_only(&user)?;
     let request = ProjectRequest {
         namespace: &body.namespace,
         path: &body.path,
@@ -116,71 +101,68 @@ async fn create_project(
 }
 
 async fn project(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
-    tx.rollback().await?;
+    let visible = state
+        .read(async |tx| access::project(tx, Some(&user), id).await)
+        .await?;
     Ok(Json(visible.project).into_response())
 }
 
 async fn issues(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
     let filter = IssueFilter {
         project_id: Some(id),
         state: None,
         issue_type: None,
     };
-    let actor = visible.actor(&user);
-    let issues: Vec<_> = tx
-        .list_issues(&filter)
-        .await?
-        .into_iter()
-        .filter(|i| actor.can_read_issue(&visible.project, i))
-        .collect();
-    tx.rollback().await?;
+    let issues = state
+        .read(async |tx| {
+            let visible = access::project(tx, Some(&user), id).await?;
+            let actor = visible.actor(&user);
+            Ok(tx
+                .list_issues(&filter)
+                .await?
+                .into_iter()
+                .filter(|i| actor.can_read_issue(&visible.project, i))
+                .collect::<Vec<_>>())
+        })
+        .await?;
     Ok(Json(issues).into_response())
 }
 
 async fn issue(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
-    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
-    tx.rollback().await?;
+    let issue = state
+        .read(async |tx| {
+            let visible = access::project(tx, Some(&user), id).await?;
+            access::issue(tx, Some(&user), &visible, iid).await
+        })
+        .await?;
     Ok(Json(issue).into_response())
 }
 
 async fn issue_notes(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
-    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
-    let notes = access::notes(
-        &mut tx,
-        Noteable::Issue(issue.id),
-        visible.sees_internal(Some(&user)),
-        false,
-    )
-    .await?;
-    tx.rollback().await?;
+    let notes = state
+        .read(async |tx| {
+            let visible = access::project(tx, Some(&user), id).await?;
+            let issue = access::issue(tx, Some(&user), &visible, iid).await?;
+            let internal = visible.sees_internal(Some(&user));
+            access::notes(tx, Noteable::Issue(issue.id), internal, false).await
+        })
+        .await?;
     Ok(Json(notes).into_response())
 }
 
@@ -192,25 +174,28 @@ struct NewIssue {
 }
 
 async fn create_issue(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     Json(body): Json<NewIssue>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
     let config = state.processor().config();
-    let issue = actions::open_issue(
-        &mut tx,
-        config,
-        &visible.project,
-        &user,
-        body.title.trim(),
-        &body.description,
-    )
-    .await?;
-    tx.commit().await?;
+    let issue = state
+        .write(async |tx| {
+            let visible = access::project(tx, Some(&user), id).await?;
+            let title = body.title.trim();
+            let issue = actions::open_issue(
+                tx,
+                config,
+                &visible.project,
+                &user,
+                title,
+                &body.description,
+            )
+            .await?;
+            Ok(issue)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(issue)).into_response())
 }
 
@@ -220,19 +205,19 @@ struct NewNote {
 }
 
 async fn create_note(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, iid)): Path<(i64, i64)>,
     Json(body): Json<NewNote>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, Some(&user), id).await?;
-    let issue = access::issue(&mut tx, Some(&user), &visible, iid).await?;
     let config = state.processor().config();
-    let note =
-        actions::comment(&mut tx, config, &visible.project, &user, &issue, &body.body).await?;
-    tx.commit().await?;
+    let note = state
+        .write(async |tx| {
+            let visible = access::project(tx, Some(&user), id).await?;
+            let issue = access::issue(tx, Some(&user), &visible, iid).await?;
+            Ok(actions::comment(tx, config, &visible.project, &user, &issue, &body.body).await?)
+        })
+        .await?;
     // Only quick actions: nothing to show but their effect.
     let body = match note {
         Some(note) => {
@@ -244,15 +229,16 @@ async fn create_note(
 }
 
 async fn merge_requests(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    access::project(&mut tx, Some(&user), id).await?;
-    let mrs = tx.list_merge_requests(Some(id)).await?;
-    tx.rollback().await?;
+    let mrs = state
+        .read(async |tx| {
+            access::project(tx, Some(&user), id).await?;
+            Ok(tx.list_merge_requests(Some(id)).await?)
+        })
+        .await?;
     Ok(Json(mrs).into_response())
 }
 
@@ -264,30 +250,26 @@ struct InboundQuery {
 }
 
 async fn inbound(
+    ApiAdmin(_): ApiAdmin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Query(query): Query<InboundQuery>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    admin_only(&user)?;
     let limit = query
         .limit
         .unwrap_or(state.config().page_size)
         .clamp(1, 1000);
     let filter = query.log.filter(limit)?;
-    let mut tx = state.store().begin_read_only().await?;
-    let messages = tx.list_inbound(&filter).await?;
-    tx.rollback().await?;
+    let messages = state
+        .read(async |tx| Ok(tx.list_inbound(&filter).await?))
+        .await?;
     Ok(Json(messages).into_response())
 }
 
 async fn reprocess(
+    ApiAdmin(_): ApiAdmin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    admin_only(&user)?;
     let outcome = state
         .processor()
         .reprocess(id)
@@ -296,16 +278,16 @@ async fn reprocess(
     Ok(Json(outcome).into_response())
 }
 
-async fn outbox(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    admin_only(&user)?;
-    let mut tx = state.store().begin_read_only().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            limit: state.config().page_size,
-            ..OutboxFilter::default()
-        })
+async fn outbox(
+    ApiAdmin(_): ApiAdmin,
+    State(state): State<WebState>,
+) -> Result<Response, ApiError> {
+    let filter = OutboxFilter {
+        limit: state.config().page_size,
+        ..OutboxFilter::default()
+    };
+    let mails = state
+        .read(async |tx| Ok(tx.list_outbox(&filter).await?))
         .await?;
-    tx.rollback().await?;
     Ok(Json(mails).into_response())
 }

@@ -3,17 +3,17 @@
 //! maintainers, owners and administrators change them and the Service Desk settings.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use postern_store::{Project, Role, Tx, User};
+use postern_store::{Member, Project, Role, Tx, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::project_settings;
-use crate::session::api_user;
+use crate::session::ApiUser;
 use crate::{WebError, WebState, access};
 use postern_core::service_desk::ServiceDeskChange;
 
@@ -38,40 +38,36 @@ pub(crate) fn routes() -> Router<WebState> {
         )
 }
 
-/// A member as the API shows it (GitLab's member entity: `access_level` plus our role name).
+/// One member as the API shows it, read back after a change.
 async fn member_json(tx: &mut Tx, project_id: i64, user_id: i64) -> Result<Value, WebError> {
-    let member = tx
-        .list_members(project_id)
+    tx.list_members(project_id)
         .await?
-        .into_iter()
+        .iter()
         .find(|m| m.user_id == user_id)
-        .ok_or(WebError::NotFound)?;
-    Ok(json!({
+        .map(member_entity)
+        .ok_or(WebError::NotFound)
+}
+
+/// A member as the API shows it (GitLab's member entity: `access_level` plus our role name).
+fn member_entity(member: &Member) -> Value {
+    json!({
         "id": member.user_id, "username": member.username, "role": member.role,
         "access_level": member.role.access_level(), "created_at": member.created_at,
-    }))
+    })
 }
 
 async fn members(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    access::project(&mut tx, Some(&user), id).await?;
-    let members: Vec<Value> = tx
-        .list_members(id)
-        .await?
-        .into_iter()
-        .map(|m| {
-            json!({
-                "id": m.user_id, "username": m.username, "role": m.role,
-                "access_level": m.role.access_level(), "created_at": m.created_at,
-            })
+    let members = state
+        .read(async |tx| {
+            access::project(tx, Some(&user), id).await?;
+            Ok(tx.list_members(id).await?)
         })
-        .collect();
-    tx.rollback().await?;
+        .await?;
+    let members: Vec<Value> = members.iter().map(member_entity).collect();
     Ok(Json(members).into_response())
 }
 
@@ -109,63 +105,60 @@ struct NewMemberBody {
 }
 
 async fn add_member(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     Json(body): Json<NewMemberBody>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
     let role = body.role.role()?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
-    let target: Option<User> = match (body.user_id, body.username.as_deref()) {
-        (Some(user_id), _) => tx.user_by_id(user_id).await?,
-        (None, Some(username)) => tx.user_by_username(username.trim()).await?,
-        (None, None) => {
-            return Err(WebError::BadRequest("give user_id or username".into()).into());
+    let member = project_settings::manage(&state, &user, id, async |tx, managed| {
+        let target: Option<User> = match (body.user_id, body.username.as_deref()) {
+            (Some(user_id), _) => tx.user_by_id(user_id).await?,
+            (None, Some(username)) => tx.user_by_username(username.trim()).await?,
+            (None, None) => {
+                return Err(WebError::BadRequest("give user_id or username".into()));
+            }
+        };
+        let target = target.ok_or_else(|| WebError::BadRequest("no such user".into()))?;
+        if tx.member_role(id, target.id).await?.is_some() {
+            return Err(WebError::Conflict(
+                "already a member; use PUT to change the role".into(),
+            ));
         }
-    };
-    let target = target.ok_or_else(|| WebError::BadRequest("no such user".into()))?;
-    if tx.member_role(id, target.id).await?.is_some() {
-        return Err(
-            WebError::Conflict("already a member; use PUT to change the role".into()).into(),
-        );
-    }
-    project_settings::set_member(&mut tx, &managed, target.id, role).await?;
-    let member = member_json(&mut tx, id, target.id).await?;
-    tx.commit().await?;
+        project_settings::set_member(tx, managed, target.id, role).await?;
+        member_json(tx, id, target.id).await
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(member)).into_response())
 }
 
 async fn change_member(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, user_id)): Path<(i64, i64)>,
     Json(body): Json<RoleBody>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
     let role = body.role()?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
-    if tx.member_role(id, user_id).await?.is_none() {
-        return Err(WebError::NotFound.into());
-    }
-    project_settings::set_member(&mut tx, &managed, user_id, role).await?;
-    let member = member_json(&mut tx, id, user_id).await?;
-    tx.commit().await?;
+    let member = project_settings::manage(&state, &user, id, async |tx, managed| {
+        if tx.member_role(id, user_id).await?.is_none() {
+            return Err(WebError::NotFound);
+        }
+        project_settings::set_member(tx, managed, user_id, role).await?;
+        member_json(tx, id, user_id).await
+    })
+    .await?;
     Ok(Json(member).into_response())
 }
 
 async fn remove_member(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, user_id)): Path<(i64, i64)>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
-    project_settings::remove_member(&mut tx, &managed, user_id).await?;
-    tx.commit().await?;
+    project_settings::manage(&state, &user, id, async |tx, managed| {
+        project_settings::remove_member(tx, managed, user_id).await
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -190,64 +183,51 @@ fn service_desk_json(project: &Project) -> Value {
 }
 
 async fn service_desk(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
-    tx.rollback().await?;
-    Ok(Json(service_desk_json(&managed.project)).into_response())
+    let project = project_settings::managed_project(&state, &user, id).await?;
+    Ok(Json(service_desk_json(&project)).into_response())
 }
 
 async fn update_service_desk(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     Json(change): Json<ServiceDeskChange>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
     let config = state.processor().config();
-    let project =
-        project_settings::update_service_desk(&mut tx, config, &managed, &user, change).await?;
-    tx.commit().await?;
+    let project = project_settings::manage(&state, &user, id, async |tx, managed| {
+        project_settings::update_service_desk(tx, config, managed, &user, change).await
+    })
+    .await?;
     Ok(Json(service_desk_json(&project)).into_response())
 }
 
 async fn verify_custom_email(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
     let config = state.processor().config();
-    let sent_to = project_settings::verify_custom_email(&mut tx, config, &managed, &user).await?;
-    tx.commit().await?;
+    let sent_to = project_settings::manage(&state, &user, id, async |tx, managed| {
+        project_settings::verify_custom_email(tx, config, managed, &user).await
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "sent_to": sent_to }))).into_response())
 }
 
 /// The project's sender-authentication policy: what it asks for, the instance's, the one
 /// applied, and a warning when the instance verifies nothing.
 async fn sender_authentication(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
-    tx.rollback().await?;
+    let project = project_settings::managed_project(&state, &user, id).await?;
     let config = state.processor().config();
-    Ok(Json(project_settings::sender_policy_view(
-        config,
-        &managed.project,
-    ))
-    .into_response())
+    Ok(Json(project_settings::sender_policy_view(config, &project)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -257,17 +237,16 @@ struct SenderPolicyChange {
 }
 
 async fn update_sender_authentication(
+    ApiUser(user): ApiUser,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     Json(change): Json<SenderPolicyChange>,
 ) -> Result<Response, ApiError> {
-    let user = api_user(&state, &headers).await?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &user, id).await?;
     let policy = change.policy.unwrap_or_default();
-    let project = project_settings::set_sender_policy(&mut tx, &managed, &policy).await?;
-    tx.commit().await?;
+    let project = project_settings::manage(&state, &user, id, async |tx, managed| {
+        project_settings::set_sender_policy(tx, managed, &policy).await
+    })
+    .await?;
     let config = state.processor().config();
     Ok(Json(project_settings::sender_policy_view(config, &project)).into_response())
 }

@@ -17,6 +17,21 @@ use crate::{WebError, WebState};
 /// The `settings` key holding the hash of the one-time setup token.
 const SETUP_TOKEN_SETTING: &str = "web.setup_token_sha256";
 const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Why a new password is refused, if it is (the one rule, for the first administrator's
+/// setup and for passwords an administrator sets).
+fn weak_password(password: &str) -> Option<&'static str> {
+    (password.chars().count() < MIN_PASSWORD_CHARS)
+        .then_some("The password needs at least 8 characters.")
+}
+
+/// [`weak_password`] as a refusal of the form.
+pub(crate) fn check_new_password(password: &str) -> Result<(), WebError> {
+    match weak_password(password) {
+        Some(problem) => Err(WebError::BadRequest(problem.into())),
+        None => Ok(()),
+    }
+}
 /// `Retry-After` when every hashing slot and waiting place is taken: a queue drains in well
 /// under a second, so a short wait is honest.
 const BUSY_RETRY_SECONDS: u64 = 1;
@@ -173,12 +188,7 @@ pub(crate) async fn login(
     };
     throttle.succeeded(reservation);
     let cookie = session::start(&state, user.id).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie)],
-        [(header::LOCATION, "/")],
-    )
-        .into_response())
+    Ok(session::redirect_with_cookie(cookie, "/"))
 }
 
 #[derive(Deserialize)]
@@ -192,15 +202,9 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    session::require_form(&state, &headers, &form.csrf).await?;
     let cookie = session::end(&state, &headers).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie)],
-        [(header::LOCATION, "/login")],
-    )
-        .into_response())
+    Ok(session::redirect_with_cookie(cookie, "/login"))
 }
 
 #[derive(Deserialize)]
@@ -257,10 +261,8 @@ pub(crate) async fn setup(
     }
     let problem = if form.username.trim().is_empty() || form.email.trim().is_empty() {
         Some("Username and email are required.")
-    } else if form.password.chars().count() < MIN_PASSWORD_CHARS {
-        Some("The password needs at least 8 characters.")
     } else {
-        None
+        weak_password(&form.password)
     };
     if let Some(problem) = problem {
         let page = state.render(
@@ -298,12 +300,7 @@ pub(crate) async fn setup(
     tx.delete_setting(SETUP_TOKEN_SETTING).await?;
     tx.commit().await?;
     let cookie = session::start(&state, user.id).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie)],
-        [(header::LOCATION, "/")],
-    )
-        .into_response())
+    Ok(session::redirect_with_cookie(cookie, "/"))
 }
 
 async fn tokens_page(
@@ -311,9 +308,9 @@ async fn tokens_page(
     me: &session::Me,
     new_token: Option<&str>,
 ) -> Result<Response, WebError> {
-    let mut tx = state.store().begin_read_only().await?;
-    let tokens = tx.list_api_tokens(me.user.id).await?;
-    tx.rollback().await?;
+    let tokens = state
+        .read(async |tx| Ok(tx.list_api_tokens(me.user.id).await?))
+        .await?;
     let page = state.render(
         "tokens.html",
         Some(me),
@@ -343,8 +340,7 @@ pub(crate) async fn create_token(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let name = form.name.trim();
     if name.is_empty() {
         return Err(WebError::BadRequest("A token needs a name.".into()));
@@ -364,11 +360,10 @@ pub(crate) async fn revoke_token(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let revoked = tx.revoke_api_token(me.user.id, id).await?;
-    tx.commit().await?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    let revoked = state
+        .write(async |tx| Ok(tx.revoke_api_token(me.user.id, id).await?))
+        .await?;
     if !revoked {
         return Err(WebError::NotFound);
     }

@@ -182,8 +182,7 @@ async fn reprocess(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    session::require_admin_form(&state, &headers, &form.csrf).await?;
     state
         .processor()
         .reprocess(id)

@@ -10,7 +10,7 @@ use axum::{Form, Router};
 use postern_core::actions;
 use postern_store::Noteable;
 
-use crate::access::{self, UserNames};
+use crate::access;
 use crate::auth::CsrfForm;
 use crate::session;
 use crate::tracker::CommentForm;
@@ -31,18 +31,15 @@ async fn merge_request(
 ) -> Result<Response, WebError> {
     let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|m| &m.user);
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, viewer, id).await?;
-    let mr = access::merge_request(&mut tx, viewer, &visible, iid).await?;
-    let notes = access::notes(
-        &mut tx,
-        Noteable::MergeRequest(mr.id),
-        visible.sees_internal(viewer),
-        true,
-    )
-    .await?;
-    let author = UserNames::default().get(&mut tx, mr.author_id).await?;
-    tx.rollback().await?;
+    let (visible, mr, (notes, author)) = state
+        .read(async |tx| {
+            let visible = access::project(tx, viewer, id).await?;
+            let mr = access::merge_request(tx, viewer, &visible, iid).await?;
+            let noteable = Noteable::MergeRequest(mr.id);
+            let thread = access::thread(tx, viewer, &visible, noteable, mr.author_id).await?;
+            Ok((visible, mr, thread))
+        })
+        .await?;
     let (can_comment, can_update) = match viewer {
         Some(user) => {
             let actor = visible.actor(user);
@@ -79,8 +76,7 @@ async fn post_comment(
     body: &str,
     needs_update_right: bool,
 ) -> Result<Response, WebError> {
-    let me = session::require(state, headers).await?;
-    me.check_csrf(csrf)?;
+    let me = session::require_form(state, headers, csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let mr = access::merge_request(&mut tx, Some(&me.user), &visible, iid).await?;

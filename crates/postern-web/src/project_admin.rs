@@ -101,11 +101,16 @@ async fn settings_page(
     id: i64,
     notice: Option<&str>,
 ) -> Result<Response, WebError> {
-    let mut tx = state.store().begin_read_only().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
-    let members = tx.list_members(id).await?;
-    let protected_branches = tx.protected_branches(id).await?;
-    tx.rollback().await?;
+    let (managed, members, protected_branches) = state
+        .read(async |tx| {
+            let managed = project_settings::managed(tx, &me.user, id).await?;
+            Ok((
+                managed,
+                tx.list_members(id).await?,
+                tx.protected_branches(id).await?,
+            ))
+        })
+        .await?;
     let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
     let addresses = addresses(state, &managed.project, &me.user);
     let sender_authentication =
@@ -139,20 +144,19 @@ async fn add_member(
     Path(id): Path<i64>,
     Form(form): Form<MemberForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let role = form
         .role
         .parse::<Role>()
         .map_err(|_| WebError::BadRequest("unknown role".into()))?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
-    let user = tx
-        .user_by_username(form.username.trim())
-        .await?
-        .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
-    project_settings::set_member(&mut tx, &managed, user.id, role).await?;
-    tx.commit().await?;
+    project_settings::manage(&state, &me.user, id, async |tx, managed| {
+        let user = tx
+            .user_by_username(form.username.trim())
+            .await?
+            .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
+        project_settings::set_member(tx, managed, user.id, role).await
+    })
+    .await?;
     Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
 }
 
@@ -162,12 +166,11 @@ async fn remove_member(
     Path((id, user_id)): Path<(i64, i64)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
-    project_settings::remove_member(&mut tx, &managed, user_id).await?;
-    tx.commit().await?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    project_settings::manage(&state, &me.user, id, async |tx, managed| {
+        project_settings::remove_member(tx, managed, user_id).await
+    })
+    .await?;
     Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
 }
 
@@ -194,8 +197,7 @@ async fn service_desk(
     Path(id): Path<i64>,
     Form(form): Form<ServiceDeskForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let change = ServiceDeskChange {
         enabled: Some(form.enabled.is_some()),
         project_key: Some(form.project_key),
@@ -216,13 +218,11 @@ async fn change_service_desk(
     id: i64,
     change: ServiceDeskChange,
 ) -> Result<Project, WebError> {
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
     let config = state.processor().config();
-    let project =
-        project_settings::update_service_desk(&mut tx, config, &managed, &me.user, change).await?;
-    tx.commit().await?;
-    Ok(project)
+    project_settings::manage(state, &me.user, id, async |tx, managed| {
+        project_settings::update_service_desk(tx, config, managed, &me.user, change).await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -244,25 +244,16 @@ async fn custom_email(
     Path(id): Path<i64>,
     Form(form): Form<CustomEmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let address = form.custom_email.trim().to_owned();
     let change = ServiceDeskChange {
         custom_email: Some(address.clone()),
         custom_email_enabled: Some(form.custom_email_enabled.is_some()),
         ..ServiceDeskChange::default()
     };
-    let mut tx = state.store().begin_read_only().await?;
-    let before = project_settings::managed(&mut tx, &me.user, id).await?;
-    tx.rollback().await?;
-    let changed = !address.eq_ignore_ascii_case(
-        before
-            .project
-            .service_desk
-            .custom_email
-            .as_deref()
-            .unwrap_or(""),
-    );
+    let before = project_settings::managed_project(&state, &me.user, id).await?;
+    let changed =
+        !address.eq_ignore_ascii_case(before.service_desk.custom_email.as_deref().unwrap_or(""));
     let project = change_service_desk(&state, &me, id, change).await?;
     let notice = match (&project.service_desk.custom_email, changed) {
         (Some(address), true) => {
@@ -281,14 +272,12 @@ async fn verify_custom_email(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let config = state.processor().config();
-    let sent_to =
-        project_settings::verify_custom_email(&mut tx, config, &managed, &me.user).await?;
-    tx.commit().await?;
+    let sent_to = project_settings::manage(&state, &me.user, id, async |tx, managed| {
+        project_settings::verify_custom_email(tx, config, managed, &me.user).await
+    })
+    .await?;
     let notice = format!("A verification email is on its way to {sent_to}.");
     settings_page(&state, &me, id, Some(&notice)).await
 }
@@ -309,12 +298,11 @@ async fn sender_authentication(
     Path(id): Path<i64>,
     Form(form): Form<SenderPolicyForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
-    project_settings::set_sender_policy(&mut tx, &managed, &form.policy).await?;
-    tx.commit().await?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    project_settings::manage(&state, &me.user, id, async |tx, managed| {
+        project_settings::set_sender_policy(tx, managed, &form.policy).await
+    })
+    .await?;
     settings_page(&state, &me, id, Some("Saved.")).await
 }
 
@@ -354,24 +342,21 @@ async fn change_branch(
     protect: bool,
 ) -> Result<Response, WebError> {
     use postern_core::branches::{self, BranchError};
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let branch = form.branch.trim();
-    let mut tx = state.store().begin().await?;
-    let managed = project_settings::managed(&mut tx, &me.user, id).await?;
-    let changed = if protect {
-        branches::protect(&mut tx, &managed.project, branch).await
-    } else {
-        branches::unprotect(&mut tx, &managed.project, branch).await
-    };
-    match changed {
-        Ok(_) => {}
-        Err(BranchError::Refused(refusal)) => {
-            return Err(WebError::BadRequest(refusal.to_string()));
+    project_settings::manage(&state, &me.user, id, async |tx, managed| {
+        let changed = if protect {
+            branches::protect(tx, &managed.project, branch).await
+        } else {
+            branches::unprotect(tx, &managed.project, branch).await
+        };
+        match changed {
+            Ok(_) => Ok(()),
+            Err(BranchError::Refused(refusal)) => Err(WebError::BadRequest(refusal.to_string())),
+            Err(BranchError::Failed(failure)) => Err(failure.into()),
         }
-        Err(BranchError::Failed(failure)) => return Err(failure.into()),
-    }
-    tx.commit().await?;
+    })
+    .await?;
     let notice = if protect {
         format!("{branch} is protected.")
     } else {

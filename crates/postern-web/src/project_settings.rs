@@ -29,6 +29,32 @@ pub(crate) async fn managed(tx: &mut Tx, user: &User, id: i64) -> Result<Managed
     })
 }
 
+/// Project `id` as `user` may manage it ([`managed`]), read in a transaction of its own.
+pub(crate) async fn managed_project(
+    state: &WebState,
+    user: &User,
+    id: i64,
+) -> Result<Project, WebError> {
+    let managed = state.read(async |tx| managed(tx, user, id).await).await?;
+    Ok(managed.project)
+}
+
+/// Runs `change` on project `id` as `user` manages it ([`managed`]), in one transaction that
+/// is committed when `change` succeeds: the shape of every settings change, page or API.
+pub(crate) async fn manage<T>(
+    state: &WebState,
+    user: &User,
+    id: i64,
+    change: impl AsyncFnOnce(&mut Tx, &Managed) -> Result<T, WebError>,
+) -> Result<T, WebError> {
+    state
+        .write(async |tx| {
+            let managed = managed(tx, user, id).await?;
+            change(tx, &managed).await
+        })
+        .await
+}
+
 /// A refusal is the person's to fix (400 with its text); a failure is not.
 fn refused<R: Refusal>(error: ChangeError<R>) -> WebError {
     match error {

@@ -1,8 +1,12 @@
 //! Who is asking: the session cookie of a browser, or the access token of an API client.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use postern_store::{Timestamp, User, WebSession};
 
+use crate::error::ApiError;
 use crate::secret::{new_token, same_secret, token_hash};
 use crate::{WebError, WebState};
 
@@ -67,6 +71,17 @@ pub(crate) fn set_cookie(
     .map_err(|e| WebError::Internal(format!("cookie: {e}")))
 }
 
+/// A redirect (303) to `location` that sets or clears the session cookie (sign-in, setup,
+/// sign-out).
+pub(crate) fn redirect_with_cookie(cookie: HeaderValue, location: &'static str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, cookie)],
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}
+
 /// The signed-in user of this browser, if any (blocked users are signed out).
 pub(crate) async fn current(state: &WebState, headers: &HeaderMap) -> Result<Option<Me>, WebError> {
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
@@ -89,6 +104,28 @@ pub(crate) async fn require(state: &WebState, headers: &HeaderMap) -> Result<Me,
     current(state, headers)
         .await?
         .ok_or(WebError::LoginRequired)
+}
+
+/// [`require`] for a form, which must carry this session's CSRF token.
+pub(crate) async fn require_form(
+    state: &WebState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Me, WebError> {
+    let me = require(state, headers).await?;
+    me.check_csrf(csrf)?;
+    Ok(me)
+}
+
+/// [`require_admin`] for a form, which must carry this session's CSRF token.
+pub(crate) async fn require_admin_form(
+    state: &WebState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Me, WebError> {
+    let me = require_admin(state, headers).await?;
+    me.check_csrf(csrf)?;
+    Ok(me)
 }
 
 /// [`require`] for administrators.
@@ -148,4 +185,31 @@ pub(crate) async fn api_user(state: &WebState, headers: &HeaderMap) -> Result<Us
     tx.commit().await?;
     user.filter(|u| !u.is_blocked())
         .ok_or(WebError::Unauthorized)
+}
+
+/// A handler's argument for the API caller, by token (401 as JSON without one).
+pub(crate) struct ApiUser(pub(crate) User);
+
+impl FromRequestParts<WebState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        Ok(ApiUser(api_user(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for an API caller who must be an administrator (403 otherwise).
+pub(crate) struct ApiAdmin(pub(crate) User);
+
+impl FromRequestParts<WebState> for ApiAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        let user = api_user(state, &parts.headers).await?;
+        if user.admin {
+            Ok(ApiAdmin(user))
+        } else {
+            Err(WebError::Forbidden.into())
+        }
+    }
 }

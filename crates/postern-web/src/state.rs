@@ -7,8 +7,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use postern_core::Processor;
 use postern_inbox::status::SourceStatus;
-use postern_store::Store;
+use postern_store::{Store, Tx};
 
+use crate::WebError;
 use crate::proxy::TrustedProxies;
 use crate::secret::{HashingGate, HashingLimits, SignInStats};
 use crate::throttle::{SignInThrottle, ThrottlePolicy};
@@ -111,6 +112,30 @@ impl WebState {
     /// The store.
     pub fn store(&self) -> &Store {
         self.inner.processor.store()
+    }
+
+    /// Runs `read` in a read-only transaction, rolled back afterwards: the shape of every page
+    /// and API answer that only looks.
+    pub(crate) async fn read<T>(
+        &self,
+        read: impl AsyncFnOnce(&mut Tx) -> Result<T, WebError>,
+    ) -> Result<T, WebError> {
+        let mut tx = self.store().begin_read_only().await?;
+        let value = read(&mut tx).await?;
+        tx.rollback().await?;
+        Ok(value)
+    }
+
+    /// Runs `write` in one transaction, committed when it succeeds (dropped, so rolled back,
+    /// when it fails).
+    pub(crate) async fn write<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut Tx) -> Result<T, WebError>,
+    ) -> Result<T, WebError> {
+        let mut tx = self.store().begin().await?;
+        let value = write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
     }
 
     pub(crate) fn processor(&self) -> &Processor {

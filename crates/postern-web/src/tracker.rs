@@ -10,7 +10,7 @@ use postern_core::actions;
 use postern_store::{IssueFilter, IssueState, Noteable};
 use serde::Deserialize;
 
-use crate::access::{self, UserNames};
+use crate::access;
 use crate::auth::CsrfForm;
 use crate::session::{self, Me};
 use crate::{WebError, WebState, render_markdown};
@@ -128,8 +128,7 @@ async fn new_issue(
     Path(id): Path<i64>,
     Form(form): Form<NewIssueForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
-    me.check_csrf(&form.csrf)?;
+    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let config = state.processor().config();
@@ -153,18 +152,15 @@ async fn issue(
 ) -> Result<Response, WebError> {
     let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|m| &m.user);
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, viewer, id).await?;
-    let issue = access::issue(&mut tx, viewer, &visible, iid).await?;
-    let notes = access::notes(
-        &mut tx,
-        Noteable::Issue(issue.id),
-        visible.sees_internal(viewer),
-        true,
-    )
-    .await?;
-    let author = UserNames::default().get(&mut tx, issue.author_id).await?;
-    tx.rollback().await?;
+    let (visible, issue, (notes, author)) = state
+        .read(async |tx| {
+            let visible = access::project(tx, viewer, id).await?;
+            let issue = access::issue(tx, viewer, &visible, iid).await?;
+            let noteable = Noteable::Issue(issue.id);
+            let thread = access::thread(tx, viewer, &visible, noteable, issue.author_id).await?;
+            Ok((visible, issue, thread))
+        })
+        .await?;
     let (can_comment, can_update) = match viewer {
         Some(user) => {
             let actor = visible.actor(user);
@@ -210,8 +206,7 @@ async fn post_comment(
     body: &str,
     needs_update_right: bool,
 ) -> Result<Response, WebError> {
-    let me = session::require(state, headers).await?;
-    me.check_csrf(csrf)?;
+    let me = session::require_form(state, headers, csrf).await?;
     let mut tx = state.store().begin().await?;
     let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let issue = access::issue(&mut tx, Some(&me.user), &visible, iid).await?;

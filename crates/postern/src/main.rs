@@ -9,7 +9,7 @@ mod logging;
 mod memory;
 mod setup;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,7 +50,7 @@ enum Command {
     /// Check that the configuration will work: store, each mailbox (log in, open the folder, or
     /// get a Microsoft Graph token), outgoing mail. One line per check, OK or FAIL with the
     /// reason; exit 1 if any check failed. Secrets are never printed.
-    Check(CheckArgs),
+    Check(ServeArgs),
     /// Show what postern understands of one message, as JSON, without touching the store.
     ///
     /// Prints sender fields, the mail key and the header it came from, the handler it routes to,
@@ -98,20 +98,16 @@ struct ManpagesArgs {
     dir: PathBuf,
 }
 
+/// What `serve` runs from, and `check` checks.
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Configuration file (postern.yml).
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "FILE",
-        env = "POSTERN_CONFIG"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
     /// GitLab companion mode: read the mailboxes from GitLab's configuration
     /// (`gitlab.yml`, Omnibus `gitlab.rb` or `mail_room.yml`) and deliver every message to GitLab
-    /// instead of processing it. postern.yml (`-c`) still gives the store, data directory and web
-    /// server.
+    /// instead of processing it; `check` runs the checks of `gitlab:incoming_email:check`, the
+    /// delivery path and each mailbox's login. postern.yml (`-c`) still gives the store, data
+    /// directory and web server.
     #[arg(
         long = "gitlab-config",
         value_name = "FILE",
@@ -120,8 +116,9 @@ struct ServeArgs {
     gitlab_config: Option<PathBuf>,
 }
 
+/// `-c FILE`, for every subcommand that reads postern's configuration.
 #[derive(Debug, clap::Args)]
-struct CheckArgs {
+pub(crate) struct ConfigArg {
     /// Configuration file (postern.yml).
     #[arg(
         short = 'c',
@@ -129,16 +126,14 @@ struct CheckArgs {
         value_name = "FILE",
         env = "POSTERN_CONFIG"
     )]
-    config: Option<PathBuf>,
-    /// Check GitLab companion mode with GitLab's configuration (`gitlab.yml`, Omnibus
-    /// `gitlab.rb` or `mail_room.yml`): the checks of `gitlab:incoming_email:check`, the
-    /// delivery path and each mailbox's login.
-    #[arg(
-        long = "gitlab-config",
-        value_name = "FILE",
-        env = "POSTERN_GITLAB_CONFIG"
-    )]
-    gitlab_config: Option<PathBuf>,
+    file: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The file given, if any; without one postern runs on its defaults.
+    pub(crate) fn as_deref(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,14 +145,9 @@ struct ReceiveArgs {
 /// What `inspect` and `receive` share: where the configuration is, which mailbox, which message.
 #[derive(Debug, clap::Args)]
 struct MessageArgs {
-    /// Configuration file (postern.yml): mailbox addresses, instance host, store.
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "FILE",
-        env = "POSTERN_CONFIG"
-    )]
-    config: Option<PathBuf>,
+    // postern.yml: mailbox addresses, instance host, store.
+    #[command(flatten)]
+    config: ConfigArg,
     /// The mailbox the message arrived in.
     #[arg(long, value_enum, default_value = "incoming")]
     mailbox: MailboxArg,

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
 
-use crate::CheckArgs;
+use crate::ServeArgs;
 use crate::exit::Failure;
 use crate::setup::{Setup, load_config, runtime};
 
@@ -24,7 +24,7 @@ pub struct CheckLine {
 pub type PendingCheck<'a> = Pin<Box<dyn Future<Output = CheckLine> + 'a>>;
 
 /// Runs every check and prints one line each.
-pub fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     if let Some(gitlab_config) = args.gitlab_config.as_deref() {
         return crate::cmd::serve::companion::check(gitlab_config);
     }

@@ -11,7 +11,7 @@ use crate::{InspectArgs, MailboxArg};
 
 /// Runs the command. Any readable input exits 0, whatever the message is.
 pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
-    let config = match &args.message.config {
+    let config = match args.message.config.as_deref() {
         Some(path) => Config::load(path).map_err(|e| Failure::new(CONFIG, e))?,
         None => Config::default(),
     };

@@ -4,7 +4,6 @@
 //! which code to enter, waits for their approval, and saves the refresh token in the data
 //! directory (mode 0600) where `serve` reads it and keeps it current as the provider rotates it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
@@ -37,14 +36,8 @@ enum OAuthCommand {
 
 #[derive(Debug, clap::Args)]
 struct LoginArgs {
-    /// Configuration file (postern.yml).
-    #[arg(
-        short = 'c',
-        long = "config",
-        value_name = "FILE",
-        env = "POSTERN_CONFIG"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: crate::ConfigArg,
     /// Whose endpoints and scope to use (overrides `inbox_options.provider`).
     #[arg(long, value_enum)]
     provider: Option<Provider>,

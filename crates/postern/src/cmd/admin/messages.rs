@@ -4,7 +4,7 @@ use clap::Subcommand;
 use postern_core::ProcessError;
 use postern_store::{InboundFilter, InboundState, Store};
 
-use super::{Output, begin, commit, store_error, usage_error};
+use super::{Output, list_limit, read, usage_error};
 use crate::exit::{Failure, SOFTWARE, TEMPORARY};
 use crate::setup::Setup;
 
@@ -43,42 +43,29 @@ pub enum MessageCommand {
 pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Result<Output, Failure> {
     match command {
         MessageCommand::List { state, limit } => {
-            let state = super::parse_state::<InboundState>(state)?;
-            let mut tx = begin(store).await?;
-            let messages = tx
-                .list_inbound(&InboundFilter {
-                    state,
-                    limit: limit.clamp(1, 10_000),
-                    ..InboundFilter::default()
-                })
-                .await
-                .map_err(store_error)?;
-            commit(tx).await?;
-            let human: String = messages
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                        m.id,
-                        m.received_at,
-                        m.state.as_str(),
-                        m.handler.map_or("-", |handler| handler.as_str()),
-                        m.error_kind.map_or("-", |kind| kind.as_str()),
-                        m.message_id.as_deref().unwrap_or("-"),
-                        one_line(m.reason.as_deref().unwrap_or("-"))
-                    )
-                })
-                .collect();
-            Output::new(&messages, human)
+            let filter = InboundFilter {
+                state: super::parse_state::<InboundState>(state)?,
+                limit: list_limit(limit),
+                ..InboundFilter::default()
+            };
+            let messages = read(store, async |tx| tx.list_inbound(&filter).await).await?;
+            Output::rows(&messages, |m| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    m.id,
+                    m.received_at,
+                    m.state.as_str(),
+                    m.handler.map_or("-", |handler| handler.as_str()),
+                    m.error_kind.map_or("-", |kind| kind.as_str()),
+                    m.message_id.as_deref().unwrap_or("-"),
+                    one_line(m.reason.as_deref().unwrap_or("-"))
+                )
+            })
         }
         MessageCommand::Show { id, raw } => {
-            let mut tx = begin(store).await?;
-            let message = tx
-                .inbound(id)
-                .await
-                .map_err(store_error)?
+            let message = read(store, async |tx| tx.inbound(id).await)
+                .await?
                 .ok_or_else(|| usage_error(format!("no message {id}")))?;
-            commit(tx).await?;
             if raw {
                 return Ok(Output::raw(message.raw));
             }
@@ -141,17 +128,13 @@ async fn quarantined_ids(store: &Store) -> Result<Vec<i64>, Failure> {
     let mut ids = Vec::new();
     let mut before_id = None;
     loop {
-        let mut tx = begin(store).await?;
-        let page = tx
-            .list_inbound(&InboundFilter {
-                state: Some(InboundState::Quarantined),
-                before_id,
-                limit: 1000,
-                ..InboundFilter::default()
-            })
-            .await
-            .map_err(store_error)?;
-        commit(tx).await?;
+        let filter = InboundFilter {
+            state: Some(InboundState::Quarantined),
+            before_id,
+            limit: 1000,
+            ..InboundFilter::default()
+        };
+        let page = read(store, async |tx| tx.list_inbound(&filter).await).await?;
         let Some(last) = page.last() else { break };
         before_id = Some(last.id);
         ids.extend(page.iter().map(|m| m.id));

@@ -87,6 +87,15 @@ impl Output {
         })
     }
 
+    /// A listing: the rows as JSON, and one tab-separated line each for people.
+    pub(crate) fn rows<T: Serialize>(
+        rows: &[T],
+        line: impl Fn(&T) -> String,
+    ) -> Result<Output, Failure> {
+        let human: String = rows.iter().map(|row| line(row) + "\n").collect();
+        Output::new(&rows, human)
+    }
+
     /// Output that is these bytes and nothing else.
     pub(crate) fn raw(bytes: Vec<u8>) -> Output {
         Output {
@@ -132,6 +141,22 @@ pub(crate) fn change_error<R: postern_core::Refusal>(
         postern_core::ChangeError::Refused(refusal) => usage_error(refusal.to_string()),
         postern_core::ChangeError::Failed(failure) => items::refused(failure),
     }
+}
+
+/// Runs `read` in one transaction and commits it: the shape of every listing and `show`.
+pub(crate) async fn read<T>(
+    store: &Store,
+    read: impl AsyncFnOnce(&mut Tx) -> Result<T, StoreError>,
+) -> Result<T, Failure> {
+    let mut tx = begin(store).await?;
+    let value = read(&mut tx).await.map_err(store_error)?;
+    commit(tx).await?;
+    Ok(value)
+}
+
+/// The `list` subcommands' `--limit`, kept within what one answer should hold.
+pub(crate) fn list_limit(limit: i64) -> i64 {
+    limit.clamp(1, 10_000)
 }
 
 pub(crate) async fn begin(store: &Store) -> Result<Tx, Failure> {

@@ -1,13 +1,11 @@
 //! `postern admin outbox …`: mail postern has queued — notifications, reject notices, Service
 //! Desk mail — and sending what is due.
 
-use std::io::Write as _;
-
 use clap::Subcommand;
 use postern_store::{OutboxFilter, OutboxState, Store};
 
-use super::{Output, begin, commit, store_error, usage_error};
-use crate::exit::{Failure, SOFTWARE, TEMPORARY};
+use super::{Output, list_limit, read, usage_error};
+use crate::exit::{Failure, TEMPORARY};
 use crate::setup::Setup;
 
 #[derive(Debug, Subcommand)]
@@ -41,47 +39,32 @@ pub enum OutboxCommand {
 pub async fn run(store: &Store, setup: &Setup, command: OutboxCommand) -> Result<Output, Failure> {
     match command {
         OutboxCommand::List { state, limit } => {
-            let state = super::parse_state::<OutboxState>(state)?;
-            let mut tx = begin(store).await?;
-            let mails = tx
-                .list_outbox(&OutboxFilter {
-                    state,
-                    limit: limit.clamp(1, 10_000),
-                    ..OutboxFilter::default()
-                })
-                .await
-                .map_err(store_error)?;
-            commit(tx).await?;
-            let human: String = mails
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\n",
-                        m.id,
-                        m.created_at,
-                        m.state.as_str(),
-                        m.kind,
-                        m.recipients.join(","),
-                        m.last_error.as_deref().unwrap_or("-")
-                    )
-                })
-                .collect();
-            Output::new(&mails, human)
+            let filter = OutboxFilter {
+                state: super::parse_state::<OutboxState>(state)?,
+                limit: list_limit(limit),
+                ..OutboxFilter::default()
+            };
+            let mails = read(store, async |tx| tx.list_outbox(&filter).await).await?;
+            Output::rows(&mails, |m| {
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    m.id,
+                    m.created_at,
+                    m.state.as_str(),
+                    m.kind,
+                    m.recipients.join(","),
+                    m.last_error.as_deref().unwrap_or("-")
+                )
+            })
         }
         OutboxCommand::Show { id, raw } => {
-            let mut tx = begin(store).await?;
-            let mail = tx
-                .outbox_mail(id)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| usage_error(format!("no outbox mail {id}")))?;
-            let bytes = tx.outbox_raw(id).await.map_err(store_error)?;
-            commit(tx).await?;
+            let (mail, bytes) = read(store, async |tx| {
+                Ok((tx.outbox_mail(id).await?, tx.outbox_raw(id).await?))
+            })
+            .await?;
+            let mail = mail.ok_or_else(|| usage_error(format!("no outbox mail {id}")))?;
             if raw {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes.unwrap_or_default())
-                    .map_err(|e| Failure::new(SOFTWARE, e))?;
-                return Output::new(&serde_json::Value::Null, "");
+                return Ok(Output::raw(bytes.unwrap_or_default()));
             }
             let human = format!(
                 "outbox {id}: {} {} to {}\n  attempts: {}\n  next attempt: {}\n  last error: {}\n",
