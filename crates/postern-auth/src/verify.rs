@@ -446,7 +446,7 @@ impl Authenticator {
 /// configuration is refused there and not at the first message.
 struct LazyResolver {
     settings: (ResolverConfig, ResolverOpts),
-    built: OnceLock<Result<MessageAuthenticator, AuthError>>,
+    built: OnceLock<MessageAuthenticator>,
 }
 
 impl LazyResolver {
@@ -457,14 +457,18 @@ impl LazyResolver {
         })
     }
 
+    /// The resolver, built now if it is not yet. A failure is not kept: the message is a
+    /// temporary error and the next verification tries again, so one failed build cannot
+    /// turn every later message into a temporary error for the life of the process.
     fn get(&self) -> Result<&MessageAuthenticator, AuthError> {
-        self.built
-            .get_or_init(|| {
-                let (config, options) = self.settings.clone();
-                MessageAuthenticator::new(config, options).map_err(|e| AuthError(e.to_string()))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        if let Some(resolver) = self.built.get() {
+            return Ok(resolver);
+        }
+        let (config, options) = self.settings.clone();
+        let resolver =
+            MessageAuthenticator::new(config, options).map_err(|e| AuthError(e.to_string()))?;
+        // Two first messages may both build one; the first stored is kept by both.
+        Ok(self.built.get_or_init(|| resolver))
     }
 }
 
