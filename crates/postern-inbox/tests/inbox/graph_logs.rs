@@ -32,6 +32,17 @@ async fn logs_carry_no_secret_token_or_content() {
 
     let running = spawn(settings(&stand_in), Arc::default());
     wait_for("the message read", || all_read(&stand_in)).await;
+    // The watcher logs the intake once the mark-as-read call has returned, which may be after
+    // the stand-in has recorded it.
+    wait_for("the intake logged", || {
+        capture
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains("messages taken in"))
+    })
+    .await;
     stand_in.expire_tokens();
     let tokens = stand_in.tokens_issued();
     wait_for("a token after the 401", || {
