@@ -89,6 +89,14 @@ issue_exists() {
 }
 
 echo "postern serve without configuration, $binary ($(du -m "$binary" | cut -f1) MB)"
+# The layout of the code an idle server runs (crates/postern/build.rs) works only as far as the
+# names in postern.order are this build's: after large changes, bench/symbol-order.sh again.
+order=crates/postern/postern.order
+if [ -f "$order" ] && command -v nm >/dev/null; then
+    listed=$(wc -l <"$order")
+    present=$(nm --defined-only "$binary" | awk 'NR == FNR { want[$0] = 1; next } ($3 in want)' "$order" - | wc -l)
+    echo "symbol order: $present of the $listed functions in $order are in this binary"
+fi
 echo
 echo "| run | after start MB (anon + file) | after one message, idle MB (anon + file) |"
 echo "|-----|------------------------------|------------------------------------------|"

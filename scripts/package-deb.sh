@@ -3,10 +3,12 @@
 #
 #   scripts/package-deb.sh [--binary PATH] [--version VERSION] [--out DIR]
 #
-# --binary: the postern executable to ship (default: target/deb/postern, built with
-#   `cargo build --profile deb -p postern`: the release build with line tables). Its debug
-#   information is split off into OUT/postern_VERSION_ARCH.debug (linked with a GNU debuglink)
-#   and the shipped copy stripped.
+# --binary: the postern executable to ship (default: target/release/postern, built with
+#   `cargo build --release -p postern`). Its symbol table is split off into
+#   OUT/postern_VERSION_ARCH.debug (linked with a GNU debuglink) and the shipped copy stripped.
+#   It is the release build itself, not one with line tables: the names of its functions carry a
+#   hash of the build's profile, and crates/postern/postern.order, which lays out the code an
+#   idle server runs, is made from and matches the release build.
 # --version: the package version (default: $POSTERN_DEB_VERSION, else the workspace version in
 #   Cargo.toml); a higher one makes an upgrade package.
 # --out: where the .deb goes (default: target/debian).
@@ -42,8 +44,8 @@ if [ -z "$version" ]; then
     version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")
 fi
 if [ -z "$binary" ]; then
-    binary="${CARGO_TARGET_DIR:-$root/target}/deb/postern"
-    (cd "$root" && cargo build --locked --profile deb -p postern)
+    binary="${CARGO_TARGET_DIR:-$root/target}/release/postern"
+    (cd "$root" && cargo build --locked --release -p postern)
 fi
 arch=$(dpkg --print-architecture)
 mkdir -p "$out"
@@ -52,7 +54,7 @@ trap 'rm -rf "$stage"' EXIT
 # Files in the package are root's, whatever the builder's umask.
 umask 022
 
-# The binary: debug information to a companion file, the shipped copy stripped.
+# The binary: its symbols to a companion file, the shipped copy stripped.
 install -d "$stage/usr/bin"
 debug="$out/postern_${version}_${arch}.debug"
 objcopy --only-keep-debug "$binary" "$debug"

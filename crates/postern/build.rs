@@ -9,6 +9,15 @@
 //! ld only emits RELR when the C library it links against supports it, and an older ld ignores
 //! an unknown `-z` keyword with a warning. Other targets and linkers do not get the flag.
 //!
+//! In a release build on x86_64 Linux, where rustc links with its own lld, the functions an idle
+//! server runs (`postern.order`, written by `bench/symbol-order.sh`) are placed together at the
+//! front of `.text` (`--symbol-ordering-file`). The code touched by starting and by one message is
+//! about 2.7 MB of the 13 MB of `.text`, but spread over all of it, and every touched page (with
+//! the kernel's fault-around, 64 KB around it) stays resident; packed together it fills few
+//! pages. Names the list has and the build lacks are skipped without a warning, so an old list
+//! only costs locality. `POSTERN_NO_SYMBOL_ORDER=1`, or a linker chosen in `RUSTFLAGS`, leaves
+//! the flag out (GNU ld does not know it).
+//!
 //! It also records what `postern --version` reports beyond the version: the git commit the
 //! binary was built from (`POSTERN_GIT_COMMIT` overrides it, for builds from a tarball; without
 //! git or a repository it is "unknown") and the Cargo features enabled in this build.
@@ -19,8 +28,39 @@ fn main() {
     if linux_gnu {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+    if linux_gnu && links_with_rust_lld() {
+        order_symbols();
+    }
     println!("cargo:rustc-env=POSTERN_GIT_COMMIT={}", git_commit());
     println!("cargo:rustc-env=POSTERN_FEATURES={}", features());
+}
+
+/// Whether the binary is linked by rustc's own lld: the default on x86_64 Linux (since Rust
+/// 1.90), unless the build chooses its linker in `RUSTFLAGS`.
+fn links_with_rust_lld() -> bool {
+    println!("cargo:rerun-if-env-changed=POSTERN_NO_SYMBOL_ORDER");
+    let rustflags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+        && std::env::var("PROFILE").as_deref() == Ok("release")
+        && std::env::var_os("POSTERN_NO_SYMBOL_ORDER").is_none()
+        && !rustflags.contains("linker")
+        && !rustflags.contains("link-self-contained")
+}
+
+/// Places the functions of `postern.order` first, in its order.
+fn order_symbols() {
+    let Ok(directory) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return;
+    };
+    let order = std::path::Path::new(&directory).join("postern.order");
+    println!("cargo:rerun-if-changed={}", order.display());
+    if order.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bin=postern=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bin=postern=-Wl,--no-warn-symbol-ordering");
+    }
 }
 
 /// The commit of the checkout. No `-dirty` mark: noticing every edit would mean rerunning this
