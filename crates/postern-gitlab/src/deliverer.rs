@@ -30,6 +30,7 @@ use postern_vocab::{Backoff, Shutdown};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
+use crate::arbiter::{Arbiter, Claim};
 use crate::deliver::{DeliveryFailure, Destination};
 use crate::sidekiq::Pushed;
 
@@ -85,6 +86,8 @@ pub struct DeliveryStats {
     pub rejected: AtomicU64,
     /// Failed temporarily and scheduled again.
     pub retried: AtomicU64,
+    /// Delivered by another instance watching the same mailbox ([`crate::arbiter`]).
+    pub elsewhere: AtomicU64,
 }
 
 /// What one [`Deliverer::deliver_due`] round did.
@@ -96,7 +99,8 @@ pub struct Report {
     pub rejected: u64,
     /// Failed temporarily.
     pub retried: u64,
-    /// Claimed by another worker first.
+    /// Claimed by another worker first, or delivered (or being delivered) by another
+    /// instance ([`crate::arbiter`]).
     pub skipped: u64,
 }
 
@@ -121,6 +125,8 @@ pub struct Deliverer {
     stats: Arc<DeliveryStats>,
     /// Per mailbox: consecutive temporary failures and the end of the current pause.
     paused: std::sync::Mutex<HashMap<Mailbox, (i64, Instant)>>,
+    /// Arbitration with other instances on the same mailboxes, if any.
+    arbiter: Option<Arc<Arbiter>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -159,7 +165,16 @@ impl Deliverer {
             wake: Notify::new(),
             stats: Arc::new(DeliveryStats::default()),
             paused: std::sync::Mutex::new(HashMap::new()),
+            arbiter: None,
         }
+    }
+
+    /// Claims every message that has a source identity through `arbiter` before delivering it
+    /// (see [`crate::arbiter`]): other companion instances watching the same mailboxes with
+    /// stores of their own then never deliver it too.
+    pub fn with_arbiter(mut self, arbiter: Arc<Arbiter>) -> Deliverer {
+        self.arbiter = Some(arbiter);
+        self
     }
 
     /// Wakes [`Deliverer::run`] at once: call it after storing a message. A wake-up while a
@@ -321,7 +336,15 @@ impl Deliverer {
                         Record::Finish(finish) if finish.state == InboundState::Processed => {
                             report.delivered += 1;
                         }
+                        Record::Finish(finish) if finish.state == InboundState::Ignored => {
+                            report.skipped += 1;
+                        }
                         Record::Finish(_) => report.rejected += 1,
+                        Record::Retry { kind, .. }
+                            if *kind == ErrorKind::ClaimedByAnotherInstance =>
+                        {
+                            report.skipped += 1;
+                        }
                         Record::Retry { .. } => report.retried += 1,
                     }
                 }
@@ -361,10 +384,21 @@ impl Deliverer {
     ) -> (i64, Record) {
         let id = message.meta.id;
         let started = Instant::now();
-        let result = route
-            .destination
-            .deliver(&message.raw, &message.meta.content_identity)
-            .await;
+        let result = match self.arbitrate(route, &message.meta).await {
+            Arbitration::Decided(record) => return (id, record),
+            Arbitration::Failed(failure) => Err(failure),
+            Arbitration::Recorded => Ok(Pushed::Already),
+            Arbitration::Deliver(claimed) => {
+                let result = route
+                    .destination
+                    .deliver(&message.raw, &message.meta.content_identity)
+                    .await;
+                if let (Some(arbiter), Some(identity)) = (&self.arbiter, claimed.as_deref()) {
+                    settle(arbiter, identity, result.is_ok()).await;
+                }
+                result
+            }
+        };
         let mailbox = route.mailbox.as_str();
         let size = message.raw.len();
         match result {
@@ -431,6 +465,70 @@ impl Deliverer {
         }
     }
 
+    /// Asks the arbiter, if any, whether this instance delivers `meta`'s message.
+    async fn arbitrate(&self, route: &Route, meta: &postern_store::InboundMeta) -> Arbitration {
+        let (Some(arbiter), Some(identity)) = (&self.arbiter, meta.source_identity.as_deref())
+        else {
+            return Arbitration::Deliver(None);
+        };
+        let mailbox = route.mailbox.as_str();
+        let id = meta.id;
+        match arbiter.claim(identity).await {
+            Ok(Claim::Deliver) => Arbitration::Deliver(Some(identity.to_owned())),
+            Ok(Claim::DeliveredHere) => {
+                tracing::info!(
+                    mailbox,
+                    id,
+                    "delivered by this instance before it restarted; recorded, not delivered again"
+                );
+                Arbitration::Recorded
+            }
+            Ok(Claim::DeliveredElsewhere { instance }) => {
+                self.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    mailbox,
+                    id,
+                    instance,
+                    "delivered to GitLab by another postern instance; recorded as handled there"
+                );
+                Arbitration::Decided(Record::Finish(InboundFinish {
+                    state: InboundState::Ignored,
+                    handler: None,
+                    error_kind: None,
+                    reason: Some(format!(
+                        "delivered to GitLab by another postern instance ({instance})"
+                    )),
+                    outcome: Some(
+                        serde_json::json!({ "delivered_by_instance": instance }).to_string(),
+                    ),
+                }))
+            }
+            Ok(Claim::HeldElsewhere {
+                instance,
+                seconds_left,
+            }) => {
+                // Asked again on the usual back-off, and at the latest just after the hold
+                // ends, when this instance takes over if the holder went away.
+                let wait = self
+                    .options
+                    .retry
+                    .delay(meta.attempts)
+                    .min(Duration::from_secs(seconds_left.saturating_add(1)));
+                let at = Timestamp::now().plus_seconds(ceil_seconds(wait).max(1));
+                tracing::info!(mailbox, id, instance, retry_in = ?wait, "another postern instance is delivering this message; waiting for it");
+                Arbitration::Decided(Record::Retry {
+                    kind: ErrorKind::ClaimedByAnotherInstance,
+                    reason: format!("another postern instance ({instance}) is delivering it"),
+                    at,
+                })
+            }
+            Err(reason) => Arbitration::Failed(DeliveryFailure::Temporary {
+                kind: ErrorKind::RedisUnavailable,
+                reason: format!("cannot arbitrate with other instances: {reason}"),
+            }),
+        }
+    }
+
     /// Writes the outcomes of a chunk in one transaction, retrying a few times on temporary
     /// store errors.
     async fn record(&self, outcomes: &[(i64, Record)]) -> Result<(), StoreError> {
@@ -483,6 +581,54 @@ enum Record {
         reason: String,
         at: Timestamp,
     },
+}
+
+/// What the arbitration before a delivery decided.
+enum Arbitration {
+    /// Deliver; with the source identity whose claim this instance now holds, if arbitrated.
+    Deliver(Option<String>),
+    /// This instance delivered it before a restart: record it as delivered.
+    Recorded,
+    /// Nothing to deliver here: record this.
+    Decided(Record),
+    /// Redis could not be asked: a temporary failure.
+    Failed(DeliveryFailure),
+}
+
+/// After a delivery this instance held the claim for: `done` when GitLab accepted it, else
+/// released so another instance may try. A failure here is logged, never fatal: the message's
+/// own outcome stands, and an unwritten `done` leaves the hold to expire (the one window in
+/// which another instance delivers it again).
+async fn settle(arbiter: &Arbiter, identity: &str, delivered: bool) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let result = if delivered {
+            arbiter.delivered(identity).await
+        } else {
+            arbiter.release(identity).await.map(|()| true)
+        };
+        match result {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(
+                    source_identity = identity,
+                    "the claim expired during the delivery and another instance holds it now; it may deliver the message too"
+                );
+                return;
+            }
+            Err(reason) if attempt < ATTEMPTS => {
+                tracing::warn!(reason, "cannot record the claim's outcome on Redis; trying again");
+                tokio::time::sleep(RECORD_PAUSE).await;
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    reason,
+                    delivered,
+                    "cannot record the claim's outcome on Redis; the hold expires by itself"
+                );
+            }
+        }
+    }
 }
 
 fn seconds(d: Duration) -> i64 {

@@ -231,10 +231,16 @@ pub struct RedisSettings {
     pub queue: String,
     /// Key namespace (historic GitLab: `resque:gitlab`); none today.
     pub namespace: Option<String>,
+    /// Whether GitLab's configuration names this Redis (`resque.yml`/`redis.queues.yml`,
+    /// Omnibus' `redis_*` keys or its bundled Redis, a `mail_room.yml` with Redis arbitration
+    /// or Sidekiq delivery) rather than it being GitLab's default assumed. Companion
+    /// instances arbitrate through a configured Redis ([`crate::Arbiter`]); an assumed one
+    /// may not be GitLab's, and waiting on it would hold mail back.
+    pub configured: bool,
 }
 
 impl RedisSettings {
-    /// A Redis at `url` with GitLab's queue.
+    /// A Redis at `url` with GitLab's queue, not marked [`RedisSettings::configured`].
     pub fn new(url: impl Into<String>) -> RedisSettings {
         RedisSettings {
             url: Secret::new(url),
@@ -242,6 +248,7 @@ impl RedisSettings {
             sentinels: Vec::new(),
             queue: "default".to_owned(),
             namespace: None,
+            configured: false,
         }
     }
 }
