@@ -281,6 +281,16 @@ impl GitlabMailboxes {
             .filter(|m| m.is_active() || (self.format == ConfigFormat::MailRoomYml && m.enabled))
     }
 
+    /// The Redis companion instances arbitrate through ([`crate::Arbiter`]): GitLab's queues
+    /// Redis when its configuration names it, or when a mailbox delivers through Sidekiq (which
+    /// needs that Redis anyway). `None` when the Redis is only GitLab's default assumed.
+    pub fn arbitration_redis(&self) -> Option<&RedisSettings> {
+        let sidekiq = self
+            .active()
+            .any(|m| m.delivery_method == DeliveryMethod::Sidekiq);
+        (self.redis.configured || sidekiq).then_some(&self.redis)
+    }
+
     /// The webhook base URL of `settings`: its own `gitlab_url`, else GitLab's URL.
     pub fn webhook_base<'a>(&'a self, settings: &'a MailboxSettings) -> Option<&'a str> {
         settings

@@ -223,9 +223,9 @@ fn arbiter(
     config: &GitlabMailboxes,
     gitlab_config: &Path,
 ) -> Result<Option<Arc<Arbiter>>, Failure> {
-    if !config.redis.configured {
+    let Some(redis) = config.arbitration_redis() else {
         return Ok(None);
-    }
+    };
     let instance = postern_gitlab::instance_id(&setup.data_dir).map_err(|e| {
         Failure::new(
             SOFTWARE,
@@ -235,7 +235,7 @@ fn arbiter(
             ),
         )
     })?;
-    let arbiter = Arbiter::new(&config.redis, &instance)
+    let arbiter = Arbiter::new(redis, &instance)
         .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{}: {e}", gitlab_config.display())))?;
     Ok(Some(Arc::new(arbiter)))
 }
