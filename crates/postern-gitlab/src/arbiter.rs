@@ -23,6 +23,10 @@
 //!   the outcome not yet recorded when it died) it records as delivered without delivering
 //!   them again.
 //!
+//! Instances also record their presence on each mailbox they watch ([`Arbiter::announce`]),
+//! so that one whose store is not shared — whose every message would be handled twice —
+//! can say so.
+//!
 //! After a rejection or a temporary failure the claim is released, so the other instance may
 //! try. The one window left is the webhook's: a delivery GitLab accepted whose `done` could not
 //! be written (Redis lost at that moment) is delivered again by the other instance once the
@@ -72,6 +76,30 @@ if (not v) or v == 'held ' .. ARGV[1] or v == 'done ' .. ARGV[1] then
 end
 return 0
 ";
+
+/// `KEYS[1]` presence hash of a mailbox; `ARGV[1]` instance id, `ARGV[2]` now (Unix seconds),
+/// `ARGV[3]` seconds the entry lasts. Records this instance (unless `ARGV[1]` is empty), drops
+/// expired entries, returns the ids of the others present.
+const ANNOUNCE: &str = r"
+local now = tonumber(ARGV[2])
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+end
+local entries = redis.call('HGETALL', KEYS[1])
+local others = {}
+for i = 1, #entries, 2 do
+  if tonumber(entries[i + 1]) < now then
+    redis.call('HDEL', KEYS[1], entries[i])
+  elseif entries[i] ~= ARGV[1] then
+    table.insert(others, entries[i])
+  end
+end
+return others
+";
+
+/// How long an instance's presence on a mailbox lasts without being renewed.
+pub const PRESENCE_SECONDS: u64 = 3 * 60;
 
 /// `KEYS[1]` claim; `ARGV[1]` instance id. Drops this instance's `held` claim.
 const RELEASE: &str = r"
@@ -179,6 +207,47 @@ impl Arbiter {
         self.link.ping().await
     }
 
+    /// Records this instance as watching `mailbox` ([`mailbox_source`](crate::mailbox_source))
+    /// for [`PRESENCE_SECONDS`]; returns the other instances recorded there, sorted. Renew it
+    /// well within that time.
+    pub async fn announce(&self, mailbox: &str) -> Result<Vec<String>, String> {
+        self.presence(mailbox, &self.instance).await
+    }
+
+    /// The instances recorded as watching `mailbox`, other than this one, without recording
+    /// this one (for `check`).
+    pub async fn others_present(&self, mailbox: &str) -> Result<Vec<String>, String> {
+        let mut others = self.presence(mailbox, "").await?;
+        others.retain(|id| *id != self.instance);
+        Ok(others)
+    }
+
+    async fn presence(&self, mailbox: &str, instance: &str) -> Result<Vec<String>, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut c = self.link.connection().await?;
+        let reply: Result<Vec<String>, _> = redis::cmd("EVAL")
+            .arg(ANNOUNCE)
+            .arg(1)
+            .arg(self.link.namespaced(presence_key(mailbox)))
+            .arg(instance)
+            .arg(now)
+            .arg(PRESENCE_SECONDS)
+            .query_async(&mut c)
+            .await;
+        match reply {
+            Ok(mut others) => {
+                others.sort();
+                Ok(others)
+            }
+            Err(e) => {
+                self.link.forget().await;
+                Err(describe(&e))
+            }
+        }
+    }
+
     async fn script<T: redis::FromRedisValue>(
         &self,
         script: &str,
@@ -207,6 +276,11 @@ impl Arbiter {
 /// The claim key of a source identity, before any namespace.
 pub fn claim_key(source_identity: &str) -> String {
     format!("postern:claim:{source_identity}")
+}
+
+/// The presence key of a mailbox, before any namespace.
+pub fn presence_key(mailbox: &str) -> String {
+    format!("postern:instances:{mailbox}")
 }
 
 /// This instance's id: read from `<data_dir>/instance-id`, or made (16 random hex digits) and

@@ -47,7 +47,7 @@ pub use import::{ImportError, load};
 pub use jwt::{JwtError, JwtSigner};
 pub use settings::{
     ConfigFormat, DeliveryMethod, GitlabMailboxes, GraphOptions, InboxMethod, MailboxSettings,
-    RedisSettings, Secret, WebhookSecret, mailbox_type, worker_class,
+    RedisSettings, Secret, WebhookSecret, mailbox_source, mailbox_type, worker_class,
 };
 pub use sidekiq::{Pushed, Sidekiq};
 pub use webhook::{Webhook, WebhookOptions};

@@ -310,6 +310,20 @@ pub fn mailbox_type(mailbox: Mailbox) -> &'static str {
     }
 }
 
+/// The mailbox a section reads, for telling instances on the same mailbox apart from others:
+/// `imap:<user>@<host>/<folder>` or `graph:<user>/<folder>` (no port: one server, one mailbox).
+pub fn mailbox_source(settings: &MailboxSettings) -> String {
+    let user = settings.user.as_deref().unwrap_or_default();
+    match settings.inbox_method {
+        InboxMethod::Imap => format!(
+            "imap:{user}@{}/{}",
+            settings.host.as_deref().unwrap_or_default(),
+            settings.folder
+        ),
+        InboxMethod::MicrosoftGraph => format!("graph:{user}/{}", settings.folder),
+    }
+}
+
 /// The Sidekiq worker GitLab runs for a mailbox.
 pub fn worker_class(mailbox: Mailbox) -> &'static str {
     match mailbox {
