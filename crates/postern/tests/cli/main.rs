@@ -20,6 +20,7 @@ mod deb;
 mod help;
 mod hostile;
 mod https;
+mod instances;
 mod inspect;
 mod inspect_agrees;
 mod logs;
