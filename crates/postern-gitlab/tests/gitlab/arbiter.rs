@@ -251,3 +251,41 @@ async fn two_deliverers_with_their_own_stores_deliver_each_message_once() {
     }
     assert_eq!(processed, raws.len(), "each delivered by one of the two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_a_mailbox_see_one_another_until_they_go_quiet() {
+    let Some(server) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let a = arbiter(&server, "aaaa");
+    let b = arbiter(&server, "bbbb");
+    let mailbox = "imap:gitlab@mail.example.org/inbox";
+    assert!(a.announce(mailbox).await.unwrap().is_empty());
+    assert_eq!(b.announce(mailbox).await.unwrap(), ["aaaa"]);
+    assert_eq!(a.announce(mailbox).await.unwrap(), ["bbbb"]);
+    // Another mailbox of the same server and user is another mailbox.
+    assert!(
+        a.announce("imap:gitlab@mail.example.org/desk")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // `check` looks without announcing itself.
+    let checker = arbiter(&server, "cccc");
+    assert_eq!(
+        checker.others_present(mailbox).await.unwrap(),
+        ["aaaa", "bbbb"]
+    );
+    assert_eq!(a.others_present(mailbox).await.unwrap(), ["bbbb"]);
+    // An instance that stopped announcing long ago is forgotten.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("postern:instances:{mailbox}"))
+        .arg("bbbb")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(a.announce(mailbox).await.unwrap().is_empty());
+}

@@ -200,6 +200,7 @@ async fn serve(
         });
     }
     tasks.spawn(export_stats(deliverer.clone(), shutdown.clone()));
+    let web_state_warnings = web_state.warnings();
     spawn_web(
         &mut tasks,
         web_listener,
@@ -207,6 +208,16 @@ async fn serve(
         web_state,
         shutdown.clone(),
     );
+    if let Some(arbiter) = arbiter {
+        // Deliveries are arbitrated: other instances are only worth a line in the log.
+        tasks.spawn(super::instances::watch(
+            arbiter,
+            sections,
+            true,
+            web_state_warnings,
+            shutdown.clone(),
+        ));
+    }
     planned.spawn(&mut tasks, &shutdown);
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
