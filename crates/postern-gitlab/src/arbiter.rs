@@ -34,7 +34,13 @@
 //! waits, as it does for GitLab itself.
 
 use std::path::Path;
+use std::time::Duration;
 
+use postern_store::{InboundFinish, InboundMeta, InboundState, Mailbox, Timestamp};
+use postern_vocab::backoff::ceil_seconds;
+use postern_vocab::{Backoff, ErrorKind};
+
+use crate::deliver::DeliveryFailure;
 use crate::settings::RedisSettings;
 use crate::sidekiq::{RedisLink, SidekiqError, describe};
 
@@ -45,6 +51,9 @@ pub const HOLD_SECONDS: u64 = 5 * 60;
 /// How long a `done` claim is kept (7 days): another instance's copy of the message is
 /// delivered long before that, unless that instance was stopped for longer.
 pub const DONE_SECONDS: u64 = crate::sidekiq::MARKER_TTL_SECONDS;
+
+/// The pause between tries to record a claim's outcome.
+const SETTLE_PAUSE: Duration = Duration::from_millis(500);
 
 /// The file in the data directory that keeps the instance id.
 pub const INSTANCE_ID_FILE: &str = "instance-id";
@@ -268,6 +277,125 @@ impl Arbiter {
             Err(e) => {
                 self.link.forget().await;
                 Err(describe(&e))
+            }
+        }
+    }
+}
+
+/// What the arbitration before a delivery decided, for the deliverer.
+pub(crate) enum Decision {
+    /// Deliver; with the source identity whose claim this instance now holds, if arbitrated.
+    Deliver(Option<String>),
+    /// This instance delivered it before a restart: record it as delivered.
+    Recorded,
+    /// Another instance delivered it: record this (`ignored`, not an error).
+    Elsewhere(InboundFinish),
+    /// Another instance is delivering it: ask again at `at`.
+    Wait {
+        /// Which instance, in words.
+        reason: String,
+        /// The next attempt.
+        at: Timestamp,
+    },
+    /// Redis could not be asked: a temporary failure.
+    Failed(DeliveryFailure),
+}
+
+/// Asks `arbiter`, if any, whether this instance delivers `meta`'s message (of `mailbox`);
+/// a wait follows `retry`'s back-off, and ends at the latest when the other's hold does.
+pub(crate) async fn decide(
+    arbiter: Option<&Arbiter>,
+    mailbox: Mailbox,
+    meta: &InboundMeta,
+    retry: &Backoff,
+) -> Decision {
+    let (Some(arbiter), Some(identity)) = (arbiter, meta.source_identity.as_deref()) else {
+        return Decision::Deliver(None);
+    };
+    let mailbox = mailbox.as_str();
+    let id = meta.id;
+    match arbiter.claim(identity).await {
+        Ok(Claim::Deliver) => Decision::Deliver(Some(identity.to_owned())),
+        Ok(Claim::DeliveredHere) => {
+            tracing::info!(
+                mailbox,
+                id,
+                "delivered by this instance before it restarted; recorded, not delivered again"
+            );
+            Decision::Recorded
+        }
+        Ok(Claim::DeliveredElsewhere { instance }) => {
+            tracing::info!(
+                mailbox,
+                id,
+                instance,
+                "delivered to GitLab by another postern instance; recorded as handled there"
+            );
+            Decision::Elsewhere(InboundFinish {
+                state: InboundState::Ignored,
+                handler: None,
+                error_kind: None,
+                reason: Some(format!(
+                    "delivered to GitLab by another postern instance ({instance})"
+                )),
+                outcome: Some(serde_json::json!({ "delivered_by_instance": instance }).to_string()),
+            })
+        }
+        Ok(Claim::HeldElsewhere {
+            instance,
+            seconds_left,
+        }) => {
+            let wait = retry
+                .delay(meta.attempts)
+                .min(Duration::from_secs(seconds_left.saturating_add(1)));
+            let at = Timestamp::now().plus_seconds(ceil_seconds(wait).max(1));
+            tracing::info!(mailbox, id, instance, retry_in = ?wait, "another postern instance is delivering this message; waiting for it");
+            Decision::Wait {
+                reason: format!("another postern instance ({instance}) is delivering it"),
+                at,
+            }
+        }
+        Err(reason) => Decision::Failed(DeliveryFailure::Temporary {
+            kind: ErrorKind::RedisUnavailable,
+            reason: format!("cannot arbitrate with other instances: {reason}"),
+        }),
+    }
+}
+
+/// After a delivery this instance held the claim for: `done` when GitLab accepted it, else
+/// released so another instance may try. A failure here is logged, never fatal: the message's
+/// own outcome stands, and an unwritten `done` leaves the hold to expire (the one window in
+/// which another instance delivers it again).
+pub(crate) async fn settle(arbiter: &Arbiter, identity: &str, delivered: bool) {
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let result = if delivered {
+            arbiter.delivered(identity).await
+        } else {
+            arbiter.release(identity).await.map(|()| true)
+        };
+        match result {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(
+                    source_identity = identity,
+                    "the claim expired during the delivery and another instance holds it now; it may deliver the message too"
+                );
+                return;
+            }
+            Err(reason) if attempt < ATTEMPTS => {
+                tracing::warn!(
+                    reason,
+                    "cannot record the claim's outcome on Redis; trying again"
+                );
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    reason,
+                    delivered,
+                    "cannot record the claim's outcome on Redis; the hold expires by itself"
+                );
             }
         }
     }

@@ -30,7 +30,7 @@ use postern_vocab::{Backoff, Shutdown};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
-use crate::arbiter::{Arbiter, Claim};
+use crate::arbiter::{self, Arbiter, Decision};
 use crate::deliver::{DeliveryFailure, Destination};
 use crate::sidekiq::Pushed;
 
@@ -384,17 +384,31 @@ impl Deliverer {
     ) -> (i64, Record) {
         let id = message.meta.id;
         let started = Instant::now();
-        let result = match self.arbitrate(route, &message.meta).await {
-            Arbitration::Decided(record) => return (id, record),
-            Arbitration::Failed(failure) => Err(failure),
-            Arbitration::Recorded => Ok(Pushed::Already),
-            Arbitration::Deliver(claimed) => {
+        let decision = arbiter::decide(
+            self.arbiter.as_deref(),
+            route.mailbox,
+            &message.meta,
+            &self.options.retry,
+        )
+        .await;
+        let result = match decision {
+            Decision::Elsewhere(finish) => {
+                self.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+                return (id, Record::Finish(finish));
+            }
+            Decision::Wait { reason, at } => {
+                let kind = ErrorKind::ClaimedByAnotherInstance;
+                return (id, Record::Retry { kind, reason, at });
+            }
+            Decision::Failed(failure) => Err(failure),
+            Decision::Recorded => Ok(Pushed::Already),
+            Decision::Deliver(claimed) => {
                 let result = route
                     .destination
                     .deliver(&message.raw, &message.meta.content_identity)
                     .await;
                 if let (Some(arbiter), Some(identity)) = (&self.arbiter, claimed.as_deref()) {
-                    settle(arbiter, identity, result.is_ok()).await;
+                    arbiter::settle(arbiter, identity, result.is_ok()).await;
                 }
                 result
             }
@@ -465,70 +479,6 @@ impl Deliverer {
         }
     }
 
-    /// Asks the arbiter, if any, whether this instance delivers `meta`'s message.
-    async fn arbitrate(&self, route: &Route, meta: &postern_store::InboundMeta) -> Arbitration {
-        let (Some(arbiter), Some(identity)) = (&self.arbiter, meta.source_identity.as_deref())
-        else {
-            return Arbitration::Deliver(None);
-        };
-        let mailbox = route.mailbox.as_str();
-        let id = meta.id;
-        match arbiter.claim(identity).await {
-            Ok(Claim::Deliver) => Arbitration::Deliver(Some(identity.to_owned())),
-            Ok(Claim::DeliveredHere) => {
-                tracing::info!(
-                    mailbox,
-                    id,
-                    "delivered by this instance before it restarted; recorded, not delivered again"
-                );
-                Arbitration::Recorded
-            }
-            Ok(Claim::DeliveredElsewhere { instance }) => {
-                self.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    mailbox,
-                    id,
-                    instance,
-                    "delivered to GitLab by another postern instance; recorded as handled there"
-                );
-                Arbitration::Decided(Record::Finish(InboundFinish {
-                    state: InboundState::Ignored,
-                    handler: None,
-                    error_kind: None,
-                    reason: Some(format!(
-                        "delivered to GitLab by another postern instance ({instance})"
-                    )),
-                    outcome: Some(
-                        serde_json::json!({ "delivered_by_instance": instance }).to_string(),
-                    ),
-                }))
-            }
-            Ok(Claim::HeldElsewhere {
-                instance,
-                seconds_left,
-            }) => {
-                // Asked again on the usual back-off, and at the latest just after the hold
-                // ends, when this instance takes over if the holder went away.
-                let wait = self
-                    .options
-                    .retry
-                    .delay(meta.attempts)
-                    .min(Duration::from_secs(seconds_left.saturating_add(1)));
-                let at = Timestamp::now().plus_seconds(ceil_seconds(wait).max(1));
-                tracing::info!(mailbox, id, instance, retry_in = ?wait, "another postern instance is delivering this message; waiting for it");
-                Arbitration::Decided(Record::Retry {
-                    kind: ErrorKind::ClaimedByAnotherInstance,
-                    reason: format!("another postern instance ({instance}) is delivering it"),
-                    at,
-                })
-            }
-            Err(reason) => Arbitration::Failed(DeliveryFailure::Temporary {
-                kind: ErrorKind::RedisUnavailable,
-                reason: format!("cannot arbitrate with other instances: {reason}"),
-            }),
-        }
-    }
-
     /// Writes the outcomes of a chunk in one transaction, retrying a few times on temporary
     /// store errors.
     async fn record(&self, outcomes: &[(i64, Record)]) -> Result<(), StoreError> {
@@ -581,54 +531,6 @@ enum Record {
         reason: String,
         at: Timestamp,
     },
-}
-
-/// What the arbitration before a delivery decided.
-enum Arbitration {
-    /// Deliver; with the source identity whose claim this instance now holds, if arbitrated.
-    Deliver(Option<String>),
-    /// This instance delivered it before a restart: record it as delivered.
-    Recorded,
-    /// Nothing to deliver here: record this.
-    Decided(Record),
-    /// Redis could not be asked: a temporary failure.
-    Failed(DeliveryFailure),
-}
-
-/// After a delivery this instance held the claim for: `done` when GitLab accepted it, else
-/// released so another instance may try. A failure here is logged, never fatal: the message's
-/// own outcome stands, and an unwritten `done` leaves the hold to expire (the one window in
-/// which another instance delivers it again).
-async fn settle(arbiter: &Arbiter, identity: &str, delivered: bool) {
-    const ATTEMPTS: u32 = 3;
-    for attempt in 1..=ATTEMPTS {
-        let result = if delivered {
-            arbiter.delivered(identity).await
-        } else {
-            arbiter.release(identity).await.map(|()| true)
-        };
-        match result {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::warn!(
-                    source_identity = identity,
-                    "the claim expired during the delivery and another instance holds it now; it may deliver the message too"
-                );
-                return;
-            }
-            Err(reason) if attempt < ATTEMPTS => {
-                tracing::warn!(reason, "cannot record the claim's outcome on Redis; trying again");
-                tokio::time::sleep(RECORD_PAUSE).await;
-            }
-            Err(reason) => {
-                tracing::warn!(
-                    reason,
-                    delivered,
-                    "cannot record the claim's outcome on Redis; the hold expires by itself"
-                );
-            }
-        }
-    }
 }
 
 fn seconds(d: Duration) -> i64 {

@@ -169,8 +169,7 @@ fn redis(ctx: &Ctx<'_>, rails: &Map<String, Value>) -> Result<RedisSettings, Imp
         settings
     } else {
         let named = ctx.string(rails, "redis_socket")?;
-        let configured =
-            named.is_some() || std::path::Path::new(OMNIBUS_REDIS_SOCKET).exists();
+        let configured = named.is_some() || std::path::Path::new(OMNIBUS_REDIS_SOCKET).exists();
         let socket = named.unwrap_or_else(|| OMNIBUS_REDIS_SOCKET.to_owned());
         let pass = password
             .as_deref()

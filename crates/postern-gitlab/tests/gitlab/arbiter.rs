@@ -223,7 +223,10 @@ async fn two_deliverers_with_their_own_stores_deliver_each_message_once() {
         done
     })
     .await;
-    assert!(settled, "every message delivered or recorded as delivered elsewhere");
+    assert!(
+        settled,
+        "every message delivered or recorded as delivered elsewhere"
+    );
     let mut bodies: HashMap<Vec<u8>, usize> = HashMap::new();
     for r in gitlab.received() {
         *bodies.entry(r.body.clone()).or_insert(0) += 1;

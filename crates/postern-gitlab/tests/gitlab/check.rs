@@ -236,7 +236,10 @@ async fn without_a_redis_in_gitlabs_configuration_duplicates_are_announced() {
         .unwrap();
     assert_eq!(line.status, CheckStatus::Skipped);
     assert!(
-        line.reason.as_deref().unwrap().contains("would deliver duplicates"),
+        line.reason
+            .as_deref()
+            .unwrap()
+            .contains("would deliver duplicates"),
         "{line:?}"
     );
 }

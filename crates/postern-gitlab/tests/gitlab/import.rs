@@ -311,7 +311,9 @@ fn mail_room_yml_arbitration_names_gitlabs_redis() {
         Path::new("/home/git/gitlab/config"),
     )
     .expect("import");
-    let redis = c.arbitration_redis().expect("arbitration through GitLab's Redis");
+    let redis = c
+        .arbitration_redis()
+        .expect("arbitration through GitLab's Redis");
     assert_eq!(redis.url.expose(), "redis://redis.internal:6379");
     assert_eq!(redis.namespace.as_deref(), Some("mail_room:gitlab"));
     // Without it, mail_room.yml names no Redis for webhook delivery.

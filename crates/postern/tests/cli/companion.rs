@@ -417,7 +417,9 @@ fn two_companion_instances_with_gitlabs_redis_deliver_each_of_1000_messages_once
     let sent = rt.block_on(append(&server, "pair", "pair", 0..1000));
     let started = Instant::now();
     let mut children: Vec<Child> = pair.iter().map(|(s, yml)| serve(s, yml)).collect();
-    wait_for("both instances", &pair[0].0, 1000, || received(&gitlab).len());
+    wait_for("both instances", &pair[0].0, 1000, || {
+        received(&gitlab).len()
+    });
     wait_folder_empty(&rt, &server, "pair");
     let deadline = Instant::now() + BOUND;
     let states = loop {
@@ -437,16 +439,34 @@ fn two_companion_instances_with_gitlabs_redis_deliver_each_of_1000_messages_once
         started.elapsed()
     );
     assert_delivered(&received(&gitlab), &sent, 0);
-    assert_eq!(gitlab.received().len(), 1000, "GitLab got each message once");
-    let processed: usize = states.iter().map(|s| s.get("processed").copied().unwrap_or(0)).sum();
-    let ignored: usize = states.iter().map(|s| s.get("ignored").copied().unwrap_or(0)).sum();
-    assert_eq!(processed, 1000, "each message delivered by one instance: {states:?}");
+    assert_eq!(
+        gitlab.received().len(),
+        1000,
+        "GitLab got each message once"
+    );
+    let processed: usize = states
+        .iter()
+        .map(|s| s.get("processed").copied().unwrap_or(0))
+        .sum();
+    let ignored: usize = states
+        .iter()
+        .map(|s| s.get("ignored").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        processed, 1000,
+        "each message delivered by one instance: {states:?}"
+    );
     // Both took part, and both stored some of the same messages: the arbitration decided.
     assert!(
-        states.iter().all(|s| s.get("processed").is_some_and(|n| *n > 0)),
+        states
+            .iter()
+            .all(|s| s.get("processed").is_some_and(|n| *n > 0)),
         "both instances delivered: {states:?}"
     );
-    assert!(ignored > 0, "the instances never met on a message: {states:?}");
+    assert!(
+        ignored > 0,
+        "the instances never met on a message: {states:?}"
+    );
     for (sandbox, _) in &pair {
         let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
         assert!(

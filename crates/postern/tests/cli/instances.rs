@@ -80,8 +80,5 @@ fn check_without_redis_warns_that_a_second_instance_would_go_unnoticed() {
     };
     let sandbox = Sandbox::with_config(&config(&server, "alone", ""));
     let out = sandbox.run(&["check"]).all_output();
-    assert!(
-        out.contains("WARN instances: no redis: section"),
-        "{out}"
-    );
+    assert!(out.contains("WARN instances: no redis: section"), "{out}");
 }

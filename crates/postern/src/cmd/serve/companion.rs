@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use postern_core::intake::Intake;
 use postern_gitlab::{
-    Arbiter, CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions, mailbox_type,
+    Arbiter, CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions,
+    mailbox_type,
 };
 use postern_web::WebState;
 

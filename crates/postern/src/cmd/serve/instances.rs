@@ -77,7 +77,11 @@ pub async fn watch(
             let others = match arbiter.announce(source).await {
                 Ok(others) => others,
                 Err(reason) => {
-                    tracing::warn!(mailbox = name, reason, "cannot record this instance's presence on Redis; other instances go unnoticed until it answers");
+                    tracing::warn!(
+                        mailbox = name,
+                        reason,
+                        "cannot record this instance's presence on Redis; other instances go unnoticed until it answers"
+                    );
                     continue;
                 }
             };
@@ -108,7 +112,10 @@ pub async fn watch(
 /// `postern check`'s line about other instances: with `redis:`, the instances present on each
 /// watched mailbox (a failure when they would process mail twice); without it, a warning that
 /// a second instance would go unnoticed.
-pub async fn check(setup: &Setup, shared_store: bool) -> (Vec<crate::cmd::check::CheckLine>, Vec<String>) {
+pub async fn check(
+    setup: &Setup,
+    shared_store: bool,
+) -> (Vec<crate::cmd::check::CheckLine>, Vec<String>) {
     let sections = super::sources::sections(setup);
     if sections.is_empty() || shared_store {
         return (Vec::new(), Vec::new());
