@@ -27,8 +27,9 @@
 //! so that one whose store is not shared — whose every message would be handled twice —
 //! can say so.
 //!
-//! After a rejection or a temporary failure the claim is released, so the other instance may
-//! try. The one window left is the webhook's: a delivery GitLab accepted whose `done` could not
+//! GitLab's refusal of a message is final as its acceptance is (it answered the sender): the
+//! claim is marked `done` either way. After a temporary failure it is released, so the other
+//! instance may try. The one window left is the webhook's: a delivery GitLab accepted whose `done` could not
 //! be written (Redis lost at that moment) is delivered again by the other instance once the
 //! `held` claim expires. Redis unreachable before delivery is a temporary failure: the message
 //! waits, as it does for GitLab itself.
@@ -195,7 +196,7 @@ impl Arbiter {
         })
     }
 
-    /// Marks the claim done after GitLab accepted the message. `Ok(false)` when another
+    /// Marks the claim done after GitLab's verdict on the message. `Ok(false)` when another
     /// instance holds it now (this one's hold expired during the delivery).
     pub async fn delivered(&self, source_identity: &str) -> Result<bool, String> {
         let done: i64 = self
@@ -329,14 +330,14 @@ pub(crate) async fn decide(
                 mailbox,
                 id,
                 instance,
-                "delivered to GitLab by another postern instance; recorded as handled there"
+                "handed to GitLab by another postern instance; recorded as handled there"
             );
             Decision::Elsewhere(InboundFinish {
                 state: InboundState::Ignored,
                 handler: None,
                 error_kind: None,
                 reason: Some(format!(
-                    "delivered to GitLab by another postern instance ({instance})"
+                    "handed to GitLab by another postern instance ({instance})"
                 )),
                 outcome: Some(serde_json::json!({ "delivered_by_instance": instance }).to_string()),
             })
@@ -362,8 +363,8 @@ pub(crate) async fn decide(
     }
 }
 
-/// After a delivery this instance held the claim for: `done` when GitLab accepted it, else
-/// released so another instance may try. A failure here is logged, never fatal: the message's
+/// After a delivery this instance held the claim for: `done` when GitLab gave its verdict
+/// (accepted, or refused for good), else released so another instance may try. A failure here is logged, never fatal: the message's
 /// own outcome stands, and an unwritten `done` leaves the hold to expire (the one window in
 /// which another instance delivers it again).
 pub(crate) async fn settle(arbiter: &Arbiter, identity: &str, delivered: bool) {

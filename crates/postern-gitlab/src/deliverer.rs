@@ -408,7 +408,10 @@ impl Deliverer {
                     .deliver(&message.raw, &message.meta.content_identity)
                     .await;
                 if let (Some(arbiter), Some(identity)) = (&self.arbiter, claimed.as_deref()) {
-                    arbiter::settle(arbiter, identity, result.is_ok()).await;
+                    // GitLab's verdict, acceptance or refusal, is final: another instance
+                    // must not ask again (a refusal also answered the sender).
+                    let handed = !matches!(result, Err(DeliveryFailure::Temporary { .. }));
+                    arbiter::settle(arbiter, identity, handed).await;
                 }
                 result
             }

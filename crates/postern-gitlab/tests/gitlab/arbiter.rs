@@ -1,7 +1,8 @@
 //! Arbitration between companion instances through a real Redis (Debian's redis-server,
 //! private): claims are recognised by their instance after a restart; the incoming and Service
 //! Desk mailboxes never share a claim; a holder that never comes back is taken over when its
-//! hold ends; two deliverers with stores of their own deliver each message once.
+//! hold ends; two deliverers with stores of their own deliver each message once; GitLab's
+//! refusal is final for every instance; instances on a mailbox see one another.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -291,4 +292,53 @@ async fn instances_on_a_mailbox_see_one_another_until_they_go_quiet() {
         .await
         .unwrap();
     assert!(a.announce(mailbox).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlabs_refusal_is_final_for_every_instance() {
+    let Some(server) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // GitLab refuses anything over 10 bytes as too large, and answers the sender once.
+    let gitlab =
+        postern_testkit::gitlab::GitlabStandIn::start(postern_testkit::gitlab::GitlabConfig {
+            incoming: postern_testkit::gitlab::MailboxAuth {
+                secret: Some(INCOMING_SECRET.to_vec()),
+                es256: None,
+            },
+            max_size: Some(10),
+            ..postern_testkit::gitlab::GitlabConfig::default()
+        })
+        .await;
+    let source = "imap:gitlab@mail.example.org/inbox";
+    let mut dbs = Vec::new();
+    let mut deliverers = Vec::new();
+    for instance in ["aaaa", "bbbb"] {
+        let db = TestDb::sqlite().await;
+        store_fetched(&db.store, source, &[message(0)]).await;
+        deliverers.push(
+            Deliverer::new(
+                db.store.clone(),
+                vec![(
+                    Mailbox::Incoming,
+                    Destination::Webhook(webhook(
+                        &gitlab,
+                        Mailbox::Incoming,
+                        signer(dir.path(), &INCOMING_SECRET),
+                    )),
+                )],
+                fast_options(),
+            )
+            .with_arbiter(Arc::new(arbiter(&server, instance))),
+        );
+        dbs.push(db);
+    }
+    let first = deliverers[0].deliver_due().await.unwrap();
+    assert_eq!(first.rejected, 1, "{first:?}");
+    let second = deliverers[1].deliver_due().await.unwrap();
+    assert_eq!(second.skipped, 1, "{second:?}");
+    assert_eq!(gitlab.requests(), 1, "GitLab was asked once");
+    let other = all_messages(&dbs[1].store, Mailbox::Incoming).await;
+    assert_eq!(other[0].state, InboundState::Ignored);
 }
