@@ -60,6 +60,8 @@ fn two_standalone_instances_on_one_mailbox_without_a_shared_store_say_so() {
             && out.contains("without a shared store"),
         "{out}"
     );
+    // check writes nothing in the data directory (it may run as another user than serve).
+    assert!(!b.path().join("postern-data/instance-id").exists());
     let second = serve(&b);
     // B's first look finds A: it warns at once.
     wait_for_log(&b, "watch this mailbox without a shared store");

@@ -23,23 +23,45 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the warning is logged again while the other instance is there.
 const WARN_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
-/// The arbiter on `redis:`, if configured, with this instance's id.
+/// The arbiter on `redis:`, if configured, with this instance's id (made now if it has none).
 pub fn arbiter(setup: &Setup) -> Result<Option<Arc<Arbiter>>, Failure> {
+    arbiter_for(setup, || {
+        postern_gitlab::instance_id(&setup.data_dir).map_err(|e| {
+            Failure::new(
+                SOFTWARE,
+                anyhow::anyhow!(
+                    "{}: cannot keep this instance's id: {e}",
+                    setup.data_dir.display()
+                ),
+            )
+        })
+    })
+}
+
+/// The arbiter on `redis:` for `check`, which writes nothing in the data directory (it may run
+/// as another user than `serve`): with the instance's id if it has one, else with none.
+fn arbiter_for_check(setup: &Setup) -> Result<Option<Arc<Arbiter>>, Failure> {
+    let kept = std::fs::read_to_string(
+        setup
+            .data_dir
+            .join(postern_gitlab::arbiter::INSTANCE_ID_FILE),
+    )
+    .map(|id| id.trim().to_owned())
+    .unwrap_or_default();
+    arbiter_for(setup, || Ok(kept))
+}
+
+fn arbiter_for(
+    setup: &Setup,
+    instance: impl FnOnce() -> Result<String, Failure>,
+) -> Result<Option<Arc<Arbiter>>, Failure> {
     let Some(section) = setup.config.redis.as_ref() else {
         return Ok(None);
     };
     let mut settings = RedisSettings::new(section.url.expose());
     settings.namespace = section.namespace.clone();
     settings.configured = true;
-    let instance = postern_gitlab::instance_id(&setup.data_dir).map_err(|e| {
-        Failure::new(
-            SOFTWARE,
-            anyhow::anyhow!(
-                "{}: cannot keep this instance's id: {e}",
-                setup.data_dir.display()
-            ),
-        )
-    })?;
+    let instance = instance()?;
     let arbiter = Arbiter::new(&settings, &instance)
         .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("redis.url: {e}")))?;
     Ok(Some(Arc::new(arbiter)))
@@ -120,7 +142,7 @@ pub async fn check(
     if sections.is_empty() || shared_store {
         return (Vec::new(), Vec::new());
     }
-    let arbiter = match arbiter(setup) {
+    let arbiter = match arbiter_for_check(setup) {
         Ok(Some(arbiter)) => arbiter,
         Ok(None) => {
             return (
