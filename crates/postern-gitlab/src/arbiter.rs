@@ -29,10 +29,10 @@
 //!
 //! GitLab's refusal of a message is final as its acceptance is (it answered the sender): the
 //! claim is marked `done` either way. After a temporary failure it is released, so the other
-//! instance may try. The one window left is the webhook's: a delivery GitLab accepted whose `done` could not
-//! be written (Redis lost at that moment) is delivered again by the other instance once the
-//! `held` claim expires. Redis unreachable before delivery is a temporary failure: the message
-//! waits, as it does for GitLab itself.
+//! instance may try. The one window left is the webhook's: a delivery GitLab accepted whose
+//! `done` could not be written (Redis lost at that moment) is delivered again by the other
+//! instance once the `held` claim expires (Sidekiq's marker stops that push). Redis unreachable
+//! before delivery is a temporary failure: the message waits, as it does for GitLab itself.
 
 use std::path::Path;
 use std::time::Duration;

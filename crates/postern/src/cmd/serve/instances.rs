@@ -74,7 +74,7 @@ pub fn warning(others: &[String], shared_store: bool) -> Option<String> {
         return None;
     }
     Some(format!(
-        "other postern instance(s) {} watch this mailbox without a shared store: each of them processes every message it fetches first, so messages are handled twice (run them on one PostgreSQL store, or stop all but one)",
+        "other postern instance(s) {} watch this mailbox without a shared store: a message more than one of them fetches is processed by each (run them all on one PostgreSQL store, or stop all but one)",
         others.join(", ")
     ))
 }
