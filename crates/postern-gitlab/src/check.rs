@@ -202,6 +202,7 @@ async fn delivery(config: &GitlabMailboxes) -> Vec<CheckLine> {
         )];
     }
     let mut lines = vec![CheckLine::ok("Delivery to GitLab configured?")];
+    lines.push(arbitration(config).await);
     for (mailbox, destination) in routes {
         let what = mailbox_type(mailbox);
         match destination {
@@ -223,6 +224,34 @@ async fn delivery(config: &GitlabMailboxes) -> Vec<CheckLine> {
         }
     }
     lines
+}
+
+/// Whether several companion instances on these mailboxes would deliver each message once:
+/// through GitLab's Redis when its configuration names it ([`crate::arbiter`]). Without it the
+/// line is skipped with the warning that a second instance would deliver duplicates.
+async fn arbitration(config: &GitlabMailboxes) -> CheckLine {
+    let Some(redis) = config.arbitration_redis() else {
+        return CheckLine::skipped(
+            "Deliveries arbitrated between postern instances?",
+            "GitLab's configuration names no Redis (resque.yml or redis.queues.yml beside gitlab.yml, gitlab_rails['redis_*'], or arbitration_options in mail_room.yml): run one postern instance per mailbox, or several on one PostgreSQL store; a second one with a store of its own would deliver duplicates",
+        );
+    };
+    let name = "Redis reachable for arbitration between postern instances?";
+    let fixes = &[
+        "Check GitLab's Redis settings (resque.yml / redis.queues.yml, gitlab_rails['redis_*'], or mail_room.yml's arbitration_options)",
+    ];
+    let arbiter = match crate::Arbiter::new(redis, "check") {
+        Ok(arbiter) => arbiter,
+        Err(e) => return CheckLine::failed(name, e.to_string(), fixes),
+    };
+    match arbiter.ping().await {
+        Ok(()) => CheckLine::ok(name),
+        Err(reason) => CheckLine::failed(
+            name,
+            format!("{reason}; deliveries wait until it answers"),
+            fixes,
+        ),
+    }
 }
 
 async fn webhook_line(name: &str, hook: &crate::webhook::Webhook) -> CheckLine {

@@ -30,6 +30,7 @@ use postern_vocab::{Backoff, Shutdown};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
+use crate::arbiter::{self, Arbiter, Decision};
 use crate::deliver::{DeliveryFailure, Destination};
 use crate::sidekiq::Pushed;
 
@@ -85,6 +86,8 @@ pub struct DeliveryStats {
     pub rejected: AtomicU64,
     /// Failed temporarily and scheduled again.
     pub retried: AtomicU64,
+    /// Delivered by another instance watching the same mailbox ([`crate::arbiter`]).
+    pub elsewhere: AtomicU64,
 }
 
 /// What one [`Deliverer::deliver_due`] round did.
@@ -96,7 +99,8 @@ pub struct Report {
     pub rejected: u64,
     /// Failed temporarily.
     pub retried: u64,
-    /// Claimed by another worker first.
+    /// Claimed by another worker first, or delivered (or being delivered) by another
+    /// instance ([`crate::arbiter`]).
     pub skipped: u64,
 }
 
@@ -121,6 +125,8 @@ pub struct Deliverer {
     stats: Arc<DeliveryStats>,
     /// Per mailbox: consecutive temporary failures and the end of the current pause.
     paused: std::sync::Mutex<HashMap<Mailbox, (i64, Instant)>>,
+    /// Arbitration with other instances on the same mailboxes, if any.
+    arbiter: Option<Arc<Arbiter>>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -159,7 +165,16 @@ impl Deliverer {
             wake: Notify::new(),
             stats: Arc::new(DeliveryStats::default()),
             paused: std::sync::Mutex::new(HashMap::new()),
+            arbiter: None,
         }
+    }
+
+    /// Claims every message that has a source identity through `arbiter` before delivering it
+    /// (see [`crate::arbiter`]): other companion instances watching the same mailboxes with
+    /// stores of their own then never deliver it too.
+    pub fn with_arbiter(mut self, arbiter: Arc<Arbiter>) -> Deliverer {
+        self.arbiter = Some(arbiter);
+        self
     }
 
     /// Wakes [`Deliverer::run`] at once: call it after storing a message. A wake-up while a
@@ -321,7 +336,15 @@ impl Deliverer {
                         Record::Finish(finish) if finish.state == InboundState::Processed => {
                             report.delivered += 1;
                         }
+                        Record::Finish(finish) if finish.state == InboundState::Ignored => {
+                            report.skipped += 1;
+                        }
                         Record::Finish(_) => report.rejected += 1,
+                        Record::Retry { kind, .. }
+                            if *kind == ErrorKind::ClaimedByAnotherInstance =>
+                        {
+                            report.skipped += 1;
+                        }
                         Record::Retry { .. } => report.retried += 1,
                     }
                 }
@@ -361,10 +384,38 @@ impl Deliverer {
     ) -> (i64, Record) {
         let id = message.meta.id;
         let started = Instant::now();
-        let result = route
-            .destination
-            .deliver(&message.raw, &message.meta.content_identity)
-            .await;
+        let decision = arbiter::decide(
+            self.arbiter.as_deref(),
+            route.mailbox,
+            &message.meta,
+            &self.options.retry,
+        )
+        .await;
+        let result = match decision {
+            Decision::Elsewhere(finish) => {
+                self.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+                return (id, Record::Finish(finish));
+            }
+            Decision::Wait { reason, at } => {
+                let kind = ErrorKind::ClaimedByAnotherInstance;
+                return (id, Record::Retry { kind, reason, at });
+            }
+            Decision::Failed(failure) => Err(failure),
+            Decision::Recorded => Ok(Pushed::Already),
+            Decision::Deliver(claimed) => {
+                let result = route
+                    .destination
+                    .deliver(&message.raw, &message.meta.content_identity)
+                    .await;
+                if let (Some(arbiter), Some(identity)) = (&self.arbiter, claimed.as_deref()) {
+                    // GitLab's verdict, acceptance or refusal, is final: another instance
+                    // must not ask again (a refusal also answered the sender).
+                    let handed = !matches!(result, Err(DeliveryFailure::Temporary { .. }));
+                    arbiter::settle(arbiter, identity, handed).await;
+                }
+                result
+            }
+        };
         let mailbox = route.mailbox.as_str();
         let size = message.raw.len();
         match result {

@@ -17,6 +17,8 @@
 //! - [`Deliverer`] takes stored messages from the store's `inbound_messages` table, claims each
 //!   (so several postern processes on one PostgreSQL never deliver one twice), delivers it and
 //!   records the outcome; temporary failures are retried with back-off, never dropped.
+//! - [`Arbiter`] lets companion instances with stores of their own, watching the same
+//!   mailbox, deliver each message once: a claim per message on GitLab's Redis.
 //! - [`check()`] runs the checks of `gitlab:incoming_email:check` plus the delivery path.
 //!
 //! Delivery is at-least-once and, outside one window, exactly once: if the process dies after
@@ -27,6 +29,7 @@
 //! logs, errors or `Debug` output.
 #![deny(missing_docs)]
 
+pub mod arbiter;
 pub mod check;
 mod deliver;
 mod deliverer;
@@ -36,6 +39,7 @@ mod settings;
 pub mod sidekiq;
 pub mod webhook;
 
+pub use arbiter::{Arbiter, Claim, instance_id};
 pub use check::{CheckLine, CheckStatus, check};
 pub use deliver::{DeliveryFailure, Destination, SetupError, destinations};
 pub use deliverer::{Deliverer, DelivererOptions, DeliveryStats, Report};
@@ -43,7 +47,7 @@ pub use import::{ImportError, load};
 pub use jwt::{JwtError, JwtSigner};
 pub use settings::{
     ConfigFormat, DeliveryMethod, GitlabMailboxes, GraphOptions, InboxMethod, MailboxSettings,
-    RedisSettings, Secret, WebhookSecret, mailbox_type, worker_class,
+    RedisSettings, Secret, WebhookSecret, mailbox_source, mailbox_type, worker_class,
 };
 pub use sidekiq::{Pushed, Sidekiq};
 pub use webhook::{Webhook, WebhookOptions};

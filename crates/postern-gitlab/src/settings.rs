@@ -231,10 +231,16 @@ pub struct RedisSettings {
     pub queue: String,
     /// Key namespace (historic GitLab: `resque:gitlab`); none today.
     pub namespace: Option<String>,
+    /// Whether GitLab's configuration names this Redis (`resque.yml`/`redis.queues.yml`,
+    /// Omnibus' `redis_*` keys or its bundled Redis, a `mail_room.yml` with Redis arbitration
+    /// or Sidekiq delivery) rather than it being GitLab's default assumed. Companion
+    /// instances arbitrate through a configured Redis ([`crate::Arbiter`]); an assumed one
+    /// may not be GitLab's, and waiting on it would hold mail back.
+    pub configured: bool,
 }
 
 impl RedisSettings {
-    /// A Redis at `url` with GitLab's queue.
+    /// A Redis at `url` with GitLab's queue, not marked [`RedisSettings::configured`].
     pub fn new(url: impl Into<String>) -> RedisSettings {
         RedisSettings {
             url: Secret::new(url),
@@ -242,6 +248,7 @@ impl RedisSettings {
             sentinels: Vec::new(),
             queue: "default".to_owned(),
             namespace: None,
+            configured: false,
         }
     }
 }
@@ -274,6 +281,16 @@ impl GitlabMailboxes {
             .filter(|m| m.is_active() || (self.format == ConfigFormat::MailRoomYml && m.enabled))
     }
 
+    /// The Redis companion instances arbitrate through ([`crate::Arbiter`]): GitLab's queues
+    /// Redis when its configuration names it, or when a mailbox delivers through Sidekiq (which
+    /// needs that Redis anyway). `None` when the Redis is only GitLab's default assumed.
+    pub fn arbitration_redis(&self) -> Option<&RedisSettings> {
+        let sidekiq = self
+            .active()
+            .any(|m| m.delivery_method == DeliveryMethod::Sidekiq);
+        (self.redis.configured || sidekiq).then_some(&self.redis)
+    }
+
     /// The webhook base URL of `settings`: its own `gitlab_url`, else GitLab's URL.
     pub fn webhook_base<'a>(&'a self, settings: &'a MailboxSettings) -> Option<&'a str> {
         settings
@@ -290,6 +307,20 @@ pub fn mailbox_type(mailbox: Mailbox) -> &'static str {
     match mailbox {
         Mailbox::Incoming => "incoming_email",
         Mailbox::ServiceDesk => "service_desk_email",
+    }
+}
+
+/// The mailbox a section reads, for telling instances on the same mailbox apart from others:
+/// `imap:<user>@<host>/<folder>` or `graph:<user>/<folder>` (no port: one server, one mailbox).
+pub fn mailbox_source(settings: &MailboxSettings) -> String {
+    let user = settings.user.as_deref().unwrap_or_default();
+    match settings.inbox_method {
+        InboxMethod::Imap => format!(
+            "imap:{user}@{}/{}",
+            settings.host.as_deref().unwrap_or_default(),
+            settings.folder
+        ),
+        InboxMethod::MicrosoftGraph => format!("graph:{user}/{}", settings.folder),
     }
 }
 

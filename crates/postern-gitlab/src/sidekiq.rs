@@ -66,28 +66,18 @@ enum Target {
     Sentinel(Box<redis::sentinel::SentinelClient>),
 }
 
-/// Pushes jobs for one mailbox.
-pub struct Sidekiq {
+/// A lazily made connection to the Redis of [`RedisSettings`] (direct or through sentinels),
+/// dropped on any error so the next use reconnects. Shared by Sidekiq delivery and the
+/// arbitration between companion instances ([`crate::arbiter`]).
+pub(crate) struct RedisLink {
     target: Mutex<Target>,
     connection: Mutex<Option<MultiplexedConnection>>,
-    key: String,
-    marker_prefix: String,
-    queue: String,
-    worker: &'static str,
+    namespace: Option<String>,
 }
 
-impl std::fmt::Debug for Sidekiq {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sidekiq")
-            .field("key", &self.key)
-            .field("worker", &self.worker)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Sidekiq {
-    /// A destination for `mailbox` on the Redis of `settings`. Does not connect yet.
-    pub fn new(settings: &RedisSettings, mailbox: Mailbox) -> Result<Sidekiq, SidekiqError> {
+impl RedisLink {
+    /// A link to the Redis of `settings`. Does not connect yet.
+    pub(crate) fn new(settings: &RedisSettings) -> Result<RedisLink, SidekiqError> {
         let info = settings
             .url
             .expose()
@@ -131,29 +121,23 @@ impl Sidekiq {
                 .map_err(|e| SidekiqError::Settings(format!("{:?}", e.kind())))?,
             ))
         };
-        let namespaced = |name: String| match &settings.namespace {
-            Some(ns) => format!("{ns}:{name}"),
-            None => name,
-        };
-        Ok(Sidekiq {
+        Ok(RedisLink {
             target: Mutex::new(target),
             connection: Mutex::new(None),
-            key: namespaced(format!("queue:{}", settings.queue)),
-            marker_prefix: namespaced(format!(
-                "postern:delivered:{}:",
-                crate::settings::mailbox_type(mailbox)
-            )),
-            queue: settings.queue.clone(),
-            worker: worker_class(mailbox),
+            namespace: settings.namespace.clone(),
         })
     }
 
-    /// The Redis list jobs go to (`queue:default`).
-    pub fn key(&self) -> &str {
-        &self.key
+    /// `name` in the configured key namespace (historic GitLab: `resque:gitlab:<name>`).
+    pub(crate) fn namespaced(&self, name: String) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}:{name}"),
+            None => name,
+        }
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+    /// The connection, made now if there is none.
+    pub(crate) async fn connection(&self) -> Result<MultiplexedConnection, String> {
         let mut slot = self.connection.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -175,17 +159,67 @@ impl Sidekiq {
         Ok(connection)
     }
 
+    /// Drops the connection after an error: the next use reconnects.
+    pub(crate) async fn forget(&self) {
+        *self.connection.lock().await = None;
+    }
+
     /// `PING`, for checks.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub(crate) async fn ping(&self) -> Result<(), String> {
         let mut c = self.connection().await?;
         let result: Result<String, _> = redis::cmd("PING").query_async(&mut c).await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
-                *self.connection.lock().await = None;
+                self.forget().await;
                 Err(describe(&e))
             }
         }
+    }
+}
+
+/// Pushes jobs for one mailbox.
+pub struct Sidekiq {
+    link: RedisLink,
+    key: String,
+    marker_prefix: String,
+    queue: String,
+    worker: &'static str,
+}
+
+impl std::fmt::Debug for Sidekiq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidekiq")
+            .field("key", &self.key)
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sidekiq {
+    /// A destination for `mailbox` on the Redis of `settings`. Does not connect yet.
+    pub fn new(settings: &RedisSettings, mailbox: Mailbox) -> Result<Sidekiq, SidekiqError> {
+        let link = RedisLink::new(settings)?;
+        Ok(Sidekiq {
+            key: link.namespaced(format!("queue:{}", settings.queue)),
+            marker_prefix: link.namespaced(format!(
+                "postern:delivered:{}:",
+                crate::settings::mailbox_type(mailbox)
+            )),
+            link,
+            queue: settings.queue.clone(),
+            worker: worker_class(mailbox),
+        })
+    }
+
+    /// The Redis list jobs go to (`queue:default`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// `PING`, for checks.
+    pub async fn ping(&self) -> Result<(), String> {
+        self.link.ping().await
     }
 
     /// The marker key that records `identity` as pushed.
@@ -205,7 +239,7 @@ impl Sidekiq {
             kind: ErrorKind::RedisUnavailable,
             reason,
         };
-        let mut c = self.connection().await.map_err(unavailable)?;
+        let mut c = self.link.connection().await.map_err(unavailable)?;
         // Plain EVAL: the script is short next to the job, and there is no script cache to
         // lose when Redis restarts.
         let pushed: Result<i64, _> = redis::cmd("EVAL")
@@ -222,7 +256,7 @@ impl Sidekiq {
             Ok(_) => Ok(Pushed::Already),
             Err(e) => {
                 // A broken connection is replaced on the next attempt.
-                *self.connection.lock().await = None;
+                self.link.forget().await;
                 Err(unavailable(describe(&e)))
             }
         }
@@ -266,7 +300,7 @@ fn epoch_seconds_f64() -> f64 {
 }
 
 /// A Redis error in words, without the URL (which may hold a password).
-fn describe(e: &redis::RedisError) -> String {
+pub(crate) fn describe(e: &redis::RedisError) -> String {
     if e.is_timeout() {
         "Redis timed out".to_owned()
     } else if e.is_connection_refusal() {

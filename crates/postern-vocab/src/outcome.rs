@@ -194,6 +194,10 @@ named_enum! {
         SidekiqJob = "sidekiq_job",
         /// Companion mode: GitLab's Redis could not be reached.
         RedisUnavailable = "redis_unavailable",
+        /// Companion mode: another postern instance watching the same mailbox holds the
+        /// delivery of this message; it is waited for, then recorded as handled there (or
+        /// delivered here if that instance went away). Not an error.
+        ClaimedByAnotherInstance = "claimed_by_another_instance",
     }
 }
 

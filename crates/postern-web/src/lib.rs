@@ -64,7 +64,7 @@ pub use markdown::render_markdown;
 pub use ops::{install_metrics_recorder, record_receive};
 pub use proxy::TrustedProxies;
 pub use secret::{HashingLimits, SignInStats, hash_password};
-pub use state::{WebConfig, WebState};
+pub use state::{Warnings, WebConfig, WebState};
 pub use throttle::ThrottlePolicy;
 pub use tls::{ServerCertificate, TlsError};
 

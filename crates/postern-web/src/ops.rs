@@ -67,6 +67,8 @@ struct Readiness {
     store: String,
     sources: Vec<StatusSnapshot>,
     not_ready: Vec<String>,
+    /// What an operator should know though the instance is ready.
+    warnings: Vec<String>,
 }
 
 /// Lets an administrator through: by token when the request carries one (a token that is not
@@ -90,6 +92,8 @@ async fn require_operator(state: &WebState, headers: &HeaderMap) -> Result<(), W
 }
 
 /// Readiness: the store answers a query and every source is connected. 503 lists what is not.
+/// Warnings (another instance on a mailbox without a shared store …) are listed without
+/// making the instance unready: taking it out of service would not stop the other one.
 pub(crate) async fn ready(State(state): State<WebState>, headers: HeaderMap) -> Response {
     if let Err(refused) = require_operator(&state, &headers).await {
         return refused.into_response();
@@ -123,6 +127,7 @@ pub(crate) async fn ready(State(state): State<WebState>, headers: HeaderMap) -> 
         store,
         sources,
         not_ready,
+        warnings: state.inner.warnings.list(),
     };
     (status, Json(body)).into_response()
 }

@@ -69,6 +69,30 @@ pub(crate) struct Inner {
     pub(crate) templates: minijinja::Environment<'static>,
     pub(crate) throttle: Arc<SignInThrottle>,
     pub(crate) hashing: HashingGate,
+    pub(crate) warnings: Warnings,
+}
+
+/// What an operator should know though the instance works (another instance processing the
+/// same mailbox into a store of its own …): shown by `/ready`, set by whoever notices. Cheap
+/// to clone; every clone sees the same list.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<std::sync::RwLock<Vec<String>>>);
+
+impl Warnings {
+    /// Replaces the warnings of the topic `topic` (lines starting with `<topic>: `) with
+    /// `lines`, each shown as `<topic>: <line>`.
+    pub fn set(&self, topic: &str, lines: &[String]) {
+        if let Ok(mut all) = self.0.write() {
+            let prefix = format!("{topic}: ");
+            all.retain(|w| !w.starts_with(&prefix));
+            all.extend(lines.iter().map(|line| format!("{prefix}{line}")));
+        }
+    }
+
+    /// The warnings now.
+    pub fn list(&self) -> Vec<String> {
+        self.0.read().map(|w| w.clone()).unwrap_or_default()
+    }
 }
 
 impl WebState {
@@ -85,6 +109,7 @@ impl WebState {
                 metrics: None,
                 throttle: Arc::new(SignInThrottle::new(config.sign_in_throttle)),
                 hashing: HashingGate::new(config.sign_in_hashing),
+                warnings: Warnings::default(),
                 config,
                 templates: crate::pages::environment(),
             }),
@@ -103,10 +128,16 @@ impl WebState {
             templates: crate::pages::environment(),
             throttle: self.inner.throttle.clone(),
             hashing: self.inner.hashing.clone(),
+            warnings: self.inner.warnings.clone(),
         };
         WebState {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The warnings `/ready` shows; set them through the returned handle.
+    pub fn warnings(&self) -> Warnings {
+        self.inner.warnings.clone()
     }
 
     /// The store.

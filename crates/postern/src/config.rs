@@ -48,6 +48,21 @@ pub struct Config {
     pub reply_trimming: Option<ReplyTrimming>,
     /// Who may act by mail: DKIM, SPF, DMARC and the policy applied to them.
     pub sender_authentication: Option<SenderAuthenticationConfig>,
+    /// A Redis the instances watching the same mailboxes share, so that they notice one
+    /// another.
+    pub redis: Option<RedisSection>,
+}
+
+/// `redis:`. Used only to notice other instances on the same mailboxes: with stores of their
+/// own they would handle every message twice, and each says so (log, `/ready`, `check`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// `redis://[:password@]host[:port][/db]`, `rediss://…` or `unix:///path`; a secret because
+    /// of the password.
+    pub url: Secret,
+    /// A prefix for postern's keys, when the Redis is shared with other applications.
+    pub namespace: Option<String>,
 }
 
 /// `sender_authentication:`. Without it, the policy is `dmarc` with the system's resolver.

@@ -148,7 +148,8 @@ fn host_of(url: &str) -> Option<String> {
 }
 
 /// Omnibus' Redis: `redis_host` (TCP, with port, password, database, ssl), else `redis_socket`,
-/// else the bundled Redis's socket.
+/// else the bundled Redis's socket. It counts as configured when a key names it, or when the
+/// bundled Redis's socket is there (postern runs on the Omnibus host).
 fn redis(ctx: &Ctx<'_>, rails: &Map<String, Value>) -> Result<RedisSettings, ImportError> {
     let password = ctx.string(rails, "redis_password")?;
     let db = ctx.integer(rails, "redis_database")?;
@@ -163,19 +164,24 @@ fn redis(ctx: &Ctx<'_>, rails: &Map<String, Value>) -> Result<RedisSettings, Imp
             .as_deref()
             .map(|p| format!(":{}@", fields::encode_userinfo(p)))
             .unwrap_or_default();
-        RedisSettings::new(format!("{scheme}://{auth}{host}:{port}"))
+        let mut settings = RedisSettings::new(format!("{scheme}://{auth}{host}:{port}"));
+        settings.configured = true;
+        settings
     } else {
-        let socket = ctx
-            .string(rails, "redis_socket")?
-            .unwrap_or_else(|| OMNIBUS_REDIS_SOCKET.to_owned());
+        let named = ctx.string(rails, "redis_socket")?;
+        let configured = named.is_some() || std::path::Path::new(OMNIBUS_REDIS_SOCKET).exists();
+        let socket = named.unwrap_or_else(|| OMNIBUS_REDIS_SOCKET.to_owned());
         let pass = password
             .as_deref()
             .map(|p| format!("?pass={}", fields::encode_userinfo(p)))
             .unwrap_or_default();
-        RedisSettings::new(format!("unix://{socket}{pass}"))
+        let mut settings = RedisSettings::new(format!("unix://{socket}{pass}"));
+        settings.configured = configured;
+        settings
     };
     settings.db = db;
     settings.sentinels = super::gitlab_yml::sentinels(ctx, &rails_sentinels(rails))?;
+    settings.configured |= !settings.sentinels.is_empty();
     Ok(settings)
 }
 

@@ -106,7 +106,11 @@ fn queues_redis(dir: &Path) -> Result<RedisSettings, ImportError> {
             prefix: "production".to_owned(),
         };
         return match tree.get("production") {
-            Some(Value::String(url)) => Ok(RedisSettings::new(url.clone())),
+            Some(Value::String(url)) => {
+                let mut redis = RedisSettings::new(url.clone());
+                redis.configured = true;
+                Ok(redis)
+            }
             Some(Value::Object(map)) => {
                 let mut redis = RedisSettings::new(
                     ctx.string(map, "url")?
@@ -114,6 +118,7 @@ fn queues_redis(dir: &Path) -> Result<RedisSettings, ImportError> {
                 );
                 redis.db = ctx.integer(map, "db")?;
                 redis.sentinels = sentinels(&ctx, map)?;
+                redis.configured = true;
                 Ok(redis)
             }
             _ => Err(ctx.invalid("", "expected a URL or a mapping with url:")),

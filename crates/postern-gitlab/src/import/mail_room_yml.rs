@@ -77,6 +77,9 @@ pub(super) fn parse(tree: &Value, name: &str) -> Result<GitlabMailboxes, ImportE
         redis: RedisSettings::new("redis://localhost:6379"),
     };
     let mut redis_seen = false;
+    // mail_room's own arbitration Redis: GitLab's, used when no mailbox delivers through
+    // Sidekiq (whose Redis settings must be the queue's).
+    let mut arbitration_redis = None;
     for (i, entry) in entries.iter().enumerate() {
         let ctx = Ctx {
             path: name,
@@ -189,7 +192,25 @@ pub(super) fn parse(tree: &Value, name: &str) -> Result<GitlabMailboxes, ImportE
             redis.namespace = octx.string(options, "namespace")?;
             redis.queue = octx.string(options, "queue")?.unwrap_or(redis.queue);
             redis.sentinels = super::gitlab_yml::sentinels(&octx, options)?;
+            redis.configured = true;
             out.redis = redis;
+        }
+        if arbitration_redis.is_none()
+            && ctx.string(entry, "arbitration_method")?.as_deref() == Some("redis")
+        {
+            let arbitration = ctx.object(entry, "arbitration_options")?.unwrap_or(&empty);
+            let actx = Ctx {
+                path: name,
+                prefix: format!("{}.arbitration_options", ctx.prefix),
+            };
+            let mut redis = RedisSettings::new(
+                actx.string(arbitration, "redis_url")?
+                    .unwrap_or_else(|| "redis://localhost:6379".to_owned()),
+            );
+            redis.namespace = actx.string(arbitration, "namespace")?;
+            redis.sentinels = super::gitlab_yml::sentinels(&actx, arbitration)?;
+            redis.configured = true;
+            arbitration_redis = Some(redis);
         }
         let slot = match mailbox {
             Mailbox::Incoming => &mut out.incoming,
@@ -199,6 +220,9 @@ pub(super) fn parse(tree: &Value, name: &str) -> Result<GitlabMailboxes, ImportE
             return Err(ctx.invalid("", format!("a second {} mailbox", mailbox_type(mailbox))));
         }
         *slot = Some(m);
+    }
+    if !redis_seen && let Some(redis) = arbitration_redis {
+        out.redis = redis;
     }
     if out.gitlab_url.is_none() {
         out.gitlab_url = out

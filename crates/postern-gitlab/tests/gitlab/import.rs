@@ -57,6 +57,9 @@ fn postfix_in_gitlab_yml() {
     assert!(c.service_desk.is_none());
     assert_eq!(c.redis.url.expose(), "redis://localhost:6379");
     assert_eq!(c.redis.queue, "default");
+    // GitLab's default assumed, not named; Sidekiq delivery needs it all the same.
+    assert!(!c.redis.configured);
+    assert!(c.arbitration_redis().is_some());
 }
 
 #[test]
@@ -85,6 +88,9 @@ fn postfix_in_gitlab_rb() {
         c.redis.url.expose(),
         "unix:///var/opt/gitlab/redis/redis.socket"
     );
+    // The bundled Redis is not on this machine: not GitLab's for sure, no arbitration.
+    assert!(!Path::new("/var/opt/gitlab/redis/redis.socket").exists());
+    assert!(c.arbitration_redis().is_none());
 }
 
 #[test]
@@ -129,6 +135,7 @@ fn gmail_in_gitlab_yml_with_resque_yml() {
         "redis://:s3cret@redis.example.com:6380"
     );
     assert_eq!(c.redis.db, Some(2));
+    assert!(c.redis.configured);
     assert!(
         !format!("{c:?}").contains("s3cret"),
         "Debug must not show the Redis password"
@@ -287,6 +294,31 @@ fn gitlab_rb_auth_token_and_redis_host() {
         "redis://:p%40ss%3Aword@redis.internal:6379"
     );
     assert_eq!(c.redis.db, Some(3));
+    assert!(c.arbitration_redis().is_some());
+}
+
+#[test]
+fn mail_room_yml_arbitration_names_gitlabs_redis() {
+    let text = "---\n:mailboxes:\n  -\n    :host: \"imap.example.com\"\n    :email: \"incoming\"\n    \
+                :name: \"inbox\"\n    :delivery_method: postback\n    :delivery_options:\n      \
+                :delivery_url: \"https://gitlab.example.com/api/v4/internal/mail_room/incoming_email\"\n    \
+                :arbitration_method: \"redis\"\n    :arbitration_options:\n      \
+                :redis_url: \"redis://redis.internal:6379\"\n      :namespace: \"mail_room:gitlab\"\n";
+    let c = import::parse(
+        text,
+        ConfigFormat::MailRoomYml,
+        "mail_room.yml",
+        Path::new("/home/git/gitlab/config"),
+    )
+    .expect("import");
+    let redis = c
+        .arbitration_redis()
+        .expect("arbitration through GitLab's Redis");
+    assert_eq!(redis.url.expose(), "redis://redis.internal:6379");
+    assert_eq!(redis.namespace.as_deref(), Some("mail_room:gitlab"));
+    // Without it, mail_room.yml names no Redis for webhook delivery.
+    let plain = load(&testdata("mail_room/postfix-webhook.yml")).expect("import");
+    assert!(plain.arbitration_redis().is_none());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 pub mod common;
 
+mod arbiter;
 mod check;
 mod deliverer;
 mod import;

@@ -88,6 +88,29 @@ both!(ready_waits_for_every_source_to_connect, |db| {
     Ok(())
 });
 
+both!(ready_lists_warnings_and_stays_ready, |db| {
+    let web = Web::new(db).await?;
+    let token = operator(&web).await?;
+    let warnings = web.state.warnings();
+    warnings.set(
+        "incoming_email",
+        &["another postern instance (00ff) watches this mailbox".to_owned()],
+    );
+    let reply = get_with_token(&web, "/ready", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let json: serde_json::Value = serde_json::from_str(&reply.body)?;
+    assert_eq!(
+        json["warnings"],
+        serde_json::json!(["incoming_email: another postern instance (00ff) watches this mailbox"])
+    );
+    // Setting a topic again replaces its lines.
+    warnings.set("incoming_email", &[]);
+    let reply = get_with_token(&web, "/ready", &token).await;
+    let json: serde_json::Value = serde_json::from_str(&reply.body)?;
+    assert_eq!(json["warnings"], serde_json::json!([]));
+    Ok(())
+});
+
 both!(ready_fails_when_the_store_does_not_answer, |db| {
     let web = Web::new(db).await?;
     let token = operator(&web).await?;

@@ -48,7 +48,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         for check in checks(&setup) {
             lines.push(check.await);
         }
-        (lines, sender_policy_warnings(&setup).await)
+        let mut warnings = sender_policy_warnings(&setup).await;
+        let (instance_lines, instance_warnings) =
+            crate::cmd::serve::instances::check(&setup, shared_store(&setup).await).await;
+        lines.extend(instance_lines);
+        warnings.extend(instance_warnings);
+        (lines, warnings)
     });
     let mut failed = false;
     for line in lines {
@@ -111,6 +116,19 @@ async fn sender_policy_warnings(setup: &Setup) -> Vec<String> {
                 .map(|warning| format!("sender_authentication ({}): {warning}", project.full_path))
         })
         .collect()
+}
+
+/// Whether the store is one several instances share (PostgreSQL). `false` when it cannot be
+/// opened: its own check says why.
+async fn shared_store(setup: &Setup) -> bool {
+    match setup.store().await {
+        Ok(store) => {
+            let shared = store.backend() == postern_store::Backend::Postgres;
+            store.close().await;
+            shared
+        }
+        Err(_) => false,
+    }
 }
 
 /// `web.tls`: the certificate and key load and belong together, as `serve` will need them.

@@ -4,7 +4,9 @@
 //! Redis down and back (Sidekiq delivery), Dovecot stopped and restarted, SIGKILL in
 //! the middle of a 1000-message drain and a restart (webhook and Sidekiq). Each counts what reached GitLab by
 //! Message-ID: nothing lost, nothing duplicated, the process alive, the folder emptied.
-//! Plus `check --gitlab-config` and the start-up refusal of an unusable secret.
+//! Two instances with their own stores on one mailbox, arbitrating through GitLab's Redis,
+//! deliver each of 1000 messages once. Plus `check --gitlab-config` and the start-up refusal
+//! of an unusable secret.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -369,6 +371,116 @@ fn companion_sidekiq_sigkill_mid_drain_and_restart_loses_and_duplicates_nothing(
         || sidekiq_jobs(&redis),
         0,
     );
+}
+
+/// The states of every message in `sandbox`'s store, counted.
+fn stored_states(sandbox: &Sandbox) -> HashMap<String, usize> {
+    let list = sandbox.admin_json(&["message", "list", "--limit", "10000"]);
+    let rows = list.as_array().expect("a list of messages");
+    counted(
+        rows.iter()
+            .map(|m| m["state"].as_str().expect("a state").to_owned()),
+    )
+}
+
+/// Whether every stored message is finished: delivered here or recorded as delivered by the
+/// other instance, none waiting.
+fn settled(states: &HashMap<String, usize>) -> bool {
+    states
+        .keys()
+        .all(|state| state == "processed" || state == "ignored")
+}
+
+#[test]
+fn two_companion_instances_with_gitlabs_redis_deliver_each_of_1000_messages_once() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start_or_skip() else {
+        return;
+    };
+    let rt = runtime();
+    let gitlab = stand_in(&rt);
+    // Two instances, each with its own data directory and SQLite store (the defaults), on one
+    // mailbox, with GitLab's Redis configured beside gitlab.yml.
+    let pair: Vec<(Sandbox, PathBuf)> = (0..2)
+        .map(|_| {
+            let (sandbox, gitlab_yml) = sandbox(&server, "pair", "webhook", &gitlab.url());
+            sandbox.write(
+                "resque.yml",
+                format!("production:\n  url: {}\n", redis.url()).as_bytes(),
+            );
+            (sandbox, gitlab_yml)
+        })
+        .collect();
+    // The whole backlog is there before either starts, so both race for every message.
+    let sent = rt.block_on(append(&server, "pair", "pair", 0..1000));
+    let started = Instant::now();
+    let mut children: Vec<Child> = pair.iter().map(|(s, yml)| serve(s, yml)).collect();
+    wait_for("both instances", &pair[0].0, 1000, || {
+        received(&gitlab).len()
+    });
+    wait_folder_empty(&rt, &server, "pair");
+    let deadline = Instant::now() + BOUND;
+    let states = loop {
+        let states: Vec<HashMap<String, usize>> =
+            pair.iter().map(|(s, _)| stored_states(s)).collect();
+        if states.iter().all(settled) {
+            break states;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "messages still waiting after {BOUND:?}: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "1000 messages through two instances in {:?}; stored: {states:?}",
+        started.elapsed()
+    );
+    assert_delivered(&received(&gitlab), &sent, 0);
+    assert_eq!(
+        gitlab.received().len(),
+        1000,
+        "GitLab got each message once"
+    );
+    let processed: usize = states
+        .iter()
+        .map(|s| s.get("processed").copied().unwrap_or(0))
+        .sum();
+    let ignored: usize = states
+        .iter()
+        .map(|s| s.get("ignored").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        processed, 1000,
+        "each message delivered by one instance: {states:?}"
+    );
+    // Both took part, and both stored some of the same messages: the arbitration decided.
+    assert!(
+        states
+            .iter()
+            .all(|s| s.get("processed").is_some_and(|n| *n > 0)),
+        "both instances delivered: {states:?}"
+    );
+    assert!(
+        ignored > 0,
+        "the instances never met on a message: {states:?}"
+    );
+    for (sandbox, _) in &pair {
+        let log = std::fs::read_to_string(sandbox.path().join("serve.log")).unwrap_or_default();
+        assert!(
+            log.contains("arbitrating deliveries with other postern instances"),
+            "{}",
+            serve_log(sandbox)
+        );
+    }
+    for child in &mut children {
+        assert_alive(child);
+    }
+    for child in children {
+        stop(child);
+    }
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod hostile;
 mod https;
 mod inspect;
 mod inspect_agrees;
+mod instances;
 mod logs;
 mod mailflow;
 mod oauth;

@@ -10,6 +10,11 @@
 //! directly belongs to standalone mode. The store, data directory and web server (`/ready`,
 //! `/metrics`) still come from postern.yml.
 //!
+//! When GitLab's configuration names its Redis, deliveries are arbitrated through it
+//! (`postern_gitlab::Arbiter`, with this instance's id kept in the data directory): several
+//! companion instances, each with its own store, may watch the same mailboxes and GitLab gets
+//! each message once.
+//!
 //! After a crash: messages the dead process had claimed (at most the deliverer's concurrency)
 //! wait for their claim to go stale (5 minutes) before another process may deliver them, since
 //! on PostgreSQL that other process may be alive. A SQLite store belongs to one process, so
@@ -23,7 +28,8 @@ use std::time::Duration;
 
 use postern_core::intake::Intake;
 use postern_gitlab::{
-    CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions, mailbox_type,
+    Arbiter, CheckStatus, Deliverer, DelivererOptions, GitlabMailboxes, WebhookOptions,
+    mailbox_type,
 };
 use postern_web::WebState;
 
@@ -98,13 +104,18 @@ async fn serve(
             )
         })
         .collect();
-    let deliverer = Arc::new(Deliverer::new(
+    let arbiter = arbiter(&setup, &config, gitlab_config)?;
+    let arbitrated = |deliverer: Deliverer| match &arbiter {
+        Some(arbiter) => deliverer.with_arbiter(arbiter.clone()),
+        None => deliverer,
+    };
+    let deliverer = Arc::new(arbitrated(Deliverer::new(
         store.clone(),
         routes,
         DelivererOptions::default(),
-    ));
+    )));
     let recovery = match store.backend() {
-        postern_store::Backend::Sqlite => Some(Deliverer::new(
+        postern_store::Backend::Sqlite => Some(arbitrated(Deliverer::new(
             store.clone(),
             postern_gitlab::destinations(&config, &WebhookOptions::default())
                 .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{e}")))?,
@@ -112,7 +123,7 @@ async fn serve(
                 claim_timeout: Duration::ZERO,
                 ..DelivererOptions::default()
             },
-        )),
+        ))),
         postern_store::Backend::Postgres => None,
     };
     let sections = sections(&config);
@@ -161,6 +172,15 @@ async fn serve(
     for destination in &destinations {
         tracing::info!(destination = %destination, "delivering to GitLab");
     }
+    match &arbiter {
+        Some(arbiter) => tracing::info!(
+            instance = arbiter.instance(),
+            "arbitrating deliveries with other postern instances through GitLab's Redis"
+        ),
+        None => tracing::info!(
+            "GitLab's configuration names no Redis: deliveries are not arbitrated, so a second postern instance with its own store on these mailboxes would deliver duplicates"
+        ),
+    }
 
     let (stopper, shutdown) = Shutdown::new();
     let mut tasks = JoinSet::new();
@@ -181,6 +201,7 @@ async fn serve(
         });
     }
     tasks.spawn(export_stats(deliverer.clone(), shutdown.clone()));
+    let web_state_warnings = web_state.warnings();
     spawn_web(
         &mut tasks,
         web_listener,
@@ -188,6 +209,16 @@ async fn serve(
         web_state,
         shutdown.clone(),
     );
+    if let Some(arbiter) = arbiter {
+        // Deliveries are arbitrated: other instances are only worth a line in the log.
+        tasks.spawn(super::instances::watch(
+            arbiter,
+            sections,
+            true,
+            web_state_warnings,
+            shutdown.clone(),
+        ));
+    }
     planned.spawn(&mut tasks, &shutdown);
 
     wait_for_signal(|| reload_certificate(certificate.as_deref())).await;
@@ -195,6 +226,30 @@ async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The arbiter between instances on GitLab's Redis, when GitLab's configuration names it; with
+/// this instance's id from the data directory.
+fn arbiter(
+    setup: &Setup,
+    config: &GitlabMailboxes,
+    gitlab_config: &Path,
+) -> Result<Option<Arc<Arbiter>>, Failure> {
+    let Some(redis) = config.arbitration_redis() else {
+        return Ok(None);
+    };
+    let instance = postern_gitlab::instance_id(&setup.data_dir).map_err(|e| {
+        Failure::new(
+            SOFTWARE,
+            anyhow::anyhow!(
+                "{}: cannot keep this instance's id: {e}",
+                setup.data_dir.display()
+            ),
+        )
+    })?;
+    let arbiter = Arbiter::new(redis, &instance)
+        .map_err(|e| Failure::new(CONFIG, anyhow::anyhow!("{}: {e}", gitlab_config.display())))?;
+    Ok(Some(Arc::new(arbiter)))
 }
 
 /// Copies the deliverer's totals into `postern_gitlab_deliveries_total{result}`.
@@ -206,6 +261,7 @@ async fn export_stats(deliverer: Arc<Deliverer>, shutdown: Shutdown) {
             ("delivered", stats.delivered.load(Relaxed)),
             ("rejected", stats.rejected.load(Relaxed)),
             ("retried", stats.retried.load(Relaxed)),
+            ("elsewhere", stats.elsewhere.load(Relaxed)),
         ] {
             metrics::counter!("postern_gitlab_deliveries_total", "result" => result)
                 .absolute(value);

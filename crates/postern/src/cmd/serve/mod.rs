@@ -17,6 +17,7 @@
 //! exits within [`SHUTDOWN_BOUND`] even if a server does not answer.
 
 pub mod companion;
+pub mod instances;
 mod lmtp;
 pub mod sources;
 pub mod tokens;
@@ -154,6 +155,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     statuses.extend(planned.statuses.iter().cloned());
     let web_config = web_config(&setup, web_bound, certificate.is_some())?;
     let web_state = WebState::new(processor.clone(), statuses, web_config).with_metrics(metrics);
+    let presence = instances::arbiter(&setup)?;
     let scheme = if certificate.is_some() {
         "https"
     } else {
@@ -191,6 +193,7 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         tasks.spawn(async move { sender.run(shutdown).await });
     }
     tasks.spawn(queue.clone().run(shutdown.clone(), log_queue_event));
+    let web_state_warnings = web_state.warnings();
     spawn_web(
         &mut tasks,
         web_listener,
@@ -198,6 +201,15 @@ async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
         web_state,
         shutdown.clone(),
     );
+    if let Some(arbiter) = presence {
+        tasks.spawn(instances::watch(
+            arbiter,
+            sources::sections(&setup),
+            store.backend() == postern_store::Backend::Postgres,
+            web_state_warnings,
+            shutdown.clone(),
+        ));
+    }
     planned.spawn(&mut tasks, &shutdown);
     tasks.spawn(crate::memory::trim_when_idle(store.clone(), shutdown));
 
