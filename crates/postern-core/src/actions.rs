@@ -6,11 +6,11 @@ use postern_store::{
     User,
 };
 
+use crate::config::ProcessorConfig;
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
 use crate::handlers::{CommentRequest, after_comment, create_comment};
 use crate::permissions::{Ability, Actor, validate};
-use crate::processor::ProcessorConfig;
 
 /// Opens an issue as `author` (quick actions in `description` run as they would by mail) and
 /// notifies the people concerned.
