@@ -3,7 +3,6 @@
 //! `project_admin`.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::check_new_password;
 use crate::project_settings;
-use crate::session::{self, Me};
+use crate::session::{Admin, Me};
 use crate::{WebError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -41,8 +40,7 @@ fn user_error(error: UserError) -> WebError {
     }
 }
 
-async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
+async fn users(State(state): State<WebState>, Admin(me): Admin) -> Result<Response, WebError> {
     users_page(&state, &me, None).await
 }
 
@@ -75,10 +73,10 @@ struct NewUserForm {
 
 async fn create_user(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Form(form): Form<NewUserForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let hash = if form.password.is_empty() {
         None
     } else {
@@ -114,11 +112,11 @@ struct StateForm {
 
 async fn set_user_state(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Form(form): Form<StateForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let new_state = form
         .state
         .parse::<UserState>()
@@ -143,11 +141,11 @@ struct PasswordForm {
 
 async fn set_password(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     check_new_password(&form.password)?;
     let hash = state.hashing().hash(form.password).await?;
     state
@@ -178,11 +176,11 @@ struct EmailForm {
 /// `postern_core::users` in one transaction, back to the list of users.
 async fn email_change(
     state: &WebState,
-    headers: &HeaderMap,
+    me: &Me,
     form: &EmailForm,
     change: impl AsyncFnOnce(&mut Tx) -> Result<(), UserError>,
 ) -> Result<Response, WebError> {
-    session::require_admin_form(state, headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     state
         .write(async |tx| change(tx).await.map_err(user_error))
         .await?;
@@ -193,12 +191,12 @@ async fn email_change(
 /// which case it identifies nobody until verified.
 async fn add_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &headers, &form, async |tx| {
+    email_change(&state, &me, &form, async |tx| {
         let user = tx.user_by_id(id).await?.ok_or(UserRefusal::NotFound)?;
         users::add_email(tx, &user, &form.email, verified).await?;
         Ok(())
@@ -208,12 +206,12 @@ async fn add_email(
 
 async fn set_email_verified(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &headers, &form, async |tx| {
+    email_change(&state, &me, &form, async |tx| {
         users::set_email_verified(tx, id, &form.email, verified).await
     })
     .await
@@ -221,18 +219,17 @@ async fn set_email_verified(
 
 async fn remove_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    email_change(&state, &headers, &form, async |tx| {
+    email_change(&state, &me, &form, async |tx| {
         users::remove_email(tx, id, &form.email).await
     })
     .await
 }
 
-async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
+async fn projects(State(state): State<WebState>, Admin(me): Admin) -> Result<Response, WebError> {
     let projects = state.read(async |tx| Ok(tx.list_projects().await?)).await?;
     Ok(state
         .render(
@@ -261,10 +258,10 @@ struct NewProjectForm {
 /// becomes its owner.
 async fn create_project(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Form(form): Form<NewProjectForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let request = ProjectRequest {
         namespace: &form.namespace,
         path: &form.path,

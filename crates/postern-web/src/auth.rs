@@ -10,7 +10,7 @@ use postern_core::ChangeError;
 use serde::Deserialize;
 
 use crate::secret::{new_token, same_secret, token_hash};
-use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
+use crate::session::{self, LOGIN_COOKIE, SignedIn, cookie, set_cookie};
 use crate::throttle::ClientAddress;
 use crate::{WebError, WebState};
 
@@ -200,9 +200,10 @@ pub(crate) struct CsrfForm {
 pub(crate) async fn logout(
     State(state): State<WebState>,
     headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let cookie = session::end(&state, &headers).await?;
     Ok(session::redirect_with_cookie(cookie, "/login"))
 }
@@ -321,9 +322,8 @@ async fn tokens_page(
 
 pub(crate) async fn tokens(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
     tokens_page(&state, &me, None).await
 }
 
@@ -337,10 +337,10 @@ pub(crate) struct TokenForm {
 
 pub(crate) async fn create_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let name = form.name.trim();
     if name.is_empty() {
         return Err(WebError::BadRequest("A token needs a name.".into()));
@@ -356,11 +356,11 @@ pub(crate) async fn create_token(
 
 pub(crate) async fn revoke_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let revoked = state
         .write(async |tx| Ok(tx.revoke_api_token(me.user.id, id).await?))
         .await?;

@@ -3,7 +3,6 @@
 //! its verification, protected branches, the sender-authentication policy. The rules live in `project_settings`, shared with the API.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -12,7 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::CsrfForm;
 use crate::project_settings;
-use crate::session::{self, Me};
+use crate::session::{Me, SignedIn};
 use crate::{WebError, WebState};
 use postern_core::service_desk::ServiceDeskChange;
 
@@ -88,10 +87,9 @@ fn addresses(state: &WebState, project: &Project, user: &User) -> Vec<(String, S
 
 async fn project(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
     settings_page(&state, &me, id, None).await
 }
 
@@ -140,11 +138,11 @@ struct MemberForm {
 /// Adds a member, or changes the role of one.
 async fn add_member(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<MemberForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let role = form
         .role
         .parse::<Role>()
@@ -162,11 +160,11 @@ async fn add_member(
 
 async fn remove_member(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path((id, user_id)): Path<(i64, i64)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::remove_member(tx, managed, user_id).await
     })
@@ -193,11 +191,11 @@ struct ServiceDeskForm {
 /// The checkboxes of the Service Desk form: an unchecked box is absent, so every flag is set.
 async fn service_desk(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<ServiceDeskForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let change = ServiceDeskChange {
         enabled: Some(form.enabled.is_some()),
         project_key: Some(form.project_key),
@@ -240,11 +238,11 @@ struct CustomEmailForm {
 /// mail goes out from it.
 async fn custom_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<CustomEmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let address = form.custom_email.trim().to_owned();
     let change = ServiceDeskChange {
         custom_email: Some(address.clone()),
@@ -268,11 +266,11 @@ async fn custom_email(
 /// Sends the verification mail again, with a new token.
 async fn verify_custom_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let config = state.processor().config();
     let sent_to = project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::verify_custom_email(tx, config, managed, &me.user).await
@@ -294,11 +292,11 @@ struct SenderPolicyForm {
 /// Sets the project's sender-authentication policy; it applies to the next mail.
 async fn sender_authentication(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<SenderPolicyForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::set_sender_policy(tx, managed, &form.policy).await
     })
@@ -317,32 +315,32 @@ struct BranchForm {
 /// Protects a branch (`postern_core::branches` holds the rule).
 async fn protect_branch(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<BranchForm>,
 ) -> Result<Response, WebError> {
-    change_branch(state, headers, id, form, true).await
+    change_branch(state, me, id, form, true).await
 }
 
 /// Unprotects a branch.
 async fn unprotect_branch(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
     Form(form): Form<BranchForm>,
 ) -> Result<Response, WebError> {
-    change_branch(state, headers, id, form, false).await
+    change_branch(state, me, id, form, false).await
 }
 
 async fn change_branch(
     state: WebState,
-    headers: HeaderMap,
+    me: Me,
     id: i64,
     form: BranchForm,
     protect: bool,
 ) -> Result<Response, WebError> {
     use postern_core::branches::{self, BranchError};
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
+    me.check_csrf(&form.csrf)?;
     let branch = form.branch.trim();
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         let changed = if protect {

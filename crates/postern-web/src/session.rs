@@ -106,33 +106,47 @@ pub(crate) async fn require(state: &WebState, headers: &HeaderMap) -> Result<Me,
         .ok_or(WebError::LoginRequired)
 }
 
-/// [`require`] for a form, which must carry this session's CSRF token.
-pub(crate) async fn require_form(
-    state: &WebState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Me, WebError> {
-    let me = require(state, headers).await?;
-    me.check_csrf(csrf)?;
-    Ok(me)
-}
-
-/// [`require_admin`] for a form, which must carry this session's CSRF token.
-pub(crate) async fn require_admin_form(
-    state: &WebState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Me, WebError> {
-    let me = require_admin(state, headers).await?;
-    me.check_csrf(csrf)?;
-    Ok(me)
-}
-
 /// [`require`] for administrators.
 pub(crate) async fn require_admin(state: &WebState, headers: &HeaderMap) -> Result<Me, WebError> {
     let me = require(state, headers).await?;
     me.require_admin()?;
     Ok(me)
+}
+
+/// A handler's argument for whoever is asking in a browser: the signed-in person, or `None`
+/// for a signed-out visitor ([`current`]).
+pub(crate) struct Viewer(pub(crate) Option<Me>);
+
+impl FromRequestParts<WebState> for Viewer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(Viewer(current(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a signed-in person ([`require`]: the sign-in page otherwise). A
+/// form handler still checks the form's token with [`Me::check_csrf`].
+pub(crate) struct SignedIn(pub(crate) Me);
+
+impl FromRequestParts<WebState> for SignedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(SignedIn(require(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a signed-in administrator ([`require_admin`]). A form handler still
+/// checks the form's token with [`Me::check_csrf`].
+pub(crate) struct Admin(pub(crate) Me);
+
+impl FromRequestParts<WebState> for Admin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(Admin(require_admin(state, &parts.headers).await?))
+    }
 }
 
 /// Starts a session for `user_id`; returns the `Set-Cookie` header value.
