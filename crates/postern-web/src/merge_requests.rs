@@ -1,24 +1,20 @@
 //! The merge request page (commits, diff, comments) and what a person does there: comment,
 //! close and reopen, through `threads` as for an issue.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::routing::get;
 use postern_store::MergeRequest;
 
-use crate::auth::CsrfForm;
-use crate::session::{SignedIn, Viewer};
+use crate::session::Viewer;
 use crate::threads;
-use crate::tracker::CommentForm;
 use crate::{WebError, WebState, render_markdown};
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/projects/{id}/merge_requests/{iid}", get(merge_request))
-        .route("/projects/{id}/merge_requests/{iid}/notes", post(comment))
-        .route("/projects/{id}/merge_requests/{iid}/close", post(close))
-        .route("/projects/{id}/merge_requests/{iid}/reopen", post(reopen))
+        .merge(threads::routes::<MergeRequest>())
 }
 
 async fn merge_request(
@@ -40,36 +36,6 @@ async fn merge_request(
         },
     )?;
     Ok(page.into_response())
-}
-
-async fn comment(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CommentForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<MergeRequest>(&state, &me, ids, &form.body, false).await
-}
-
-async fn close(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<MergeRequest>(&state, &me, ids, "/close", true).await
-}
-
-async fn reopen(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<MergeRequest>(&state, &me, ids, "/reopen", true).await
 }
 
 /// The most of a merge request's diff a page shows, in bytes. The page is public for a public

@@ -3,26 +3,31 @@
 //! on it; and commenting, closing and reopening through `postern_core::actions`, so the same
 //! notifications go out as for a mail reply.
 
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::{Form, Router};
 use postern_core::{ProcessError, ProcessorConfig, actions};
 use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
+use serde::Deserialize;
 
 use crate::access::{self, NoteView, Visible};
-use crate::session::Me;
+use crate::auth::CsrfForm;
+use crate::session::{Me, SignedIn};
 use crate::{WebError, WebState};
 
 /// An item with a thread of comments: an issue (or ticket) or a merge request.
-pub(crate) trait Threaded: Sized {
+pub(crate) trait Threaded: Sized + Send + Sync + 'static {
     /// The item's segment in its page's path (`/projects/{id}/{SEGMENT}/{iid}`).
     const SEGMENT: &'static str;
 
     /// Item `iid` of a visible project, if `viewer` may read it.
-    async fn find(
+    fn find(
         tx: &mut Tx,
         viewer: Option<&User>,
         visible: &Visible,
         iid: i64,
-    ) -> Result<Self, WebError>;
+    ) -> impl Future<Output = Result<Self, WebError>> + Send;
 
     fn noteable(&self) -> Noteable;
 
@@ -32,14 +37,14 @@ pub(crate) trait Threaded: Sized {
     fn rights(&self, visible: &Visible, user: &User) -> Rights;
 
     /// Comments as `author`, through the action a mail reply runs.
-    async fn comment(
+    fn comment(
         &self,
         tx: &mut Tx,
         config: &ProcessorConfig,
         project: &Project,
         author: &User,
         body: &str,
-    ) -> Result<Option<Note>, ProcessError>;
+    ) -> impl Future<Output = Result<Option<Note>, ProcessError>> + Send;
 }
 
 impl Threaded for Issue {
@@ -168,11 +173,61 @@ pub(crate) async fn page<T: Threaded>(
     })
 }
 
+/// The routes of commenting on an item of kind `T`, closing and reopening it.
+pub(crate) fn routes<T: Threaded>() -> Router<WebState> {
+    let item = format!("/projects/{{id}}/{}/{{iid}}", T::SEGMENT);
+    Router::new()
+        .route(&format!("{item}/notes"), post(comment::<T>))
+        .route(&format!("{item}/close"), post(close::<T>))
+        .route(&format!("{item}/reopen"), post(reopen::<T>))
+}
+
+#[derive(Deserialize)]
+struct CommentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// Comments as the signed-in person.
+async fn comment<T: Threaded>(
+    State(state): State<WebState>,
+    SignedIn(me): SignedIn,
+    Path(ids): Path<(i64, i64)>,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&form.csrf)?;
+    add_note::<T>(&state, &me, ids, &form.body, false).await
+}
+
+/// Closing is the `/close` quick action, exactly as a mail saying `/close` would do it.
+async fn close<T: Threaded>(
+    State(state): State<WebState>,
+    SignedIn(me): SignedIn,
+    Path(ids): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&form.csrf)?;
+    add_note::<T>(&state, &me, ids, "/close", true).await
+}
+
+/// See [`close`].
+async fn reopen<T: Threaded>(
+    State(state): State<WebState>,
+    SignedIn(me): SignedIn,
+    Path(ids): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    me.check_csrf(&form.csrf)?;
+    add_note::<T>(&state, &me, ids, "/reopen", true).await
+}
+
 /// Comments on item `iid` of project `id` as `me` and goes back to its page. Closing and
 /// reopening are the `/close` and `/reopen` quick actions, exactly as a mail saying them would
 /// do it, but refused here (`needs_update_right`; rather than silently skipped, as in mail)
 /// when `me` may not update the item.
-pub(crate) async fn comment<T: Threaded>(
+async fn add_note<T: Threaded>(
     state: &WebState,
     me: &Me,
     (id, iid): (i64, i64),

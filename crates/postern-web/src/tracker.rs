@@ -11,7 +11,6 @@ use postern_store::{Issue, IssueFilter, IssueState};
 use serde::Deserialize;
 
 use crate::access;
-use crate::auth::CsrfForm;
 use crate::session::{Me, SignedIn, Viewer};
 use crate::threads;
 use crate::{WebError, WebState, render_markdown};
@@ -23,10 +22,8 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/projects/{id}", get(project))
         .route("/projects/{id}/issues", post(new_issue))
         .route("/projects/{id}/issues/{iid}", get(issue))
-        .route("/projects/{id}/issues/{iid}/notes", post(comment))
-        .route("/projects/{id}/issues/{iid}/close", post(close))
-        .route("/projects/{id}/issues/{iid}/reopen", post(reopen))
         .route("/uploads/{secret}/{filename}", get(upload))
+        .merge(threads::routes::<Issue>())
 }
 
 async fn home(State(state): State<WebState>, SignedIn(me): SignedIn) -> Result<Response, WebError> {
@@ -168,46 +165,6 @@ async fn issue(
         },
     )?;
     Ok(page.into_response())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CommentForm {
-    #[serde(default)]
-    pub(crate) csrf: String,
-    #[serde(default)]
-    pub(crate) body: String,
-}
-
-async fn comment(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CommentForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<Issue>(&state, &me, ids, &form.body, false).await
-}
-
-/// Closing is the `/close` quick action, exactly as a mail saying `/close` would do it.
-async fn close(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<Issue>(&state, &me, ids, "/close", true).await
-}
-
-/// See [`close`].
-async fn reopen(
-    State(state): State<WebState>,
-    SignedIn(me): SignedIn,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
-    threads::comment::<Issue>(&state, &me, ids, "/reopen", true).await
 }
 
 /// Types a browser may show inline; everything else is a download.
