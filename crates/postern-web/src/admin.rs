@@ -2,10 +2,10 @@
 //! and creating projects (`postern_core::projects`). A project's own settings are in
 //! `project_admin`.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_core::ChangeError;
 use postern_core::projects::ProjectRequest;
 use postern_core::users::{self, Account, UserError, UserRefusal};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::check_new_password;
 use crate::project_settings;
-use crate::session::{Admin, Me};
+use crate::session::{Admin, AdminPosted, Me};
 use crate::{WebError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -58,8 +58,6 @@ async fn users_page(state: &WebState, me: &Me, notice: Option<&str>) -> Result<R
 #[derive(Deserialize)]
 struct NewUserForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     name: String,
@@ -73,10 +71,8 @@ struct NewUserForm {
 
 async fn create_user(
     State(state): State<WebState>,
-    Admin(me): Admin,
-    Form(form): Form<NewUserForm>,
+    AdminPosted(me, form): AdminPosted<NewUserForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let hash = if form.password.is_empty() {
         None
     } else {
@@ -105,18 +101,14 @@ async fn create_user(
 #[derive(Deserialize)]
 struct StateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     state: String,
 }
 
 async fn set_user_state(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<StateForm>,
+    AdminPosted(me, form): AdminPosted<StateForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let new_state = form
         .state
         .parse::<UserState>()
@@ -134,18 +126,14 @@ async fn set_user_state(
 #[derive(Deserialize)]
 struct PasswordForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     password: String,
 }
 
 async fn set_password(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<PasswordForm>,
+    AdminPosted(me, form): AdminPosted<PasswordForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     check_new_password(&form.password)?;
     let hash = state.hashing().hash(form.password).await?;
     state
@@ -164,23 +152,18 @@ async fn set_password(
 #[derive(Deserialize)]
 struct EmailForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     email: String,
     /// Present (checkbox or hidden field) when the address counts as verified.
     #[serde(default)]
     verified: Option<String>,
 }
 
-/// The shape of the address changes: an administrator's form, one change through
-/// `postern_core::users` in one transaction, back to the list of users.
+/// The shape of the address changes: one change through `postern_core::users` in one
+/// transaction, back to the list of users.
 async fn email_change(
     state: &WebState,
-    me: &Me,
-    form: &EmailForm,
     change: impl AsyncFnOnce(&mut Tx) -> Result<(), UserError>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     state
         .write(async |tx| change(tx).await.map_err(user_error))
         .await?;
@@ -191,12 +174,11 @@ async fn email_change(
 /// which case it identifies nobody until verified.
 async fn add_email(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &me, &form, async |tx| {
+    email_change(&state, async |tx| {
         let user = tx.user_by_id(id).await?.ok_or(UserRefusal::NotFound)?;
         users::add_email(tx, &user, &form.email, verified).await?;
         Ok(())
@@ -206,12 +188,11 @@ async fn add_email(
 
 async fn set_email_verified(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &me, &form, async |tx| {
+    email_change(&state, async |tx| {
         users::set_email_verified(tx, id, &form.email, verified).await
     })
     .await
@@ -219,11 +200,10 @@ async fn set_email_verified(
 
 async fn remove_email(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
-    email_change(&state, &me, &form, async |tx| {
+    email_change(&state, async |tx| {
         users::remove_email(tx, id, &form.email).await
     })
     .await
@@ -243,8 +223,6 @@ async fn projects(State(state): State<WebState>, Admin(me): Admin) -> Result<Res
 #[derive(Deserialize)]
 struct NewProjectForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     namespace: String,
     #[serde(default)]
     path: String,
@@ -258,10 +236,8 @@ struct NewProjectForm {
 /// becomes its owner.
 async fn create_project(
     State(state): State<WebState>,
-    Admin(me): Admin,
-    Form(form): Form<NewProjectForm>,
+    AdminPosted(me, form): AdminPosted<NewProjectForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let request = ProjectRequest {
         namespace: &form.namespace,
         path: &form.path,

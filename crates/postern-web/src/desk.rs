@@ -1,19 +1,18 @@
 //! The mail desk (administrators only): sources, the inbound log, one message, "process
 //! again", and the outbox.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_inbox::status::StatusSnapshot;
 use postern_store::{
     InboundFilter, InboundMessage, InboundState, Mailbox, OutboxFilter, OutboxState, Timestamp, Tx,
 };
 use serde::Deserialize;
 
-use crate::auth::CsrfForm;
-use crate::session::Admin;
+use crate::session::{Admin, AdminPosted};
 use crate::{WebError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -183,11 +182,9 @@ async fn raw(
 
 async fn reprocess(
     State(state): State<WebState>,
-    Admin(me): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    AdminPosted(_, _): AdminPosted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     state
         .processor()
         .reprocess(id)

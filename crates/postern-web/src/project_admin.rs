@@ -2,16 +2,15 @@
 //! addresses GitLab shows, members, Service Desk settings, and the custom support address with
 //! its verification, protected branches, the sender-authentication policy. The rules live in `project_settings`, shared with the API.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_store::{Project, Role, User};
 use serde::Deserialize;
 
-use crate::auth::CsrfForm;
 use crate::project_settings;
-use crate::session::{Me, SignedIn};
+use crate::session::{Me, Posted, SignedIn};
 use crate::{WebError, WebState};
 use postern_core::service_desk::ServiceDeskChange;
 
@@ -128,8 +127,6 @@ async fn settings_page(
 #[derive(Deserialize)]
 struct MemberForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     role: String,
@@ -138,11 +135,9 @@ struct MemberForm {
 /// Adds a member, or changes the role of one.
 async fn add_member(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<MemberForm>,
+    Posted(me, form): Posted<MemberForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let role = form
         .role
         .parse::<Role>()
@@ -160,11 +155,9 @@ async fn add_member(
 
 async fn remove_member(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path((id, user_id)): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::remove_member(tx, managed, user_id).await
     })
@@ -174,8 +167,6 @@ async fn remove_member(
 
 #[derive(Deserialize)]
 struct ServiceDeskForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     enabled: Option<String>,
     #[serde(default)]
@@ -191,11 +182,9 @@ struct ServiceDeskForm {
 /// The checkboxes of the Service Desk form: an unchecked box is absent, so every flag is set.
 async fn service_desk(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<ServiceDeskForm>,
+    Posted(me, form): Posted<ServiceDeskForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let change = ServiceDeskChange {
         enabled: Some(form.enabled.is_some()),
         project_key: Some(form.project_key),
@@ -226,8 +215,6 @@ async fn change_service_desk(
 #[derive(Deserialize)]
 struct CustomEmailForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     custom_email: String,
     /// Present when mail should go out from the (verified) custom address.
     #[serde(default)]
@@ -238,11 +225,9 @@ struct CustomEmailForm {
 /// mail goes out from it.
 async fn custom_email(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<CustomEmailForm>,
+    Posted(me, form): Posted<CustomEmailForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let address = form.custom_email.trim().to_owned();
     let change = ServiceDeskChange {
         custom_email: Some(address.clone()),
@@ -266,11 +251,9 @@ async fn custom_email(
 /// Sends the verification mail again, with a new token.
 async fn verify_custom_email(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let config = state.processor().config();
     let sent_to = project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::verify_custom_email(tx, config, managed, &me.user).await
@@ -282,8 +265,6 @@ async fn verify_custom_email(
 
 #[derive(Deserialize)]
 struct SenderPolicyForm {
-    #[serde(default)]
-    csrf: String,
     /// `dmarc`, `require` or `default`.
     #[serde(default)]
     policy: String,
@@ -292,11 +273,9 @@ struct SenderPolicyForm {
 /// Sets the project's sender-authentication policy; it applies to the next mail.
 async fn sender_authentication(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<SenderPolicyForm>,
+    Posted(me, form): Posted<SenderPolicyForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::set_sender_policy(tx, managed, &form.policy).await
     })
@@ -307,17 +286,14 @@ async fn sender_authentication(
 #[derive(Deserialize)]
 struct BranchForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     branch: String,
 }
 
 /// Protects a branch (`postern_core::branches` holds the rule).
 async fn protect_branch(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<BranchForm>,
+    Posted(me, form): Posted<BranchForm>,
 ) -> Result<Response, WebError> {
     change_branch(state, me, id, form, true).await
 }
@@ -325,9 +301,8 @@ async fn protect_branch(
 /// Unprotects a branch.
 async fn unprotect_branch(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<BranchForm>,
+    Posted(me, form): Posted<BranchForm>,
 ) -> Result<Response, WebError> {
     change_branch(state, me, id, form, false).await
 }
@@ -340,7 +315,6 @@ async fn change_branch(
     protect: bool,
 ) -> Result<Response, WebError> {
     use postern_core::branches::{self, BranchError};
-    me.check_csrf(&form.csrf)?;
     let branch = form.branch.trim();
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         let changed = if protect {

@@ -1,10 +1,14 @@
 //! Who is asking: the session cookie of a browser, or the access token of an API client.
 
-use axum::extract::FromRequestParts;
+use axum::Form;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use postern_store::{Timestamp, User, WebSession};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::secret::{new_token, same_secret, token_hash};
@@ -146,6 +150,79 @@ impl FromRequestParts<WebState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
         Ok(Admin(require_admin(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a form a signed-in person sent: the person, and the form's fields
+/// `F` (none by default). The form is read as `Form` reads it (its content type, its fields),
+/// then the session, then the form's CSRF token, which must be this session's (403).
+pub(crate) struct Posted<F = NoFields>(pub(crate) Me, pub(crate) F);
+
+/// [`Posted`] for administrators (403 for anyone else).
+pub(crate) struct AdminPosted<F = NoFields>(pub(crate) Me, pub(crate) F);
+
+/// A form with no fields but its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
+/// Every form's CSRF token, read beside its fields.
+#[derive(Deserialize)]
+struct Token {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The fields and the token of a posted form, and who sent it ([`Posted`]).
+async fn posted<F: DeserializeOwned>(
+    request: Request,
+    state: &WebState,
+) -> Result<(Me, F), Response> {
+    let headers = request.headers().clone();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Form(fields) = Form::<F>::from_request(form_request(&headers, body.clone()), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Form(token) = Form::<Token>::from_request(form_request(&headers, body), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let me = require(state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    me.check_csrf(&token.csrf)
+        .map_err(IntoResponse::into_response)?;
+    Ok((me, fields))
+}
+
+/// The posted `body` again, as a request `Form` reads (method and content type).
+fn form_request(headers: &HeaderMap, body: Bytes) -> Request {
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = axum::http::Method::POST;
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        request
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    request
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<WebState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (me, fields) = posted(request, state).await?;
+        Ok(Posted(me, fields))
+    }
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<WebState> for AdminPosted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (me, fields) = posted(request, state).await?;
+        me.require_admin().map_err(IntoResponse::into_response)?;
+        Ok(AdminPosted(me, fields))
     }
 }
 

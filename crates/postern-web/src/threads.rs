@@ -3,17 +3,16 @@
 //! on it; and commenting, closing and reopening through `postern_core::actions`, so the same
 //! notifications go out as for a mail reply.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
-use axum::{Form, Router};
 use postern_core::{ProcessError, ProcessorConfig, actions};
 use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
 use serde::Deserialize;
 
 use crate::access::{self, NoteView, Visible};
-use crate::auth::CsrfForm;
-use crate::session::{Me, SignedIn};
+use crate::session::{Me, Posted};
 use crate::{WebError, WebState};
 
 /// An item with a thread of comments: an issue (or ticket) or a merge request.
@@ -185,41 +184,33 @@ pub(crate) fn routes<T: Threaded>() -> Router<WebState> {
 #[derive(Deserialize)]
 struct CommentForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     body: String,
 }
 
 /// Comments as the signed-in person.
 async fn comment<T: Threaded>(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CommentForm>,
+    Posted(me, form): Posted<CommentForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     add_note::<T>(&state, &me, ids, &form.body, false).await
 }
 
 /// Closing is the `/close` quick action, exactly as a mail saying `/close` would do it.
 async fn close<T: Threaded>(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     add_note::<T>(&state, &me, ids, "/close", true).await
 }
 
 /// See [`close`].
 async fn reopen<T: Threaded>(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     add_note::<T>(&state, &me, ids, "/reopen", true).await
 }
 

@@ -1,17 +1,17 @@
 //! Tracker pages: projects, issues and tickets, merge requests, comments, close and reopen,
 //! and the attachments mail brought in.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_core::actions;
 use postern_store::{Issue, IssueFilter, IssueState};
 use serde::Deserialize;
 
 use crate::access;
-use crate::session::{Me, SignedIn, Viewer};
+use crate::session::{Me, Posted, SignedIn, Viewer};
 use crate::threads;
 use crate::{WebError, WebState, render_markdown};
 
@@ -110,8 +110,6 @@ async fn project(
 #[derive(Deserialize)]
 struct NewIssueForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     title: String,
     #[serde(default)]
     description: String,
@@ -119,11 +117,9 @@ struct NewIssueForm {
 
 async fn new_issue(
     State(state): State<WebState>,
-    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<NewIssueForm>,
+    Posted(me, form): Posted<NewIssueForm>,
 ) -> Result<Response, WebError> {
-    me.check_csrf(&form.csrf)?;
     let config = state.processor().config();
     let issue = state
         .write(async |tx| {
