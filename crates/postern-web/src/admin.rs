@@ -113,14 +113,10 @@ async fn set_user_state(
         .state
         .parse::<UserState>()
         .map_err(|_| WebError::BadRequest("unknown state".into()))?;
-    state
-        .write(async |tx| {
-            users::set_state(tx, Some(&me.user), id, new_state)
-                .await
-                .map_err(user_error)
-        })
-        .await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    user_change(&state, async |tx| {
+        users::set_state(tx, Some(&me.user), id, new_state).await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -158,9 +154,9 @@ struct EmailForm {
     verified: Option<String>,
 }
 
-/// The shape of the address changes: one change through `postern_core::users` in one
+/// The shape of a change of an account: one change through `postern_core::users` in one
 /// transaction, back to the list of users.
-async fn email_change(
+async fn user_change(
     state: &WebState,
     change: impl AsyncFnOnce(&mut Tx) -> Result<(), UserError>,
 ) -> Result<Response, WebError> {
@@ -178,7 +174,7 @@ async fn add_email(
     AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, async |tx| {
+    user_change(&state, async |tx| {
         let user = tx.user_by_id(id).await?.ok_or(UserRefusal::NotFound)?;
         users::add_email(tx, &user, &form.email, verified).await?;
         Ok(())
@@ -192,7 +188,7 @@ async fn set_email_verified(
     AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, async |tx| {
+    user_change(&state, async |tx| {
         users::set_email_verified(tx, id, &form.email, verified).await
     })
     .await
@@ -203,7 +199,7 @@ async fn remove_email(
     Path(id): Path<i64>,
     AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
-    email_change(&state, async |tx| {
+    user_change(&state, async |tx| {
         users::remove_email(tx, id, &form.email).await
     })
     .await

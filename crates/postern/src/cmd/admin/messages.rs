@@ -43,15 +43,19 @@ pub enum MessageCommand {
 pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Result<Output, Failure> {
     match command {
         MessageCommand::List { state, limit } => {
-            let query = async |tx: &mut Tx, state, limit| {
-                let filter = InboundFilter {
-                    state,
-                    limit,
-                    ..InboundFilter::default()
-                };
-                tx.list_inbound(&filter).await
+            let filter = |state: Option<InboundState>, limit| InboundFilter {
+                state,
+                limit,
+                ..InboundFilter::default()
             };
-            super::list::<InboundState, _>(store, (state, limit), query, message_line).await
+            super::list(
+                store,
+                (state, limit),
+                filter,
+                Tx::list_inbound,
+                message_line,
+            )
+            .await
         }
         MessageCommand::Show { id, raw } => {
             let message = read(store, async |tx| tx.inbound(id).await)

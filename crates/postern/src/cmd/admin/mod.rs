@@ -142,14 +142,15 @@ pub(crate) async fn read<T>(
     Ok(value)
 }
 
-/// A `list` subcommand (`message list`, `outbox list`): the rows `query` finds in `state`
-/// (the name of an `S`; an unknown one is a usage error that names it), at most `limit` (kept
-/// within what one answer should hold), read in one transaction; for people, one
-/// tab-separated `line` each.
-pub(crate) async fn list<S: std::str::FromStr, T: Serialize>(
+/// A `list` subcommand (`message list`, `outbox list`): the rows `query` finds with the
+/// `filter` of `state` (the name of an `S`; an unknown one is a usage error that names it) and
+/// at most `limit` rows (kept within what one answer should hold), read in one transaction;
+/// for people, one tab-separated `line` each.
+pub(crate) async fn list<S: std::str::FromStr, F, T: Serialize>(
     store: &Store,
     (state, limit): (Option<String>, i64),
-    query: impl AsyncFnOnce(&mut Tx, Option<S>, i64) -> Result<Vec<T>, StoreError>,
+    filter: impl FnOnce(Option<S>, i64) -> F,
+    query: impl AsyncFnOnce(&mut Tx, &F) -> Result<Vec<T>, StoreError>,
     line: impl Fn(&T) -> String,
 ) -> Result<Output, Failure> {
     let state = state
@@ -158,8 +159,8 @@ pub(crate) async fn list<S: std::str::FromStr, T: Serialize>(
                 .map_err(|_| usage_error(format!("unknown state {text:?}")))
         })
         .transpose()?;
-    let limit = limit.clamp(1, 10_000);
-    let rows = read(store, async |tx| query(tx, state, limit).await).await?;
+    let filter = filter(state, limit.clamp(1, 10_000));
+    let rows = read(store, async |tx| query(tx, &filter).await).await?;
     Output::rows(&rows, line)
 }
 

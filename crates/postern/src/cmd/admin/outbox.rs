@@ -39,15 +39,12 @@ pub enum OutboxCommand {
 pub async fn run(store: &Store, setup: &Setup, command: OutboxCommand) -> Result<Output, Failure> {
     match command {
         OutboxCommand::List { state, limit } => {
-            let query = async |tx: &mut Tx, state, limit| {
-                let filter = OutboxFilter {
-                    state,
-                    limit,
-                    ..OutboxFilter::default()
-                };
-                tx.list_outbox(&filter).await
+            let filter = |state: Option<OutboxState>, limit| OutboxFilter {
+                state,
+                limit,
+                ..OutboxFilter::default()
             };
-            super::list::<OutboxState, _>(store, (state, limit), query, mail_line).await
+            super::list(store, (state, limit), filter, Tx::list_outbox, mail_line).await
         }
         OutboxCommand::Show { id, raw } => {
             let (mail, bytes) = read(store, async |tx| {
