@@ -177,7 +177,7 @@ async fn upload(
             let upload = tx
                 .upload_by_secret(&secret)
                 .await?
-                .filter(|u| u.filename == filename)
+                .filter(|u| u.file.filename == filename)
                 .ok_or_else(|| access::hidden(viewer))?;
             if access::reads_upload(tx, viewer, &upload).await? {
                 Ok(upload)
@@ -186,7 +186,7 @@ async fn upload(
             }
         })
         .await?;
-    let relative = std::path::Path::new(&upload.relative_path);
+    let relative = std::path::Path::new(&upload.file.relative_path);
     if relative
         .components()
         .any(|c| !matches!(c, std::path::Component::Normal(_)))
@@ -196,11 +196,12 @@ async fn upload(
     let bytes = tokio::fs::read(state.uploads_dir().join(relative))
         .await
         .map_err(|_| WebError::NotFound)?;
-    let inline = INLINE_TYPES.contains(&upload.content_type.as_str());
+    let inline = INLINE_TYPES.contains(&upload.file.content_type.as_str());
     let (content_type, disposition) = if inline {
-        (upload.content_type.clone(), "inline".to_owned())
+        (upload.file.content_type.clone(), "inline".to_owned())
     } else {
         let safe_name: String = upload
+            .file
             .filename
             .chars()
             .map(|c| {
