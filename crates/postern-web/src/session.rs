@@ -129,8 +129,8 @@ impl FromRequestParts<WebState> for Viewer {
     }
 }
 
-/// A handler's argument for a signed-in person ([`require`]: the sign-in page otherwise). A
-/// form handler still checks the form's token with [`Me::check_csrf`].
+/// A handler's argument for a signed-in person ([`require`]: the sign-in page otherwise); a
+/// form handler takes [`Posted`] instead.
 pub(crate) struct SignedIn(pub(crate) Me);
 
 impl FromRequestParts<WebState> for SignedIn {
@@ -141,8 +141,8 @@ impl FromRequestParts<WebState> for SignedIn {
     }
 }
 
-/// A handler's argument for a signed-in administrator ([`require_admin`]). A form handler still
-/// checks the form's token with [`Me::check_csrf`].
+/// A handler's argument for a signed-in administrator ([`require_admin`]); a form handler
+/// takes [`AdminPosted`] instead.
 pub(crate) struct Admin(pub(crate) Me);
 
 impl FromRequestParts<WebState> for Admin {

@@ -1,5 +1,6 @@
-//! Tracker pages: projects, issues and tickets, merge requests, comments, close and reopen,
-//! and the attachments mail brought in.
+//! Tracker pages: the projects, a project with its issues and merge requests, an issue or
+//! ticket (its comments, closing and reopening are `threads`'), opening an issue, and the
+//! attachments mail brought in.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
