@@ -6,11 +6,11 @@ use postern_store::{
     User,
 };
 
+use crate::config::ProcessorConfig;
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
 use crate::handlers::{CommentRequest, after_comment, create_comment};
 use crate::permissions::{Ability, Actor, validate};
-use crate::processor::ProcessorConfig;
 
 /// Opens an issue as `author` (quick actions in `description` run as they would by mail) and
 /// notifies the people concerned.
@@ -43,32 +43,12 @@ pub async fn comment(
     issue: &Issue,
     body: &str,
 ) -> Result<Option<Note>, ProcessError> {
-    let role = tx.member_role(project.id, author.id).await?;
-    let actor = Actor { user: author, role };
-    validate(&actor, project, Ability::CreateNote, Some(issue))?;
-    if body.trim().is_empty() {
-        return Err(ErrorKind::EmptyEmail.into());
-    }
-    let note = create_comment(
-        tx,
-        CommentRequest {
-            project,
-            author,
-            role,
-            noteable: Noteable::Issue(issue.id),
-            issue: Some(issue),
-            text: body.to_owned(),
-            discussion_id: None,
-            external_author: None,
-            internal: false,
-            max_quick_actions: config.limits.max_quick_actions,
-        },
-    )
-    .await?;
-    if let Some(note) = &note {
-        after_comment(tx, config, project, author, note, Some(issue)).await?;
-    }
-    Ok(note)
+    let target = Target {
+        noteable: Noteable::Issue(issue.id),
+        issue: Some(issue),
+        in_project: true,
+    };
+    comment_on(tx, config, project, author, target, body).await
 }
 
 /// Comments on merge request `mr` as `author`, as a mail reply to its notification would:
@@ -82,10 +62,36 @@ pub async fn comment_on_merge_request(
     mr: &MergeRequest,
     body: &str,
 ) -> Result<Option<Note>, ProcessError> {
+    let target = Target {
+        noteable: Noteable::MergeRequest(mr.id),
+        issue: None,
+        in_project: mr.project_id == project.id,
+    };
+    comment_on(tx, config, project, author, target, body).await
+}
+
+/// What a comment is on: the noteable, its issue when it is one (the note rules read it), and
+/// whether it belongs to the project the comment is made in.
+struct Target<'a> {
+    noteable: Noteable,
+    issue: Option<&'a Issue>,
+    in_project: bool,
+}
+
+/// The comment of [`comment`] and [`comment_on_merge_request`]: the author's right to comment,
+/// the target, a non-empty text; then the note and its notifications.
+async fn comment_on(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    target: Target<'_>,
+    body: &str,
+) -> Result<Option<Note>, ProcessError> {
     let role = tx.member_role(project.id, author.id).await?;
     let actor = Actor { user: author, role };
-    validate(&actor, project, Ability::CreateNote, None)?;
-    if mr.project_id != project.id {
+    validate(&actor, project, Ability::CreateNote, target.issue)?;
+    if !target.in_project {
         return Err(ErrorKind::NoteableNotFound.into());
     }
     if body.trim().is_empty() {
@@ -97,8 +103,8 @@ pub async fn comment_on_merge_request(
             project,
             author,
             role,
-            noteable: Noteable::MergeRequest(mr.id),
-            issue: None,
+            noteable: target.noteable,
+            issue: target.issue,
             text: body.to_owned(),
             discussion_id: None,
             external_author: None,
@@ -108,7 +114,7 @@ pub async fn comment_on_merge_request(
     )
     .await?;
     if let Some(note) = &note {
-        after_comment(tx, config, project, author, note, None).await?;
+        after_comment(tx, config, project, author, note, target.issue).await?;
     }
     Ok(note)
 }

@@ -18,8 +18,8 @@
 
 use postern_store::{EnqueueOutcome, NewOutboxMail, Timestamp, Tx, bounded_identifier};
 
+use crate::config::ProcessorConfig;
 use crate::error::ProcessError;
-use crate::processor::ProcessorConfig;
 
 /// The length of the window both budgets count in: one hour.
 pub const AUTO_MAIL_WINDOW_SECONDS: i64 = 3600;

@@ -237,7 +237,7 @@ pub async fn upload_attachments(
                 relative_path: attachment.relative.to_string_lossy().into_owned(),
             })
             .await?;
-        let url = format!("/uploads/{}/{}", upload.secret, upload.filename);
+        let url = format!("/uploads/{}/{}", upload.file.secret, upload.file.filename);
         let markdown = if attachment.is_media {
             format!("![{}]({url})", file_stem(&attachment.filename))
         } else {

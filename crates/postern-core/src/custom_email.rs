@@ -6,10 +6,15 @@
 //! disabled: mail to it is routed only once it is verified and enabled, so typing another
 //! project's (or another company's) address takes no mail. GitLab lets two projects enter the
 //! same address and routes it whether verified or not; the project whose path sorted last won.
+//! [`CustomEmails`] is the rule's other half, for routing: the addresses that take mail now,
+//! as processing looks them up for each message.
 
+use std::collections::HashMap;
+
+use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
 use postern_store::{CustomEmailVerificationState, ServiceDeskSettings, StoreError, Tx};
 
-use crate::error::{ChangeError, Refusal};
+use crate::error::{ChangeError, ProcessError, Refusal};
 
 /// Why a custom email was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +123,58 @@ pub fn refusal_on_save(
             settings.custom_email.clone().map(CustomEmailRefusal::Taken)
         }
         _ => None,
+    }
+}
+
+/// Custom Service Desk emails of all projects, loaded once per message. An address routes mail
+/// only once it is verified and enabled; before that, only its `+verify` form routes, and only
+/// while a verification is pending. (GitLab routes an address as soon as it is entered, so a
+/// project could take mail meant for an address it does not own.)
+#[derive(Default)]
+pub(crate) struct CustomEmails {
+    /// Lowercased verified, enabled custom email → the project's default Service Desk key.
+    active: HashMap<String, String>,
+    /// Lowercased custom email whose verification is pending → the same key, for `+verify`.
+    pending: HashMap<String, String>,
+}
+
+impl CustomEmails {
+    pub(crate) async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
+        let mut emails = CustomEmails::default();
+        for project in tx.projects_with_custom_email().await? {
+            let settings = &project.service_desk;
+            let Some(email) = &settings.custom_email else {
+                continue;
+            };
+            let key = format!("{}-{}-issue-", project.full_path_slug, project.id);
+            match settings.custom_email_verification_state {
+                Some(CustomEmailVerificationState::Finished) if settings.custom_email_enabled => {
+                    emails.active.insert(email.to_lowercase(), key);
+                }
+                Some(CustomEmailVerificationState::Started) => {
+                    emails.pending.insert(email.to_lowercase(), key);
+                }
+                _ => {}
+            }
+        }
+        Ok(emails)
+    }
+}
+
+impl CustomEmailLookup for CustomEmails {
+    fn reply_key(&self, address: &str) -> Option<String> {
+        let (key, custom) = custom_email_reply_parts(address)?;
+        self.active
+            .contains_key(&custom.to_lowercase())
+            .then_some(key)
+    }
+
+    fn service_desk_key(&self, address: &str) -> Option<String> {
+        self.active.get(&address.to_lowercase()).cloned()
+    }
+
+    fn verification_key(&self, address: &str) -> Option<String> {
+        self.pending.get(&address.to_lowercase()).cloned()
     }
 }
 

@@ -30,7 +30,7 @@ use postern_store::{
 };
 
 use crate::error::{ErrorKind, ProcessError};
-use crate::processor::{Outcome, Processor, ReceiveOutcome, body_of};
+use crate::processor::{Outcome, Processor, ReceiveOutcome};
 
 /// Called when stored messages wait for whoever works them off (the processing queue, or the
 /// GitLab deliverer), so it looks now instead of at its next poll.
@@ -387,4 +387,23 @@ async fn write_quarantine_file(directory: &Path, raw: &bytes::Bytes) -> std::io:
     .await
     .map_err(std::io::Error::other)??;
     Ok(path)
+}
+
+/// The bytes after the header block: the part of a message that transports do not change.
+pub fn body_of(raw: &[u8]) -> &[u8] {
+    // One pass to the first blank line, `\r\n\r\n` or `\n\n`, whichever ends first. (Two
+    // searches, one per kind, each read all of a large message that used only the other.)
+    // The result feeds stored content identities, so it must never change for any input.
+    let mut from = 0;
+    while let Some(offset) = raw[from..].iter().position(|&byte| byte == b'\n') {
+        let at = from + offset;
+        match raw.get(at + 1) {
+            Some(b'\n') => return &raw[at + 2..],
+            Some(b'\r') if at > 0 && raw[at - 1] == b'\r' && raw.get(at + 2) == Some(&b'\n') => {
+                return &raw[at + 3..];
+            }
+            _ => from = at + 1,
+        }
+    }
+    raw
 }

@@ -22,6 +22,7 @@ pub mod actions;
 pub mod authentication;
 pub mod auto_mail;
 pub mod branches;
+pub mod config;
 pub mod content;
 pub mod custom_email;
 pub mod error;
@@ -42,9 +43,9 @@ pub mod service_desk;
 pub mod users;
 pub mod verification;
 
+pub use config::{ProcessorConfig, RetryPolicy};
 pub use error::{ChangeError, ErrorKind, ProcessError, Refusal, Rejection};
+pub use intake::body_of;
 pub use limits::MessageLimits;
 pub use postern_vocab::HandlerKind;
-pub use processor::{
-    Created, Outcome, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, body_of,
-};
+pub use processor::{Created, Outcome, Processor, ReceiveOutcome};

@@ -12,9 +12,9 @@
 use postern_mail::Email;
 use postern_store::{NewOutboxMail, Timestamp, Tx};
 
+use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::{ProcessError, Rejection};
-use crate::processor::ProcessorConfig;
 
 /// The default for [`ProcessorConfig::reject_notice_window_seconds`]: one notice per sender and
 /// reason per hour.

@@ -16,10 +16,10 @@ use postern_store::{
     Tx, User,
 };
 
+use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::ProcessError;
 use crate::permissions::{self, Readable};
-use crate::processor::ProcessorConfig;
 
 /// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
 pub const LOOP_HEADER: &str = postern_mail::auto::LOOP_HEADER;

@@ -10,9 +10,9 @@
 use postern_store::{Project, StoreError, Tx, User};
 use serde::Deserialize;
 
+use crate::config::ProcessorConfig;
 use crate::custom_email::{self, CustomEmailRefusal};
 use crate::error::{ChangeError, ProcessError, Refusal};
-use crate::processor::ProcessorConfig;
 
 /// A change of Service Desk settings; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize)]

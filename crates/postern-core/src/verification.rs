@@ -7,9 +7,9 @@ use postern_store::{
     CustomEmailVerificationState, NewOutboxMail, Project, Role, Timestamp, Tx, User,
 };
 
+use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::ProcessError;
-use crate::processor::ProcessorConfig;
 
 /// Characters in a verification token: GitLab's tokens match `[A-Za-z0-9_-]{12}`, the URL-safe
 /// Base64 alphabet.

@@ -183,6 +183,14 @@ fn pg_code_is_temporary(code: &str) -> bool {
         )
 }
 
+/// A name none of a stored enum's variants carries (`"...".parse::<InboundState>()`), as the
+/// store reports any invalid value.
+impl From<postern_vocab::named::UnknownName> for StoreError {
+    fn from(e: postern_vocab::named::UnknownName) -> Self {
+        StoreError::Invalid(e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {

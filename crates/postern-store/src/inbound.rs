@@ -4,15 +4,15 @@
 use postern_vocab::{ErrorKind, HandlerKind};
 
 use crate::raw_files::EXTERNAL_FROM_BYTES;
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
 /// Which configured mailbox a message came through, stored by its name (`incoming`,
 /// `service_desk`).
 pub use postern_vocab::Mailbox;
 
-text_enum! {
+named_enum! {
     /// How a message reached postern.
     pub enum InboundSource {
         /// Piped in by an MTA (`postern receive`).
@@ -26,7 +26,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+named_enum! {
     /// Where a message is in its life.
     pub enum InboundState {
         /// Stored, not yet processed.

@@ -2,11 +2,11 @@
 //! the Message-ID that opened a ticket.
 
 use crate::ids::fold;
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_one};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// Issue or Service Desk ticket (they share the per-project iid sequence).
     pub enum IssueType {
         /// A regular issue.
@@ -16,7 +16,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+named_enum! {
     /// Open or closed.
     pub enum IssueState {
         /// Open.

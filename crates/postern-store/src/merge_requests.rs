@@ -1,11 +1,11 @@
 //! Merge requests and the commits they carry.
 
 use crate::issues::IidKind;
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_one, fetch_optional};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// Lifecycle of a merge request.
     pub enum MergeRequestState {
         /// Open for review.

@@ -9,11 +9,11 @@
 //! never both send it. Marking the entry sent or failed clears the claim; a claim left behind by
 //! a worker that died mid-send counts as abandoned once it is older than the caller's limit.
 
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// Delivery state of an outbox entry.
     pub enum OutboxState {
         /// Waiting for `next_attempt_at`.

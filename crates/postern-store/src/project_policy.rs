@@ -3,11 +3,11 @@
 //! Only the stored choice lives here; what it means next to the instance's policy is decided
 //! in one place, postern-core's `authentication::effective_policy`.
 
-use crate::sqltypes::text_enum;
 use crate::tx::fetch_optional;
 use crate::{Project, StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// The sender-authentication policy a project asks for; `None` on the project follows
     /// the instance's.
     pub enum ProjectSenderPolicy {

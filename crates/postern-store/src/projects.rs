@@ -1,11 +1,11 @@
 //! Projects, their Service Desk settings, and members with roles.
 
 use crate::ids::{fold, full_path_slug};
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// Who can see a project.
     pub enum Visibility {
         /// Members only.
@@ -17,7 +17,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+named_enum! {
     /// Progress of a Service Desk custom-email verification.
     pub enum CustomEmailVerificationState {
         /// The verification mail was sent; waiting for it to come back.
@@ -240,18 +240,7 @@ impl std::str::FromStr for Role {
     }
 }
 
-impl<DB: sqlx::Database> sqlx::Type<DB> for Role
-where
-    i64: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <i64 as sqlx::Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <i64 as sqlx::Type<DB>>::compatible(ty)
-    }
-}
+crate::sqltypes::stored_as_i64!(Role);
 
 impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Role
 where

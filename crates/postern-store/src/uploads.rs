@@ -4,25 +4,16 @@
 use crate::tx::{fetch_all, fetch_one, fetch_optional};
 use crate::{StoreError, Timestamp, Tx};
 
-/// An uploaded file (e.g. a mail attachment).
+/// An uploaded file (e.g. a mail attachment): the file as it was recorded, with its row id and
+/// time.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Upload {
     /// Row id.
     pub id: i64,
-    /// The project it belongs to.
-    pub project_id: i64,
-    /// 32 hex characters, the unguessable part of `/uploads/<secret>/<filename>`.
-    pub secret: String,
-    /// File name as shown and linked.
-    pub filename: String,
-    /// MIME type.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Who uploaded it (the mail's author), if known.
-    pub uploaded_by: Option<i64>,
-    /// Where the bytes are, relative to the data directory.
-    pub relative_path: String,
+    /// The file: its project, secret, name, type, size, uploader and place.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub file: NewUpload,
     /// When it was uploaded.
     pub created_at: Timestamp,
 }
@@ -42,26 +33,27 @@ pub struct UploadReference {
     pub internal: bool,
 }
 
-/// What [`Tx::create_upload`] needs.
+/// What [`Tx::create_upload`] needs, and what an [`Upload`] row holds besides its id and time.
 ///
 /// The caller mints the secret with [`new_upload_secret`](crate::new_upload_secret), chooses
 /// the relative path (the store does not build paths from untrusted file names), writes the
 /// file, and records it here in the same transaction as the note or issue that links to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct NewUpload {
-    /// The project.
+    /// The project it belongs to.
     pub project_id: i64,
-    /// Secret from [`new_upload_secret`](crate::new_upload_secret); unique.
+    /// 32 hex characters from [`new_upload_secret`](crate::new_upload_secret), unique: the
+    /// unguessable part of `/uploads/<secret>/<filename>`.
     pub secret: String,
-    /// File name.
+    /// File name as shown and linked.
     pub filename: String,
     /// MIME type.
     pub content_type: String,
     /// Size in bytes.
     pub size: i64,
-    /// Uploader.
+    /// Who uploaded it (the mail's author), if known.
     pub uploaded_by: Option<i64>,
-    /// Path of the bytes relative to the data directory.
+    /// Where the bytes are, relative to the data directory.
     pub relative_path: String,
 }
 
@@ -102,10 +94,15 @@ impl Tx {
         &mut self,
         upload: &Upload,
     ) -> Result<Vec<UploadReference>, StoreError> {
-        if !upload.secret.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if !upload
+            .file
+            .secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
+        {
             return Ok(Vec::new());
         }
-        let pattern = format!("%/uploads/{}/%", upload.secret);
+        let pattern = format!("%/uploads/{}/%", upload.file.secret);
         Ok(fetch_all!(
             self,
             UploadReference,
@@ -118,7 +115,7 @@ impl Tx {
              SELECT noteable_type AS kind, noteable_id AS target_id, internal
                FROM notes WHERE project_id = $1 AND body LIKE $2
              LIMIT $3",
-            upload.project_id,
+            upload.file.project_id,
             &pattern,
             MAX_UPLOAD_REFERENCES,
         )?)

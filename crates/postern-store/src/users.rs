@@ -3,11 +3,11 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::ids::{fold, hex, new_incoming_email_token};
-use crate::sqltypes::text_enum;
 use crate::tx::{execute, fetch_all, fetch_one, fetch_optional, scalar_optional};
 use crate::{StoreError, Timestamp, Tx};
+use postern_vocab::named_enum;
 
-text_enum! {
+named_enum! {
     /// Whether a user may act. Blocked users are still found (GitLab answers "user blocked",
     /// not "user not found").
     pub enum UserState {
@@ -18,7 +18,7 @@ text_enum! {
     }
 }
 
-text_enum! {
+named_enum! {
     /// What kind of account this is.
     pub enum UserKind {
         /// A person.

@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod identifier;
 mod mailbox;
+pub mod named;
 pub mod outcome;
 pub mod random;
 mod secret;

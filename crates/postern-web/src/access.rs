@@ -126,7 +126,7 @@ pub(crate) async fn reads_upload(
     viewer: Option<&User>,
     upload: &postern_store::Upload,
 ) -> Result<bool, WebError> {
-    let visible = match project(tx, viewer, upload.project_id).await {
+    let visible = match project(tx, viewer, upload.file.project_id).await {
         Ok(visible) => visible,
         Err(WebError::NotFound | WebError::LoginRequired) => return Ok(false),
         Err(other) => return Err(other),
@@ -142,7 +142,8 @@ pub(crate) async fn reads_upload(
         let readable = match reference.kind.as_str() {
             "issue" => match tx.issue_by_id(reference.target_id).await? {
                 Some(issue) => {
-                    issue.project_id == upload.project_id && visible.reads_issue(viewer, &issue)
+                    issue.project_id == upload.file.project_id
+                        && visible.reads_issue(viewer, &issue)
                 }
                 None => false,
             },

@@ -2,11 +2,10 @@
 //! and creating projects (`postern_core::projects`). A project's own settings are in
 //! `project_admin`.
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_core::ChangeError;
 use postern_core::projects::ProjectRequest;
 use postern_core::users::{self, Account, UserError, UserRefusal};
@@ -15,7 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::check_new_password;
 use crate::project_settings;
-use crate::session::{self, Me};
+use crate::session::{Admin, AdminPosted, Me};
 use crate::{WebError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -41,8 +40,7 @@ fn user_error(error: UserError) -> WebError {
     }
 }
 
-async fn users(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
+async fn users(State(state): State<WebState>, Admin(me): Admin) -> Result<Response, WebError> {
     users_page(&state, &me, None).await
 }
 
@@ -60,8 +58,6 @@ async fn users_page(state: &WebState, me: &Me, notice: Option<&str>) -> Result<R
 #[derive(Deserialize)]
 struct NewUserForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     name: String,
@@ -75,10 +71,8 @@ struct NewUserForm {
 
 async fn create_user(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(form): Form<NewUserForm>,
+    AdminPosted(me, form): AdminPosted<NewUserForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let hash = if form.password.is_empty() {
         None
     } else {
@@ -107,47 +101,35 @@ async fn create_user(
 #[derive(Deserialize)]
 struct StateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     state: String,
 }
 
 async fn set_user_state(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<StateForm>,
+    AdminPosted(me, form): AdminPosted<StateForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let new_state = form
         .state
         .parse::<UserState>()
         .map_err(|_| WebError::BadRequest("unknown state".into()))?;
-    state
-        .write(async |tx| {
-            users::set_state(tx, Some(&me.user), id, new_state)
-                .await
-                .map_err(user_error)
-        })
-        .await?;
-    Ok(Redirect::to("/admin/users").into_response())
+    user_change(&state, async |tx| {
+        users::set_state(tx, Some(&me.user), id, new_state).await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     password: String,
 }
 
 async fn set_password(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<PasswordForm>,
+    AdminPosted(me, form): AdminPosted<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     check_new_password(&form.password)?;
     let hash = state.hashing().hash(form.password).await?;
     state
@@ -166,23 +148,18 @@ async fn set_password(
 #[derive(Deserialize)]
 struct EmailForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     email: String,
     /// Present (checkbox or hidden field) when the address counts as verified.
     #[serde(default)]
     verified: Option<String>,
 }
 
-/// The shape of the address changes: an administrator's form, one change through
-/// `postern_core::users` in one transaction, back to the list of users.
-async fn email_change(
+/// The shape of a change of an account: one change through `postern_core::users` in one
+/// transaction, back to the list of users.
+async fn user_change(
     state: &WebState,
-    headers: &HeaderMap,
-    form: &EmailForm,
     change: impl AsyncFnOnce(&mut Tx) -> Result<(), UserError>,
 ) -> Result<Response, WebError> {
-    session::require_admin_form(state, headers, &form.csrf).await?;
     state
         .write(async |tx| change(tx).await.map_err(user_error))
         .await?;
@@ -193,12 +170,11 @@ async fn email_change(
 /// which case it identifies nobody until verified.
 async fn add_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &headers, &form, async |tx| {
+    user_change(&state, async |tx| {
         let user = tx.user_by_id(id).await?.ok_or(UserRefusal::NotFound)?;
         users::add_email(tx, &user, &form.email, verified).await?;
         Ok(())
@@ -208,12 +184,11 @@ async fn add_email(
 
 async fn set_email_verified(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
     let verified = form.verified.is_some();
-    email_change(&state, &headers, &form, async |tx| {
+    user_change(&state, async |tx| {
         users::set_email_verified(tx, id, &form.email, verified).await
     })
     .await
@@ -221,18 +196,16 @@ async fn set_email_verified(
 
 async fn remove_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<EmailForm>,
+    AdminPosted(_, form): AdminPosted<EmailForm>,
 ) -> Result<Response, WebError> {
-    email_change(&state, &headers, &form, async |tx| {
+    user_change(&state, async |tx| {
         users::remove_email(tx, id, &form.email).await
     })
     .await
 }
 
-async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
+async fn projects(State(state): State<WebState>, Admin(me): Admin) -> Result<Response, WebError> {
     let projects = state.read(async |tx| Ok(tx.list_projects().await?)).await?;
     Ok(state
         .render(
@@ -245,8 +218,6 @@ async fn projects(State(state): State<WebState>, headers: HeaderMap) -> Result<R
 
 #[derive(Deserialize)]
 struct NewProjectForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     namespace: String,
     #[serde(default)]
@@ -261,10 +232,8 @@ struct NewProjectForm {
 /// becomes its owner.
 async fn create_project(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(form): Form<NewProjectForm>,
+    AdminPosted(me, form): AdminPosted<NewProjectForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin_form(&state, &headers, &form.csrf).await?;
     let request = ProjectRequest {
         namespace: &form.namespace,
         path: &form.path,

@@ -10,7 +10,7 @@ use postern_core::ChangeError;
 use serde::Deserialize;
 
 use crate::secret::{new_token, same_secret, token_hash};
-use crate::session::{self, LOGIN_COOKIE, cookie, set_cookie};
+use crate::session::{self, LOGIN_COOKIE, Posted, SignedIn, cookie, set_cookie};
 use crate::throttle::ClientAddress;
 use crate::{WebError, WebState};
 
@@ -191,18 +191,11 @@ pub(crate) async fn login(
     Ok(session::redirect_with_cookie(cookie, "/"))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    pub(crate) csrf: String,
-}
-
 pub(crate) async fn logout(
     State(state): State<WebState>,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    Posted(_, _): Posted,
 ) -> Result<Response, WebError> {
-    session::require_form(&state, &headers, &form.csrf).await?;
     let cookie = session::end(&state, &headers).await?;
     Ok(session::redirect_with_cookie(cookie, "/login"))
 }
@@ -321,26 +314,21 @@ async fn tokens_page(
 
 pub(crate) async fn tokens(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
     tokens_page(&state, &me, None).await
 }
 
 #[derive(Deserialize)]
 pub(crate) struct TokenForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
 }
 
 pub(crate) async fn create_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
+    Posted(me, form): Posted<TokenForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let name = form.name.trim();
     if name.is_empty() {
         return Err(WebError::BadRequest("A token needs a name.".into()));
@@ -356,11 +344,9 @@ pub(crate) async fn create_token(
 
 pub(crate) async fn revoke_token(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let revoked = state
         .write(async |tx| Ok(tx.revoke_api_token(me.user.id, id).await?))
         .await?;

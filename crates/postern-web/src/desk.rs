@@ -1,17 +1,18 @@
 //! The mail desk (administrators only): sources, the inbound log, one message, "process
 //! again", and the outbox.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_inbox::status::StatusSnapshot;
-use postern_store::{InboundFilter, InboundState, Mailbox, OutboxFilter, OutboxState, Timestamp};
+use postern_store::{
+    InboundFilter, InboundMessage, InboundState, Mailbox, OutboxFilter, OutboxState, Timestamp, Tx,
+};
 use serde::Deserialize;
 
-use crate::auth::CsrfForm;
-use crate::session;
+use crate::session::{Admin, AdminPosted};
 use crate::{WebError, WebState};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -79,15 +80,14 @@ fn time_text(at: Option<std::time::SystemTime>) -> Option<String> {
 
 async fn desk(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Query(query): Query<LogQuery>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
     let page_size = state.config().page_size;
     let filter = query.filter(page_size)?;
-    let mut tx = state.store().begin_read_only().await?;
-    let messages = tx.list_inbound(&filter).await?;
-    tx.rollback().await?;
+    let messages = state
+        .read(async |tx| Ok(tx.list_inbound(&filter).await?))
+        .await?;
     let sources: Vec<SourceRow> = state
         .inner
         .sources
@@ -121,22 +121,24 @@ async fn desk(
 
 async fn message(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let message = tx.inbound(id).await?.ok_or(WebError::NotFound)?;
-    let replies = tx
-        .list_outbox(&OutboxFilter {
-            limit: 1000,
-            ..OutboxFilter::default()
+    let (message, replies) = state
+        .read(async |tx| {
+            let message = inbound(tx, id).await?;
+            let replies = tx
+                .list_outbox(&OutboxFilter {
+                    limit: 1000,
+                    ..OutboxFilter::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|mail| mail.inbound_id == Some(id))
+                .collect::<Vec<_>>();
+            Ok((message, replies))
         })
-        .await?
-        .into_iter()
-        .filter(|mail| mail.inbound_id == Some(id))
-        .collect::<Vec<_>>();
-    tx.rollback().await?;
+        .await?;
     let headers_text = String::from_utf8_lossy(header_block(&message.raw)).into_owned();
     let page = state.render(
         "message.html",
@@ -144,6 +146,11 @@ async fn message(
         crate::pages::page! { message => &message.meta, headers_text => headers_text, outbox => replies },
     )?;
     Ok(page.into_response())
+}
+
+/// Stored message `id`, or not found.
+async fn inbound(tx: &mut Tx, id: i64) -> Result<InboundMessage, WebError> {
+    tx.inbound(id).await?.ok_or(WebError::NotFound)
 }
 
 /// The header block of a raw message (up to the first empty line).
@@ -158,13 +165,10 @@ fn header_block(raw: &[u8]) -> &[u8] {
 
 async fn raw(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    _: Admin,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    session::require_admin(&state, &headers).await?;
-    let mut tx = state.store().begin_read_only().await?;
-    let message = tx.inbound(id).await?.ok_or(WebError::NotFound)?;
-    tx.rollback().await?;
+    let message = state.read(async |tx| inbound(tx, id).await).await?;
     let disposition = format!("attachment; filename=\"message-{id}.eml\"");
     Ok((
         [
@@ -178,11 +182,9 @@ async fn raw(
 
 async fn reprocess(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    AdminPosted(_, _): AdminPosted,
 ) -> Result<Response, WebError> {
-    session::require_admin_form(&state, &headers, &form.csrf).await?;
     state
         .processor()
         .reprocess(id)
@@ -199,10 +201,9 @@ struct OutboxQuery {
 
 async fn outbox(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Admin(me): Admin,
     Query(query): Query<OutboxQuery>,
 ) -> Result<Response, WebError> {
-    let me = session::require_admin(&state, &headers).await?;
     let state_filter = match query.state.as_str() {
         "" => None,
         s => Some(
@@ -210,15 +211,14 @@ async fn outbox(
                 .map_err(|_| WebError::BadRequest(format!("unknown state {s:?}")))?,
         ),
     };
-    let mut tx = state.store().begin_read_only().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            state: state_filter,
-            kind: None,
-            limit: state.config().page_size,
-        })
+    let filter = OutboxFilter {
+        state: state_filter,
+        kind: None,
+        limit: state.config().page_size,
+    };
+    let mails = state
+        .read(async |tx| Ok(tx.list_outbox(&filter).await?))
         .await?;
-    tx.rollback().await?;
     let page = state.render(
         "outbox.html",
         Some(&me),

@@ -49,6 +49,7 @@ mod proxy;
 mod secret;
 mod session;
 mod state;
+mod threads;
 mod throttle;
 mod tls;
 mod tracker;

@@ -1,124 +1,41 @@
 //! The merge request page (commits, diff, comments) and what a person does there: comment,
-//! close and reopen, all through `postern_core::actions`, so the same notifications go out as
-//! for a mail reply.
+//! close and reopen, through `threads` as for an issue.
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
-use postern_core::actions;
-use postern_store::Noteable;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use postern_store::MergeRequest;
 
-use crate::access;
-use crate::auth::CsrfForm;
-use crate::session;
-use crate::tracker::CommentForm;
+use crate::session::Viewer;
+use crate::threads;
 use crate::{WebError, WebState, render_markdown};
 
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/projects/{id}/merge_requests/{iid}", get(merge_request))
-        .route("/projects/{id}/merge_requests/{iid}/notes", post(comment))
-        .route("/projects/{id}/merge_requests/{iid}/close", post(close))
-        .route("/projects/{id}/merge_requests/{iid}/reopen", post(reopen))
+        .merge(threads::routes::<MergeRequest>())
 }
 
 async fn merge_request(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
+    Viewer(me): Viewer,
+    Path(ids): Path<(i64, i64)>,
 ) -> Result<Response, WebError> {
-    let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|m| &m.user);
-    let (visible, mr, (notes, author)) = state
-        .read(async |tx| {
-            let visible = access::project(tx, viewer, id).await?;
-            let mr = access::merge_request(tx, viewer, &visible, iid).await?;
-            let noteable = Noteable::MergeRequest(mr.id);
-            let thread = access::thread(tx, viewer, &visible, noteable, mr.author_id).await?;
-            Ok((visible, mr, thread))
-        })
-        .await?;
-    let (can_comment, can_update) = match viewer {
-        Some(user) => {
-            let actor = visible.actor(user);
-            let can_comment = actor.can_create_note(&visible.project, None);
-            (
-                can_comment,
-                actor.can_update_merge_request(&visible.project)
-                    || (can_comment && mr.author_id == user.id),
-            )
-        }
-        None => (false, false),
-    };
-    let diff = merge_request_diff(&state, id, &mr.target_branch, &mr.source_branch).await;
+    let page = threads::page::<MergeRequest>(&state, viewer, ids).await?;
+    let mr = &page.item;
+    let diff = merge_request_diff(&state, ids.0, &mr.target_branch, &mr.source_branch).await;
     let page = state.render(
         "merge_request.html",
         me.as_ref(),
         crate::pages::page! {
-            project => &visible.project, mr => &mr, author => author,
-            description_html => render_markdown(&mr.description), notes => notes,
-            diff => diff, can_comment => can_comment, can_update => can_update,
+            project => &page.visible.project, mr => mr, author => page.author,
+            description_html => render_markdown(&mr.description), notes => page.notes,
+            diff => diff, can_comment => page.rights.comment, can_update => page.rights.update,
         },
     )?;
     Ok(page.into_response())
-}
-
-/// Comments as the signed-in user through the same action as a mail reply. Closing and
-/// reopening are the `/close` and `/reopen` quick actions, refused here (rather than silently
-/// skipped, as in mail) when the user may not update the merge request.
-async fn post_comment(
-    state: &WebState,
-    headers: &HeaderMap,
-    (id, iid): (i64, i64),
-    csrf: &str,
-    body: &str,
-    needs_update_right: bool,
-) -> Result<Response, WebError> {
-    let me = session::require_form(state, headers, csrf).await?;
-    let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, Some(&me.user), id).await?;
-    let mr = access::merge_request(&mut tx, Some(&me.user), &visible, iid).await?;
-    let actor = visible.actor(&me.user);
-    if needs_update_right
-        && !(actor.can_update_merge_request(&visible.project)
-            || (mr.author_id == me.user.id && actor.can_create_note(&visible.project, None)))
-    {
-        return Err(WebError::Forbidden);
-    }
-    let config = state.processor().config();
-    actions::comment_on_merge_request(&mut tx, config, &visible.project, &me.user, &mr, body)
-        .await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/projects/{id}/merge_requests/{iid}")).into_response())
-}
-
-async fn comment(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CommentForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, ids, &form.csrf, &form.body, false).await
-}
-
-async fn close(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, ids, &form.csrf, "/close", true).await
-}
-
-async fn reopen(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path(ids): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, ids, &form.csrf, "/reopen", true).await
 }
 
 /// The most of a merge request's diff a page shows, in bytes. The page is public for a public

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use postern_core::ReceiveOutcome;
 use postern_inbox::status::StatusSnapshot;
+use postern_store::StateCount;
 
 use crate::{WebError, WebState, session};
 
@@ -132,6 +133,14 @@ pub(crate) async fn ready(State(state): State<WebState>, headers: HeaderMap) -> 
     (status, Json(body)).into_response()
 }
 
+/// A gauge of rows per state, one line per state.
+fn state_gauge(text: &mut String, (name, help): (&str, &str), rows: &[StateCount]) {
+    gauge_header(text, name, help);
+    for row in rows {
+        let _ = writeln!(text, "{name}{{state=\"{}\"}} {}", row.state, row.count);
+    }
+}
+
 /// Prometheus text: what the recorder collected, then the gauges read now.
 pub(crate) async fn metrics(State(state): State<WebState>, headers: HeaderMap) -> Response {
     if let Err(refused) = require_operator(&state, &headers).await {
@@ -154,30 +163,22 @@ pub(crate) async fn metrics(State(state): State<WebState>, headers: HeaderMap) -
     };
     let up = match counts.await {
         Ok((inbound, outbox)) => {
-            gauge_header(
+            state_gauge(
                 &mut text,
-                "postern_inbound_messages",
-                "Stored inbound messages by state.",
+                (
+                    "postern_inbound_messages",
+                    "Stored inbound messages by state.",
+                ),
+                &inbound,
             );
-            for row in inbound {
-                let _ = writeln!(
-                    text,
-                    "postern_inbound_messages{{state=\"{}\"}} {}",
-                    row.state, row.count
-                );
-            }
-            gauge_header(
+            state_gauge(
                 &mut text,
-                "postern_outbox_messages",
-                "Outbox entries by delivery state.",
+                (
+                    "postern_outbox_messages",
+                    "Outbox entries by delivery state.",
+                ),
+                &outbox,
             );
-            for row in outbox {
-                let _ = writeln!(
-                    text,
-                    "postern_outbox_messages{{state=\"{}\"}} {}",
-                    row.state, row.count
-                );
-            }
             1
         }
         Err(error) => {

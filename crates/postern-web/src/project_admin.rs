@@ -2,17 +2,15 @@
 //! addresses GitLab shows, members, Service Desk settings, and the custom support address with
 //! its verification, protected branches, the sender-authentication policy. The rules live in `project_settings`, shared with the API.
 
+use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_store::{Project, Role, User};
 use serde::Deserialize;
 
-use crate::auth::CsrfForm;
 use crate::project_settings;
-use crate::session::{self, Me};
+use crate::session::{Me, Posted, SignedIn};
 use crate::{WebError, WebState};
 use postern_core::service_desk::ServiceDeskChange;
 
@@ -88,10 +86,9 @@ fn addresses(state: &WebState, project: &Project, user: &User) -> Vec<(String, S
 
 async fn project(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    SignedIn(me): SignedIn,
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
     settings_page(&state, &me, id, None).await
 }
 
@@ -130,8 +127,6 @@ async fn settings_page(
 #[derive(Deserialize)]
 struct MemberForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     username: String,
     #[serde(default)]
     role: String,
@@ -140,11 +135,9 @@ struct MemberForm {
 /// Adds a member, or changes the role of one.
 async fn add_member(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<MemberForm>,
+    Posted(me, form): Posted<MemberForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let role = form
         .role
         .parse::<Role>()
@@ -162,11 +155,9 @@ async fn add_member(
 
 async fn remove_member(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path((id, user_id)): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::remove_member(tx, managed, user_id).await
     })
@@ -176,8 +167,6 @@ async fn remove_member(
 
 #[derive(Deserialize)]
 struct ServiceDeskForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     enabled: Option<String>,
     #[serde(default)]
@@ -193,11 +182,9 @@ struct ServiceDeskForm {
 /// The checkboxes of the Service Desk form: an unchecked box is absent, so every flag is set.
 async fn service_desk(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<ServiceDeskForm>,
+    Posted(me, form): Posted<ServiceDeskForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let change = ServiceDeskChange {
         enabled: Some(form.enabled.is_some()),
         project_key: Some(form.project_key),
@@ -228,8 +215,6 @@ async fn change_service_desk(
 #[derive(Deserialize)]
 struct CustomEmailForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     custom_email: String,
     /// Present when mail should go out from the (verified) custom address.
     #[serde(default)]
@@ -240,11 +225,9 @@ struct CustomEmailForm {
 /// mail goes out from it.
 async fn custom_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<CustomEmailForm>,
+    Posted(me, form): Posted<CustomEmailForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let address = form.custom_email.trim().to_owned();
     let change = ServiceDeskChange {
         custom_email: Some(address.clone()),
@@ -268,11 +251,9 @@ async fn custom_email(
 /// Sends the verification mail again, with a new token.
 async fn verify_custom_email(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let config = state.processor().config();
     let sent_to = project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::verify_custom_email(tx, config, managed, &me.user).await
@@ -284,8 +265,6 @@ async fn verify_custom_email(
 
 #[derive(Deserialize)]
 struct SenderPolicyForm {
-    #[serde(default)]
-    csrf: String,
     /// `dmarc`, `require` or `default`.
     #[serde(default)]
     policy: String,
@@ -294,11 +273,9 @@ struct SenderPolicyForm {
 /// Sets the project's sender-authentication policy; it applies to the next mail.
 async fn sender_authentication(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<SenderPolicyForm>,
+    Posted(me, form): Posted<SenderPolicyForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::set_sender_policy(tx, managed, &form.policy).await
     })
@@ -309,40 +286,35 @@ async fn sender_authentication(
 #[derive(Deserialize)]
 struct BranchForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     branch: String,
 }
 
 /// Protects a branch (`postern_core::branches` holds the rule).
 async fn protect_branch(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<BranchForm>,
+    Posted(me, form): Posted<BranchForm>,
 ) -> Result<Response, WebError> {
-    change_branch(state, headers, id, form, true).await
+    change_branch(state, me, id, form, true).await
 }
 
 /// Unprotects a branch.
 async fn unprotect_branch(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<BranchForm>,
+    Posted(me, form): Posted<BranchForm>,
 ) -> Result<Response, WebError> {
-    change_branch(state, headers, id, form, false).await
+    change_branch(state, me, id, form, false).await
 }
 
 async fn change_branch(
     state: WebState,
-    headers: HeaderMap,
+    me: Me,
     id: i64,
     form: BranchForm,
     protect: bool,
 ) -> Result<Response, WebError> {
     use postern_core::branches::{self, BranchError};
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
     let branch = form.branch.trim();
     project_settings::manage(&state, &me.user, id, async |tx, managed| {
         let changed = if protect {

@@ -1,10 +1,14 @@
 //! Who is asking: the session cookie of a browser, or the access token of an API client.
 
-use axum::extract::FromRequestParts;
+use axum::Form;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use postern_store::{Timestamp, User, WebSession};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::secret::{new_token, same_secret, token_hash};
@@ -106,33 +110,120 @@ pub(crate) async fn require(state: &WebState, headers: &HeaderMap) -> Result<Me,
         .ok_or(WebError::LoginRequired)
 }
 
-/// [`require`] for a form, which must carry this session's CSRF token.
-pub(crate) async fn require_form(
-    state: &WebState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Me, WebError> {
-    let me = require(state, headers).await?;
-    me.check_csrf(csrf)?;
-    Ok(me)
-}
-
-/// [`require_admin`] for a form, which must carry this session's CSRF token.
-pub(crate) async fn require_admin_form(
-    state: &WebState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Me, WebError> {
-    let me = require_admin(state, headers).await?;
-    me.check_csrf(csrf)?;
-    Ok(me)
-}
-
 /// [`require`] for administrators.
 pub(crate) async fn require_admin(state: &WebState, headers: &HeaderMap) -> Result<Me, WebError> {
     let me = require(state, headers).await?;
     me.require_admin()?;
     Ok(me)
+}
+
+/// A handler's argument for whoever is asking in a browser: the signed-in person, or `None`
+/// for a signed-out visitor ([`current`]).
+pub(crate) struct Viewer(pub(crate) Option<Me>);
+
+impl FromRequestParts<WebState> for Viewer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(Viewer(current(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a signed-in person ([`require`]: the sign-in page otherwise); a
+/// form handler takes [`Posted`] instead.
+pub(crate) struct SignedIn(pub(crate) Me);
+
+impl FromRequestParts<WebState> for SignedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(SignedIn(require(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a signed-in administrator ([`require_admin`]); a form handler
+/// takes [`AdminPosted`] instead.
+pub(crate) struct Admin(pub(crate) Me);
+
+impl FromRequestParts<WebState> for Admin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(Admin(require_admin(state, &parts.headers).await?))
+    }
+}
+
+/// A handler's argument for a form a signed-in person sent: the person, and the form's fields
+/// `F` (none by default). The form is read as `Form` reads it (its content type, its fields),
+/// then the session, then the form's CSRF token, which must be this session's (403).
+pub(crate) struct Posted<F = NoFields>(pub(crate) Me, pub(crate) F);
+
+/// [`Posted`] for administrators (403 for anyone else).
+pub(crate) struct AdminPosted<F = NoFields>(pub(crate) Me, pub(crate) F);
+
+/// A form with no fields but its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
+/// Every form's CSRF token, read beside its fields.
+#[derive(Deserialize)]
+struct Token {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The fields and the token of a posted form, and who sent it ([`Posted`]).
+async fn posted<F: DeserializeOwned>(
+    request: Request,
+    state: &WebState,
+) -> Result<(Me, F), Response> {
+    let headers = request.headers().clone();
+    let body = Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Form(fields) = Form::<F>::from_request(form_request(&headers, body.clone()), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Form(token) = Form::<Token>::from_request(form_request(&headers, body), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let me = require(state, &headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    me.check_csrf(&token.csrf)
+        .map_err(IntoResponse::into_response)?;
+    Ok((me, fields))
+}
+
+/// The posted `body` again, as a request `Form` reads (method and content type).
+fn form_request(headers: &HeaderMap, body: Bytes) -> Request {
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = axum::http::Method::POST;
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        request
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    request
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<WebState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (me, fields) = posted(request, state).await?;
+        Ok(Posted(me, fields))
+    }
+}
+
+impl<F: DeserializeOwned + Send> FromRequest<WebState> for AdminPosted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (me, fields) = posted(request, state).await?;
+        me.require_admin().map_err(IntoResponse::into_response)?;
+        Ok(AdminPosted(me, fields))
+    }
 }
 
 /// Starts a session for `user_id`; returns the `Set-Cookie` header value.

@@ -1,18 +1,19 @@
-//! Tracker pages: projects, issues and tickets, merge requests, comments, close and reopen,
-//! and the attachments mail brought in.
+//! Tracker pages: the projects, a project with its issues and merge requests, an issue or
+//! ticket (its comments, closing and reopening are `threads`'), opening an issue, and the
+//! attachments mail brought in.
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use postern_core::actions;
-use postern_store::{IssueFilter, IssueState, Noteable};
+use postern_store::{Issue, IssueFilter, IssueState};
 use serde::Deserialize;
 
 use crate::access;
-use crate::auth::CsrfForm;
-use crate::session::{self, Me};
+use crate::session::{Me, Posted, SignedIn, Viewer};
+use crate::threads;
 use crate::{WebError, WebState, render_markdown};
 
 pub(crate) fn routes() -> Router<WebState> {
@@ -22,32 +23,25 @@ pub(crate) fn routes() -> Router<WebState> {
         .route("/projects/{id}", get(project))
         .route("/projects/{id}/issues", post(new_issue))
         .route("/projects/{id}/issues/{iid}", get(issue))
-        .route("/projects/{id}/issues/{iid}/notes", post(comment))
-        .route("/projects/{id}/issues/{iid}/close", post(close))
-        .route("/projects/{id}/issues/{iid}/reopen", post(reopen))
         .route("/uploads/{secret}/{filename}", get(upload))
+        .merge(threads::routes::<Issue>())
 }
 
-async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::require(&state, &headers).await?;
+async fn home(State(state): State<WebState>, SignedIn(me): SignedIn) -> Result<Response, WebError> {
     project_list(&state, Some(&me)).await
 }
 
 /// The projects anyone may see: public ones signed out (GitLab's "Explore"), everything
 /// readable signed in.
-async fn explore(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let me = session::current(&state, &headers).await?;
+async fn explore(State(state): State<WebState>, Viewer(me): Viewer) -> Result<Response, WebError> {
     project_list(&state, me.as_ref()).await
 }
 
 async fn project_list(state: &WebState, me: Option<&Me>) -> Result<Response, WebError> {
-    let mut tx = state.store().begin_read_only().await?;
-    let projects: Vec<_> = access::projects(&mut tx, me.map(|m| &m.user))
-        .await?
-        .into_iter()
-        .map(|v| v.project)
-        .collect();
-    tx.rollback().await?;
+    let visible = state
+        .read(async |tx| access::projects(tx, me.map(|m| &m.user)).await)
+        .await?;
+    let projects: Vec<_> = visible.into_iter().map(|v| v.project).collect();
     Ok(state
         .render(
             "home.html",
@@ -65,11 +59,10 @@ struct ListQuery {
 
 async fn project(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Viewer(me): Viewer,
     Path(id): Path<i64>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|m| &m.user);
     let issue_state = match query.state.as_str() {
         "" | "all" => None,
@@ -78,20 +71,23 @@ async fn project(
                 .map_err(|_| WebError::BadRequest(format!("unknown state {s:?}")))?,
         ),
     };
-    let mut tx = state.store().begin_read_only().await?;
-    let visible = access::project(&mut tx, viewer, id).await?;
-    let issues: Vec<_> = tx
-        .list_issues(&IssueFilter {
-            project_id: Some(id),
-            state: issue_state,
-            issue_type: None,
+    let (visible, issues, merge_requests) = state
+        .read(async |tx| {
+            let visible = access::project(tx, viewer, id).await?;
+            let issues: Vec<_> = tx
+                .list_issues(&IssueFilter {
+                    project_id: Some(id),
+                    state: issue_state,
+                    issue_type: None,
+                })
+                .await?
+                .into_iter()
+                .filter(|i| visible.reads_issue(viewer, i))
+                .collect();
+            let merge_requests = tx.list_merge_requests(Some(id)).await?;
+            Ok((visible, issues, merge_requests))
         })
-        .await?
-        .into_iter()
-        .filter(|i| visible.reads_issue(viewer, i))
-        .collect();
-    let merge_requests = tx.list_merge_requests(Some(id)).await?;
-    tx.rollback().await?;
+        .await?;
     let can_create_issue =
         viewer.is_some_and(|user| visible.actor(user).can_create_issue(&visible.project));
     let can_manage = viewer.is_some_and(|user| {
@@ -115,8 +111,6 @@ async fn project(
 #[derive(Deserialize)]
 struct NewIssueForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     title: String,
     #[serde(default)]
     description: String,
@@ -124,132 +118,50 @@ struct NewIssueForm {
 
 async fn new_issue(
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(form): Form<NewIssueForm>,
+    Posted(me, form): Posted<NewIssueForm>,
 ) -> Result<Response, WebError> {
-    let me = session::require_form(&state, &headers, &form.csrf).await?;
-    let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, Some(&me.user), id).await?;
     let config = state.processor().config();
-    let issue = actions::open_issue(
-        &mut tx,
-        config,
-        &visible.project,
-        &me.user,
-        form.title.trim(),
-        &form.description,
-    )
-    .await?;
-    tx.commit().await?;
+    let issue = state
+        .write(async |tx| {
+            let visible = access::project(tx, Some(&me.user), id).await?;
+            let title = form.title.trim();
+            Ok(actions::open_issue(
+                tx,
+                config,
+                &visible.project,
+                &me.user,
+                title,
+                &form.description,
+            )
+            .await?)
+        })
+        .await?;
     Ok(Redirect::to(&format!("/projects/{id}/issues/{}", issue.iid)).into_response())
 }
 
 async fn issue(
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
+    Viewer(me): Viewer,
+    Path(ids): Path<(i64, i64)>,
 ) -> Result<Response, WebError> {
-    let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|m| &m.user);
-    let (visible, issue, (notes, author)) = state
-        .read(async |tx| {
-            let visible = access::project(tx, viewer, id).await?;
-            let issue = access::issue(tx, viewer, &visible, iid).await?;
-            let noteable = Noteable::Issue(issue.id);
-            let thread = access::thread(tx, viewer, &visible, noteable, issue.author_id).await?;
-            Ok((visible, issue, thread))
-        })
-        .await?;
-    let (can_comment, can_update) = match viewer {
-        Some(user) => {
-            let actor = visible.actor(user);
-            (
-                actor.can_create_note(&visible.project, Some(&issue)),
-                actor.can_update_issue(&visible.project, &issue),
-            )
-        }
-        None => (false, false),
-    };
+    let page = threads::page::<Issue>(&state, viewer, ids).await?;
+    let issue = &page.item;
     let page = state.render(
         "issue.html",
         me.as_ref(),
         crate::pages::page! {
-            project => &visible.project,
-            issue => &issue,
-            author => author,
+            project => &page.visible.project,
+            issue => issue,
+            author => page.author,
             description_html => render_markdown(&issue.description),
-            notes => notes,
-            can_comment => can_comment,
-            can_update => can_update,
+            notes => page.notes,
+            can_comment => page.rights.comment,
+            can_update => page.rights.update,
         },
     )?;
     Ok(page.into_response())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CommentForm {
-    #[serde(default)]
-    pub(crate) csrf: String,
-    #[serde(default)]
-    pub(crate) body: String,
-}
-
-/// Comments as the signed-in user through the same action as the CLI (and so the same
-/// notifications as mail).
-async fn post_comment(
-    state: &WebState,
-    headers: &HeaderMap,
-    id: i64,
-    iid: i64,
-    csrf: &str,
-    body: &str,
-    needs_update_right: bool,
-) -> Result<Response, WebError> {
-    let me = session::require_form(state, headers, csrf).await?;
-    let mut tx = state.store().begin().await?;
-    let visible = access::project(&mut tx, Some(&me.user), id).await?;
-    let issue = access::issue(&mut tx, Some(&me.user), &visible, iid).await?;
-    if needs_update_right
-        && !visible
-            .actor(&me.user)
-            .can_update_issue(&visible.project, &issue)
-    {
-        return Err(WebError::Forbidden);
-    }
-    let config = state.processor().config();
-    actions::comment(&mut tx, config, &visible.project, &me.user, &issue, body).await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/projects/{id}/issues/{iid}")).into_response())
-}
-
-async fn comment(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
-    Form(form): Form<CommentForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, id, iid, &form.csrf, &form.body, false).await
-}
-
-/// Closing is the `/close` quick action, exactly as a mail saying `/close` would do it.
-async fn close(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, id, iid, &form.csrf, "/close", true).await
-}
-
-/// See [`close`].
-async fn reopen(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Path((id, iid)): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, WebError> {
-    post_comment(&state, &headers, id, iid, &form.csrf, "/reopen", true).await
 }
 
 /// Types a browser may show inline; everything else is a download.
@@ -257,22 +169,25 @@ const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif"];
 
 async fn upload(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    Viewer(me): Viewer,
     Path((secret, filename)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let me = session::current(&state, &headers).await?;
     let viewer = me.as_ref().map(|me| &me.user);
-    let mut tx = state.store().begin_read_only().await?;
-    let upload = tx
-        .upload_by_secret(&secret)
-        .await?
-        .filter(|u| u.filename == filename)
-        .ok_or_else(|| access::hidden(viewer))?;
-    if !access::reads_upload(&mut tx, viewer, &upload).await? {
-        return Err(access::hidden(viewer));
-    }
-    tx.rollback().await?;
-    let relative = std::path::Path::new(&upload.relative_path);
+    let upload = state
+        .read(async |tx| {
+            let upload = tx
+                .upload_by_secret(&secret)
+                .await?
+                .filter(|u| u.file.filename == filename)
+                .ok_or_else(|| access::hidden(viewer))?;
+            if access::reads_upload(tx, viewer, &upload).await? {
+                Ok(upload)
+            } else {
+                Err(access::hidden(viewer))
+            }
+        })
+        .await?;
+    let relative = std::path::Path::new(&upload.file.relative_path);
     if relative
         .components()
         .any(|c| !matches!(c, std::path::Component::Normal(_)))
@@ -282,11 +197,12 @@ async fn upload(
     let bytes = tokio::fs::read(state.uploads_dir().join(relative))
         .await
         .map_err(|_| WebError::NotFound)?;
-    let inline = INLINE_TYPES.contains(&upload.content_type.as_str());
+    let inline = INLINE_TYPES.contains(&upload.file.content_type.as_str());
     let (content_type, disposition) = if inline {
-        (upload.content_type.clone(), "inline".to_owned())
+        (upload.file.content_type.clone(), "inline".to_owned())
     } else {
         let safe_name: String = upload
+            .file
             .filename
             .chars()
             .map(|c| {

@@ -7,11 +7,12 @@ use postern_mail::ProjectRef;
 use postern_store::{Issue, IssueType, IssueUpdate, NewIssue, Project, Tx};
 
 use super::{Context, Handled, check_token_sender, project_and_author};
+use crate::config::ProcessorConfig;
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::notify::Change;
 use crate::permissions::{Ability, Actor, validate};
-use crate::processor::{Created, ProcessorConfig};
+use crate::processor::Created;
 use crate::quick;
 
 /// GitLab's limit on titles.

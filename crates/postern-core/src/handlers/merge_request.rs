@@ -21,10 +21,11 @@ use postern_mail::{Email, ProjectRef, Route};
 use postern_store::{Commit, NewMergeRequest, Project, Tx, User};
 
 use super::{Context, Handled, project_and_author};
+use crate::config::ProcessorConfig;
 use crate::content::{self, MessageTexts, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::permissions::{Ability, Actor, validate};
-use crate::processor::{Created, ProcessorConfig};
+use crate::processor::Created;
 
 fn invalid(errors: &[String]) -> ProcessError {
     Rejection::invalid_record(ErrorKind::InvalidMergeRequest, "merge_request", errors).into()

@@ -12,9 +12,10 @@ use postern_store::{
     Issue, IssueState, IssueUpdate, Mailbox, NewNote, Note, Noteable, Project, Role, Tx, User,
 };
 
+use crate::config::ProcessorConfig;
 use crate::error::{ErrorKind, ProcessError};
 use crate::permissions::Actor;
-use crate::processor::{Created, ProcessorConfig};
+use crate::processor::Created;
 use crate::quick;
 
 /// What a handler works with. Lives for one message.

@@ -163,14 +163,14 @@ async fn joins_ticket(
 struct Parts<'a, 'raw> {
     email: &'a postern_mail::Email<'raw>,
     texts: &'a content::MessageTexts,
-    config: &'a crate::processor::ProcessorConfig,
+    config: &'a crate::config::ProcessorConfig,
     may_auto_reply: bool,
 }
 
 /// `ServiceDesk.enabled?`: the project has it on, and mail can reach it (a wildcard incoming
 /// address, or the dedicated Service Desk mailbox).
 fn service_desk_enabled(
-    config: &crate::processor::ProcessorConfig,
+    config: &crate::config::ProcessorConfig,
     project: &Project,
     mailbox: Mailbox,
 ) -> bool {

@@ -2,16 +2,14 @@
 //! decision (`postern_mail::receiver`, the functions `postern inspect` runs): its first step
 //! before the transaction, the key and route inside it.
 
-use std::collections::HashMap;
-
-use postern_mail::key::{CustomEmailLookup, custom_email_reply_parts};
 use postern_mail::receiver::{self, ByBytes, ReceiverSettings};
 use postern_mail::{Email, Route};
-use postern_store::{CustomEmailVerificationState, Mailbox, Tx};
+use postern_store::{Mailbox, Tx};
 
-use super::ProcessorConfig;
 use crate::authentication::Authenticated;
+use crate::config::ProcessorConfig;
 use crate::content::{MessageTexts, Uploads};
+use crate::custom_email::CustomEmails;
 use crate::error::{ProcessError, Rejection};
 use crate::handlers;
 use crate::limits::MessageLimits;
@@ -180,75 +178,4 @@ fn early_decision(
         ByBytes::OverLimit(over) => Decision::Rejected(crate::content::over_limit(over)),
         ByBytes::Blank | ByBytes::TooLarge => Decision::Rejected(Rejection::new(kind)),
     })
-}
-
-/// The bytes after the header block: the part of a message that transports do not change.
-pub fn body_of(raw: &[u8]) -> &[u8] {
-    // One pass to the first blank line, `\r\n\r\n` or `\n\n`, whichever ends first. (Two
-    // searches, one per kind, each read all of a large message that used only the other.)
-    // The result feeds stored content identities, so it must never change for any input.
-    let mut from = 0;
-    while let Some(offset) = raw[from..].iter().position(|&byte| byte == b'\n') {
-        let at = from + offset;
-        match raw.get(at + 1) {
-            Some(b'\n') => return &raw[at + 2..],
-            Some(b'\r') if at > 0 && raw[at - 1] == b'\r' && raw.get(at + 2) == Some(&b'\n') => {
-                return &raw[at + 3..];
-            }
-            _ => from = at + 1,
-        }
-    }
-    raw
-}
-
-/// Custom Service Desk emails of all projects, loaded once per message. An address routes mail
-/// only once it is verified and enabled; before that, only its `+verify` form routes, and only
-/// while a verification is pending. (GitLab routes an address as soon as it is entered, so a
-/// project could take mail meant for an address it does not own.)
-#[derive(Default)]
-pub(super) struct CustomEmails {
-    /// Lowercased verified, enabled custom email → the project's default Service Desk key.
-    active: HashMap<String, String>,
-    /// Lowercased custom email whose verification is pending → the same key, for `+verify`.
-    pending: HashMap<String, String>,
-}
-
-impl CustomEmails {
-    pub(super) async fn load(tx: &mut Tx) -> Result<CustomEmails, ProcessError> {
-        let mut emails = CustomEmails::default();
-        for project in tx.projects_with_custom_email().await? {
-            let settings = &project.service_desk;
-            let Some(email) = &settings.custom_email else {
-                continue;
-            };
-            let key = format!("{}-{}-issue-", project.full_path_slug, project.id);
-            match settings.custom_email_verification_state {
-                Some(CustomEmailVerificationState::Finished) if settings.custom_email_enabled => {
-                    emails.active.insert(email.to_lowercase(), key);
-                }
-                Some(CustomEmailVerificationState::Started) => {
-                    emails.pending.insert(email.to_lowercase(), key);
-                }
-                _ => {}
-            }
-        }
-        Ok(emails)
-    }
-}
-
-impl CustomEmailLookup for CustomEmails {
-    fn reply_key(&self, address: &str) -> Option<String> {
-        let (key, custom) = custom_email_reply_parts(address)?;
-        self.active
-            .contains_key(&custom.to_lowercase())
-            .then_some(key)
-    }
-
-    fn service_desk_key(&self, address: &str) -> Option<String> {
-        self.active.get(&address.to_lowercase()).cloned()
-    }
-
-    fn verification_key(&self, address: &str) -> Option<String> {
-        self.pending.get(&address.to_lowercase()).cloned()
-    }
 }

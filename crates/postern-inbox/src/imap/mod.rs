@@ -56,6 +56,19 @@ pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 /// How long `LOGOUT` is waited for.
 const LOGOUT_LIMIT: Duration = Duration::from_secs(3);
 
+/// Says `LOGOUT`, waiting at most [`LOGOUT_LIMIT`]: a courtesy to the server, so a failure
+/// changes nothing.
+async fn logout(settings: &ImapSettings, session: &mut connect::Session) {
+    within(LOGOUT_LIMIT, "LOGOUT", async {
+        session
+            .logout()
+            .await
+            .map_err(|e| command_error(settings, "LOGOUT", e))
+    })
+    .await
+    .ok();
+}
+
 /// Why connecting or a command failed. The texts never contain passwords or tokens, and
 /// never message contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,14 +127,7 @@ pub async fn check(settings: &ImapSettings) -> Result<CheckReport, ImapError> {
             .map_err(|e| command_error(settings, "UID SEARCH", e))
     })
     .await?;
-    within(LOGOUT_LIMIT, "LOGOUT", async {
-        session
-            .logout()
-            .await
-            .map_err(|e| command_error(settings, "LOGOUT", e))
-    })
-    .await
-    .ok();
+    logout(settings, session).await;
     Ok(CheckReport {
         location: settings.location(),
         messages: opened.exists,
@@ -241,14 +247,7 @@ async fn session<I: Intake>(
     match stop {
         Stop::Shutdown => {
             if let Some(mut session) = watcher.session.take() {
-                within(LOGOUT_LIMIT, "LOGOUT", async {
-                    session
-                        .logout()
-                        .await
-                        .map_err(|e| command_error(settings, "LOGOUT", e))
-                })
-                .await
-                .ok();
+                logout(settings, &mut session).await;
             }
             Ok(())
         }

@@ -170,18 +170,9 @@ pub(crate) fn ruby_strip(text: &str) -> &str {
 
 /// `trimmed_whitespace`: each run of `[\t\n\f\r ]` becomes one space.
 fn squeeze_whitespace(text: &str, out: &mut String) {
-    let mut in_run = false;
-    for c in text.chars() {
-        if matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' ') {
-            if !in_run {
-                out.push(' ');
-                in_run = true;
-            }
-        } else {
-            out.push(c);
-            in_run = false;
-        }
-    }
+    super::collapse_runs(text, out, |c| {
+        matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' ')
+    });
 }
 
 /// html2text's final clean-up: `gsub(/[ \t]*\n[ \t]*/, "\n")`, `gsub(/ *\t */, "\t")`,

@@ -91,6 +91,23 @@ pub fn cut_notice() -> String {
     format!("[HTML cut: only its first {MAX_HTML_BYTES} bytes were converted to text.]")
 }
 
+/// Appends `text` to `out` with each run of the characters `is_space` accepts as one space:
+/// the white-space collapsing of both converters, each with its own idea of white space.
+fn collapse_runs(text: &str, out: &mut String, is_space: impl Fn(char) -> bool) {
+    let mut in_run = false;
+    for c in text.chars() {
+        if is_space(c) {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+}
+
 /// `html` up to `max` bytes, ending before the last `<` in that prefix (so no tag is cut in
 /// half) and on a character boundary; whether anything was cut.
 fn cut_at_tag(html: &str, max: usize) -> (&str, bool) {

@@ -73,17 +73,6 @@ fn is_ruby_space(c: char) -> bool {
 /// `gsub(/\s+/, ' ')`.
 fn collapse_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut in_run = false;
-    for c in text.chars() {
-        if is_ruby_space(c) {
-            if !in_run {
-                out.push(' ');
-            }
-            in_run = true;
-        } else {
-            out.push(c);
-            in_run = false;
-        }
-    }
+    super::collapse_runs(text, &mut out, is_ruby_space);
     out
 }

@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 use postern_core::ProcessError;
-use postern_store::{InboundFilter, InboundState, Store};
+use postern_store::{InboundFilter, InboundMeta, InboundState, Store, Tx};
 
-use super::{Output, list_limit, read, usage_error};
+use super::{Output, read, usage_error};
 use crate::exit::{Failure, SOFTWARE, TEMPORARY};
 use crate::setup::Setup;
 
@@ -43,24 +43,19 @@ pub enum MessageCommand {
 pub async fn run(store: &Store, setup: &Setup, command: MessageCommand) -> Result<Output, Failure> {
     match command {
         MessageCommand::List { state, limit } => {
-            let filter = InboundFilter {
-                state: super::parse_state::<InboundState>(state)?,
-                limit: list_limit(limit),
+            let filter = |state: Option<InboundState>, limit| InboundFilter {
+                state,
+                limit,
                 ..InboundFilter::default()
             };
-            let messages = read(store, async |tx| tx.list_inbound(&filter).await).await?;
-            Output::rows(&messages, |m| {
-                format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    m.id,
-                    m.received_at,
-                    m.state.as_str(),
-                    m.handler.map_or("-", |handler| handler.as_str()),
-                    m.error_kind.map_or("-", |kind| kind.as_str()),
-                    m.message_id.as_deref().unwrap_or("-"),
-                    one_line(m.reason.as_deref().unwrap_or("-"))
-                )
-            })
+            super::list(
+                store,
+                (state, limit),
+                filter,
+                Tx::list_inbound,
+                message_line,
+            )
+            .await
         }
         MessageCommand::Show { id, raw } => {
             let message = read(store, async |tx| tx.inbound(id).await)
@@ -141,6 +136,20 @@ async fn quarantined_ids(store: &Store) -> Result<Vec<i64>, Failure> {
     }
     ids.reverse();
     Ok(ids)
+}
+
+/// A message's line in `message list`.
+fn message_line(m: &InboundMeta) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        m.id,
+        m.received_at,
+        m.state.as_str(),
+        m.handler.map_or("-", |handler| handler.as_str()),
+        m.error_kind.map_or("-", |kind| kind.as_str()),
+        m.message_id.as_deref().unwrap_or("-"),
+        one_line(m.reason.as_deref().unwrap_or("-"))
+    )
 }
 
 /// `text` on one line, at most 100 characters, for a tab-separated listing.

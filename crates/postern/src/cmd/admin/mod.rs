@@ -106,18 +106,6 @@ impl Output {
     }
 }
 
-/// A `--state` filter parsed into the store's state type (`InboundState`, `OutboxState`); an
-/// unknown name is a usage error that names it.
-pub(crate) fn parse_state<T: std::str::FromStr>(
-    text: Option<String>,
-) -> Result<Option<T>, Failure> {
-    text.map(|text| {
-        text.parse::<T>()
-            .map_err(|_| usage_error(format!("unknown state {text:?}")))
-    })
-    .transpose()
-}
-
 /// A refusal by the user's request (unknown name, invalid value): exit 1 with one line.
 pub(crate) fn usage_error(message: impl Into<String>) -> Failure {
     Failure::new(1, anyhow::anyhow!(message.into()))
@@ -154,9 +142,26 @@ pub(crate) async fn read<T>(
     Ok(value)
 }
 
-/// The `list` subcommands' `--limit`, kept within what one answer should hold.
-pub(crate) fn list_limit(limit: i64) -> i64 {
-    limit.clamp(1, 10_000)
+/// A `list` subcommand (`message list`, `outbox list`): the rows `query` finds with the
+/// `filter` of `state` (the name of an `S`; an unknown one is a usage error that names it) and
+/// at most `limit` rows (kept within what one answer should hold), read in one transaction;
+/// for people, one tab-separated `line` each.
+pub(crate) async fn list<S: std::str::FromStr, F, T: Serialize>(
+    store: &Store,
+    (state, limit): (Option<String>, i64),
+    filter: impl FnOnce(Option<S>, i64) -> F,
+    query: impl AsyncFnOnce(&mut Tx, &F) -> Result<Vec<T>, StoreError>,
+    line: impl Fn(&T) -> String,
+) -> Result<Output, Failure> {
+    let state = state
+        .map(|text| {
+            text.parse::<S>()
+                .map_err(|_| usage_error(format!("unknown state {text:?}")))
+        })
+        .transpose()?;
+    let filter = filter(state, limit.clamp(1, 10_000));
+    let rows = read(store, async |tx| query(tx, &filter).await).await?;
+    Output::rows(&rows, line)
 }
 
 pub(crate) async fn begin(store: &Store) -> Result<Tx, Failure> {

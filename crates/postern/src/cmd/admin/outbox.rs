@@ -2,9 +2,9 @@
 //! Desk mail — and sending what is due.
 
 use clap::Subcommand;
-use postern_store::{OutboxFilter, OutboxState, Store};
+use postern_store::{OutboxFilter, OutboxMail, OutboxState, Store, Tx};
 
-use super::{Output, list_limit, read, usage_error};
+use super::{Output, read, usage_error};
 use crate::exit::{Failure, TEMPORARY};
 use crate::setup::Setup;
 
@@ -39,23 +39,12 @@ pub enum OutboxCommand {
 pub async fn run(store: &Store, setup: &Setup, command: OutboxCommand) -> Result<Output, Failure> {
     match command {
         OutboxCommand::List { state, limit } => {
-            let filter = OutboxFilter {
-                state: super::parse_state::<OutboxState>(state)?,
-                limit: list_limit(limit),
+            let filter = |state: Option<OutboxState>, limit| OutboxFilter {
+                state,
+                limit,
                 ..OutboxFilter::default()
             };
-            let mails = read(store, async |tx| tx.list_outbox(&filter).await).await?;
-            Output::rows(&mails, |m| {
-                format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    m.id,
-                    m.created_at,
-                    m.state.as_str(),
-                    m.kind,
-                    m.recipients.join(","),
-                    m.last_error.as_deref().unwrap_or("-")
-                )
-            })
+            super::list(store, (state, limit), filter, Tx::list_outbox, mail_line).await
         }
         OutboxCommand::Show { id, raw } => {
             let (mail, bytes) = read(store, async |tx| {
@@ -96,4 +85,17 @@ pub async fn run(store: &Store, setup: &Setup, command: OutboxCommand) -> Result
             Output::new(&json, human)
         }
     }
+}
+
+/// A mail's line in `outbox list`.
+fn mail_line(m: &OutboxMail) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        m.id,
+        m.created_at,
+        m.state.as_str(),
+        m.kind,
+        m.recipients.join(","),
+        m.last_error.as_deref().unwrap_or("-")
+    )
 }
