@@ -45,6 +45,5 @@ pub mod verification;
 pub use error::{ChangeError, ErrorKind, ProcessError, Refusal, Rejection};
 pub use limits::MessageLimits;
 pub use postern_vocab::HandlerKind;
-pub use processor::{
-    Created, Outcome, Processor, ProcessorConfig, ReceiveOutcome, RetryPolicy, body_of,
-};
+pub use postern_work::RetryPolicy;
+pub use processor::{Created, Outcome, Processor, ProcessorConfig, ReceiveOutcome, body_of};

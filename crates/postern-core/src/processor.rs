@@ -1,16 +1,13 @@
 //! Receiving one message: store it, decide, change the tracker, record the outcome — all in one
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
-use std::time::Duration;
-
 use postern_mail::AddressTemplate;
 use postern_store::{
     InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
     Timestamp, Tx, content_identity,
 };
-use postern_vocab::Backoff;
 use postern_vocab::ErrorKind;
-use postern_vocab::backoff::ceil_seconds;
+use postern_work::RetryPolicy;
 
 use crate::authentication::sender_refusal;
 use crate::content::UploadPolicy;
@@ -48,7 +45,9 @@ pub struct ProcessorConfig {
     pub reject_notice_window_seconds: i64,
     /// How much automatic mail (reject notices, thank-yous, verification results) may go out.
     pub auto_mail: crate::auto_mail::AutoMailLimits,
-    /// When a message that failed temporarily is tried again, and when it is set aside.
+    /// When a message that failed temporarily is tried again, and when it is set aside: the
+    /// count is of failures in a row with the same reason, so a failure that is really
+    /// permanent stops costing work. [`RetryPolicy::default`] is processing's schedule.
     pub retry: RetryPolicy,
     /// What one message may make postern do.
     pub limits: MessageLimits,
@@ -67,29 +66,6 @@ pub struct ProcessorConfig {
     pub reply_key_max_age_days: Option<u32>,
     /// Sender authentication (`sender_authentication:`); `None` verifies nothing (policy `off`).
     pub sender_authentication: Option<crate::authentication::SenderAuthentication>,
-}
-
-/// When a message whose processing failed temporarily is tried again: after `backoff` for the
-/// number of failures in a row, until the same reason has been seen `quarantine_after` times in
-/// a row; then the message is quarantined, so a failure that is really permanent stops costing
-/// work.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// The wait before the next attempt.
-    pub backoff: Backoff,
-    /// How many failures in a row with the same reason quarantine a message (at least 1).
-    pub quarantine_after: u32,
-}
-
-impl Default for RetryPolicy {
-    /// 30 s, doubling, at most 30 min, ±20 %; quarantined at the 8th same failure in a row,
-    /// about an hour after the first.
-    fn default() -> Self {
-        RetryPolicy {
-            backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30 * 60)),
-            quarantine_after: 8,
-        }
-    }
 }
 
 /// Turns raw messages into tracker changes.
@@ -202,7 +178,7 @@ impl Processor {
     /// Records that processing message `id` failed with `failure` (a temporary failure or an
     /// internal error; refusals are recorded by processing itself): a retry after a back-off
     /// that grows with the failure streak, or quarantine once the same reason repeated
-    /// [`RetryPolicy::quarantine_after`] times, or at once for an internal error.
+    /// [`RetryPolicy::max_attempts`] times, or at once for an internal error.
     pub async fn record_failure(
         &self,
         id: i64,
@@ -214,10 +190,10 @@ impl Processor {
                 let retry = &self.config.retry;
                 let streak = tx
                     .fail_inbound_temporarily(id, ErrorKind::TemporaryFailure, reason, |streak| {
-                        Timestamp::now().plus_seconds(ceil_seconds(retry.backoff.delay(streak)))
+                        Timestamp::now().plus_seconds(retry.delay_seconds(streak))
                     })
                     .await?;
-                if streak >= i64::from(self.config.retry.quarantine_after) {
+                if self.config.retry.gives_up(streak) {
                     let reason =
                         format!("failed {streak} times in a row, each time with: {reason}");
                     tx.quarantine_inbound(id, ErrorKind::RepeatedFailure, &reason)
