@@ -2,10 +2,8 @@
 //! one message may make it do, and when a failed message is tried again. Built once from
 //! `postern.yml` by the binary; the processor and every handler read it.
 
-use std::time::Duration;
-
 use postern_mail::AddressTemplate;
-use postern_vocab::Backoff;
+use postern_work::RetryPolicy;
 
 use crate::content::UploadPolicy;
 use crate::limits::MessageLimits;
@@ -29,7 +27,9 @@ pub struct ProcessorConfig {
     pub reject_notice_window_seconds: i64,
     /// How much automatic mail (reject notices, thank-yous, verification results) may go out.
     pub auto_mail: crate::auto_mail::AutoMailLimits,
-    /// When a message that failed temporarily is tried again, and when it is set aside.
+    /// When a message that failed temporarily is tried again, and when it is set aside: the
+    /// count is of failures in a row with the same reason, so a failure that is really
+    /// permanent stops costing work. [`RetryPolicy::default`] is processing's schedule.
     pub retry: RetryPolicy,
     /// What one message may make postern do.
     pub limits: MessageLimits,
@@ -48,27 +48,4 @@ pub struct ProcessorConfig {
     pub reply_key_max_age_days: Option<u32>,
     /// Sender authentication (`sender_authentication:`); `None` verifies nothing (policy `off`).
     pub sender_authentication: Option<crate::authentication::SenderAuthentication>,
-}
-
-/// When a message whose processing failed temporarily is tried again: after `backoff` for the
-/// number of failures in a row, until the same reason has been seen `quarantine_after` times in
-/// a row; then the message is quarantined, so a failure that is really permanent stops costing
-/// work.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// The wait before the next attempt.
-    pub backoff: Backoff,
-    /// How many failures in a row with the same reason quarantine a message (at least 1).
-    pub quarantine_after: u32,
-}
-
-impl Default for RetryPolicy {
-    /// 30 s, doubling, at most 30 min, ±20 %; quarantined at the 8th same failure in a row,
-    /// about an hour after the first.
-    fn default() -> Self {
-        RetryPolicy {
-            backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30 * 60)),
-            quarantine_after: 8,
-        }
-    }
 }

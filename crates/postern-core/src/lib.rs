@@ -43,9 +43,10 @@ pub mod service_desk;
 pub mod users;
 pub mod verification;
 
-pub use config::{ProcessorConfig, RetryPolicy};
+pub use config::ProcessorConfig;
 pub use error::{ChangeError, ErrorKind, ProcessError, Refusal, Rejection};
 pub use intake::body_of;
 pub use limits::MessageLimits;
 pub use postern_vocab::HandlerKind;
+pub use postern_work::RetryPolicy;
 pub use processor::{Created, Outcome, Processor, ReceiveOutcome};

@@ -6,7 +6,6 @@ use postern_store::{
     Timestamp, Tx, content_identity,
 };
 use postern_vocab::ErrorKind;
-use postern_vocab::backoff::ceil_seconds;
 
 use crate::authentication::sender_refusal;
 use crate::error::ProcessError;
@@ -14,7 +13,8 @@ use crate::handlers::{self, Context, Handled};
 use crate::intake::{IntakeMessage, body_of};
 use crate::notice;
 
-pub use crate::config::{ProcessorConfig, RetryPolicy};
+pub use crate::config::ProcessorConfig;
+pub use postern_work::RetryPolicy;
 
 mod outcome;
 mod prepared;
@@ -134,7 +134,7 @@ impl Processor {
     /// Records that processing message `id` failed with `failure` (a temporary failure or an
     /// internal error; refusals are recorded by processing itself): a retry after a back-off
     /// that grows with the failure streak, or quarantine once the same reason repeated
-    /// [`RetryPolicy::quarantine_after`] times, or at once for an internal error.
+    /// [`RetryPolicy::max_attempts`] times, or at once for an internal error.
     pub async fn record_failure(
         &self,
         id: i64,
@@ -146,10 +146,10 @@ impl Processor {
                 let retry = &self.config.retry;
                 let streak = tx
                     .fail_inbound_temporarily(id, ErrorKind::TemporaryFailure, reason, |streak| {
-                        Timestamp::now().plus_seconds(ceil_seconds(retry.backoff.delay(streak)))
+                        Timestamp::now().plus_seconds(retry.delay_seconds(streak))
                     })
                     .await?;
-                if streak >= i64::from(self.config.retry.quarantine_after) {
+                if self.config.retry.gives_up(streak) {
                     let reason =
                         format!("failed {streak} times in a row, each time with: {reason}");
                     tx.quarantine_inbound(id, ErrorKind::RepeatedFailure, &reason)

@@ -11,15 +11,18 @@
 //! ([`crate::RetryPolicy`]: back-off, then quarantine). When the store itself fails — the queue
 //! cannot be read, or every message of a page fails before its failure could even be recorded —
 //! the queue backs off as a whole ([`STORE_BACKOFF`]) instead of asking again at once.
+//!
+//! The loop is `postern-work`'s, as for every queue of postern: pages of due messages, each
+//! message a job of its own, up to the queue's concurrency at once under a budget of their
+//! sizes, the page read again as long as it brings progress.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use postern_store::{StoreError, Timestamp};
 use postern_vocab::{Backoff, Shutdown};
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
+use postern_work::{Again, Pace, Queue, Ran, StoreFailure, Worker};
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::processor::{Processor, ReceiveOutcome};
@@ -83,49 +86,16 @@ impl ProcessingQueue {
         self.wake.notify_one();
     }
 
-    /// Runs until `shutdown` stops it; the messages in hand are finished first. `report`
-    /// hears about every message.
+    /// Runs until `shutdown` stops it; the messages in hand are finished first, and no other
+    /// is started. `report` hears about every message.
     pub async fn run(
         self: Arc<Self>,
         shutdown: Shutdown,
         report: impl Fn(QueueEvent) + Send + Sync + 'static,
     ) {
-        let report = Arc::new(report);
-        let mut store_failures = STORE_BACKOFF.streak();
-        loop {
-            if shutdown.is_stopping() {
-                return;
-            }
-            let pause = match self.work_page(report.clone()).await {
-                Ok(page) if page.looked_at == 0 => {
-                    store_failures.reset();
-                    POLL_INTERVAL
-                }
-                Ok(page) if page.failed < page.looked_at => {
-                    store_failures.reset();
-                    continue;
-                }
-                Ok(page) => {
-                    let pause = store_failures.next_delay();
-                    tracing::warn!(
-                        failed = page.failed,
-                        retry_in = ?pause,
-                        "every message of the processing queue's page failed; pausing"
-                    );
-                    pause
-                }
-                Err(error) => {
-                    let pause = store_failures.next_delay();
-                    tracing::warn!(%error, retry_in = ?pause, "cannot read the processing queue");
-                    pause
-                }
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-                () = shutdown.stopped() => {}
-            }
-        }
+        self.worker(Arc::new(report))
+            .run(shutdown, Some(&self.wake))
+            .await;
     }
 
     /// Processes one page of the queue; returns how many messages were looked at.
@@ -133,73 +103,104 @@ impl ProcessingQueue {
         &self,
         report: Arc<impl Fn(QueueEvent) + Send + Sync + 'static>,
     ) -> Result<usize, StoreError> {
-        self.work_page(report).await.map(|page| page.looked_at)
+        self.worker(report)
+            .round(&Shutdown::never())
+            .await
+            .map(|round| round.looked_at)
     }
 
-    async fn work_page(
-        &self,
-        report: Arc<impl Fn(QueueEvent) + Send + Sync + 'static>,
-    ) -> Result<Page, StoreError> {
-        let now = Timestamp::now();
-        let ids = {
-            let mut tx = self.processor.store().begin_read_only().await?;
-            let due = tx
-                .due_inbound(None, now, now.plus_seconds(-STALE_CLAIM_SECONDS), PAGE)
-                .await?;
-            tx.commit().await?;
-            due.into_iter()
-                .map(|message| (message.id, message.message_id, message.size))
-                .collect::<Vec<_>>()
+    fn worker<R>(&self, report: Arc<R>) -> Worker<Processing<R>>
+    where
+        R: Fn(QueueEvent) + Send + Sync + 'static,
+    {
+        let processing = Processing {
+            processor: self.processor.clone(),
+            report,
         };
-        let looked_at = ids.len();
-        let failed = Arc::new(AtomicUsize::new(0));
-        let mut tasks = JoinSet::new();
-        let budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
-        for (id, message_id, size) in ids {
-            while tasks.len() >= self.concurrency {
-                tasks.join_next().await;
-            }
-            let kib = u32::try_from(size / 1024)
-                .unwrap_or(u32::MAX)
-                .clamp(1, IN_FLIGHT_KIB);
-            let Ok(permit) = budget.clone().acquire_many_owned(kib).await else {
-                break; // never closed
-            };
-            let processor = self.processor.clone();
-            let report = report.clone();
-            let failed = failed.clone();
+        let pace = Pace {
+            page: PAGE,
+            chunk: 1,
+            jobs: self.concurrency,
+            budget: Some(IN_FLIGHT_KIB),
+            poll: POLL_INTERVAL,
+            store_backoff: STORE_BACKOFF,
+            again: Again::AfterProgress,
+        };
+        Worker::new(Arc::new(processing), pace)
+    }
+}
+
+/// The processing queue as a queue of `postern-work`: one key, one message per job, each
+/// claimed inside the transaction that processes it.
+struct Processing<R> {
+    processor: Arc<Processor>,
+    report: Arc<R>,
+}
+
+/// A due message: its id, its Message-ID (for the log span) and its size in bytes.
+type Due = (i64, Option<String>, i64);
+
+impl<R: Fn(QueueEvent) + Send + Sync + 'static> Queue for Processing<R> {
+    type Key = ();
+    type Item = Due;
+    type Tally = ();
+    type Error = StoreError;
+
+    fn keys(&self) -> &[()] {
+        &[()]
+    }
+
+    async fn due(&self, (): (), limit: i64) -> Result<Vec<Due>, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.processor.store().begin_read_only().await?;
+        let due = tx
+            .due_inbound(None, now, now.plus_seconds(-STALE_CLAIM_SECONDS), limit)
+            .await?;
+        tx.commit().await?;
+        Ok(due
+            .into_iter()
+            .map(|message| (message.id, message.message_id, message.size))
+            .collect())
+    }
+
+    fn weight(&self, &(_, _, size): &Due) -> u32 {
+        u32::try_from(size / 1024).unwrap_or(u32::MAX)
+    }
+
+    async fn run(&self, (): (), job: Vec<Due>) -> Result<Ran<()>, StoreError> {
+        let mut ran = Ran::Done(());
+        for (id, message_id) in job.into_iter().map(|(id, message_id, _)| (id, message_id)) {
             // Every line about this message, the report's included, names it.
             let span = tracing::info_span!(
                 "message",
                 inbound_id = id,
                 message_id = message_id.as_deref()
             );
-            tasks.spawn(
-                async move {
-                    let event = process_one(&processor, id).await;
-                    if matches!(event, QueueEvent::Retry { .. }) {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    report(event);
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            let event = async {
+                let event = process_one(&self.processor, id).await;
+                let unrecorded = matches!(event, QueueEvent::Retry { .. });
+                (self.report)(event);
+                unrecorded
+            };
+            if event.instrument(span).await {
+                ran = Ran::Unrecorded;
+            }
         }
-        while tasks.join_next().await.is_some() {}
-        Ok(Page {
-            looked_at,
-            failed: failed.load(Ordering::Relaxed),
-        })
+        Ok(ran)
     }
-}
 
-/// What one page of the queue came to.
-struct Page {
-    /// Messages read from the queue.
-    looked_at: usize,
-    /// Of those, messages that failed before their failure could be recorded (the store).
-    failed: usize,
+    fn store_failed(&self, failure: StoreFailure<'_, StoreError>, retry_in: Duration) {
+        match failure {
+            StoreFailure::Round(error) => {
+                tracing::warn!(%error, retry_in = ?retry_in, "cannot read the processing queue");
+            }
+            StoreFailure::EveryJob { unrecorded } => tracing::warn!(
+                failed = unrecorded,
+                retry_in = ?retry_in,
+                "every message of the processing queue's page failed; pausing"
+            ),
+        }
+    }
 }
 
 async fn process_one(processor: &Processor, id: i64) -> QueueEvent {

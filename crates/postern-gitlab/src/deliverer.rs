@@ -17,8 +17,10 @@
 //! for them. A temporary failure also pauses the mailbox for a
 //! growing back-off (the destination is probably down), so an outage costs one attempt per
 //! back-off step rather than one per message.
+//!
+//! The loop is `postern-work`'s, as for every queue of postern: the mailboxes are its keys (each
+//! paused on its own), a chunk is one job, one job runs at a time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Tim
 use postern_vocab::ErrorKind;
 use postern_vocab::backoff::ceil_seconds;
 use postern_vocab::{Backoff, Shutdown};
+use postern_work::{Again, Pace, Pauses, Queue, Ran, RetryPolicy, StoreFailure, Tally, Worker};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
@@ -62,6 +65,15 @@ pub struct DelivererOptions {
     /// ([`crate::webhook::REFUSED`]) before it is quarantined. Failures of GitLab itself
     /// (unreachable, 5xx) never quarantine: mail waits for GitLab as long as it takes.
     pub quarantine_after: i64,
+}
+
+impl DelivererOptions {
+    /// One message's retries as the schedule every queue of postern shares: [`Self::retry`]
+    /// between attempts, given up (quarantined) at [`Self::quarantine_after`] refusals in a
+    /// row. Failures of GitLab itself are never counted towards it.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::new(self.retry, self.quarantine_after)
+    }
 }
 
 impl Default for DelivererOptions {
@@ -104,9 +116,12 @@ pub struct Report {
     pub skipped: u64,
 }
 
-impl Report {
-    fn total(&self) -> u64 {
-        self.delivered + self.rejected + self.retried + self.skipped
+impl Tally for Report {
+    fn add(&mut self, job: Report) {
+        self.delivered += job.delivered;
+        self.rejected += job.rejected;
+        self.retried += job.retried;
+        self.skipped += job.skipped;
     }
 }
 
@@ -118,29 +133,44 @@ struct Route {
 /// Delivers stored messages of the mailboxes it serves. Share it in an `Arc`; run one per
 /// process (several processes on one PostgreSQL coordinate through claims).
 pub struct Deliverer {
+    worker: Worker<Delivery>,
+    wake: Notify,
+}
+
+/// The messages for GitLab as a queue of `postern-work`: keyed by mailbox, a chunk per job.
+struct Delivery {
     store: Store,
     routes: Vec<Route>,
+    /// The routes' mailboxes, in order: the queue's keys.
+    mailboxes: Vec<Mailbox>,
     options: DelivererOptions,
-    wake: Notify,
     stats: Arc<DeliveryStats>,
     /// Per mailbox: consecutive temporary failures and the end of the current pause.
-    paused: std::sync::Mutex<HashMap<Mailbox, (i64, Instant)>>,
-    /// Arbitration with other instances on the same mailboxes, if any.
-    arbiter: Option<Arc<Arbiter>>,
+    paused: Pauses<Mailbox>,
+    /// Arbitration with other instances on the same mailboxes, if any: set once by
+    /// [`Deliverer::with_arbiter`], before the deliverer runs.
+    arbiter: std::sync::OnceLock<Arc<Arbiter>>,
+}
+
+/// A message due for delivery, and the claim age it was listed with.
+struct Due {
+    meta: postern_store::InboundMeta,
+    stale_before: Timestamp,
 }
 
 impl std::fmt::Debug for Deliverer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let delivery = self.worker.queue();
         f.debug_struct("Deliverer")
             .field(
                 "routes",
-                &self
+                &delivery
                     .routes
                     .iter()
                     .map(|r| (r.mailbox, r.destination.describe()))
                     .collect::<Vec<_>>(),
             )
-            .field("options", &self.options)
+            .field("options", &delivery.options)
             .finish_non_exhaustive()
     }
 }
@@ -152,8 +182,21 @@ impl Deliverer {
         routes: Vec<(Mailbox, Destination)>,
         options: DelivererOptions,
     ) -> Deliverer {
-        Deliverer {
+        let pace = Pace {
+            page: options.batch,
+            chunk: options.concurrency.max(1),
+            jobs: 1,
+            budget: None,
+            poll: options.poll_interval,
+            store_backoff: Backoff::new(
+                options.poll_interval.saturating_mul(2),
+                Duration::from_secs(60),
+            ),
+            again: Again::WhenFull,
+        };
+        let delivery = Delivery {
             store,
+            mailboxes: routes.iter().map(|(mailbox, _)| *mailbox).collect(),
             routes: routes
                 .into_iter()
                 .map(|(mailbox, destination)| Route {
@@ -161,19 +204,23 @@ impl Deliverer {
                     destination,
                 })
                 .collect(),
+            paused: Pauses::new(options.retry),
             options,
-            wake: Notify::new(),
             stats: Arc::new(DeliveryStats::default()),
-            paused: std::sync::Mutex::new(HashMap::new()),
-            arbiter: None,
+            arbiter: std::sync::OnceLock::new(),
+        };
+        Deliverer {
+            worker: Worker::new(Arc::new(delivery), pace),
+            wake: Notify::new(),
         }
     }
 
     /// Claims every message that has a source identity through `arbiter` before delivering it
     /// (see [`crate::arbiter`]): other companion instances watching the same mailboxes with
     /// stores of their own then never deliver it too.
-    pub fn with_arbiter(mut self, arbiter: Arc<Arbiter>) -> Deliverer {
-        self.arbiter = Some(arbiter);
+    pub fn with_arbiter(self, arbiter: Arc<Arbiter>) -> Deliverer {
+        // Only ever set here, on a deliverer just made: the first setting is the one.
+        let _ = self.worker.queue().arbiter.set(arbiter);
         self
     }
 
@@ -185,182 +232,124 @@ impl Deliverer {
 
     /// Totals since start.
     pub fn stats(&self) -> Arc<DeliveryStats> {
-        self.stats.clone()
+        self.worker.queue().stats.clone()
     }
 
     /// The mailboxes served.
     pub fn mailboxes(&self) -> Vec<Mailbox> {
-        self.routes.iter().map(|r| r.mailbox).collect()
+        self.worker.queue().mailboxes.clone()
     }
 
     /// Delivers until `shutdown` stops it. Shutdown is looked at between messages, never
     /// during one, so a message GitLab accepted is always recorded. Store failures are logged
     /// and retried after a pause; they never end the loop.
     pub async fn run(&self, shutdown: Shutdown) {
-        let mut store_failures = Backoff::new(
-            self.options.poll_interval.saturating_mul(2),
-            Duration::from_secs(60),
-        )
-        .streak();
-        loop {
-            let round = self.round(&shutdown);
-            let pause = match round.await {
-                Ok((_, true)) => return,
-                Ok((report, false)) => {
-                    store_failures.reset();
-                    let full = i64::try_from(report.total())
-                        .is_ok_and(|n| n >= self.options.batch && n > 0);
-                    if full {
-                        Duration::ZERO
-                    } else {
-                        self.sleep_length()
-                    }
-                }
-                Err(e) => {
-                    let pause = store_failures.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?pause, "gitlab delivery round failed");
-                    pause
-                }
-            };
-            if pause.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                biased;
-                () = shutdown.stopped() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        self.worker.run(shutdown, Some(&self.wake)).await;
     }
 
     /// One round over every mailbox that is not paused, without a shutdown signal.
     pub async fn deliver_due(&self) -> Result<Report, StoreError> {
-        self.round(&Shutdown::never())
+        self.worker
+            .round(&Shutdown::never())
             .await
-            .map(|(report, _)| report)
+            .map(|round| round.tally)
+    }
+}
+
+impl Queue for Delivery {
+    type Key = Mailbox;
+    type Item = Due;
+    type Tally = Report;
+    type Error = StoreError;
+
+    fn keys(&self) -> &[Mailbox] {
+        &self.mailboxes
     }
 
-    /// The poll interval, or less if a paused mailbox resumes sooner.
-    fn sleep_length(&self) -> Duration {
-        let now = Instant::now();
-        let paused = self.paused.lock().map(|p| p.clone()).unwrap_or_default();
-        paused
-            .values()
-            .map(|(_, until)| until.saturating_duration_since(now))
-            .filter(|d| !d.is_zero())
-            .fold(self.options.poll_interval, Duration::min)
+    async fn due(&self, mailbox: Mailbox, limit: i64) -> Result<Vec<Due>, StoreError> {
+        // Timestamps are whole seconds: a claim exactly `claim_timeout` old counts as stale,
+        // so a zero timeout (taking over a killed process's claims at restart) also takes
+        // claims made in the current second.
+        let stale_before = Timestamp::now().plus_seconds(1 - seconds(self.options.claim_timeout));
+        let mut tx = self.store.begin().await?;
+        let due = tx
+            .due_inbound(Some(mailbox), Timestamp::now(), stale_before, limit)
+            .await?;
+        tx.commit().await?;
+        Ok(due
+            .into_iter()
+            .map(|meta| Due { meta, stale_before })
+            .collect())
     }
 
-    fn is_paused(&self, mailbox: Mailbox) -> bool {
-        self.paused
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&mailbox).copied())
-            .is_some_and(|(_, until)| Instant::now() < until)
-    }
-
-    /// Records a destination failure; returns the consecutive count.
-    fn pause(&self, mailbox: Mailbox) -> i64 {
-        let Ok(mut paused) = self.paused.lock() else {
-            return 1;
-        };
-        let now = Instant::now();
-        // The other messages in flight when the destination went away fail with it: one
-        // outage, not several consecutive failures.
-        if let Some((failures, until)) = paused.get(&mailbox).copied()
-            && now < until
-        {
-            return failures;
-        }
-        let failures = paused.get(&mailbox).map_or(0, |(n, _)| *n) + 1;
-        let until = now + self.options.retry.delay(failures);
-        paused.insert(mailbox, (failures, until));
-        failures
-    }
-
-    fn resume(&self, mailbox: Mailbox) {
-        if let Ok(mut paused) = self.paused.lock() {
-            paused.remove(&mailbox);
-        }
-    }
-
-    async fn round(&self, stop: &Shutdown) -> Result<(Report, bool), StoreError> {
+    async fn run(&self, mailbox: Mailbox, chunk: Vec<Due>) -> Result<Ran<Report>, StoreError> {
         let mut report = Report::default();
-        for route in &self.routes {
-            if self.is_paused(route.mailbox) {
-                continue;
-            }
-            // Timestamps are whole seconds: a claim exactly `claim_timeout` old counts as stale,
-            // so a zero timeout (taking over a killed process's claims at restart) also takes
-            // claims made in the current second.
-            let stale_before =
-                Timestamp::now().plus_seconds(1 - seconds(self.options.claim_timeout));
-            let due = {
-                let mut tx = self.store.begin().await?;
-                let due = tx
-                    .due_inbound(
-                        Some(route.mailbox),
-                        Timestamp::now(),
-                        stale_before,
-                        self.options.batch,
-                    )
-                    .await?;
-                tx.commit().await?;
-                due
-            };
-            for chunk in due.chunks(self.options.concurrency.max(1)) {
-                if stop.is_stopping() {
-                    return Ok((report, true));
+        let (Some(route), Some(first)) = (
+            self.routes.iter().find(|route| route.mailbox == mailbox),
+            chunk.first(),
+        ) else {
+            return Ok(Ran::Done(report));
+        };
+        // One transaction claims the whole chunk: a claim is taken before delivery, so
+        // batching it widens no window.
+        let metas: Vec<_> = chunk.iter().map(|due| &due.meta).collect();
+        let claimed = self.claim(&metas, first.stale_before).await?;
+        report.skipped += (chunk.len() - claimed.len()) as u64;
+        let outcomes = futures_util::future::join_all(claimed.into_iter().map(|message| {
+            // Every line about this message names it.
+            let span = tracing::info_span!(
+                "message",
+                inbound_id = message.meta.id,
+                message_id = message.meta.message_id.as_deref()
+            );
+            self.deliver_one(route, message).instrument(span)
+        }))
+        .await;
+        // The chunk's outcomes in one commit: the messages in flight at a crash are the
+        // same chunk either way, and one commit instead of one per message is most of
+        // the store's work per delivery.
+        self.record(&outcomes).await?;
+        for (_, record) in &outcomes {
+            match record {
+                Record::Finish(finish) if finish.state == InboundState::Processed => {
+                    report.delivered += 1;
                 }
-                // One transaction claims the whole chunk: a claim is taken before delivery, so
-                // batching it widens no window.
-                let claimed = self.claim(chunk, stale_before).await?;
-                report.skipped += (chunk.len() - claimed.len()) as u64;
-                let outcomes = futures_util::future::join_all(claimed.into_iter().map(|message| {
-                    // Every line about this message names it.
-                    let span = tracing::info_span!(
-                        "message",
-                        inbound_id = message.meta.id,
-                        message_id = message.meta.message_id.as_deref()
-                    );
-                    self.deliver_one(route, message).instrument(span)
-                }))
-                .await;
-                // The chunk's outcomes in one commit: the messages in flight at a crash are the
-                // same chunk either way, and one commit instead of one per message is most of
-                // the store's work per delivery.
-                self.record(&outcomes).await?;
-                for (_, record) in &outcomes {
-                    match record {
-                        Record::Finish(finish) if finish.state == InboundState::Processed => {
-                            report.delivered += 1;
-                        }
-                        Record::Finish(finish) if finish.state == InboundState::Ignored => {
-                            report.skipped += 1;
-                        }
-                        Record::Finish(_) => report.rejected += 1,
-                        Record::Retry { kind, .. }
-                            if *kind == ErrorKind::ClaimedByAnotherInstance =>
-                        {
-                            report.skipped += 1;
-                        }
-                        Record::Retry { .. } => report.retried += 1,
-                    }
+                Record::Finish(finish) if finish.state == InboundState::Ignored => {
+                    report.skipped += 1;
                 }
-                if self.is_paused(route.mailbox) {
-                    break;
+                Record::Finish(_) => report.rejected += 1,
+                Record::Retry { kind, .. } if *kind == ErrorKind::ClaimedByAnotherInstance => {
+                    report.skipped += 1;
                 }
+                Record::Retry { .. } => report.retried += 1,
             }
         }
-        Ok((report, false))
+        Ok(Ran::Done(report))
     }
 
+    fn pauses(&self) -> Option<&Pauses<Mailbox>> {
+        Some(&self.paused)
+    }
+
+    fn store_failed(&self, failure: StoreFailure<'_, StoreError>, retry_in: Duration) {
+        match failure {
+            StoreFailure::Round(e) => {
+                tracing::warn!(error = %e, retry_in = ?retry_in, "gitlab delivery round failed");
+            }
+            // A chunk records or fails the round; it never ends unrecorded.
+            StoreFailure::EveryJob { unrecorded } => {
+                tracing::warn!(unrecorded, retry_in = ?retry_in, "gitlab delivery round failed");
+            }
+        }
+    }
+}
+
+impl Delivery {
     /// Claims the messages of `chunk` that nobody else holds, in one transaction, and reads
     /// them.
     async fn claim(
         &self,
-        chunk: &[postern_store::InboundMeta],
+        chunk: &[&postern_store::InboundMeta],
         stale_before: Timestamp,
     ) -> Result<Vec<postern_store::InboundMessage>, StoreError> {
         let mut tx = self.store.begin().await?;
@@ -385,7 +374,7 @@ impl Deliverer {
         let id = message.meta.id;
         let started = Instant::now();
         let decision = arbiter::decide(
-            self.arbiter.as_deref(),
+            self.arbiter.get().map(Arc::as_ref),
             route.mailbox,
             &message.meta,
             &self.options.retry,
@@ -407,7 +396,7 @@ impl Deliverer {
                     .destination
                     .deliver(&message.raw, &message.meta.content_identity)
                     .await;
-                if let (Some(arbiter), Some(identity)) = (&self.arbiter, claimed.as_deref()) {
+                if let (Some(arbiter), Some(identity)) = (self.arbiter.get(), claimed.as_deref()) {
                     // GitLab's verdict, acceptance or refusal, is final: another instance
                     // must not ask again (a refusal also answered the sender).
                     let handed = !matches!(result, Err(DeliveryFailure::Temporary { .. }));
@@ -437,7 +426,7 @@ impl Deliverer {
                     reason: None,
                     outcome: Some(outcome.to_string()),
                 };
-                self.resume(route.mailbox);
+                self.paused.resume(route.mailbox);
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
 
                 tracing::info!(
@@ -457,7 +446,7 @@ impl Deliverer {
                     reason: Some(reason.clone()),
                     outcome: None,
                 };
-                self.resume(route.mailbox);
+                self.paused.resume(route.mailbox);
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
 
                 tracing::warn!(
@@ -471,9 +460,9 @@ impl Deliverer {
                 (id, Record::Finish(finish))
             }
             Err(DeliveryFailure::Temporary { kind, reason }) => {
-                let delay = self.options.retry.delay(message.meta.attempts);
+                let delay = self.options.retry_policy().delay(message.meta.attempts);
                 let at = Timestamp::now().plus_seconds(ceil_seconds(delay));
-                let failures = self.pause(route.mailbox);
+                let failures = self.paused.pause(route.mailbox);
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
 
                 tracing::warn!(mailbox, id, kind = kind.as_str(), reason, attempt = message.meta.attempts, consecutive_failures = failures, retry_in = ?delay, "delivery to GitLab failed; will retry");
@@ -496,7 +485,7 @@ impl Deliverer {
                         Record::Retry { kind, reason, at } => {
                             let streak = tx.retry_inbound_at(*id, *kind, reason, *at).await?;
                             if *kind == crate::webhook::REFUSED
-                                && streak >= self.options.quarantine_after
+                                && self.options.retry_policy().gives_up(streak)
                             {
                                 tracing::warn!(
                                     id,

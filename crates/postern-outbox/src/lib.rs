@@ -19,7 +19,7 @@
 //!   configured. [`AnyTransport`] chooses between them from the settings.
 //! - [`DeliveryError`] is a failed attempt, already classified: `Temporary` (relay unreachable,
 //!   timeout, 4xx, login refused) is retried after a capped, jittered exponential back-off
-//!   ([`RetryPolicy`]: 30 s doubling to 1 h, ±20 %) until the tenth attempt; `Permanent` (5xx to
+//!   ([`SenderOptions::DEFAULT_RETRY`]: 30 s doubling to 1 h, ±20 %) until the tenth attempt; `Permanent` (5xx to
 //!   the mail or a recipient, a recipient that is no address) fails the row for good with the
 //!   relay's answer as the reason.
 //!
@@ -62,13 +62,13 @@
 //!
 //! Compose or change a mail: the bytes are sent as stored (only the final line break is left to
 //! SMTP's own `CRLF.CRLF` framing). Decide who gets mail or why: that was decided when the row
-//! was queued. It depends on `postern-store` and on no other postern crate.
+//! was queued. It depends on `postern-store`, and on `postern-work` for the loop every queue of
+//! postern shares.
 
 #![deny(missing_docs)]
 
 mod error;
 mod folder;
-mod retry;
 mod smtp;
 mod transport;
 mod worker;
@@ -76,7 +76,9 @@ mod worker;
 pub use error::{DeliveryError, OutboxError};
 pub use folder::{FolderTransport, sanitise_recipient};
 pub use postern_vocab::Secret;
-pub use retry::RetryPolicy;
+/// The schedule of retries, shared with every queue of postern ([`SenderOptions::DEFAULT_RETRY`]
+/// for the outbox).
+pub use postern_work::RetryPolicy;
 pub use smtp::{SmtpSettings, SmtpTransport, TlsMode};
 pub use transport::{AnyTransport, Outgoing, Transport};
 pub use worker::{Report, Sender, SenderOptions};

@@ -1,15 +1,17 @@
 //! [`Sender`]: takes due mail from the outbox table, claims it, hands it to a [`Transport`] and
-//! records the outcome.
+//! records the outcome. The loop around it is `postern-work`'s, as for every queue of postern:
+//! one mail at a time, each claimed in a committed transaction before it is sent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use postern_store::{OutboxMail, Store, StoreError, Timestamp};
+use postern_work::{Again, Pace, Queue, Ran, RetryPolicy, StoreFailure, Tally, Worker};
 use tracing::Instrument as _;
 
 use postern_vocab::backoff::ceil_seconds;
 use postern_vocab::{Backoff, Shutdown};
 
-use crate::retry::RetryPolicy;
 use crate::{AnyTransport, DeliveryError, OutboxError, Outgoing, Transport};
 
 /// How often recording an outcome is tried when the store fails temporarily. Not recording a
@@ -36,10 +38,20 @@ pub struct SenderOptions {
     pub interval: Duration,
 }
 
+impl SenderOptions {
+    /// The outbox's retry schedule: 30 s doubling to 1 h, each ±20 % so that mail which failed
+    /// together (a relay restart) does not come back together; the tenth failure is final,
+    /// about four and a half hours after the first.
+    pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy::new(
+        Backoff::new(Duration::from_secs(30), Duration::from_secs(3600)),
+        10,
+    );
+}
+
 impl Default for SenderOptions {
     fn default() -> Self {
         SenderOptions {
-            retry: RetryPolicy::default(),
+            retry: SenderOptions::DEFAULT_RETRY,
             claim_timeout: Duration::from_secs(15 * 60),
             batch: 20,
             interval: Duration::from_secs(2),
@@ -67,6 +79,15 @@ impl Report {
     }
 }
 
+impl Tally for Report {
+    fn add(&mut self, job: Report) {
+        self.sent += job.sent;
+        self.retried += job.retried;
+        self.failed += job.failed;
+        self.skipped += job.skipped;
+    }
+}
+
 /// How an attempt ended, as it is written to the row.
 enum Outcome {
     Sent,
@@ -80,18 +101,18 @@ enum Outcome {
 pub struct Sender<T = AnyTransport> {
     /// The database holding the outbox; cloned from the binary's pool.
     store: Store,
-    /// Where mail goes.
-    transport: T,
+    /// Where mail goes (shared with the loop's tasks).
+    transport: Arc<T>,
     /// Retry, claim and loop tuning.
     options: SenderOptions,
 }
 
-impl<T: Transport> Sender<T> {
+impl<T: Transport + 'static> Sender<T> {
     /// A sender with [`SenderOptions::default`].
     pub fn new(store: Store, transport: T) -> Sender<T> {
         Sender {
             store,
-            transport,
+            transport: Arc::new(transport),
             options: SenderOptions::default(),
         }
     }
@@ -118,9 +139,10 @@ impl<T: Transport> Sender<T> {
     /// "retry now" for an administrator, and a way for tests to skip a back-off without
     /// waiting. Claims still age by the real clock.
     pub async fn deliver_due_at(&self, now: Timestamp, limit: i64) -> Result<Report, OutboxError> {
-        self.deliver(now, limit, &Shutdown::never())
+        self.worker(Some(now), limit)
+            .round(&Shutdown::never())
             .await
-            .map(|(report, _)| report)
+            .map(|round| round.tally)
     }
 
     /// Delivers due mail until `shutdown` stops it: a round of up to
@@ -129,66 +151,85 @@ impl<T: Transport> Sender<T> {
     /// accepted is always recorded. Store failures are logged and retried after a growing pause
     /// (up to a minute); they never end the loop.
     pub async fn run(&self, shutdown: Shutdown) {
-        let mut failures =
-            Backoff::new(self.options.interval.saturating_mul(2), MAX_ERROR_PAUSE).streak();
-        loop {
-            let round = self.deliver(Timestamp::now(), self.options.batch, &shutdown);
-            let pause = match round.await {
-                Ok((_, true)) => return,
-                Ok((report, false)) => {
-                    failures.reset();
-                    let full = i64::try_from(report.total()).is_ok_and(|n| n >= self.options.batch);
-                    if full {
-                        Duration::ZERO
-                    } else {
-                        self.options.interval
-                    }
-                }
-                Err(e) => {
-                    let pause = failures.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?pause, "outbox round failed");
-                    pause
-                }
-            };
-            tokio::select! {
-                biased;
-                () = shutdown.stopped() => return,
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
+        self.worker(None, self.options.batch)
+            .run(shutdown, None)
+            .await;
     }
 
-    /// One round; the flag says whether `stop` stopped it.
-    async fn deliver(
-        &self,
-        now: Timestamp,
-        limit: i64,
-        stop: &Shutdown,
-    ) -> Result<(Report, bool), OutboxError> {
-        let due = {
-            let mut tx = self.store.begin().await?;
-            let due = tx.due_outbox(now, limit).await?;
-            tx.commit().await?;
-            due
+    /// The loop over this sender's outbox, listing `page` mails a round due at `now` (the
+    /// clock when `None`).
+    fn worker(&self, now: Option<Timestamp>, page: i64) -> Worker<Outbox<T>> {
+        let outbox = Outbox {
+            store: self.store.clone(),
+            transport: self.transport.clone(),
+            options: self.options.clone(),
+            now,
         };
-        let mut report = Report::default();
-        for mail in due {
-            if stop.is_stopping() {
-                return Ok((report, true));
-            }
-            // Every line about this mail names it (and the message it answers, once read).
-            let span = tracing::info_span!(
-                "outbox",
-                outbox_id = mail.id,
-                inbound_id = tracing::field::Empty
-            );
-            self.deliver_one(mail.id, &mut report)
-                .instrument(span)
-                .await?;
-        }
-        Ok((report, false))
+        let pace = Pace {
+            page,
+            chunk: 1,
+            jobs: 1,
+            budget: None,
+            poll: self.options.interval,
+            store_backoff: Backoff::new(self.options.interval.saturating_mul(2), MAX_ERROR_PAUSE),
+            again: Again::WhenFull,
+        };
+        Worker::new(Arc::new(outbox), pace)
+    }
+}
+
+/// The outbox as a queue of `postern-work`: one key, one mail per job.
+struct Outbox<T> {
+    store: Store,
+    transport: Arc<T>,
+    options: SenderOptions,
+    /// When listed mail is due; the clock when `None`.
+    now: Option<Timestamp>,
+}
+
+impl<T: Transport + 'static> Queue for Outbox<T> {
+    type Key = ();
+    type Item = i64;
+    type Tally = Report;
+    type Error = OutboxError;
+
+    fn keys(&self) -> &[()] {
+        &[()]
     }
 
+    async fn due(&self, (): (), limit: i64) -> Result<Vec<i64>, OutboxError> {
+        let now = self.now.unwrap_or_else(Timestamp::now);
+        let mut tx = self.store.begin().await?;
+        let due = tx.due_outbox(now, limit).await?;
+        tx.commit().await?;
+        Ok(due.into_iter().map(|mail| mail.id).collect())
+    }
+
+    async fn run(&self, (): (), job: Vec<i64>) -> Result<Ran<Report>, OutboxError> {
+        let mut report = Report::default();
+        for id in job {
+            // Every line about this mail names it (and the message it answers, once read).
+            let span =
+                tracing::info_span!("outbox", outbox_id = id, inbound_id = tracing::field::Empty);
+            self.deliver_one(id, &mut report).instrument(span).await?;
+        }
+        Ok(Ran::Done(report))
+    }
+
+    fn store_failed(&self, failure: StoreFailure<'_, OutboxError>, retry_in: Duration) {
+        match failure {
+            StoreFailure::Round(e) => {
+                tracing::warn!(error = %e, retry_in = ?retry_in, "outbox round failed");
+            }
+            // A mail's job records or fails the round; it never ends unrecorded.
+            StoreFailure::EveryJob { unrecorded } => {
+                tracing::warn!(unrecorded, retry_in = ?retry_in, "outbox round failed");
+            }
+        }
+    }
+}
+
+impl<T: Transport> Outbox<T> {
     /// Claims, sends and records one mail.
     async fn deliver_one(&self, id: i64, report: &mut Report) -> Result<(), OutboxError> {
         let Some((mail, raw)) = self.claim(id).await? else {
@@ -228,8 +269,7 @@ impl<T: Transport> Sender<T> {
                 Outcome::Failed { error }
             }
             Err(DeliveryError::Temporary(error)) => {
-                let delay = self.options.retry.backoff.delay(attempt);
-                let at = Timestamp::now().plus_seconds(ceil_seconds(delay));
+                let at = Timestamp::now().plus_seconds(self.options.retry.delay_seconds(attempt));
                 tracing::info!(outbox_id = id, kind = %mail.kind, attempt, %error, retry_at = %at,
                     "mail deferred");
                 report.retried += 1;
@@ -280,5 +320,22 @@ impl<T: Transport> Sender<T> {
             Outcome::Failed { error } => tx.mark_outbox_failed(id, error, None).await?,
         };
         tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The figures the crate documents; the arithmetic itself is postern_vocab's, tested there.
+    #[test]
+    fn the_default_waits_30_s_doubling_to_an_hour_and_gives_up_at_the_tenth_failure() {
+        let p = SenderOptions::default().retry;
+        let middle = |attempt| p.backoff.delay_at(attempt, 0.5).as_secs();
+        let waits: Vec<u64> = (1..=9).map(middle).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        let band = (p.backoff.delay_at(1, 0.0), p.backoff.delay_at(1, 1.0));
+        assert_eq!(band, (Duration::from_secs(24), Duration::from_secs(36)));
+        assert!(!p.gives_up(9) && p.gives_up(10));
     }
 }

@@ -303,10 +303,10 @@ impl Setup {
     fn retry_policy(&self) -> postern_core::RetryPolicy {
         let default = postern_core::RetryPolicy::default();
         postern_core::RetryPolicy {
-            quarantine_after: self
+            max_attempts: self
                 .limits()
                 .quarantine_after_failures
-                .unwrap_or(default.quarantine_after)
+                .map_or(default.max_attempts, i64::from)
                 .max(1),
             ..default
         }

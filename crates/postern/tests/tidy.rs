@@ -438,9 +438,10 @@ const CRATE_GRAPH: &[(&str, &[&str])] = &[
     ("postern-git", &[]),
     ("postern-auth", &[]),
     ("postern-store", &[]),
+    ("postern-work", &[]),
     ("postern-inbox", &["postern-mail"]),
-    ("postern-outbox", &["postern-store"]),
-    ("postern-gitlab", &["postern-store"]),
+    ("postern-outbox", &["postern-store", "postern-work"]),
+    ("postern-gitlab", &["postern-store", "postern-work"]),
     (
         "postern-core",
         &[
@@ -448,6 +449,7 @@ const CRATE_GRAPH: &[(&str, &[&str])] = &[
             "postern-git",
             "postern-mail",
             "postern-store",
+            "postern-work",
         ],
     ),
     (

@@ -236,7 +236,7 @@ async fn a_failure_that_repeats_ends_in_quarantine() -> Result<(), BoxError> {
     let mut config = world.config(REPLY);
     config.retry = RetryPolicy {
         backoff: postern_vocab::Backoff::new(Duration::ZERO, Duration::ZERO),
-        quarantine_after: 3,
+        max_attempts: 3,
     };
     let processor = processor_with(&world, config);
     let raw = world.fixture("valid_reply.eml", 0);
