@@ -6,7 +6,7 @@
 //! disabled: mail to it is routed only once it is verified and enabled, so typing another
 //! project's (or another company's) address takes no mail. GitLab lets two projects enter the
 //! same address and routes it whether verified or not; the project whose path sorted last won.
-//! [`CustomEmails`] is the rule's other half, for routing: the addresses that take mail now,
+//! `CustomEmails` is the rule's other half, for routing: the addresses that take mail now,
 //! as processing looks them up for each message.
 
 use std::collections::HashMap;
