@@ -27,12 +27,12 @@ if [ -z "$binary" ]; then
     [ -x "$binary" ] || cargo build --release --locked -p postern
 fi
 binary=$(realpath "$binary")
-for port in 2525 8080; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "idle-rss.sh: 127.0.0.1:$port is taken; postern without configuration needs it" >&2
-        exit 69
-    fi
-done
+name=idle-rss.sh
+wait_seconds=20
+reply_seconds=30
+# shellcheck source=bench/one-message.sh
+. bench/one-message.sh
+require_free_ports
 
 work=$(mktemp -d)
 pid=""
@@ -45,47 +45,6 @@ trap cleanup EXIT
 # field FIELD: the value in MB of FIELD (VmRSS, RssAnon, RssFile) of the server.
 field() {
     awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"
-}
-
-# waits (at most 20 s) until `command` succeeds.
-wait_for() {
-    local tries=200
-    until "$@" 2>/dev/null; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "idle-rss.sh: timed out waiting for: $*" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-# lmtp TO: delivers one new-issue message to TO over LMTP, checking each reply code.
-lmtp() {
-    local to=$1 reply
-    exec 3<>/dev/tcp/127.0.0.1/2525
-    expect() {
-        while IFS= read -r -t 30 reply <&3; do
-            case "$reply" in
-                "$1 "*) return 0 ;;
-                "$1-"*) ;;
-                *) echo "idle-rss.sh: LMTP said: $reply" >&2; exit 1 ;;
-            esac
-        done
-        echo "idle-rss.sh: LMTP closed" >&2
-        exit 1
-    }
-    expect 220
-    printf 'LHLO bench\r\n' >&3; expect 250
-    printf 'MAIL FROM:<jake@example.com>\r\n' >&3; expect 250
-    printf 'RCPT TO:<%s>\r\n' "$to" >&3; expect 250
-    printf 'DATA\r\n' >&3; expect 354
-    printf 'From: jake@example.com\r\nTo: %s\r\nSubject: Idle RSS\r\nMessage-ID: <idle-rss-%s@bench>\r\n\r\nOne message, then nothing.\r\n.\r\n' \
-        "$to" "$RANDOM$RANDOM" >&3
-    expect 250
-    printf 'QUIT\r\n' >&3
-    exec 3<&-
-}
-
-issue_exists() {
-    "$binary" admin --json issue show land/ooo 1 >/dev/null
 }
 
 echo "postern serve without configuration, $binary ($(du -m "$binary" | cut -f1) MB)"
@@ -104,17 +63,13 @@ for run in $(seq 1 "$runs"); do
     dir="$work/run$run"
     mkdir -p "$dir"
     cd "$dir"
-    "$binary" admin user add jake --email jake@example.com >/dev/null
-    "$binary" admin project add land/ooo >/dev/null
-    "$binary" admin project member add land/ooo jake developer >/dev/null
-    to=$("$binary" admin --json project show land/ooo --user jake \
-        | sed -n 's/.*"new_issue": *"\([^"]*\)".*/\1/p')
+    to=$(prepare_instance)
     "$binary" serve >serve.log 2>&1 &
     pid=$!
     wait_for bash -c 'exec 3<>/dev/tcp/127.0.0.1/2525'
     sleep "$settle"
     start="$(field VmRSS) ($(field RssAnon) + $(field RssFile))"
-    lmtp "$to"
+    lmtp "$to" "idle-rss-$RANDOM$RANDOM"
     wait_for issue_exists
     sleep "$settle"
     after="$(field VmRSS) ($(field RssAnon) + $(field RssFile))"

@@ -29,12 +29,13 @@ if [ -z "$binary" ]; then
 fi
 binary=$(realpath "$binary")
 command -v valgrind >/dev/null || { echo "symbol-order.sh: needs valgrind (apt-get install valgrind)" >&2; exit 69; }
-for port in 2525 8080; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "symbol-order.sh: 127.0.0.1:$port is taken; postern without configuration needs it" >&2
-        exit 69
-    fi
-done
+name=symbol-order.sh
+# valgrind is slow.
+wait_seconds=120
+reply_seconds=120
+# shellcheck source=bench/one-message.sh
+. bench/one-message.sh
+require_free_ports
 
 work=$(mktemp -d)
 pid=""
@@ -44,49 +45,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# waits (at most 120 s: valgrind is slow) until `command` succeeds.
-wait_for() {
-    local tries=1200
-    until "$@" 2>/dev/null; do
-        tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || { echo "symbol-order.sh: timed out waiting for: $*" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-# lmtp TO: delivers one new-issue message to TO over LMTP, checking each reply code.
-lmtp() {
-    local to=$1 reply
-    exec 3<>/dev/tcp/127.0.0.1/2525
-    expect() {
-        while IFS= read -r -t 120 reply <&3; do
-            case "$reply" in
-                "$1 "*) return 0 ;;
-                "$1-"*) ;;
-                *) echo "symbol-order.sh: LMTP said: $reply" >&2; exit 1 ;;
-            esac
-        done
-        echo "symbol-order.sh: LMTP closed" >&2
-        exit 1
-    }
-    expect 220
-    printf 'LHLO order\r\n' >&3; expect 250
-    printf 'MAIL FROM:<jake@example.com>\r\n' >&3; expect 250
-    printf 'RCPT TO:<%s>\r\n' "$to" >&3; expect 250
-    printf 'DATA\r\n' >&3; expect 354
-    printf 'From: jake@example.com\r\nTo: %s\r\nSubject: Symbol order\r\nMessage-ID: <order@bench>\r\n\r\nOne message, then nothing.\r\n.\r\n' \
-        "$to" >&3
-    expect 250
-    printf 'QUIT\r\n' >&3
-    exec 3<&-
-}
-
 cd "$work"
-"$binary" admin user add jake --email jake@example.com >/dev/null
-"$binary" admin project add land/ooo >/dev/null
-"$binary" admin project member add land/ooo jake developer >/dev/null
-to=$("$binary" admin --json project show land/ooo --user jake \
-    | sed -n 's/.*"new_issue": *"\([^"]*\)".*/\1/p')
+to=$(prepare_instance)
 echo "symbol-order.sh: starting postern serve under callgrind (slow)" >&2
 valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
     --callgrind-out-file="$work/callgrind.%p" "$binary" serve >serve.log 2>&1 &
@@ -95,8 +55,8 @@ wait_for bash -c 'exec 3<>/dev/tcp/127.0.0.1/2525'
 sleep 5
 callgrind_control --dump=started "$pid" >/dev/null
 echo "symbol-order.sh: started; delivering one message" >&2
-lmtp "$to"
-wait_for bash -c '"$0" admin --json issue show land/ooo 1 >/dev/null' "$binary"
+lmtp "$to" order
+wait_for issue_exists
 sleep 5
 kill -TERM "$pid"
 wait "$pid" || true
