@@ -431,7 +431,7 @@ pub fn instance_id(data_dir: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let id = crate::jwt::random_hex(8).map_err(std::io::Error::other)?;
+    let id = postern_vocab::random::hex(8).map_err(std::io::Error::other)?;
     // Written aside and renamed: a crash leaves the whole id or none.
     let partial = data_dir.join(format!("{INSTANCE_ID_FILE}.partial"));
     std::fs::write(&partial, format!("{id}\n"))?;
