@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_gitlab::{Arbiter, Claim, Deliverer, Destination, RedisSettings};
+use postern_gitlab::{Arbiter, Claim, Deliverer, RedisSettings};
 use postern_store::{InboundSource, InboundState, Mailbox, NewInbound, Store};
 use postern_testkit::TestDb;
 use postern_testkit::redis::RedisServer;
@@ -135,14 +135,7 @@ async fn a_holder_that_never_comes_back_is_taken_over_when_its_hold_ends() {
     let deliverer = Arc::new(
         Deliverer::new(
             db.store.clone(),
-            vec![(
-                Mailbox::Incoming,
-                Destination::Webhook(webhook(
-                    &gitlab,
-                    Mailbox::Incoming,
-                    signer(dir.path(), &INCOMING_SECRET),
-                )),
-            )],
+            incoming_webhook_route(&gitlab, dir.path()),
             fast_options(),
         )
         .with_arbiter(Arc::new(arbiter(&server, "live"))),
@@ -196,14 +189,7 @@ async fn two_deliverers_with_their_own_stores_deliver_each_message_once() {
         deliverers.push(
             Deliverer::new(
                 db.store.clone(),
-                vec![(
-                    Mailbox::Incoming,
-                    Destination::Webhook(webhook(
-                        &gitlab,
-                        Mailbox::Incoming,
-                        signer(dir.path(), &INCOMING_SECRET),
-                    )),
-                )],
+                incoming_webhook_route(&gitlab, dir.path()),
                 fast_options(),
             )
             .with_arbiter(Arc::new(arbiter(&server, instance))),
@@ -320,14 +306,7 @@ async fn gitlabs_refusal_is_final_for_every_instance() {
         deliverers.push(
             Deliverer::new(
                 db.store.clone(),
-                vec![(
-                    Mailbox::Incoming,
-                    Destination::Webhook(webhook(
-                        &gitlab,
-                        Mailbox::Incoming,
-                        signer(dir.path(), &INCOMING_SECRET),
-                    )),
-                )],
+                incoming_webhook_route(&gitlab, dir.path()),
                 fast_options(),
             )
             .with_arbiter(Arc::new(arbiter(&server, instance))),

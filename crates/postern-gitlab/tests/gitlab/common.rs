@@ -109,6 +109,22 @@ pub fn webhook(gitlab: &GitlabStandIn, mailbox: Mailbox, signer: JwtSigner) -> W
     Webhook::new(client, &gitlab.url(), mailbox, signer).expect("webhook")
 }
 
+/// The one route most deliverer tests use: the incoming mailbox to the stand-in's webhook,
+/// signed with `INCOMING_SECRET` kept in `dir`.
+pub fn incoming_webhook_route(
+    gitlab: &GitlabStandIn,
+    dir: &std::path::Path,
+) -> Vec<(Mailbox, postern_gitlab::Destination)> {
+    vec![(
+        Mailbox::Incoming,
+        postern_gitlab::Destination::Webhook(webhook(
+            gitlab,
+            Mailbox::Incoming,
+            signer(dir, &INCOMING_SECRET),
+        )),
+    )]
+}
+
 /// Waits (at most `limit`) until `done` holds, checking every 50 ms.
 pub async fn wait_until(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
