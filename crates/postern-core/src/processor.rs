@@ -210,7 +210,7 @@ impl Processor {
                 // aside until someone asks for it.
                 let stale_before = postern_store::Timestamp::now()
                     .plus_seconds(-crate::queue::STALE_CLAIM_SECONDS);
-                if is_finished(state) || !tx.claim_inbound(first_id, stale_before).await? {
+                if is_finished(state) || !tx.claim_inbound(first_id, None, stale_before).await? {
                     let first = tx.inbound(first_id).await?;
                     tx.commit().await?;
                     return Ok(duplicate_outcome(
@@ -288,7 +288,7 @@ impl Processor {
         };
         self.prepare_git(&mut prepared, message.meta.mailbox).await;
         let mut tx = self.store.begin().await?;
-        if !tx.claim_inbound(id, stale_before).await? {
+        if !tx.claim_inbound(id, None, stale_before).await? {
             return Ok(None);
         }
         self.process_and_record(tx, &message, &mut prepared)

@@ -1,17 +1,19 @@
 //! [`Deliverer`]: the worker that takes stored messages to GitLab.
 //!
 //! Each round, for each mailbox it serves, it lists the messages due (`received`, or
-//! `failed_temporary` whose back-off has passed, or `processing` whose claim is stale because
-//! its worker died), oldest first; claims them a chunk of [`DelivererOptions::concurrency`] at
-//! a time in one transaction (`claim_inbound` is a conditional UPDATE, so of several workers
-//! on one PostgreSQL exactly one wins each message); delivers the chunk at once; and records
-//! the chunk's outcomes in one transaction: `processed` with handler `webhook`/`sidekiq`,
-//! `rejected` with the error kind and GitLab's reason, or `failed_temporary` with the time of
-//! the next attempt.
+//! `failed_temporary` whose back-off has passed, or `processing` whose claim has lapsed because
+//! its worker died or stalled), oldest first; claims them a chunk of
+//! [`DelivererOptions::concurrency`] at a time in one transaction, under this process's lease
+//! (`claim_inbound` is a conditional UPDATE, so of several workers on one PostgreSQL exactly
+//! one wins each message); delivers the chunk at once, each message only while the lease is
+//! fresh; and records the chunk's outcomes in one transaction, each only if the message is
+//! still claimed under that lease (fencing, see `postern_store::leases`): `processed` with
+//! handler `webhook`/`sidekiq`, `rejected` with the error kind and GitLab's reason, or
+//! `failed_temporary` with the time of the next attempt.
 //!
 //! Exactly once, except one window for webhooks: if the process dies after GitLab accepted a
-//! message but before the outcome is committed, the claim goes stale and the message is
-//! delivered again — at most one duplicate of each message in flight, never a loss. Sidekiq
+//! message but before the outcome is committed, its lease expires and another instance
+//! delivers the message again — at most one duplicate of each message in flight, never a loss. Sidekiq
 //! delivery closes that window with a marker key in Redis ([`crate::sidekiq`]). Up to
 //! [`DelivererOptions::concurrency`] messages of a mailbox are in flight at once; shutdown waits
 //! for them. A temporary failure also pauses the mailbox for a
@@ -25,7 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use postern_store::{InboundFinish, InboundState, Mailbox, Store, StoreError, Timestamp};
+use postern_store::{
+    InboundFinish, InboundState, Lease, LeaseId, LeaseTimes, Mailbox, Store, StoreError, Timestamp,
+};
 use postern_vocab::ErrorKind;
 use postern_vocab::backoff::ceil_seconds;
 use postern_vocab::{Backoff, Shutdown};
@@ -38,7 +42,7 @@ use crate::deliver::{DeliveryFailure, Destination};
 use crate::sidekiq::Pushed;
 
 /// How often recording an outcome is tried when the store fails; not recording a delivered
-/// message means delivering it again once its claim is stale.
+/// message means delivering it again once its claim has lapsed.
 const RECORD_ATTEMPTS: u32 = 5;
 /// The pause between those tries.
 const RECORD_PAUSE: Duration = Duration::from_millis(500);
@@ -50,9 +54,13 @@ pub struct DelivererOptions {
     pub batch: i64,
     /// How long to sleep when nothing was due and nobody called [`Deliverer::notify`].
     pub poll_interval: Duration,
-    /// How old a claim must be before another worker takes the message over. Must exceed the
-    /// longest delivery (the webhook's 60 s timeout), or a slow delivery could be repeated.
+    /// How old a claim taken without a lease (by a postern before leases) must be before
+    /// another worker takes the message over. Must exceed the longest delivery (the webhook's
+    /// 60 s timeout), or a slow delivery could be repeated.
     pub claim_timeout: Duration,
+    /// The lease this deliverer's claims are taken under: a killed or stalled instance's
+    /// messages go to another one once it has expired (see `postern_store::leases`).
+    pub lease: LeaseTimes,
     /// The wait after each temporary failure, per message and for a mailbox whose destination
     /// went away (5 s doubling to 5 min, ±20 %). There is no last attempt: mail for GitLab is
     /// kept until it is accepted.
@@ -82,6 +90,7 @@ impl Default for DelivererOptions {
             batch: 50,
             poll_interval: Duration::from_secs(3),
             claim_timeout: Duration::from_secs(5 * 60),
+            lease: LeaseTimes::default(),
             retry: Backoff::new(Duration::from_secs(5), Duration::from_secs(5 * 60)),
             concurrency: 4,
             quarantine_after: 8,
@@ -150,6 +159,8 @@ struct Delivery {
     /// Arbitration with other instances on the same mailboxes, if any: set once by
     /// [`Deliverer::with_arbiter`], before the deliverer runs.
     arbiter: std::sync::OnceLock<Arc<Arbiter>>,
+    /// The lease claims are taken under, taken at the first claim.
+    lease: tokio::sync::OnceCell<Lease>,
 }
 
 /// A message due for delivery, and the claim age it was listed with.
@@ -208,6 +219,7 @@ impl Deliverer {
             options,
             stats: Arc::new(DeliveryStats::default()),
             arbiter: std::sync::OnceLock::new(),
+            lease: tokio::sync::OnceCell::new(),
         };
         Deliverer {
             worker: Worker::new(Arc::new(delivery), pace),
@@ -293,7 +305,14 @@ impl Queue for Delivery {
         // One transaction claims the whole chunk: a claim is taken before delivery, so
         // batching it widens no window.
         let metas: Vec<_> = chunk.iter().map(|due| &due.meta).collect();
-        let claimed = self.claim(&metas, first.stale_before).await?;
+        let lease = self.lease().await?;
+        let Some(lease_id) = lease.current() else {
+            // Not sure to hold a lease (the database could not be reached to renew it): claim
+            // nothing until it can be.
+            report.skipped += chunk.len() as u64;
+            return Ok(Ran::Done(report));
+        };
+        let claimed = self.claim(&metas, lease_id, first.stale_before).await?;
         report.skipped += (chunk.len() - claimed.len()) as u64;
         let outcomes = futures_util::future::join_all(claimed.into_iter().map(|message| {
             // Every line about this message names it.
@@ -302,14 +321,23 @@ impl Queue for Delivery {
                 inbound_id = message.meta.id,
                 message_id = message.meta.message_id.as_deref()
             );
-            self.deliver_one(route, message).instrument(span)
+            self.deliver_one(route, message, lease, lease_id)
+                .instrument(span)
         }))
         .await;
         // The chunk's outcomes in one commit: the messages in flight at a crash are the
         // same chunk either way, and one commit instead of one per message is most of
         // the store's work per delivery.
-        self.record(&outcomes).await?;
-        for (_, record) in &outcomes {
+        let recorded = match self.record(&outcomes, lease_id).await {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                // The claims stay with this lease; giving it up frees them for another
+                // instance (or this one, under its next lease) instead of for ever.
+                lease.give_up(lease_id);
+                return Err(error);
+            }
+        };
+        for (_, record) in outcomes.iter().filter(|(id, _)| recorded.contains(id)) {
             match record {
                 Record::Finish(finish) if finish.state == InboundState::Processed => {
                     report.delivered += 1;
@@ -322,8 +350,10 @@ impl Queue for Delivery {
                     report.skipped += 1;
                 }
                 Record::Retry { .. } => report.retried += 1,
+                Record::Lost => {}
             }
         }
+        report.skipped += (outcomes.len() - recorded.len()) as u64;
         Ok(Ran::Done(report))
     }
 
@@ -345,17 +375,28 @@ impl Queue for Delivery {
 }
 
 impl Delivery {
-    /// Claims the messages of `chunk` that nobody else holds, in one transaction, and reads
-    /// them.
+    /// This process's lease, taken at the first call.
+    async fn lease(&self) -> Result<&Lease, StoreError> {
+        self.lease
+            .get_or_try_init(|| async {
+                let holder = format!("gitlab deliverer, pid {}", std::process::id());
+                Lease::acquire(&self.store, &holder, self.options.lease).await
+            })
+            .await
+    }
+
+    /// Claims the messages of `chunk` that nobody else holds under `lease`, in one
+    /// transaction, and reads them.
     async fn claim(
         &self,
         chunk: &[&postern_store::InboundMeta],
+        lease: LeaseId,
         stale_before: Timestamp,
     ) -> Result<Vec<postern_store::InboundMessage>, StoreError> {
         let mut tx = self.store.begin().await?;
         let mut claimed = Vec::with_capacity(chunk.len());
         for meta in chunk {
-            if tx.claim_inbound(meta.id, stale_before).await?
+            if tx.claim_inbound(meta.id, Some(lease), stale_before).await?
                 && let Some(message) = tx.inbound(meta.id).await?
             {
                 claimed.push(message);
@@ -365,13 +406,24 @@ impl Delivery {
         Ok(claimed)
     }
 
-    /// Delivers one claimed message; returns what to record for it.
+    /// Delivers one message claimed under `lease_id`; returns what to record for it.
     async fn deliver_one(
         &self,
         route: &Route,
         message: postern_store::InboundMessage,
+        lease: &Lease,
+        lease_id: LeaseId,
     ) -> (i64, Record) {
         let id = message.meta.id;
+        if !lease.holds(lease_id) {
+            // Stalled since the claim for longer than the lease is sure to live: another
+            // instance may be delivering it now.
+            tracing::warn!(
+                id,
+                "lease lapsed before delivery; leaving the message to others"
+            );
+            return (id, Record::Lost);
+        }
         let started = Instant::now();
         let decision = arbiter::decide(
             self.arbiter.get().map(Arc::as_ref),
@@ -471,15 +523,32 @@ impl Delivery {
         }
     }
 
-    /// Writes the outcomes of a chunk in one transaction, retrying a few times on temporary
-    /// store errors.
-    async fn record(&self, outcomes: &[(i64, Record)]) -> Result<(), StoreError> {
+    /// Writes the outcomes of a chunk in one transaction, each only if its message is still
+    /// claimed under `lease` (fencing: a message taken over meanwhile is another instance's
+    /// now), retrying a few times on temporary store errors. Returns the ids recorded.
+    async fn record(
+        &self,
+        outcomes: &[(i64, Record)],
+        lease: LeaseId,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = async {
                 let mut tx = self.store.begin().await?;
+                let mut recorded = Vec::with_capacity(outcomes.len());
                 for (id, record) in outcomes {
+                    if matches!(record, Record::Lost) {
+                        continue;
+                    }
+                    if !tx.fence_inbound(*id, lease).await? {
+                        tracing::warn!(
+                            id,
+                            "claim taken over by another instance meanwhile; outcome not recorded"
+                        );
+                        continue;
+                    }
+                    recorded.push(*id);
                     match record {
                         Record::Finish(finish) => tx.finish_inbound(*id, finish).await?,
                         Record::Retry { kind, reason, at } => {
@@ -496,13 +565,15 @@ impl Delivery {
                                 tx.quarantine_inbound(*id, *kind, reason).await?;
                             }
                         }
+                        Record::Lost => {}
                     }
                 }
-                tx.commit().await
+                tx.commit().await?;
+                Ok::<_, StoreError>(recorded)
             }
             .await;
             match result {
-                Ok(()) => return Ok(()),
+                Ok(recorded) => return Ok(recorded),
                 Err(e) if e.is_temporary() && attempt < RECORD_ATTEMPTS => {
                     let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
                     tracing::warn!(?ids, error = %e, "recording delivery outcomes failed; trying again");
@@ -515,7 +586,7 @@ impl Delivery {
 }
 
 /// How one message's turn ended, as written to the store: finished (`processed` or `rejected`)
-/// or to be retried.
+/// or to be retried; or not at all, because the lease it was claimed under lapsed first.
 enum Record {
     Finish(InboundFinish),
     Retry {
@@ -523,6 +594,7 @@ enum Record {
         reason: String,
         at: Timestamp,
     },
+    Lost,
 }
 
 fn seconds(d: Duration) -> i64 {

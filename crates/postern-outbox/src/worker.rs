@@ -1,11 +1,13 @@
 //! [`Sender`]: takes due mail from the outbox table, claims it, hands it to a [`Transport`] and
 //! records the outcome. The loop around it is `postern-work`'s, as for every queue of postern:
-//! one mail at a time, each claimed in a committed transaction before it is sent.
+//! one mail at a time, each claimed in a committed transaction before it is sent, under this
+//! process's lease (see `postern_store::leases`): sent only while the lease is fresh, and its
+//! outcome recorded only while the mail is still claimed under it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_store::{OutboxMail, Store, StoreError, Timestamp};
+use postern_store::{Lease, LeaseId, LeaseTimes, OutboxMail, Store, StoreError, Timestamp};
 use postern_work::{Again, Pace, Queue, Ran, RetryPolicy, StoreFailure, Tally, Worker};
 use tracing::Instrument as _;
 
@@ -15,7 +17,7 @@ use postern_vocab::{Backoff, Shutdown};
 use crate::{AnyTransport, DeliveryError, OutboxError, Outgoing, Transport};
 
 /// How often recording an outcome is tried when the store fails temporarily. Not recording a
-/// sent mail means sending it again once its claim is stale, so this is worth a short wait.
+/// sent mail means sending it again once its claim has lapsed, so this is worth a short wait.
 const RECORD_ATTEMPTS: u32 = 3;
 /// The wait between those tries.
 const RECORD_PAUSE: Duration = Duration::from_millis(500);
@@ -27,11 +29,14 @@ const MAX_ERROR_PAUSE: Duration = Duration::from_secs(60);
 pub struct SenderOptions {
     /// When to retry after a temporary failure, and when to give up.
     pub retry: RetryPolicy,
-    /// How old a claim must be before another worker may take the mail over. It must exceed the
-    /// longest delivery (the SMTP transport stops one after eight times its step timeout, 4 min
-    /// by default), or a slow delivery could be taken over and sent twice; a mail whose worker
-    /// died waits this long before it is sent by another.
+    /// How old a claim taken without a lease (by a postern before leases) must be before
+    /// another worker may take the mail over. It must exceed the longest delivery (the SMTP
+    /// transport stops one after eight times its step timeout, 4 min by default), or a slow
+    /// delivery could be taken over and sent twice.
     pub claim_timeout: Duration,
+    /// The lease claims are taken under: a mail whose worker died or stalled is sent by
+    /// another once the lease has expired.
+    pub lease: LeaseTimes,
     /// How many mails [`Sender::run`] takes per round.
     pub batch: i64,
     /// How long [`Sender::run`] sleeps when the outbox had nothing more to send.
@@ -53,6 +58,7 @@ impl Default for SenderOptions {
         SenderOptions {
             retry: SenderOptions::DEFAULT_RETRY,
             claim_timeout: Duration::from_secs(15 * 60),
+            lease: LeaseTimes::default(),
             batch: 20,
             interval: Duration::from_secs(2),
         }
@@ -105,6 +111,8 @@ pub struct Sender<T = AnyTransport> {
     transport: Arc<T>,
     /// Retry, claim and loop tuning.
     options: SenderOptions,
+    /// The lease claims are taken under, taken at the first claim and shared by every round.
+    lease: Arc<tokio::sync::OnceCell<Lease>>,
 }
 
 impl<T: Transport + 'static> Sender<T> {
@@ -114,6 +122,7 @@ impl<T: Transport + 'static> Sender<T> {
             store,
             transport: Arc::new(transport),
             options: SenderOptions::default(),
+            lease: Arc::default(),
         }
     }
 
@@ -163,6 +172,7 @@ impl<T: Transport + 'static> Sender<T> {
             store: self.store.clone(),
             transport: self.transport.clone(),
             options: self.options.clone(),
+            lease: self.lease.clone(),
             now,
         };
         let pace = Pace {
@@ -183,6 +193,7 @@ struct Outbox<T> {
     store: Store,
     transport: Arc<T>,
     options: SenderOptions,
+    lease: Arc<tokio::sync::OnceCell<Lease>>,
     /// When listed mail is due; the clock when `None`.
     now: Option<Timestamp>,
 }
@@ -232,7 +243,20 @@ impl<T: Transport + 'static> Queue for Outbox<T> {
 impl<T: Transport> Outbox<T> {
     /// Claims, sends and records one mail.
     async fn deliver_one(&self, id: i64, report: &mut Report) -> Result<(), OutboxError> {
-        let Some((mail, raw)) = self.claim(id).await? else {
+        let lease = self
+            .lease
+            .get_or_try_init(|| async {
+                let holder = format!("outbox sender, pid {}", std::process::id());
+                Lease::acquire(&self.store, &holder, self.options.lease).await
+            })
+            .await?;
+        // No lease this process is sure of (the database could not be reached to renew it):
+        // claim nothing until there is one.
+        let Some(lease_id) = lease.current() else {
+            report.skipped += 1;
+            return Ok(());
+        };
+        let Some((mail, raw)) = self.claim(id, lease_id).await? else {
             report.skipped += 1;
             return Ok(());
         };
@@ -240,7 +264,16 @@ impl<T: Transport> Outbox<T> {
             tracing::Span::current().record("inbound_id", inbound_id);
         }
         let attempt = mail.attempts.saturating_add(1);
-        let result = if mail.recipients.is_empty() {
+        let result = if !lease.holds(lease_id) {
+            // Stalled since the claim for longer than the lease is sure to live: another
+            // instance may be sending it now.
+            tracing::warn!(
+                outbox_id = id,
+                "lease lapsed before sending; leaving the mail to others"
+            );
+            report.skipped += 1;
+            return Ok(());
+        } else if mail.recipients.is_empty() {
             Err(DeliveryError::Permanent("no recipients".to_owned()))
         } else {
             self.transport
@@ -276,15 +309,25 @@ impl<T: Transport> Outbox<T> {
                 Outcome::Retry { error, at }
             }
         };
-        self.record(id, &outcome).await
+        let recorded = self.record(id, lease_id, &outcome).await;
+        if recorded.is_err() {
+            // The claim stays with this lease; giving it up frees it for another instance (or
+            // this one, under its next lease) instead of for ever.
+            lease.give_up(lease_id);
+        }
+        recorded
     }
 
     /// Claims `id` and reads it afresh (another worker may have tried it since it was listed).
     /// `None` when the claim is refused.
-    async fn claim(&self, id: i64) -> Result<Option<(OutboxMail, Vec<u8>)>, OutboxError> {
+    async fn claim(
+        &self,
+        id: i64,
+        lease: LeaseId,
+    ) -> Result<Option<(OutboxMail, Vec<u8>)>, OutboxError> {
         let stale_before = Timestamp::now().plus_seconds(-ceil_seconds(self.options.claim_timeout));
         let mut tx = self.store.begin().await?;
-        if !tx.claim_outbox(id, stale_before).await? {
+        if !tx.claim_outbox(id, Some(lease), stale_before).await? {
             tx.rollback().await?;
             return Ok(None);
         }
@@ -296,12 +339,13 @@ impl<T: Transport> Outbox<T> {
         Ok(mail.zip(raw))
     }
 
-    /// Writes `outcome` to the row, trying again briefly if the store fails temporarily.
-    async fn record(&self, id: i64, outcome: &Outcome) -> Result<(), OutboxError> {
+    /// Writes `outcome` to the row if it is still claimed under `lease` (fencing), trying
+    /// again briefly if the store fails temporarily.
+    async fn record(&self, id: i64, lease: LeaseId, outcome: &Outcome) -> Result<(), OutboxError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.try_record(id, outcome).await {
+            match self.try_record(id, lease, outcome).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_temporary() && tries < RECORD_ATTEMPTS => {
                     tracing::warn!(outbox_id = id, error = %e, "recording the outcome failed");
@@ -312,8 +356,20 @@ impl<T: Transport> Outbox<T> {
         }
     }
 
-    async fn try_record(&self, id: i64, outcome: &Outcome) -> Result<(), StoreError> {
+    async fn try_record(
+        &self,
+        id: i64,
+        lease: LeaseId,
+        outcome: &Outcome,
+    ) -> Result<(), StoreError> {
         let mut tx = self.store.begin().await?;
+        if !tx.fence_outbox(id, lease).await? {
+            tracing::warn!(
+                outbox_id = id,
+                "claim taken over by another instance meanwhile; outcome not recorded"
+            );
+            return tx.rollback().await;
+        }
         match outcome {
             Outcome::Sent => tx.mark_outbox_sent(id).await?,
             Outcome::Retry { error, at } => tx.mark_outbox_failed(id, error, Some(*at)).await?,

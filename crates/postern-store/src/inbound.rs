@@ -3,9 +3,10 @@
 
 use postern_vocab::{ErrorKind, HandlerKind};
 
+use crate::leases::claim_lapsed;
 use crate::raw_files::EXTERNAL_FROM_BYTES;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
-use crate::{StoreError, Timestamp, Tx};
+use crate::{LeaseId, StoreError, Timestamp, Tx};
 use postern_vocab::named_enum;
 
 /// Which configured mailbox a message came through, stored by its name (`incoming`,
@@ -313,24 +314,47 @@ impl Tx {
         Ok(outcome)
     }
 
-    /// Claims a message for processing: moves it from `received` or `failed_temporary` (or
-    /// from `processing` whose claim is older than `stale_before`, i.e. a crashed processor)
-    /// to `processing` and counts the attempt. Returns `false` if someone else holds it or it
-    /// is finished.
+    /// Claims a message: moves it from `received` or `failed_temporary`, or from `processing`
+    /// whose claim has lapsed (see [`crate::leases`]: its lease expired, or a claim without a
+    /// lease is older than `stale_before`), to `processing` and counts the attempt. `lease`
+    /// is the lease the claim is taken under, `None` for a claim that lives only inside this
+    /// transaction. Returns `false` if someone else holds it or it is finished.
     pub async fn claim_inbound(
         &mut self,
         id: i64,
+        lease: Option<LeaseId>,
         stale_before: Timestamp,
     ) -> Result<bool, StoreError> {
+        let now = Timestamp::now();
         let n = execute!(
             self,
-            "UPDATE inbound_messages
-             SET state = 'processing', attempts = attempts + 1, claimed_at = $2
-             WHERE id = $1 AND (state IN ('received', 'failed_temporary')
-                                OR (state = 'processing' AND claimed_at < $3))",
+            concat!(
+                "UPDATE inbound_messages
+                 SET state = 'processing', attempts = attempts + 1, claimed_at = $2,
+                     claimed_by = $3
+                 WHERE id = $1 AND (state IN ('received', 'failed_temporary')
+                                    OR (state = 'processing' AND ",
+                claim_lapsed!("inbound_messages", "$4", "$2"),
+                "))"
+            ),
             id,
-            Timestamp::now().0,
+            now.0,
+            lease.map(|lease| lease.0),
             stale_before.0,
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether message `id` is still claimed under `lease`; if so, the row is locked until the
+    /// transaction ends, so no other instance can take it over before this one records the
+    /// outcome. Call it first in the transaction that records an outcome (fencing).
+    pub async fn fence_inbound(&mut self, id: i64, lease: LeaseId) -> Result<bool, StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE inbound_messages SET claimed_by = claimed_by
+             WHERE id = $1 AND state = 'processing' AND claimed_by = $2",
+            id,
+            lease.0,
         )?;
         Ok(n > 0)
     }

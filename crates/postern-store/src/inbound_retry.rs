@@ -7,13 +7,14 @@
 
 use postern_vocab::ErrorKind;
 
+use crate::leases::claim_lapsed;
 use crate::tx::{execute, fetch_all, fetch_optional};
 use crate::{InboundMeta, Mailbox, StoreError, Timestamp, Tx};
 
 impl Tx {
     /// Messages of `mailbox` (or of every mailbox) that a worker may claim at `now`, oldest first: `received` ones,
-    /// `failed_temporary` ones whose next attempt is due, and `processing` ones whose claim is
-    /// older than `stale_before` (their worker died). Claim each with
+    /// `failed_temporary` ones whose next attempt is due, and `processing` ones whose claim has
+    /// lapsed (their worker died or stalled; see [`crate::leases`]). Claim each with
     /// [`Tx::claim_inbound`] before working on it.
     pub async fn due_inbound(
         &mut self,
@@ -25,16 +26,20 @@ impl Tx {
         Ok(fetch_all!(
             self,
             InboundMeta,
-            "SELECT id, received_at, mailbox, source, message_id, size, source_identity,
-                    content_identity, state, handler, error_kind, reason, outcome,
-                    processed_at, attempts, claimed_at, failure_streak, declared_size
-             FROM inbound_messages
-             WHERE ($1 IS NULL OR mailbox = $1)
-               AND (state = 'received'
-                    OR (state = 'failed_temporary'
-                        AND (next_attempt_at IS NULL OR next_attempt_at <= $2))
-                    OR (state = 'processing' AND claimed_at < $3))
-             ORDER BY id ASC LIMIT $4",
+            concat!(
+                "SELECT id, received_at, mailbox, source, message_id, size, source_identity,
+                        content_identity, state, handler, error_kind, reason, outcome,
+                        processed_at, attempts, claimed_at, failure_streak, declared_size
+                 FROM inbound_messages
+                 WHERE ($1 IS NULL OR mailbox = $1)
+                   AND (state = 'received'
+                        OR (state = 'failed_temporary'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= $2))
+                        OR (state = 'processing' AND ",
+                claim_lapsed!("inbound_messages", "$3", "$2"),
+                "))
+                 ORDER BY id ASC LIMIT $4"
+            ),
             mailbox.map(Mailbox::as_str),
             now.0,
             stale_before.0,

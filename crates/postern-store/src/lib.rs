@@ -52,6 +52,7 @@ mod inbound;
 mod inbound_retry;
 mod intake;
 mod issues;
+pub mod leases;
 mod merge_requests;
 mod metrics;
 mod notes;
@@ -86,6 +87,7 @@ pub use inbound::{
     InboundState, InsertOutcome, Mailbox, NewInbound,
 };
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
+pub use leases::{Lease, LeaseId, LeaseTimes};
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};
 pub use metrics::StateCount;
 pub use notes::{NewNote, Note, Noteable, Subscription};

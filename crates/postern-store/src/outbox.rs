@@ -9,8 +9,9 @@
 //! never both send it. Marking the entry sent or failed clears the claim; a claim left behind by
 //! a worker that died mid-send counts as abandoned once it is older than the caller's limit.
 
+use crate::leases::claim_lapsed;
 use crate::tx::{execute, fetch_all, fetch_optional, scalar_optional};
-use crate::{StoreError, Timestamp, Tx};
+use crate::{LeaseId, StoreError, Timestamp, Tx};
 use postern_vocab::named_enum;
 
 named_enum! {
@@ -259,10 +260,11 @@ impl Tx {
         convert(rows)
     }
 
-    /// Claims a queued entry for one delivery attempt. Returns `true` when this caller now holds
-    /// it: the entry is queued and either unclaimed or claimed before `stale_before` (an
-    /// abandoned claim, e.g. of a worker that crashed). Returns `false` when another claim
-    /// holds it or it is no longer queued.
+    /// Claims a queued entry for one delivery attempt under `lease`. Returns `true` when this
+    /// caller now holds it: the entry is queued and either unclaimed or its claim has lapsed
+    /// (see [`crate::leases`]: the lease it was taken under expired, or a claim without a
+    /// lease is older than `stale_before`). Returns `false` when another claim holds it or it
+    /// is no longer queued.
     ///
     /// The check and the write are one `UPDATE`, so of two concurrent callers exactly one wins:
     /// PostgreSQL re-evaluates the `WHERE` of the second after the first commits, and SQLite
@@ -271,15 +273,36 @@ impl Tx {
     pub async fn claim_outbox(
         &mut self,
         id: i64,
+        lease: Option<LeaseId>,
         stale_before: Timestamp,
     ) -> Result<bool, StoreError> {
+        let now = Timestamp::now();
         let n = execute!(
             self,
-            "UPDATE outbox SET claimed_at = $3
-             WHERE id = $1 AND state = 'queued' AND (claimed_at IS NULL OR claimed_at < $2)",
+            concat!(
+                "UPDATE outbox SET claimed_at = $2, claimed_by = $3
+                 WHERE id = $1 AND state = 'queued' AND (claimed_at IS NULL OR ",
+                claim_lapsed!("outbox", "$4", "$2"),
+                ")"
+            ),
             id,
+            now.0,
+            lease.map(|lease| lease.0),
             stale_before.0,
-            Timestamp::now().0,
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether entry `id` is still queued and claimed under `lease`; if so, the row is locked
+    /// until the transaction ends. Call it first in the transaction that records an attempt's
+    /// outcome (fencing; see [`crate::leases`]).
+    pub async fn fence_outbox(&mut self, id: i64, lease: LeaseId) -> Result<bool, StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE outbox SET claimed_by = claimed_by
+             WHERE id = $1 AND state = 'queued' AND claimed_by = $2",
+            id,
+            lease.0,
         )?;
         Ok(n > 0)
     }
@@ -289,7 +312,7 @@ impl Tx {
         let n = execute!(
             self,
             "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = $2,
-                 last_error = NULL, claimed_at = NULL
+                 last_error = NULL, claimed_at = NULL, claimed_by = NULL
              WHERE id = $1",
             id,
             Timestamp::now().0,
@@ -309,7 +332,8 @@ impl Tx {
             self,
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
                  state = CASE WHEN $3 IS NULL THEN 'failed' ELSE 'queued' END,
-                 next_attempt_at = COALESCE($3, next_attempt_at), claimed_at = NULL
+                 next_attempt_at = COALESCE($3, next_attempt_at), claimed_at = NULL,
+                 claimed_by = NULL
              WHERE id = $1",
             id,
             error,

@@ -165,7 +165,14 @@ impl Store {
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
-        let connect = PgConnectOptions::from_str(url)?;
+        // A transaction left idle for longer than a lease lives belongs to a stalled process
+        // (stopped, or cut off from the server): the server ends its session, so the rows it
+        // holds locked, a message being processed among them, go to another instance within
+        // the time a lease would (see `leases`). No transaction of postern waits on anything
+        // but the database itself while open.
+        let idle_limit = format!("{}s", crate::LeaseTimes::default().ttl.as_secs());
+        let connect = PgConnectOptions::from_str(url)?
+            .options([("idle_in_transaction_session_timeout", idle_limit.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)

@@ -113,14 +113,14 @@ both!(claim_finish_and_list, |db| {
     };
 
     let long_ago = Timestamp(0);
-    assert!(tx.claim_inbound(a, long_ago).await?);
+    assert!(tx.claim_inbound(a, None, long_ago).await?);
     assert!(
-        !tx.claim_inbound(a, long_ago).await?,
+        !tx.claim_inbound(a, None, long_ago).await?,
         "already claimed, claim is fresh"
     );
     let far_future = Timestamp::now().plus_seconds(3600);
     assert!(
-        tx.claim_inbound(a, far_future).await?,
+        tx.claim_inbound(a, None, far_future).await?,
         "a stale claim is taken over"
     );
 
@@ -136,7 +136,7 @@ both!(claim_finish_and_list, |db| {
     )
     .await?;
     assert!(
-        !tx.claim_inbound(a, far_future).await?,
+        !tx.claim_inbound(a, None, far_future).await?,
         "finished messages are not claimed"
     );
     let meta = tx.inbound(a).await?.expect("exists").meta;

@@ -59,8 +59,8 @@ both!(due_inbound_is_the_work_queue_of_one_mailbox, |db| {
     );
 
     // a: claimed (fresh claim, not due); b: failed, next attempt in an hour.
-    assert!(tx.claim_inbound(a, stale_before).await?);
-    assert!(tx.claim_inbound(b, stale_before).await?);
+    assert!(tx.claim_inbound(a, None, stale_before).await?);
+    assert!(tx.claim_inbound(b, None, stale_before).await?);
     let later = now.plus_seconds(3600);
     tx.retry_inbound_at(b, ErrorKind::WebhookStatus, "GitLab answered 502", later)
         .await?;

@@ -8,6 +8,7 @@ mod inbound_retry;
 mod incoming_tokens;
 mod intake;
 mod issues;
+mod leases;
 mod lifecycle;
 mod migration_0010;
 mod notes;

@@ -119,17 +119,21 @@ both!(claims_are_exclusive_until_stale_or_released, |db| {
     // while the claim is fresh (claimed at or after `stale_before`).
     let fresh = now.plus_seconds(-600);
     let mut first = db.tx().await;
-    assert!(first.claim_outbox(id, fresh).await?);
+    assert!(first.claim_outbox(id, None, fresh).await?);
     first.commit().await?;
     let mut second = db.tx().await;
-    assert!(!second.claim_outbox(id, fresh).await?);
+    assert!(!second.claim_outbox(id, None, fresh).await?);
     let held = second.outbox_mail(id).await?.expect("exists");
     assert!(held.claimed_at.is_some_and(|t| t >= now));
     // The claim does not hide the entry from `due_outbox`; the claim is what arbitrates.
     assert_eq!(second.due_outbox(now.plus_seconds(1), 10).await?.len(), 1);
 
     // A claim older than `stale_before` is abandoned (its worker died mid-send): taken over.
-    assert!(second.claim_outbox(id, now.plus_seconds(3600)).await?);
+    assert!(
+        second
+            .claim_outbox(id, None, now.plus_seconds(3600))
+            .await?
+    );
 
     // A temporary failure releases the claim, so the retry can be claimed again.
     assert!(
@@ -141,14 +145,18 @@ both!(claims_are_exclusive_until_stale_or_released, |db| {
         second.outbox_mail(id).await?.expect("exists").claimed_at,
         None
     );
-    assert!(second.claim_outbox(id, fresh).await?);
+    assert!(second.claim_outbox(id, None, fresh).await?);
 
     // Once sent, nobody can claim it again, however old the claim would be.
     assert!(second.mark_outbox_sent(id).await?);
     let sent = second.outbox_mail(id).await?.expect("exists");
     assert_eq!((sent.state, sent.claimed_at), (OutboxState::Sent, None));
-    assert!(!second.claim_outbox(id, now.plus_seconds(3600)).await?);
-    assert!(!second.claim_outbox(9999, now).await?);
+    assert!(
+        !second
+            .claim_outbox(id, None, now.plus_seconds(3600))
+            .await?
+    );
+    assert!(!second.claim_outbox(9999, None, now).await?);
     second.commit().await
 });
 
@@ -172,7 +180,11 @@ async fn concurrent_claims_have_one_winner_per_row() {
             let mut won = Vec::new();
             for id in ids {
                 let mut tx = store.begin().await.expect("begin");
-                if tx.claim_outbox(id, stale_before).await.expect("claim") {
+                if tx
+                    .claim_outbox(id, None, stale_before)
+                    .await
+                    .expect("claim")
+                {
                     won.push(id);
                 }
                 tx.commit().await.expect("commit");

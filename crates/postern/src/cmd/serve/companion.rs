@@ -16,10 +16,11 @@
 //! each message once.
 //!
 //! After a crash: messages the dead process had claimed (at most the deliverer's concurrency)
-//! wait for their claim to go stale (5 minutes) before another process may deliver them, since
-//! on PostgreSQL that other process may be alive. A SQLite store belongs to one process, so
-//! there a restart takes those claims over at once (one round with a zero claim timeout
-//! before the regular deliverer starts).
+//! wait for its lease to expire (15 s) before another process delivers them, since on
+//! PostgreSQL that other process may be alive. A SQLite store belongs to one process, so there
+//! a restart ends the earlier leases and takes those claims over at once (and, in one round
+//! with a zero claim timeout before the regular deliverer starts, claims a postern from before
+//! leases had left).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -93,6 +94,7 @@ async fn serve(
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
     super::check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
+    super::take_over_earlier_claims(&store).await;
     let destinations: Vec<String> = routes
         .iter()
         .map(|(mailbox, d)| {

@@ -106,11 +106,39 @@ pub(super) fn check_data_dir_modes(data_dir: &std::path::Path) -> Result<(), Fai
     Ok(())
 }
 
+/// On a SQLite file, which one serving process uses at a time, ends the leases of earlier runs,
+/// so that what a killed run had claimed (mail being sent, messages being delivered to GitLab)
+/// is taken over now rather than once those leases expire. On PostgreSQL the other leases may
+/// be live instances': they expire by themselves if not.
+pub(crate) async fn take_over_earlier_claims(store: &postern_store::Store) {
+    if store.backend() != postern_store::Backend::Sqlite {
+        return;
+    }
+    let ended = async {
+        let mut tx = store.begin().await?;
+        let ended = tx.end_every_lease(postern_store::Timestamp::now()).await?;
+        tx.commit().await?;
+        Ok::<_, postern_store::StoreError>(ended)
+    }
+    .await;
+    match ended {
+        Ok(0) => {}
+        Ok(ended) => tracing::info!(
+            ended,
+            "ended the leases of an earlier run; taking over its claims"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot end the leases of an earlier run; its claims wait for them to expire")
+        }
+    }
+}
+
 async fn serve(setup: Setup, listen: SocketAddr) -> Result<ExitCode, Failure> {
     let metrics = postern_web::install_metrics_recorder()
         .map_err(|e| Failure::new(SOFTWARE, anyhow::anyhow!("metrics recorder: {e}")))?;
     check_data_dir_modes(&setup.data_dir)?;
     let store = setup.store().await?;
+    take_over_earlier_claims(&store).await;
     let processor = Arc::new(setup.processor(store.clone()));
     let sender = setup.outbox_sender(store.clone())?;
     let queue = Arc::new(ProcessingQueue::new(processor.clone(), PROCESSING_TASKS));
