@@ -63,12 +63,16 @@ pub async fn all_messages(store: &Store, mailbox: Mailbox) -> Vec<InboundMeta> {
     list
 }
 
-/// Options that make the tests quick: short polls, back-off and stale claims.
+/// Options that make the tests quick: short polls, back-off, stale claims and leases.
 pub fn fast_options() -> DelivererOptions {
     DelivererOptions {
         batch: 20,
         poll_interval: Duration::from_millis(100),
         claim_timeout: Duration::from_secs(2),
+        lease: postern_store::LeaseTimes {
+            ttl: Duration::from_secs(3),
+            renew_every: Duration::from_millis(500),
+        },
         retry: postern_vocab::Backoff::new(Duration::from_millis(100), Duration::from_millis(500)),
         concurrency: 4,
         quarantine_after: 3,

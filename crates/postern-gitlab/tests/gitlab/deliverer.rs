@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_gitlab::{Deliverer, Destination};
+use postern_gitlab::{Deliverer, DelivererOptions, Destination};
 use postern_store::{InboundState, Mailbox, Store, StoreOptions};
 use postern_testkit::TestDb;
 
@@ -192,5 +192,73 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
     assert!(
         counts(&received).values().all(|n| *n <= 2),
         "none more than twice"
+    );
+}
+
+/// What a killed instance leaves on PostgreSQL: messages claimed (`processing`) under its lease,
+/// which nobody renews any more. Another deliverer leaves them alone while the lease lives and
+/// delivers them as soon as it has expired, long before a claim without a lease would go stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claims_of_a_dead_instance_are_delivered_once_its_lease_expires() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let gitlab = stand_in().await;
+    let raws: Vec<Vec<u8>> = (0..6).map(message).collect();
+    let ids = store_messages(&db.store, Mailbox::Incoming, &raws).await;
+    let now = postern_store::Timestamp::now();
+    let times = postern_store::LeaseTimes {
+        ttl: Duration::from_secs(3600),
+        renew_every: Duration::from_secs(1200),
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    let dead = tx
+        .insert_lease("killed instance", now, &times)
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(tx.claim_inbound(*id, Some(dead), now).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+
+    let options = DelivererOptions {
+        // A claim without a lease would wait this long: only the lease can free them sooner.
+        claim_timeout: Duration::from_secs(3600),
+        ..fast_options()
+    };
+    let deliverer = Deliverer::new(
+        db.store.clone(),
+        vec![(
+            Mailbox::Incoming,
+            Destination::Webhook(webhook(
+                &gitlab,
+                Mailbox::Incoming,
+                signer(dir.path(), &INCOMING_SECRET),
+            )),
+        )],
+        options,
+    );
+    let report = deliverer.deliver_due().await.unwrap();
+    assert_eq!(
+        report.delivered, 0,
+        "held while the lease lives: {report:?}"
+    );
+    assert!(gitlab.received().is_empty());
+
+    let mut tx = db.store.begin().await.unwrap();
+    tx.end_lease(dead, postern_store::Timestamp::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let report = deliverer.deliver_due().await.unwrap();
+    assert_eq!(report.delivered, raws.len() as u64, "{report:?}");
+    let received = counts(&gitlab.received());
+    assert!(raws.iter().all(|raw| received.get(raw) == Some(&1)));
+    assert!(
+        all_messages(&db.store, Mailbox::Incoming)
+            .await
+            .iter()
+            .all(|m| m.state == InboundState::Processed && m.attempts == 2)
     );
 }

@@ -84,3 +84,39 @@ both!(two_workers_through_postfix_deliver_one_copy_each, |db| {
     }
     Ok(())
 });
+
+both!(
+    mail_claimed_by_a_dead_instance_is_sent_once_its_lease_expires,
+    |db| {
+        let tag = tag();
+        let to = "dead@example.org";
+        let id = enqueue(&db.store, &[to], &message(&tag, to)).await?;
+        // A killed instance had claimed it under a lease nobody renews any more.
+        let now = postern_store::Timestamp::now();
+        let times = postern_store::LeaseTimes {
+            ttl: Duration::from_secs(3600),
+            renew_every: Duration::from_secs(1200),
+        };
+        let mut tx = db.store.begin().await?;
+        let dead = tx.insert_lease("killed instance", now, &times).await?;
+        assert!(tx.claim_outbox(id, Some(dead), now).await?);
+        tx.commit().await?;
+
+        let sender = Sender::new(db.store.clone(), Recording::default());
+        let held = sender.deliver_due(10).await?;
+        assert_eq!(
+            (held.sent, held.skipped),
+            (0, 1),
+            "held while its lease lives"
+        );
+
+        let mut tx = db.store.begin().await?;
+        tx.end_lease(dead, postern_store::Timestamp::now()).await?;
+        tx.commit().await?;
+        let taken = sender.deliver_due(10).await?;
+        assert_eq!(taken.sent, 1, "{taken:?}");
+        assert_eq!(*sender.transport().sent.lock().expect("lock"), vec![id]);
+        assert_eq!(row(&db.store, id).await?.state, OutboxState::Sent);
+        Ok(())
+    }
+);
