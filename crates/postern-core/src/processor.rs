@@ -135,12 +135,27 @@ impl Processor {
     /// internal error; refusals are recorded by processing itself): a retry after a back-off
     /// that grows with the failure streak, or quarantine once the same reason repeated
     /// [`RetryPolicy::max_attempts`] times, or at once for an internal error.
+    ///
+    /// Nothing is recorded on a message that is finished: with several instances, another one
+    /// may have processed it since this one's attempt was rolled back (this process was
+    /// stopped, its session ended by the server, and the message taken over), and turning that
+    /// message back into a failure would process it a second time.
     pub async fn record_failure(
         &self,
         id: i64,
         failure: &ProcessError,
     ) -> Result<ReceiveOutcome, ProcessError> {
         let mut tx = self.store.begin().await?;
+        if !tx.hold_unfinished_inbound(id).await? {
+            let finished = tx.inbound(id).await?;
+            tx.commit().await?;
+            tracing::info!(
+                id,
+                %failure,
+                "processing failed here, but the message was finished meanwhile (by another instance); nothing recorded"
+            );
+            return Ok(duplicate_outcome(id, finished.and_then(|m| m.meta.outcome)));
+        }
         let outcome = match failure {
             ProcessError::Temporary(reason) => {
                 let retry = &self.config.retry;

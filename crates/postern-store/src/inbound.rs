@@ -345,6 +345,21 @@ impl Tx {
         Ok(n > 0)
     }
 
+    /// Whether message `id` exists and is not finished (`received`, `processing` or
+    /// `failed_temporary`); if so, the row is locked until the transaction ends, so nobody can
+    /// finish it meanwhile. Call it first in a transaction that records a failure of a claim
+    /// that lived only in a transaction already rolled back: another worker may have taken and
+    /// finished the message since.
+    pub async fn hold_unfinished_inbound(&mut self, id: i64) -> Result<bool, StoreError> {
+        let n = execute!(
+            self,
+            "UPDATE inbound_messages SET state = state
+             WHERE id = $1 AND state IN ('received', 'processing', 'failed_temporary')",
+            id,
+        )?;
+        Ok(n > 0)
+    }
+
     /// Whether message `id` is still claimed under `lease`; if so, the row is locked until the
     /// transaction ends, so no other instance can take it over before this one records the
     /// outcome. Call it first in the transaction that records an outcome (fencing).

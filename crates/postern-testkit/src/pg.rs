@@ -125,11 +125,7 @@ impl PgServer {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let opts = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                dir.display()
-            );
+            let opts = server_options(port, &dir);
             let mut cmd = pg_command(&pg_ctl, run_as_postgres);
             cmd.arg("-D")
                 .arg(&data)
@@ -160,6 +156,19 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// Starts the server again after [`PgServer::stop`], on the same port and data: the clients'
+    /// connections were cut, and they reconnect to the same URL.
+    pub fn start_again(&self) -> Result<(), String> {
+        let opts = server_options(self.port, &self.dir);
+        let mut cmd = pg_command(&self.pg_ctl, self.run_as_postgres);
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &opts, "start"]);
+        run(cmd, "pg_ctl start")
+    }
+
     /// Stops the server at once (`-m immediate`: like a crash, which is what the tests want).
     pub fn stop(&self) -> Result<(), String> {
         let mut cmd = pg_command(&self.pg_ctl, self.run_as_postgres);
@@ -168,6 +177,15 @@ impl PgServer {
             .args(["-m", "immediate", "-w", "stop"]);
         run(cmd, "pg_ctl stop")
     }
+}
+
+/// `pg_ctl -o`: loopback only, sockets in `dir`, and no durability (tests need none).
+fn server_options(port: u16, dir: &Path) -> String {
+    format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+        dir.display()
+    )
 }
 
 /// The reaper (see `crate::reaper`): stops the server and removes `dir` when the test process

@@ -228,3 +228,58 @@ both!(a_storing_intake_never_processes, |db| {
     assert_eq!(known.len(), 1);
     Ok(())
 });
+
+// An instance's attempt failed after another instance had taken the message over and processed
+// it (the first was stopped mid-transaction, the server ended its session, the second finished
+// the message; then the first woke up to a dead connection): its failure must not turn the
+// finished message back into work, or it would be processed a second time.
+both!(
+    a_failure_recorded_after_another_instance_finished_the_message_changes_nothing,
+    |db| {
+        let world = World::new(db).await?;
+        let batch = new_issues(&world, 1)?;
+        let stored = take_in(
+            world.store(),
+            Mailbox::Incoming,
+            InboundSource::Imap,
+            &batch,
+            &world.quarantine_directory(),
+        )
+        .await?;
+        let id = stored.stored[0];
+        let processor = world.processor(INCOMING);
+        let queue = ProcessingQueue::new(Arc::new(processor.clone()), 1);
+        assert_eq!(queue.work_once(Arc::new(|_| {})).await?, 1);
+        assert_eq!(issue_count(&world).await?, 1);
+
+        let late = postern_core::ProcessError::Temporary("connection closed".to_owned());
+        let outcome = processor.record_failure(id, &late).await?;
+        assert_eq!(outcome.outcome, Outcome::Duplicate);
+        assert_eq!(outcome.first_outcome, Some(Outcome::Processed));
+        let mut tx = world.store().begin().await?;
+        let message = tx.inbound(id).await?.expect("stored");
+        tx.commit().await?;
+        assert_eq!(message.meta.state, InboundState::Processed);
+        assert_eq!(
+            queue.work_once(Arc::new(|_| {})).await?,
+            0,
+            "nothing to do again"
+        );
+        assert_eq!(issue_count(&world).await?, 1);
+
+        // A message not finished yet still gets its failure recorded.
+        let unfinished = take_in(
+            world.store(),
+            Mailbox::Incoming,
+            InboundSource::Imap,
+            &new_issues(&world, 2)?[1..],
+            &world.quarantine_directory(),
+        )
+        .await?;
+        let outcome = processor
+            .record_failure(unfinished.stored[0], &late)
+            .await?;
+        assert_eq!(outcome.outcome, Outcome::Queued);
+        Ok(())
+    }
+);

@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod borrowing;
 mod browser;
+mod chaos;
 mod check;
 mod companion;
 mod deb;

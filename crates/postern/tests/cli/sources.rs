@@ -26,6 +26,16 @@ pub(crate) fn free_port() -> u16 {
 
 /// A configuration watching `folder` on `server`, plus `extra` YAML sections.
 pub(crate) fn config(server: &MailServer, folder: &str, extra: &str) -> String {
+    config_listening(server, folder, extra, free_port())
+}
+
+/// [`config`] with the LMTP listener on `lmtp_port`.
+pub(crate) fn config_listening(
+    server: &MailServer,
+    folder: &str,
+    extra: &str,
+    lmtp_port: u16,
+) -> String {
     format!(
         "incoming_email:\n  enabled: true\n  address: \"incoming+%{{key}}@example.test\"\n  \
          user: {USER}\n  password: \"{}\"\n  host: 127.0.0.1\n  port: {}\n  ssl: false\n  \
@@ -36,7 +46,7 @@ pub(crate) fn config(server: &MailServer, folder: &str, extra: &str) -> String {
          web:\n  listen: \"127.0.0.1:{}\"\n{extra}",
         server.password(),
         server.imap_port(),
-        free_port(),
+        lmtp_port,
         free_port(),
     )
 }
