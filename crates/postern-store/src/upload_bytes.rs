@@ -21,7 +21,7 @@ use crate::{Backend, Store, StoreError, Tx};
 /// The bytes of a message's uploads, ready before the transaction that records them. Those no
 /// transaction takes (a refused message, a patch that became a commit) are dropped with it:
 /// their files removed, their bytes freed.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct StagedUploads {
     /// The upload directory the files were written under (SQLite).
     directory: PathBuf,
@@ -29,6 +29,22 @@ pub struct StagedUploads {
     files: PendingFiles,
     /// PostgreSQL: `(relative path, bytes)`, inserted by the transaction that takes them.
     held: Vec<(String, Vec<u8>)>,
+}
+
+/// Names and sizes only: the bytes of a message's attachments do not belong in a log line.
+impl std::fmt::Debug for StagedUploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held: Vec<(&str, usize)> = self
+            .held
+            .iter()
+            .map(|(relative, content)| (relative.as_str(), content.len()))
+            .collect();
+        f.debug_struct("StagedUploads")
+            .field("directory", &self.directory)
+            .field("files", &self.files.len())
+            .field("held", &held)
+            .finish()
+    }
 }
 
 impl StagedUploads {
