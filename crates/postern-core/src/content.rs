@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use postern_mail::reply::{finish_reply, selected_body};
 use postern_mail::trim::TrimMode;
 use postern_mail::{Email, OverLimit, ReplyOptions, redact_quick_actions};
-use postern_store::{NewUpload, StagedFiles, Tx, new_upload_secret};
+use postern_store::{NewUpload, StagedUploads, Store, Tx, new_upload_secret};
 
 use crate::error::{ErrorKind, ProcessError, Rejection};
 
@@ -58,7 +58,9 @@ impl Variant {
 /// Where uploads go and how large one may be.
 #[derive(Debug, Clone)]
 pub struct UploadPolicy {
-    /// Directory under which `<secret>/<file name>` folders are written.
+    /// Directory under which `<secret>/<file name>` folders are written, when the store keeps
+    /// uploads as files (SQLite; a PostgreSQL store keeps their bytes itself, see
+    /// [`Store::stage_uploads`]).
     pub directory: PathBuf,
     /// Larger attachments are skipped silently, as GitLab's `max_attachment_size` does.
     pub max_bytes: usize,
@@ -148,38 +150,40 @@ pub fn compose(
     format!("{message}\n\n<details><summary>...</summary>\n\n{reply}\n\n</details>")
 }
 
-/// One attachment, written to its place before the transaction and waiting for the row that
-/// records it.
+/// One attachment, staged before the transaction and waiting for the row that records it.
 #[derive(Debug, Clone)]
 struct StagedUpload {
     secret: String,
     filename: String,
-    /// `<secret>/<file name>` under the upload directory.
-    relative: PathBuf,
+    /// `<secret>/<file name>`: its place under the upload directory, and its key in the store's
+    /// staged bytes.
+    relative: String,
     content_type: String,
     size: usize,
     is_media: bool,
     is_patch: bool,
 }
 
-/// The attachments of one message, written and made durable before its transaction (the slow
-/// part of storing them), so that the transaction only records them. Those no handler records
-/// (a refused message, a patch that became a commit) are removed when this is dropped.
+/// The attachments of one message, staged with the store before its transaction (on SQLite,
+/// written and made durable: the slow part of storing them), so that the transaction only
+/// records them. Those no handler records (a refused message, a patch that became a commit)
+/// are discarded when this is dropped.
 #[derive(Debug, Default)]
 pub struct Uploads {
-    directory: PathBuf,
     staged: Vec<StagedUpload>,
-    files: StagedFiles,
+    bytes: StagedUploads,
 }
 
 impl Uploads {
-    /// Writes every attachment of `email` that a handler may upload (as GitLab's
-    /// `max_attachment_size`, larger ones are skipped silently) under the policy's directory.
-    pub async fn stage(email: &Email<'_>, policy: &UploadPolicy) -> Result<Uploads, ProcessError> {
-        let mut uploads = Uploads {
-            directory: policy.directory.clone(),
-            ..Uploads::default()
-        };
+    /// Stages every attachment of `email` that a handler may upload (as GitLab's
+    /// `max_attachment_size`, larger ones are skipped silently) with `store`, which keeps them
+    /// where its backend says (files under the policy's directory, or itself).
+    pub async fn stage(
+        email: &Email<'_>,
+        policy: &UploadPolicy,
+        store: &Store,
+    ) -> Result<Uploads, ProcessError> {
+        let mut uploads = Uploads::default();
         let mut files = Vec::new();
         for attachment in postern_mail::attachments(email) {
             if attachment.size > policy.max_bytes {
@@ -187,8 +191,9 @@ impl Uploads {
             }
             let secret = new_upload_secret()?;
             let filename = sanitize_file_name(&attachment.filename);
-            let relative = PathBuf::from(&secret).join(&filename);
-            files.push((policy.directory.join(&relative), attachment.content));
+            // The file name is sanitised: no separator, never `.` or `..`.
+            let relative = format!("{secret}/{filename}");
+            files.push((relative.clone(), attachment.content));
             uploads.staged.push(StagedUpload {
                 secret,
                 filename,
@@ -199,13 +204,13 @@ impl Uploads {
                 is_patch: attachment.is_patch(),
             });
         }
-        uploads.files.write_all(&files).await?;
+        uploads.bytes = store.stage_uploads(&policy.directory, &files).await?;
         Ok(uploads)
     }
 }
 
 /// Records the staged attachments of a message as uploads of `project_id` (`.patch` files
-/// excluded when `skip_patches`) and returns their links. The files become part of `tx`.
+/// excluded when `skip_patches`) and returns their links. Their bytes become part of `tx`.
 pub async fn upload_attachments(
     tx: &mut Tx,
     uploads: &mut Uploads,
@@ -219,23 +224,19 @@ pub async fn upload_attachments(
         if skip_patches && attachment.is_patch {
             continue;
         }
-        let path = uploads.directory.join(&attachment.relative);
-        if !tx.adopt_staged_file(&mut uploads.files, &path) {
-            return Err(ProcessError::Internal(format!(
-                "staged upload {} is missing",
-                attachment.relative.display()
-            )));
-        }
         let upload = tx
-            .create_upload(NewUpload {
-                project_id,
-                secret: attachment.secret.clone(),
-                filename: attachment.filename.clone(),
-                content_type: attachment.content_type.clone(),
-                size: i64::try_from(attachment.size).unwrap_or(i64::MAX),
-                uploaded_by: Some(author_id),
-                relative_path: attachment.relative.to_string_lossy().into_owned(),
-            })
+            .create_upload(
+                NewUpload {
+                    project_id,
+                    secret: attachment.secret.clone(),
+                    filename: attachment.filename.clone(),
+                    content_type: attachment.content_type.clone(),
+                    size: i64::try_from(attachment.size).unwrap_or(i64::MAX),
+                    uploaded_by: Some(author_id),
+                    relative_path: attachment.relative.clone(),
+                },
+                &mut uploads.bytes,
+            )
             .await?;
         let url = format!("/uploads/{}/{}", upload.file.secret, upload.file.filename);
         let markdown = if attachment.is_media {

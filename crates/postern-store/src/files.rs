@@ -1,5 +1,5 @@
-//! Files written as part of a transaction: large raw messages ([`crate::raw_files`]) and
-//! attachments ([`Tx::write_file`]).
+//! Files written as part of a transaction: large raw messages ([`crate::raw_files`]) and, on
+//! SQLite, attachments ([`crate::upload_bytes`], [`Tx::write_file`]).
 //!
 //! A row that names a file must never outlive the file. So a transaction that wrote files
 //! syncs them, and every directory whose entries changed, before its `COMMIT`
@@ -138,6 +138,23 @@ impl PendingFiles {
         let index = self.files.iter().position(|f| f.path == path)?;
         Some(self.files.swap_remove(index))
     }
+
+    /// How many files the set holds.
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Moves the file at `path` from this set into `into` (a transaction's set: kept if it
+    /// commits, removed if not). `false` if it is not here.
+    pub(crate) fn hand_over(&mut self, path: &Path, into: &mut PendingFiles) -> bool {
+        match self.take(path) {
+            Some(file) => {
+                into.files.push(file);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Drop for PendingFiles {
@@ -179,7 +196,7 @@ impl StagedFiles {
 
     /// How many files are staged and not yet adopted.
     pub fn len(&self) -> usize {
-        self.files.files.len()
+        self.files.len()
     }
 
     /// Whether every staged file has been adopted (or none was staged).
@@ -202,12 +219,6 @@ impl Tx {
     /// Makes the staged file at `path` part of this transaction: kept if it commits, removed
     /// if it does not. `false` if `path` is not in `staged`.
     pub fn adopt_staged_file(&mut self, staged: &mut StagedFiles, path: &Path) -> bool {
-        match staged.files.take(path) {
-            Some(file) => {
-                self.pending_files.files.push(file);
-                true
-            }
-            None => false,
-        }
+        staged.files.hand_over(path, &mut self.pending_files)
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! This crate owns every byte postern keeps between two messages: users and their addresses,
 //! projects with their Service Desk settings, members, issues and tickets, merge requests, notes,
-//! the sent notifications whose reply keys bring answers back, subscriptions, upload metadata,
+//! the sent notifications whose reply keys bring answers back, subscriptions, uploads (their
+//! bytes in the database on PostgreSQL, files of the instance on SQLite: see [`StagedUploads`]),
 //! the durable copy of every inbound message with its dedupe identities and outcome, the outbox of
 //! mail still to send, counters of mail sent per window of time, the web UI's password hashes,
 //! sessions and API tokens (as hashes), and a small key/value `settings` table. It runs on embedded **SQLite**
@@ -71,6 +72,7 @@ mod store;
 mod time;
 mod token_key;
 mod tx;
+mod upload_bytes;
 mod uploads;
 mod users;
 
@@ -109,5 +111,6 @@ pub use store::{Backend, Store, StoreOptions};
 pub use time::Timestamp;
 pub use token_key::TokenKey;
 pub use tx::Tx;
+pub use upload_bytes::StagedUploads;
 pub use uploads::{NewUpload, Upload, UploadReference};
 pub use users::{NewUser, SUPPORT_BOT_USERNAME, User, UserEmail, UserKind, UserState};

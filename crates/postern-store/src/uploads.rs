@@ -1,8 +1,11 @@
-//! Upload metadata. The bytes are a file under the data directory that the caller writes;
-//! the store keeps only what is needed to find and serve it.
+//! Uploads: what is needed to find and serve one, and its bytes, which the store keeps where
+//! its backend says (`upload_bytes`: files of the instance on SQLite, rows on PostgreSQL).
 
-use crate::tx::{fetch_all, fetch_one, fetch_optional};
-use crate::{StoreError, Timestamp, Tx};
+use std::path::Path;
+
+use crate::tx::{fetch_all, fetch_one, fetch_optional, scalar_optional};
+use crate::upload_bytes::read_upload_file;
+use crate::{StagedUploads, StoreError, Timestamp, Tx};
 
 /// An uploaded file (e.g. a mail attachment): the file as it was recorded, with its row id and
 /// time.
@@ -36,8 +39,9 @@ pub struct UploadReference {
 /// What [`Tx::create_upload`] needs, and what an [`Upload`] row holds besides its id and time.
 ///
 /// The caller mints the secret with [`new_upload_secret`](crate::new_upload_secret), chooses
-/// the relative path (the store does not build paths from untrusted file names), writes the
-/// file, and records it here in the same transaction as the note or issue that links to it.
+/// the relative path (the store does not build paths from untrusted file names), stages the
+/// bytes with [`Store::stage_uploads`](crate::Store::stage_uploads), and records them here in
+/// the same transaction as the note or issue that links to them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct NewUpload {
     /// The project it belongs to.
@@ -53,14 +57,23 @@ pub struct NewUpload {
     pub size: i64,
     /// Who uploaded it (the mail's author), if known.
     pub uploaded_by: Option<i64>,
-    /// Where the bytes are, relative to the data directory.
+    /// `<secret>/<file name>`: where the bytes are, relative to the upload directory, when they
+    /// are a file (SQLite, or an upload recorded on PostgreSQL before migration 0014); the key
+    /// they were staged under otherwise.
     pub relative_path: String,
 }
 
 impl Tx {
-    /// Records an upload.
-    pub async fn create_upload(&mut self, new: NewUpload) -> Result<Upload, StoreError> {
-        Ok(fetch_one!(
+    /// Records an upload with its bytes, which must have been staged in `staged` under
+    /// `new.relative_path` ([`Store::stage_uploads`](crate::Store::stage_uploads)): from now on
+    /// they belong to this transaction, committed or discarded with the row. Fails with
+    /// [`StoreError::NotFound`] if they were not staged.
+    pub async fn create_upload(
+        &mut self,
+        new: NewUpload,
+        staged: &mut StagedUploads,
+    ) -> Result<Upload, StoreError> {
+        let upload = fetch_one!(
             self,
             Upload,
             "INSERT INTO uploads (project_id, secret, filename, content_type, size, uploaded_by,
@@ -74,7 +87,34 @@ impl Tx {
             new.uploaded_by,
             &new.relative_path,
             Timestamp::now().0,
-        )?)
+        )?;
+        self.take_staged_upload(staged, &upload.file.relative_path, upload.id)
+            .await?;
+        Ok(upload)
+    }
+
+    /// The bytes of `upload`: its `upload_contents` row, else (SQLite, or an upload recorded
+    /// on PostgreSQL before migration 0014) the file at its relative path under `directory`,
+    /// this instance's upload directory. `None` if neither is there.
+    ///
+    /// The whole upload is read into memory: its size is capped by the attachment limits it
+    /// was accepted under (`max_attachment_size`), and the database driver returns a `BYTEA`
+    /// value whole anyway.
+    pub async fn upload_content(
+        &mut self,
+        upload: &Upload,
+        directory: &Path,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored = scalar_optional!(
+            self,
+            Vec<u8>,
+            "SELECT content FROM upload_contents WHERE upload_id = $1",
+            upload.id
+        )?;
+        match stored {
+            Some(content) => Ok(Some(content)),
+            None => read_upload_file(directory, &upload.file.relative_path).await,
+        }
     }
 
     /// The upload with this secret.

@@ -173,30 +173,26 @@ async fn upload(
     Path((secret, filename)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
     let viewer = me.as_ref().map(|me| &me.user);
-    let upload = state
+    let directory = state.uploads_dir();
+    let (upload, bytes) = state
         .read(async |tx| {
             let upload = tx
                 .upload_by_secret(&secret)
                 .await?
                 .filter(|u| u.file.filename == filename)
                 .ok_or_else(|| access::hidden(viewer))?;
-            if access::reads_upload(tx, viewer, &upload).await? {
-                Ok(upload)
-            } else {
-                Err(access::hidden(viewer))
+            if !access::reads_upload(tx, viewer, &upload).await? {
+                return Err(access::hidden(viewer));
             }
+            // From the database or this instance's upload directory, as the store keeps it;
+            // whole, which the attachment size limit the upload was accepted under bounds.
+            let bytes = tx
+                .upload_content(&upload, &directory)
+                .await?
+                .ok_or(WebError::NotFound)?;
+            Ok((upload, bytes))
         })
         .await?;
-    let relative = std::path::Path::new(&upload.file.relative_path);
-    if relative
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(WebError::NotFound);
-    }
-    let bytes = tokio::fs::read(state.uploads_dir().join(relative))
-        .await
-        .map_err(|_| WebError::NotFound)?;
     let inline = INLINE_TYPES.contains(&upload.file.content_type.as_str());
     let (content_type, disposition) = if inline {
         (upload.file.content_type.clone(), "inline".to_owned())

@@ -311,6 +311,10 @@ pub struct StoreConfig {
     /// `<data_dir>/secrets/token.key`). Instances sharing one PostgreSQL database must share
     /// this key: point each at the same file, or copy it to each.
     pub token_key_file: Option<PathBuf>,
+    /// The projects' git repositories (default `<data_dir>/repositories`). Instances sharing
+    /// one PostgreSQL database must share this directory too (a shared file system): the
+    /// database keeps everything else, but not the repositories.
+    pub repositories_dir: Option<PathBuf>,
 }
 
 /// `web:`.

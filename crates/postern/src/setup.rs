@@ -356,9 +356,19 @@ impl Setup {
         Ok(postern_outbox::Sender::new(store, transport))
     }
 
-    /// Project git repositories under the data directory.
+    /// Where the projects' git repositories are: `store.repositories_dir`, else
+    /// `repositories/` in the data directory.
+    pub fn repositories_dir(&self) -> PathBuf {
+        self.config
+            .store
+            .as_ref()
+            .and_then(|store| store.repositories_dir.clone())
+            .unwrap_or_else(|| self.data_dir.join("repositories"))
+    }
+
+    /// The projects' git repositories (see [`Setup::repositories_dir`]).
     pub fn repositories(&self) -> postern_git::Repositories {
-        postern_git::Repositories::new(self.data_dir.join("repositories"))
+        postern_git::Repositories::new(self.repositories_dir())
             .with_patch_limits(self.patch_limits())
     }
 
@@ -445,5 +455,25 @@ mod tests {
         assert_eq!(limits.max_binary_bytes, u64::MAX);
         assert_eq!(limits.max_total_binary_bytes, u64::MAX);
         assert_eq!(limits.max_written_file_bytes, u64::MAX);
+    }
+
+    #[test]
+    fn repositories_are_in_the_data_directory_unless_configured_elsewhere() {
+        let setup = |yaml: &str| match Setup::new(Config::parse(yaml).expect("parses")) {
+            Ok(setup) => setup,
+            Err(_) => panic!("the setup is refused"),
+        };
+        let default = setup("store:\n  data_dir: /var/lib/postern\n");
+        assert_eq!(
+            default.repositories_dir(),
+            Path::new("/var/lib/postern/repositories")
+        );
+        let shared = setup(
+            "store:\n  data_dir: /var/lib/postern\n  repositories_dir: /srv/shared/repositories\n",
+        );
+        assert_eq!(
+            shared.repositories_dir(),
+            Path::new("/srv/shared/repositories")
+        );
     }
 }

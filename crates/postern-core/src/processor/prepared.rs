@@ -54,6 +54,7 @@ impl<'raw> Prepared<'raw> {
         whole: &[u8],
         declared_size: Option<i64>,
         config: &ProcessorConfig,
+        store: &postern_store::Store,
     ) -> Result<Prepared<'raw>, ProcessError> {
         // Parsing and the text work take time in proportion to the message and never wait:
         // on a multi-threaded runtime they leave the worker thread to the other tasks
@@ -69,7 +70,7 @@ impl<'raw> Prepared<'raw> {
             (email, early, texts)
         });
         let uploads = match early {
-            None => Uploads::stage(&email, &config.uploads).await?,
+            None => Uploads::stage(&email, &config.uploads, store).await?,
             Some(_) => Uploads::default(),
         };
         // DNS work, before the transaction like the rest. Ignored mail is never answered and
@@ -105,7 +106,7 @@ impl super::Processor {
         whole: &[u8],
         declared_size: Option<i64>,
     ) -> Result<Prepared<'raw>, ProcessError> {
-        Prepared::new(raw, whole, declared_size, &self.config).await
+        Prepared::new(raw, whole, declared_size, &self.config, &self.store).await
     }
 }
 

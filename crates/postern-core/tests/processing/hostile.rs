@@ -33,6 +33,21 @@ fn new_issue_with(
     )
 }
 
+/// The uploads recorded with their bytes, wherever the store keeps them.
+async fn uploads_with_bytes(world: &World) -> Result<usize, BoxError> {
+    let directory = world.data.path().join("uploads");
+    let mut tx = world.store().begin_read_only().await?;
+    let mut count = 0;
+    for upload in tx.uploads_for_project(world.project.id).await? {
+        if tx.upload_content(&upload, &directory).await?.is_some() {
+            count += 1;
+        }
+    }
+    tx.rollback().await?;
+    Ok(count)
+}
+
+/// The files under the upload directory (a PostgreSQL store writes none).
 fn uploaded_files(world: &World) -> usize {
     let uploads = world.data.path().join("uploads");
     let Ok(secrets) = std::fs::read_dir(uploads) else {
@@ -77,6 +92,7 @@ both!(
             "the sender is told which limit"
         );
         assert_eq!(uploaded_files(&world), 0);
+        assert_eq!(uploads_with_bytes(&world).await?, 0);
 
         // At the limit, every attachment is uploaded.
         let outcome = world
@@ -91,7 +107,12 @@ both!(
             )
             .await?;
         assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
-        assert_eq!(uploaded_files(&world), limits.max_attachments);
+        assert_eq!(uploads_with_bytes(&world).await?, limits.max_attachments);
+        let files = match world.store().backend() {
+            postern_store::Backend::Sqlite => limits.max_attachments,
+            postern_store::Backend::Postgres => 0,
+        };
+        assert_eq!(uploaded_files(&world), files);
         Ok(())
     }
 );

@@ -84,16 +84,31 @@ both!(settings_and_uploads, |db| {
     let p = project(&mut tx, "p").await?;
     let u = user(&mut tx, "u").await?;
     let secret = new_upload_secret()?;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let relative = format!("{secret}/screen shot.png");
+    let mut staged = db
+        .store
+        .stage_uploads(
+            directory.path(),
+            &[
+                (relative.clone(), b"png".as_slice()),
+                ("x".to_owned(), b"x".as_slice()),
+            ],
+        )
+        .await?;
     let upload = tx
-        .create_upload(NewUpload {
-            project_id: p.id,
-            secret: secret.clone(),
-            filename: "screen shot.png".to_owned(),
-            content_type: "image/png".to_owned(),
-            size: 1234,
-            uploaded_by: Some(u.id),
-            relative_path: format!("uploads/{}/{secret}/screen shot.png", p.id),
-        })
+        .create_upload(
+            NewUpload {
+                project_id: p.id,
+                secret: secret.clone(),
+                filename: "screen shot.png".to_owned(),
+                content_type: "image/png".to_owned(),
+                size: 1234,
+                uploaded_by: Some(u.id),
+                relative_path: relative,
+            },
+            &mut staged,
+        )
         .await?;
     assert_eq!(tx.upload_by_secret(&secret).await?.as_ref(), Some(&upload));
     assert_eq!(tx.uploads_for_project(p.id).await?, vec![upload.clone()]);
@@ -107,7 +122,7 @@ both!(settings_and_uploads, |db| {
         relative_path: "x".to_owned(),
     };
     let err = tx
-        .create_upload(dup.clone())
+        .create_upload(dup.clone(), &mut staged)
         .await
         .expect_err("secret is unique");
     assert!(err.is_unique_violation());

@@ -18,5 +18,6 @@ mod projects;
 mod quarantine;
 mod schema;
 mod send_counters;
+mod uploads;
 mod users;
 mod web;

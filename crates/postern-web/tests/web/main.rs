@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod chromium;
 mod desk;
+mod instances;
 mod merge_requests;
 mod ops;
 mod projects;

@@ -20,18 +20,22 @@ use tower::ServiceExt;
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct Web {
-    pub db: TestDb,
+    /// Shared by the instances of one test (see [`Web::another_instance`]).
+    pub db: Arc<TestDb>,
+    /// This instance's pool.
+    pub store: Store,
     pub data: tempfile::TempDir,
     pub processor: Arc<Processor>,
     pub state: WebState,
     pub router: Router,
 }
 
-/// One response, body as text.
+/// One response, body as text (and as sent, for files).
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    pub bytes: axum::body::Bytes,
 }
 
 impl Reply {
@@ -60,6 +64,27 @@ impl Web {
         db: TestDb,
         sources: Vec<Arc<SourceStatus>>,
     ) -> Result<Web, BoxError> {
+        let store = db.store.clone();
+        Web::instance(Arc::new(db), store, sources)
+    }
+
+    /// A second postern instance on the same database: a pool and a data directory of its
+    /// own, as another machine running `postern serve` with the same `store.url`.
+    pub async fn another_instance(&self) -> Result<Web, BoxError> {
+        let options = postern_store::StoreOptions {
+            max_connections: 2,
+            token_key: Some(self.db.token_key.clone()),
+            ..postern_store::StoreOptions::default()
+        };
+        let store = Store::connect_with(&self.db.url, &options).await?;
+        Web::instance(self.db.clone(), store, Vec::new())
+    }
+
+    fn instance(
+        db: Arc<TestDb>,
+        store: Store,
+        sources: Vec<Arc<SourceStatus>>,
+    ) -> Result<Web, BoxError> {
         let data = tempfile::tempdir()?;
         let config = ProcessorConfig {
             incoming_address: Some(AddressTemplate::new("incoming+%{key}@example.com")),
@@ -83,13 +108,14 @@ impl Web {
             sender_authentication: None,
         };
         let repositories = postern_git::Repositories::new(data.path().join("repositories"));
-        let processor = Arc::new(Processor::new(db.store.clone(), repositories, config));
+        let processor = Arc::new(Processor::new(store.clone(), repositories, config));
         let mut web_config = WebConfig::new("postern test", "http://127.0.0.1:8080");
         web_config.page_size = 2;
         let state = WebState::new(processor.clone(), sources, web_config);
         let router = postern_web::router(state.clone());
         Ok(Web {
             db,
+            store,
             data,
             processor,
 
@@ -99,7 +125,7 @@ impl Web {
     }
 
     pub fn store(&self) -> &Store {
-        &self.db.store
+        &self.store
     }
 
     /// Sends one request; `cookie` is the `Cookie` header, `form` a urlencoded body.
@@ -133,6 +159,7 @@ impl Web {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 

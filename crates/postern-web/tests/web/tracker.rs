@@ -224,9 +224,7 @@ both!(attachments_are_served_inert, |db| {
     web.user("eve", false).await?;
     let project = web.project("p", Visibility::Private).await?;
     web.member(&project, &alice, Role::Developer).await?;
-    let uploads = web.data.path().join("uploads");
-    let mut tx = web.store().begin().await?;
-    for (secret, name, content_type, bytes) in [
+    let files = [
         (
             "s1",
             "page.html",
@@ -240,18 +238,29 @@ both!(attachments_are_served_inert, |db| {
             "image/svg+xml",
             b"<svg onload=alert(1)>".as_slice(),
         ),
-    ] {
-        std::fs::create_dir_all(uploads.join(secret))?;
-        std::fs::write(uploads.join(secret).join(name), bytes)?;
-        tx.create_upload(NewUpload {
-            project_id: project.id,
-            secret: secret.into(),
-            filename: name.into(),
-            content_type: content_type.into(),
-            size: bytes.len() as i64,
-            uploaded_by: None,
-            relative_path: format!("{secret}/{name}"),
-        })
+    ];
+    let staging: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(secret, name, _, bytes)| (format!("{secret}/{name}"), *bytes))
+        .collect();
+    let mut staged = web
+        .store()
+        .stage_uploads(&web.data.path().join("uploads"), &staging)
+        .await?;
+    let mut tx = web.store().begin().await?;
+    for (secret, name, content_type, bytes) in files {
+        tx.create_upload(
+            NewUpload {
+                project_id: project.id,
+                secret: secret.into(),
+                filename: name.into(),
+                content_type: content_type.into(),
+                size: bytes.len() as i64,
+                uploaded_by: None,
+                relative_path: format!("{secret}/{name}"),
+            },
+            &mut staged,
+        )
         .await?;
     }
     tx.commit().await?;
@@ -551,27 +560,35 @@ both!(uploads_follow_the_issue_or_note_that_links_them, |db| {
     let project = web.project("open", Visibility::Public).await?;
     web.member(&project, &maintainer, Role::Maintainer).await?;
     web.member(&project, &guest, Role::Guest).await?;
-    let uploads = web.data.path().join("uploads");
+    let secrets = [
+        "0123456789abcdef0123456789abcdef",
+        "1123456789abcdef0123456789abcdef",
+        "2123456789abcdef0123456789abcdef",
+    ];
+    let staging: Vec<(String, &[u8])> = secrets
+        .iter()
+        .map(|secret| (format!("{secret}/a.png"), b"\x89PNG\r\n".as_slice()))
+        .collect();
+    let mut staged = web
+        .store()
+        .stage_uploads(&web.data.path().join("uploads"), &staging)
+        .await?;
+    let [public_url, confidential_url, internal_url] =
+        secrets.map(|secret| format!("/uploads/{secret}/a.png"));
     let mut tx = web.store().begin().await?;
-    let link = |secret: &str| -> Result<String, postern_testkit::BoxError> {
-        std::fs::create_dir_all(uploads.join(secret))?;
-        std::fs::write(uploads.join(secret).join("a.png"), b"\x89PNG\r\n")?;
-        Ok(format!("/uploads/{secret}/a.png"))
-    };
-    let public_url = link("0123456789abcdef0123456789abcdef")?;
-    let confidential_url = link("1123456789abcdef0123456789abcdef")?;
-    let internal_url = link("2123456789abcdef0123456789abcdef")?;
-    for url in [&public_url, &confidential_url, &internal_url] {
-        let secret = url.split('/').nth(2).unwrap_or_default();
-        tx.create_upload(NewUpload {
-            project_id: project.id,
-            secret: secret.into(),
-            filename: "a.png".into(),
-            content_type: "image/png".into(),
-            size: 6,
-            uploaded_by: None,
-            relative_path: format!("{secret}/a.png"),
-        })
+    for secret in secrets {
+        tx.create_upload(
+            NewUpload {
+                project_id: project.id,
+                secret: secret.into(),
+                filename: "a.png".into(),
+                content_type: "image/png".into(),
+                size: 6,
+                uploaded_by: None,
+                relative_path: format!("{secret}/a.png"),
+            },
+            &mut staged,
+        )
         .await?;
     }
     let public = tx

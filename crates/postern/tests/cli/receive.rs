@@ -155,6 +155,22 @@ fn a_configured_data_directory_is_used() {
     assert!(!sandbox.path().join("postern-data").exists());
 }
 
+/// `store.repositories_dir` (a shared file system, for several instances) holds the projects'
+/// repositories instead of the data directory.
+#[test]
+fn a_configured_repositories_directory_is_used() {
+    let sandbox = Sandbox::with_config(&format!(
+        "{WALKTHROUGH_CONFIG}store:\n  repositories_dir: shared/repositories\n"
+    ));
+    let world = Walkthrough::set_up(&sandbox);
+    receive(&sandbox, &world.fixture("valid_new_issue.eml"));
+    let repositories = std::fs::read_dir(sandbox.path().join("shared/repositories"))
+        .expect("the configured directory")
+        .count();
+    assert!(repositories > 0, "the project's repository is there");
+    assert!(!sandbox.path().join("postern-data/repositories").exists());
+}
+
 #[test]
 fn service_desk_mailbox_uses_the_alias_address() {
     let sandbox = Sandbox::with_config(&format!(
