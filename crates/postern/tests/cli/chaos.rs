@@ -20,7 +20,7 @@ use postern_testkit::pg::PgServer;
 
 use crate::sources::{
     BOUND, config_listening, folder_state, free_port, new_issue, preload_messages, project,
-    runtime, serve, serve_log,
+    runtime, serve_log, serve_with,
 };
 use crate::support::{Sandbox, str_field};
 
@@ -32,9 +32,10 @@ const LMTP_MESSAGES: usize = 1000;
 const NODES: usize = 3;
 const FOLDER: &str = "chaos";
 
-/// One instance: its sandbox, LMTP port and process (none while killed).
+/// One instance: its sandbox, how it is started, LMTP port and process (none while killed).
 struct Node {
     sandbox: Sandbox,
+    args: Vec<String>,
     lmtp_port: u16,
     child: Mutex<Option<Child>>,
     /// Neither killed nor stopped: the LMTP client sends it mail.
@@ -46,7 +47,8 @@ type Target = (u16, Arc<AtomicBool>);
 
 impl Node {
     fn start(&self) {
-        *self.child.lock().unwrap() = Some(serve(&self.sandbox));
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self.child.lock().unwrap() = Some(serve_with(&self.sandbox, &args));
         self.up.store(true, Ordering::SeqCst);
     }
 
@@ -109,6 +111,80 @@ const SCHEDULE: &[(u64, Action)] = &[
     (33, Action::Start(1)),
     (48, Action::Resume(2)),
 ];
+
+/// Carries out [`SCHEDULE`], timed from `started`.
+fn run_schedule(nodes: &[Node], database: &PgServer, started: Instant) {
+    for (at, action) in SCHEDULE {
+        let due = started + Duration::from_secs(*at);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        eprintln!("chaos at {:?}: {action:?}", started.elapsed());
+        match *action {
+            Action::Kill(i) => nodes[i].kill(),
+            Action::Start(i) => nodes[i].start(),
+            Action::Stop(i) => {
+                nodes[i].up.store(false, Ordering::SeqCst);
+                nodes[i].signal("-STOP");
+            }
+            Action::Resume(i) => {
+                nodes[i].signal("-CONT");
+                nodes[i].up.store(true, Ordering::SeqCst);
+            }
+            Action::RestartDatabase => {
+                database.stop().expect("PostgreSQL stops");
+                std::thread::sleep(Duration::from_secs(1));
+                database.start_again().expect("PostgreSQL starts again");
+            }
+        }
+    }
+}
+
+/// Waits (bounded) until `folder` is empty and no stored message is unfinished; the logs of
+/// `nodes` on failure. A message that failed while the database was down waits out its
+/// back-off first.
+fn wait_settled(
+    rt: &tokio::runtime::Runtime,
+    server: &MailServer,
+    pool: &sqlx::PgPool,
+    nodes: &[Node],
+) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let left = rt.block_on(folder_state(server, FOLDER)).0;
+        let unfinished: i64 = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM inbound_messages
+                     WHERE state IN ('received', 'processing', 'failed_temporary')",
+                )
+                .fetch_one(pool),
+            )
+            .expect("count");
+        if left == 0 && unfinished == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {left} in the folder, {unfinished} unfinished; logs end:\n{}",
+            nodes
+                .iter()
+                .map(|node| serve_log(&node.sandbox))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every stored message finished as processed.
+fn assert_all_processed(rt: &tokio::runtime::Runtime, pool: &sqlx::PgPool) {
+    let other: i64 = rt
+        .block_on(
+            sqlx::query_scalar("SELECT count(*) FROM inbound_messages WHERE state <> 'processed'")
+                .fetch_one(pool),
+        )
+        .expect("count");
+    assert_eq!(other, 0, "every stored message processed");
+}
 
 fn service_desk_mail(to: &str, title: &str, n: usize) -> String {
     format!(
@@ -217,6 +293,7 @@ fn three_instances_on_one_postgres_survive_kills_stops_and_a_database_restart() 
         .zip(&ports)
         .map(|(sandbox, port)| Node {
             sandbox,
+            args: vec!["serve".to_owned()],
             lmtp_port: *port,
             child: Mutex::new(None),
             up: Arc::new(AtomicBool::new(false)),
@@ -255,66 +332,16 @@ fn three_instances_on_one_postgres_survive_kills_stops_and_a_database_restart() 
             })
         })
         .collect();
-    for (at, action) in SCHEDULE {
-        let due = started + Duration::from_secs(*at);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        eprintln!("chaos at {:?}: {action:?}", started.elapsed());
-        match *action {
-            Action::Kill(i) => nodes[i].kill(),
-            Action::Start(i) => nodes[i].start(),
-            Action::Stop(i) => {
-                nodes[i].up.store(false, Ordering::SeqCst);
-                nodes[i].signal("-STOP");
-            }
-            Action::Resume(i) => {
-                nodes[i].signal("-CONT");
-                nodes[i].up.store(true, Ordering::SeqCst);
-            }
-            Action::RestartDatabase => {
-                database.stop().expect("PostgreSQL stops");
-                std::thread::sleep(Duration::from_secs(1));
-                database.start_again().expect("PostgreSQL starts again");
-            }
-        }
-    }
+    run_schedule(&nodes, &database, started);
     for sender in senders {
         sender.join().expect("LMTP sender");
     }
     titles.extend((0..LMTP_MESSAGES).map(|n| format!("desk-{n}")));
 
-    // Settled: the folder empty and every stored message finished. A message that failed
-    // while the database was down waits out its back-off first.
     let pool = rt
         .block_on(sqlx::PgPool::connect(&url))
         .expect("the test's own connection");
-    let unfinished = || {
-        rt.block_on(
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM inbound_messages
-                 WHERE state IN ('received', 'processing', 'failed_temporary')",
-            )
-            .fetch_one(&pool),
-        )
-        .expect("count")
-    };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let left = rt.block_on(folder_state(&server, FOLDER)).0;
-        let unfinished = unfinished();
-        if left == 0 && unfinished == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not settled: {left} in the folder, {unfinished} unfinished; logs end:\n{}",
-            nodes
-                .iter()
-                .map(|node| serve_log(&node.sandbox))
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_settled(&rt, &server, &pool, &nodes);
     eprintln!("settled {:?} after the start", started.elapsed());
 
     let issues: Vec<(String, i64)> = rt
@@ -342,17 +369,89 @@ fn three_instances_on_one_postgres_survive_kills_stops_and_a_database_restart() 
         "no thank-you twice: {:?}",
         thanks.iter().find(|(_, n)| *n > 1)
     );
-    let failed: i64 = rt
-        .block_on(
-            sqlx::query_scalar(
-                "SELECT count(*) FROM inbound_messages WHERE state NOT IN ('processed')",
-            )
-            .fetch_one(&pool),
-        )
-        .expect("count");
-    assert_eq!(failed, 0, "every stored message processed");
+    assert_all_processed(&rt, &pool);
     rt.block_on(pool.close());
     for node in nodes.iter() {
+        node.kill();
+    }
+    database.stop().expect("PostgreSQL stops");
+}
+
+/// Messages GitLab companion instances deliver during the chaos.
+const COMPANION_MESSAGES: usize = 1000;
+
+/// GitLab's default topology with three `serve --gitlab-config` instances on one PostgreSQL
+/// store, delivering through Sidekiq (GitLab's Redis) under the same chaos: every message is
+/// pushed to GitLab's queue exactly once, and the claims of killed and stopped instances are
+/// taken over once their leases expire.
+#[test]
+fn three_companion_instances_on_one_postgres_deliver_each_message_once_through_the_chaos() {
+    let Some(server) = MailServer::start_dovecot_only() else {
+        return;
+    };
+    let Some(redis) = postern_testkit::redis::RedisServer::start_or_skip() else {
+        return;
+    };
+    if postern_testkit::pg::using_external_server() {
+        return;
+    }
+    let database = PgServer::start().expect("a private PostgreSQL");
+    let rt = runtime();
+    let url = rt.block_on(postern_testkit::create_database(&database.admin_url()));
+    let store = format!("store:\n  url: \"{url}\"\n");
+    let unused = "http://127.0.0.1:1";
+    let (first, first_gitlab) =
+        crate::companion::sandbox_with(&server, FOLDER, "sidekiq", unused, &store);
+    // Creates the store and its token key, which the others share.
+    first.admin_json(&["user", "list"]);
+    let key = first.path().join("postern-data/secrets/token.key");
+    let shared = format!("{store}  token_key_file: \"{}\"\n", key.display());
+    let mut instances = vec![(first, first_gitlab)];
+    for _ in 1..NODES {
+        instances.push(crate::companion::sandbox_with(
+            &server, FOLDER, "sidekiq", unused, &shared,
+        ));
+    }
+    let nodes: Vec<Node> = instances
+        .into_iter()
+        .map(|(sandbox, gitlab_yml)| {
+            sandbox.write(
+                "resque.yml",
+                format!("production:\n  url: {}\n", redis.url()).as_bytes(),
+            );
+            Node {
+                sandbox,
+                args: vec![
+                    "serve".to_owned(),
+                    "--gitlab-config".to_owned(),
+                    gitlab_yml.display().to_string(),
+                ],
+                lmtp_port: 0,
+                child: Mutex::new(None),
+                up: Arc::new(AtomicBool::new(false)),
+            }
+        })
+        .collect();
+    let sent = rt.block_on(crate::companion::append(
+        &server,
+        FOLDER,
+        "gitlab",
+        0..COMPANION_MESSAGES,
+    ));
+    for node in &nodes {
+        node.start();
+    }
+    run_schedule(&nodes, &database, Instant::now());
+
+    let pool = rt
+        .block_on(sqlx::PgPool::connect(&url))
+        .expect("the test's own connection");
+    wait_settled(&rt, &server, &pool, &nodes);
+    let jobs = crate::companion::sidekiq_jobs(&redis);
+    crate::sources::assert_exactly_once(&jobs, &sent);
+    assert_all_processed(&rt, &pool);
+    rt.block_on(pool.close());
+    for node in &nodes {
         node.kill();
     }
     database.stop().expect("PostgreSQL stops");

@@ -32,7 +32,21 @@ fn sandbox(
     delivery: &str,
     gitlab_url: &str,
 ) -> (Sandbox, PathBuf) {
-    let sandbox = Sandbox::with_config(&format!("web:\n  listen: \"127.0.0.1:{}\"\n", free_port()));
+    sandbox_with(server, folder, delivery, gitlab_url, "")
+}
+
+/// [`sandbox`] with `extra` sections in postern.yml.
+pub(crate) fn sandbox_with(
+    server: &MailServer,
+    folder: &str,
+    delivery: &str,
+    gitlab_url: &str,
+    extra: &str,
+) -> (Sandbox, PathBuf) {
+    let sandbox = Sandbox::with_config(&format!(
+        "web:\n  listen: \"127.0.0.1:{}\"\n{extra}",
+        free_port()
+    ));
     let secret = sandbox.path().join(".gitlab_incoming_email_secret");
     write_secret_file(&secret, &SECRET);
     let gitlab_yml = sandbox.write(
@@ -61,7 +75,7 @@ fn message(title: &str) -> Vec<u8> {
 }
 
 /// Creates `folder` (if needed) and appends messages titled `<prefix>-<n>` for `range`.
-async fn append(
+pub(crate) async fn append(
     server: &MailServer,
     folder: &str,
     prefix: &str,
@@ -230,7 +244,7 @@ fn companion_endpoint_down_then_up_loses_and_duplicates_nothing() {
 }
 
 /// The jobs on Redis' `queue:default`, counted by the title of the mail in them.
-fn sidekiq_jobs(redis: &RedisServer) -> HashMap<String, usize> {
+pub(crate) fn sidekiq_jobs(redis: &RedisServer) -> HashMap<String, usize> {
     let output = std::process::Command::new("redis-cli")
         .args([
             "--raw",

@@ -10,7 +10,9 @@
 //! directly belongs to standalone mode. The store, data directory and web server (`/ready`,
 //! `/metrics`) still come from postern.yml.
 //!
-//! When GitLab's configuration names its Redis, deliveries are arbitrated through it
+//! On a PostgreSQL store that several instances share, the store's claims (held under leases,
+//! see `postern_store::leases`) give each message to one instance. Otherwise, when GitLab's
+//! configuration names its Redis, deliveries are arbitrated through it
 //! (`postern_gitlab::Arbiter`, with this instance's id kept in the data directory): several
 //! companion instances, each with its own store, may watch the same mailboxes and GitLab gets
 //! each message once.
@@ -106,7 +108,15 @@ async fn serve(
             )
         })
         .collect();
-    let arbiter = arbiter(&setup, &config, gitlab_config)?;
+    // A shared store arbitrates already: its claims and leases give each message to one
+    // instance, and a dead instance's to another within seconds. Redis' holds (minutes) would
+    // only delay that.
+    let shared_store = store.backend() == postern_store::Backend::Postgres;
+    let arbiter = if shared_store {
+        None
+    } else {
+        arbiter(&setup, &config, gitlab_config)?
+    };
     let arbitrated = |deliverer: Deliverer| match &arbiter {
         Some(arbiter) => deliverer.with_arbiter(arbiter.clone()),
         None => deliverer,
@@ -178,6 +188,9 @@ async fn serve(
         Some(arbiter) => tracing::info!(
             instance = arbiter.instance(),
             "arbitrating deliveries with other postern instances through GitLab's Redis"
+        ),
+        None if shared_store => tracing::info!(
+            "deliveries are arbitrated by the shared PostgreSQL store: every instance on it claims each message under a lease"
         ),
         None => tracing::info!(
             "GitLab's configuration names no Redis: deliveries are not arbitrated, so a second postern instance with its own store on these mailboxes would deliver duplicates"
