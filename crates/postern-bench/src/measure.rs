@@ -127,6 +127,11 @@ pub struct ProcCpu {
 pub fn proc_cpu(pid: u32) -> anyhow::Result<ProcCpu> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("process {pid} is gone"))?;
+    parse_proc_stat(&stat)
+}
+
+/// One `/proc/<pid>/stat` line's parent and CPU times.
+fn parse_proc_stat(stat: &str) -> anyhow::Result<ProcCpu> {
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     let rest = stat
         .rsplit_once(')')
@@ -176,7 +181,10 @@ pub fn tree_cpu(root: u32) -> anyhow::Result<u64> {
 /// The whole machine's CPU time so far from `/proc/stat`, in clock ticks summed over every CPU:
 /// (busy, total), busy being all but idle and I/O wait.
 pub fn machine_cpu() -> anyhow::Result<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
+    parse_machine_stat(&std::fs::read_to_string("/proc/stat")?)
+}
+
+fn parse_machine_stat(stat: &str) -> anyhow::Result<(u64, u64)> {
     let line = stat
         .lines()
         .find(|l| l.starts_with("cpu "))
@@ -251,5 +259,49 @@ pub fn print_drains(heading: &str, rows: &[Drain]) {
             row.duplicated,
             row.left
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests may unwrap")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_from_after_the_command_name_whatever_it_holds() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime cutime cstime …
+        let line = "4242 (post (gres): x) S 17 4242 4242 0 -1 4194304 100 0 0 0 \
+                    250 50 7 3 20 0 1 0 12345 1000000 200";
+        let cpu = parse_proc_stat(line).unwrap();
+        assert_eq!((cpu.ppid, cpu.own, cpu.reaped_children), (17, 300, 10));
+        assert!(parse_proc_stat("4242 (short) S 17 1 1").is_err());
+    }
+
+    #[test]
+    fn the_machine_is_busy_for_all_but_its_idle_and_io_wait_time() {
+        let stat = "cpu  100 5 30 800 40 2 3 1 9 0\ncpu0 50 2 15 400 20 1 1 0 4 0\n";
+        // Guest time (the 9th and 10th values) is already counted in user time.
+        assert_eq!(parse_machine_stat(stat).unwrap(), (141, 981));
+        assert!(parse_machine_stat("cpu0 1 2 3\n").is_err());
+    }
+
+    #[test]
+    fn this_process_is_found_under_its_parent_in_proc() {
+        let me = std::process::id();
+        let cpu = proc_cpu(me).unwrap();
+        assert_eq!(cpu.ppid, std::os::unix::process::parent_id());
+        // The parent's tree holds at least this process's time.
+        assert!(tree_cpu(cpu.ppid).unwrap() >= cpu.own);
+        let (busy, total) = machine_cpu().unwrap();
+        assert!(busy <= total && total > 0);
+    }
+
+    #[test]
+    fn lost_and_duplicated_titles_are_counted_against_those_sent() {
+        let titles = |list: &[&str]| list.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        let sent = titles(&["a", "b", "c"]);
+        let arrived = titles(&["a", "a", "a", "c", "x"]);
+        assert_eq!(lost_and_duplicated(&sent, &arrived), (1, 2));
     }
 }

@@ -213,9 +213,10 @@ pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
     println!();
     println!(
         "| via | instances | messages | seconds | msg/s | speed-up vs 1 | postern CPU s/msg | \
-         PostgreSQL CPU s/msg | other CPU s/msg | machine CPU busy % | lost | dup |"
+         PostgreSQL CPU s/msg | PostgreSQL CPUs busy | other CPU s/msg | machine CPU busy % | \
+         lost | dup |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let rate = |row: &Row| row.messages as f64 / row.seconds.max(1e-9);
     for row in rows {
         let one = rows
@@ -225,7 +226,7 @@ pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
         let per = |cpu: f64| cpu / row.messages.max(1) as f64;
         let other = (row.machine_cpu - row.postern_cpu - row.postgres_cpu).max(0.0);
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.5} | {:.5} | {:.5} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.5} | {:.5} | {:.2} | {:.5} | {:.0} | {} | {} |",
             match row.via {
                 Via::Imap => "IMAP, one folder".to_owned(),
                 Via::Lmtp(connections) => format!("LMTP, {connections} connections"),
@@ -237,6 +238,7 @@ pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
             one.map_or("–".to_owned(), |one| format!("{:.2}×", rate(row) / one)),
             per(row.postern_cpu),
             per(row.postgres_cpu),
+            row.postgres_cpu / row.seconds.max(1e-9),
             per(other),
             row.machine_busy,
             row.lost,
@@ -246,7 +248,7 @@ pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
     println!();
     println!(
         "CPU time from /proc (utime+stime; PostgreSQL: the postmaster and its children, exited \
-         ones included); \"other\" is the rest of the machine's busy time (Dovecot, this \
+         ones included; \"CPUs busy\": its CPU seconds per second of the run); \"other\" is the rest of the machine's busy time (Dovecot, this \
          benchmark, anything else running). Machine busy % is of all {cpus} CPUs: near 100 % the \
          CPU is the limit, not the database. Clock ticks: {}.",
         if ticks_measured {
