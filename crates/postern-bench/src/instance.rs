@@ -1,5 +1,7 @@
 //! One `postern serve` under test: its own data directory and configuration, a project whose
-//! new-issue address the messages go to, and read-only looks into its SQLite store.
+//! new-issue address the messages go to, and read-only looks into its SQLite store — or, for
+//! several instances on one database ([`SharedStore`]), a PostgreSQL store the caller looks
+//! into itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,6 +35,46 @@ impl SenderPolicy {
     }
 }
 
+/// A PostgreSQL database several instances share, and the one file that seals its
+/// incoming-email tokens: every instance of a database must use the same key (the first to
+/// open the store creates it).
+pub struct SharedStore {
+    /// `postgres://…`.
+    pub url: String,
+    /// `store.token_key_file` of every instance.
+    pub token_key: PathBuf,
+}
+
+impl SharedStore {
+    /// The `store:` section of an instance's postern.yml.
+    pub fn yaml(&self) -> String {
+        format!("store:\n{}", self.lines())
+    }
+
+    /// The lines of the `store:` section that name the database and the key.
+    pub fn lines(&self) -> String {
+        format!(
+            "  url: \"{}\"\n  token_key_file: \"{}\"\n",
+            self.url,
+            self.token_key.display()
+        )
+    }
+}
+
+/// A fresh directory for one instance under test; `POSTERN_BENCH_KEEP=1` keeps it
+/// (configuration, store, serve.log) for a look afterwards.
+pub fn bench_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    let keep = std::env::var_os("POSTERN_BENCH_KEEP").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(keep)
+        .tempdir()?;
+    if keep {
+        println!("instance directory kept: {}", dir.path().display());
+    }
+    Ok(dir)
+}
+
 /// A prepared data directory; [`Prepared::spawn`] starts the server on it.
 pub struct Prepared {
     dir: tempfile::TempDir,
@@ -42,6 +84,8 @@ pub struct Prepared {
     pub address: String,
     /// The LMTP listener's port.
     pub lmtp_port: u16,
+    /// On a [`SharedStore`]: no SQLite store of its own to look into.
+    shared: bool,
 }
 
 /// A running `postern serve`.
@@ -49,7 +93,8 @@ pub struct Instance {
     prepared: Prepared,
     child: Child,
     pid: u32,
-    db: SqlitePool,
+    /// Its own SQLite store, read-only; `None` on a [`SharedStore`].
+    db: Option<SqlitePool>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -67,16 +112,32 @@ impl Prepared {
         folder: &str,
         policy: SenderPolicy,
     ) -> anyhow::Result<Prepared> {
-        // POSTERN_BENCH_KEEP=1 keeps each instance's directory (configuration, store, serve.log)
-        // for a look afterwards.
-        let keep = std::env::var_os("POSTERN_BENCH_KEEP").is_some();
-        let dir = tempfile::Builder::new()
-            .prefix("postern-bench-")
-            .disable_cleanup(keep)
-            .tempdir()?;
-        if keep {
-            println!("instance directory kept: {}", dir.path().display());
-        }
+        let mut prepared = Prepared::configure(postern, server, folder, policy, None)?;
+        prepared.add_project()?;
+        Ok(prepared)
+    }
+
+    /// A data directory whose configuration watches `folder` on `server` with `store` as its
+    /// store. The store's users and projects are everyone's: call [`Prepared::add_project`] on
+    /// the first instance of a fresh database only.
+    pub fn sharing(
+        postern: &Path,
+        server: &MailServer,
+        folder: &str,
+        policy: SenderPolicy,
+        store: &SharedStore,
+    ) -> anyhow::Result<Prepared> {
+        Prepared::configure(postern, server, folder, policy, Some(store))
+    }
+
+    fn configure(
+        postern: &Path,
+        server: &MailServer,
+        folder: &str,
+        policy: SenderPolicy,
+        store: Option<&SharedStore>,
+    ) -> anyhow::Result<Prepared> {
+        let dir = bench_dir("postern-bench-")?;
         let lmtp_port = free_port()?;
         let web_port = free_port()?;
         let config = dir.path().join("postern.yml");
@@ -91,22 +152,28 @@ impl Prepared {
                  listener:\n  listen: \"127.0.0.1:{lmtp_port}\"\n\
                  web:\n  listen: \"127.0.0.1:{web_port}\"\n\
                  log:\n  level: warn\n\
-                 sender_authentication:\n  policy: {policy}\n",
+                 sender_authentication:\n  policy: {policy}\n{store}",
                 policy = policy.name(),
                 password = server.password(),
                 port = server.imap_port(),
+                store = store.map(SharedStore::yaml).unwrap_or_default(),
             ),
         )?;
-        let mut prepared = Prepared {
+        Ok(Prepared {
             dir,
             postern: postern.to_owned(),
             config,
             address: String::new(),
             lmtp_port,
-        };
-        prepared.admin(&["user", "add", "jake", "--email", "jake@example.com"])?;
-        prepared.admin(&["project", "add", "bench/proj"])?;
-        prepared.admin(&[
+            shared: store.is_some(),
+        })
+    }
+
+    /// User `jake` and project `bench/proj` in the store; sets [`Prepared::address`].
+    pub fn add_project(&mut self) -> anyhow::Result<()> {
+        self.admin(&["user", "add", "jake", "--email", "jake@example.com"])?;
+        self.admin(&["project", "add", "bench/proj"])?;
+        self.admin(&[
             "project",
             "member",
             "add",
@@ -114,12 +181,12 @@ impl Prepared {
             "jake",
             "developer",
         ])?;
-        let shown = prepared.admin(&["project", "show", "bench/proj", "--user", "jake"])?;
-        prepared.address = shown["addresses"]["new_issue"]
+        let shown = self.admin(&["project", "show", "bench/proj", "--user", "jake"])?;
+        self.address = shown["addresses"]["new_issue"]
             .as_str()
             .context("project show printed no new_issue address")?
             .to_owned();
-        Ok(prepared)
+        Ok(())
     }
 
     fn admin(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
@@ -141,6 +208,26 @@ impl Prepared {
 
     /// Starts `postern serve` and waits until its LMTP listener answers.
     pub async fn spawn(self) -> anyhow::Result<Instance> {
+        let mut instance = self.launch()?;
+        instance.wait_listening().await?;
+        if !instance.prepared.shared {
+            let options = SqliteConnectOptions::new()
+                .filename(
+                    instance
+                        .prepared
+                        .dir
+                        .path()
+                        .join("postern-data/postern.sqlite3"),
+                )
+                .read_only(true);
+            instance.db = Some(SqlitePool::connect_with(options).await?);
+        }
+        Ok(instance)
+    }
+
+    /// Starts `postern serve` and returns at once (see [`Instance::wait_listening`]), so that
+    /// several instances start together.
+    pub fn launch(self) -> anyhow::Result<Instance> {
         let log = std::fs::File::create(self.dir.path().join("serve.log"))?;
         let child = Command::new(&self.postern)
             .args(["serve", "-c"])
@@ -153,23 +240,11 @@ impl Prepared {
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id().context("postern exited at once")?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.lmtp_port))
-            .await
-            .is_err()
-        {
-            anyhow::ensure!(Instant::now() < deadline, "postern serve never listened");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(self.dir.path().join("postern-data/postern.sqlite3"))
-            .read_only(true);
-        let db = SqlitePool::connect_with(options).await?;
         Ok(Instance {
             prepared: self,
             child,
             pid,
-            db,
+            db: None,
         })
     }
 }
@@ -198,6 +273,37 @@ impl Instance {
         self.prepared.lmtp_port
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits (at most 30 s) until the LMTP listener answers: the server has started.
+    pub async fn wait_listening(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.prepared.lmtp_port))
+            .await
+            .is_err()
+        {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!(
+                    "postern serve exited ({status}); see {}",
+                    self.prepared.dir.path().join("serve.log").display()
+                );
+            }
+            anyhow::ensure!(Instant::now() < deadline, "postern serve never listened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Its own SQLite store.
+    fn db(&self) -> anyhow::Result<&SqlitePool> {
+        self.db
+            .as_ref()
+            .context("this instance's store is the shared PostgreSQL database")
+    }
+
     /// Peak resident memory so far, in MB (`VmHWM`).
     pub fn peak_rss(&self) -> anyhow::Result<f64> {
         crate::measure::proc_status_mb(self.pid, "VmHWM")
@@ -213,7 +319,7 @@ impl Instance {
     pub async fn has_issue(&self, title: &str) -> anyhow::Result<bool> {
         let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM issues WHERE title = ?")
             .bind(title)
-            .fetch_optional(&self.db)
+            .fetch_optional(self.db()?)
             .await?;
         Ok(found.is_some())
     }
@@ -225,7 +331,7 @@ impl Instance {
             let (done,): (i64,) = sqlx::query_as(
                 "SELECT count(*) FROM inbound_messages WHERE state IN ('processed', 'rejected', 'ignored')",
             )
-            .fetch_one(&self.db)
+            .fetch_one(self.db()?)
             .await?;
             if usize::try_from(done).unwrap_or(0) >= count {
                 return Ok(Instant::now());
@@ -241,7 +347,7 @@ impl Instance {
     /// Titles of every issue.
     pub async fn titles(&self) -> anyhow::Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT title FROM issues")
-            .fetch_all(&self.db)
+            .fetch_all(self.db()?)
             .await?;
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
@@ -251,17 +357,19 @@ impl Instance {
         let (done,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM inbound_messages WHERE state IN ('processed', 'rejected', 'ignored')",
         )
-        .fetch_one(&self.db)
+        .fetch_one(self.db()?)
         .await?;
         let (issues,): (i64,) = sqlx::query_as("SELECT count(*) FROM issues")
-            .fetch_one(&self.db)
+            .fetch_one(self.db()?)
             .await?;
         Ok((done, issues))
     }
 
     /// SIGTERM, and waits for the exit.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.db.close().await;
+        if let Some(db) = &self.db {
+            db.close().await;
+        }
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();

@@ -84,8 +84,14 @@ pub async fn imap_fetch_floor(
 }
 
 async fn client(server: &MailServer) -> anyhow::Result<ImapClient> {
-    let mut client = ImapClient::connect(server.imap_port()).await?;
-    client.login(USER, server.password()).await?;
+    login(server.imap_port(), server.password()).await
+}
+
+/// An IMAP client logged in as the test user on `127.0.0.1:port` (for a task that cannot
+/// borrow the server).
+pub async fn login(port: u16, password: &str) -> anyhow::Result<ImapClient> {
+    let mut client = ImapClient::connect(port).await?;
+    client.login(USER, password).await?;
     Ok(client)
 }
 
@@ -164,35 +170,63 @@ async fn reply(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
     }
 }
 
+/// One LMTP connection to a postern listener, after `LHLO`.
+pub struct LmtpSession {
+    reader: BufReader<TcpStream>,
+}
+
+impl LmtpSession {
+    /// Connects to `127.0.0.1:port` and greets.
+    pub async fn open(port: u16) -> anyhow::Result<LmtpSession> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut reader = BufReader::new(stream);
+        reply(&mut reader).await?;
+        reader.get_mut().write_all(b"LHLO bench\r\n").await?;
+        reply(&mut reader).await?;
+        Ok(LmtpSession { reader })
+    }
+
+    /// Sends `raw` to `to`; returns when the reply to the end of DATA arrived (postern sends
+    /// its `250` only after the message is stored and processed) and how long that reply took.
+    pub async fn deliver(&mut self, to: &str, raw: &[u8]) -> anyhow::Result<Duration> {
+        for command in [
+            "MAIL FROM:<jake@example.com>\r\n".to_owned(),
+            format!("RCPT TO:<{to}>\r\n"),
+            "DATA\r\n".to_owned(),
+        ] {
+            self.reader.get_mut().write_all(command.as_bytes()).await?;
+            reply(&mut self.reader).await?;
+        }
+        // Dot-stuffing is not needed: no line of `message` starts with a dot.
+        let mut data = raw.to_vec();
+        data.extend_from_slice(b".\r\n");
+        self.reader.get_mut().write_all(&data).await?;
+        let sent = Instant::now();
+        let answer = reply(&mut self.reader).await?;
+        let elapsed = sent.elapsed();
+        anyhow::ensure!(answer.starts_with("250"), "LMTP answered {answer}");
+        Ok(elapsed)
+    }
+
+    /// Ends the session.
+    pub async fn quit(mut self) -> anyhow::Result<()> {
+        self.reader.get_mut().write_all(b"QUIT\r\n").await?;
+        Ok(())
+    }
+}
+
 /// LMTP latency: from the end of DATA to the `250`, which postern sends only after the message
 /// is stored and processed.
 pub async fn lmtp_latency(instance: &Instance, count: usize) -> anyhow::Result<Latency> {
-    let stream = TcpStream::connect(("127.0.0.1", instance.lmtp_port())).await?;
-    let mut reader = BufReader::new(stream);
-    reply(&mut reader).await?;
-    reader.get_mut().write_all(b"LHLO bench\r\n").await?;
-    reply(&mut reader).await?;
+    let mut session = LmtpSession::open(instance.lmtp_port()).await?;
     let mut latency = Latency::default();
     for n in 0..count {
         let title = format!("lmtp-{n}");
-        for command in [
-            "MAIL FROM:<jake@example.com>\r\n".to_owned(),
-            format!("RCPT TO:<{}>\r\n", instance.address()),
-            "DATA\r\n".to_owned(),
-        ] {
-            reader.get_mut().write_all(command.as_bytes()).await?;
-            reply(&mut reader).await?;
-        }
-        let mut data = message(instance.address(), &title, SMALL_BODY);
-        data.extend_from_slice(b".\r\n");
-        reader.get_mut().write_all(&data).await?;
-        let sent = Instant::now();
-        let answer = reply(&mut reader).await?;
-        latency.push(sent.elapsed());
-        anyhow::ensure!(answer.starts_with("250"), "LMTP answered {answer}");
+        let raw = message(instance.address(), &title, SMALL_BODY);
+        latency.push(session.deliver(instance.address(), &raw).await?);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    reader.get_mut().write_all(b"QUIT\r\n").await?;
+    session.quit().await?;
     Ok(latency)
 }
 

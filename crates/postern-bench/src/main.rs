@@ -8,13 +8,22 @@
 //!
 //! `--companion` instead compares GitLab companion mode (`serve --gitlab-config`, webhook to a
 //! local sink) with mail_room (postback to the same sink) on the same folders and sizes.
+//!
+//! `--instances` (`bash bench/instances.sh`) measures several instances on one private
+//! PostgreSQL: throughput with 1, 2 and 3 standalone instances draining one folder, with the
+//! CPU time of postern, PostgreSQL and the machine ([`scaling`]); and the time from the SIGKILL
+//! of a companion-mode instance holding claims until another process delivers what it had
+//! claimed, p50/p95/max over 20 kills ([`takeover`]).
 
 mod companion;
 mod instance;
 mod load;
 mod mailroom;
 mod measure;
+mod postgres;
+mod scaling;
 mod sink;
+mod takeover;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,7 +41,53 @@ struct Args {
     latency_messages: usize,
     mail_room: bool,
     companion: bool,
+    /// `--instances` and its settings.
+    instances: Option<Instances>,
 }
+
+/// The settings of `--instances`.
+struct Instances {
+    /// Messages each throughput run drains.
+    messages: usize,
+    /// Instance counts of the throughput runs.
+    counts: Vec<usize>,
+    /// Throughput runs over IMAP, over LMTP.
+    imap: bool,
+    lmtp: bool,
+    /// LMTP connections at once in the LMTP runs.
+    lmtp_connections: usize,
+    policy: SenderPolicy,
+    takeover: takeover::Plan,
+    throughput: bool,
+    takeover_runs: bool,
+}
+
+const HELP: &str = "\
+postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]
+postern-bench [--postern PATH] --instances [--messages N] [--counts 1,2,3] [--via imap,lmtp]
+              [--lmtp-connections N] [--sender-auth off|dmarc] [--kills N] [--takeover-instances N] [--delay-ms N] [--backlog N]
+              [--no-throughput] [--no-takeover]
+
+Default: the intake benchmark (IMAP IDLE and LMTP latency, drains of small and 1 MB messages,
+mail_room side by side when installed). --companion: GitLab companion mode against mail_room.
+
+--instances: several instances on one private PostgreSQL (bench/instances.sh).
+  Throughput: for each way in of --via (default both) and each count of --counts (default
+  1,2,3), a fresh database, that many standalone `postern serve` instances and --messages
+  (default 3000) small new-issue mails: imap pre-loads them into one folder all the instances
+  watch, timed from their start until every message is an issue; lmtp sends them over
+  --lmtp-connections (default 8) connections at once spread round-robin over the instances'
+  listeners, timed from the first message sent until every message is an issue.
+  Prints msg/s, the speed-up against one instance, and CPU seconds per message of the postern
+  processes, of the PostgreSQL server and of the rest of the machine, with the machine's busy %.
+  --sender-auth: the instances' sender-authentication policy (default off: the figures are
+  processing and the store, not DNS lookups of the test domains).
+  Takeover: --takeover-instances (default 3) companion-mode instances on one database deliver a
+  steady backlog (--backlog, default 200 messages) to the GitLab stand-in answering after
+  --delay-ms (default 200); --kills (default 20) times one instance holding claims is killed
+  (SIGKILL) and started again. Prints how many messages each kill stranded and p50/p95/max of
+  the time from the kill until the first and the last of them is delivered by another process.
+  Figures only: no timing is asserted. Needs dovecot-imapd and PostgreSQL's server binaries.";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -42,7 +97,25 @@ fn parse_args() -> anyhow::Result<Args> {
         latency_messages: 50,
         mail_room: true,
         companion: false,
+        instances: None,
     };
+    let mut instances = Instances {
+        messages: 3000,
+        counts: vec![1, 2, 3],
+        imap: true,
+        lmtp: true,
+        lmtp_connections: 8,
+        policy: SenderPolicy::Off,
+        takeover: takeover::Plan {
+            instances: 3,
+            kills: 20,
+            delay: Duration::from_millis(200),
+            backlog: 200,
+        },
+        throughput: true,
+        takeover_runs: true,
+    };
+    let mut instances_mode = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().context(format!("{arg} needs a value"));
@@ -53,10 +126,40 @@ fn parse_args() -> anyhow::Result<Args> {
             "--latency-messages" => args.latency_messages = value()?.parse()?,
             "--no-mail-room" => args.mail_room = false,
             "--companion" => args.companion = true,
-            "--help" | "-h" => {
-                println!(
-                    "postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]"
+            "--instances" => instances_mode = true,
+            "--messages" => instances.messages = value()?.parse()?,
+            "--counts" => {
+                instances.counts = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse())
+                    .collect::<Result<_, _>>()?;
+            }
+            "--via" => {
+                let ways = value()?;
+                let ways: Vec<&str> = ways.split(',').map(str::trim).collect();
+                anyhow::ensure!(
+                    ways.iter().all(|way| ["imap", "lmtp"].contains(way)),
+                    "--via takes imap, lmtp or imap,lmtp"
                 );
+                instances.imap = ways.contains(&"imap");
+                instances.lmtp = ways.contains(&"lmtp");
+            }
+            "--lmtp-connections" => instances.lmtp_connections = value()?.parse()?,
+            "--sender-auth" => {
+                instances.policy = match value()?.as_str() {
+                    "off" => SenderPolicy::Off,
+                    "dmarc" => SenderPolicy::Dmarc,
+                    other => anyhow::bail!("--sender-auth {other:?}: off or dmarc"),
+                }
+            }
+            "--kills" => instances.takeover.kills = value()?.parse()?,
+            "--takeover-instances" => instances.takeover.instances = value()?.parse()?,
+            "--delay-ms" => instances.takeover.delay = Duration::from_millis(value()?.parse()?),
+            "--backlog" => instances.takeover.backlog = value()?.parse()?,
+            "--no-throughput" => instances.throughput = false,
+            "--no-takeover" => instances.takeover_runs = false,
+            "--help" | "-h" => {
+                println!("{HELP}");
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other:?} (try --help)"),
@@ -69,6 +172,13 @@ fn parse_args() -> anyhow::Result<Args> {
     );
     // Instances run in their own directories.
     args.postern = args.postern.canonicalize()?;
+    if instances_mode {
+        anyhow::ensure!(
+            instances.counts.iter().all(|n| *n > 0) && instances.takeover.instances >= 2,
+            "--counts takes instance counts of 1 or more, --takeover-instances 2 or more"
+        );
+        args.instances = Some(instances);
+    }
     Ok(args)
 }
 
@@ -84,11 +194,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = MailServer::start_dovecot_only()
         .context("POSTERN_SKIP_MAILSERVER is set; the benchmark needs Dovecot")?;
     println!(
-        "postern intake benchmark — {} — Dovecot on 127.0.0.1:{}",
+        "postern {} benchmark — {} — Dovecot on 127.0.0.1:{}",
+        if args.instances.is_some() {
+            "multi-instance"
+        } else {
+            "intake"
+        },
         args.postern.display(),
         server.imap_port()
     );
 
+    if let Some(instances) = &args.instances {
+        return run_instances(&args.postern, instances, server).await;
+    }
     if args.companion {
         return run_companion(&args, server).await;
     }
@@ -188,6 +306,63 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &drains,
     );
     print_ceilings(&floors);
+    server.stop().map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// Several instances on one private PostgreSQL: throughput by instance count, then takeover
+/// times after kills.
+async fn run_instances(
+    postern: &std::path::Path,
+    instances: &Instances,
+    server: MailServer,
+) -> anyhow::Result<()> {
+    let pg = postgres::Postgres::start().await?;
+    let (ticks, ticks_measured) = measure::clock_ticks_per_second();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // What else the machine is doing: the CPU figures below are only as good as its quiet.
+    let before = measure::machine_cpu()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = measure::machine_cpu()?;
+    println!(
+        "machine CPU busy before the runs (2 s, nothing of this benchmark running yet): {:.0} % of {cpus} CPUs",
+        100.0 * after.0.saturating_sub(before.0) as f64
+            / after.1.saturating_sub(before.1).max(1) as f64
+    );
+    let mut rows = Vec::new();
+    if instances.throughput {
+        let ways = [
+            instances.imap.then_some(scaling::Via::Imap),
+            instances
+                .lmtp
+                .then_some(scaling::Via::Lmtp(instances.lmtp_connections)),
+        ];
+        for via in ways.into_iter().flatten() {
+            for &count in &instances.counts {
+                let row = scaling::drain(
+                    postern,
+                    &server,
+                    &pg,
+                    instances.policy,
+                    via,
+                    count,
+                    instances.messages,
+                    ticks,
+                )
+                .await?;
+                rows.push(row);
+            }
+        }
+        println!(
+            "(sender authentication: {}; {cpus} CPUs)",
+            instances.policy.name()
+        );
+        scaling::print(&rows, cpus, ticks_measured);
+    }
+    if instances.takeover_runs {
+        takeover::run(postern, &server, &pg, &instances.takeover).await?;
+    }
+    pg.stop()?;
     server.stop().map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -1,0 +1,260 @@
+//! Throughput with 1, 2, 3… standalone instances on one PostgreSQL database: all watching one
+//! pre-loaded IMAP folder (from their start until every message is an issue), or taking the
+//! messages over LMTP, a fixed number of connections spread round-robin over their listeners
+//! (from the first message sent until every message is an issue). With the CPU time of the
+//! postern processes, of the PostgreSQL server and of the whole machine over that window, so
+//! the table says what the limit was.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use postern_testkit::mailserver::MailServer;
+
+use crate::instance::{Instance, Prepared, SenderPolicy};
+use crate::postgres::Postgres;
+
+/// How long one drain may take before the run is called failed.
+const DRAIN_BOUND: Duration = Duration::from_secs(900);
+
+/// How the messages reach the instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Pre-loaded into the one folder they all watch.
+    Imap,
+    /// Sent over this many LMTP connections at once, spread round-robin over the instances.
+    Lmtp(usize),
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Imap => "imap",
+            Via::Lmtp(_) => "lmtp",
+        }
+    }
+}
+
+/// One row of the table.
+pub struct Row {
+    via: Via,
+    instances: usize,
+    messages: usize,
+    seconds: f64,
+    /// CPU seconds over the drain: the postern processes, the PostgreSQL server, the machine.
+    postern_cpu: f64,
+    postgres_cpu: f64,
+    machine_cpu: f64,
+    /// The machine's busy share of all its CPUs over the drain, in percent.
+    machine_busy: f64,
+    lost: usize,
+    duplicated: usize,
+}
+
+/// Takes `messages` small new-issue mails in with `instances` instances of `postern serve` on
+/// a fresh database of `pg`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row of the table, named at the call"
+)]
+pub async fn drain(
+    postern: &Path,
+    server: &MailServer,
+    pg: &Postgres,
+    policy: SenderPolicy,
+    via: Via,
+    instances: usize,
+    messages: usize,
+    ticks: f64,
+) -> anyhow::Result<Row> {
+    let keys = tempfile::tempdir()?;
+    let name = format!("scale-{}-{instances}", via.name());
+    let (store, pool) = pg.fresh_database(keys.path(), &name).await?;
+    let folder = format!("bench-{name}");
+    // The first instance creates the schema, the key and the project; the others join.
+    let mut prepared = Vec::with_capacity(instances);
+    let mut first = Prepared::sharing(postern, server, &folder, policy, &store)?;
+    first.add_project()?;
+    let address = first.address.clone();
+    prepared.push(first);
+    for _ in 1..instances {
+        prepared.push(Prepared::sharing(postern, server, &folder, policy, &store)?);
+    }
+    let preloaded = if via == Via::Imap { messages } else { 0 };
+    let mut sent = crate::load::preload(
+        server,
+        &folder,
+        &address,
+        preloaded,
+        crate::load::SMALL_BODY,
+    )
+    .await?;
+
+    // Over IMAP the watchers start fetching as the instances start, so the window begins
+    // before they are launched; over LMTP it begins when they all listen.
+    let mut pg_before = pg.cpu_ticks()?;
+    let mut machine_before = crate::measure::machine_cpu()?;
+    let mut postern_before = 0;
+    let mut started = Instant::now();
+    let mut running = Vec::with_capacity(instances);
+    for prepared in prepared {
+        running.push(prepared.launch()?);
+    }
+    for instance in &mut running {
+        instance.wait_listening().await?;
+    }
+    if let Via::Lmtp(connections) = via {
+        sent = (0..messages).map(|n| format!("{folder}-{n}")).collect();
+        let ports: Vec<u16> = running.iter().map(Instance::lmtp_port).collect();
+        pg_before = pg.cpu_ticks()?;
+        machine_before = crate::measure::machine_cpu()?;
+        postern_before = postern_cpu(&running)?;
+        started = Instant::now();
+        tokio::time::timeout(DRAIN_BOUND, lmtp_load(&ports, &address, &sent, connections))
+            .await
+            .map_err(|_| anyhow::anyhow!("LMTP load not done in {DRAIN_BOUND:?}"))??;
+    }
+    let target = i64::try_from(messages)?;
+    loop {
+        let (issues,): (i64,) = sqlx::query_as("SELECT count(*) FROM issues")
+            .fetch_one(&pool)
+            .await?;
+        if issues >= target {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < DRAIN_BOUND,
+            "{instances} instance(s): only {issues} of {messages} messages processed in {DRAIN_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // Sampled at once, before the instances go on to anything else.
+    let postern_ticks = postern_cpu(&running)?.saturating_sub(postern_before);
+    let pg_after = pg.cpu_ticks()?;
+    let machine_after = crate::measure::machine_cpu()?;
+
+    let titles: Vec<(String,)> = sqlx::query_as("SELECT title FROM issues")
+        .fetch_all(&pool)
+        .await?;
+    let titles: Vec<String> = titles.into_iter().map(|(t,)| t).collect();
+    let (lost, duplicated) = crate::measure::lost_and_duplicated(&sent, &titles);
+    for instance in running {
+        instance.stop().await?;
+    }
+    pool.close().await;
+    let busy = machine_after.0.saturating_sub(machine_before.0) as f64;
+    let total = machine_after.1.saturating_sub(machine_before.1) as f64;
+    Ok(Row {
+        via,
+        instances,
+        messages,
+        seconds,
+        postern_cpu: postern_ticks as f64 / ticks,
+        postgres_cpu: pg_after.saturating_sub(pg_before) as f64 / ticks,
+        machine_cpu: busy / ticks,
+        machine_busy: 100.0 * busy / total.max(1.0),
+        lost,
+        duplicated,
+    })
+}
+
+/// CPU ticks the instances' processes have used so far.
+fn postern_cpu(running: &[Instance]) -> anyhow::Result<u64> {
+    let mut ticks = 0;
+    for instance in running {
+        ticks += crate::measure::proc_cpu(instance.pid())?.own;
+    }
+    Ok(ticks)
+}
+
+/// Sends a message titled after each of `titles` to `to` over `connections` LMTP connections at
+/// once, the n-th connection to `ports[n % ports.len()]`, each sending its next message when the
+/// last one was answered.
+async fn lmtp_load(
+    ports: &[u16],
+    to: &str,
+    titles: &[String],
+    connections: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let titles: Arc<[String]> = titles.into();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..connections.max(1) {
+        let port = ports[n % ports.len()];
+        let (next, titles, to) = (next.clone(), titles.clone(), to.to_owned());
+        tasks.spawn(async move {
+            let mut session = crate::load::LmtpSession::open(port).await?;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(title) = titles.get(n) else {
+                    break;
+                };
+                let raw = crate::load::message(&to, title, crate::load::SMALL_BODY);
+                session.deliver(&to, &raw).await?;
+            }
+            session.quit().await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// Prints the table; each speed-up is against the row with one instance and the same way in.
+pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
+    println!();
+    println!(
+        "### Throughput: N standalone instances on one PostgreSQL database (IMAP: start → every \
+         message an issue; LMTP: first message sent → every message an issue)"
+    );
+    println!();
+    println!(
+        "| via | instances | messages | seconds | msg/s | speed-up vs 1 | postern CPU s/msg | \
+         PostgreSQL CPU s/msg | PostgreSQL CPUs busy | other CPU s/msg | machine CPU busy % | \
+         lost | dup |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let rate = |row: &Row| row.messages as f64 / row.seconds.max(1e-9);
+    for row in rows {
+        let one = rows
+            .iter()
+            .find(|one| one.instances == 1 && one.via == row.via)
+            .map(rate);
+        let per = |cpu: f64| cpu / row.messages.max(1) as f64;
+        let other = (row.machine_cpu - row.postern_cpu - row.postgres_cpu).max(0.0);
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.5} | {:.5} | {:.2} | {:.5} | {:.0} | {} | {} |",
+            match row.via {
+                Via::Imap => "IMAP, one folder".to_owned(),
+                Via::Lmtp(connections) => format!("LMTP, {connections} connections"),
+            },
+            row.instances,
+            row.messages,
+            row.seconds,
+            rate(row),
+            one.map_or("–".to_owned(), |one| format!("{:.2}×", rate(row) / one)),
+            per(row.postern_cpu),
+            per(row.postgres_cpu),
+            row.postgres_cpu / row.seconds.max(1e-9),
+            per(other),
+            row.machine_busy,
+            row.lost,
+            row.duplicated,
+        );
+    }
+    println!();
+    println!(
+        "CPU time from /proc (utime+stime; PostgreSQL: the postmaster and its children, exited \
+         ones included; \"CPUs busy\": its CPU seconds per second of the run); \"other\" is the rest of the machine's busy time (Dovecot, this \
+         benchmark, anything else running). Machine busy % is of all {cpus} CPUs: near 100 % the \
+         CPU is the limit, not the database. Clock ticks: {}.",
+        if ticks_measured {
+            "getconf CLK_TCK"
+        } else {
+            "getconf failed, 100 a second assumed"
+        }
+    );
+}
