@@ -51,9 +51,10 @@ struct Instances {
     messages: usize,
     /// Instance counts of the throughput runs.
     counts: Vec<usize>,
-    /// Throughput runs over IMAP, over LMTP.
+    /// Throughput runs over IMAP, over LMTP, in companion mode.
     imap: bool,
     lmtp: bool,
+    companion: bool,
     /// LMTP connections at once in the LMTP runs.
     lmtp_connections: usize,
     policy: SenderPolicy,
@@ -64,7 +65,7 @@ struct Instances {
 
 const HELP: &str = "\
 postern-bench [--postern PATH] [--small N] [--large N] [--latency-messages N] [--no-mail-room] [--companion]
-postern-bench [--postern PATH] --instances [--messages N] [--counts 1,2,3] [--via imap,lmtp]
+postern-bench [--postern PATH] --instances [--messages N] [--counts 1,2,3] [--via imap,lmtp,companion]
               [--lmtp-connections N] [--sender-auth off|dmarc] [--kills N] [--takeover-instances N] [--delay-ms N] [--backlog N]
               [--no-throughput] [--no-takeover]
 
@@ -77,8 +78,10 @@ mail_room side by side when installed). --companion: GitLab companion mode again
   (default 3000) small new-issue mails: imap pre-loads them into one folder all the instances
   watch, timed from their start until every message is an issue; lmtp sends them over
   --lmtp-connections (default 8) connections at once spread round-robin over the instances'
-  listeners, timed from the first message sent until every message is an issue.
-  Prints msg/s, the speed-up against one instance, and CPU seconds per message of the postern
+  listeners, timed from the first message sent until every message is an issue; companion
+  pre-loads a fifth of them for `serve --gitlab-config` instances delivering to the GitLab
+  stand-in answering after --delay-ms, timed from their start until every message is delivered
+  (GitLab's latency, not the database, is the limit there). Prints msg/s, the speed-up against one instance, and CPU seconds per message of the postern
   processes, of the PostgreSQL server and of the rest of the machine, with the machine's busy %.
   --sender-auth: the instances' sender-authentication policy (default off: the figures are
   processing and the store, not DNS lookups of the test domains).
@@ -104,6 +107,7 @@ fn parse_args() -> anyhow::Result<Args> {
         counts: vec![1, 2, 3],
         imap: true,
         lmtp: true,
+        companion: true,
         lmtp_connections: 8,
         policy: SenderPolicy::Off,
         takeover: takeover::Plan {
@@ -138,11 +142,13 @@ fn parse_args() -> anyhow::Result<Args> {
                 let ways = value()?;
                 let ways: Vec<&str> = ways.split(',').map(str::trim).collect();
                 anyhow::ensure!(
-                    ways.iter().all(|way| ["imap", "lmtp"].contains(way)),
-                    "--via takes imap, lmtp or imap,lmtp"
+                    ways.iter()
+                        .all(|way| ["imap", "lmtp", "companion"].contains(way)),
+                    "--via takes imap, lmtp, companion or a list of them (imap,lmtp)"
                 );
                 instances.imap = ways.contains(&"imap");
                 instances.lmtp = ways.contains(&"lmtp");
+                instances.companion = ways.contains(&"companion");
             }
             "--lmtp-connections" => instances.lmtp_connections = value()?.parse()?,
             "--sender-auth" => {
@@ -351,6 +357,13 @@ async fn run_instances(
                 )
                 .await?;
                 rows.push(row);
+            }
+        }
+        if instances.companion {
+            let delay = u64::try_from(instances.takeover.delay.as_millis()).unwrap_or(u64::MAX);
+            for &count in &instances.counts {
+                let job = (count, instances.messages / 5, delay);
+                rows.push(scaling::companion_drain(postern, &server, &pg, job, ticks).await?);
             }
         }
         println!(

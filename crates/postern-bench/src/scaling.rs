@@ -25,6 +25,9 @@ pub enum Via {
     Imap,
     /// Sent over this many LMTP connections at once, spread round-robin over the instances.
     Lmtp(usize),
+    /// Pre-loaded into one folder that GitLab companion instances watch and deliver to a
+    /// GitLab stand-in answering after this many milliseconds: the database is not the limit.
+    Companion(u64),
 }
 
 impl Via {
@@ -32,6 +35,7 @@ impl Via {
         match self {
             Via::Imap => "imap",
             Via::Lmtp(_) => "lmtp",
+            Via::Companion(_) => "companion",
         }
     }
 }
@@ -160,6 +164,96 @@ pub async fn drain(
     })
 }
 
+/// Delivers `messages` pre-loaded mails to a GitLab stand-in answering after `delay_ms`, with
+/// `instances` companion instances (`serve --gitlab-config`) on a fresh database of `pg`,
+/// from their start until every message is recorded as delivered. GitLab's latency, not the
+/// database, is the limit here: the case where instances should add up.
+pub async fn companion_drain(
+    postern: &Path,
+    server: &MailServer,
+    pg: &Postgres,
+    (instances, messages, delay_ms): (usize, usize, u64),
+    ticks: f64,
+) -> anyhow::Result<Row> {
+    let keys = tempfile::tempdir()?;
+    let name = format!("scale-companion-{instances}");
+    let (store, pool) = pg.fresh_database(keys.path(), &name).await?;
+    let folder = format!("bench-{name}");
+    let gitlab = crate::takeover::slow_gitlab(Duration::from_millis(delay_ms)).await;
+    let sent = crate::load::preload(
+        server,
+        &folder,
+        "incoming+abc@example.test",
+        messages,
+        crate::load::SMALL_BODY,
+    )
+    .await?;
+    let pg_before = pg.cpu_ticks()?;
+    let machine_before = crate::measure::machine_cpu()?;
+    let started = Instant::now();
+    let (_companions, mut children) = crate::takeover::start_companions(
+        postern,
+        server,
+        &folder,
+        &gitlab,
+        (&store, &pool),
+        instances,
+    )
+    .await?;
+    let target = i64::try_from(messages)?;
+    loop {
+        let (delivered,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM inbound_messages WHERE state = 'processed'")
+                .fetch_one(&pool)
+                .await?;
+        if delivered >= target {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < DRAIN_BOUND,
+            "{instances} companion instance(s): only {delivered} of {messages} delivered in {DRAIN_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut postern_ticks = 0;
+    for child in &children {
+        if let Some(pid) = child.id() {
+            postern_ticks += crate::measure::proc_cpu(pid)?.own;
+        }
+    }
+    let pg_after = pg.cpu_ticks()?;
+    let machine_after = crate::measure::machine_cpu()?;
+    let titles: Vec<String> = gitlab
+        .received()
+        .iter()
+        .filter_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(|s| s.trim().to_owned()))
+        })
+        .collect();
+    let (lost, duplicated) = crate::measure::lost_and_duplicated(&sent, &titles);
+    for child in &mut children {
+        let _ = child.kill().await;
+    }
+    pool.close().await;
+    let busy = machine_after.0.saturating_sub(machine_before.0) as f64;
+    let total = machine_after.1.saturating_sub(machine_before.1) as f64;
+    Ok(Row {
+        via: Via::Companion(delay_ms),
+        instances,
+        messages,
+        seconds,
+        postern_cpu: postern_ticks as f64 / ticks,
+        postgres_cpu: pg_after.saturating_sub(pg_before) as f64 / ticks,
+        machine_cpu: busy / ticks,
+        machine_busy: 100.0 * busy / total.max(1.0),
+        lost,
+        duplicated,
+    })
+}
+
 /// CPU ticks the instances' processes have used so far.
 fn postern_cpu(running: &[Instance]) -> anyhow::Result<u64> {
     let mut ticks = 0;
@@ -230,6 +324,7 @@ pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
             match row.via {
                 Via::Imap => "IMAP, one folder".to_owned(),
                 Via::Lmtp(connections) => format!("LMTP, {connections} connections"),
+                Via::Companion(delay) => format!("companion, GitLab answering in {delay} ms"),
             },
             row.instances,
             row.messages,

@@ -57,40 +57,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let keys = tempfile::tempdir()?;
     let (store, pool) = pg.fresh_database(keys.path(), "takeover").await?;
-    let gitlab = GitlabStandIn::start(GitlabConfig {
-        incoming: MailboxAuth {
-            secret: Some(crate::companion::SECRET.to_vec()),
-            es256: None,
-        },
-        ..GitlabConfig::default()
-    })
-    .await;
-    gitlab.set_delay(plan.delay);
+    let gitlab = slow_gitlab(plan.delay).await;
     let folder = "bench-takeover";
     crate::load::preload(server, folder, "incoming+abc@example.test", 0, 0).await?;
-    let mut companions = Vec::with_capacity(plan.instances);
-    for _ in 0..plan.instances {
-        companions.push(Companion::new(
-            postern,
-            server,
-            folder,
-            &gitlab.url(),
-            Some(&store),
-        )?);
-    }
-    // The first creates the schema and the token key, which the others must find, not race for.
-    let mut children = vec![companions[0].spawn()?];
-    let deadline = Instant::now() + BUSY_BOUND;
-    while !store.token_key.exists() || !schema_ready(&pool).await {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the first companion instance never started"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-    for companion in &companions[1..] {
-        children.push(companion.spawn()?);
-    }
+    let (companions, mut children) = start_companions(
+        postern,
+        server,
+        folder,
+        &gitlab,
+        (&store, &pool),
+        plan.instances,
+    )
+    .await?;
 
     let appended = Arc::new(AtomicUsize::new(0));
     let feeder = tokio::spawn(feed(
@@ -218,6 +196,56 @@ pub async fn run(
 }
 
 /// The holder text of an instance's deliverer lease (`postern_gitlab::Deliverer::lease`).
+/// The GitLab stand-in, answering each POST after `delay`.
+pub async fn slow_gitlab(delay: Duration) -> GitlabStandIn {
+    let gitlab = GitlabStandIn::start(GitlabConfig {
+        incoming: MailboxAuth {
+            secret: Some(crate::companion::SECRET.to_vec()),
+            es256: None,
+        },
+        ..GitlabConfig::default()
+    })
+    .await;
+    gitlab.set_delay(delay);
+    gitlab
+}
+
+/// Configures `count` companion instances on `folder` and the shared store, delivering to
+/// `gitlab`, and starts them: the first alone until it has created the schema and the token
+/// key, which the others must find, not race for.
+pub async fn start_companions(
+    postern: &std::path::Path,
+    server: &MailServer,
+    folder: &str,
+    gitlab: &GitlabStandIn,
+    (store, pool): (&crate::instance::SharedStore, &PgPool),
+    count: usize,
+) -> anyhow::Result<(Vec<Companion>, Vec<tokio::process::Child>)> {
+    let mut companions = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        companions.push(Companion::new(
+            postern,
+            server,
+            folder,
+            &gitlab.url(),
+            Some(store),
+        )?);
+    }
+    let mut children = vec![companions[0].spawn()?];
+    let deadline = Instant::now() + BUSY_BOUND;
+    while !store.token_key.exists() || !schema_ready(pool).await {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the first companion instance never started"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    for companion in &companions[1..] {
+        children.push(companion.spawn()?);
+    }
+    Ok((companions, children))
+}
+
 fn holder(pid: u32) -> String {
     format!("gitlab deliverer, pid {pid}")
 }
