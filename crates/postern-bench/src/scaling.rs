@@ -301,8 +301,9 @@ async fn lmtp_load(
 pub fn print(rows: &[Row], cpus: usize, ticks_measured: bool) {
     println!();
     println!(
-        "### Throughput: N standalone instances on one PostgreSQL database (IMAP: start → every \
-         message an issue; LMTP: first message sent → every message an issue)"
+        "### Throughput: N instances on one PostgreSQL database (standalone, IMAP: start → every \
+         message an issue; standalone, LMTP: first message sent → every message an issue; \
+         companion: start → every message delivered to GitLab)"
     );
     println!();
     println!(
