@@ -119,21 +119,8 @@ pub async fn drain(
             .await
             .map_err(|_| anyhow::anyhow!("LMTP load not done in {DRAIN_BOUND:?}"))??;
     }
-    let target = i64::try_from(messages)?;
-    loop {
-        let (issues,): (i64,) = sqlx::query_as("SELECT count(*) FROM issues")
-            .fetch_one(&pool)
-            .await?;
-        if issues >= target {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < DRAIN_BOUND,
-            "{instances} instance(s): only {issues} of {messages} messages processed in {DRAIN_BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let counted = "SELECT count(*) FROM issues";
+    let seconds = wait_for_count(&pool, counted, messages, started).await?;
     // Sampled at once, before the instances go on to anything else.
     let postern_ticks = postern_cpu(&running)?.saturating_sub(postern_before);
     let pg_after = pg.cpu_ticks()?;
@@ -200,22 +187,8 @@ pub async fn companion_drain(
         instances,
     )
     .await?;
-    let target = i64::try_from(messages)?;
-    loop {
-        let (delivered,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM inbound_messages WHERE state = 'processed'")
-                .fetch_one(&pool)
-                .await?;
-        if delivered >= target {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < DRAIN_BOUND,
-            "{instances} companion instance(s): only {delivered} of {messages} delivered in {DRAIN_BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let counted = "SELECT count(*) FROM inbound_messages WHERE state = 'processed'";
+    let seconds = wait_for_count(&pool, counted, messages, started).await?;
     let mut postern_ticks = 0;
     for child in &children {
         if let Some(pid) = child.id() {
@@ -224,15 +197,7 @@ pub async fn companion_drain(
     }
     let pg_after = pg.cpu_ticks()?;
     let machine_after = crate::measure::machine_cpu()?;
-    let titles: Vec<String> = gitlab
-        .received()
-        .iter()
-        .filter_map(|r| {
-            String::from_utf8_lossy(&r.body)
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(|s| s.trim().to_owned()))
-        })
-        .collect();
+    let titles = crate::takeover::received_titles(&gitlab);
     let (lost, duplicated) = crate::measure::lost_and_duplicated(&sent, &titles);
     for child in &mut children {
         let _ = child.kill().await;
@@ -252,6 +217,28 @@ pub async fn companion_drain(
         lost,
         duplicated,
     })
+}
+
+/// Waits until `count_sql` (one `count(*)`) reaches `messages`; returns the seconds since
+/// `started`. An error after [`DRAIN_BOUND`].
+async fn wait_for_count(
+    pool: &sqlx::PgPool,
+    count_sql: &'static str,
+    messages: usize,
+    started: Instant,
+) -> anyhow::Result<f64> {
+    let target = i64::try_from(messages)?;
+    loop {
+        let (done,): (i64,) = sqlx::query_as(count_sql).fetch_one(pool).await?;
+        if done >= target {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < DRAIN_BOUND,
+            "only {done} of {messages} messages done in {DRAIN_BOUND:?} ({count_sql})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// CPU ticks the instances' processes have used so far.

@@ -174,14 +174,7 @@ pub async fn run(
             .await?;
     pool.close().await;
     let received = gitlab.received();
-    let titles: Vec<String> = received
-        .iter()
-        .filter_map(|r| {
-            String::from_utf8_lossy(&r.body)
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(|s| s.trim().to_owned()))
-        })
-        .collect();
+    let titles = received_titles(&gitlab);
     let (_, duplicated) = crate::measure::lost_and_duplicated(&[], &titles);
     print(
         plan,
@@ -196,6 +189,19 @@ pub async fn run(
 }
 
 /// The holder text of an instance's deliverer lease (`postern_gitlab::Deliverer::lease`).
+/// The subjects of the messages the stand-in accepted, one per POST.
+pub fn received_titles(gitlab: &GitlabStandIn) -> Vec<String> {
+    gitlab
+        .received()
+        .iter()
+        .filter_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(|s| s.trim().to_owned()))
+        })
+        .collect()
+}
+
 /// The GitLab stand-in, answering each POST after `delay`.
 pub async fn slow_gitlab(delay: Duration) -> GitlabStandIn {
     let gitlab = GitlabStandIn::start(GitlabConfig {

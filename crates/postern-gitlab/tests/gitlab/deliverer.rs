@@ -119,14 +119,7 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
     store_messages(&db.store, Mailbox::Incoming, &raws).await;
     let first = Arc::new(Deliverer::new(
         second_store(&db).await,
-        vec![(
-            Mailbox::Incoming,
-            Destination::Webhook(webhook(
-                &gitlab,
-                Mailbox::Incoming,
-                signer(dir.path(), &INCOMING_SECRET),
-            )),
-        )],
+        incoming_webhook_route(&gitlab, dir.path()),
         fast_options(),
     ));
     let running = tokio::spawn({
@@ -147,14 +140,7 @@ async fn a_deliverer_killed_mid_run_loses_nothing() {
 
     let second = Arc::new(Deliverer::new(
         db.store.clone(),
-        vec![(
-            Mailbox::Incoming,
-            Destination::Webhook(webhook(
-                &gitlab,
-                Mailbox::Incoming,
-                signer(dir.path(), &INCOMING_SECRET),
-            )),
-        )],
+        incoming_webhook_route(&gitlab, dir.path()),
         fast_options(),
     ));
     let (stop, stopped) = postern_vocab::Shutdown::new();
@@ -229,14 +215,7 @@ async fn the_claims_of_a_dead_instance_are_delivered_once_its_lease_expires() {
     };
     let deliverer = Deliverer::new(
         db.store.clone(),
-        vec![(
-            Mailbox::Incoming,
-            Destination::Webhook(webhook(
-                &gitlab,
-                Mailbox::Incoming,
-                signer(dir.path(), &INCOMING_SECRET),
-            )),
-        )],
+        incoming_webhook_route(&gitlab, dir.path()),
         options,
     );
     let report = deliverer.deliver_due().await.unwrap();

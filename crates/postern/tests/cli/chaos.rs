@@ -112,6 +112,17 @@ const SCHEDULE: &[(u64, Action)] = &[
     (48, Action::Resume(2)),
 ];
 
+/// A PostgreSQL server of the test's own, which it may restart, and the URL of a database on
+/// it; `None` when the tests are pointed at an external server (which must not be restarted).
+fn private_database(rt: &tokio::runtime::Runtime) -> Option<(PgServer, String)> {
+    if postern_testkit::pg::using_external_server() {
+        return None;
+    }
+    let database = PgServer::start().expect("a private PostgreSQL");
+    let url = rt.block_on(postern_testkit::create_database(&database.admin_url()));
+    Some((database, url))
+}
+
 /// Carries out [`SCHEDULE`], timed from `started`.
 fn run_schedule(nodes: &[Node], database: &PgServer, started: Instant) {
     for (at, action) in SCHEDULE {
@@ -260,13 +271,10 @@ fn three_instances_on_one_postgres_survive_kills_stops_and_a_database_restart() 
     let Some(server) = MailServer::start_dovecot_only() else {
         return;
     };
-    if postern_testkit::pg::using_external_server() {
-        // The test restarts its PostgreSQL: it needs a private one.
-        return;
-    }
-    let database = PgServer::start().expect("a private PostgreSQL");
     let rt = runtime();
-    let url = rt.block_on(postern_testkit::create_database(&database.admin_url()));
+    let Some((database, url)) = private_database(&rt) else {
+        return;
+    };
     let store = format!("store:\n  url: \"{url}\"\n");
     let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
     // Every customer is thanked: the instance's budget of automatic mail (500 an hour by
@@ -392,12 +400,10 @@ fn three_companion_instances_on_one_postgres_deliver_each_message_once_through_t
     let Some(redis) = postern_testkit::redis::RedisServer::start_or_skip() else {
         return;
     };
-    if postern_testkit::pg::using_external_server() {
-        return;
-    }
-    let database = PgServer::start().expect("a private PostgreSQL");
     let rt = runtime();
-    let url = rt.block_on(postern_testkit::create_database(&database.admin_url()));
+    let Some((database, url)) = private_database(&rt) else {
+        return;
+    };
     let store = format!("store:\n  url: \"{url}\"\n");
     let unused = "http://127.0.0.1:1";
     let (first, first_gitlab) =
