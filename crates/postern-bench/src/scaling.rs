@@ -135,20 +135,55 @@ pub async fn drain(
         instance.stop().await?;
     }
     pool.close().await;
-    let busy = machine_after.0.saturating_sub(machine_before.0) as f64;
-    let total = machine_after.1.saturating_sub(machine_before.1) as f64;
-    Ok(Row {
+    let cpu = CpuTicks {
+        postern: postern_ticks,
+        postgres: pg_after.saturating_sub(pg_before),
+        machine: (
+            machine_after.0.saturating_sub(machine_before.0),
+            machine_after.1.saturating_sub(machine_before.1),
+        ),
+    };
+    Ok(Row::measured(
         via,
-        instances,
-        messages,
-        seconds,
-        postern_cpu: postern_ticks as f64 / ticks,
-        postgres_cpu: pg_after.saturating_sub(pg_before) as f64 / ticks,
-        machine_cpu: busy / ticks,
-        machine_busy: 100.0 * busy / total.max(1.0),
-        lost,
-        duplicated,
-    })
+        (instances, messages, seconds),
+        &cpu,
+        ticks,
+        (lost, duplicated),
+    ))
+}
+
+/// CPU clock ticks over a run: of the postern processes, of the PostgreSQL server, and the
+/// machine's (busy, total of all CPUs).
+struct CpuTicks {
+    postern: u64,
+    postgres: u64,
+    machine: (u64, u64),
+}
+
+impl Row {
+    /// A row from a run's `(instances, messages, seconds)`, its CPU `ticks` (`per_second` of
+    /// them a second) and its `(lost, duplicated)` counts.
+    fn measured(
+        via: Via,
+        (instances, messages, seconds): (usize, usize, f64),
+        cpu: &CpuTicks,
+        per_second: f64,
+        (lost, duplicated): (usize, usize),
+    ) -> Row {
+        let (busy, total) = (cpu.machine.0 as f64, cpu.machine.1 as f64);
+        Row {
+            via,
+            instances,
+            messages,
+            seconds,
+            postern_cpu: cpu.postern as f64 / per_second,
+            postgres_cpu: cpu.postgres as f64 / per_second,
+            machine_cpu: busy / per_second,
+            machine_busy: 100.0 * busy / total.max(1.0),
+            lost,
+            duplicated,
+        }
+    }
 }
 
 /// Delivers `messages` pre-loaded mails to a GitLab stand-in answering after `delay_ms`, with
@@ -203,20 +238,22 @@ pub async fn companion_drain(
         let _ = child.kill().await;
     }
     pool.close().await;
-    let busy = machine_after.0.saturating_sub(machine_before.0) as f64;
-    let total = machine_after.1.saturating_sub(machine_before.1) as f64;
-    Ok(Row {
-        via: Via::Companion(delay_ms),
-        instances,
-        messages,
-        seconds,
-        postern_cpu: postern_ticks as f64 / ticks,
-        postgres_cpu: pg_after.saturating_sub(pg_before) as f64 / ticks,
-        machine_cpu: busy / ticks,
-        machine_busy: 100.0 * busy / total.max(1.0),
-        lost,
-        duplicated,
-    })
+    let cpu = CpuTicks {
+        postern: postern_ticks,
+        postgres: pg_after.saturating_sub(pg_before),
+        machine: (
+            machine_after.0.saturating_sub(machine_before.0),
+            machine_after.1.saturating_sub(machine_before.1),
+        ),
+    };
+    let run = (instances, messages, seconds);
+    Ok(Row::measured(
+        Via::Companion(delay_ms),
+        run,
+        &cpu,
+        ticks,
+        (lost, duplicated),
+    ))
 }
 
 /// Waits until `count_sql` (one `count(*)`) reaches `messages`; returns the seconds since

@@ -365,14 +365,7 @@ async fn a_poison_message_does_not_block_its_batch() -> Result<(), BoxError> {
         imap_message(2, "poison@x"),
         imap_message(3, "three@x"),
     ];
-    let summary = take_in(
-        world.store(),
-        Mailbox::Incoming,
-        InboundSource::Imap,
-        &batch,
-        &world.quarantine_directory(),
-    )
-    .await?;
+    let summary = world.take_in_imap(&batch).await?;
     assert_eq!(summary.stored.len(), 2, "{summary:?}");
     assert_eq!(summary.quarantined, 1, "{summary:?}");
     let mut tx = world.store().begin().await?;
@@ -394,14 +387,7 @@ async fn a_poison_message_does_not_block_its_batch() -> Result<(), BoxError> {
     tx.commit().await?;
 
     // Fetched again after a crash: all three are known, nothing is stored twice.
-    let again = take_in(
-        world.store(),
-        Mailbox::Incoming,
-        InboundSource::Imap,
-        &batch,
-        &world.quarantine_directory(),
-    )
-    .await?;
+    let again = world.take_in_imap(&batch).await?;
     assert_eq!(again.already_stored, 3, "{again:?}");
     Ok(())
 }

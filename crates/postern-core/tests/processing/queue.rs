@@ -42,24 +42,10 @@ async fn issue_count(world: &World) -> Result<usize, BoxError> {
 both!(intake_stores_once_and_queue_processes_once, |db| {
     let world = World::new(db).await?;
     let batch = new_issues(&world, 3)?;
-    let first = take_in(
-        world.store(),
-        Mailbox::Incoming,
-        InboundSource::Imap,
-        &batch,
-        &world.quarantine_directory(),
-    )
-    .await?;
+    let first = world.take_in_imap(&batch).await?;
     assert_eq!(first.stored.len(), 3);
     // The watcher crashed before flagging and fetched the same messages again.
-    let again = take_in(
-        world.store(),
-        Mailbox::Incoming,
-        InboundSource::Imap,
-        &batch,
-        &world.quarantine_directory(),
-    )
-    .await?;
+    let again = world.take_in_imap(&batch).await?;
     assert!(again.stored.is_empty());
     assert_eq!(again.already_stored, 3);
     let mut tx = world.store().begin().await?;
@@ -100,14 +86,7 @@ both!(
     |db| {
         let world = World::new(db).await?;
         let batch = new_issues(&world, 40)?;
-        take_in(
-            world.store(),
-            Mailbox::Incoming,
-            InboundSource::Imap,
-            &batch,
-            &world.quarantine_directory(),
-        )
-        .await?;
+        world.take_in_imap(&batch).await?;
         let finished = Arc::new(Mutex::new(Vec::new()));
         let mut runs = Vec::new();
         for _ in 0..2 {
@@ -137,14 +116,7 @@ both!(
 both!(a_delivery_of_a_queued_message_completes_it_once, |db| {
     let world = World::new(db).await?;
     let batch = new_issues(&world, 1)?;
-    take_in(
-        world.store(),
-        Mailbox::Incoming,
-        InboundSource::Imap,
-        &batch,
-        &world.quarantine_directory(),
-    )
-    .await?;
+    world.take_in_imap(&batch).await?;
     // The same message also arrives through the MTA pipe before the queue got to it.
     let piped = world.receive(INCOMING, &batch[0].raw).await?;
     assert_eq!(piped.outcome, Outcome::Processed);
@@ -238,14 +210,7 @@ both!(
     |db| {
         let world = World::new(db).await?;
         let batch = new_issues(&world, 1)?;
-        let stored = take_in(
-            world.store(),
-            Mailbox::Incoming,
-            InboundSource::Imap,
-            &batch,
-            &world.quarantine_directory(),
-        )
-        .await?;
+        let stored = world.take_in_imap(&batch).await?;
         let id = stored.stored[0];
         let processor = world.processor(INCOMING);
         let queue = ProcessingQueue::new(Arc::new(processor.clone()), 1);

@@ -62,6 +62,21 @@ impl World {
         &self.db.store
     }
 
+    /// Stores `batch` as an IMAP watcher's batch for the incoming mailbox (`take_in`).
+    pub async fn take_in_imap(
+        &self,
+        batch: &[postern_core::intake::IntakeMessage],
+    ) -> Result<postern_core::intake::IntakeSummary, postern_core::ProcessError> {
+        postern_core::intake::take_in(
+            self.store(),
+            postern_store::Mailbox::Incoming,
+            postern_store::InboundSource::Imap,
+            batch,
+            &self.quarantine_directory(),
+        )
+        .await
+    }
+
     pub fn config(&self, template: &str) -> ProcessorConfig {
         ProcessorConfig {
             service_desk_address: Some(AddressTemplate::new("support+%{key}@example.com")),
