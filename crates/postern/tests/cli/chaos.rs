@@ -48,17 +48,17 @@ type Target = (u16, Arc<AtomicBool>);
 impl Node {
     fn start(&self) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        *self.child.lock().unwrap() = Some(serve_with(&self.sandbox, &args));
+        *self.child.lock().expect("the node lock") = Some(serve_with(&self.sandbox, &args));
         self.up.store(true, Ordering::SeqCst);
     }
 
     fn pid(&self) -> u32 {
-        self.child.lock().unwrap().as_ref().expect("running").id()
+        self.child.lock().expect("the node lock").as_ref().expect("running").id()
     }
 
     fn kill(&self) {
         self.up.store(false, Ordering::SeqCst);
-        if let Some(mut child) = self.child.lock().unwrap().take() {
+        if let Some(mut child) = self.child.lock().expect("the node lock").take() {
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
         }
