@@ -53,7 +53,12 @@ impl Node {
     }
 
     fn pid(&self) -> u32 {
-        self.child.lock().expect("the node lock").as_ref().expect("running").id()
+        self.child
+            .lock()
+            .expect("the node lock")
+            .as_ref()
+            .expect("running")
+            .id()
     }
 
     fn kill(&self) {
