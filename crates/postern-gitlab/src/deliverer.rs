@@ -12,13 +12,11 @@
 //! `failed_temporary` with the time of the next attempt.
 //!
 //! Exactly once, except one window for webhooks: if the process dies after GitLab accepted a
-//! message but before the outcome is committed, its lease expires and another instance
-//! delivers the message again — at most one duplicate of each message in flight, never a loss. Sidekiq
-//! delivery closes that window with a marker key in Redis ([`crate::sidekiq`]). Up to
-//! [`DelivererOptions::concurrency`] messages of a mailbox are in flight at once; shutdown waits
-//! for them. A temporary failure also pauses the mailbox for a
-//! growing back-off (the destination is probably down), so an outage costs one attempt per
-//! back-off step rather than one per message.
+//! message but before the outcome is committed, its lease expires and another instance delivers
+//! the message again — at most one duplicate of each message in flight, never a loss. Sidekiq
+//! delivery closes that window with a marker key in Redis ([`crate::sidekiq`]). Shutdown waits
+//! for the messages in flight. A temporary failure also pauses the mailbox for a growing
+//! back-off (the destination is probably down): one attempt per step, not one per message.
 //!
 //! The loop is `postern-work`'s, as for every queue of postern: the mailboxes are its keys (each
 //! paused on its own), a chunk is one job, one job runs at a time.
