@@ -14,6 +14,7 @@ mod instances;
 mod merge_requests;
 mod ops;
 mod projects;
+mod search;
 mod sender_policy;
 mod settings;
 mod throttle;
