@@ -9,6 +9,7 @@ mod anonymous;
 mod api;
 mod auth;
 mod chromium;
+mod chromium_search;
 mod desk;
 mod instances;
 mod merge_requests;
