@@ -96,7 +96,7 @@ async fn flow(client: &Client, base: &str, project: &Project) -> Result<(), Erro
     assert_eq!(first.len(), 20, "{first:?}");
     assert_eq!(first[0], "Issue number 30");
     let text = page_text(client).await?;
-    assert!(text.contains("New issue") && text.contains("just now"), "{text}");
+    assert!(text.contains("New issue"), "{text}");
 
     click(client, "a[rel=next]").await?;
     snap(client, "search-02-page-2").await?;
