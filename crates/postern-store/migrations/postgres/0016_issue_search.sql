@@ -3,7 +3,9 @@
 -- nor system notes: a search must not tell someone who cannot read an internal note which
 -- words it holds). SQLite keeps the same document in FTS5 (its 0016).
 --
--- Kept in sync by triggers, so every writer keeps it true. The `simple` configuration neither
+-- Kept in sync by triggers, so every writer keeps it true. A document is its first 100 000
+-- characters, as on SQLite: a `tsvector` has a size limit (1 MB) a long mail could pass, and
+-- an insert must never fail for its index. The `simple` configuration neither
 -- stems nor drops stop words, as SQLite's unicode61 tokenizer; punctuation becomes a space
 -- first, so that `alice@example.com` or `foo_bar` are words apart as in SQLite rather than
 -- one e-mail or URL token of PostgreSQL's parser.
@@ -15,11 +17,11 @@ CREATE INDEX issue_search_document_idx ON issue_search USING GIN (document);
 
 CREATE FUNCTION issue_search_refresh(target BIGINT) RETURNS void LANGUAGE sql AS $$
     INSERT INTO issue_search (issue_id, document)
-    SELECT i.id, to_tsvector('simple', regexp_replace(
+    SELECT i.id, to_tsvector('simple', regexp_replace(left(
                i.title || E'\n' || i.description || COALESCE((
                    SELECT E'\n' || string_agg(n.body, E'\n') FROM notes n
                    WHERE n.noteable_type = 'issue' AND n.noteable_id = i.id
-                     AND NOT n.internal AND NOT n.system), ''),
+                     AND NOT n.internal AND NOT n.system), ''), 100000),
                '[[:punct:][:space:][:cntrl:]]+', ' ', 'g'))
     FROM issues i WHERE i.id = target
     ON CONFLICT (issue_id) DO UPDATE SET document = EXCLUDED.document;

@@ -404,6 +404,27 @@ both!(the_index_follows_every_write, |db| {
     tx.commit().await
 });
 
+both!(long_documents_are_indexed_up_to_their_cap, |db| {
+    let mut tx = db.tx().await;
+    let author = user(&mut tx, "author").await?;
+    let p = project(&mut tx, "long").await?;
+    // 300 000 characters of distinct words: three times the indexed part, and past what one
+    // PostgreSQL `tsvector` may hold.
+    let mut text = String::from("beginning ");
+    let mut n = 0;
+    while text.len() < 300_000 {
+        text.push_str(&format!("w{n} "));
+        n += 1;
+    }
+    text.push_str("ending");
+    tx.create_issue(NewIssue::new(p.id, author.id, "Long", &text))
+        .await?;
+    assert_eq!(find(&mut tx, p.id, "beginning").await?, [1]);
+    assert_eq!(find(&mut tx, p.id, "w100").await?, [1]);
+    assert_eq!(find(&mut tx, p.id, "ending").await?, [0i64; 0], "past the cap");
+    tx.commit().await
+});
+
 /// What an instance wrote before 0016: a user, a project, two issues and three notes.
 const BEFORE_0016: &[&str] = &[
     "INSERT INTO users (username, username_lower, name, incoming_email_token_hash, created_at,
