@@ -4,7 +4,9 @@
 //!
 //! The text index is migration 0016's: an FTS5 table on SQLite, a `tsvector` with a GIN index
 //! on PostgreSQL, kept in sync by triggers on `issues` and `notes`. Internal and system notes
-//! are not indexed, so a search never tells a reader which words an internal note holds.
+//! are not indexed, so a search never tells a reader which words an internal note holds. An
+//! issue's document is the first [`MAX_DOCUMENT_CHARS`] characters of its title, description
+//! and comments, on both stores.
 //!
 //! # The query language
 //!
@@ -32,6 +34,9 @@ use crate::tx::fetch_all;
 use crate::{Backend, StoreError, Tx};
 use postern_vocab::named_enum;
 
+/// Characters of an issue's text (title, description, public comments) the index holds; the
+/// migration's triggers cut there (a PostgreSQL `tsvector` has a size limit).
+pub const MAX_DOCUMENT_CHARS: usize = 100_000;
 /// Characters of a search text that are read; the rest is ignored.
 pub const MAX_QUERY_CHARS: usize = 256;
 /// Terms (words or phrases, included or excluded) kept from one search text.
