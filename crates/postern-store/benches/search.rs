@@ -24,12 +24,56 @@ const BATCH: usize = 5_000;
 
 /// The vocabulary: the first words are the most frequent (see `Words`).
 const COMMON: &[&str] = &[
-    "the", "printer", "is", "not", "working", "paper", "jam", "network", "error", "after",
-    "update", "login", "fails", "with", "invoice", "customer", "email", "server", "slow",
-    "page", "report", "missing", "button", "crash", "when", "opening", "settings", "mobile",
-    "app", "timeout", "password", "reset", "link", "broken", "export", "csv", "import",
-    "calendar", "sync", "notification", "delayed", "search", "results", "wrong", "order",
-    "refund", "shipping", "address", "label", "scanner",
+    "the",
+    "printer",
+    "is",
+    "not",
+    "working",
+    "paper",
+    "jam",
+    "network",
+    "error",
+    "after",
+    "update",
+    "login",
+    "fails",
+    "with",
+    "invoice",
+    "customer",
+    "email",
+    "server",
+    "slow",
+    "page",
+    "report",
+    "missing",
+    "button",
+    "crash",
+    "when",
+    "opening",
+    "settings",
+    "mobile",
+    "app",
+    "timeout",
+    "password",
+    "reset",
+    "link",
+    "broken",
+    "export",
+    "csv",
+    "import",
+    "calendar",
+    "sync",
+    "notification",
+    "delayed",
+    "search",
+    "results",
+    "wrong",
+    "order",
+    "refund",
+    "shipping",
+    "address",
+    "label",
+    "scanner",
 ];
 
 /// A deterministic stream of words, skewed so that a few are common and most are rare.
@@ -57,7 +101,10 @@ impl Words {
     }
 
     fn text(&mut self, words: usize) -> String {
-        (0..words).map(|_| self.word()).collect::<Vec<_>>().join(" ")
+        (0..words)
+            .map(|_| self.word())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -115,7 +162,10 @@ async fn bench(label: &str, store: &Store, issues: usize, runs: usize) {
     let cases: Vec<(&str, IssueQuery)> = vec![
         ("list, page 1", base.clone()),
         ("list, page 200", with(&|q| q.page = 200)),
-        ("list, recently updated", with(&|q| q.sort = IssueSort::Updated)),
+        (
+            "list, recently updated",
+            with(&|q| q.sort = IssueSort::Updated),
+        ),
         ("common word", text("printer")),
         ("two words", text("network error")),
         ("phrase", text("\"paper jam\"")),
@@ -201,12 +251,7 @@ async fn fill(store: &Store, issues: usize) -> i64 {
     while next < issues {
         let mut tx = store.begin().await.unwrap();
         for n in next..(next + BATCH).min(issues) {
-            let mut new = NewIssue::new(
-                project.id,
-                author.id,
-                &words.text(6),
-                &words.text(40),
-            );
+            let mut new = NewIssue::new(project.id, author.id, &words.text(6), &words.text(40));
             new.confidential = n % 17 == 0;
             let issue = tx.create_issue(new).await.unwrap();
             if n % 5 == 0 {

@@ -107,8 +107,8 @@ pub use projects::{
 };
 pub use raw_files::EXTERNAL_FROM_BYTES;
 pub use search::{
-    DEFAULT_PER_PAGE, IssueQuery, IssueSort, IssueVisibility, MAX_DOCUMENT_CHARS, MAX_PAGE, MAX_PER_PAGE,
-    MAX_PHRASE_WORDS, MAX_QUERY_CHARS, MAX_TERMS, Page, SearchText,
+    DEFAULT_PER_PAGE, IssueQuery, IssueSort, IssueVisibility, MAX_DOCUMENT_CHARS, MAX_PAGE,
+    MAX_PER_PAGE, MAX_PHRASE_WORDS, MAX_QUERY_CHARS, MAX_TERMS, Page, SearchText,
 };
 pub use sessions::WebSession;
 pub use settings::Setting;

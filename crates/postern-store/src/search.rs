@@ -297,8 +297,16 @@ impl Tx {
             ),
         };
         // A missing part still names its parameter, so the binds are the same in every case.
-        let text_in = if included.is_some() { text_in } else { "$10 IS NULL" };
-        let text_out = if excluded.is_some() { text_out } else { "$11 IS NULL" };
+        let text_in = if included.is_some() {
+            text_in
+        } else {
+            "$10 IS NULL"
+        };
+        let text_out = if excluded.is_some() {
+            text_out
+        } else {
+            "$11 IS NULL"
+        };
         let order = match query.sort {
             IssueSort::Newest => "i.iid DESC",
             IssueSort::Oldest => "i.iid ASC",
@@ -370,7 +378,14 @@ impl Tx {
 mod tests {
     use super::SearchText;
 
-    fn both(input: &str) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+    fn both(
+        input: &str,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
         let text = SearchText::parse(input);
         (
             text.fts5(false),

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::desk::LogQuery;
-use crate::issue_list::ListParams;
 use crate::error::ApiError;
+use crate::issue_list::ListParams;
 use crate::session::{ApiAdmin, ApiUser};
 use crate::{WebError, WebState};
 use crate::{access, project_settings};

@@ -134,7 +134,8 @@ impl ListParams {
         let mut page = tx.search_issues(&query).await?;
         // The store applied the same rules; every row shown is still checked by the one
         // function the issue page uses, so a difference could only hide, never show.
-        page.items.retain(|issue| visible.reads_issue(viewer, issue));
+        page.items
+            .retain(|issue| visible.reads_issue(viewer, issue));
         Ok(page)
     }
 

@@ -91,12 +91,7 @@ async fn world(tx: &mut Tx) -> Result<World, StoreError> {
         },
     )
     .await?;
-    let mut toner = NewIssue::new(
-        p.id,
-        author.id,
-        "Toner low",
-        "Order toner for the printer.",
-    );
+    let mut toner = NewIssue::new(p.id, author.id, "Toner low", "Order toner for the printer.");
     toner.confidential = true;
     tx.create_issue(toner).await?;
     let mut ticket = NewIssue::new(
@@ -141,7 +136,11 @@ both!(search_reads_titles_descriptions_and_public_comments, |db| {
     assert_eq!(find(&mut tx, p, "toner").await?, [3]);
     assert_eq!(find(&mut tx, p, "monday").await?, [1], "description");
     assert_eq!(find(&mut tx, p, "again").await?, [5], "public comment");
-    assert_eq!(find(&mut tx, p, "whisper").await?, [0i64; 0], "internal note");
+    assert_eq!(
+        find(&mut tx, p, "whisper").await?,
+        [0i64; 0],
+        "internal note"
+    );
     assert_eq!(find(&mut tx, p, "frobnication").await?, [0i64; 0], "system");
     assert_eq!(find(&mut tx, p, "").await?, [5, 4, 3, 2, 1], "no text");
     tx.commit().await
@@ -231,7 +230,10 @@ both!(filters_narrow_the_list, |db| {
         filtered(&mut tx, &base, &|q| q.issue_type = Some(IssueType::Issue)).await?,
         [5, 3, 2, 1]
     );
-    assert_eq!(filtered(&mut tx, &base, &|q| q.confidential = Some(true)).await?, [3]);
+    assert_eq!(
+        filtered(&mut tx, &base, &|q| q.confidential = Some(true)).await?,
+        [3]
+    );
     assert_eq!(
         filtered(&mut tx, &base, &|q| q.label = Some("bug".to_owned())).await?,
         [2]
@@ -357,7 +359,11 @@ both!(the_index_follows_every_write, |db| {
     )
     .await?;
     assert_eq!(find(&mut tx, p, "scanner").await?, [1]);
-    assert_eq!(find(&mut tx, p, "printer").await?, [5, 3, 2, 1], "description");
+    assert_eq!(
+        find(&mut tx, p, "printer").await?,
+        [5, 3, 2, 1],
+        "description"
+    );
     tx.update_issue(
         first.id,
         IssueUpdate {
@@ -421,7 +427,11 @@ both!(long_documents_are_indexed_up_to_their_cap, |db| {
         .await?;
     assert_eq!(find(&mut tx, p.id, "beginning").await?, [1]);
     assert_eq!(find(&mut tx, p.id, "w100").await?, [1]);
-    assert_eq!(find(&mut tx, p.id, "ending").await?, [0i64; 0], "past the cap");
+    assert_eq!(
+        find(&mut tx, p.id, "ending").await?,
+        [0i64; 0],
+        "past the cap"
+    );
     tx.commit().await
 });
 
@@ -469,8 +479,7 @@ async fn sqlite_issues_from_before_0016_are_indexed() -> Result<(), Box<dyn std:
 }
 
 #[tokio::test]
-async fn postgres_issues_from_before_0016_are_indexed() -> Result<(), Box<dyn std::error::Error>>
-{
+async fn postgres_issues_from_before_0016_are_indexed() -> Result<(), Box<dyn std::error::Error>> {
     let admin = match postern_testkit::pg::shared_admin_url() {
         postern_testkit::pg::PgChoice::Skip => return Ok(()),
         postern_testkit::pg::PgChoice::Url(url) => url,

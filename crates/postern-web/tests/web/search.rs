@@ -72,84 +72,98 @@ fn titles(body: &str) -> Vec<String> {
         .collect()
 }
 
-both!(project_page_lists_newest_first_with_pages_search_and_filters, |db| {
-    let web = Web::new(db).await?;
-    let alice = web.user("alice", false).await?;
-    let bob = web.user("bob", false).await?;
-    let project = web.project("list", Visibility::Private).await?;
-    web.member(&project, &alice, Role::Developer).await?;
-    web.member(&project, &bob, Role::Developer).await?;
-    items(&web, &project, &bob, &alice, 25).await?;
-    let session = web.login("alice").await?;
-    let id = project.id;
-    let get = async |query: &str| web.get(&format!("/projects/{id}{query}"), session.cookie()).await;
+both!(
+    project_page_lists_newest_first_with_pages_search_and_filters,
+    |db| {
+        let web = Web::new(db).await?;
+        let alice = web.user("alice", false).await?;
+        let bob = web.user("bob", false).await?;
+        let project = web.project("list", Visibility::Private).await?;
+        web.member(&project, &alice, Role::Developer).await?;
+        web.member(&project, &bob, Role::Developer).await?;
+        items(&web, &project, &bob, &alice, 25).await?;
+        let session = web.login("alice").await?;
+        let id = project.id;
+        let get = async |query: &str| {
+            web.get(&format!("/projects/{id}{query}"), session.cookie())
+                .await
+        };
 
-    let first = get("").await;
-    assert_eq!(first.status, StatusCode::OK);
-    let shown = titles(&first.body);
-    let expected: Vec<String> = (6..=25).rev().map(|i| format!("Item {i:02}")).collect();
-    assert_eq!(shown, expected, "newest first, 20 a page");
-    assert!(first.body.contains(&format!("href=\"/projects/{id}?page=2\"")));
-    assert!(!first.body.contains("rel=\"prev\""));
-    // "New issue" comes before the list; the form it leads to is on the page.
-    let new_link = first.body.find("id=\"new-issue-link\"").unwrap();
-    assert!(new_link < first.body.find("<table id=\"issues\">").unwrap());
-    assert!(first.body.contains("<h2 id=\"new-issue\">"));
-    // Relative times (`relative_time`'s unit tests have the texts), the exact one in the title.
-    let times = first.body.matches("<time datetime=\"").count();
-    assert_eq!(times, 40, "created and updated of 20 rows");
-    assert_eq!(first.body.matches(" UTC\">").count(), times);
-    assert!(!first.body.contains("Z</td>"), "no raw timestamp");
-    // Every field of the search form has its label.
-    let form = first
-        .body
-        .split("id=\"issue-search\"")
-        .nth(1)
-        .and_then(|f| f.split("</form>").next())
-        .unwrap();
-    let fields = form.matches("<input").count() + form.matches("<select").count();
-    assert_eq!(form.matches("<label>").count(), fields);
+        let first = get("").await;
+        assert_eq!(first.status, StatusCode::OK);
+        let shown = titles(&first.body);
+        let expected: Vec<String> = (6..=25).rev().map(|i| format!("Item {i:02}")).collect();
+        assert_eq!(shown, expected, "newest first, 20 a page");
+        assert!(
+            first
+                .body
+                .contains(&format!("href=\"/projects/{id}?page=2\""))
+        );
+        assert!(!first.body.contains("rel=\"prev\""));
+        // "New issue" comes before the list; the form it leads to is on the page.
+        let new_link = first.body.find("id=\"new-issue-link\"").unwrap();
+        assert!(new_link < first.body.find("<table id=\"issues\">").unwrap());
+        assert!(first.body.contains("<h2 id=\"new-issue\">"));
+        // Relative times (`relative_time`'s unit tests have the texts), the exact one in the title.
+        let times = first.body.matches("<time datetime=\"").count();
+        assert_eq!(times, 40, "created and updated of 20 rows");
+        assert_eq!(first.body.matches(" UTC\">").count(), times);
+        assert!(!first.body.contains("Z</td>"), "no raw timestamp");
+        // Every field of the search form has its label.
+        let form = first
+            .body
+            .split("id=\"issue-search\"")
+            .nth(1)
+            .and_then(|f| f.split("</form>").next())
+            .unwrap();
+        let fields = form.matches("<input").count() + form.matches("<select").count();
+        assert_eq!(form.matches("<label>").count(), fields);
 
-    let second = get("?page=2").await;
-    let expected: Vec<String> = (1..=5).rev().map(|i| format!("Item {i:02}")).collect();
-    assert_eq!(titles(&second.body), expected);
-    assert!(second.body.contains(&format!("href=\"/projects/{id}?page=1\"")));
-    assert!(!second.body.contains("rel=\"next\""));
+        let second = get("?page=2").await;
+        let expected: Vec<String> = (1..=5).rev().map(|i| format!("Item {i:02}")).collect();
+        assert_eq!(titles(&second.body), expected);
+        assert!(
+            second
+                .body
+                .contains(&format!("href=\"/projects/{id}?page=1\""))
+        );
+        assert!(!second.body.contains("rel=\"next\""));
 
-    let cases: &[(&str, &[&str])] = &[
-        ("?q=kettle", &["Item 12"]),
-        ("?q=%22number+12%22", &["Item 12"]),
-        ("?q=item+-number", &[]),
-        ("?q=item+12+-kettle", &[]),
-        ("?label=bug", &["Item 07"]),
-        ("?assignee=alice", &["Item 07"]),
-        ("?assignee=%40alice", &["Item 07"]),
-        ("?mine=1", &["Item 07"]),
-        ("?mine=1&assignee=bob", &[]),
-        ("?author=alice", &[]),
-        ("?assignee=nobody", &[]),
-        ("?type=ticket", &["Item 03"]),
-        ("?state=closed", &["Item 02"]),
-        ("?state=closed&q=number", &["Item 02"]),
-        ("?q=%28%22+OR+NEAR%28", &[]),
-    ];
-    for (query, expected) in cases {
-        assert_eq!(&titles(&get(query).await.body), expected, "{query}");
+        let cases: &[(&str, &[&str])] = &[
+            ("?q=kettle", &["Item 12"]),
+            ("?q=%22number+12%22", &["Item 12"]),
+            ("?q=item+-number", &[]),
+            ("?q=item+12+-kettle", &[]),
+            ("?label=bug", &["Item 07"]),
+            ("?assignee=alice", &["Item 07"]),
+            ("?assignee=%40alice", &["Item 07"]),
+            ("?mine=1", &["Item 07"]),
+            ("?mine=1&assignee=bob", &[]),
+            ("?author=alice", &[]),
+            ("?assignee=nobody", &[]),
+            ("?type=ticket", &["Item 03"]),
+            ("?state=closed", &["Item 02"]),
+            ("?state=closed&q=number", &["Item 02"]),
+            ("?q=%28%22+OR+NEAR%28", &[]),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(&titles(&get(query).await.body), expected, "{query}");
+        }
+        let oldest = titles(&get("?sort=oldest&per_page=3").await.body);
+        assert_eq!(oldest, ["Item 01", "Item 02", "Item 03"]);
+        // Filters stay in the links between pages and in the form.
+        let filtered = get("?q=item&type=issue&per_page=5").await;
+        assert!(filtered.body.contains(&format!(
+            "href=\"/projects/{id}?q=item&amp;type=issue&amp;per_page=5&amp;page=2\""
+        )));
+        assert!(filtered.body.contains("name=\"q\" value=\"item\""));
+        assert!(filtered.body.contains("<option value=\"issue\" selected>"));
+        for bad in ["?state=bogus", "?sort=bogus", "?type=bogus", "?page=x"] {
+            assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        Ok(())
     }
-    let oldest = titles(&get("?sort=oldest&per_page=3").await.body);
-    assert_eq!(oldest, ["Item 01", "Item 02", "Item 03"]);
-    // Filters stay in the links between pages and in the form.
-    let filtered = get("?q=item&type=issue&per_page=5").await;
-    assert!(filtered.body.contains(&format!(
-        "href=\"/projects/{id}?q=item&amp;type=issue&amp;per_page=5&amp;page=2\""
-    )));
-    assert!(filtered.body.contains("name=\"q\" value=\"item\""));
-    assert!(filtered.body.contains("<option value=\"issue\" selected>"));
-    for bad in ["?state=bogus", "?sort=bogus", "?type=bogus", "?page=x"] {
-        assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
-    }
-    Ok(())
-});
+);
 
 both!(search_never_shows_an_issue_the_viewer_cannot_read, |db| {
     let web = Web::new(db).await?;
@@ -182,12 +196,23 @@ both!(search_never_shows_an_issue_the_viewer_cannot_read, |db| {
     tx.commit().await?;
 
     let id = project.id;
-    let everything = ["Ticket common", "Assigned common", "Secret common", "Open common"];
+    let everything = [
+        "Ticket common",
+        "Assigned common",
+        "Secret common",
+        "Open common",
+    ];
     let viewers: &[(Option<&str>, &[&str])] = &[
         (None, &["Open common"]),
         (Some("eve"), &["Ticket common", "Open common"]),
-        (Some("carol"), &["Ticket common", "Secret common", "Open common"]),
-        (Some("dave"), &["Ticket common", "Assigned common", "Open common"]),
+        (
+            Some("carol"),
+            &["Ticket common", "Secret common", "Open common"],
+        ),
+        (
+            Some("dave"),
+            &["Ticket common", "Assigned common", "Open common"],
+        ),
         (Some("rita"), &everything),
         (Some("root"), &everything),
     ];
@@ -197,20 +222,47 @@ both!(search_never_shows_an_issue_the_viewer_cannot_read, |db| {
             None => None,
         };
         let cookie = session.as_ref().and_then(|s| s.cookie());
-        for query in ["", "?q=common", "?q=secret+OR+assigned", "?type=confidential"] {
-            let shown = titles(&web.get(&format!("/projects/{id}{query}"), cookie).await.body);
+        for query in [
+            "",
+            "?q=common",
+            "?q=secret+OR+assigned",
+            "?type=confidential",
+        ] {
+            let shown = titles(
+                &web.get(&format!("/projects/{id}{query}"), cookie)
+                    .await
+                    .body,
+            );
             for title in shown.iter() {
-                assert!(expected.contains(&title.as_str()), "{viewer:?} {query}: {title}");
+                assert!(
+                    expected.contains(&title.as_str()),
+                    "{viewer:?} {query}: {title}"
+                );
             }
         }
-        let shown = titles(&web.get(&format!("/projects/{id}?q=common"), cookie).await.body);
+        let shown = titles(
+            &web.get(&format!("/projects/{id}?q=common"), cookie)
+                .await
+                .body,
+        );
         assert_eq!(&shown, expected, "{viewer:?}");
         // Internal notes are not searched, whoever asks.
-        let whisper = titles(&web.get(&format!("/projects/{id}?q=whisper"), cookie).await.body);
+        let whisper = titles(
+            &web.get(&format!("/projects/{id}?q=whisper"), cookie)
+                .await
+                .body,
+        );
         assert!(whisper.is_empty(), "{viewer:?}");
         if let Some(name) = viewer {
             let token = token_for(&web, name).await?;
-            let listed = api(&web, "GET", &format!("/projects/{id}/issues?q=common"), &token, None).await;
+            let listed = api(
+                &web,
+                "GET",
+                &format!("/projects/{id}/issues?q=common"),
+                &token,
+                None,
+            )
+            .await;
             let titles: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&listed.body)?
                 .iter()
                 .filter_map(|i| i["title"].as_str().map(str::to_owned))
@@ -236,13 +288,26 @@ both!(api_issue_list_searches_filters_and_pages, |db| {
             .filter_map(|i| i["iid"].as_i64())
             .collect()
     };
-    let get = async |query: &str| api(&web, "GET", &format!("/projects/{id}/issues{query}"), &token, None).await;
+    let get = async |query: &str| {
+        api(
+            &web,
+            "GET",
+            &format!("/projects/{id}/issues{query}"),
+            &token,
+            None,
+        )
+        .await
+    };
 
     let first = get("?per_page=5").await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(iids(&first.body), [12, 11, 10, 9, 8]);
     assert_eq!(
-        (first.header("x-page"), first.header("x-per-page"), first.header("x-next-page")),
+        (
+            first.header("x-page"),
+            first.header("x-per-page"),
+            first.header("x-next-page")
+        ),
         ("1", "5", "2")
     );
     let last = get("?per_page=5&page=3").await;
