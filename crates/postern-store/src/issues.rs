@@ -269,7 +269,10 @@ impl Tx {
         Ok(())
     }
 
-    async fn load_issue_children(&mut self, mut issue: Issue) -> Result<Issue, StoreError> {
+    pub(crate) async fn load_issue_children(
+        &mut self,
+        mut issue: Issue,
+    ) -> Result<Issue, StoreError> {
         // One round trip for all three child lists (each query costs a round trip, and an
         // issue is loaded several times per message). The NULLs are cast so that PostgreSQL
         // can type the UNION; `ord` keeps participants in the order they joined.

@@ -64,6 +64,7 @@ mod project_policy;
 mod projects;
 mod protected;
 mod raw_files;
+mod search;
 mod send_counters;
 mod sessions;
 mod settings;
@@ -105,6 +106,10 @@ pub use projects::{
     ServiceDeskSettings, Visibility,
 };
 pub use raw_files::EXTERNAL_FROM_BYTES;
+pub use search::{
+    DEFAULT_PER_PAGE, IssueQuery, IssueSort, IssueVisibility, MAX_DOCUMENT_CHARS, MAX_PAGE,
+    MAX_PER_PAGE, MAX_PHRASE_WORDS, MAX_QUERY_CHARS, MAX_TERMS, Page, SearchText,
+};
 pub use sessions::WebSession;
 pub use settings::Setting;
 pub use store::{Backend, Store, StoreOptions};

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use postern_core::permissions::Actor;
 use postern_store::{
-    Issue, IssueType, MergeRequest, Note, Noteable, Project, Role, Tx, User, Visibility,
+    Issue, IssueType, IssueVisibility, MergeRequest, Note, Noteable, Project, Role, Tx, User,
+    Visibility,
 };
 
 use crate::WebError;
@@ -40,6 +41,23 @@ impl Visible {
                     && !issue.confidential
                     && issue.issue_type != IssueType::Ticket
             }
+        }
+    }
+}
+
+impl Visible {
+    /// Which of the project's issues `viewer` reads, for the store's search to apply while it
+    /// pages: [`Visible::reads_issue`] written as a filter (signed out: neither confidential
+    /// nor tickets; reporters and up and administrators: all; others: confidential issues only
+    /// their own or assigned to them, as `Actor::can_read_issue`). The list checks each row it
+    /// shows with `reads_issue` still.
+    pub(crate) fn issue_visibility(&self, viewer: Option<&User>) -> IssueVisibility {
+        match viewer {
+            None => IssueVisibility::Public,
+            Some(user) if user.admin || self.role.is_some_and(|r| r >= Role::Reporter) => {
+                IssueVisibility::All
+            }
+            Some(user) => IssueVisibility::Member { user_id: user.id },
         }
     }
 }

@@ -8,12 +8,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use postern_core::actions;
 use postern_core::projects::ProjectRequest;
-use postern_store::{IssueFilter, Noteable, OutboxFilter, Visibility};
+use postern_store::{Noteable, OutboxFilter, Visibility};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::desk::LogQuery;
 use crate::error::ApiError;
+use crate::issue_list::ListParams;
 use crate::session::{ApiAdmin, ApiUser};
 use crate::{WebError, WebState};
 use crate::{access, project_settings};
@@ -111,29 +112,33 @@ async fn project(
     Ok(Json(visible.project).into_response())
 }
 
+/// The project's issues the user reads, one page of them, with the web list's parameters
+/// (`issue_list`: `q`, `state`, `type`, `label`, `author`, `assignee`, `mine`, `sort`, `page`,
+/// `per_page`); newest first. The page is told in GitLab's headers: `X-Page`, `X-Per-Page` and
+/// `X-Next-Page` (empty on the last page).
 async fn issues(
     ApiUser(user): ApiUser,
     State(state): State<WebState>,
     Path(id): Path<i64>,
+    Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let filter = IssueFilter {
-        project_id: Some(id),
-        state: None,
-        issue_type: None,
-    };
-    let issues = state
+    let page = state
         .read(async |tx| {
             let visible = access::project(tx, Some(&user), id).await?;
-            let actor = visible.actor(&user);
-            Ok(tx
-                .list_issues(&filter)
-                .await?
-                .into_iter()
-                .filter(|i| actor.can_read_issue(&visible.project, i))
-                .collect::<Vec<_>>())
+            params.search(tx, &visible, Some(&user)).await
         })
         .await?;
-    Ok(Json(issues).into_response())
+    let next = if page.has_next {
+        (page.page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let headers = [
+        ("x-page", page.page.to_string()),
+        ("x-per-page", page.per_page.to_string()),
+        ("x-next-page", next),
+    ];
+    Ok((headers, Json(page.items)).into_response())
 }
 
 async fn issue(

@@ -56,6 +56,9 @@ pub(crate) use page;
 /// template marks it `|safe` — which only sanitised Markdown output is.
 pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    // Relative times ("3 hours ago") with the exact time for a `title`.
+    env.add_filter("ago", crate::relative_time::ago);
+    env.add_filter("utc", crate::relative_time::utc);
     for (name, source) in TEMPLATES {
         if let Err(error) = env.add_template(name, source) {
             // The templates are compiled into the binary; the page test renders each one.

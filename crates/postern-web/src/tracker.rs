@@ -8,10 +8,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use postern_core::actions;
-use postern_store::{Issue, IssueFilter, IssueState};
+use postern_store::Issue;
 use serde::Deserialize;
 
 use crate::access;
+use crate::issue_list::ListParams;
 use crate::session::{Me, Posted, SignedIn, Viewer};
 use crate::threads;
 use crate::{WebError, WebState, render_markdown};
@@ -51,39 +52,17 @@ async fn project_list(state: &WebState, me: Option<&Me>) -> Result<Response, Web
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    state: String,
-}
-
 async fn project(
     State(state): State<WebState>,
     Viewer(me): Viewer,
     Path(id): Path<i64>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<ListParams>,
 ) -> Result<Response, WebError> {
     let viewer = me.as_ref().map(|m| &m.user);
-    let issue_state = match query.state.as_str() {
-        "" | "all" => None,
-        s => Some(
-            s.parse::<IssueState>()
-                .map_err(|_| WebError::BadRequest(format!("unknown state {s:?}")))?,
-        ),
-    };
     let (visible, issues, merge_requests) = state
         .read(async |tx| {
             let visible = access::project(tx, viewer, id).await?;
-            let issues: Vec<_> = tx
-                .list_issues(&IssueFilter {
-                    project_id: Some(id),
-                    state: issue_state,
-                    issue_type: None,
-                })
-                .await?
-                .into_iter()
-                .filter(|i| visible.reads_issue(viewer, i))
-                .collect();
+            let issues = query.search(tx, &visible, viewer).await?;
             let merge_requests = tx.list_merge_requests(Some(id)).await?;
             Ok((visible, issues, merge_requests))
         })
@@ -96,16 +75,33 @@ async fn project(
                 .role
                 .is_some_and(|r| r >= postern_store::Role::Maintainer)
     });
+    let list = IssueListView {
+        prev_url: (issues.page > 1).then(|| query.link(issues.page - 1)),
+        next_url: issues.has_next.then(|| query.link(issues.page + 1)),
+        page: issues.page,
+        mine: query.mine(),
+        params: &query,
+    };
     let page = state.render(
         "project.html",
         me.as_ref(),
         crate::pages::page! {
-            project => &visible.project, issues => issues, merge_requests => merge_requests,
+            project => &visible.project, issues => issues.items, merge_requests => merge_requests,
             can_create_issue => can_create_issue, can_manage => can_manage,
-            state_filter => &query.state,
+            state_filter => &query.state, list => list,
         },
     )?;
     Ok(page.into_response())
+}
+
+/// The list's form values and the links to the pages around this one.
+#[derive(serde::Serialize)]
+struct IssueListView<'a> {
+    params: &'a ListParams,
+    mine: bool,
+    page: u32,
+    prev_url: Option<String>,
+    next_url: Option<String>,
 }
 
 #[derive(Deserialize)]

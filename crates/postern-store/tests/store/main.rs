@@ -17,6 +17,7 @@ mod outbox;
 mod projects;
 mod quarantine;
 mod schema;
+mod search;
 mod send_counters;
 mod uploads;
 mod users;
