@@ -5,14 +5,18 @@
 mod support;
 
 mod access;
+mod accounts;
 mod anonymous;
 mod api;
 mod auth;
 mod chromium;
+mod chromium_pages;
 mod desk;
+mod fields;
 mod instances;
 mod merge_requests;
 mod ops;
+mod pages;
 mod projects;
 mod sender_policy;
 mod settings;
