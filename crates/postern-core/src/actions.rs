@@ -12,6 +12,15 @@ use crate::handlers::issue::{open_with_actions, title_errors};
 use crate::handlers::{CommentRequest, after_comment, create_comment};
 use crate::permissions::{Ability, Actor, validate};
 
+/// The longest title, in characters (GitLab's limit).
+pub use crate::handlers::issue::MAX_TITLE_CHARS;
+
+/// What is wrong with `title` as an issue's title, worded as GitLab words it (empty when it
+/// is fine), for a form to show next to the field before [`open_issue`] refuses it.
+pub fn title_problems(title: &str) -> Vec<String> {
+    title_errors(title)
+}
+
 /// Opens an issue as `author` (quick actions in `description` run as they would by mail) and
 /// notifies the people concerned.
 pub async fn open_issue(
@@ -109,7 +118,7 @@ async fn comment_on(
             discussion_id: None,
             external_author: None,
             internal: false,
-            max_quick_actions: config.limits.max_quick_actions,
+            config,
         },
     )
     .await?;

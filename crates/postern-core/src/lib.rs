@@ -32,6 +32,7 @@ pub mod limits;
 pub mod members;
 pub mod mentions;
 pub mod notice;
+pub mod notification_levels;
 pub mod notify;
 pub mod permissions;
 pub mod processor;
@@ -40,6 +41,7 @@ pub mod queue;
 pub mod quick;
 pub mod sender;
 pub mod service_desk;
+pub mod system_notes;
 pub mod users;
 pub mod verification;
 

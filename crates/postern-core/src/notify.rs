@@ -173,9 +173,10 @@ impl Thread {
 }
 
 /// Who hears about a change: the author, the assignees, everyone who commented, everyone
-/// subscribed, and the people the new text mentions (`@name`, not in text from the Support
-/// Bot: outsiders do not get to page members) — minus whoever unsubscribed, the actor and the Support Bot, and anyone who may
-/// not read what the mail shows, as they are now ([`permissions::can_read`]: removed members of
+/// subscribed, the project's watchers (`notification_levels`), and the people the new text
+/// mentions (`@name`, not in text from the Support Bot: outsiders do not get to page members)
+/// — minus whoever unsubscribed or turned mail off for the project, the actor and the Support
+/// Bot, and anyone who may not read what the mail shows, as they are now ([`permissions::can_read`]: removed members of
 /// a private project, blocked users, non-reporters on a confidential issue or internal note).
 async fn recipients(
     tx: &mut Tx,
@@ -230,11 +231,17 @@ async fn recipients(
             unsubscribed.push(subscription.user_id);
         }
     }
+    // GitLab's `watch` level: all activity of the project; `disabled`: no mail at all.
+    ids.extend(crate::notification_levels::watchers(tx, project).await?);
     ids.sort_unstable();
     ids.dedup();
     let mut users = Vec::new();
     for id in ids {
         if id == actor.id || unsubscribed.contains(&id) {
+            continue;
+        }
+        let level = crate::notification_levels::effective(tx, id, project.id).await?;
+        if level == crate::notification_levels::Level::Disabled {
             continue;
         }
         let Some(user) = tx.user_by_id(id).await? else {

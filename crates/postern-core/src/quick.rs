@@ -30,7 +30,8 @@ pub struct Effects {
 pub struct Refused {
     /// The command line.
     pub line: String,
-    /// Why: `assignee_cannot_read` (the person named may not read the issue).
+    /// Why: `assignee_cannot_read` (the person named may not read the issue), or
+    /// [`TIME_TRACKING_NOT_SUPPORTED`].
     pub reason: &'static str,
 }
 
@@ -148,6 +149,23 @@ pub async fn interpret(
                 effects.update.due_date = Some(None);
                 true
             }
+            // Time tracking is not kept here; GitLab would record it, so the author is told
+            // (`system_notes::record_not_done`) rather than left to think it was.
+            "estimate"
+            | "estimate_time"
+            | "remove_estimate"
+            | "remove_time_estimate"
+            | "spend"
+            | "spent"
+            | "remove_time_spent"
+                if may_update && issue.is_some() =>
+            {
+                effects.refused.push(Refused {
+                    line: action.line.clone(),
+                    reason: TIME_TRACKING_NOT_SUPPORTED,
+                });
+                false
+            }
             "target_branch" if !argument(action).trim().is_empty() => {
                 effects.target_branch = Some(argument(action).trim().to_owned());
                 true
@@ -241,6 +259,9 @@ pub async fn run_on_merge_request(
     tx.set_merge_request_state(mr.id, state).await?;
     Ok(Some(state))
 }
+
+/// The reason of a time-tracking command (`/estimate`, `/spend` …): postern keeps no time.
+pub const TIME_TRACKING_NOT_SUPPORTED: &str = "time_tracking_not_supported";
 
 /// Labels one issue may carry; further ones are not added. Each `/label` then costs at most
 /// this many comparisons per label, whatever the mail holds.

@@ -57,6 +57,7 @@ pub mod leases;
 mod merge_requests;
 mod metrics;
 mod notes;
+mod notification_levels;
 mod notifications;
 mod outbox;
 mod passwords;

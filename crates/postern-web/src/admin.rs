@@ -3,7 +3,7 @@
 //! `project_admin`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use postern_core::ChangeError;
@@ -13,6 +13,7 @@ use postern_store::{Tx, User, UserState};
 use serde::Deserialize;
 
 use crate::auth::check_new_password;
+use crate::error::Path;
 use crate::project_settings;
 use crate::session::{Admin, AdminPosted, Me};
 use crate::{WebError, WebState};
@@ -45,14 +46,34 @@ async fn users(State(state): State<WebState>, Admin(me): Admin) -> Result<Respon
 }
 
 async fn users_page(state: &WebState, me: &Me, notice: Option<&str>) -> Result<Response, WebError> {
+    users_page_with(state, me, notice, None).await
+}
+
+/// The users page; with `refused`, the new-user form comes back as typed (never the
+/// password) with the reason beside it, under the refusal's status.
+async fn users_page_with(
+    state: &WebState,
+    me: &Me,
+    notice: Option<&str>,
+    refused: Option<(&NewUserForm, &WebError)>,
+) -> Result<Response, WebError> {
     let users: Vec<User> = state.read(async |tx| Ok(tx.list_users().await?)).await?;
-    Ok(state
-        .render(
-            "users.html",
-            Some(me),
-            crate::pages::page! { users => users, notice => notice },
-        )?
-        .into_response())
+    let (status, error) = match refused.and_then(|(_, e)| e.form_problem()) {
+        Some((status, text)) => (status, Some(text)),
+        None => (axum::http::StatusCode::OK, None),
+    };
+    let typed = refused.map(|(form, _)| {
+        crate::pages::page! {
+            username => &form.username, name => &form.name, email => &form.email,
+            admin => form.admin.is_some(),
+        }
+    });
+    let page = state.render(
+        "users.html",
+        Some(me),
+        crate::pages::page! { users => users, notice => notice, error => error, typed => typed },
+    )?;
+    Ok((status, page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -73,11 +94,21 @@ async fn create_user(
     State(state): State<WebState>,
     AdminPosted(me, form): AdminPosted<NewUserForm>,
 ) -> Result<Response, WebError> {
+    match add_user(&state, &form).await {
+        Ok(()) => users_page(&state, &me, Some("User created.")).await,
+        Err(error) if error.form_problem().is_some() => {
+            users_page_with(&state, &me, None, Some((&form, &error))).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn add_user(state: &WebState, form: &NewUserForm) -> Result<(), WebError> {
     let hash = if form.password.is_empty() {
         None
     } else {
         check_new_password(&form.password)?;
-        Some(state.hashing().hash(form.password).await?)
+        Some(state.hashing().hash(form.password.clone()).await?)
     };
     let account = Account {
         username: &form.username,
@@ -94,8 +125,7 @@ async fn create_user(
             }
             Ok(())
         })
-        .await?;
-    users_page(&state, &me, Some("User created.")).await
+        .await
 }
 
 #[derive(Deserialize)]
@@ -206,14 +236,33 @@ async fn remove_email(
 }
 
 async fn projects(State(state): State<WebState>, Admin(me): Admin) -> Result<Response, WebError> {
+    projects_page(&state, &me, None).await
+}
+
+/// The projects page; with `refused`, the new-project form as typed and the reason beside
+/// it, under the refusal's status.
+async fn projects_page(
+    state: &WebState,
+    me: &Me,
+    refused: Option<(&NewProjectForm, &WebError)>,
+) -> Result<Response, WebError> {
     let projects = state.read(async |tx| Ok(tx.list_projects().await?)).await?;
-    Ok(state
-        .render(
-            "projects_admin.html",
-            Some(&me),
-            crate::pages::page! { projects => projects },
-        )?
-        .into_response())
+    let (status, error) = match refused.and_then(|(_, e)| e.form_problem()) {
+        Some((status, text)) => (status, Some(text)),
+        None => (axum::http::StatusCode::OK, None),
+    };
+    let typed = refused.map(|(form, _)| {
+        crate::pages::page! {
+            namespace => &form.namespace, path => &form.path, name => &form.name,
+            visibility => &form.visibility,
+        }
+    });
+    let page = state.render(
+        "projects_admin.html",
+        Some(me),
+        crate::pages::page! { projects => projects, error => error, typed => typed },
+    )?;
+    Ok((status, page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -234,14 +283,23 @@ async fn create_project(
     State(state): State<WebState>,
     AdminPosted(me, form): AdminPosted<NewProjectForm>,
 ) -> Result<Response, WebError> {
-    let request = ProjectRequest {
-        namespace: &form.namespace,
-        path: &form.path,
-        name: &form.name,
-        visibility: project_settings::visibility(&form.visibility)?,
-        default_branch: "",
-        owner: None,
-    };
-    let project = project_settings::create_project(&state, &me.user, request).await?;
-    Ok(Redirect::to(&format!("/admin/projects/{}", project.id)).into_response())
+    let created = async {
+        let request = ProjectRequest {
+            namespace: &form.namespace,
+            path: &form.path,
+            name: &form.name,
+            visibility: project_settings::visibility(&form.visibility)?,
+            default_branch: "",
+            owner: None,
+        };
+        project_settings::create_project(&state, &me.user, request).await
+    }
+    .await;
+    match created {
+        Ok(project) => Ok(Redirect::to(&format!("/admin/projects/{}", project.id)).into_response()),
+        Err(error) if error.form_problem().is_some() => {
+            projects_page(&state, &me, Some((&form, &error))).await
+        }
+        Err(error) => Err(error),
+    }
 }

@@ -3,12 +3,13 @@
 use std::time::Instant;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use postern_core::ChangeError;
 use serde::Deserialize;
 
+use crate::error::Path;
 use crate::secret::{new_token, same_secret, token_hash};
 use crate::session::{self, LOGIN_COOKIE, Posted, SignedIn, cookie, set_cookie};
 use crate::throttle::ClientAddress;
@@ -72,6 +73,44 @@ pub async fn setup_link(state: &WebState) -> Result<Option<SetupLink>, WebError>
     ))))
 }
 
+/// The longest page address kept for after sign-in; a longer one is dropped (home instead).
+const MAX_NEXT_BYTES: usize = 2048;
+
+/// `next` if it is a page of this site to return to after sign-in: a relative path starting
+/// with one `/` (`//host` and `/\host` are other sites to a browser), printable ASCII only
+/// (no scheme, no control character, nothing a browser would repair into another address).
+/// Anything else is `None`, and sign-in goes home.
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
+    let safe = next.len() <= MAX_NEXT_BYTES
+        && next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && !next.starts_with("/login")
+        && !next.starts_with("/logout");
+    safe.then_some(next)
+}
+
+/// The sign-in page's address that returns to `next` (already checked by [`safe_next`]).
+pub(crate) fn sign_in_address(next: &str) -> String {
+    let encoded: String = next
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("/login?next={encoded}")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
     #[serde(default)]
@@ -80,19 +119,25 @@ pub(crate) struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 fn login_page(
     state: &WebState,
     status: StatusCode,
     username: &str,
+    next: &str,
     error: Option<&str>,
 ) -> Result<Response, WebError> {
     let login_csrf = new_token()?;
+    let next = safe_next(next).unwrap_or("");
     let page = state.render(
         "login.html",
         None,
-        crate::pages::page! { login_csrf => &login_csrf, username => username, error => error },
+        crate::pages::page! {
+            login_csrf => &login_csrf, username => username, next => next, error => error,
+        },
     )?;
     let cookie = set_cookie(state, LOGIN_COOKIE, &login_csrf, 3600)?;
     Ok((status, [(header::SET_COOKIE, cookie)], page).into_response())
@@ -101,11 +146,28 @@ fn login_page(
 pub(crate) async fn login_form(
     State(state): State<WebState>,
     headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
 ) -> Result<Response, WebError> {
     if session::current(&state, &headers).await?.is_some() {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(safe_next(&query.next).unwrap_or("/")).into_response());
     }
-    login_page(&state, StatusCode::OK, "", None)
+    login_page(&state, StatusCode::OK, "", &query.next, None)
+}
+
+/// The account `login` names: a username, or else (GitLab's "Username or primary email") the
+/// user one of whose verified addresses it is.
+async fn user_by_login(
+    tx: &mut postern_store::Tx,
+    login: &str,
+) -> Result<Option<postern_store::User>, WebError> {
+    let login = login.trim();
+    if let Some(user) = tx.user_by_username(login).await? {
+        return Ok(Some(user));
+    }
+    if !login.contains('@') {
+        return Ok(None);
+    }
+    Ok(tx.user_by_verified_email(login).await?)
 }
 
 pub(crate) async fn login(
@@ -119,7 +181,7 @@ pub(crate) async fn login(
         return Err(WebError::Forbidden);
     }
     let mut tx = state.store().begin_read_only().await?;
-    let user = tx.user_by_username(&form.username).await?;
+    let user = user_by_login(&mut tx, &form.username).await?;
     let stored = match &user {
         Some(user) => tx.password_hash(user.id).await?,
         None => None,
@@ -146,6 +208,7 @@ pub(crate) async fn login(
                     &state,
                     StatusCode::TOO_MANY_REQUESTS,
                     &form.username,
+                    &form.next,
                     Some(&message),
                 )?;
                 if let Some(value) = retry_after {
@@ -163,6 +226,7 @@ pub(crate) async fn login(
             &state,
             StatusCode::SERVICE_UNAVAILABLE,
             &form.username,
+            &form.next,
             Some("The server is busy. Try again in a moment."),
         )?;
         page.headers_mut().insert(
@@ -183,12 +247,14 @@ pub(crate) async fn login(
             &state,
             StatusCode::UNAUTHORIZED,
             &form.username,
+            &form.next,
             Some("Invalid username or password."),
         );
     };
     throttle.succeeded(reservation);
     let cookie = session::start(&state, user.id).await?;
-    Ok(session::redirect_with_cookie(cookie, "/"))
+    let next = safe_next(&form.next).unwrap_or("/");
+    Ok(session::redirect_with_cookie(cookie, next))
 }
 
 pub(crate) async fn logout(

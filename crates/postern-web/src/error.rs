@@ -1,5 +1,8 @@
-//! [`WebError`]: every way a request can fail, and the response each one becomes.
+//! [`WebError`]: every way a request can fail, and the response each one becomes; and
+//! [`Path`], the path parameters of a page, where a value that does not parse is a missing page.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use postern_core::ProcessError;
@@ -78,6 +81,17 @@ impl From<minijinja::Error> for WebError {
 }
 
 impl WebError {
+    /// The status and text of a refusal the person can fix in the form they sent (a bad
+    /// field, a rule, a clash), to show beside the form kept as typed; `None` for the rest.
+    pub(crate) fn form_problem(&self) -> Option<(StatusCode, &str)> {
+        match self {
+            WebError::BadRequest(text) => Some((StatusCode::BAD_REQUEST, text)),
+            WebError::Refused(text) => Some((StatusCode::UNPROCESSABLE_ENTITY, text)),
+            WebError::Conflict(text) => Some((StatusCode::CONFLICT, text)),
+            _ => None,
+        }
+    }
+
     /// The `Retry-After` header value a refusal carries, if any.
     pub(crate) fn retry_after(&self) -> Option<axum::http::HeaderValue> {
         match self {
@@ -122,23 +136,78 @@ impl WebError {
     }
 }
 
+/// What a failed page shows, carried in the response's extensions from [`WebError`] to
+/// `pages::error_pages`, which renders it inside the layout (that layer has the templates and
+/// the session; `into_response` has neither). Without that layer the plain text stands.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorPage {
+    /// The page's heading.
+    pub(crate) heading: &'static str,
+    /// What went wrong, in words for the person.
+    pub(crate) text: String,
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         if matches!(self, WebError::LoginRequired) {
-            return (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+            // The page asked for is put back by `pages::error_pages`, which sees the request.
+            let mut response =
+                (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response();
+            response.extensions_mut().insert(SignInFirst);
+            return response;
         }
         let retry_after = self.retry_after();
         let (status, text) = self.status_and_text();
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Page not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT => "Not done",
+            StatusCode::BAD_REQUEST => "Something in the form was wrong",
+            StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+            StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+            _ => "Something went wrong",
+        };
         let mut response = (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            text,
+            text.clone(),
         )
             .into_response();
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
+            .extensions_mut()
+            .insert(ErrorPage { heading, text });
+        response
+    }
+}
+
+/// Marks the redirect of [`WebError::LoginRequired`], so `pages::error_pages` can add the page
+/// asked for to the sign-in address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignInFirst;
+
+/// A page's path parameters, as axum's `Path` reads them, except that a value that does not
+/// parse (`/projects/abc`) is [`WebError::NotFound`]: no page has that address, and axum's
+/// own answer would be a 400 naming Rust types.
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, WebError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => {
+                tracing::debug!(error = %rejection, "path parameters do not parse: not found");
+                Err(WebError::NotFound)
+            }
+        }
     }
 }
 

@@ -44,6 +44,7 @@ mod markdown;
 mod merge_requests;
 mod ops;
 mod pages;
+mod profile;
 mod project_admin;
 mod project_settings;
 mod proxy;
@@ -78,6 +79,7 @@ pub fn router(state: WebState) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/static/favicon.svg", get(pages::favicon))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_form).post(auth::setup))
@@ -86,12 +88,17 @@ pub fn router(state: WebState) -> Router {
             get(auth::tokens).post(auth::create_token),
         )
         .route("/profile/tokens/{id}/revoke", post(auth::revoke_token))
+        .merge(profile::routes())
         .merge(desk::routes())
         .merge(tracker::routes())
         .merge(merge_requests::routes())
         .merge(admin::routes())
         .merge(project_admin::routes())
         .nest("/api/v1", api::routes().merge(api_projects::routes()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::error_pages,
+        ))
         .layer(axum::middleware::from_fn(pages::security_headers))
         .with_state(state)
 }

@@ -2,11 +2,12 @@
 //! close and reopen, through `threads` as for an issue.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use postern_store::MergeRequest;
 
+use crate::error::Path;
 use crate::session::Viewer;
 use crate::threads;
 use crate::{WebError, WebState, render_markdown};

@@ -1,12 +1,13 @@
 //! Page rendering: the templates, the common layout context, the stylesheet, and the security
 //! headers every response carries.
 
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 
+use crate::error::{ErrorPage, SignInFirst};
 use crate::session::Me;
 use crate::{WebError, WebState};
 
@@ -18,6 +19,13 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 's
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    (
+        "new_issue.html",
+        include_str!("../templates/new_issue.html"),
+    ),
+    ("profile.html", include_str!("../templates/profile.html")),
+    ("password.html", include_str!("../templates/password.html")),
     ("setup.html", include_str!("../templates/setup.html")),
     ("tokens.html", include_str!("../templates/tokens.html")),
     ("home.html", include_str!("../templates/home.html")),
@@ -110,6 +118,63 @@ pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Puts a failed page inside the layout: a [`WebError`] becomes its plain text plus an
+/// [`ErrorPage`], rendered here with the signed-in person's header (a 404 or 403 a person can
+/// leave by the menu). A sign-in redirect of a page read (`GET`) carries the page asked for,
+/// so signing in returns there. The API keeps its JSON; anything else passes unchanged.
+pub(crate) async fn error_pages(
+    State(state): State<WebState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let asked = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let read = request.method() == Method::GET;
+    let response = next.run(request).await;
+    if asked.starts_with("/api/") {
+        return response;
+    }
+    if response.extensions().get::<SignInFirst>().is_some() {
+        return match crate::auth::safe_next(&asked) {
+            Some(next) if read && next != "/" => (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, crate::auth::sign_in_address(next))],
+            )
+                .into_response(),
+            _ => response,
+        };
+    }
+    let Some(error) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    // The session is looked up again only for a failed page; a failure to find it (the store
+    // being what failed) shows the page signed out rather than hiding the error.
+    let me = crate::session::current(&state, &headers)
+        .await
+        .ok()
+        .flatten();
+    let status = response.status();
+    let page = page! { status => status.as_u16(), heading => error.heading, message => error.text };
+    match state.render("error.html", me.as_ref(), page) {
+        Ok(html) => {
+            let mut page = (status, html).into_response();
+            if let Some(retry_after) = response.headers().get(header::RETRY_AFTER) {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after.clone());
+            }
+            page
+        }
+        Err(error) => {
+            tracing::error!(%error, "error page does not render");
+            response
+        }
+    }
+}
+
 /// The one stylesheet (no build step).
 pub(crate) async fn stylesheet() -> impl IntoResponse {
     (
@@ -118,5 +183,16 @@ pub(crate) async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         include_str!("../templates/style.css"),
+    )
+}
+
+/// The icon browsers show in tabs: an envelope, drawn in SVG (no binary in the repository).
+pub(crate) async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("../templates/favicon.svg"),
     )
 }

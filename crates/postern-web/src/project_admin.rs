@@ -3,12 +3,13 @@
 //! its verification, protected branches, the sender-authentication policy. The rules live in `project_settings`, shared with the API.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use postern_store::{Project, Role, User};
 use serde::Deserialize;
 
+use crate::error::Path;
 use crate::project_settings;
 use crate::session::{Me, Posted, SignedIn};
 use crate::{WebError, WebState};
@@ -46,27 +47,60 @@ pub(crate) fn routes() -> Router<WebState> {
         )
 }
 
+/// Which of a project's addresses a page shows (the settings page: all of them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shown {
+    /// The person's new-issue address.
+    pub(crate) issues: bool,
+    /// The person's new-merge-request address.
+    pub(crate) merge_requests: bool,
+    /// The Service Desk addresses (reporters and up: they answer what arrives there).
+    pub(crate) service_desk: bool,
+}
+
 /// The addresses GitLab shows for a project, with `user`'s own token in the personal ones.
 fn addresses(state: &WebState, project: &Project, user: &User) -> Vec<(String, String)> {
+    let all = Shown {
+        issues: true,
+        merge_requests: true,
+        service_desk: true,
+    };
+    addresses_shown(state, project, user, all)
+}
+
+/// [`addresses`], only those `shown` asks for.
+pub(crate) fn addresses_shown(
+    state: &WebState,
+    project: &Project,
+    user: &User,
+    shown_kinds: Shown,
+) -> Vec<(String, String)> {
     let config = state.processor().config();
     let slug = &project.full_path_slug;
     let mut shown = Vec::new();
     if let Some(incoming) = &config.incoming_address {
         let token = &user.incoming_email_token;
-        shown.push((
-            "New issue by email (yours)".to_owned(),
-            incoming.address_for_key(&format!("{slug}-{}-{token}-issue", project.id)),
-        ));
-        shown.push((
-            "New merge request by email (yours)".to_owned(),
-            incoming.address_for_key(&format!("{slug}-{}-{token}-merge-request", project.id)),
-        ));
-        if project.service_desk.enabled {
+        if shown_kinds.issues {
+            shown.push((
+                "New issue by email (yours)".to_owned(),
+                incoming.address_for_key(&format!("{slug}-{}-{token}-issue", project.id)),
+            ));
+        }
+        if shown_kinds.merge_requests {
+            shown.push((
+                "New merge request by email (yours)".to_owned(),
+                incoming.address_for_key(&format!("{slug}-{}-{token}-merge-request", project.id)),
+            ));
+        }
+        if project.service_desk.enabled && shown_kinds.service_desk {
             shown.push((
                 "Service Desk".to_owned(),
                 incoming.address_for_key(&format!("{slug}-{}-issue-", project.id)),
             ));
         }
+    }
+    if !shown_kinds.service_desk {
+        return shown;
     }
     if let (Some(desk), true) = (&config.service_desk_address, project.service_desk.enabled) {
         let key = match &project.service_desk.project_key {

@@ -76,8 +76,8 @@ pub(crate) fn set_cookie(
 }
 
 /// A redirect (303) to `location` that sets or clears the session cookie (sign-in, setup,
-/// sign-out).
-pub(crate) fn redirect_with_cookie(cookie: HeaderValue, location: &'static str) -> Response {
+/// sign-out). `location` is this site's own path (`auth::safe_next` checks one a browser sent).
+pub(crate) fn redirect_with_cookie(cookie: HeaderValue, location: &str) -> Response {
     (
         StatusCode::SEE_OTHER,
         [(header::SET_COOKIE, cookie)],

@@ -4,7 +4,7 @@
 //! notifications go out as for a mail reply.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use postern_core::{ProcessError, ProcessorConfig, actions};
@@ -12,6 +12,7 @@ use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
 use serde::Deserialize;
 
 use crate::access::{self, NoteView, Visible};
+use crate::error::Path;
 use crate::session::{Me, Posted};
 use crate::{WebError, WebState};
 
@@ -234,9 +235,32 @@ async fn add_note<T: Threaded>(
                 return Err(WebError::Forbidden);
             }
             item.comment(tx, config, &visible.project, &me.user, body)
-                .await?;
+                .await
+                .map_err(in_browser_words)?;
             Ok(())
         })
         .await?;
     Ok(Redirect::to(&format!("/projects/{id}/{}/{iid}", T::SEGMENT)).into_response())
+}
+
+/// A refused comment in the words of the page rather than of a mail reply: the core's reasons
+/// are GitLab's reject texts ("It appears that the email is blank…"), which speak of an email
+/// that was never sent.
+fn in_browser_words(error: ProcessError) -> WebError {
+    let ProcessError::Rejected(rejection) = &error else {
+        return error.into();
+    };
+    match rejection.kind {
+        postern_core::ErrorKind::EmptyEmail => WebError::Refused(
+            "The comment is empty. Write something in the box before sending it.".to_owned(),
+        ),
+        postern_core::ErrorKind::UserNotAuthorized | postern_core::ErrorKind::UserBlocked => {
+            WebError::Forbidden
+        }
+        postern_core::ErrorKind::NoteableNotFound => WebError::NotFound,
+        postern_core::ErrorKind::LimitExceeded => {
+            WebError::Refused(format!("The comment was not saved: {}", rejection.reason))
+        }
+        _ => error.into(),
+    }
 }

@@ -32,6 +32,29 @@ pub(crate) fn title_errors(title: &str) -> Vec<String> {
     errors
 }
 
+/// A subject too long for a title, cut as a person would: at the last word boundary that
+/// leaves room for an ellipsis within [`MAX_TITLE_CHARS`] (or, in a word longer than half the
+/// limit, at the limit itself), then `…`. `None` when the subject fits as it is.
+pub fn cut_title(subject: &str) -> Option<String> {
+    if subject.chars().count() <= MAX_TITLE_CHARS {
+        return None;
+    }
+    // Room for the ellipsis; the byte offset of the first character that does not fit.
+    let end = subject
+        .char_indices()
+        .nth(MAX_TITLE_CHARS - 1)
+        .map_or(subject.len(), |(offset, _)| offset);
+    let head = &subject[..end];
+    // A break found in the second half keeps most of the subject; one nearer the start would
+    // throw away more than a cut mid-word.
+    let half = head.len() / 2;
+    let cut = match head.rfind(char::is_whitespace) {
+        Some(space) if space >= half => head[..space].trim_end(),
+        _ => head,
+    };
+    Some(format!("{cut}…"))
+}
+
 /// Creates the issue `actor` asked for — `text`'s quick actions shape it as far as the actor may
 /// — and notifies the people concerned. The caller has checked the permission and the title.
 pub(crate) async fn open_with_actions(
@@ -112,4 +135,29 @@ pub async fn create_issue(
             note_id: None,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_that_fits_is_not_cut() {
+        assert_eq!(cut_title(&"é".repeat(MAX_TITLE_CHARS)), None);
+    }
+
+    #[test]
+    fn a_long_subject_is_cut_at_the_last_word_within_the_limit() {
+        let subject = format!("{} tail", "ab ".repeat(100));
+        let title = cut_title(&subject).unwrap_or_default();
+        assert!(title.chars().count() <= MAX_TITLE_CHARS, "{title}");
+        assert!(title.ends_with("ab…"), "{title}");
+    }
+
+    #[test]
+    fn one_long_word_is_cut_at_the_limit_on_a_character_boundary() {
+        let title = cut_title(&"ü".repeat(400)).unwrap_or_default();
+        assert_eq!(title.chars().count(), MAX_TITLE_CHARS);
+        assert!(title.ends_with("ü…"));
+    }
 }

@@ -178,8 +178,9 @@ pub(crate) struct CommentRequest<'a> {
     pub discussion_id: Option<String>,
     pub external_author: Option<String>,
     pub internal: bool,
-    /// The most quick actions that may run from this comment.
-    pub max_quick_actions: usize,
+    /// The instance: how many quick actions may run from this comment, and the mail a change
+    /// they make sends.
+    pub config: &'a ProcessorConfig,
 }
 
 /// Creates a comment the way `Notes::CreateService` does: quick actions are taken out of the
@@ -192,7 +193,10 @@ pub(crate) async fn create_comment(
     let (text, actions) = if request.author.is_support_bot() {
         (request.text.clone(), Vec::new())
     } else {
-        crate::content::extract_checked_quick_actions(&request.text, request.max_quick_actions)?
+        crate::content::extract_checked_quick_actions(
+            &request.text,
+            request.config.limits.max_quick_actions,
+        )?
     };
     if let Some(issue) = request.issue {
         let actor = Actor {
@@ -202,8 +206,17 @@ pub(crate) async fn create_comment(
         let effects =
             quick::interpret(tx, &actions, &actor, request.project, Some(issue), false).await?;
         if effects.changes_issue() {
-            tx.update_issue(issue.id, effects.update).await?;
+            crate::system_notes::update_issue(
+                tx,
+                request.config,
+                request.project,
+                request.author,
+                issue,
+                effects.update,
+            )
+            .await?;
         }
+        crate::system_notes::record_not_done(tx, request.author, issue, &effects.refused).await?;
     } else if let Noteable::MergeRequest(id) = request.noteable {
         let actor = Actor {
             user: request.author,
@@ -267,13 +280,26 @@ pub(crate) async fn reopen_on_external_note(
         system: false,
     })
     .await?;
-    tx.update_issue(
-        issue.id,
-        IssueUpdate {
-            state: Some(IssueState::Opened),
-            ..IssueUpdate::default()
-        },
-    )
+    // A "reopened" system note by the Support Bot, as GitLab's `/reopen` writes one; no mail:
+    // the note above already mentions the assignees.
+    let reopened = tx
+        .update_issue(
+            issue.id,
+            IssueUpdate {
+                state: Some(IssueState::Opened),
+                ..IssueUpdate::default()
+            },
+        )
+        .await?;
+    tx.create_note(NewNote {
+        noteable: Noteable::Issue(reopened.id),
+        author_id: author.id,
+        body: "reopened".to_owned(),
+        external_author: None,
+        in_reply_to_discussion_id: None,
+        internal: false,
+        system: true,
+    })
     .await?;
     Ok(())
 }

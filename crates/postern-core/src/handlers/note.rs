@@ -180,7 +180,7 @@ pub async fn create_note(
             discussion_id: notification.in_reply_to_discussion_id.clone(),
             external_author,
             internal: false,
-            max_quick_actions: context.config.limits.max_quick_actions,
+            config: context.config,
         },
     )
     .await?;
@@ -235,7 +235,7 @@ pub async fn create_note_on_issuable(
             discussion_id: None,
             external_author: None,
             internal: false,
-            max_quick_actions: context.config.limits.max_quick_actions,
+            config: context.config,
         },
     )
     .await?;

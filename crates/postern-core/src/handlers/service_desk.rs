@@ -17,7 +17,7 @@ use super::{
 };
 use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError, Rejection};
-use crate::handlers::issue::title_errors;
+use crate::handlers::issue::{cut_title, title_errors};
 use crate::permissions::Actor;
 use crate::processor::Created;
 use crate::quick;
@@ -79,7 +79,7 @@ pub async fn service_desk(
                 discussion_id: None,
                 external_author: from_address.clone(),
                 internal: false,
-                max_quick_actions: config.limits.max_quick_actions,
+                config,
             },
         )
         .await?;
@@ -193,7 +193,12 @@ async fn new_ticket(
     from_address: Option<String>,
 ) -> Result<Handled, ProcessError> {
     let email = context.email;
-    let title = email.subject().unwrap_or("").to_owned();
+    let subject = email.subject().unwrap_or("");
+    // A customer is not told to write a shorter subject (GitLab refuses the ticket with "Title
+    // is too long"): the title is cut as a person would cut it, and the whole subject opens
+    // the description. A blank subject is still refused, as GitLab does.
+    let cut = cut_title(subject);
+    let title = cut.clone().unwrap_or_else(|| subject.to_owned());
     let errors = title_errors(&title);
     if !errors.is_empty() {
         return Err(Rejection::invalid_record(ErrorKind::InvalidIssue, "issue", &errors).into());
@@ -201,6 +206,9 @@ async fn new_ticket(
     let (body, _) = context.texts.body(Variant::UntrimmedWithQuotes);
     let links = content::upload_attachments(tx, uploads, project.id, bot.id, false).await?;
     let mut description = content::compose(&body, None, &links, true, Variant::UntrimmedWithQuotes);
+    if cut.is_some() {
+        description = format!("**Subject:** {}\n\n{description}", subject.trim());
+    }
     let settings = &project.service_desk;
     let template = settings
         .issue_template_content

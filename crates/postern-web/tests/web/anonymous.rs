@@ -96,7 +96,12 @@ both!(signed_out_visitors_read_public_projects_only, |db| {
     ] {
         let reply = web.get(&path, None).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(reply.header("location"), "/login", "{path}");
+        // The sign-in page returns to the page asked for.
+        assert_eq!(
+            reply.header("location"),
+            format!("/login?next={path}"),
+            "{path}"
+        );
     }
 
     // Writing needs sign-in.

@@ -17,7 +17,12 @@ both!(pages_need_sign_in_and_the_api_a_token, |db| {
     ] {
         let reply = web.get(path, None).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(reply.header("location"), "/login", "{path}");
+        let back = if path == "/" {
+            "/login".to_owned()
+        } else {
+            format!("/login?next={path}")
+        };
+        assert_eq!(reply.header("location"), back, "{path}");
     }
     let reply = web.get("/api/v1/projects", None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);

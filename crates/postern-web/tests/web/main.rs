@@ -5,15 +5,19 @@
 mod support;
 
 mod access;
+mod accounts;
 mod anonymous;
 mod api;
 mod auth;
 mod chromium;
 mod chromium_search;
+mod chromium_pages;
 mod desk;
+mod fields;
 mod instances;
 mod merge_requests;
 mod ops;
+mod pages;
 mod projects;
 mod search;
 mod sender_policy;
