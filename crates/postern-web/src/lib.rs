@@ -87,6 +87,7 @@ pub fn router(state: WebState) -> Router {
         .merge(desk::routes())
         .merge(tracker::routes())
         .merge(merge_requests::routes())
+        .merge(threads::unsubscribe_routes())
         .merge(admin::routes())
         .merge(project_admin::routes())
         .nest("/api/v1", api::routes().merge(api_projects::routes()))

@@ -159,6 +159,9 @@ async fn issue(
             notes => page.notes,
             can_comment => page.rights.comment,
             can_update => page.rights.update,
+            can_internal => page.rights.internal,
+            mail_line => page.mail_line,
+            mail_views => page.mail_views,
         },
     )?;
     Ok(page.into_response())

@@ -5,17 +5,22 @@
 mod support;
 
 mod access;
+mod agents;
 mod anonymous;
 mod api;
 mod auth;
 mod chromium;
+mod chromium_desk;
 mod desk;
+mod desk_readable;
 mod instances;
+mod mailout;
 mod merge_requests;
 mod ops;
 mod projects;
 mod sender_policy;
 mod settings;
 mod throttle;
+mod ticket_flow;
 mod tracker;
 mod xss;
