@@ -7,6 +7,7 @@ use postern_store::{
 };
 
 use crate::config::ProcessorConfig;
+use crate::content::{Uploads, upload_attachments};
 use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
 use crate::handlers::{CommentRequest, after_comment, create_comment};
@@ -102,6 +103,38 @@ pub async fn comment_on_merge_request(
         in_project: mr.project_id == project.id,
     };
     comment_on(tx, config, project, author, target, body, false).await
+}
+
+/// [`comment_as`] with files the person attached in the browser, staged with the store before
+/// the transaction as a mail's attachments are ([`Uploads::stage`]): each becomes an upload of
+/// the project linked below the text, as GitLab links a mail's attachments, so the note (an
+/// internal one too) decides who may load them.
+#[allow(clippy::too_many_arguments, reason = "comment_as and the staged files")]
+pub async fn comment_with_files(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    project: &Project,
+    author: &User,
+    issue: &Issue,
+    body: &str,
+    visibility: NoteVisibility,
+    files: &mut Uploads,
+) -> Result<Option<Note>, ProcessError> {
+    if files.is_empty() {
+        return comment_as(tx, config, project, author, issue, body, visibility).await;
+    }
+    // The author's right to comment is checked before anything is recorded.
+    let role = tx.member_role(project.id, author.id).await?;
+    validate(&Actor { user: author, role }, project, Ability::CreateNote, Some(issue))?;
+    let links = upload_attachments(tx, files, project.id, author.id, false).await?;
+    let mut text = body.trim_end().to_owned();
+    for link in links {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&link.markdown);
+    }
+    comment_as(tx, config, project, author, issue, &text, visibility).await
 }
 
 /// What a comment is on: the noteable, its issue when it is one (the note rules read it), and

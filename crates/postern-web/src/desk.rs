@@ -259,9 +259,10 @@ async fn message(
         .filter(|a| !a.is_null())
         .and_then(|a| serde_json::to_string_pretty(a).ok());
     let html_view = crate::markdown::mail_view(&message.raw, &markdown);
-    let text_body = match html_view {
-        Some(_) => None,
-        None => text_body(&message.raw),
+    let text_body = if html_view.is_some() {
+        None
+    } else {
+        text_body(&message.raw)
     };
     let notice = query.reprocessed.map(|_| {
         let meta = &message.meta;

@@ -77,9 +77,9 @@ const MAIL_TAGS: &[&str] = &[
     "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul",
 ];
 
-/// The readable view of the HTML part of mail `raw`, `None` when it has none. `uploads` are the
-/// stored links of the item the mail created (`/uploads/<secret>/<name>`, from its Markdown):
-/// an inline image (`cid:`) is shown from the upload of the same name, in place. Remote images
+/// The readable view of the HTML part of mail `raw`, `None` when it has none. `markdown` is
+/// what was stored from the mail, whose upload links (`/uploads/<secret>/<name>`) hold its
+/// attachments: an inline image (`cid:`) is shown from the upload of the same name, in place. Remote images
 /// are removed and counted, and so is every other image source, relative ones above all: the
 /// page must never make the browser ask postern, or anyone, for a URL the mail chose.
 pub(crate) fn mail_view(raw: &[u8], markdown: &str) -> Option<MailView> {
@@ -215,15 +215,10 @@ fn upload_links(markdown: &str) -> Vec<(String, String)> {
     links
 }
 
-/// Whether a stored upload name is the mail part's name: equal, or equal once both keep only
-/// letters, digits and dots (the store makes names safe for paths).
+/// Whether a stored upload name is the mail part's name, as processing made it safe for a
+/// path and a URL.
 fn same_file_name(stored: &str, part: &str) -> bool {
-    let plain = |name: &str| -> String {
-        name.chars()
-            .filter(|c| c.is_alphanumeric() || *c == '.')
-            .collect()
-    };
-    stored == part || plain(stored) == plain(part)
+    stored == part || stored == postern_core::content::sanitize_file_name(part)
 }
 
 #[cfg(test)]

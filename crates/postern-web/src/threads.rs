@@ -6,15 +6,17 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use postern_core::actions::NoteVisibility;
+use postern_core::content::Uploads;
 use postern_core::{ProcessError, ProcessorConfig, actions, notify};
 use postern_store::{Issue, MergeRequest, Note, Noteable, Project, Tx, User};
 use serde::Deserialize;
 
 use crate::access::{self, NoteView, Visible};
+use crate::comment_files;
 use crate::markdown::MailView;
 use crate::session::{Me, Posted, Viewer};
 use crate::{WebError, WebState};
@@ -46,15 +48,15 @@ pub(crate) trait Threaded: Sized + Send + Sync + 'static {
     fn rights(&self, visible: &Visible, user: &User) -> Rights;
 
     /// Comments as `author`, through the action a mail reply runs; an internal note when
-    /// `internal` (only where [`Rights::internal`] allows it).
+    /// `internal` (only where [`Rights::internal`] allows it), with the staged `files`.
     fn comment(
         &self,
         tx: &mut Tx,
         config: &ProcessorConfig,
         project: &Project,
         author: &User,
-        body: &str,
-        internal: bool,
+        note: NewComment<'_>,
+        files: &mut Uploads,
     ) -> impl Future<Output = Result<Option<Note>, ProcessError>> + Send;
 }
 
@@ -102,15 +104,18 @@ impl Threaded for Issue {
         config: &ProcessorConfig,
         project: &Project,
         author: &User,
-        body: &str,
-        internal: bool,
+        note: NewComment<'_>,
+        files: &mut Uploads,
     ) -> Result<Option<Note>, ProcessError> {
-        let visibility = if internal {
+        let visibility = if note.internal {
             NoteVisibility::Internal
         } else {
             NoteVisibility::Public
         };
-        actions::comment_as(tx, config, project, author, self, body, visibility).await
+        actions::comment_with_files(
+            tx, config, project, author, self, note.body, visibility, files,
+        )
+        .await
     }
 }
 
@@ -155,19 +160,20 @@ impl Threaded for MergeRequest {
         }
     }
 
+    /// Internal notes and files are for issues (the merge request page offers neither).
     async fn comment(
         &self,
         tx: &mut Tx,
         config: &ProcessorConfig,
         project: &Project,
         author: &User,
-        body: &str,
-        internal: bool,
+        note: NewComment<'_>,
+        files: &mut Uploads,
     ) -> Result<Option<Note>, ProcessError> {
-        if internal {
+        if note.internal || !files.is_empty() {
             return Err(postern_core::ErrorKind::UserNotAuthorized.into());
         }
-        actions::comment_on_merge_request(tx, config, project, author, self, body).await
+        actions::comment_on_merge_request(tx, config, project, author, self, note.body).await
     }
 }
 
@@ -285,7 +291,10 @@ async fn mail_views<T: Threaded>(
 pub(crate) fn routes<T: Threaded>() -> Router<WebState> {
     let item = format!("/projects/{{id}}/{}/{{iid}}", T::SEGMENT);
     Router::new()
-        .route(&format!("{item}/notes"), post(comment::<T>))
+        .route(
+            &format!("{item}/notes"),
+            post(comment::<T>).layer(DefaultBodyLimit::max(comment_files::MAX_REQUEST_BYTES)),
+        )
         .route(&format!("{item}/close"), post(close::<T>))
         .route(&format!("{item}/reopen"), post(reopen::<T>))
 }
@@ -299,22 +308,34 @@ struct CommentForm {
     internal: Option<String>,
 }
 
-/// Comments as the signed-in person.
+/// Comments as the signed-in person: a plain form, or one with files (`multipart/form-data`).
 async fn comment<T: Threaded>(
     State(state): State<WebState>,
     Path(ids): Path<(i64, i64)>,
-    Posted(me, form): Posted<CommentForm>,
+    request: Request,
 ) -> Result<Response, WebError> {
+    if comment_files::is_multipart(&request) {
+        let (me, fields, mut files) = comment_files::read(&state, request).await?;
+        let note = NewComment {
+            body: &fields.body,
+            internal: fields.internal,
+        };
+        return add_note::<T>(&state, &me, ids, note, &mut files, false).await;
+    }
+    let Posted(me, form) = match Posted::<CommentForm>::from_request(request, &state).await {
+        Ok(posted) => posted,
+        Err(refused) => return Ok(refused),
+    };
     let note = NewComment {
         body: &form.body,
         internal: form.internal.is_some(),
     };
-    add_note::<T>(&state, &me, ids, note, false).await
+    add_note::<T>(&state, &me, ids, note, &mut Uploads::default(), false).await
 }
 
 /// A comment from the page: its text, and whether it is an internal note.
 #[derive(Clone, Copy)]
-struct NewComment<'a> {
+pub(crate) struct NewComment<'a> {
     body: &'a str,
     internal: bool,
 }
@@ -335,7 +356,15 @@ async fn close<T: Threaded>(
     Path(ids): Path<(i64, i64)>,
     Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    add_note::<T>(&state, &me, ids, NewComment::command("/close"), true).await
+    add_note::<T>(
+        &state,
+        &me,
+        ids,
+        NewComment::command("/close"),
+        &mut Uploads::default(),
+        true,
+    )
+    .await
 }
 
 /// See [`close`].
@@ -344,7 +373,15 @@ async fn reopen<T: Threaded>(
     Path(ids): Path<(i64, i64)>,
     Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    add_note::<T>(&state, &me, ids, NewComment::command("/reopen"), true).await
+    add_note::<T>(
+        &state,
+        &me,
+        ids,
+        NewComment::command("/reopen"),
+        &mut Uploads::default(),
+        true,
+    )
+    .await
 }
 
 /// Comments on item `iid` of project `id` as `me` and goes back to its page. Closing and
@@ -356,6 +393,7 @@ async fn add_note<T: Threaded>(
     me: &Me,
     (id, iid): (i64, i64),
     note: NewComment<'_>,
+    files: &mut Uploads,
     needs_update_right: bool,
 ) -> Result<Response, WebError> {
     let config = state.processor().config();
@@ -367,15 +405,8 @@ async fn add_note<T: Threaded>(
             if (needs_update_right && !rights.update) || (note.internal && !rights.internal) {
                 return Err(WebError::Forbidden);
             }
-            item.comment(
-                tx,
-                config,
-                &visible.project,
-                &me.user,
-                note.body,
-                note.internal,
-            )
-            .await?;
+            item.comment(tx, config, &visible.project, &me.user, note, files)
+                .await?;
             Ok(())
         })
         .await?;

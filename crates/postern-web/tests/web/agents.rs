@@ -256,3 +256,89 @@ both!(an_html_ticket_is_readable_and_the_answer_renders_its_markdown, |db| {
     assert!(text.contains("We have **corrected** the invoice:"), "{text}");
     Ok(())
 });
+
+/// A `multipart/form-data` comment as a browser sends it: the fields, then one file.
+fn multipart_comment(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "----postern-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    let (name, content_type, bytes) = file;
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: {content_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+both!(files_attached_in_the_browser_follow_their_note, |db| {
+    let web = Web::new(db).await?;
+    let agent = web.user("agent", false).await?;
+    let guest = web.user("guest", false).await?;
+    let project = web.project("desk", Visibility::Public).await?;
+    web.member(&project, &agent, Role::Reporter).await?;
+    web.member(&project, &guest, Role::Guest).await?;
+    let mut tx = web.store().begin().await?;
+    tx.create_issue(NewIssue::new(project.id, agent.id, "Bug", "details"))
+        .await?;
+    tx.commit().await?;
+    let session = web.login("agent").await?;
+    let path = format!("/projects/{}/issues/1", project.id);
+    let png = b"\x89PNG\r\n\x1a\n-not-really-a-png";
+
+    let mut links = Vec::new();
+    for (text, internal) in [("Screenshot, café ☕", false), ("Internal log", true)] {
+        let mut fields = vec![("csrf", session.csrf.as_str()), ("body", text)];
+        if internal {
+            fields.push(("internal", "1"));
+        }
+        let name = if internal { "secret.png" } else { "shot.png" };
+        let (content_type, body) = multipart_comment(&fields, (name, "image/png", png));
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("{path}/notes"))
+            .header("cookie", &session.cookie)
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(body))?;
+        let reply = web.call(request).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let page = web.get(&path, session.cookie()).await;
+        assert!(page.body.contains(text), "{}", page.body);
+        let marker = format!("/{name}");
+        let end = page.body.find(&marker).ok_or("no link to the file")? + marker.len();
+        let start = page.body[..end].rfind("/uploads/").ok_or("no upload path")?;
+        links.push(page.body[start..end].to_owned());
+    }
+    let agent_sees = web.get(&links[1], session.cookie()).await;
+    assert_eq!(agent_sees.status, StatusCode::OK);
+    assert_eq!(agent_sees.bytes.as_ref(), png);
+    // The public comment's file loads signed out; the internal note's does not, nor for a guest.
+    assert_eq!(web.get(&links[0], None).await.status, StatusCode::OK);
+    assert_ne!(web.get(&links[1], None).await.status, StatusCode::OK);
+    let guest_s = web.login("guest").await?;
+    assert_ne!(web.get(&links[1], guest_s.cookie()).await.status, StatusCode::OK);
+
+    // Without the session's CSRF token nothing is stored.
+    let (content_type, body) = multipart_comment(
+        &[("csrf", "forged"), ("body", "forged comment")],
+        ("x.png", "image/png", png),
+    );
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("{path}/notes"))
+        .header("cookie", &session.cookie)
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(body))?;
+    assert_eq!(web.call(request).await.status, StatusCode::FORBIDDEN);
+    assert!(!web.get(&path, session.cookie()).await.body.contains("forged comment"));
+    Ok(())
+});
