@@ -44,7 +44,16 @@ pub async fn comment(
     issue: &Issue,
     body: &str,
 ) -> Result<Option<Note>, ProcessError> {
-    comment_as(tx, config, project, author, issue, body, NoteVisibility::Public).await
+    comment_as(
+        tx,
+        config,
+        project,
+        author,
+        issue,
+        body,
+        NoteVisibility::Public,
+    )
+    .await
 }
 
 /// Who a comment is for: everyone who reads the issue, or (GitLab's "Make this an internal
@@ -125,7 +134,12 @@ pub async fn comment_with_files(
     }
     // The author's right to comment is checked before anything is recorded.
     let role = tx.member_role(project.id, author.id).await?;
-    validate(&Actor { user: author, role }, project, Ability::CreateNote, Some(issue))?;
+    validate(
+        &Actor { user: author, role },
+        project,
+        Ability::CreateNote,
+        Some(issue),
+    )?;
     let links = upload_attachments(tx, files, project.id, author.id, false).await?;
     let mut text = body.trim_end().to_owned();
     for link in links {

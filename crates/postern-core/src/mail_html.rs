@@ -45,11 +45,20 @@ const TAGS: &[&str] = &[
 /// The inline style each element gets (mail clients read no style sheet).
 const STYLES: &[(&str, &str)] = &[
     ("table", "border-collapse:collapse;margin:8px 0"),
-    ("th", "border:1px solid #ccc;padding:4px 8px;text-align:left;background:#f4f4f4"),
+    (
+        "th",
+        "border:1px solid #ccc;padding:4px 8px;text-align:left;background:#f4f4f4",
+    ),
     ("td", "border:1px solid #ccc;padding:4px 8px"),
-    ("pre", "background:#f4f4f4;padding:8px;overflow:auto;white-space:pre-wrap"),
+    (
+        "pre",
+        "background:#f4f4f4;padding:8px;overflow:auto;white-space:pre-wrap",
+    ),
     ("code", "font-family:monospace;background:#f4f4f4"),
-    ("blockquote", "border-left:3px solid #ccc;margin:0;padding-left:8px;color:#555"),
+    (
+        "blockquote",
+        "border-left:3px solid #ccc;margin:0;padding-left:8px;color:#555",
+    ),
     ("img", "max-width:100%"),
 ];
 
@@ -94,7 +103,10 @@ mod tests {
         );
         assert!(html.contains("<strong>corrected</strong>"), "{html}");
         assert!(html.contains("<table style=\"border-collapse"), "{html}");
-        assert!(html.contains("<td style=\"border:1px solid #ccc;padding:4px 8px\">Tea</td>"), "{html}");
+        assert!(
+            html.contains("<td style=\"border:1px solid #ccc;padding:4px 8px\">Tea</td>"),
+            "{html}"
+        );
         assert!(!html.contains("| Item"), "{html}");
     }
 
@@ -106,7 +118,17 @@ mod tests {
              <form action=\"https://evil.example\"><input name=p></form>",
             None,
         );
-        for bad in ["<script", "alert(1)", "onerror", "javascript:", "color:red", "class=", "<form", "<input", "src=\"x\""] {
+        for bad in [
+            "<script",
+            "alert(1)",
+            "onerror",
+            "javascript:",
+            "color:red",
+            "class=",
+            "<form",
+            "<input",
+            "src=\"x\"",
+        ] {
             assert!(!html.contains(bad), "{bad} survived in {html}");
         }
     }

@@ -22,8 +22,8 @@ use crate::error::ProcessError;
 
 mod recipients;
 
-pub use recipients::{Audience, comment_audience};
 use recipients::{About, outside_recipients, recipients, reply_template};
+pub use recipients::{Audience, comment_audience};
 
 /// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
 pub const LOOP_HEADER: &str = postern_mail::auto::LOOP_HEADER;

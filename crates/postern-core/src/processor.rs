@@ -3,8 +3,7 @@
 
 use postern_store::{
     InboundFinish, InboundOrigin, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound,
-    Noteable, Store,
-    Timestamp, Tx, content_identity,
+    Noteable, Store, Timestamp, Tx, content_identity,
 };
 use postern_vocab::ErrorKind;
 

@@ -21,7 +21,10 @@ pub struct InboundOrigin {
 impl Tx {
     /// Records that message `inbound_id` created `noteable` (or comment `note_id` on it).
     /// Processing a message again records nothing new (the first origin stays).
-    pub async fn record_inbound_origin(&mut self, origin: &InboundOrigin) -> Result<(), StoreError> {
+    pub async fn record_inbound_origin(
+        &mut self,
+        origin: &InboundOrigin,
+    ) -> Result<(), StoreError> {
         execute!(
             self,
             "INSERT INTO inbound_origins (inbound_id, noteable_type, noteable_id, note_id)

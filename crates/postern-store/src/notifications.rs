@@ -269,7 +269,11 @@ impl Tx {
         token: &str,
     ) -> Result<Option<SentNotification>, StoreError> {
         // Only tokens of the shape minted above are looked up.
-        if token.len() != 32 || !token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if token.len() != 32
+            || !token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Ok(None);
         }
         Ok(fetch_optional!(

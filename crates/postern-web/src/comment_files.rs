@@ -42,7 +42,10 @@ pub(crate) struct Fields {
 
 /// Reads a comment with files: the person (before the body is read), the body, the CSRF token
 /// (403 unless it is the session's), the fields, and the files staged with the store.
-pub(crate) async fn read(state: &WebState, request: Request) -> Result<(Me, Fields, Uploads), WebError> {
+pub(crate) async fn read(
+    state: &WebState,
+    request: Request,
+) -> Result<(Me, Fields, Uploads), WebError> {
     let (parts, body) = request.into_parts();
     let me = session::require(state, &parts.headers).await?;
     let content_type = parts
@@ -129,19 +132,23 @@ mod tests {
     #[test]
     fn form_fields_are_read_from_the_parts() {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntoken\r\n\
-                    --XyZ\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nline 1\r\nline 2\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"body\"\r\n\r\nline 1 café\r\nline 2\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"internal\"\r\n\r\n1\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
                     Content-Type: text/plain\r\n\r\nfile text\r\n--XyZ--\r\n";
-        let raw = as_mime("multipart/form-data; boundary=XyZ\r\nX-Evil: 1", body.as_bytes());
+        let raw = as_mime(
+            "multipart/form-data; boundary=XyZ",
+            body.as_bytes(),
+        );
         let read = fields(&raw);
         assert_eq!(read.csrf, "token");
-        assert_eq!(read.body, "line 1\nline 2");
+        assert_eq!(read.body, "line 1 café\nline 2");
         assert!(read.internal);
         let email = postern_mail::Email::parse(&raw);
         let files = postern_mail::attachments(&email);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].filename, "a.txt");
-        assert!(!String::from_utf8_lossy(&raw).contains("\r\nX-Evil"));
+        let injected = as_mime("multipart/form-data; boundary=XyZ\r\nX-Evil: 1", b"");
+        assert!(!String::from_utf8_lossy(&injected).contains("\r\nX-Evil"));
     }
 }

@@ -12,7 +12,14 @@ use std::sync::LazyLock;
 
 use pulldown_cmark::{Options, Parser, html};
 
-static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| sanitizer(true));
+
+/// [`SANITIZER`] for the Markdown stored from a mail, shown beside the mail itself: its remote
+/// images (tracking pixels among them) do not load either.
+static MAIL_TEXT_SANITIZER: LazyLock<ammonia::Builder<'static>> =
+    LazyLock::new(|| sanitizer(false));
+
+fn sanitizer(remote_images: bool) -> ammonia::Builder<'static> {
     let mut builder = ammonia::Builder::default();
     builder
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
@@ -21,16 +28,17 @@ static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
         // An image loads by itself: a relative `src` (`![](x)` from a mail's `<img src="x">`)
         // would make the browser ask postern for `/projects/1/issues/x`. Only postern's own
         // uploads are relative sources worth loading.
-        .attribute_filter(|element, attribute, value| {
+        .attribute_filter(move |element, attribute, value| {
             if (element, attribute) != ("img", "src") {
                 return Some(Cow::Borrowed(value));
             }
             let lower = value.trim().to_ascii_lowercase();
-            (lower.starts_with("http:") || lower.starts_with("https:") || upload_path_only(value).is_some())
+            let remote = lower.starts_with("http:") || lower.starts_with("https:");
+            ((remote && remote_images) || upload_path_only(value).is_some())
                 .then_some(Cow::Borrowed(value))
         });
     builder
-});
+}
 
 /// Keeps a relative URL unless a browser would read it as another host. Browsers drop tabs and
 /// line breaks inside URLs, trim surrounding spaces and treat `\` as `/`, so the check does too.
@@ -50,11 +58,21 @@ fn same_site_only(url: &str) -> Option<Cow<'_, str>> {
 
 /// `text` as sanitised HTML, safe to put into a page unescaped.
 pub fn render_markdown(text: &str) -> String {
+    SANITIZER.clean(&to_html(text)).to_string()
+}
+
+/// [`render_markdown`] for text stored from a mail: no image but postern's uploads loads.
+fn render_mail_text(text: &str) -> String {
+    without_empty_images(&MAIL_TEXT_SANITIZER.clean(&to_html(text)).to_string())
+}
+
+/// pulldown-cmark's HTML of `text`, not yet sanitised.
+fn to_html(text: &str) -> String {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let mut rendered = String::with_capacity(text.len() * 2);
     html::push_html(&mut rendered, Parser::new_ext(text, options));
-    SANITIZER.clean(&rendered).to_string()
+    rendered
 }
 
 /// The readable view of a mail's HTML part: sanitised HTML, and how many remote images were
@@ -65,16 +83,61 @@ pub(crate) struct MailView {
     pub(crate) html: String,
     /// Images that would have been loaded from another server (tracking pixels among them).
     pub(crate) remote_images_blocked: usize,
+    /// The Markdown stored from the mail, rendered without remote images.
+    pub(crate) stored_html: String,
 }
 
 /// Elements an incoming mail's HTML keeps: structure, text styling as elements, tables, links
 /// and images. No `style` or `class` (a mail's CSS would restyle the page), no forms, frames,
 /// scripts, media or `base`.
 const MAIL_TAGS: &[&str] = &[
-    "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "dd", "del", "div", "dl",
-    "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "ol",
-    "p", "pre", "q", "s", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody",
-    "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul",
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "center",
+    "code",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "tt",
+    "u",
+    "ul",
 ];
 
 /// The readable view of the HTML part of mail `raw`, `None` when it has none. `markdown` is
@@ -88,12 +151,13 @@ pub(crate) fn mail_view(raw: &[u8], markdown: &str) -> Option<MailView> {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let message = mail_parser::MessageParser::default().parse(raw)?;
-    let html = message.html_body.iter().find_map(|id| {
-        match &message.part(*id)?.body {
+    let html = message
+        .html_body
+        .iter()
+        .find_map(|id| match &message.part(*id)?.body {
             PartType::Html(html) => Some(html.to_string()),
             _ => None,
-        }
-    })?;
+        })?;
     let uploads = upload_links(markdown);
     // Content-ID (without its angle brackets) → the upload stored for that part.
     let mut inline = std::collections::HashMap::new();
@@ -101,7 +165,11 @@ pub(crate) fn mail_view(raw: &[u8], markdown: &str) -> Option<MailView> {
         let (Some(cid), Some(name)) = (part.content_id(), part.attachment_name()) else {
             continue;
         };
-        let cid = cid.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+        let cid = cid
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned();
         if let Some(url) = uploads
             .iter()
             .find(|(stored, _)| same_file_name(stored, name))
@@ -128,11 +196,17 @@ pub(crate) fn mail_view(raw: &[u8], markdown: &str) -> Option<MailView> {
             match (element, attribute) {
                 ("img", "src") => {
                     let value = value.trim();
-                    if value.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("cid:")) {
+                    if value
+                        .get(..4)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("cid:"))
+                    {
                         return inline.get(&value[4..]).map(|url| Cow::Owned(url.clone()));
                     }
                     let lower = value.to_ascii_lowercase();
-                    if lower.starts_with("http:") || lower.starts_with("https:") || lower.starts_with("//") {
+                    if lower.starts_with("http:")
+                        || lower.starts_with("https:")
+                        || lower.starts_with("//")
+                    {
                         counter.fetch_add(1, Ordering::Relaxed);
                     }
                     None
@@ -154,6 +228,7 @@ pub(crate) fn mail_view(raw: &[u8], markdown: &str) -> Option<MailView> {
     Some(MailView {
         html,
         remote_images_blocked: blocked.load(Ordering::Relaxed),
+        stored_html: render_mail_text(markdown),
     })
 }
 
@@ -278,7 +353,18 @@ mod tests {
             "{html}"
         );
         assert_eq!(view.remote_images_blocked, 2, "{html}");
-        for bad in ["tracker.example", "cdn.example", "src=\"x\"", "href=\"x\"", "color:red", "class=", "<script", "alert", "<title", ">T<"] {
+        for bad in [
+            "tracker.example",
+            "cdn.example",
+            "src=\"x\"",
+            "href=\"x\"",
+            "color:red",
+            "class=",
+            "<script",
+            "alert",
+            "<title",
+            ">T<",
+        ] {
             assert!(!html.contains(bad), "{bad} in {html}");
         }
         assert!(html.contains("href=\"https://example.com/\""), "{html}");

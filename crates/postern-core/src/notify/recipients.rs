@@ -126,7 +126,11 @@ pub(super) async fn recipients(
 
 /// The outside participants of `ticket` who receive a comment by mail from `author`: none
 /// for an issue, an internal note, or the Support Bot's own notes (their own mail).
-pub(super) fn outside_recipients<'a>(ticket: &'a Issue, internal: bool, author: &User) -> &'a [String] {
+pub(super) fn outside_recipients<'a>(
+    ticket: &'a Issue,
+    internal: bool,
+    author: &User,
+) -> &'a [String] {
     if ticket.issue_type != IssueType::Ticket || internal || author.is_support_bot() {
         return &[];
     }

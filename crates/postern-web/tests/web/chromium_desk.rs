@@ -51,12 +51,17 @@ async fn chromium_agent_reads_an_html_ticket_writes_an_internal_note_and_answers
 }
 
 async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
-    web.user("agent", true).await?;
+    web.user("agent", true).await.map_err(|e| e.to_string())?;
     let mut tx = web.store().begin().await?;
     let agent = tx.user_by_username("agent").await?.ok_or("agent")?;
     tx.rollback().await?;
-    let project = web.project("desk", Visibility::Private).await?;
-    web.member(&project, &agent, Role::Reporter).await?;
+    let project = web
+        .project("desk", Visibility::Private)
+        .await
+        .map_err(|e| e.to_string())?;
+    web.member(&project, &agent, Role::Reporter)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut tx = web.store().begin().await?;
     let mut settings = project.service_desk.clone();
     settings.enabled = true;
@@ -83,9 +88,14 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
         .goto(&format!("{base}/projects/{}/issues/1", project.id))
         .await?;
     snap(client, "desk-01-html-ticket").await?;
-    let view = find(client, "#description .mail-html").await?.text().await?;
+    let view = find(client, "#description .mail-html")
+        .await?
+        .text()
+        .await?;
     assert!(view.contains("Tea") && view.contains("Total"), "{view}");
-    let cells = client.find_all(Locator::Css("#description .mail-html td")).await?;
+    let cells = client
+        .find_all(Locator::Css("#description .mail-html td"))
+        .await?;
     assert_eq!(cells.len(), 2, "the table's cells are cells");
     let image = find(client, "#description .mail-html img").await?;
     // The inline image loaded from its upload (a broken image has no natural width).
@@ -98,7 +108,10 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
     assert_eq!(width.as_u64(), Some(1), "inline image loaded");
     let text = page_text(client).await?;
     assert!(text.contains("1 remote image blocked"), "{text}");
-    assert!(text.contains("customer@example.org"), "the line names the customer: {text}");
+    assert!(
+        text.contains("customer@example.org"),
+        "the line names the customer: {text}"
+    );
 
     // An internal note, then the answer.
     fill(client, "#comment-body", "Tea was 2, ask accounting first").await?;
@@ -135,7 +148,10 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
     client.goto(&format!("{base}/admin/mail")).await?;
     snap(client, "desk-04-mail-desk").await?;
     let desk = page_text(client).await?;
-    assert!(desk.contains("Wrong invoice") && desk.contains("customer@example.org"), "{desk}");
+    assert!(
+        desk.contains("Wrong invoice") && desk.contains("customer@example.org"),
+        "{desk}"
+    );
     client.goto(&format!("{base}/admin/mail/outbox")).await?;
     snap(client, "desk-05-outbox").await?;
     click(client, "#outbox a[href^='/admin/mail/outbox/']").await?;

@@ -22,7 +22,12 @@ both!(desk_rows_name_sender_subject_and_what_was_created, |db| {
     let session = web.login("root").await?;
     let list = web.get("/admin/mail", session.cookie()).await;
     assert_eq!(list.status, StatusCode::OK);
-    for expected in ["alice@example.com", "incoming+", "Printer jam", "project_not_found"] {
+    for expected in [
+        "alice@example.com",
+        "incoming+",
+        "Printer jam",
+        "project_not_found",
+    ] {
         assert!(list.body.contains(expected), "{expected}: {}", list.body);
     }
 
@@ -40,10 +45,23 @@ both!(desk_rows_name_sender_subject_and_what_was_created, |db| {
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let location = reply.header(header::LOCATION.as_str()).to_owned();
     let page = web.get(&location, session.cookie()).await;
-    assert!(page.body.contains("Processed again: processed"), "{}", page.body);
-    let issue_link = format!("href=\"/projects/{}/issues/1\"", project.id);
+    assert!(
+        page.body.contains("Processed again: processed"),
+        "{}",
+        page.body
+    );
+    // Attribute values are escaped: `/` as `&#x2f;`.
+    let issue_link = format!(
+        "href=\"&#x2f;projects&#x2f;{}&#x2f;issues&#x2f;1\"",
+        project.id
+    );
     assert!(page.body.contains(&issue_link), "{}", page.body);
-    assert!(page.body.contains("<td id=\"subject\" dir=\"auto\">Printer jam</td>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<td id=\"subject\" dir=\"auto\">Printer jam</td>"),
+        "{}",
+        page.body
+    );
     // The body as text, not only the headers.
     assert!(page.body.contains("It *jams* daily."), "{}", page.body);
     let list = web.get("/admin/mail", session.cookie()).await;
@@ -67,7 +85,8 @@ both!(outbox_rows_open_to_the_mail_as_sent, |db| {
     let session = web.login("root").await?;
     let list = web.get("/admin/mail/outbox", session.cookie()).await;
     assert!(
-        list.body.contains(&format!("<a href=\"/admin/mail/outbox/{id}\">")),
+        list.body
+            .contains(&format!("<a href=\"/admin/mail/outbox/{id}\">")),
         "{}",
         list.body
     );
@@ -96,40 +115,53 @@ both!(outbox_rows_open_to_the_mail_as_sent, |db| {
     Ok(())
 });
 
-both!(a_service_desk_that_is_off_is_named_to_the_operator_only, |db| {
-    let web = Web::new(db).await?;
-    web.user("root", true).await?;
-    let project = web.project("p", Visibility::Private).await?;
-    let mail = format!(
-        "From: Customer <customer@example.org>\r\nTo: support+group-p-{}-issue-@example.com\r\n\
+both!(
+    a_service_desk_that_is_off_is_named_to_the_operator_only,
+    |db| {
+        let web = Web::new(db).await?;
+        web.user("root", true).await?;
+        let project = web.project("p", Visibility::Private).await?;
+        let mail = format!(
+            "From: Customer <customer@example.org>\r\nTo: support+group-p-{}-issue-@example.com\r\n\
          Subject: Help\r\nMessage-ID: <help@example.org>\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n",
-        project.id
-    );
-    let outcome = web
-        .processor
-        .receive(mail.as_bytes(), Mailbox::ServiceDesk, InboundSource::Lmtp, None)
-        .await?;
-    // GitLab's answer, unchanged: project not found, and its notice.
-    assert_eq!(outcome.error, Some(ErrorKind::ProjectNotFound), "{outcome:?}");
-    let session = web.login("root").await?;
-    let page = web
-        .get(
-            &format!("/admin/mail/messages/{}", outcome.inbound_id),
-            session.cookie(),
-        )
-        .await;
-    assert!(
-        page.body.contains("Service Desk is disabled for group&#x2f;p"),
-        "{}",
-        page.body
-    );
-    let mut tx = web.store().begin().await?;
-    for mail in tx.list_outbox(&OutboxFilter::default()).await? {
-        let raw = tx.outbox_raw(mail.id).await?.ok_or("raw")?;
-        let raw = String::from_utf8_lossy(&raw);
-        assert!(!raw.contains("Service Desk is disabled"), "{raw}");
+            project.id
+        );
+        let outcome = web
+            .processor
+            .receive(
+                mail.as_bytes(),
+                Mailbox::ServiceDesk,
+                InboundSource::Lmtp,
+                None,
+            )
+            .await?;
+        // GitLab's answer, unchanged: project not found, and its notice.
+        assert_eq!(
+            outcome.error,
+            Some(ErrorKind::ProjectNotFound),
+            "{outcome:?}"
+        );
+        let session = web.login("root").await?;
+        let page = web
+            .get(
+                &format!("/admin/mail/messages/{}", outcome.inbound_id),
+                session.cookie(),
+            )
+            .await;
+        assert!(
+            page.body
+                .contains("Service Desk is disabled for group&#x2f;p"),
+            "{}",
+            page.body
+        );
+        let mut tx = web.store().begin().await?;
+        for mail in tx.list_outbox(&OutboxFilter::default()).await? {
+            let raw = tx.outbox_raw(mail.id).await?.ok_or("raw")?;
+            let raw = String::from_utf8_lossy(&raw);
+            assert!(!raw.contains("Service Desk is disabled"), "{raw}");
+        }
+        tx.rollback().await?;
+        Ok(())
     }
-    tx.rollback().await?;
-    Ok(())
-});
+);
