@@ -136,10 +136,7 @@ mod tests {
                     --XyZ\r\nContent-Disposition: form-data; name=\"internal\"\r\n\r\n1\r\n\
                     --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
                     Content-Type: text/plain\r\n\r\nfile text\r\n--XyZ--\r\n";
-        let raw = as_mime(
-            "multipart/form-data; boundary=XyZ",
-            body.as_bytes(),
-        );
+        let raw = as_mime("multipart/form-data; boundary=XyZ", body.as_bytes());
         let read = fields(&raw);
         assert_eq!(read.csrf, "token");
         assert_eq!(read.body, "line 1 café\nline 2");

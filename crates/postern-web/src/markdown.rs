@@ -329,11 +329,10 @@ mod tests {
     #[test]
     fn mail_html_keeps_tables_and_inline_images_and_blocks_the_rest() {
         let secret = "0123456789abcdef0123456789abcdef";
-        let raw = format!(
-            "From: c@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+        let raw = "From: c@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/related; boundary=\"b\"\r\n\r\n\
              --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
-             <html><head><title>T</title><style>p{{color:red}}</style></head><body>\
+             <html><head><title>T</title><style>p{color:red}</style></head><body>\
              <p style=\"color:red\" class=\"x\">Line one<br>Line two</p>\
              <table><tr><th>Item</th><th>Total</th></tr><tr><td>Tea</td><td>3</td></tr></table>\
              <img src=\"cid:logo@x\" alt=\"logo\"><img src=\"https://tracker.example/p.gif\">\
@@ -341,8 +340,7 @@ mod tests {
              <a href=\"https://example.com/\">abs</a><script>alert(1)</script></body></html>\r\n\
              --b\r\nContent-Type: image/png; name=\"logo.png\"\r\nContent-ID: <logo@x>\r\n\
              Content-Disposition: inline; filename=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
-             iVBORw0KGgo=\r\n--b--\r\n"
-        );
+             iVBORw0KGgo=\r\n--b--\r\n";
         let markdown = format!("Line one\n\n![logo.png](/uploads/{secret}/logo.png)");
         let view = super::mail_view(raw.as_bytes(), &markdown).expect("an HTML part");
         let html = &view.html;
