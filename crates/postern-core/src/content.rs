@@ -207,6 +207,11 @@ impl Uploads {
         uploads.bytes = store.stage_uploads(&policy.directory, &files).await?;
         Ok(uploads)
     }
+
+    /// Nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
 }
 
 /// Records the staged attachments of a message as uploads of `project_id` (`.patch` files

@@ -12,8 +12,12 @@ pub use postern_vocab::ErrorKind;
 pub struct Rejection {
     /// Which refusal.
     pub kind: ErrorKind,
-    /// The text the sender is told (and the store records).
+    /// The text the sender is told (and the store records, unless `recorded` says more).
     pub reason: String,
+    /// What the store, the mail desk and `postern receive` record instead of `reason`, when
+    /// the operator should learn more than the sender may (a Service Desk that is off is "project
+    /// not found" to the sender, as in GitLab, which does not reveal that the project exists).
+    pub recorded: Option<String>,
 }
 
 impl Rejection {
@@ -22,6 +26,7 @@ impl Rejection {
         Rejection {
             kind,
             reason: kind.fixed_reason().unwrap_or(kind.as_str()).to_owned(),
+            recorded: None,
         }
     }
 
@@ -30,6 +35,7 @@ impl Rejection {
         Rejection {
             kind,
             reason: reason.into(),
+            recorded: None,
         }
     }
 
@@ -42,7 +48,22 @@ impl Rejection {
             reason.push_str("\n\n- ");
             reason.push_str(error);
         }
-        Rejection { kind, reason }
+        Rejection {
+            kind,
+            reason,
+            recorded: None,
+        }
+    }
+
+    /// This refusal, recorded for the operator as `recorded` (see [`Rejection::recorded`]).
+    pub fn recorded_as(mut self, recorded: impl Into<String>) -> Rejection {
+        self.recorded = Some(recorded.into());
+        self
+    }
+
+    /// The text the store and the mail desk keep.
+    pub fn recorded_reason(&self) -> &str {
+        self.recorded.as_deref().unwrap_or(&self.reason)
     }
 }
 

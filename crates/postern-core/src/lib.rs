@@ -29,6 +29,7 @@ pub mod error;
 mod handlers;
 pub mod intake;
 pub mod limits;
+pub mod mail_html;
 pub mod members;
 pub mod mentions;
 pub mod notice;

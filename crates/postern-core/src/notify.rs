@@ -19,7 +19,11 @@ use postern_store::{
 use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::ProcessError;
-use crate::permissions::{self, Readable};
+
+mod recipients;
+
+use recipients::{About, outside_recipients, recipients, reply_template};
+pub use recipients::{Audience, comment_audience};
 
 /// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
 pub const LOOP_HEADER: &str = postern_mail::auto::LOOP_HEADER;
@@ -68,11 +72,7 @@ pub async fn notify(
     actor: &User,
     change: Change<'_>,
 ) -> Result<usize, ProcessError> {
-    let Some(reply_template) = config
-        .incoming_address
-        .as_ref()
-        .filter(|template| template.supports_wildcard() || !template.as_str().is_empty())
-    else {
+    let Some(reply_template) = reply_template(config) else {
         return Ok(0);
     };
     let (noteable, thread) = match change {
@@ -95,7 +95,7 @@ pub async fn notify(
         },
     };
     let mut queued = 0;
-    for recipient in recipients(tx, project, noteable, change, actor).await? {
+    for recipient in recipients(tx, project, noteable, About::of(change), actor).await? {
         let Some(to) = recipient.primary_email().map(str::to_owned) else {
             continue;
         };
@@ -113,6 +113,13 @@ pub async fn notify(
             })
             .await?;
         let key = sent.address_key();
+        let one_click = match one_click_base(config) {
+            Some(base) => {
+                let token = tx.create_unsubscribe_token(sent.id).await?;
+                Some(format!("{base}/-/unsubscribe/{token}"))
+            }
+            None => None,
+        };
         let mail = Mail {
             config,
             project,
@@ -122,6 +129,7 @@ pub async fn notify(
             reply_template,
             thread: &thread,
             change,
+            one_click: one_click.as_deref(),
         };
         let raw = mail.compose()?;
         tx.enqueue_outbox(&NewOutboxMail {
@@ -172,89 +180,6 @@ impl Thread {
     }
 }
 
-/// Who hears about a change: the author, the assignees, everyone who commented, everyone
-/// subscribed, the project's watchers (`notification_levels`), and the people the new text
-/// mentions (`@name`, not in text from the Support Bot: outsiders do not get to page members)
-/// — minus whoever unsubscribed or turned mail off for the project, the actor and the Support
-/// Bot, and anyone who may not read what the mail shows, as they are now ([`permissions::can_read`]: removed members of
-/// a private project, blocked users, non-reporters on a confidential issue or internal note).
-async fn recipients(
-    tx: &mut Tx,
-    project: &Project,
-    noteable: Noteable,
-    change: Change<'_>,
-    actor: &User,
-) -> Result<Vec<User>, ProcessError> {
-    let mut ids: Vec<i64> = Vec::new();
-    let (issue, readable, text) = match change {
-        Change::IssueOpened(issue) => (Some(issue), Readable::Issue(issue), &issue.description),
-        Change::Commented { note, issue } => (
-            issue,
-            Readable::Note {
-                issue,
-                internal: note.internal,
-            },
-            &note.body,
-        ),
-        Change::MergeRequestOpened(mr) => (None, Readable::MergeRequest, &mr.description),
-    };
-    if !actor.is_support_bot() {
-        for name in crate::mentions::mentioned_usernames(text) {
-            if let Some(user) = tx.user_by_username(&name).await? {
-                ids.push(user.id);
-            }
-        }
-    }
-    match noteable {
-        Noteable::Issue(_) => {
-            if let Some(issue) = issue {
-                ids.push(issue.author_id);
-                ids.extend(&issue.assignee_ids);
-            }
-        }
-        Noteable::MergeRequest(id) => {
-            if let Some(mr) = tx.merge_request_by_id(id).await? {
-                ids.push(mr.author_id);
-            }
-        }
-    }
-    for note in tx.notes_for(noteable).await? {
-        if !note.system {
-            ids.push(note.author_id);
-        }
-    }
-    let mut unsubscribed = Vec::new();
-    for subscription in tx.subscriptions_for(noteable).await? {
-        if subscription.subscribed {
-            ids.push(subscription.user_id);
-        } else {
-            unsubscribed.push(subscription.user_id);
-        }
-    }
-    // GitLab's `watch` level: all activity of the project; `disabled`: no mail at all.
-    ids.extend(crate::notification_levels::watchers(tx, project).await?);
-    ids.sort_unstable();
-    ids.dedup();
-    let mut users = Vec::new();
-    for id in ids {
-        if id == actor.id || unsubscribed.contains(&id) {
-            continue;
-        }
-        let level = crate::notification_levels::effective(tx, id, project.id).await?;
-        if level == crate::notification_levels::Level::Disabled {
-            continue;
-        }
-        let Some(user) = tx.user_by_id(id).await? else {
-            continue;
-        };
-        if user.is_support_bot() || !permissions::can_read(tx, &user, project, readable).await? {
-            continue;
-        }
-        users.push(user);
-    }
-    Ok(users)
-}
-
 /// One notification mail.
 struct Mail<'a> {
     config: &'a ProcessorConfig,
@@ -265,6 +190,17 @@ struct Mail<'a> {
     reply_template: &'a AddressTemplate,
     thread: &'a Thread,
     change: Change<'a>,
+    /// The one-click unsubscribe link (RFC 8058), when the web UI is reached over HTTPS.
+    one_click: Option<&'a str>,
+}
+
+/// The web address one-click unsubscribe links are made on: RFC 8058 asks for an HTTPS URI,
+/// so an instance reached over plain HTTP (or not at all) offers only the mailto.
+fn one_click_base(config: &ProcessorConfig) -> Option<&str> {
+    config
+        .web_url
+        .as_deref()
+        .filter(|url| url.starts_with("https://"))
 }
 
 impl Mail<'_> {
@@ -316,16 +252,31 @@ impl Mail<'_> {
             .subject(subject)
             .message_id(message_id.clone())
             .header(REPLY_KEY_HEADER, Raw::new(self.key.to_owned()))
-            .header(
-                "List-Unsubscribe",
-                Raw::new(format!("<mailto:{unsubscribe}>")),
-            )
             .text_body(format!("{text}\n\n-- \n{footer}{text_link}\n"))
+            // The Markdown rendered, as GitLab's notification mail renders it; the text part
+            // keeps the source.
             .html_body(format!(
                 "<div>{}</div>\n<p style=\"color:#666\">{}{html_link}</p>\n",
-                escape_html(&text).replace('\n', "<br>\n"),
+                crate::mail_html::render(&text, self.config.web_url.as_deref()),
                 escape_html(&footer)
             ));
+        builder = match self.one_click {
+            // RFC 8058: the HTTPS link first, the mailto beside it, and the header that tells
+            // the mailbox provider a POST to the link unsubscribes without more questions.
+            Some(link) => builder
+                .header(
+                    "List-Unsubscribe",
+                    Raw::new(format!("<{link}>, <mailto:{unsubscribe}>")),
+                )
+                .header(
+                    "List-Unsubscribe-Post",
+                    Raw::new("List-Unsubscribe=One-Click"),
+                ),
+            None => builder.header(
+                "List-Unsubscribe",
+                Raw::new(format!("<mailto:{unsubscribe}>")),
+            ),
+        };
         // `<reply-KEY@host>` first, then the thread root: GitLab's order (`Notify#mail_thread`).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);
         builder = if message_id == root_id {
@@ -352,7 +303,8 @@ pub async fn to_external_participants(
     note: &Note,
     author: &User,
 ) -> Result<usize, ProcessError> {
-    if ticket.issue_type != IssueType::Ticket || note.internal || author.is_support_bot() {
+    let participants = outside_recipients(ticket, note.internal, author);
+    if participants.is_empty() {
         return Ok(0);
     }
     let Some(template) = config.incoming_address.as_ref() else {
@@ -363,7 +315,7 @@ pub async fn to_external_participants(
     let from_address = service_desk_sender(config, project);
     let root_id = format!("issue_{}@{host}", ticket.id);
     let mut queued = 0;
-    for to in &ticket.email_participants {
+    for to in participants {
         let sent = tx
             .create_sent_notification(NewSentNotification {
                 partition: 0,
@@ -399,7 +351,7 @@ pub async fn to_external_participants(
             ))
             .html_body(format!(
                 "<div>{}</div>\n",
-                escape_html(&note.body).replace('\n', "<br>\n")
+                crate::mail_html::render(&note.body, config.web_url.as_deref())
             ))
             .write_to_vec()
             .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;

@@ -2,8 +2,8 @@
 //! transaction, so a failure half-way leaves nothing behind and a retry starts clean.
 
 use postern_store::{
-    InboundFinish, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound, Store,
-    Timestamp, Tx, content_identity,
+    InboundFinish, InboundOrigin, InboundSource, InboundState, InsertOutcome, Mailbox, NewInbound,
+    Noteable, Store, Timestamp, Tx, content_identity,
 };
 use postern_vocab::ErrorKind;
 
@@ -414,10 +414,15 @@ impl Processor {
                 .map(|authenticated| Box::new(authenticated.record())),
         };
         match result {
-            Ok(Handled { created }) => outcome.created = created,
+            Ok(Handled { created }) => {
+                if let Some(created) = &created {
+                    record_origin(tx, id, created).await?;
+                }
+                outcome.created = created;
+            }
             Err(rejection) => {
                 outcome.error = Some(rejection.kind);
-                outcome.reason = Some(rejection.reason.clone());
+                outcome.reason = Some(rejection.recorded_reason().to_owned());
                 if state == InboundState::Rejected {
                     outcome.reject_notice_queued = notice::queue_reject_notice(
                         tx,
@@ -476,4 +481,46 @@ impl Processor {
             prepared.git.prepared = Some(plan.run(&self.repositories).await);
         }
     }
+}
+
+/// Records what message `inbound_id` created, so its page can show the original mail beside
+/// the Markdown stored from it. Nothing is recorded when the item cannot be found again.
+async fn record_origin(
+    tx: &mut Tx,
+    inbound_id: i64,
+    created: &crate::processor::Created,
+) -> Result<(), ProcessError> {
+    let origin = if let Some(note_id) = created.note_id {
+        tx.note_by_id(note_id).await?.map(|note| InboundOrigin {
+            inbound_id,
+            noteable: note.noteable,
+            note_id: Some(note.id),
+        })
+    } else {
+        let Some(iid) = created.iid else {
+            return Ok(());
+        };
+        let Some(project) = tx.project_by_full_path(&created.project).await? else {
+            return Ok(());
+        };
+        let noteable = match created.kind.as_str() {
+            "merge_request" => tx
+                .merge_request_by_iid(project.id, iid)
+                .await?
+                .map(|mr| Noteable::MergeRequest(mr.id)),
+            _ => tx
+                .issue_by_iid(project.id, iid)
+                .await?
+                .map(|issue| Noteable::Issue(issue.id)),
+        };
+        noteable.map(|noteable| InboundOrigin {
+            inbound_id,
+            noteable,
+            note_id: None,
+        })
+    };
+    if let Some(origin) = origin {
+        tx.record_inbound_origin(&origin).await?;
+    }
+    Ok(())
 }

@@ -50,6 +50,7 @@ mod error;
 mod files;
 mod ids;
 mod inbound;
+mod inbound_origins;
 mod inbound_retry;
 mod intake;
 mod issues;
@@ -90,6 +91,7 @@ pub use inbound::{
     DuplicateOf, InboundFilter, InboundFinish, InboundMessage, InboundMeta, InboundSource,
     InboundState, InsertOutcome, Mailbox, NewInbound,
 };
+pub use inbound_origins::InboundOrigin;
 pub use issues::{Issue, IssueFilter, IssueState, IssueType, IssueUpdate, NewIssue};
 pub use leases::{Lease, LeaseId, LeaseTimes};
 pub use merge_requests::{Commit, MergeRequest, MergeRequestState, NewMergeRequest};

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::{REPLY_KEY_LEN, base36, hex, new_reply_key};
 use crate::notes::Noteable;
-use crate::tx::{execute, fetch_all, fetch_one};
+use crate::tx::{execute, fetch_all, fetch_one, fetch_optional};
 use crate::{StoreError, Timestamp, Tx};
 
 /// Largest partition that fits the address form's 1–4 base-36 digits.
@@ -247,6 +247,41 @@ impl Tx {
             }
         };
         Ok(exactly_one(rows))
+    }
+
+    /// Gives sent notification `id` a fresh one-click unsubscribe token (RFC 8058) and returns
+    /// it; only its hex SHA-256 is stored, so this is the one time it is known. 32 lowercase
+    /// hex characters (128 random bits).
+    pub async fn create_unsubscribe_token(&mut self, id: i64) -> Result<String, StoreError> {
+        let token = hex(&crate::ids::random_bytes::<16>()?);
+        execute!(
+            self,
+            "UPDATE sent_notifications SET unsubscribe_token_hash = $1 WHERE id = $2",
+            reply_key_hash(&token),
+            id
+        )?;
+        Ok(token)
+    }
+
+    /// The sent notification a one-click unsubscribe token belongs to.
+    pub async fn sent_notification_by_unsubscribe_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<SentNotification>, StoreError> {
+        // Only tokens of the shape minted above are looked up.
+        if token.len() != 32
+            || !token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Ok(None);
+        }
+        Ok(fetch_optional!(
+            self,
+            SentNotification,
+            "SELECT * FROM sent_notifications WHERE unsubscribe_token_hash = $1",
+            reply_key_hash(token)
+        )?)
     }
 
     /// Up to two rows with this reply key: two are enough to know it is ambiguous. A row not

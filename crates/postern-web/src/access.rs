@@ -26,9 +26,9 @@ impl Visible {
     }
 
     /// Reporters and up see internal notes (GitLab's `read_internal_note`); signed-out
-    /// visitors never do.
+    /// visitors never do (the rule is postern-core's).
     pub(crate) fn sees_internal(&self, viewer: Option<&User>) -> bool {
-        viewer.is_some_and(|user| user.admin || self.role.is_some_and(|r| r >= Role::Reporter))
+        viewer.is_some_and(|user| self.actor(user).can_read_internal_notes())
     }
 
     /// Whether `viewer` may read `issue`. Signed out: only what is neither confidential nor a

@@ -37,6 +37,7 @@ mod admin;
 mod api;
 mod api_projects;
 mod auth;
+mod comment_files;
 mod desk;
 mod error;
 mod issue_list;
@@ -92,6 +93,7 @@ pub fn router(state: WebState) -> Router {
         .merge(desk::routes())
         .merge(tracker::routes())
         .merge(merge_requests::routes())
+        .merge(threads::unsubscribe_routes())
         .merge(admin::routes())
         .merge(project_admin::routes())
         .nest("/api/v1", api::routes().merge(api_projects::routes()))

@@ -32,12 +32,20 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("project.html", include_str!("../templates/project.html")),
     ("issue.html", include_str!("../templates/issue.html")),
     (
+        "unsubscribe.html",
+        include_str!("../templates/unsubscribe.html"),
+    ),
+    (
         "merge_request.html",
         include_str!("../templates/merge_request.html"),
     ),
     ("desk.html", include_str!("../templates/desk.html")),
     ("message.html", include_str!("../templates/message.html")),
     ("outbox.html", include_str!("../templates/outbox.html")),
+    (
+        "outbox_mail.html",
+        include_str!("../templates/outbox_mail.html"),
+    ),
     ("users.html", include_str!("../templates/users.html")),
     (
         "projects_admin.html",

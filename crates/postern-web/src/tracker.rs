@@ -12,8 +12,8 @@ use postern_store::Issue;
 use serde::Deserialize;
 
 use crate::access;
-use crate::issue_list::ListParams;
 use crate::error::Path;
+use crate::issue_list::ListParams;
 use crate::session::{Me, Posted, SignedIn, Viewer};
 use crate::threads;
 use crate::{WebError, WebState, render_markdown};
@@ -250,6 +250,9 @@ async fn issue(
             can_update => page.rights.update,
             assignees => assignees,
             can_edit_fields => can_edit_fields,
+            can_internal => page.rights.internal,
+            mail_line => page.mail_line,
+            mail_views => page.mail_views,
         },
     )?;
     Ok(page.into_response())

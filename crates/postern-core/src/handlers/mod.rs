@@ -4,7 +4,7 @@
 
 pub(crate) mod issue;
 pub(crate) mod merge_request;
-mod note;
+pub(crate) mod note;
 mod service_desk;
 
 use postern_mail::{Email, ProjectRef, Route};

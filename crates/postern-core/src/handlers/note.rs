@@ -55,7 +55,7 @@ async fn sent_notification(
 }
 
 /// Whether a key sent at `sent` is older than `max_age_days` at `now` (never without a limit).
-fn is_expired(sent: Timestamp, now: Timestamp, max_age_days: Option<u32>) -> bool {
+pub(crate) fn is_expired(sent: Timestamp, now: Timestamp, max_age_days: Option<u32>) -> bool {
     max_age_days
         .is_some_and(|days| sent < now.plus_seconds(-i64::from(days).saturating_mul(86_400)))
 }

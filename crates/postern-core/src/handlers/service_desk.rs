@@ -41,8 +41,17 @@ pub async fn service_desk(
     let uploads = &mut *context.uploads;
     let project = resolve_project(tx, reference)
         .await?
-        .filter(|project| service_desk_enabled(config, project, mailbox))
         .ok_or(ErrorKind::ProjectNotFound)?;
+    if !service_desk_enabled(config, &project, mailbox) {
+        // GitLab's answer (the sender learns nothing of the project); the operator is told
+        // why.
+        return Err(Rejection::new(ErrorKind::ProjectNotFound)
+            .recorded_as(format!(
+                "Service Desk is disabled for {} (the sender is told the project was not found)",
+                project.full_path
+            ))
+            .into());
+    }
     let bot = tx.ensure_support_bot().await?;
     let parts = Parts {
         email,

@@ -8,6 +8,7 @@ mod auto_mail;
 mod body_of;
 mod delivery;
 mod hostile;
+mod internal_notes;
 mod issues;
 mod merge_requests;
 mod notes;
