@@ -2,7 +2,7 @@
 //! again", and the outbox.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use postern_store::{
 };
 use serde::Deserialize;
 
+use crate::error::Path;
 use crate::session::{Admin, AdminPosted};
 use crate::{WebError, WebState};
 

@@ -58,6 +58,20 @@ both!(
         assert!(in_layout(&reply), "{}", reply.body);
         assert!(reply.body.contains("Not allowed"));
 
+        // The admin's mail desk too: a message id that does not parse is a page not found.
+        let root = web.user("root", true).await?;
+        let admin = web.login(&root.username).await?;
+        for path in [
+            "/admin/mail/messages/abc",
+            "/admin/mail/messages/abc/raw",
+            "/admin/mail/outbox/x1",
+        ] {
+            let reply = web.get(path, admin.cookie()).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(in_layout(&reply), "{path}: {}", reply.body);
+            assert!(!reply.body.contains("Cannot parse"), "{path}");
+        }
+
         // The API keeps its JSON.
         let api = web.get("/api/v1/projects", None).await;
         assert_eq!(api.status, StatusCode::UNAUTHORIZED);
