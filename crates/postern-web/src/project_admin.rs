@@ -132,6 +132,45 @@ async fn settings_page(
     id: i64,
     notice: Option<&str>,
 ) -> Result<Response, WebError> {
+    settings_page_with(state, me, id, notice, None).await
+}
+
+/// A form of the settings page that was refused: it comes back as typed, with the reason
+/// beside it, under the refusal's status.
+enum Refused<'a> {
+    /// Adding a member or changing a role.
+    Member(&'a MemberForm),
+    /// Removing a member (the last owner): nothing typed, the reason beside the members.
+    RemoveMember,
+    /// The Service Desk form.
+    ServiceDesk(&'a ServiceDeskForm),
+}
+
+/// Runs `refused_form`'s handler result: a refusal the person can fix comes back as the
+/// settings page with the form as typed; success redirects to the settings page.
+async fn back_to_settings<T>(
+    state: &WebState,
+    me: &Me,
+    id: i64,
+    result: Result<T, WebError>,
+    refused_form: Refused<'_>,
+) -> Result<Response, WebError> {
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response()),
+        Err(error) if error.form_problem().is_some() => {
+            settings_page_with(state, me, id, None, Some((refused_form, &error))).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn settings_page_with(
+    state: &WebState,
+    me: &Me,
+    id: i64,
+    notice: Option<&str>,
+    refused: Option<(Refused<'_>, &WebError)>,
+) -> Result<Response, WebError> {
     let (managed, members, protected_branches) = state
         .read(async |tx| {
             let managed = project_settings::managed(tx, &me.user, id).await?;
@@ -146,16 +185,36 @@ async fn settings_page(
     let addresses = addresses(state, &managed.project, &me.user);
     let sender_authentication =
         project_settings::sender_policy_view(state.processor().config(), &managed.project);
-    Ok(state
-        .render(
-            "project_admin.html",
-            Some(me),
-            crate::pages::page! { project => &managed.project, members => members, roles => roles,
-            addresses => addresses, notice => notice,
-            protected_branches => protected_branches,
-            sender_authentication => sender_authentication },
-        )?
-        .into_response())
+    let (status, error) = match refused.as_ref().and_then(|(_, e)| e.form_problem()) {
+        Some((status, text)) => (status, Some(text)),
+        None => (axum::http::StatusCode::OK, None),
+    };
+    let (member_error, service_desk_error) = match refused.as_ref().map(|(form, _)| form) {
+        Some(Refused::Member(_) | Refused::RemoveMember) => (error, None),
+        Some(Refused::ServiceDesk(_)) => (None, error),
+        None => (None, None),
+    };
+    let typed_member = match refused.as_ref().map(|(form, _)| form) {
+        Some(Refused::Member(form)) => Some(crate::pages::page! {
+            username => &form.username, role => &form.role,
+        }),
+        _ => None,
+    };
+    let typed_key = match refused.as_ref().map(|(form, _)| form) {
+        Some(Refused::ServiceDesk(form)) => Some(form.project_key.as_str()),
+        _ => None,
+    };
+    let page = state.render(
+        "project_admin.html",
+        Some(me),
+        crate::pages::page! { project => &managed.project, members => members, roles => roles,
+        addresses => addresses, notice => notice,
+        protected_branches => protected_branches,
+        sender_authentication => sender_authentication,
+        member_error => member_error, typed_member => typed_member,
+        service_desk_error => service_desk_error, typed_key => typed_key },
+    )?;
+    Ok((status, page).into_response())
 }
 
 #[derive(Deserialize)]
@@ -172,19 +231,22 @@ async fn add_member(
     Path(id): Path<i64>,
     Posted(me, form): Posted<MemberForm>,
 ) -> Result<Response, WebError> {
-    let role = form
-        .role
-        .parse::<Role>()
-        .map_err(|_| WebError::BadRequest("unknown role".into()))?;
-    project_settings::manage(&state, &me.user, id, async |tx, managed| {
-        let user = tx
-            .user_by_username(form.username.trim())
-            .await?
-            .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
-        project_settings::set_member(tx, managed, user.id, role).await
-    })
-    .await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+    let added = async {
+        let role = form
+            .role
+            .parse::<Role>()
+            .map_err(|_| WebError::BadRequest("Unknown role.".into()))?;
+        project_settings::manage(&state, &me.user, id, async |tx, managed| {
+            let user = tx
+                .user_by_username(form.username.trim())
+                .await?
+                .ok_or_else(|| WebError::BadRequest("No such user.".into()))?;
+            project_settings::set_member(tx, managed, user.id, role).await
+        })
+        .await
+    }
+    .await;
+    back_to_settings(&state, &me, id, added, Refused::Member(&form)).await
 }
 
 async fn remove_member(
@@ -192,11 +254,11 @@ async fn remove_member(
     Path((id, user_id)): Path<(i64, i64)>,
     Posted(me, _): Posted,
 ) -> Result<Response, WebError> {
-    project_settings::manage(&state, &me.user, id, async |tx, managed| {
+    let removed = project_settings::manage(&state, &me.user, id, async |tx, managed| {
         project_settings::remove_member(tx, managed, user_id).await
     })
-    .await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+    .await;
+    back_to_settings(&state, &me, id, removed, Refused::RemoveMember).await
 }
 
 #[derive(Deserialize)]
@@ -221,7 +283,7 @@ async fn service_desk(
 ) -> Result<Response, WebError> {
     let change = ServiceDeskChange {
         enabled: Some(form.enabled.is_some()),
-        project_key: Some(form.project_key),
+        project_key: Some(form.project_key.clone()),
         tickets_confidential_by_default: Some(form.tickets_confidential_by_default.is_some()),
         reopen_issue_on_external_participant_note: Some(
             form.reopen_issue_on_external_participant_note.is_some(),
@@ -229,8 +291,8 @@ async fn service_desk(
         add_external_participants_from_cc: Some(form.add_external_participants_from_cc.is_some()),
         ..ServiceDeskChange::default()
     };
-    change_service_desk(&state, &me, id, change).await?;
-    Ok(Redirect::to(&format!("/admin/projects/{id}")).into_response())
+    let changed = change_service_desk(&state, &me, id, change).await;
+    back_to_settings(&state, &me, id, changed, Refused::ServiceDesk(&form)).await
 }
 
 async fn change_service_desk(

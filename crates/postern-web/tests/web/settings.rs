@@ -538,3 +538,74 @@ both!(a_custom_email_taken_by_another_project_is_refused, |db| {
     assert_eq!(stored.service_desk.custom_email, None);
     Ok(())
 });
+
+// A refused settings form comes back in the page, as typed, with its reason beside it: an
+// unknown user for a new member, the last owner removed, a Service Desk key GitLab refuses.
+both!(refused_settings_forms_come_back_as_typed, |db| {
+    let web = Web::new(db).await?;
+    let owner = web.user("owner", false).await?;
+    let project = web.project("desk", Visibility::Private).await?;
+    web.member(&project, &owner, Role::Owner).await?;
+    let session = web.login("owner").await?;
+    let members = format!("/admin/projects/{}/members", project.id);
+
+    let unknown = web
+        .send(
+            Method::POST,
+            &members,
+            session.cookie(),
+            Some(&[
+                ("csrf", &session.csrf),
+                ("username", "nobody-here"),
+                ("role", "reporter"),
+            ]),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unknown.body.contains("id=\"member-error\""),
+        "{}",
+        unknown.body
+    );
+    assert!(unknown.body.contains("No such user."));
+    assert!(unknown.body.contains("value=\"nobody-here\""));
+    assert!(unknown.body.contains("<option selected>reporter</option>"));
+    assert!(unknown.body.contains("<h2>Members</h2>"), "the whole page");
+
+    let last_owner = web
+        .send(
+            Method::POST,
+            &format!("{members}/{}/remove", owner.id),
+            session.cookie(),
+            Some(&[("csrf", &session.csrf)]),
+        )
+        .await;
+    assert!(last_owner.status.is_client_error(), "{}", last_owner.status);
+    assert!(
+        last_owner
+            .body
+            .contains("A project needs at least one owner.")
+    );
+    assert!(last_owner.body.contains("id=\"member-error\""));
+
+    let bad_key = web
+        .send(
+            Method::POST,
+            &format!("/admin/projects/{}/service_desk", project.id),
+            session.cookie(),
+            Some(&[
+                ("csrf", &session.csrf),
+                ("enabled", "1"),
+                ("project_key", "Not A Key!"),
+            ]),
+        )
+        .await;
+    assert!(bad_key.status.is_client_error(), "{}", bad_key.status);
+    assert!(
+        bad_key.body.contains("id=\"service-desk-error\""),
+        "{}",
+        bad_key.body
+    );
+    assert!(bad_key.body.contains("value=\"Not A Key!\""));
+    Ok(())
+});
