@@ -3,51 +3,23 @@
 //! internal note, then an answer in Markdown; and the mail desk and outbox pages that show it.
 //! Screenshots go to `<target>/tmp/chromium/desk-*.png`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use fantoccini::{Client, Locator};
 use postern_core::Outcome;
 use postern_store::{InboundSource, Mailbox, OutboxFilter, Role, Visibility};
 use postern_testkit::TestDb;
-use postern_testkit::chromium::{self, Browser, Error, click, fill, find, page_text, skip_reason};
+use postern_testkit::chromium::{Error, click, fill, find, page_text};
 
 use crate::support::{PASSWORD, Web};
 
-fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium")
-}
-
-async fn snap(client: &Client, name: &str) -> Result<(), Error> {
-    chromium::snap(client, &screenshot_dir(), name).await
-}
+use crate::in_chromium::snap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_agent_reads_an_html_ticket_writes_an_internal_note_and_answers() {
-    if let Some(reason) = skip_reason() {
-        println!("skipped: {reason}");
-        return;
-    }
-    std::fs::create_dir_all(screenshot_dir()).unwrap();
     let web = Web::new(TestDb::sqlite().await).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(postern_web::serve(listener, web.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let browser = Browser::start(&web.data.path().join("chromium-desk-profile"))
-        .await
-        .unwrap();
-    let client = &browser.client;
-    let result = flow(&web, client, &base).await;
-    if result.is_err() {
-        let _ = snap(client, "desk-99-failure").await;
-    }
-    browser.close().await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    result.unwrap();
+    crate::in_chromium::run(&web, "desk", async |client, base| {
+        flow(&web, client, base).await
+    })
+    .await;
 }
 
 async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {

@@ -3,13 +3,10 @@
 //! text, the issue's fields are edited and the history shows it, members see their addresses,
 //! and the profile page. Screenshots go to `<target>/tmp/chromium/`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use fantoccini::Client;
 use postern_store::{NewIssue, Role, Visibility};
 use postern_testkit::TestDb;
-use postern_testkit::chromium::{self, Browser, Error, click, fill, find, page_text, skip_reason};
+use postern_testkit::chromium::{Error, click, fill, find, page_text};
 
 use crate::support::{PASSWORD, Web};
 
@@ -18,41 +15,15 @@ fn unsized_error(error: postern_testkit::BoxError) -> Error {
     error
 }
 
-fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium")
-}
-
-async fn snap(client: &Client, name: &str) -> Result<(), Error> {
-    chromium::snap(client, &screenshot_dir(), name).await
-}
+use crate::in_chromium::snap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_errors_fields_addresses_and_profile() {
-    if let Some(reason) = skip_reason() {
-        println!("skipped: {reason}");
-        return;
-    }
-    std::fs::create_dir_all(screenshot_dir()).unwrap();
     let web = Web::new(TestDb::sqlite().await).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(postern_web::serve(listener, web.state.clone(), async {
-        let _ = stopped.await;
-    }));
-
-    let browser = Browser::start(&web.data.path().join("chromium-profile"))
-        .await
-        .unwrap();
-    let client = &browser.client;
-    let result = flow(&web, client, &base).await;
-    if result.is_err() {
-        let _ = snap(client, "pages-99-failure").await;
-    }
-    browser.close().await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    result.unwrap();
+    crate::in_chromium::run(&web, "pages", async |client, base| {
+        flow(&web, client, base).await
+    })
+    .await;
 }
 
 async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
@@ -176,30 +147,11 @@ return [document.documentElement.scrollWidth - window.innerWidth, window.innerWi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_main_pages_fit_400_px_and_their_fields_are_labelled() {
-    if let Some(reason) = skip_reason() {
-        println!("skipped: {reason}");
-        return;
-    }
-    std::fs::create_dir_all(screenshot_dir()).unwrap();
     let web = Web::new(TestDb::sqlite().await).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(postern_web::serve(listener, web.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let browser = Browser::start(&web.data.path().join("chromium-profile"))
-        .await
-        .unwrap();
-    let client = &browser.client;
-    let result = narrow(&web, client, &base).await;
-    if result.is_err() {
-        let _ = snap(client, "narrow-99-failure").await;
-    }
-    browser.close().await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    result.unwrap();
+    crate::in_chromium::run(&web, "narrow", async |client, base| {
+        narrow(&web, client, base).await
+    })
+    .await;
 }
 
 async fn narrow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {

@@ -2,31 +2,17 @@
 //! newest 20 with a link to the next page, and the search form (no script: a GET form) finds
 //! the issue a comment names. Screenshots go to `<target>/tmp/chromium/` beside the main flow's.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use fantoccini::{Client, Locator};
 use postern_store::{NewIssue, NewNote, Noteable, Project, Role, Visibility};
 use postern_testkit::TestDb;
-use postern_testkit::chromium::{self, Browser, Error, click, fill, page_text, skip_reason};
+use postern_testkit::chromium::{Error, click, fill, page_text};
 
 use crate::support::{PASSWORD, Web};
 
-fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium")
-}
-
-async fn snap(client: &Client, name: &str) -> Result<(), Error> {
-    chromium::snap(client, &screenshot_dir(), name).await
-}
+use crate::in_chromium::snap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_pages_through_and_searches_the_issue_list() {
-    if let Some(reason) = skip_reason() {
-        println!("skipped: {reason}");
-        return;
-    }
-    std::fs::create_dir_all(screenshot_dir()).unwrap();
     let web = Web::new(TestDb::sqlite().await).await.unwrap();
     let alice = web.user("alice", false).await.unwrap();
     let project = web.project("list", Visibility::Private).await.unwrap();
@@ -54,24 +40,10 @@ async fn chromium_pages_through_and_searches_the_issue_list() {
     }
     tx.commit().await.unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(postern_web::serve(listener, web.state.clone(), async {
-        let _ = stopped.await;
-    }));
-    let browser = Browser::start(&web.data.path().join("chromium-profile-search"))
-        .await
-        .unwrap();
-    let client = &browser.client;
-    let result = flow(client, &base, &project).await;
-    if result.is_err() {
-        let _ = snap(client, "search-99-failure").await;
-    }
-    browser.close().await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    result.unwrap();
+    crate::in_chromium::run(&web, "search", async |client, base| {
+        flow(client, base, &project).await
+    })
+    .await;
 }
 
 async fn rows(client: &Client) -> Result<Vec<String>, Error> {

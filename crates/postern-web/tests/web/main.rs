@@ -17,6 +17,7 @@ mod chromium_search;
 mod desk;
 mod desk_readable;
 mod fields;
+mod in_chromium;
 mod instances;
 mod mailout;
 mod merge_requests;
