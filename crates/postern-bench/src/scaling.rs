@@ -97,8 +97,7 @@ pub async fn drain(
 
     // Over IMAP the watchers start fetching as the instances start, so the window begins
     // before they are launched; over LMTP it begins when they all listen.
-    let mut pg_before = pg.cpu_ticks()?;
-    let mut machine_before = crate::measure::machine_cpu()?;
+    let mut clocks = Clocks::read(pg)?;
     let mut postern_before = 0;
     let mut started = Instant::now();
     let mut running = Vec::with_capacity(instances);
@@ -111,8 +110,7 @@ pub async fn drain(
     if let Via::Lmtp(connections) = via {
         sent = (0..messages).map(|n| format!("{folder}-{n}")).collect();
         let ports: Vec<u16> = running.iter().map(Instance::lmtp_port).collect();
-        pg_before = pg.cpu_ticks()?;
-        machine_before = crate::measure::machine_cpu()?;
+        clocks = Clocks::read(pg)?;
         postern_before = postern_cpu(&running)?;
         started = Instant::now();
         tokio::time::timeout(DRAIN_BOUND, lmtp_load(&ports, &address, &sent, connections))
@@ -123,8 +121,7 @@ pub async fn drain(
     let seconds = wait_for_count(&pool, counted, messages, started).await?;
     // Sampled at once, before the instances go on to anything else.
     let postern_ticks = postern_cpu(&running)?.saturating_sub(postern_before);
-    let pg_after = pg.cpu_ticks()?;
-    let machine_after = crate::measure::machine_cpu()?;
+    let cpu = clocks.since(pg, postern_ticks)?;
 
     let titles: Vec<(String,)> = sqlx::query_as("SELECT title FROM issues")
         .fetch_all(&pool)
@@ -135,14 +132,6 @@ pub async fn drain(
         instance.stop().await?;
     }
     pool.close().await;
-    let cpu = CpuTicks {
-        postern: postern_ticks,
-        postgres: pg_after.saturating_sub(pg_before),
-        machine: (
-            machine_after.0.saturating_sub(machine_before.0),
-            machine_after.1.saturating_sub(machine_before.1),
-        ),
-    };
     Ok(Row::measured(
         via,
         (instances, messages, seconds),
@@ -150,6 +139,35 @@ pub async fn drain(
         ticks,
         (lost, duplicated),
     ))
+}
+
+/// The PostgreSQL server's and the machine's CPU clocks at the start of a run.
+struct Clocks {
+    postgres: u64,
+    machine: (u64, u64),
+}
+
+impl Clocks {
+    fn read(pg: &Postgres) -> anyhow::Result<Clocks> {
+        Ok(Clocks {
+            postgres: pg.cpu_ticks()?,
+            machine: crate::measure::machine_cpu()?,
+        })
+    }
+
+    /// The ticks since these were read, with the postern processes' `postern` ticks over the
+    /// same run. Read at once when the run ends, before anything else runs.
+    fn since(&self, pg: &Postgres, postern: u64) -> anyhow::Result<CpuTicks> {
+        let now = Clocks::read(pg)?;
+        Ok(CpuTicks {
+            postern,
+            postgres: now.postgres.saturating_sub(self.postgres),
+            machine: (
+                now.machine.0.saturating_sub(self.machine.0),
+                now.machine.1.saturating_sub(self.machine.1),
+            ),
+        })
+    }
 }
 
 /// CPU clock ticks over a run: of the postern processes, of the PostgreSQL server, and the
@@ -210,8 +228,7 @@ pub async fn companion_drain(
         crate::load::SMALL_BODY,
     )
     .await?;
-    let pg_before = pg.cpu_ticks()?;
-    let machine_before = crate::measure::machine_cpu()?;
+    let clocks = Clocks::read(pg)?;
     let started = Instant::now();
     let (_companions, mut children) = crate::takeover::start_companions(
         postern,
@@ -230,22 +247,13 @@ pub async fn companion_drain(
             postern_ticks += crate::measure::proc_cpu(pid)?.own;
         }
     }
-    let pg_after = pg.cpu_ticks()?;
-    let machine_after = crate::measure::machine_cpu()?;
+    let cpu = clocks.since(pg, postern_ticks)?;
     let titles = crate::takeover::received_titles(&gitlab);
     let (lost, duplicated) = crate::measure::lost_and_duplicated(&sent, &titles);
     for child in &mut children {
         let _ = child.kill().await;
     }
     pool.close().await;
-    let cpu = CpuTicks {
-        postern: postern_ticks,
-        postgres: pg_after.saturating_sub(pg_before),
-        machine: (
-            machine_after.0.saturating_sub(machine_before.0),
-            machine_after.1.saturating_sub(machine_before.1),
-        ),
-    };
     let run = (instances, messages, seconds);
     Ok(Row::measured(
         Via::Companion(delay_ms),
