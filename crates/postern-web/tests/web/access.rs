@@ -1,7 +1,7 @@
 //! A comment from the page follows the same read rule as one by mail: only people who may read
 //! the issue now are notified, and `/assign` names no one outside a private project.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use postern_core::Outcome;
 use postern_store::{OutboxFilter, Role, UserState, Visibility};
 use postern_testkit::both;
@@ -50,14 +50,10 @@ both!(
         let session = web.login("alice").await?;
         let path = format!("/projects/{}/issues/1", project.id);
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
-                    ("body", "Looking into it.\n\n/assign @mallory"),
-                ]),
+                &session,
+                &[("body", "Looking into it.\n\n/assign @mallory")],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);

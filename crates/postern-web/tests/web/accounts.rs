@@ -26,16 +26,14 @@ both!(
             let session = &session;
             let web = &web;
             async move {
-                web.send(
-                    Method::POST,
+                web.post_form(
                     "/profile/password",
-                    session.cookie(),
-                    Some(&[
-                        ("csrf", &session.csrf),
+                    session,
+                    &[
                         ("current_password", current),
                         ("password", new),
                         ("password_confirmation", again),
-                    ]),
+                    ],
                 )
                 .await
             }
@@ -58,12 +56,7 @@ both!(
         );
 
         let reset = web
-            .send(
-                Method::POST,
-                "/profile/incoming_email_token",
-                session.cookie(),
-                Some(&[("csrf", &session.csrf)]),
-            )
+            .post_form("/profile/incoming_email_token", &session, &[])
             .await;
         assert_eq!(reset.status, StatusCode::OK);
         assert!(reset.body.contains("token was reset"));
@@ -90,14 +83,7 @@ both!(a_password_link_lets_a_new_user_in_once, |db| {
 
     let alice = web.login("alice").await?;
     let path = format!("/admin/users/{}/password_link", finn.id);
-    let refused = web
-        .send(
-            Method::POST,
-            &path,
-            alice.cookie(),
-            Some(&[("csrf", &alice.csrf)]),
-        )
-        .await;
+    let refused = web.post_form(&path, &alice, &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
     let root = web.login("root").await?;
@@ -107,14 +93,7 @@ both!(a_password_link_lets_a_new_user_in_once, |db| {
             .body
             .contains(&format!("id=\"password-link-{}\"", finn.id))
     );
-    let made = web
-        .send(
-            Method::POST,
-            &path,
-            root.cookie(),
-            Some(&[("csrf", &root.csrf)]),
-        )
-        .await;
+    let made = web.post_form(&path, &root, &[]).await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
     let marker = "id=\"password-link\" class=\"address\" value=\"";
     let start = made.body.find(marker).ok_or("no link")? + marker.len();
@@ -184,15 +163,10 @@ both!(notification_levels_are_chosen_on_the_profile, |db| {
 
     let field = format!("project_{}", project.id);
     let saved = web
-        .send(
-            Method::POST,
+        .post_form(
             "/profile/notifications",
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("global", "watch"),
-                (&field, "disabled"),
-            ]),
+            &session,
+            &[("global", "watch"), (&field, "disabled")],
         )
         .await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
@@ -209,12 +183,7 @@ both!(notification_levels_are_chosen_on_the_profile, |db| {
         ),
     ] {
         let reply = web
-            .send(
-                Method::POST,
-                "/profile/notifications",
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), (name, value)]),
-            )
+            .post_form("/profile/notifications", &session, &[(name, value)])
             .await;
         assert_eq!(reply.status, status, "{name}={value}");
     }

@@ -1,7 +1,7 @@
 //! Service Desk work as agents do it: internal notes (never mailed, hidden from whoever may
 //! not read them on the page and in the API) and the line naming who receives a comment.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use postern_store::{IssueType, NewIssue, OutboxFilter, Role, Visibility};
 use postern_testkit::both;
 
@@ -57,15 +57,13 @@ both!(
         // An internal note: stored, shown to the agent, mailed to nobody.
         let before = outbox_recipients(&web).await?;
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
+                &session,
+                &[
                     ("body", "Customer **sounds** upset, @dev"),
                     ("internal", "1"),
-                ]),
+                ],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -80,11 +78,10 @@ both!(
 
         // An ordinary answer goes to exactly the people the line named.
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("body", "We are on it.")]),
+                &session,
+                &[("body", "We are on it.")],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -96,15 +93,10 @@ both!(
         // On the public issue: an internal note, hidden from a guest, signed out and in the API.
         let public = format!("/projects/{}/issues/2", project.id);
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{public}/notes"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
-                    ("body", "internal-only remark"),
-                    ("internal", "on"),
-                ]),
+                &session,
+                &[("body", "internal-only remark"), ("internal", "on")],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -137,15 +129,10 @@ both!(
 
         // A guest may not write one: refused, nothing stored, nothing published.
         let refused = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{public}/notes"),
-                guest_s.cookie(),
-                Some(&[
-                    ("csrf", &guest_s.csrf),
-                    ("body", "guest sneaks in"),
-                    ("internal", "1"),
-                ]),
+                &guest_s,
+                &[("body", "guest sneaks in"), ("internal", "1")],
             )
             .await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -240,15 +227,13 @@ both!(
         // An internal note: nothing queued for anyone.
         let before = outbox_recipients(&web).await?;
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
+                &session,
+                &[
                     ("body", "Tea was 2, check with accounting"),
                     ("internal", "1"),
-                ]),
+                ],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -258,12 +243,7 @@ both!(
         let answer =
             "We have **corrected** the invoice:\n\n| Item | Total |\n|---|---|\n| Tea | 2 |\n";
         let reply = web
-            .send(
-                Method::POST,
-                &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("body", answer)]),
-            )
+            .post_form(&format!("{path}/notes"), &session, &[("body", answer)])
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
         let raw =

@@ -159,14 +159,7 @@ both!(logout_ends_the_session, |db| {
     let web = Web::new(db).await?;
     web.user("alice", false).await?;
     let session = web.login("alice").await?;
-    let reply = web
-        .send(
-            Method::POST,
-            "/logout",
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
-        .await;
+    let reply = web.post_form("/logout", &session, &[]).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert!(reply.header("set-cookie").contains("Max-Age=0"));
     assert_eq!(
@@ -227,12 +220,7 @@ both!(access_tokens_are_shown_once_work_and_can_be_revoked, |db| {
     web.user("alice", false).await?;
     let session = web.login("alice").await?;
     let reply = web
-        .send(
-            Method::POST,
-            "/profile/tokens",
-            session.cookie(),
-            Some(&[("csrf", &session.csrf), ("name", "laptop")]),
-        )
+        .post_form("/profile/tokens", &session, &[("name", "laptop")])
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     let start =
@@ -258,12 +246,7 @@ both!(access_tokens_are_shown_once_work_and_can_be_revoked, |db| {
     let id = tx.list_api_tokens(alice.id).await?[0].id;
     tx.rollback().await?;
     let reply = web
-        .send(
-            Method::POST,
-            &format!("/profile/tokens/{id}/revoke"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
+        .post_form(&format!("/profile/tokens/{id}/revoke"), &session, &[])
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(web.call(api(token)).await.status, StatusCode::UNAUTHORIZED);

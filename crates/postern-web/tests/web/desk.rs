@@ -28,12 +28,7 @@ both!(mail_desk_is_for_administrators_only, |db| {
         );
     }
     let reply = web
-        .send(
-            Method::POST,
-            "/admin/mail/messages/1/reprocess",
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
+        .post_form("/admin/mail/messages/1/reprocess", &session, &[])
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     Ok(())
@@ -182,12 +177,7 @@ both!(process_again_applies_what_changed_since, |db| {
         .await;
     assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
     let reply = web
-        .send(
-            Method::POST,
-            &format!("{path}/reprocess"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
+        .post_form(&format!("{path}/reprocess"), &session, &[])
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let page = web.get(&path, session.cookie()).await;
@@ -278,12 +268,7 @@ both!(
             page.body
         );
         let reply = web
-            .send(
-                Method::POST,
-                &format!("{path}/reprocess"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf)]),
-            )
+            .post_form(&format!("{path}/reprocess"), &session, &[])
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER);
         let page = web.get(&path, session.cookie()).await;

@@ -2,7 +2,7 @@
 //! notes every path writes and the mail a browser change sends; and each member's own
 //! addresses on the project page.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use postern_store::{NewIssue, OutboxFilter, Role, Visibility};
 use postern_testkit::both;
 
@@ -28,16 +28,14 @@ both!(fields_are_shown_edited_and_recorded_as_system_notes, |db| {
     assert!(page.body.contains("id=\"fields-form\""), "{}", page.body);
     assert!(page.body.contains("<dd id=\"assignees\">None</dd>"));
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("{path}/fields"),
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
+            &session,
+            &[
                 ("labels", "bug, needs review"),
                 ("assignees", "@bob"),
                 ("due_date", "2026-12-01"),
-            ]),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -63,16 +61,10 @@ both!(fields_are_shown_edited_and_recorded_as_system_notes, |db| {
 
     // The same form clears them.
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("{path}/fields"),
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("labels", ""),
-                ("assignees", ""),
-                ("due_date", ""),
-            ]),
+            &session,
+            &[("labels", ""), ("assignees", ""), ("due_date", "")],
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
@@ -87,12 +79,7 @@ both!(fields_are_shown_edited_and_recorded_as_system_notes, |db| {
         ("due_date", "tomorrow", "The due date must be a date"),
     ] {
         let reply = web
-            .send(
-                Method::POST,
-                &format!("{path}/fields"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), (field, value)]),
-            )
+            .post_form(&format!("{path}/fields"), &session, &[(field, value)])
             .await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         assert!(reply.body.contains(reason), "{}", reply.body);
@@ -101,12 +88,7 @@ both!(fields_are_shown_edited_and_recorded_as_system_notes, |db| {
     let page = web.get(&path, guest_s.cookie()).await;
     assert!(!page.body.contains("id=\"fields-form\""));
     let reply = web
-        .send(
-            Method::POST,
-            &format!("{path}/fields"),
-            guest_s.cookie(),
-            Some(&[("csrf", &guest_s.csrf), ("labels", "x")]),
-        )
+        .post_form(&format!("{path}/fields"), &guest_s, &[("labels", "x")])
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     Ok(())
@@ -127,14 +109,7 @@ both!(
         tx.commit().await?;
         let path = format!("/projects/{}/issues/1", project.id);
         let session = web.login("alice").await?;
-        let reply = web
-            .send(
-                Method::POST,
-                &format!("{path}/close"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf)]),
-            )
-            .await;
+        let reply = web.post_form(&format!("{path}/close"), &session, &[]).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER);
         let page = web.get(&path, session.cookie()).await;
         assert!(page.body.contains("<p>closed</p>"), "{}", page.body);
@@ -156,11 +131,10 @@ both!(
 
         // `/estimate` is answered visibly.
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("body", "/estimate 2h")]),
+                &session,
+                &[("body", "/estimate 2h")],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);

@@ -54,11 +54,10 @@ both!(
         assert!(page.body.contains("id=\"comment-body\""), "{}", page.body);
         assert!(page.body.contains("id=\"toggle-state\""));
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{path}/notes"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("body", "Looks **good**")]),
+                &session,
+                &[("body", "Looks **good**")],
             )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -118,33 +117,16 @@ both!(merge_request_close_and_reopen_need_the_update_right, |db| {
     assert!(page.body.contains("id=\"comment-body\""));
     assert!(!page.body.contains("id=\"toggle-state\""));
     let refused = web
-        .send(
-            Method::POST,
-            &format!("{path}/close"),
-            reporter_s.cookie(),
-            Some(&[("csrf", &reporter_s.csrf)]),
-        )
+        .post_form(&format!("{path}/close"), &reporter_s, &[])
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     // By comment the command is skipped, as mail skips it.
-    web.send(
-        Method::POST,
-        &format!("{path}/notes"),
-        reporter_s.cookie(),
-        Some(&[("csrf", &reporter_s.csrf), ("body", "/close")]),
-    )
-    .await;
+    web.post_form(&format!("{path}/notes"), &reporter_s, &[("body", "/close")])
+        .await;
     assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Opened);
 
     let dev_s = web.login("dev").await?;
-    let closed = web
-        .send(
-            Method::POST,
-            &format!("{path}/close"),
-            dev_s.cookie(),
-            Some(&[("csrf", &dev_s.csrf)]),
-        )
-        .await;
+    let closed = web.post_form(&format!("{path}/close"), &dev_s, &[]).await;
     assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
     assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Closed);
     let page = web.get(&path, dev_s.cookie()).await;
@@ -153,12 +135,7 @@ both!(merge_request_close_and_reopen_need_the_update_right, |db| {
     // The author (a reporter) may reopen their own merge request.
     let author_s = web.login("author").await?;
     let reopened = web
-        .send(
-            Method::POST,
-            &format!("{path}/reopen"),
-            author_s.cookie(),
-            Some(&[("csrf", &author_s.csrf)]),
-        )
+        .post_form(&format!("{path}/reopen"), &author_s, &[])
         .await;
     assert_eq!(reopened.status, StatusCode::SEE_OTHER, "{}", reopened.body);
     assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Opened);
@@ -168,25 +145,14 @@ both!(merge_request_close_and_reopen_need_the_update_right, |db| {
     tx.set_merge_request_state(mr.id, MergeRequestState::Merged)
         .await?;
     tx.commit().await?;
-    web.send(
-        Method::POST,
-        &format!("{path}/close"),
-        dev_s.cookie(),
-        Some(&[("csrf", &dev_s.csrf)]),
-    )
-    .await;
+    web.post_form(&format!("{path}/close"), &dev_s, &[]).await;
     assert_eq!(state_of(&web, &mr).await?, MergeRequestState::Merged);
 
     let outsider = web.user("eve", false).await?;
     let _ = outsider;
     let eve = web.login("eve").await?;
     let hidden = web
-        .send(
-            Method::POST,
-            &format!("{path}/notes"),
-            eve.cookie(),
-            Some(&[("csrf", &eve.csrf), ("body", "hi")]),
-        )
+        .post_form(&format!("{path}/notes"), &eve, &[("body", "hi")])
         .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     Ok(())

@@ -47,11 +47,10 @@ both!(
 
         let guest_s = web.login("guest").await?;
         let reply = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("/projects/{}/issues/1/close", project.id),
-                guest_s.cookie(),
-                Some(&[("csrf", &guest_s.csrf)]),
+                &guest_s,
+                &[],
             )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
@@ -91,11 +90,10 @@ both!(an_empty_comment_is_refused_in_the_words_of_the_page, |db| {
     tx.commit().await?;
     let session = web.login("alice").await?;
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/projects/{}/issues/1/notes", project.id),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf), ("body", " \n ")]),
+            &session,
+            &[("body", " \n ")],
         )
         .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -136,15 +134,10 @@ both!(
             ),
         ] {
             let reply = web
-                .send(
-                    Method::POST,
+                .post_form(
                     &format!("/projects/{}/issues", project.id),
-                    session.cookie(),
-                    Some(&[
-                        ("csrf", &session.csrf),
-                        ("title", title),
-                        ("description", "My <b>long</b> text"),
-                    ]),
+                    &session,
+                    &[("title", title), ("description", "My <b>long</b> text")],
                 )
                 .await;
             assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -269,17 +262,15 @@ both!(refused_admin_forms_come_back_as_typed, |db| {
     let root = web.login("root").await?;
 
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             "/admin/projects",
-            root.cookie(),
-            Some(&[
-                ("csrf", &root.csrf),
+            &root,
+            &[
                 ("namespace", ""),
                 ("path", "my-desk"),
                 ("name", "My desk"),
                 ("visibility", "internal"),
-            ]),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -290,17 +281,15 @@ both!(refused_admin_forms_come_back_as_typed, |db| {
     assert!(reply.body.contains("<option selected>internal</option>"));
 
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             "/admin/users",
-            root.cookie(),
-            Some(&[
-                ("csrf", &root.csrf),
+            &root,
+            &[
                 ("username", "alice"),
                 ("name", "Another Alice"),
                 ("email", "other@example.com"),
                 ("password", "a secret password"),
-            ]),
+            ],
         )
         .await;
     assert!(reply.status.is_client_error(), "{}", reply.status);

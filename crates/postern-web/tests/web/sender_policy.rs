@@ -2,7 +2,7 @@
 //! maintainers only, read back as stored, and shown with a warning when the instance verifies
 //! no senders (these tests' instance policy is `off`).
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use postern_store::{ProjectSenderPolicy, Role, Visibility};
 use postern_testkit::both;
 
@@ -21,24 +21,12 @@ both!(
         let form = format!("/admin/projects/{}/sender_authentication", project.id);
 
         let dev = web.login("developer").await?;
-        let refused = web
-            .send(
-                Method::POST,
-                &form,
-                dev.cookie(),
-                Some(&[("csrf", &dev.csrf), ("policy", "require")]),
-            )
-            .await;
+        let refused = web.post_form(&form, &dev, &[("policy", "require")]).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
         let session = web.login("maintainer").await?;
         let set = web
-            .send(
-                Method::POST,
-                &form,
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("policy", "require")]),
-            )
+            .post_form(&form, &session, &[("policy", "require")])
             .await;
         assert_eq!(set.status, StatusCode::OK, "{}", set.body);
         assert!(

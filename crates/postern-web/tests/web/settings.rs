@@ -2,7 +2,7 @@
 //! owners and administrators only, the owner role for owners only, and the custom email
 //! verification mail queued when an address is set or verification is asked again.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use postern_core::Outcome;
 use postern_store::{CustomEmailVerificationState, OutboxFilter, Role, Visibility};
 use postern_testkit::both;
@@ -28,12 +28,7 @@ both!(
             StatusCode::FORBIDDEN
         );
         let refused = web
-            .send(
-                Method::POST,
-                &post_path,
-                dev.cookie(),
-                Some(&[("csrf", &dev.csrf), ("custom_email", "support@acme.com")]),
-            )
+            .post_form(&post_path, &dev, &[("custom_email", "support@acme.com")])
             .await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
@@ -46,26 +41,18 @@ both!(
         assert_eq!(page.status, StatusCode::OK);
         assert!(!page.body.contains("id=\"verify-custom-email\""));
         let bad = web
-            .send(
-                Method::POST,
+            .post_form(
                 &post_path,
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
-                    ("custom_email", "support+x@acme.com"),
-                ]),
+                &session,
+                &[("custom_email", "support+x@acme.com")],
             )
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         let set = web
-            .send(
-                Method::POST,
+            .post_form(
                 &post_path,
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
-                    ("custom_email", "support@acme.com"),
-                ]),
+                &session,
+                &[("custom_email", "support@acme.com")],
             )
             .await;
         assert_eq!(set.status, StatusCode::OK, "{}", set.body);
@@ -108,27 +95,20 @@ both!(
 
         // Enabling before verification is refused.
         let early = web
-            .send(
-                Method::POST,
+            .post_form(
                 &post_path,
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
+                &session,
+                &[
                     ("custom_email", "support@acme.com"),
                     ("custom_email_enabled", "1"),
-                ]),
+                ],
             )
             .await;
         assert_eq!(early.status, StatusCode::BAD_REQUEST);
 
         // Asking again sends a new token.
         let again = web
-            .send(
-                Method::POST,
-                &format!("{post_path}/verify"),
-                session.cookie(),
-                Some(&[("csrf", &session.csrf)]),
-            )
+            .post_form(&format!("{post_path}/verify"), &session, &[])
             .await;
         assert_eq!(again.status, StatusCode::OK, "{}", again.body);
         assert!(again.body.contains("support+verify@acme.com"));
@@ -282,29 +262,19 @@ both!(members_follow_gitlabs_owner_rules_on_page_and_api, |db| {
     // The page applies the same rules: the reporter may not add anyone.
     let reader_s = web.login("reader").await?;
     let page_add = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/admin/projects/{}/members", project.id),
-            reader_s.cookie(),
-            Some(&[
-                ("csrf", &reader_s.csrf),
-                ("username", "eve"),
-                ("role", "guest"),
-            ]),
+            &reader_s,
+            &[("username", "eve"), ("role", "guest")],
         )
         .await;
     assert_eq!(page_add.status, StatusCode::FORBIDDEN);
     let owner_s = web.login("owner").await?;
     let page_add = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/admin/projects/{}/members", project.id),
-            owner_s.cookie(),
-            Some(&[
-                ("csrf", &owner_s.csrf),
-                ("username", "eve"),
-                ("role", "guest"),
-            ]),
+            &owner_s,
+            &[("username", "eve"), ("role", "guest")],
         )
         .await;
     assert_eq!(page_add.status, StatusCode::SEE_OTHER);
@@ -423,24 +393,13 @@ both!(
         web.member(&project, &owner, Role::Owner).await?;
         let session = web.login("owner").await?;
         let base = format!("/admin/projects/{}/service_desk", project.id);
-        let enabled = web
-            .send(
-                Method::POST,
-                &base,
-                session.cookie(),
-                Some(&[("csrf", &session.csrf), ("enabled", "1")]),
-            )
-            .await;
+        let enabled = web.post_form(&base, &session, &[("enabled", "1")]).await;
         assert_eq!(enabled.status, StatusCode::SEE_OTHER);
         let set = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{base}/custom_email"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
-                    ("custom_email", "support@acme.com"),
-                ]),
+                &session,
+                &[("custom_email", "support@acme.com")],
             )
             .await;
         assert_eq!(set.status, StatusCode::OK, "{}", set.body);
@@ -466,15 +425,13 @@ both!(
             .await;
         assert!(page.body.contains("verification finished"), "{}", page.body);
         let enable = web
-            .send(
-                Method::POST,
+            .post_form(
                 &format!("{base}/custom_email"),
-                session.cookie(),
-                Some(&[
-                    ("csrf", &session.csrf),
+                &session,
+                &[
                     ("custom_email", "support@acme.com"),
                     ("custom_email_enabled", "1"),
-                ]),
+                ],
             )
             .await;
         assert_eq!(enable.status, StatusCode::OK, "{}", enable.body);
@@ -520,14 +477,10 @@ both!(a_custom_email_taken_by_another_project_is_refused, |db| {
     // Through the settings page.
     let session = web.login("root").await?;
     let page = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/admin/projects/{}/service_desk/custom_email", evil.id),
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("custom_email", "support@acme.com"),
-            ]),
+            &session,
+            &[("custom_email", "support@acme.com")],
         )
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
@@ -550,15 +503,10 @@ both!(refused_settings_forms_come_back_as_typed, |db| {
     let members = format!("/admin/projects/{}/members", project.id);
 
     let unknown = web
-        .send(
-            Method::POST,
+        .post_form(
             &members,
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("username", "nobody-here"),
-                ("role", "reporter"),
-            ]),
+            &session,
+            &[("username", "nobody-here"), ("role", "reporter")],
         )
         .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
@@ -573,12 +521,7 @@ both!(refused_settings_forms_come_back_as_typed, |db| {
     assert!(unknown.body.contains("<h2>Members</h2>"), "the whole page");
 
     let last_owner = web
-        .send(
-            Method::POST,
-            &format!("{members}/{}/remove", owner.id),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
+        .post_form(&format!("{members}/{}/remove", owner.id), &session, &[])
         .await;
     assert!(last_owner.status.is_client_error(), "{}", last_owner.status);
     assert!(
@@ -589,15 +532,10 @@ both!(refused_settings_forms_come_back_as_typed, |db| {
     assert!(last_owner.body.contains("id=\"member-error\""));
 
     let bad_key = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/admin/projects/{}/service_desk", project.id),
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("enabled", "1"),
-                ("project_key", "Not A Key!"),
-            ]),
+            &session,
+            &[("enabled", "1"), ("project_key", "Not A Key!")],
         )
         .await;
     assert!(bad_key.status.is_client_error(), "{}", bad_key.status);

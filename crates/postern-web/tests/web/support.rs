@@ -129,6 +129,14 @@ impl Web {
     }
 
     /// Sends one request; `cookie` is the `Cookie` header, `form` a urlencoded body.
+    /// POSTs `fields` as a form of `session`'s, with its CSRF token first.
+    pub async fn post_form(&self, uri: &str, session: &Session, fields: &[(&str, &str)]) -> Reply {
+        let mut form = vec![("csrf", session.csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.send(Method::POST, uri, session.cookie(), Some(&form))
+            .await
+    }
+
     pub async fn send(
         &self,
         method: Method,

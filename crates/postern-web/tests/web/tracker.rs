@@ -94,11 +94,10 @@ both!(comment_from_the_page_notifies_like_mail, |db| {
     let page = web.get(&path, session.cookie()).await;
     assert!(page.body.contains("id=\"comment-body\""));
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("{path}/notes"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf), ("body", "Looking **into** it")]),
+            &session,
+            &[("body", "Looking **into** it")],
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
@@ -116,12 +115,7 @@ both!(comment_from_the_page_notifies_like_mail, |db| {
     );
 
     let empty = web
-        .send(
-            Method::POST,
-            &format!("{path}/notes"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf), ("body", "  ")]),
-        )
+        .post_form(&format!("{path}/notes"), &session, &[("body", "  ")])
         .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     Ok(())
@@ -143,25 +137,11 @@ both!(close_and_reopen_need_the_update_right, |db| {
     let guest_s = web.login("guest").await?;
     let page = web.get(&path, guest_s.cookie()).await;
     assert!(!page.body.contains("id=\"toggle-state\""));
-    let reply = web
-        .send(
-            Method::POST,
-            &format!("{path}/close"),
-            guest_s.cookie(),
-            Some(&[("csrf", &guest_s.csrf)]),
-        )
-        .await;
+    let reply = web.post_form(&format!("{path}/close"), &guest_s, &[]).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 
     let session = web.login("alice").await?;
-    let reply = web
-        .send(
-            Method::POST,
-            &format!("{path}/close"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
-        .await;
+    let reply = web.post_form(&format!("{path}/close"), &session, &[]).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let page = web.get(&path, session.cookie()).await;
     assert!(
@@ -170,12 +150,7 @@ both!(close_and_reopen_need_the_update_right, |db| {
         page.body
     );
     let reply = web
-        .send(
-            Method::POST,
-            &format!("{path}/reopen"),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf)]),
-        )
+        .post_form(&format!("{path}/reopen"), &session, &[])
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let page = web.get(&path, session.cookie()).await;
@@ -190,15 +165,10 @@ both!(new_issue_from_the_project_page, |db| {
     let _ = alice;
     let session = web.login("alice").await?;
     let reply = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/projects/{}/issues", project.id),
-            session.cookie(),
-            Some(&[
-                ("csrf", &session.csrf),
-                ("title", "From the web"),
-                ("description", "text"),
-            ]),
+            &session,
+            &[("title", "From the web"), ("description", "text")],
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
@@ -207,11 +177,10 @@ both!(new_issue_from_the_project_page, |db| {
         format!("/projects/{}/issues/1", project.id)
     );
     let blank = web
-        .send(
-            Method::POST,
+        .post_form(
             &format!("/projects/{}/issues", project.id),
-            session.cookie(),
-            Some(&[("csrf", &session.csrf), ("title", " ")]),
+            &session,
+            &[("title", " ")],
         )
         .await;
     assert_eq!(blank.status, StatusCode::UNPROCESSABLE_ENTITY);
