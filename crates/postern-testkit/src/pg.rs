@@ -169,6 +169,18 @@ impl PgServer {
         run(cmd, "pg_ctl start")
     }
 
+    /// Stops the server the way an operator restarting it would (`-m fast`): every client
+    /// connection is cut, and what was committed is kept. The server runs without synchronous
+    /// commit (see `server_options`), so [`PgServer::stop`]'s crash could lose commits that
+    /// were already acknowledged: a property of this test server, not of its clients.
+    pub fn stop_fast(&self) -> Result<(), String> {
+        let mut cmd = pg_command(&self.pg_ctl, self.run_as_postgres);
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"]);
+        run(cmd, "pg_ctl stop")
+    }
+
     /// Stops the server at once (`-m immediate`: like a crash, which is what the tests want).
     pub fn stop(&self) -> Result<(), String> {
         let mut cmd = pg_command(&self.pg_ctl, self.run_as_postgres);
