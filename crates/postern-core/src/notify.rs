@@ -492,17 +492,16 @@ pub fn subject_text(text: &str) -> String {
 /// Bidirectional marks, embeddings, overrides and isolates, zero-width characters, and the
 /// other invisible format characters a subject has no use for.
 fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-    )
+    postern_vocab::bidi::is_bidi_control(c)
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200D}'
+                | '\u{2060}'..='\u{2065}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
 }
 
 /// The Service Desk's own address: the verified custom email, else the project's Service Desk

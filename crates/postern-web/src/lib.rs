@@ -37,6 +37,7 @@ mod admin;
 mod api;
 mod api_projects;
 mod auth;
+mod bidi;
 mod comment_files;
 mod desk;
 mod error;

@@ -73,8 +73,7 @@ pub(crate) use page;
 pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Relative times ("3 hours ago") with the exact time for a `title`.
-    env.add_filter("ago", crate::relative_time::ago);
-    env.add_filter("utc", crate::relative_time::utc);
+    env.add_filter("when", crate::relative_time::when);
     for (name, source) in TEMPLATES {
         if let Err(error) = env.add_template(name, source) {
             // The templates are compiled into the binary; the page test renders each one.
@@ -104,7 +103,7 @@ impl WebState {
             csrf => me.map(|m| m.csrf.as_str()),
             ..page
         })?;
-        Ok(Html(html))
+        Ok(Html(crate::bidi::isolate_bidi_controls(html)))
     }
 }
 

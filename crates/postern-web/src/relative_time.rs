@@ -1,6 +1,6 @@
-//! Times as people read them: the template filters `ago` ("3 hours ago") and `utc`
-//! ("2026-12-07 05:06 UTC", for the `title` a pointer shows), over the RFC 3339 text that
-//! `postern_store::Timestamp` serializes to.
+//! Times as people read them: the template filters `ago` ("3 hours ago"), `utc`
+//! ("2026-12-07 05:06 UTC", for the `title` a pointer shows) and `when`, the two together as
+//! one `<time>` element, over the RFC 3339 text that `postern_store::Timestamp` serializes to.
 
 use postern_store::Timestamp;
 
@@ -36,11 +36,13 @@ pub(crate) fn ago_at(text: &str, now: i64) -> String {
     let Some(then) = parse(text) else {
         return text.to_owned();
     };
-    let secs = now - then;
-    if secs < 0 {
-        // Another instance's clock may be ahead by a little.
-        return "just now".to_owned();
-    }
+    // A time to come (an outbox retry) reads "in 5 minutes"; within a minute either way, or
+    // a little ahead on another instance's clock, "just now".
+    let (secs, future) = if then > now {
+        (then - now, true)
+    } else {
+        (now - then, false)
+    };
     let units = [
         (365 * 86_400, "year"),
         (30 * 86_400, "month"),
@@ -53,18 +55,37 @@ pub(crate) fn ago_at(text: &str, now: i64) -> String {
         let n = secs / size;
         if n >= 1 {
             let plural = if n == 1 { "" } else { "s" };
-            return format!("{n} {name}{plural} ago");
+            return if future {
+                format!("in {n} {name}{plural}")
+            } else {
+                format!("{n} {name}{plural} ago")
+            };
         }
     }
     "just now".to_owned()
 }
 
-/// The `ago` filter.
+/// "3 hours ago" for `text`, now.
 pub(crate) fn ago(text: String) -> String {
     ago_at(&text, Timestamp::now().0)
 }
 
-/// The `utc` filter: `2026-12-07 05:06:00 UTC`.
+/// The `when` filter: `<time datetime="…" title="2026-12-07 05:06:00 UTC">3 hours ago</time>`,
+/// how every page shows a time. An empty value (a time that has not come) shows nothing.
+pub(crate) fn when(text: String) -> minijinja::Value {
+    if text.is_empty() || text == "none" {
+        return minijinja::Value::from("");
+    }
+    let escape = |t: String| minijinja::HtmlEscape(&t).to_string();
+    minijinja::Value::from_safe_string(format!(
+        "<time datetime=\"{}\" title=\"{}\">{}</time>",
+        escape(text.clone()),
+        escape(utc(text.clone())),
+        escape(ago(text))
+    ))
+}
+
+/// `2026-12-07 05:06:00 UTC` for `text`.
 pub(crate) fn utc(text: String) -> String {
     match parse(&text) {
         Some(_) => format!("{} {} UTC", &text[0..10], &text[11..19]),
@@ -74,7 +95,7 @@ pub(crate) fn utc(text: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{ago_at, parse, utc};
+    use super::{ago_at, parse, utc, when};
     use postern_store::Timestamp;
 
     #[test]
@@ -92,6 +113,7 @@ mod tests {
         let at = |later: i64| ago_at(&then, 1_764_347_820 + later);
         assert_eq!(at(0), "just now");
         assert_eq!(at(-5), "just now");
+        assert_eq!(at(-300), "in 5 minutes");
         assert_eq!(at(59), "just now");
         assert_eq!(at(60), "1 minute ago");
         assert_eq!(at(3 * 3600 + 5), "3 hours ago");
@@ -99,6 +121,18 @@ mod tests {
         assert_eq!(at(15 * 86_400), "2 weeks ago");
         assert_eq!(at(400 * 86_400), "1 year ago");
         assert_eq!(ago_at("not a time", 0), "not a time");
-        assert_eq!(utc(then), "2025-11-28 16:37:00 UTC");
+        assert_eq!(utc(then.clone()), "2025-11-28 16:37:00 UTC");
+        let shown = when(then).to_string();
+        assert!(
+            shown.starts_with(
+                "<time datetime=\"2025-11-28T16:37:00Z\" title=\"2025-11-28 16:37:00 UTC\">"
+            ) && shown.ends_with(" ago</time>"),
+            "{shown}"
+        );
+        assert_eq!(
+            when("<b>".to_owned()).to_string(),
+            "<time datetime=\"&lt;b&gt;\" title=\"&lt;b&gt;\">&lt;b&gt;</time>"
+        );
+        assert_eq!(when(String::new()).to_string(), "");
     }
 }

@@ -179,7 +179,8 @@ async fn narrow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
     tx.create_issue(NewIssue::new(
         project.id,
         root.id,
-        "Invoice \u{202E}fdp.exe\u{202C} attached",
+        // No closing U+202C: unisolated, the override would reverse the rest of the title.
+        "Invoice \u{202E}fdp.exe attached",
         "",
     ))
     .await?;
@@ -219,9 +220,44 @@ async fn narrow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
             "{name}: the page is {overflow} px wider than the window"
         );
         labelled(client, "main", name).await?;
+        if name == "rtl-issue" {
+            // The override is shown as a mark and reverses nothing: each word of the title
+            // reads left to right, as written.
+            let order = client.execute(READING_ORDER, Vec::new()).await?;
+            assert_eq!(
+                order,
+                serde_json::json!([true, true]),
+                "the title's words are shown reversed"
+            );
+            find(client, "h1 bdi.bidi-control[title^=\"RLO\"]").await?;
+        }
     }
     Ok(())
 }
+
+/// For the words `fdp.exe` and `attached` of the page's `<h1>`: whether the first letter is
+/// shown left of the last, i.e. the word reads in its written order.
+const READING_ORDER: &str = r#"
+const heading = document.querySelector("h1");
+const result = [];
+for (const word of ["fdp.exe", "attached"]) {
+  const walker = document.createTreeWalker(heading, NodeFilter.SHOW_TEXT);
+  let node, found = null;
+  while ((node = walker.nextNode())) {
+    if (node.data.includes(word)) { found = node; break; }
+  }
+  if (!found) { result.push("missing " + word); continue; }
+  const start = found.data.indexOf(word);
+  const box = (at) => {
+    const range = document.createRange();
+    range.setStart(found, at);
+    range.setEnd(found, at + 1);
+    return range.getBoundingClientRect();
+  };
+  result.push(box(start).left < box(start + word.length - 1).left);
+}
+return result;
+"#;
 
 /// Fails with the unlabelled fields inside `scope` of the current page.
 async fn labelled(client: &Client, scope: &str, name: &str) -> Result<(), Error> {
