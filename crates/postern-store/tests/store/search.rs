@@ -342,6 +342,52 @@ both!(order_and_pages, |db| {
     tx.commit().await
 });
 
+// PostgreSQL looks through the newest 2 000-odd issues first and asks the index only when they
+// do not fill the page: a rare word older than them, a phrase whose words are everywhere but
+// rarely side by side, and the page order across that boundary must not change with it.
+both!(pages_are_exact_beyond_the_newest_issues, |db| {
+    let mut tx = db.tx().await;
+    let author = user(&mut tx, "author").await?;
+    let p = project(&mut tx, "many").await?;
+    for n in 1..=2_300_i64 {
+        let title = match n {
+            3 | 2_250 => format!("needle {n}: paper jam"),
+            _ if n % 3 == 0 => format!("common {n} jam and paper"),
+            _ => format!("common {n}"),
+        };
+        tx.create_issue(NewIssue::new(p.id, author.id, &title, ""))
+            .await?;
+    }
+    tx.commit().await?;
+    let mut tx = db.tx().await;
+    assert_eq!(find(&mut tx, p.id, "needle").await?, [2_250, 3]);
+    assert_eq!(find(&mut tx, p.id, "\"paper jam\"").await?, [2_250, 3]);
+    let newest_common: Vec<i64> = (1..=2_300_i64)
+        .rev()
+        .filter(|n| ![3, 2_250].contains(n))
+        .take(100)
+        .collect();
+    assert_eq!(find(&mut tx, p.id, "common").await?, newest_common);
+    let mut query = IssueQuery::new(p.id, IssueVisibility::All);
+    query.text = SearchText::parse("common -paper");
+    query.per_page = 100;
+    query.page = 16;
+    let deep = tx.search_issues(&query).await?;
+    // 1 534 issues hold "common" without "paper"; page 16 holds the 1 501st to the 1 534th.
+    let expected: Vec<i64> = (1..=2_300_i64)
+        .rev()
+        .filter(|n| n % 3 != 0 && ![3, 2_250].contains(n))
+        .skip(1_500)
+        .collect();
+    assert_eq!((iids(&deep), deep.has_next), (expected, false));
+    query.sort = IssueSort::Oldest;
+    query.page = 1;
+    query.per_page = 2;
+    query.text = SearchText::parse("needle");
+    assert_eq!(iids(&tx.search_issues(&query).await?), [3, 2_250]);
+    tx.commit().await
+});
+
 both!(the_index_follows_every_write, |db| {
     let mut tx = db.tx().await;
     let w = world(&mut tx).await?;
