@@ -7,6 +7,12 @@
 //! the customer as a file in `./postern-data/outbox/`. Screenshots of every step (and a copy of
 //! that file) go to `<target>/tmp/chromium-serve/`.
 //!
+//! On the way it goes through the help desk work of issue 18 in the same binary: the
+//! customer's HTML mail (a table, an inline image, a remote image) shown readably, the line
+//! naming who an answer reaches, the page's own error for an empty comment, an internal note
+//! that reaches nobody, a Markdown answer whose HTML part renders it, the search box, the
+//! profile page, and the ticket page at 400 px without sideways scrolling.
+//!
 //! The default ports are fixed, so runs of this test (from any checkout on this machine) take
 //! a lock file first; a port held by something else fails the test with a message naming it.
 
@@ -24,7 +30,10 @@ const LMTP_PORT: u16 = 2525;
 const WEB_PORT: u16 = 8080;
 const BOUND: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "correct horse battery staple";
-const ANSWER: &str = "We are sending the fire brigade.";
+/// The answer in Markdown, and how it reads rendered.
+const ANSWER: &str = "We are sending the **fire brigade**.";
+const ANSWER_SHOWN: &str = "We are sending the fire brigade.";
+const INTERNAL: &str = "Check the wiring before answering.";
 const CUSTOMER: &str = "customer@example.org";
 
 /// Holds the machine-wide lock on the default ports (waits at most ten minutes for it).
@@ -169,8 +178,18 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
     // A customer writes to that address; the mail is handed to the built-in listener.
     let mail = format!(
         "From: Customer <{CUSTOMER}>\r\nTo: {address}\r\nSubject: My printer is on fire\r\n\
-         Message-ID: <fire@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         Please help, it is *really* hot.\r\n"
+         Message-ID: <fire@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+         --rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <html><body><p>Please help,<br>it is <b>really</b> hot:</p>\
+         <table><tr><th>Room</th><th>Degrees</th></tr><tr><td>Office</td><td>41</td></tr></table>\
+         <p><img src=\"cid:photo@example.org\" alt=\"the printer\"></p>\
+         <img src=\"https://tracker.example.net/pixel.gif\"></body></html>\r\n\
+         --rel\r\nContent-Type: image/png; name=\"photo.png\"\r\nContent-ID: <photo@example.org>\r\n\
+         Content-Disposition: inline; filename=\"photo.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n\
+         iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==\r\n\
+         --rel--\r\n"
     );
     let replies = {
         let address = address.clone();
@@ -204,13 +223,52 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
     if !ticket.contains("My printer is on fire") {
         return Err(format!("not the ticket:\n{ticket}").into());
     }
+    // The customer's HTML is shown readably: the table as a table, the inline image in
+    // place from postern's own uploads, the remote image blocked and counted.
+    let table = text_of(client, ".mail-html table").await?;
+    assert!(table.contains("Office") && table.contains("41"), "{table}");
+    client
+        .find(Locator::Css(".mail-html img[src^='/uploads/']"))
+        .await?;
+    assert!(
+        text_of(client, ".blocked")
+            .await?
+            .contains("1 remote image blocked")
+    );
+    assert!(text_of(client, "#mail-line").await?.contains(CUSTOMER));
     snap(client, "06-ticket").await?;
+    let ticket_url = client.current_url().await?;
+
+    // An empty comment gets the page's own words, in the layout.
+    click(client, "#comment").await?;
+    let refused = page_text(client).await?;
+    assert!(refused.contains("The comment is empty"), "{refused}");
+    snap(client, "06b-empty-comment").await?;
+
+    // An internal note, then the answer in Markdown.
+    client.goto(ticket_url.as_str()).await?;
+    fill(client, "#comment-body", INTERNAL).await?;
+    click(client, "#comment-internal").await?;
+    click(client, "#comment").await?;
+    assert!(page_text(client).await?.contains("internal note"));
     fill(client, "#comment-body", ANSWER).await?;
     click(client, "#comment").await?;
     snap(client, "07-answered").await?;
-    if !page_text(client).await?.contains(ANSWER) {
+    if !page_text(client).await?.contains(ANSWER_SHOWN) {
         return Err("the answer is not on the ticket page".into());
     }
+
+    // At 400 px the ticket page does not scroll sideways.
+    client.set_window_size(400, 900).await?;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            Vec::new(),
+        )
+        .await?;
+    assert!(overflow.as_i64().is_some_and(|px| px <= 0), "{overflow}");
+    snap(client, "07b-ticket-400px").await?;
+    client.set_window_size(1280, 900).await?;
 
     // The answer to the customer is written to the outbox folder.
     let outbox = dir.join("postern-data").join("outbox");
@@ -225,6 +283,12 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
         .find(|line| line.to_ascii_lowercase().starts_with("to:"))
         .unwrap_or_default();
     assert!(to.contains(CUSTOMER), "{to}\n{contents}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(contents.as_bytes())
+        .ok_or("the answer file is not a mail")?;
+    let html = parsed.body_html(0).ok_or("the answer has no HTML part")?;
+    assert!(html.contains("<strong>fire brigade</strong>"), "{html}");
+    assert!(!contents.contains(INTERNAL), "the internal note was mailed");
     // Kept with the screenshots: the sandbox goes away with the test.
     let kept = screenshot_dir().join("09-notification.eml");
     std::fs::copy(&file, &kept)?;
@@ -251,7 +315,41 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     snap(client, "08-outbox").await?;
+    // Only the answer went out: no file holds the internal note.
+    for entry in std::fs::read_dir(&outbox)?.flatten() {
+        let text = String::from_utf8_lossy(&std::fs::read(entry.path())?).into_owned();
+        assert!(!text.contains(INTERNAL), "{}", entry.path().display());
+    }
+
+    // The search box finds the ticket by a word of its mail, and nothing for another word.
+    client
+        .goto(&format!("{base}/projects/{project_id}?q=printer+fire"))
+        .await?;
+    assert!(
+        text_of(client, "#issues")
+            .await?
+            .contains("My printer is on fire")
+    );
+    snap(client, "10-search").await?;
+    client
+        .goto(&format!("{base}/projects/{project_id}?q=toner"))
+        .await?;
+    assert!(
+        !text_of(client, "main")
+            .await?
+            .contains("My printer is on fire")
+    );
+
+    // The profile page: notification levels and the incoming-email address.
+    client.goto(&format!("{base}/profile")).await?;
+    client.find(Locator::Css("#level-global")).await?;
+    snap(client, "11-profile").await?;
     Ok(())
+}
+
+/// The text of the first element matching `css`.
+async fn text_of(client: &Client, css: &str) -> Result<String, Error> {
+    Ok(client.find(Locator::Css(css)).await?.text().await?)
 }
 
 /// Waits (bounded) for an `.eml` file in `outbox` holding the answer; returns it and its text.
