@@ -20,9 +20,12 @@ use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::ProcessError;
 
+mod outside;
 mod recipients;
 
-use recipients::{About, outside_recipients, recipients, reply_template};
+pub(crate) use outside::ticket_closed;
+pub use outside::to_external_participants;
+use recipients::{About, recipients, reply_template};
 pub use recipients::{Audience, comment_audience};
 
 /// The header that marks mail sent by postern; the intake treats mail carrying it as automatic.
@@ -290,83 +293,6 @@ impl Mail<'_> {
             .write_to_vec()
             .map_err(|e| ProcessError::Internal(format!("cannot compose notification: {e}")))
     }
-}
-
-/// Queues a member's comment on a Service Desk ticket to the ticket's outside participants, from
-/// the Service Desk address, each with a reply key whose recipient is the Support Bot (their
-/// answer comes back as a Support Bot note with them as the external author).
-pub async fn to_external_participants(
-    tx: &mut Tx,
-    config: &ProcessorConfig,
-    project: &Project,
-    ticket: &Issue,
-    note: &Note,
-    author: &User,
-) -> Result<usize, ProcessError> {
-    let participants = outside_recipients(ticket, note.internal, author);
-    if participants.is_empty() {
-        return Ok(0);
-    }
-    let Some(template) = config.incoming_address.as_ref() else {
-        return Ok(0);
-    };
-    let bot = tx.ensure_support_bot().await?;
-    let host = &config.host;
-    let from_address = service_desk_sender(config, project);
-    let root_id = format!("issue_{}@{host}", ticket.id);
-    let mut queued = 0;
-    for to in participants {
-        let sent = tx
-            .create_sent_notification(NewSentNotification {
-                partition: 0,
-                namespace_id: project.id,
-                recipient_id: bot.id,
-                noteable: Noteable::Issue(ticket.id),
-                in_reply_to_discussion_id: Some(note.discussion_id.clone()),
-                reply_key: None,
-            })
-            .await?;
-        let key = sent.address_key();
-        let reply_address = template.address_for_key(&key);
-        let raw = automatic(MessageBuilder::new(), "auto-generated", host)
-            .from((project.name.as_str(), from_address.as_str()))
-            .to(to.as_str())
-            .reply_to((project.name.as_str(), reply_address.as_str()))
-            .subject(format!(
-                "Re: {} (#{})",
-                subject_text(&ticket.title),
-                ticket.iid
-            ))
-            .message_id(format!("note_{}_{}@{host}", note.id, queued))
-            .in_reply_to(root_id.clone())
-            .references(vec![
-                postern_mail::key::fallback_message_id(&key, host),
-                root_id.clone(),
-            ])
-            .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
-            .text_body(format!(
-                "{}
-",
-                note.body
-            ))
-            .html_body(format!(
-                "<div>{}</div>\n",
-                crate::mail_html::render(&note.body, config.web_url.as_deref())
-            ))
-            .write_to_vec()
-            .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
-        tx.enqueue_outbox(&NewOutboxMail {
-            kind: "service_desk_note".to_owned(),
-            recipients: vec![to.clone()],
-            raw,
-            inbound_id: None,
-            dedupe_key: Some(format!("service_desk_note:{}:{to}", note.id)),
-            not_before: None,
-        })
-        .await?;
-        queued += 1;
-    }
-    Ok(queued)
 }
 
 /// The mail a thank-you answers, as far as [`thank_you`] needs it.

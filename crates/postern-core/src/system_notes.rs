@@ -3,7 +3,8 @@
 //! `TimeTrackingService` word them. [`update_issue`] is the one way a person's change reaches an
 //! issue (quick actions of a mail, the web UI's forms and buttons, the API), so the notes are
 //! written in the transaction of the change, whatever asked for it; and the changes GitLab
-//! mails about (state, assignees) are mailed from every path alike.
+//! mails about (state, assignees) are mailed from every path alike, as is the notice to a
+//! Service Desk ticket's outside participants that it was closed (`notify::ticket_closed`).
 
 use postern_store::{Issue, IssueState, IssueUpdate, NewNote, Note, Noteable, Project, Tx, User};
 
@@ -12,8 +13,9 @@ use crate::error::ProcessError;
 use crate::quick::Refused;
 
 /// Applies `update` to `issue` as `actor` did it, writes a system note for each thing that
-/// changed, and notifies the issue's participants of a state or assignee change. Returns the
-/// issue as it now is.
+/// changed, and notifies the issue's participants of a state or assignee change (and, when a
+/// ticket is closed, its outside participants, if a member has answered it). Returns the issue
+/// as it now is.
 pub async fn update_issue(
     tx: &mut Tx,
     config: &ProcessorConfig,
@@ -38,6 +40,9 @@ pub async fn update_issue(
                 },
             )
             .await?;
+        }
+        if change.closes {
+            crate::notify::ticket_closed(tx, config, project, &after, &note, actor).await?;
         }
     }
     Ok(after)
@@ -83,10 +88,12 @@ async fn record(
         .await?)
 }
 
-/// One line of history, and whether GitLab mails the participants about it.
+/// One line of history, whether GitLab mails the participants about it, and whether it is
+/// the closing (which a ticket's outside participants hear of).
 struct Described {
     text: String,
     notifies: bool,
+    closes: bool,
 }
 
 /// What changed from `before` to `after`, in GitLab's order and words.
@@ -96,7 +103,13 @@ async fn describe(
     after: &Issue,
 ) -> Result<Vec<Described>, ProcessError> {
     let mut changes = Vec::new();
-    let mut say = |text: String, notifies: bool| changes.push(Described { text, notifies });
+    let mut say = |text: String, notifies: bool| {
+        changes.push(Described {
+            text,
+            notifies,
+            closes: false,
+        });
+    };
     if before.title != after.title {
         say(
             format!(
@@ -163,11 +176,13 @@ async fn describe(
         say(text.to_owned(), false);
     }
     if before.state != after.state {
-        let text = match after.state {
-            IssueState::Closed => "closed",
-            IssueState::Opened => "reopened",
-        };
-        say(text.to_owned(), true);
+        let closes = after.state == IssueState::Closed;
+        let text = if closes { "closed" } else { "reopened" };
+        changes.push(Described {
+            text: text.to_owned(),
+            notifies: true,
+            closes,
+        });
     }
     Ok(changes)
 }

@@ -1,6 +1,7 @@
-//! Who receives the mail about a change, decided in one place: [`notify`](super::notify) and
-//! [`to_external_participants`](super::to_external_participants) send by it, and
-//! [`comment_audience`] answers the same question for the line above a comment box.
+//! Who receives the mail about a change, decided in one place: [`notify`](super::notify),
+//! [`to_external_participants`](super::to_external_participants) and
+//! [`ticket_closed`](super::ticket_closed) send by it, and [`comment_audience`] answers the
+//! same question for the line above a comment box.
 
 use postern_mail::AddressTemplate;
 use postern_store::{Issue, IssueType, Noteable, Project, Tx, User};
@@ -132,8 +133,9 @@ pub(super) async fn recipients(
     Ok(users)
 }
 
-/// The outside participants of `ticket` who receive a comment by mail from `author`: none
-/// for an issue, an internal note, or the Support Bot's own notes (their own mail).
+/// The outside participants of `ticket` who receive a comment by mail from `author`, or the
+/// notice that `author` closed it: none for an issue, an internal note, or the Support Bot's
+/// own notes (their own mail).
 pub(super) fn outside_recipients<'a>(
     ticket: &'a Issue,
     internal: bool,

@@ -18,4 +18,5 @@ mod queue;
 mod service_desk;
 mod settings;
 mod system_notes;
+mod ticket_closed;
 mod titles;

@@ -2,62 +2,10 @@
 
 use postern_core::{ErrorKind, Outcome};
 use postern_mail::Email;
-use postern_store::{OutboxFilter, Role, Visibility};
-use postern_testkit::{BoxError, both};
+use postern_store::{Role, Visibility};
+use postern_testkit::both;
 
-use crate::support::{INCOMING, World, renamed};
-
-/// Every queued mail of `kind`, oldest first, as raw text.
-async fn outbox(world: &World, kind: &str) -> Result<Vec<(Vec<String>, String)>, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            kind: Some(kind.to_owned()),
-            limit: 100,
-            ..OutboxFilter::default()
-        })
-        .await?;
-    let mut out = Vec::new();
-    for mail in mails.iter().rev() {
-        let raw = tx.outbox_raw(mail.id).await?.ok_or("raw mail")?;
-        out.push((mail.recipients.clone(), String::from_utf8(raw)?));
-    }
-    tx.commit().await?;
-    Ok(out)
-}
-
-/// How a mail client answers `notification`: to its Reply-To, threaded, quoting it below.
-fn reply_to(notification: &str, from: &str, text: &str, id: &str) -> Result<Vec<u8>, BoxError> {
-    let email = Email::parse(notification.as_bytes());
-    let reply_to = email.reply_to().into_iter().next().ok_or("Reply-To")?;
-    let message_id = email.message_id().ok_or("Message-ID")?.to_owned();
-    let mut references: Vec<String> = email.references();
-    references.push(message_id.clone());
-    // A client quotes what the person saw: the decoded text, not the MIME structure.
-    let shown = postern_mail::parse_reply(
-        &email,
-        postern_mail::ReplyOptions {
-            trim_reply: false,
-            append_reply: false,
-            allow_only_quotes: false,
-            ..postern_mail::ReplyOptions::default()
-        },
-    )?;
-    let quoted: String = shown
-        .body
-        .lines()
-        .map(|line| format!("> {line}\r\n"))
-        .collect();
-    let references: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
-    Ok(format!(
-        "From: {from}\r\nTo: {reply_to}\r\nSubject: Re: {}\r\nMessage-ID: <{id}@client.example>\r\n\
-         In-Reply-To: <{message_id}>\r\nReferences: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         {text}\r\n\r\nOn Mon, 1 Jan 2024 at 10:00, postern <postern@localhost> wrote:\r\n{quoted}",
-        email.subject().unwrap_or(""),
-        references.join(" ")
-    )
-    .into_bytes())
-}
+use crate::support::{INCOMING, World, outbox, renamed, reply_to};
 
 both!(comment_by_mail_notifies_the_others_who_can_answer, |db| {
     let world = World::new(db).await?;

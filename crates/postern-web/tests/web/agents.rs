@@ -365,3 +365,77 @@ both!(files_attached_in_the_browser_follow_their_note, |db| {
     );
     Ok(())
 });
+
+both!(
+    closing_an_answered_ticket_in_the_browser_tells_its_customer,
+    |db| {
+        let web = Web::new(db).await?;
+        let agent = web.user("agent", false).await?;
+        let project = web.project("desk", Visibility::Private).await?;
+        web.member(&project, &agent, Role::Reporter).await?;
+        let mut tx = web.store().begin().await?;
+        for title in ["Printer <on> fire & smoke", "Cheap pills"] {
+            let mut ticket = NewIssue::new(project.id, agent.id, title, "Please help");
+            ticket.issue_type = IssueType::Ticket;
+            ticket.external_author = Some("customer@example.org".into());
+            let ticket = tx.create_issue(ticket).await?;
+            tx.add_issue_participant(ticket.id, "customer@example.org")
+                .await?;
+        }
+        tx.commit().await?;
+        let session = web.login("agent").await?;
+        let answered = format!("/projects/{}/issues/1", project.id);
+        let reply = web
+            .post_form(
+                &format!("{answered}/notes"),
+                &session,
+                &[("body", "Call the fire brigade.")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let reply = web
+            .post_form(&format!("{answered}/close"), &session, &[])
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+
+        let raw = crate::mailout::last_mail_to(&web, "service_desk_closed", "customer@example.org")
+            .await?;
+        let mail = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .ok_or("unparsable")?;
+        assert_eq!(mail.subject(), Some("Re: Printer <on> fire & smoke (#1)"));
+        let html = mail.body_html(0).ok_or("no HTML part")?;
+        assert!(
+            html.contains(
+                "Your request #1 “Printer &lt;on&gt; fire &amp; smoke” was closed by agent."
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<on>"), "{html}");
+        let text = mail.body_text(0).ok_or("no text part")?;
+        assert!(
+            text.contains("Your request #1 “Printer <on> fire & smoke” was closed by agent."),
+            "{text}"
+        );
+
+        // The unanswered one (spam, say), closed: no notice.
+        let reply = web
+            .post_form(
+                &format!("/projects/{}/issues/2/close", project.id),
+                &session,
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let mut tx = web.store().begin().await?;
+        let closed = tx
+            .list_outbox(&OutboxFilter {
+                kind: Some("service_desk_closed".to_owned()),
+                ..OutboxFilter::default()
+            })
+            .await?;
+        tx.rollback().await?;
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        Ok(())
+    }
+);
