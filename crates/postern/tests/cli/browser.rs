@@ -10,8 +10,9 @@
 //! On the way it goes through the help desk work of issue 18 in the same binary: the
 //! customer's HTML mail (a table, an inline image, a remote image) shown readably, the line
 //! naming who an answer reaches, the page's own error for an empty comment, an internal note
-//! that reaches nobody, a Markdown answer whose HTML part renders it, the search box, the
-//! profile page, and the ticket page at 400 px without sideways scrolling.
+//! that reaches nobody, a Markdown answer whose HTML part renders it, the closing that tells
+//! the customer, the search box, the profile page, and the ticket page at 400 px without
+//! sideways scrolling.
 //!
 //! The default ports are fixed, so runs of this test (from any checkout on this machine) take
 //! a lock file first; a port held by something else fails the test with a message naming it.
@@ -321,6 +322,13 @@ async fn flow(client: &Client, link: &str, dir: &Path) -> Result<(), Error> {
         assert!(!text.contains(INTERNAL), "{}", entry.path().display());
     }
 
+    // Closing the answered ticket in the browser tells the customer, by a mail of its own.
+    client.goto(ticket_url.as_str()).await?;
+    click(client, "#toggle-state").await?;
+    snap(client, "09b-closed").await?;
+    let (_, closed) = wait_for_file_with(&outbox, "was closed by").await?;
+    assert!(closed.contains(CUSTOMER), "{closed}");
+
     // The search box finds the ticket by a word of its mail, and nothing for another word.
     client
         .goto(&format!("{base}/projects/{project_id}?q=printer+fire"))
@@ -354,6 +362,11 @@ async fn text_of(client: &Client, css: &str) -> Result<String, Error> {
 
 /// Waits (bounded) for an `.eml` file in `outbox` holding the answer; returns it and its text.
 async fn wait_for_answer_file(outbox: &Path) -> Result<(PathBuf, String), Error> {
+    wait_for_file_with(outbox, ANSWER).await
+}
+
+/// Waits (bounded) for an `.eml` file in `outbox` holding `text`; returns it and its text.
+async fn wait_for_file_with(outbox: &Path, wanted: &str) -> Result<(PathBuf, String), Error> {
     let deadline = Instant::now() + BOUND;
     loop {
         if let Ok(entries) = std::fs::read_dir(outbox) {
@@ -361,14 +374,14 @@ async fn wait_for_answer_file(outbox: &Path) -> Result<(PathBuf, String), Error>
                 let path = entry.path();
                 if path.extension().is_some_and(|ext| ext == "eml") {
                     let text = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
-                    if text.contains(ANSWER) {
+                    if text.contains(wanted) {
                         return Ok((path, text));
                     }
                 }
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("no file with the answer in {}", outbox.display()).into());
+            return Err(format!("no file with {wanted:?} in {}", outbox.display()).into());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
