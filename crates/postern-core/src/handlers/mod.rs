@@ -186,6 +186,9 @@ pub(crate) struct CommentRequest<'a> {
 /// Creates a comment the way `Notes::CreateService` does: quick actions are taken out of the
 /// text and run as far as the author may; a comment made only of commands creates no note (and
 /// is not an error). The Support Bot's text arrives already redacted, so nothing runs for it.
+/// As in GitLab, the commands are read first, the note is saved, and then they are carried
+/// out: "Fixed. `/close`" is an answer on the ticket before the ticket closes, which is what
+/// the closed notice to its customer looks for (`notify::ticket_closed`).
 pub(crate) async fn create_comment(
     tx: &mut Tx,
     request: CommentRequest<'_>,
@@ -198,13 +201,33 @@ pub(crate) async fn create_comment(
             request.config.limits.max_quick_actions,
         )?
     };
-    if let Some(issue) = request.issue {
-        let actor = Actor {
-            user: request.author,
-            role: request.role,
-        };
-        let effects =
-            quick::interpret(tx, &actions, &actor, request.project, Some(issue), false).await?;
+    let actor = Actor {
+        user: request.author,
+        role: request.role,
+    };
+    let effects = match request.issue {
+        Some(issue) => {
+            Some(quick::interpret(tx, &actions, &actor, request.project, Some(issue), false).await?)
+        }
+        None => None,
+    };
+    let note = if text.trim().is_empty() {
+        None
+    } else {
+        Some(
+            tx.create_note(NewNote {
+                noteable: request.noteable,
+                author_id: request.author.id,
+                body: text,
+                external_author: request.external_author,
+                in_reply_to_discussion_id: request.discussion_id,
+                internal: request.internal,
+                system: false,
+            })
+            .await?,
+        )
+    };
+    if let (Some(issue), Some(effects)) = (request.issue, effects) {
         if effects.changes_issue() {
             crate::system_notes::update_issue(
                 tx,
@@ -218,27 +241,9 @@ pub(crate) async fn create_comment(
         }
         crate::system_notes::record_not_done(tx, request.author, issue, &effects.refused).await?;
     } else if let Noteable::MergeRequest(id) = request.noteable {
-        let actor = Actor {
-            user: request.author,
-            role: request.role,
-        };
         quick::run_on_merge_request(tx, &actions, &actor, request.project, id).await?;
     }
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let note = tx
-        .create_note(NewNote {
-            noteable: request.noteable,
-            author_id: request.author.id,
-            body: text,
-            external_author: request.external_author,
-            in_reply_to_discussion_id: request.discussion_id,
-            internal: request.internal,
-            system: false,
-        })
-        .await?;
-    Ok(Some(note))
+    Ok(note)
 }
 
 /// GitLab's reopen rule: a closed issue that gets a comment from an external

@@ -327,3 +327,38 @@ both!(
         Ok(())
     }
 );
+
+// GitLab's order: the commands of a comment run after it is saved, so a first answer that
+// also closes ("Fixed. /close") is an answer, and the customer hears of the closing.
+both!(a_first_answer_that_closes_is_an_answer, |db| {
+    let world = World::new(db).await?;
+    let (project, ticket, pb) = ticket(&world, false).await?;
+    let answer = format!(
+        "From: pb@candy.example\r\nTo: incoming+email-test-{}-{}-issue-{}@appmail.adventuretime.ooo\r\n\
+         Subject: x\r\nMessage-ID: <pb-1@candy.example>\r\n\r\nFixed, the toner was empty.\r\n\r\n/close\r\n",
+        project.id, pb.incoming_email_token, ticket.iid
+    );
+    let outcome = world.receive(INCOMING, answer.as_bytes()).await?;
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
+    let closed = world.issue_in(&project, ticket.iid).await?;
+    assert_eq!(closed.state, IssueState::Closed);
+    let bodies: Vec<String> = world
+        .notes(&closed)
+        .await?
+        .into_iter()
+        .map(|n| n.body)
+        .collect();
+    let answered = bodies
+        .iter()
+        .position(|b| b.starts_with("Fixed, the toner"));
+    let closing = bodies.iter().position(|b| b == "closed");
+    assert!(
+        matches!((answered, closing), (Some(a), Some(c)) if a < c),
+        "the answer is saved before the ticket closes: {bodies:?}"
+    );
+    assert_eq!(
+        notified(&world).await?,
+        ["cc@example.com", "jake@adventuretime.ooo", "kk@example.org"]
+    );
+    Ok(())
+});
