@@ -205,6 +205,12 @@ async fn narrow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
         ("mail-desk", "/admin/mail".to_owned()),
         ("outbox", "/admin/mail/outbox".to_owned()),
         ("users", "/admin/users".to_owned()),
+        // The first (and only) message of this fresh store, the long-word issue's mail.
+        ("message", "/admin/mail/messages/1".to_owned()),
+        ("tokens", "/profile/tokens".to_owned()),
+        ("admin-projects", "/admin/projects".to_owned()),
+        ("admin-project", format!("/admin/projects/{}", project.id)),
+        ("explore", "/explore".to_owned()),
     ];
     // Every page's fields are labelled, the comment box, settings and the mail desk included.
     for (name, path) in pages {
