@@ -8,22 +8,11 @@ use postern_core::{ErrorKind, Outcome};
 use postern_store::{IssueUpdate, NewNote, Noteable, OutboxFilter, Role, User, UserState};
 use postern_testkit::{BoxError, both};
 
-use crate::support::{INCOMING, KEY, REPLY, World};
+use crate::support::{INCOMING, KEY, REPLY, World, recipients};
 
 /// The recipients of every queued notification, sorted.
 async fn notified(world: &World) -> Result<Vec<String>, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            kind: Some("notification".to_owned()),
-            limit: 1000,
-            ..OutboxFilter::default()
-        })
-        .await?;
-    tx.commit().await?;
-    let mut to: Vec<String> = mails.into_iter().flat_map(|m| m.recipients).collect();
-    to.sort();
-    Ok(to)
+    recipients(world, Some("notification")).await
 }
 
 async fn clear_outbox(world: &World) -> Result<(), BoxError> {

@@ -6,29 +6,10 @@ use postern_core::auto_mail::{AutoMailLimits, may_send};
 use postern_core::{ErrorKind, Outcome};
 use postern_core::{Processor, ProcessorConfig};
 use postern_mail::Email;
-use postern_store::{InboundSource, Mailbox, OutboxFilter, Project, Visibility};
-use postern_testkit::{BoxError, both};
+use postern_store::{InboundSource, Mailbox, Project, Visibility};
+use postern_testkit::both;
 
-use crate::support::{INCOMING, World};
-
-/// Queued mail of `kind`: (recipients, raw text), oldest first.
-async fn queued(world: &World, kind: &str) -> Result<Vec<(Vec<String>, String)>, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            kind: Some(kind.to_owned()),
-            limit: 1000,
-            ..OutboxFilter::default()
-        })
-        .await?;
-    let mut out = Vec::new();
-    for mail in mails.iter().rev() {
-        let raw = tx.outbox_raw(mail.id).await?.ok_or("raw")?;
-        out.push((mail.recipients.clone(), String::from_utf8(raw)?));
-    }
-    tx.commit().await?;
-    Ok(out)
-}
+use crate::support::{INCOMING, World, outbox};
 
 /// A mail to the project's Service Desk address.
 fn to_service_desk(project: &Project, from: &str, subject: &str, n: usize) -> Vec<u8> {
@@ -79,7 +60,7 @@ both!(
                 .await?;
             assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         }
-        let thanks = queued(&world, "service_desk_thank_you").await?;
+        let thanks = outbox(&world, "service_desk_thank_you").await?;
         assert_eq!(
             thanks.len(),
             AutoMailLimits::default().per_recipient as usize,
@@ -90,7 +71,7 @@ both!(
         processor
             .receive(&raw, Mailbox::Incoming, InboundSource::Pipe, None)
             .await?;
-        let thanks = queued(&world, "service_desk_thank_you").await?;
+        let thanks = outbox(&world, "service_desk_thank_you").await?;
         assert_eq!(
             thanks.last().map(|t| t.0.clone()),
             Some(vec!["customer@other.example".to_owned()])
@@ -125,9 +106,9 @@ both!(the_hourly_cap_holds_across_recipients, |db| {
     assert_eq!(outcome.outcome, Outcome::Rejected, "{outcome:?}");
     if window() == started {
         assert!(!outcome.reject_notice_queued, "the hour's cap is spent");
-        assert!(queued(&world, "reject").await?.is_empty());
+        assert!(outbox(&world, "reject").await?.is_empty());
     }
-    let thanks = queued(&world, "service_desk_thank_you").await?.len();
+    let thanks = outbox(&world, "service_desk_thank_you").await?.len();
     assert!((3..=allowed(3, started)).contains(&thanks), "{thanks}");
     Ok(())
 });
@@ -202,7 +183,7 @@ both!(
         let raw = to_service_desk(&project, "jake@adventuretime.ooo", &long[..250], 1);
         let outcome = world.receive(INCOMING, &raw).await?;
         let iid = outcome.created.and_then(|c| c.iid).ok_or("ticket")?;
-        let (_, mail) = queued(&world, "service_desk_thank_you").await?.remove(0);
+        let (_, mail) = outbox(&world, "service_desk_thank_you").await?.remove(0);
         let subject = Email::parse(mail.as_bytes())
             .subject()
             .unwrap_or("")
@@ -224,7 +205,7 @@ both!(
         let raw = to_service_desk(&project, "finn@ooo.example", "Printer on fire", 2);
         let outcome = world.receive(INCOMING, &raw).await?;
         let iid = outcome.created.and_then(|c| c.iid).ok_or("ticket")?;
-        let (_, mail) = queued(&world, "service_desk_thank_you").await?.remove(1);
+        let (_, mail) = outbox(&world, "service_desk_thank_you").await?.remove(1);
         let subject = Email::parse(mail.as_bytes())
             .subject()
             .unwrap_or("")

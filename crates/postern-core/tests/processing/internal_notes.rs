@@ -5,24 +5,10 @@
 use postern_core::actions::{self, NoteVisibility};
 use postern_core::notify::comment_audience;
 use postern_core::{ErrorKind, ProcessError};
-use postern_store::{IssueType, NewIssue, Noteable, OutboxFilter, Role};
-use postern_testkit::{BoxError, both};
+use postern_store::{IssueType, NewIssue, Noteable, Role};
+use postern_testkit::both;
 
-use crate::support::{INCOMING, World};
-
-/// Every recipient of every queued mail, sorted.
-async fn queued(world: &World) -> Result<Vec<String>, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mut all: Vec<String> = tx
-        .list_outbox(&OutboxFilter::default())
-        .await?
-        .into_iter()
-        .flat_map(|m| m.recipients)
-        .collect();
-    tx.rollback().await?;
-    all.sort();
-    Ok(all)
-}
+use crate::support::{INCOMING, World, recipients};
 
 both!(
     internal_notes_are_mailed_to_nobody_and_the_line_names_who_is,
@@ -74,7 +60,7 @@ both!(
         tx.rollback().await?;
 
         // An internal note, even one that mentions someone: nothing queued.
-        let before = queued(&world).await?;
+        let before = recipients(&world, None).await?;
         let mut tx = world.store().begin().await?;
         let note = actions::comment_as(
             &mut tx,
@@ -89,7 +75,7 @@ both!(
         .ok_or("a note")?;
         tx.commit().await?;
         assert!(note.internal);
-        assert_eq!(queued(&world).await?, before);
+        assert_eq!(recipients(&world, None).await?, before);
 
         // A guest may not write one.
         let mut tx = world.store().begin().await?;
@@ -129,7 +115,7 @@ both!(
             "finn@adventuretime.ooo".to_owned(),
         ]);
         expected.sort();
-        assert_eq!(queued(&world).await?, expected);
+        assert_eq!(recipients(&world, None).await?, expected);
         Ok(())
     }
 );

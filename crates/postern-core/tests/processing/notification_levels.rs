@@ -3,26 +3,10 @@
 
 use postern_core::actions;
 use postern_core::notification_levels::{self, Level, LevelRefusal};
-use postern_store::{NewIssue, OutboxFilter, Role};
-use postern_testkit::{BoxError, both};
+use postern_store::{NewIssue, Role};
+use postern_testkit::both;
 
-use crate::support::{INCOMING, World};
-
-async fn mails_to(world: &World, address: &str) -> Result<usize, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            kind: Some("notification".to_owned()),
-            limit: 1000,
-            ..OutboxFilter::default()
-        })
-        .await?;
-    tx.rollback().await?;
-    Ok(mails
-        .iter()
-        .filter(|m| m.recipients.iter().any(|r| r == address))
-        .count())
-}
+use crate::support::{INCOMING, World, mails_to};
 
 both!(watchers_hear_everything_and_disabled_hear_nothing, |db| {
     let world = World::new(db).await?;
@@ -83,12 +67,12 @@ both!(watchers_hear_everything_and_disabled_hear_nothing, |db| {
     );
     tx.commit().await?;
     assert_eq!(
-        mails_to(&world, "finn@adventuretime.ooo").await?,
+        mails_to(&world, "notification", "finn@adventuretime.ooo").await?,
         1,
         "watching"
     );
     assert_eq!(
-        mails_to(&world, "bmo@adventuretime.ooo").await?,
+        mails_to(&world, "notification", "bmo@adventuretime.ooo").await?,
         0,
         "disabled"
     );
@@ -108,6 +92,9 @@ both!(watchers_hear_everything_and_disabled_hear_nothing, |db| {
     )
     .await?;
     tx.commit().await?;
-    assert_eq!(mails_to(&world, "bmo@adventuretime.ooo").await?, 1);
+    assert_eq!(
+        mails_to(&world, "notification", "bmo@adventuretime.ooo").await?,
+        1
+    );
     Ok(())
 });

@@ -300,7 +300,7 @@ pub async fn outbox(world: &World, kind: &str) -> Result<Vec<(Vec<String>, Strin
     let mails = tx
         .list_outbox(&OutboxFilter {
             kind: Some(kind.to_owned()),
-            limit: 100,
+            limit: 1000,
             ..OutboxFilter::default()
         })
         .await?;
@@ -311,6 +311,32 @@ pub async fn outbox(world: &World, kind: &str) -> Result<Vec<(Vec<String>, Strin
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The recipients of every mail in the outbox (of `kind`, when given), sorted, whatever its
+/// state.
+pub async fn recipients(world: &World, kind: Option<&str>) -> Result<Vec<String>, BoxError> {
+    let mut tx = world.store().begin().await?;
+    let mails = tx
+        .list_outbox(&OutboxFilter {
+            kind: kind.map(str::to_owned),
+            limit: 1000,
+            ..OutboxFilter::default()
+        })
+        .await?;
+    tx.rollback().await?;
+    let mut to: Vec<String> = mails.into_iter().flat_map(|m| m.recipients).collect();
+    to.sort();
+    Ok(to)
+}
+
+/// How many mails of `kind` the outbox holds for `address`.
+pub async fn mails_to(world: &World, kind: &str, address: &str) -> Result<usize, BoxError> {
+    Ok(recipients(world, Some(kind))
+        .await?
+        .iter()
+        .filter(|to| *to == address)
+        .count())
 }
 
 /// How a mail client answers `notification`: to its Reply-To, threaded, quoting it below.

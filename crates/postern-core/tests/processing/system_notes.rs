@@ -3,10 +3,10 @@
 //! assignee change.
 
 use postern_core::actions;
-use postern_store::{IssueState, NewIssue, Note, OutboxFilter, Role};
-use postern_testkit::{BoxError, both};
+use postern_store::{IssueState, NewIssue, Note, Role};
+use postern_testkit::both;
 
-use crate::support::{INCOMING, World};
+use crate::support::{INCOMING, World, mails_to};
 
 fn system(notes: &[Note]) -> Vec<String> {
     notes
@@ -14,22 +14,6 @@ fn system(notes: &[Note]) -> Vec<String> {
         .filter(|n| n.system)
         .map(|n| n.body.clone())
         .collect()
-}
-
-async fn notifications_to(world: &World, address: &str) -> Result<usize, BoxError> {
-    let mut tx = world.store().begin().await?;
-    let mails = tx
-        .list_outbox(&OutboxFilter {
-            kind: Some("notification".to_owned()),
-            limit: 1000,
-            ..OutboxFilter::default()
-        })
-        .await?;
-    tx.rollback().await?;
-    Ok(mails
-        .iter()
-        .filter(|m| m.recipients.iter().any(|r| r == address))
-        .count())
 }
 
 both!(quick_actions_of_a_person_leave_gitlabs_history, |db| {
@@ -83,8 +67,14 @@ both!(quick_actions_of_a_person_leave_gitlabs_history, |db| {
             .all(|n| n.author_id == world.jake.id)
     );
     // Finn hears about the comment, the assignment and the closing; jake about nothing.
-    assert_eq!(notifications_to(&world, "finn@adventuretime.ooo").await?, 3);
-    assert_eq!(notifications_to(&world, "jake@adventuretime.ooo").await?, 0);
+    assert_eq!(
+        mails_to(&world, "notification", "finn@adventuretime.ooo").await?,
+        3
+    );
+    assert_eq!(
+        mails_to(&world, "notification", "jake@adventuretime.ooo").await?,
+        0
+    );
 
     // Nothing changed, nothing written.
     let mut tx = world.store().begin().await?;

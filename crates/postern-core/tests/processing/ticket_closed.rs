@@ -11,7 +11,7 @@ use postern_store::{
 };
 use postern_testkit::{BoxError, both};
 
-use crate::support::{INCOMING, World, outbox, reply_to};
+use crate::support::{INCOMING, World, outbox, recipients, reply_to};
 
 const KIND: &str = "service_desk_closed";
 
@@ -78,13 +78,7 @@ async fn comment(
 
 /// The sorted recipients of the closed notices queued so far.
 async fn notified(world: &World) -> Result<Vec<String>, BoxError> {
-    let mut all: Vec<String> = outbox(world, KIND)
-        .await?
-        .into_iter()
-        .flat_map(|(to, _)| to)
-        .collect();
-    all.sort();
-    Ok(all)
+    recipients(world, Some(KIND)).await
 }
 
 /// The closed notice queued for `to`.
