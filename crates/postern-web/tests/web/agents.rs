@@ -300,10 +300,7 @@ both!(files_attached_in_the_browser_follow_their_note, |db| {
     let project = web.project("desk", Visibility::Public).await?;
     web.member(&project, &agent, Role::Reporter).await?;
     web.member(&project, &guest, Role::Guest).await?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(project.id, agent.id, "Bug", "details"))
-        .await?;
-    tx.commit().await?;
+    web.issue(&project, &agent, "Bug", "details").await?;
     let session = web.login("agent").await?;
     let path = format!("/projects/{}/issues/1", project.id);
     let png = b"\x89PNG\r\n\x1a\n-not-really-a-png";

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use postern_store::{NewIssue, Role, Visibility};
+use postern_store::{Role, Visibility};
 use postern_testkit::{BoxError, both};
 
 use crate::support::{Reply, Web};
@@ -41,10 +41,7 @@ both!(api_follows_the_read_rules, |db| {
     web.user("eve", false).await?;
     let project = web.project("p", Visibility::Private).await?;
     web.member(&project, &alice, Role::Developer).await?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(project.id, alice.id, "API bug", ""))
-        .await?;
-    tx.commit().await?;
+    web.issue(&project, &alice, "API bug", "").await?;
     let alice_t = token_for(&web, "alice").await?;
     let eve_t = token_for(&web, "eve").await?;
 

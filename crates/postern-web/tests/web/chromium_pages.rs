@@ -39,15 +39,9 @@ async fn flow(web: &Web, client: &Client, base: &str) -> Result<(), Error> {
     web.member(&project, &bob, Role::Developer)
         .await
         .map_err(unsized_error)?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(
-        project.id,
-        bob.id,
-        "Bob's printer",
-        "It smokes.",
-    ))
-    .await?;
-    tx.commit().await?;
+    web.issue(&project, &bob, "Bob's printer", "It smokes.")
+        .await
+        .map_err(unsized_error)?;
     let issue = format!("{base}/projects/{}/issues/1", project.id);
 
     // Signed out, the issue asks for sign-in and returns to it; the email address signs in.

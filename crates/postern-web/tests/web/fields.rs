@@ -3,7 +3,7 @@
 //! addresses on the project page.
 
 use axum::http::StatusCode;
-use postern_store::{NewIssue, OutboxFilter, Role, Visibility};
+use postern_store::{OutboxFilter, Role, Visibility};
 use postern_testkit::both;
 
 use crate::support::Web;
@@ -17,10 +17,7 @@ both!(fields_are_shown_edited_and_recorded_as_system_notes, |db| {
     web.member(&project, &alice, Role::Reporter).await?;
     web.member(&project, &bob, Role::Developer).await?;
     web.member(&project, &guest, Role::Guest).await?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(project.id, bob.id, "Bob's bug", ""))
-        .await?;
-    tx.commit().await?;
+    web.issue(&project, &bob, "Bob's bug", "").await?;
     let path = format!("/projects/{}/issues/1", project.id);
 
     let session = web.login("alice").await?;
@@ -103,10 +100,7 @@ both!(
         let project = web.project("p", Visibility::Private).await?;
         web.member(&project, &alice, Role::Developer).await?;
         web.member(&project, &bob, Role::Developer).await?;
-        let mut tx = web.store().begin().await?;
-        tx.create_issue(NewIssue::new(project.id, bob.id, "Bob's bug", ""))
-            .await?;
-        tx.commit().await?;
+        web.issue(&project, &bob, "Bob's bug", "").await?;
         let path = format!("/projects/{}/issues/1", project.id);
         let session = web.login("alice").await?;
         let reply = web.post_form(&format!("{path}/close"), &session, &[]).await;

@@ -2,7 +2,7 @@
 //! words, the new issue form kept with its errors) and signing in back to the page asked for.
 
 use axum::http::{Method, StatusCode};
-use postern_store::{NewIssue, Role, Visibility};
+use postern_store::{Role, Visibility};
 use postern_testkit::both;
 
 use crate::support::{PASSWORD, Reply, Web, set_cookie_pair};
@@ -23,10 +23,7 @@ both!(
         let project = web.project("p", Visibility::Private).await?;
         web.member(&project, &alice, Role::Developer).await?;
         web.member(&project, &guest, Role::Guest).await?;
-        let mut tx = web.store().begin().await?;
-        tx.create_issue(NewIssue::new(project.id, alice.id, "Bug", ""))
-            .await?;
-        tx.commit().await?;
+        web.issue(&project, &alice, "Bug", "").await?;
         let session = web.login("alice").await?;
 
         for path in [
@@ -84,10 +81,7 @@ both!(an_empty_comment_is_refused_in_the_words_of_the_page, |db| {
     let alice = web.user("alice", false).await?;
     let project = web.project("p", Visibility::Private).await?;
     web.member(&project, &alice, Role::Developer).await?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(project.id, alice.id, "Bug", ""))
-        .await?;
-    tx.commit().await?;
+    web.issue(&project, &alice, "Bug", "").await?;
     let session = web.login("alice").await?;
     let reply = web
         .post_form(

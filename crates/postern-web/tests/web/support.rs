@@ -209,6 +209,27 @@ impl Web {
         Ok(())
     }
 
+    /// Issue `title` of `project` by `author`, made in the store.
+    pub async fn issue(
+        &self,
+        project: &Project,
+        author: &User,
+        title: &str,
+        description: &str,
+    ) -> Result<postern_store::Issue, BoxError> {
+        let mut tx = self.store().begin().await?;
+        let issue = tx
+            .create_issue(postern_store::NewIssue::new(
+                project.id,
+                author.id,
+                title,
+                description,
+            ))
+            .await?;
+        tx.commit().await?;
+        Ok(issue)
+    }
+
     /// Signs in through the form like a browser; returns the session cookie.
     pub async fn login(&self, username: &str) -> Result<Session, BoxError> {
         let form = self.get("/login", None).await;

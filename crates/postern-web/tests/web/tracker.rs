@@ -128,10 +128,7 @@ both!(close_and_reopen_need_the_update_right, |db| {
     let project = web.project("p", Visibility::Private).await?;
     web.member(&project, &alice, Role::Reporter).await?;
     web.member(&project, &guest, Role::Guest).await?;
-    let mut tx = web.store().begin().await?;
-    tx.create_issue(NewIssue::new(project.id, alice.id, "Bug", ""))
-        .await?;
-    tx.commit().await?;
+    web.issue(&project, &alice, "Bug", "").await?;
     let path = format!("/projects/{}/issues/1", project.id);
 
     let guest_s = web.login("guest").await?;
