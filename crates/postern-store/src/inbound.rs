@@ -431,6 +431,36 @@ impl Tx {
         }))
     }
 
+    /// The first `max_bytes` of message `id`'s raw bytes (enough for its header block), without
+    /// reading the rest: what a list of messages shows, at a cost that does not grow with the
+    /// messages' size.
+    pub async fn inbound_head(
+        &mut self,
+        id: i64,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // PostgreSQL's `substr(bytea, int, int)` takes 32-bit lengths.
+        let length = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+        let Some((head, file)) = fetch_optional!(
+            self,
+            (Vec<u8>, Option<String>),
+            "SELECT substr(raw, 1, $2), file FROM inbound_raw WHERE inbound_id = $1",
+            id,
+            length
+        )?
+        else {
+            return Ok(None);
+        };
+        match (file, &self.raw_files) {
+            (None, _) => Ok(Some(head)),
+            (Some(file), Some(raw_files)) => Ok(Some(raw_files.read_head(&file, max_bytes).await?)),
+            (Some(file), None) => Err(StoreError::Corrupt {
+                column: "inbound_raw.file",
+                value: file,
+            }),
+        }
+    }
+
     /// Messages matching `filter`, without their bytes.
     pub async fn list_inbound(
         &mut self,

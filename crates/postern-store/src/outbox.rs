@@ -220,6 +220,23 @@ impl Tx {
         )?)
     }
 
+    /// The first `max_bytes` of one entry's bytes (see [`Tx::inbound_head`]).
+    pub async fn outbox_head(
+        &mut self,
+        id: i64,
+        max_bytes: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // PostgreSQL's `substr(bytea, int, int)` takes 32-bit lengths.
+        let length = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+        Ok(scalar_optional!(
+            self,
+            Vec<u8>,
+            "SELECT substr(raw, 1, $2) FROM outbox WHERE id = $1",
+            id,
+            length
+        )?)
+    }
+
     /// Entries matching `filter`, newest first.
     pub async fn list_outbox(
         &mut self,

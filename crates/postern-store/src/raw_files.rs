@@ -68,4 +68,21 @@ impl RawFiles {
         let path = self.path(name)?;
         tokio::fs::read(&path).await.map_err(failed(&path))
     }
+
+    /// The first `max_bytes` of the file `name` (all of it when shorter).
+    pub(crate) async fn read_head(
+        &self,
+        name: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, StoreError> {
+        use tokio::io::AsyncReadExt as _;
+        let path = self.path(name)?;
+        let file = tokio::fs::File::open(&path).await.map_err(failed(&path))?;
+        let mut head = Vec::with_capacity(max_bytes.min(64 * 1024));
+        file.take(max_bytes as u64)
+            .read_to_end(&mut head)
+            .await
+            .map_err(failed(&path))?;
+        Ok(head)
+    }
 }

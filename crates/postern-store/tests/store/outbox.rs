@@ -38,6 +38,8 @@ both!(dedupe_key_queues_once, |db| {
         tx.outbox_raw(id).await?,
         Some(b"Subject: hi\r\n\r\nhello\r\n".to_vec())
     );
+    assert_eq!(tx.outbox_head(id, 11).await?, Some(b"Subject: hi".to_vec()));
+    assert_eq!(tx.outbox_head(id, 1000).await?.map(|h| h.len()), Some(22));
     tx.commit().await
 });
 
