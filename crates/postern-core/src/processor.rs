@@ -147,14 +147,14 @@ impl Processor {
     ) -> Result<ReceiveOutcome, ProcessError> {
         let mut tx = self.store.begin().await?;
         if !tx.hold_unfinished_inbound(id).await? {
-            let finished = tx.inbound(id).await?;
+            let finished = tx.inbound_meta(id).await?;
             tx.commit().await?;
             tracing::info!(
                 id,
                 %failure,
                 "processing failed here, but the message was finished meanwhile (by another instance); nothing recorded"
             );
-            return Ok(duplicate_outcome(id, finished.and_then(|m| m.meta.outcome)));
+            return Ok(duplicate_outcome(id, finished.and_then(|m| m.outcome)));
         }
         let outcome = match failure {
             ProcessError::Temporary(reason) => {
@@ -226,12 +226,9 @@ impl Processor {
                 let stale_before = postern_store::Timestamp::now()
                     .plus_seconds(-crate::queue::STALE_CLAIM_SECONDS);
                 if is_finished(state) || !tx.claim_inbound(first_id, None, stale_before).await? {
-                    let first = tx.inbound(first_id).await?;
+                    let first = tx.inbound_meta(first_id).await?;
                     tx.commit().await?;
-                    return Ok(duplicate_outcome(
-                        first_id,
-                        first.and_then(|m| m.meta.outcome),
-                    ));
+                    return Ok(duplicate_outcome(first_id, first.and_then(|m| m.outcome)));
                 }
                 first_id
             }

@@ -431,6 +431,20 @@ impl Tx {
         }))
     }
 
+    /// Message `id` without its bytes: its state and outcome, where reading a large message
+    /// whole would only be thrown away.
+    pub async fn inbound_meta(&mut self, id: i64) -> Result<Option<InboundMeta>, StoreError> {
+        Ok(fetch_optional!(
+            self,
+            InboundMeta,
+            "SELECT id, received_at, mailbox, source, message_id, size, source_identity,
+                    content_identity, state, handler, error_kind, reason, outcome,
+                    processed_at, attempts, claimed_at, failure_streak, declared_size
+             FROM inbound_messages WHERE id = $1",
+            id
+        )?)
+    }
+
     /// The first `max_bytes` of message `id`'s raw bytes (enough for its header block), without
     /// reading the rest: what a list of messages shows, at a cost that does not grow with the
     /// messages' size.

@@ -259,6 +259,7 @@ both!(large_and_small_messages_read_back_byte_for_byte, |db| {
         let stored = tx.inbound(*id).await?.expect("stored");
         assert_eq!(stored.raw, message.raw.as_ref(), "message {id}");
         assert_eq!(stored.meta.size as usize, message.raw.len());
+        assert_eq!(tx.inbound_meta(*id).await?, Some(stored.meta.clone()));
         // The head of a message, inline or a file, is its first bytes and no more.
         for wanted in [0, 100, 64 * 1024, 8 * 1024 * 1024] {
             let head = tx.inbound_head(*id, wanted).await?.expect("stored");
@@ -267,6 +268,7 @@ both!(large_and_small_messages_read_back_byte_for_byte, |db| {
         }
     }
     assert_eq!(tx.inbound_head(i64::MAX, 10).await?, None);
+    assert_eq!(tx.inbound_meta(i64::MAX).await?, None);
     tx.commit().await?;
     if db.store.backend() == postern_store::Backend::Sqlite {
         // The two from the threshold up are files of their own; the smaller one is inline.
