@@ -192,6 +192,7 @@ impl World {
                     noteable: Noteable::Issue(self.issues[n % self.issues.len()]),
                     in_reply_to_discussion_id: None,
                     reply_key: None,
+                    participant_email: None,
                 })
                 .await?;
             keys.push(sent.address_key());

@@ -12,6 +12,7 @@ use crate::error::{ErrorKind, ProcessError, Rejection};
 use crate::handlers::issue::{open_with_actions, title_errors};
 use crate::handlers::{CommentRequest, after_comment, create_comment};
 use crate::permissions::{Ability, Actor, validate};
+use crate::unsubscribe::Asker;
 
 /// The longest title, in characters (GitLab's limit).
 pub use crate::handlers::issue::MAX_TITLE_CHARS;
@@ -228,6 +229,7 @@ pub async fn record_notification(
             noteable,
             in_reply_to_discussion_id: None,
             reply_key: None,
+            participant_email: None,
         })
         .await?)
 }
@@ -242,6 +244,9 @@ pub struct UnsubscribeLink {
     pub reference: String,
     /// The issue's or merge request's title.
     pub title: String,
+    /// The mail went to an outside participant of a Service Desk ticket (its recipient is
+    /// the Support Bot): unsubscribing removes them from the ticket.
+    pub outside: bool,
 }
 
 /// The thread the one-click unsubscribe `token` belongs to, without changing anything (the
@@ -275,19 +280,26 @@ pub async fn unsubscribe_link(
     let Some(project) = tx.project_by_id(sent.project_id).await? else {
         return Ok(None);
     };
+    let outside = tx
+        .user_by_id(sent.recipient_id)
+        .await?
+        .is_some_and(|recipient| recipient.is_support_bot());
     Ok(Some((
         UnsubscribeLink {
             project,
             reference,
             title,
+            outside,
         },
         sent,
     )))
 }
 
 /// One-click unsubscribe: the recipient of the notification `token` was mailed with stops
-/// getting mail about its thread, as with a mail to its `-unsubscribe` address. The token is
-/// the authorisation (RFC 8058: no sign-in, no further question), and it does nothing else.
+/// getting mail about its thread, as with a mail to its `-unsubscribe` address; for Service
+/// Desk mail, the outside participant it went to leaves the ticket ([`crate::unsubscribe`]).
+/// The token is the authorisation (RFC 8058: no sign-in, no further question), and it does
+/// nothing else. Unsubscribing again changes nothing.
 pub async fn unsubscribe_by_link(
     tx: &mut Tx,
     config: &ProcessorConfig,
@@ -296,7 +308,13 @@ pub async fn unsubscribe_by_link(
     let Some((link, sent)) = unsubscribe_link(tx, config, token).await? else {
         return Ok(None);
     };
-    tx.set_subscription(sent.recipient_id, sent.noteable, false)
-        .await?;
+    if !link.outside {
+        tx.set_subscription(sent.recipient_id, sent.noteable, false)
+            .await?;
+    } else if let Noteable::Issue(id) = sent.noteable
+        && let Some(ticket) = tx.issue_by_id(id).await?
+    {
+        crate::unsubscribe::outside_participant(tx, &sent, &ticket, Asker::Link).await?;
+    }
     Ok(Some(link))
 }

@@ -43,6 +43,7 @@ pub mod quick;
 pub mod sender;
 pub mod service_desk;
 pub mod system_notes;
+mod unsubscribe;
 pub mod users;
 pub mod verification;
 

@@ -113,16 +113,11 @@ pub async fn notify(
                     _ => None,
                 },
                 reply_key: None,
+                participant_email: None,
             })
             .await?;
         let key = sent.address_key();
-        let one_click = match one_click_base(config) {
-            Some(base) => {
-                let token = tx.create_unsubscribe_token(sent.id).await?;
-                Some(format!("{base}/-/unsubscribe/{token}"))
-            }
-            None => None,
-        };
+        let one_click = one_click_link(tx, config, sent.id).await?;
         let mail = Mail {
             config,
             project,
@@ -206,6 +201,45 @@ fn one_click_base(config: &ProcessorConfig) -> Option<&str> {
         .filter(|url| url.starts_with("https://"))
 }
 
+/// The one-click unsubscribe link (RFC 8058) of sent notification `sent_id`, with a fresh
+/// token stored hashed; `None` when the web UI is not reached over HTTPS.
+async fn one_click_link(
+    tx: &mut Tx,
+    config: &ProcessorConfig,
+    sent_id: i64,
+) -> Result<Option<String>, ProcessError> {
+    Ok(match one_click_base(config) {
+        Some(base) => {
+            let token = tx.create_unsubscribe_token(sent_id).await?;
+            Some(format!("{base}/-/unsubscribe/{token}"))
+        }
+        None => None,
+    })
+}
+
+/// Adds `List-Unsubscribe` with the `mailto:` of the key's `-unsubscribe` address and, when
+/// there is a `one_click` link, RFC 8058's form: the HTTPS link first, the mailto beside it,
+/// and the header that tells the mailbox provider a POST to the link unsubscribes without
+/// more questions.
+fn list_unsubscribe<'x>(
+    builder: MessageBuilder<'x>,
+    mailto: &str,
+    one_click: Option<&str>,
+) -> MessageBuilder<'x> {
+    match one_click {
+        Some(link) => builder
+            .header(
+                "List-Unsubscribe",
+                Raw::new(format!("<{link}>, <mailto:{mailto}>")),
+            )
+            .header(
+                "List-Unsubscribe-Post",
+                Raw::new("List-Unsubscribe=One-Click"),
+            ),
+        None => builder.header("List-Unsubscribe", Raw::new(format!("<mailto:{mailto}>"))),
+    }
+}
+
 impl Mail<'_> {
     fn compose(&self) -> Result<Vec<u8>, ProcessError> {
         let host = &self.config.host;
@@ -263,23 +297,7 @@ impl Mail<'_> {
                 crate::mail_html::render(&text, self.config.web_url.as_deref()),
                 escape_html(&footer)
             ));
-        builder = match self.one_click {
-            // RFC 8058: the HTTPS link first, the mailto beside it, and the header that tells
-            // the mailbox provider a POST to the link unsubscribes without more questions.
-            Some(link) => builder
-                .header(
-                    "List-Unsubscribe",
-                    Raw::new(format!("<{link}>, <mailto:{unsubscribe}>")),
-                )
-                .header(
-                    "List-Unsubscribe-Post",
-                    Raw::new("List-Unsubscribe=One-Click"),
-                ),
-            None => builder.header(
-                "List-Unsubscribe",
-                Raw::new(format!("<mailto:{unsubscribe}>")),
-            ),
-        };
+        builder = list_unsubscribe(builder, &unsubscribe, self.one_click);
         // `<reply-KEY@host>` first, then the thread root: GitLab's order (`Notify#mail_thread`).
         let fallback = postern_mail::key::fallback_message_id(self.key, host);
         builder = if message_id == root_id {
@@ -347,6 +365,7 @@ pub async fn thank_you(
             noteable: Noteable::Issue(ticket.id),
             in_reply_to_discussion_id: None,
             reply_key: None,
+            participant_email: None,
         })
         .await?;
     let key = sent.address_key();

@@ -69,7 +69,8 @@ pub async fn record_not_done(
     Ok(())
 }
 
-async fn record(
+/// Writes `text` as a system note on `issue` by `actor`, telling no one.
+pub(crate) async fn record(
     tx: &mut Tx,
     actor: &User,
     issue: &Issue,

@@ -101,6 +101,10 @@ pub struct SentNotification {
     pub noteable: Noteable,
     /// The discussion the reply joins.
     pub in_reply_to_discussion_id: Option<String>,
+    /// The outside address a Service Desk mail (whose recipient is the Support Bot) went to:
+    /// the participant its unsubscribe removes. `None` for mail to members, and for Service
+    /// Desk mail sent before it was recorded.
+    pub participant_email: Option<String>,
     /// When it was sent.
     pub created_at: Timestamp,
 }
@@ -163,6 +167,9 @@ pub struct NewSentNotification {
     /// Use this key instead of generating one (imports, tests). Must be 25 base-36 or 32
     /// lowercase hex characters.
     pub reply_key: Option<String>,
+    /// The outside address a Service Desk mail goes to (see
+    /// [`SentNotification::participant_email`]); `None` for mail to members.
+    pub participant_email: Option<String>,
 }
 
 impl Tx {
@@ -192,8 +199,9 @@ impl Tx {
             self,
             SentNotification,
             "INSERT INTO sent_notifications (partition_id, reply_key_hash, namespace_id, recipient_id,
-                 project_id, noteable_type, noteable_id, in_reply_to_discussion_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+                 project_id, noteable_type, noteable_id, in_reply_to_discussion_id,
+                 participant_email, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             new.partition,
             reply_key_hash(&reply_key),
             new.namespace_id,
@@ -202,6 +210,9 @@ impl Tx {
             new.noteable.type_str(),
             new.noteable.id(),
             &new.in_reply_to_discussion_id,
+            new.participant_email
+                .as_deref()
+                .map(|email| crate::without_nul(email).into_owned()),
             Timestamp::now().0,
         )?;
         Ok(CreatedNotification {
@@ -377,6 +388,7 @@ mod tests {
                 noteable: Noteable::Issue(issue.id),
                 in_reply_to_discussion_id: None,
                 reply_key: Some(key.to_owned()),
+                participant_email: None,
             })
             .await?;
         crate::tx::execute!(

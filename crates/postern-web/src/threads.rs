@@ -492,6 +492,7 @@ fn render_unsubscribe(
             reference => link.reference,
             token => token,
             done => done,
+            outside => link.outside,
         },
     )?;
     Ok(page.into_response())

@@ -13,6 +13,7 @@ use crate::content::{self, Variant};
 use crate::error::{ErrorKind, ProcessError};
 use crate::permissions::{Ability, Actor, Readable, check_reply_key_recipient, validate};
 use crate::sender;
+use crate::unsubscribe::{Asker, Unsubscribed};
 
 /// The stored form of a reply key, as the notification's lookup takes it.
 pub(super) fn key_text(reply_key: &ReplyKey) -> String {
@@ -71,7 +72,7 @@ async fn sender_is_recipient(
     issue: Option<&Issue>,
 ) -> Result<bool, ProcessError> {
     let email = context.email;
-    if context.key_only_in_references && !context.trust.policy_passes() {
+    if untrusted_key_in_references(context) {
         return Ok(false);
     }
     if !recipient.is_support_bot() {
@@ -83,6 +84,12 @@ async fn sender_is_recipient(
         return Ok(true);
     }
     Ok(issue.is_some_and(|issue| sender::is_participant(email, &issue.email_participants)))
+}
+
+/// Whether the key was found only in `References` (which a forwarded or quoted notification
+/// carries too) while the sender authentication policy fails: `From` cannot be believed then.
+fn untrusted_key_in_references(context: &Context<'_, '_>) -> bool {
+    context.key_only_in_references && !context.trust.policy_passes()
 }
 
 /// The issue a noteable is, when it is one (merge requests have no issue-only rules).
@@ -250,6 +257,9 @@ pub async fn create_note_on_issuable(
 /// Mail to a notification's `-unsubscribe` address: the recipient stops getting that thread.
 /// GitLab takes the key alone as the authorisation; postern also asks that the mail come from
 /// the recipient (`From`), as for a reply, so a forwarded notification unsubscribes no one.
+/// For Service Desk mail (the Support Bot's keys) the recipient is the outside participant it
+/// went to, who leaves the ticket ([`crate::unsubscribe`]); the Support Bot's own subscription
+/// is never touched.
 pub async fn unsubscribe(
     context: &mut Context<'_, '_>,
     reply_key: &ReplyKey,
@@ -261,6 +271,9 @@ pub async fn unsubscribe(
         .await?
         .ok_or(ErrorKind::UserNotFound)?;
     let issue = issue_of(context.tx, notification.noteable).await?;
+    if recipient.is_support_bot() {
+        return unsubscribe_outside(context, &notification, issue.as_ref()).await;
+    }
     if !sender_is_recipient(context, &recipient, issue.as_ref()).await? {
         return Err(ErrorKind::UserNotFound.into());
     }
@@ -271,6 +284,25 @@ pub async fn unsubscribe(
     tx.set_subscription(notification.recipient_id, notification.noteable, false)
         .await?;
     Ok(Handled::default())
+}
+
+/// The outside participant a Service Desk notification went to leaves its ticket, if the mail
+/// comes from them (`From`, with the same distrust of a key out of `References` as a reply).
+async fn unsubscribe_outside(
+    context: &mut Context<'_, '_>,
+    notification: &SentNotification,
+    ticket: Option<&Issue>,
+) -> Result<Handled, ProcessError> {
+    if untrusted_key_in_references(context) {
+        return Err(ErrorKind::UserNotFound.into());
+    }
+    let ticket = ticket.ok_or(ErrorKind::NoteableNotFound)?;
+    let from = sender::identity(context.email);
+    let asker = Asker::Mail(from.as_deref());
+    match crate::unsubscribe::outside_participant(context.tx, notification, ticket, asker).await? {
+        Unsubscribed::NotTheParticipant => Err(ErrorKind::UserNotFound.into()),
+        Unsubscribed::Removed(_) | Unsubscribed::Nothing => Ok(Handled::default()),
+    }
 }
 
 #[cfg(test)]

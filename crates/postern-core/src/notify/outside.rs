@@ -12,7 +12,10 @@ use postern_store::{
 };
 
 use super::recipients::outside_recipients;
-use super::{REPLY_KEY_HEADER, automatic, service_desk_sender, subject_text};
+use super::{
+    REPLY_KEY_HEADER, automatic, list_unsubscribe, one_click_link, service_desk_sender,
+    subject_text,
+};
 use crate::config::ProcessorConfig;
 use crate::content::escape_html;
 use crate::error::ProcessError;
@@ -150,11 +153,13 @@ async fn queue_to_outside(
                 noteable: Noteable::Issue(ticket.id),
                 in_reply_to_discussion_id: mail.discussion.clone(),
                 reply_key: None,
+                participant_email: Some(to.clone()),
             })
             .await?;
         let key = sent.address_key();
         let reply_address = template.address_for_key(&key);
-        let raw = automatic(MessageBuilder::new(), "auto-generated", host)
+        let one_click = one_click_link(tx, config, sent.id).await?;
+        let builder = automatic(MessageBuilder::new(), "auto-generated", host)
             .from((project.name.as_str(), from_address.as_str()))
             .to(to.as_str())
             .reply_to((project.name.as_str(), reply_address.as_str()))
@@ -171,9 +176,14 @@ async fn queue_to_outside(
             ])
             .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
             .text_body(mail.text.clone())
-            .html_body(mail.html.clone())
-            .write_to_vec()
-            .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
+            .html_body(mail.html.clone());
+        let raw = list_unsubscribe(
+            builder,
+            &template.unsubscribe_address(&key),
+            one_click.as_deref(),
+        )
+        .write_to_vec()
+        .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
         tx.enqueue_outbox(&NewOutboxMail {
             kind: mail.kind.to_owned(),
             recipients: vec![to.clone()],

@@ -288,6 +288,7 @@ both!(a_reply_key_whose_recipient_lost_access_is_refused, |db| {
         noteable: Noteable::Issue(other.id),
         in_reply_to_discussion_id: None,
         reply_key: Some("0000000000000000000000abc".into()),
+        participant_email: None,
     })
     .await?;
     tx.update_issue(

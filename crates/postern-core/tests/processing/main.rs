@@ -14,6 +14,7 @@ mod merge_requests;
 mod notes;
 mod notification_levels;
 mod notifications;
+mod outside_unsubscribe;
 mod queue;
 mod service_desk;
 mod settings;

@@ -283,6 +283,7 @@ async fn notified_merge_request(
         noteable: Noteable::MergeRequest(mr.id),
         in_reply_to_discussion_id: None,
         reply_key: Some(KEY.into()),
+        participant_email: None,
     })
     .await?;
     tx.commit().await?;

@@ -221,6 +221,7 @@ impl World {
             noteable: Noteable::Issue(issue.id),
             in_reply_to_discussion_id: None,
             reply_key: Some(KEY.into()),
+            participant_email: None,
         })
         .await?;
         tx.commit().await?;

@@ -18,7 +18,7 @@ const KIND: &str = "service_desk_closed";
 /// A ticket from GitLab's fixture, by jake@ with cc@example.com and kk@example.org copied in
 /// (and joined), in a project whose Service Desk reopens on a customer's answer if `reopen`;
 /// and pb, a developer of that project.
-async fn ticket(world: &World, reopen: bool) -> Result<(Project, Issue, User), BoxError> {
+pub async fn ticket(world: &World, reopen: bool) -> Result<(Project, Issue, User), BoxError> {
     let project = world
         .service_desk_project(Visibility::Private, |s| {
             s.add_external_participants_from_cc = true;
@@ -41,7 +41,7 @@ async fn ticket(world: &World, reopen: bool) -> Result<(Project, Issue, User), B
 }
 
 /// `actor` opens or closes `issue` through the one path a person's change takes.
-async fn set_state(
+pub async fn set_state(
     world: &World,
     project: &Project,
     actor: &User,
@@ -61,7 +61,7 @@ async fn set_state(
 }
 
 /// `author` comments on `issue` as a person does in the browser or the API.
-async fn comment(
+pub async fn comment(
     world: &World,
     project: &Project,
     author: &User,

@@ -32,6 +32,7 @@ async fn notify(
         noteable,
         in_reply_to_discussion_id: Some("d".repeat(40)),
         reply_key: key.map(str::to_owned),
+        participant_email: None,
     })
     .await
 }
