@@ -3,7 +3,10 @@
 //! notice that a person closed the ticket ([`ticket_closed`]). Both are composed and queued by
 //! [`queue_to_outside`]: from the Service Desk address, with a reply key whose recipient is the
 //! Support Bot (an answer comes back as a Support Bot note with its sender as the external
-//! author), threaded on the ticket, to the addresses [`outside_recipients`] chooses.
+//! author), threaded on the ticket, to the addresses [`outside_recipients`] chooses. Each
+//! notification records the address it went to, and each mail carries the unsubscribe headers
+//! members' notifications carry: unsubscribing takes that address off the ticket
+//! ([`crate::unsubscribe`]), since unsubscribing the Support Bot would change nothing.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;

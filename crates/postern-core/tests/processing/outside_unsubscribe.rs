@@ -5,12 +5,12 @@
 //! is tested with the web UI (postern-web's `desk_unsubscribe`).
 
 use postern_core::actions::{self, NoteVisibility};
-use postern_core::{ErrorKind, HandlerKind, Outcome};
+use postern_core::{ErrorKind, HandlerKind, Outcome, ReceiveOutcome};
 use postern_mail::Email;
-use postern_store::{Issue, IssueState, NewSentNotification, Note, Noteable, Project};
+use postern_store::{Issue, IssueState, NewSentNotification, Note, Noteable, Project, User};
 use postern_testkit::{BoxError, both};
 
-use crate::support::{INCOMING, KEY, World, outbox};
+use crate::support::{INCOMING, KEY, World, mails_to, outbox, recipients};
 use crate::ticket_closed::{comment, set_state, ticket};
 
 const ANSWER: &str = "service_desk_note";
@@ -45,6 +45,12 @@ fn mail(from: &str, to: &str, id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A mail from `from` to the unsubscribe address of the newest answer to cc@example.com.
+async fn unsubscribe_cc(world: &World, from: &str, id: &str) -> Result<ReceiveOutcome, BoxError> {
+    let address = unsubscribe_address(&answer_to(world, "cc@example.com").await?)?;
+    world.receive(INCOMING, &mail(from, &address, id)).await
+}
+
 /// The ticket's email participants as they are now.
 async fn participants(
     world: &World,
@@ -55,6 +61,23 @@ async fn participants(
         .issue_in(project, ticket.iid)
         .await?
         .email_participants)
+}
+
+/// The fixtures' ticket (see `ticket_closed`), answered by pb, and its participants then.
+async fn answered(world: &World) -> Result<(Project, Issue, User, Vec<String>), BoxError> {
+    let (project, ticket, pb) = ticket(world, false).await?;
+    comment(
+        world,
+        &project,
+        &pb,
+        &ticket,
+        "We are on it.",
+        NoteVisibility::Public,
+    )
+    .await?;
+    let before = participants(world, &project, &ticket).await?;
+    assert!(before.iter().any(|p| p == "cc@example.com"), "{before:?}");
+    Ok((project, ticket, pb, before))
 }
 
 /// The "removed …" system notes on the ticket.
@@ -80,17 +103,8 @@ both!(
     answers_to_outside_participants_carry_list_unsubscribe,
     |db| {
         let world = World::new(db).await?;
-        let (project, ticket, pb) = ticket(&world, false).await?;
-        // No web address, then an HTTPS one.
-        comment(
-            &world,
-            &project,
-            &pb,
-            &ticket,
-            "We are on it.",
-            NoteVisibility::Public,
-        )
-        .await?;
+        // Answered with no web address, then with an HTTPS one.
+        let (project, ticket, pb, _) = answered(&world).await?;
         let mut config = world.config(INCOMING);
         config.web_url = Some("https://tracker.example".into());
         let mut tx = world.store().begin().await?;
@@ -156,40 +170,21 @@ both!(
     a_participants_unsubscribe_mail_takes_them_off_the_ticket,
     |db| {
         let world = World::new(db).await?;
-        let (project, ticket, pb) = ticket(&world, false).await?;
-        comment(
-            &world,
-            &project,
-            &pb,
-            &ticket,
-            "We are on it.",
-            NoteVisibility::Public,
-        )
-        .await?;
-        let before = participants(&world, &project, &ticket).await?;
-        assert!(before.iter().any(|p| p == "cc@example.com"), "{before:?}");
-
+        let (project, ticket, pb, before) = answered(&world).await?;
         // cc@ writes to the mailto of their answer, their address in other capitals.
-        let address = unsubscribe_address(&answer_to(&world, "cc@example.com").await?)?;
-        let outcome = world
-            .receive(
-                INCOMING,
-                &mail("Carbon Copy <CC@Example.COM>", &address, "u-1"),
-            )
-            .await?;
+        let outcome = unsubscribe_cc(&world, "Carbon Copy <CC@Example.COM>", "u-1").await?;
         assert_eq!(
             outcome.handler,
             Some(HandlerKind::Unsubscribe),
             "{outcome:?}"
         );
         assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
-        let after = participants(&world, &project, &ticket).await?;
         let others: Vec<String> = before
             .iter()
             .filter(|p| *p != "cc@example.com")
             .cloned()
             .collect();
-        assert_eq!(after, others);
+        assert_eq!(participants(&world, &project, &ticket).await?, others);
         let removed = removals(&world, &ticket).await?;
         assert_eq!(removed.len(), 1);
         assert_eq!(removed[0].body, "removed cc@example.com");
@@ -213,7 +208,6 @@ both!(
         assert_eq!(bot_subscription(&world, &ticket).await?, None);
 
         // The next answer goes to the others only.
-        let sent_before = outbox(&world, ANSWER).await?.len();
         comment(
             &world,
             &project,
@@ -223,32 +217,27 @@ both!(
             NoteVisibility::Public,
         )
         .await?;
-        let mails = outbox(&world, ANSWER).await?;
-        let mut to: Vec<String> = mails[sent_before..]
-            .iter()
-            .flat_map(|(to, _)| to.clone())
-            .collect();
-        to.sort();
-        let mut expected = others.clone();
-        expected.sort();
-        assert_eq!(to, expected);
+        assert_eq!(mails_to(&world, ANSWER, "cc@example.com").await?, 1);
+        for other in &others {
+            assert_eq!(mails_to(&world, ANSWER, other).await?, 2, "{other}");
+        }
 
         // Unsubscribing again is harmless: nothing removed, no second note.
-        let outcome = world
-            .receive(INCOMING, &mail("cc@example.com", &address, "u-2"))
-            .await?;
+        let outcome = unsubscribe_cc(&world, "cc@example.com", "u-2").await?;
         assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         assert_eq!(removals(&world, &ticket).await?.len(), 1);
         assert_eq!(participants(&world, &project, &ticket).await?, others);
 
         // Closing it tells the others, with the same unsubscribe header.
         set_state(&world, &project, &pb, &ticket, IssueState::Closed).await?;
-        let notices = outbox(&world, "service_desk_closed").await?;
-        let mut told: Vec<String> = notices.iter().flat_map(|(to, _)| to.clone()).collect();
-        told.sort();
-        assert_eq!(told, expected);
-        for (_, raw) in &notices {
-            assert!(unsubscribe_address(raw)?.ends_with("-unsubscribe@appmail.adventuretime.ooo"));
+        let mut expected = others.clone();
+        expected.sort();
+        assert_eq!(
+            recipients(&world, Some("service_desk_closed")).await?,
+            expected
+        );
+        for (_, raw) in outbox(&world, "service_desk_closed").await? {
+            assert!(unsubscribe_address(&raw)?.ends_with("-unsubscribe@appmail.adventuretime.ooo"));
         }
         assert_eq!(bot_subscription(&world, &ticket).await?, None);
         Ok(())
@@ -259,22 +248,9 @@ both!(
     an_unsubscribe_mail_from_another_address_removes_nobody,
     |db| {
         let world = World::new(db).await?;
-        let (project, ticket, pb) = ticket(&world, false).await?;
-        comment(
-            &world,
-            &project,
-            &pb,
-            &ticket,
-            "We are on it.",
-            NoteVisibility::Public,
-        )
-        .await?;
-        let before = participants(&world, &project, &ticket).await?;
+        let (project, ticket, _, before) = answered(&world).await?;
         // jake@, himself a participant, forwards cc@'s answer's unsubscribe: it is not his to use.
-        let address = unsubscribe_address(&answer_to(&world, "cc@example.com").await?)?;
-        let outcome = world
-            .receive(INCOMING, &mail("jake@adventuretime.ooo", &address, "f-1"))
-            .await?;
+        let outcome = unsubscribe_cc(&world, "jake@adventuretime.ooo", "f-1").await?;
         assert_eq!(outcome.error, Some(ErrorKind::UserNotFound), "{outcome:?}");
         assert_eq!(participants(&world, &project, &ticket).await?, before);
         assert!(removals(&world, &ticket).await?.is_empty());
@@ -321,10 +297,8 @@ both!(
         assert!(!after.iter().any(|p| p == "kk@example.org"), "{after:?}");
         assert_eq!(after.len(), before.len() - 1);
         let removed = removals(&world, &ticket).await?;
-        assert_eq!(
-            removed.iter().map(|n| n.body.as_str()).collect::<Vec<_>>(),
-            ["removed kk@example.org"]
-        );
+        let bodies: Vec<&str> = removed.iter().map(|n| n.body.as_str()).collect();
+        assert_eq!(bodies, ["removed kk@example.org"]);
         assert_eq!(bot_subscription(&world, &ticket).await?, None);
         Ok(())
     }

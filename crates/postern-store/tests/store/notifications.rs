@@ -162,3 +162,33 @@ both!(malformed_and_unknown_keys, |db| {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     tx.commit().await
 });
+
+both!(the_outside_address_is_kept_with_the_notification, |db| {
+    let mut tx = db.tx().await;
+    let (u, on) = setup(&mut tx).await?;
+    let member = notify(&mut tx, u, on, 0, None).await?;
+    assert_eq!(member.participant_email, None);
+    let outside = tx
+        .create_sent_notification(NewSentNotification {
+            partition: 0,
+            namespace_id: 42,
+            recipient_id: u,
+            noteable: on,
+            in_reply_to_discussion_id: None,
+            reply_key: None,
+            participant_email: Some("Customer@Example.org".into()),
+        })
+        .await?;
+    let found = tx.sent_notification_by_key(&outside.address_key()).await?;
+    assert_eq!(
+        found.and_then(|sent| sent.participant_email).as_deref(),
+        Some("Customer@Example.org")
+    );
+    let token = tx.create_unsubscribe_token(outside.id).await?;
+    let by_token = tx.sent_notification_by_unsubscribe_token(&token).await?;
+    assert_eq!(
+        by_token.and_then(|sent| sent.participant_email).as_deref(),
+        Some("Customer@Example.org")
+    );
+    tx.commit().await
+});

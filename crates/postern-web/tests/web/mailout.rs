@@ -27,6 +27,38 @@ pub async fn last_mail_to(web: &Web, kind: &str, to: &str) -> Result<Vec<u8>, Bo
     Ok(raw)
 }
 
+/// The path of the one-click link in `raw`'s `List-Unsubscribe`, checked as RFC 8058 asks: the
+/// HTTPS link beside the mailto, and the one-click header.
+pub fn one_click_path(raw: &[u8]) -> Result<String, BoxError> {
+    let email = postern_mail::Email::parse(raw);
+    let unsubscribe = email.header_value("List-Unsubscribe").ok_or("no header")?;
+    let prefix = "<https://tracker.example/-/unsubscribe/";
+    assert!(unsubscribe.starts_with(prefix), "{unsubscribe}");
+    assert!(unsubscribe.contains(", <mailto:incoming+"), "{unsubscribe}");
+    assert_eq!(
+        email.header_value("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let token = &unsubscribe[prefix.len()..unsubscribe.find('>').ok_or("no >")?];
+    Ok(format!("/-/unsubscribe/{token}"))
+}
+
+/// A mailbox provider's one-click POST to `path` (no session, no CSRF token: the link's token
+/// decides), and the page saying it is done.
+pub async fn one_click(web: &Web, path: &str) -> crate::support::Reply {
+    let done = web
+        .send(
+            Method::POST,
+            path,
+            None,
+            Some(&[("List-Unsubscribe", "One-Click")]),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("id=\"unsubscribed\""), "{}", done.body);
+    done
+}
+
 both!(
     notification_html_renders_markdown_and_unsubscribes_in_one_click,
     |db| {
@@ -74,18 +106,7 @@ both!(
         assert!(text.contains("We **corrected** it."), "{text}");
         assert!(text.contains(&page), "{text}");
 
-        // RFC 8058: the HTTPS link beside the mailto, and the one-click header.
-        let email = postern_mail::Email::parse(&raw);
-        let unsubscribe = email.header_value("List-Unsubscribe").ok_or("no header")?;
-        let prefix = "<https://tracker.example/-/unsubscribe/";
-        assert!(unsubscribe.starts_with(prefix), "{unsubscribe}");
-        assert!(unsubscribe.contains(", <mailto:incoming+"), "{unsubscribe}");
-        assert_eq!(
-            email.header_value("List-Unsubscribe-Post").as_deref(),
-            Some("List-Unsubscribe=One-Click")
-        );
-        let token = &unsubscribe[prefix.len()..unsubscribe.find('>').ok_or("no >")?];
-        let path = format!("/-/unsubscribe/{token}");
+        let path = one_click_path(&raw)?;
 
         // The page asks and changes nothing (mail scanners follow links).
         let subscribed = async |web: &Web| -> Result<Option<bool>, BoxError> {
@@ -103,16 +124,7 @@ both!(
         assert_eq!(subscribed(&web).await?, None);
 
         // The mailbox provider's POST: no session, no CSRF token; the link's token decides.
-        let done = web
-            .send(
-                Method::POST,
-                &path,
-                None,
-                Some(&[("List-Unsubscribe", "One-Click")]),
-            )
-            .await;
-        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-        assert!(done.body.contains("id=\"unsubscribed\""), "{}", done.body);
+        one_click(&web, &path).await;
         assert_eq!(subscribed(&web).await?, Some(false));
 
         // Bob hears no more about it.

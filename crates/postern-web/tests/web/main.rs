@@ -16,6 +16,7 @@ mod chromium_pages;
 mod chromium_search;
 mod desk;
 mod desk_readable;
+mod desk_unsubscribe;
 mod fields;
 mod in_chromium;
 mod instances;
