@@ -365,7 +365,8 @@ pub async fn thank_you(
             noteable: Noteable::Issue(ticket.id),
             in_reply_to_discussion_id: None,
             reply_key: None,
-            participant_email: None,
+            // The customer may leave the ticket from its very first mail.
+            participant_email: Some(to.to_owned()),
         })
         .await?;
     let key = sent.address_key();
@@ -373,7 +374,13 @@ pub async fn thank_you(
     let from_address = service_desk_sender(config, project);
     let text = THANK_YOU.replace("{iid}", &ticket.iid.to_string());
     let reply_address = template.address_for_key(&key);
-    let mut builder = automatic(MessageBuilder::new(), "auto-replied", host)
+    let one_click = one_click_link(tx, config, sent.id).await?;
+    let unsubscribed = list_unsubscribe(
+        MessageBuilder::new(),
+        &template.unsubscribe_address(&key),
+        one_click.as_deref(),
+    );
+    let mut builder = automatic(unsubscribed, "auto-replied", host)
         .from((project.name.as_str(), from_address.as_str()))
         .to(to)
         .reply_to((project.name.as_str(), reply_address.as_str()))

@@ -303,3 +303,29 @@ both!(
         Ok(())
     }
 );
+
+// The thank-you, the customer's first mail from the desk, lets them leave as every later one
+// does: its List-Unsubscribe names the customer's own unsubscribe address.
+both!(the_thank_you_lets_the_customer_leave, |db| {
+    let world = World::new(db).await?;
+    let (project, ticket, _) = ticket(&world, false).await?;
+    let (to, thanks) = outbox(&world, "service_desk_thank_you")
+        .await?
+        .pop()
+        .ok_or("the thank-you")?;
+    assert_eq!(to, ["jake@adventuretime.ooo"]);
+    let address = unsubscribe_address(&thanks)?;
+    let outcome = world
+        .receive(
+            INCOMING,
+            &mail("jake@adventuretime.ooo", &address, "jake-u"),
+        )
+        .await?;
+    assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
+    let left = participants(&world, &project, &ticket).await?;
+    assert!(
+        !left.iter().any(|p| p == "jake@adventuretime.ooo"),
+        "{left:?}"
+    );
+    Ok(())
+});
