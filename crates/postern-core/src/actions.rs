@@ -297,7 +297,7 @@ pub async fn unsubscribe_link(
 
 /// One-click unsubscribe: the recipient of the notification `token` was mailed with stops
 /// getting mail about its thread, as with a mail to its `-unsubscribe` address; for Service
-/// Desk mail, the outside participant it went to leaves the ticket ([`crate::unsubscribe`]).
+/// Desk mail, the outside participant it went to leaves the ticket (its participant list).
 /// The token is the authorisation (RFC 8058: no sign-in, no further question), and it does
 /// nothing else. Unsubscribing again changes nothing.
 pub async fn unsubscribe_by_link(
