@@ -40,6 +40,15 @@ pub async fn ticket(world: &World, reopen: bool) -> Result<(Project, Issue, User
     Ok((project, ticket, pb))
 }
 
+/// pb's mail with `body` to `ticket`'s own address (the new-note address with pb's token).
+fn by_issue_address(project: &Project, pb: &User, ticket: &Issue, body: &str) -> String {
+    format!(
+        "From: pb@candy.example\r\nTo: incoming+email-test-{}-{}-issue-{}@appmail.adventuretime.ooo\r\n\
+         Subject: x\r\nMessage-ID: <pb-1@candy.example>\r\n\r\n{body}\r\n",
+        project.id, pb.incoming_email_token, ticket.iid
+    )
+}
+
 /// `actor` opens or closes `issue` through the one path a person's change takes.
 pub async fn set_state(
     world: &World,
@@ -186,11 +195,7 @@ both!(
         let (project, ticket, pb) = ticket(&world, true).await?;
         // pb answers by the ticket's issue address, the customer answers that, and pb closes the
         // ticket with `/close` in a reply to the notification of the customer's answer.
-        let answer = format!(
-            "From: pb@candy.example\r\nTo: incoming+email-test-{}-{}-issue-{}@appmail.adventuretime.ooo\r\n\
-             Subject: x\r\nMessage-ID: <pb-1@candy.example>\r\n\r\nWe are on it.\r\n",
-            project.id, pb.incoming_email_token, ticket.iid
-        );
+        let answer = by_issue_address(&project, &pb, &ticket, "We are on it.");
         let outcome = world.receive(INCOMING, answer.as_bytes()).await?;
         assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
         let (_, to_jake) = outbox(&world, "service_desk_note")
@@ -327,10 +332,11 @@ both!(
 both!(a_first_answer_that_closes_is_an_answer, |db| {
     let world = World::new(db).await?;
     let (project, ticket, pb) = ticket(&world, false).await?;
-    let answer = format!(
-        "From: pb@candy.example\r\nTo: incoming+email-test-{}-{}-issue-{}@appmail.adventuretime.ooo\r\n\
-         Subject: x\r\nMessage-ID: <pb-1@candy.example>\r\n\r\nFixed, the toner was empty.\r\n\r\n/close\r\n",
-        project.id, pb.incoming_email_token, ticket.iid
+    let answer = by_issue_address(
+        &project,
+        &pb,
+        &ticket,
+        "Fixed, the toner was empty.\r\n\r\n/close",
     );
     let outcome = world.receive(INCOMING, answer.as_bytes()).await?;
     assert_eq!(outcome.outcome, Outcome::Processed, "{outcome:?}");
