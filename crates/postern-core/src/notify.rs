@@ -357,40 +357,19 @@ pub async fn thank_you(
     else {
         return Ok(false);
     };
-    let sent = tx
-        .create_sent_notification(NewSentNotification {
-            partition: 0,
-            namespace_id: project.id,
-            recipient_id: bot.id,
-            noteable: Noteable::Issue(ticket.id),
-            in_reply_to_discussion_id: None,
-            reply_key: None,
-            // The customer may leave the ticket from its very first mail.
-            participant_email: Some(to.to_owned()),
-        })
-        .await?;
-    let key = sent.address_key();
+    let desk = outside::DeskMail {
+        project,
+        ticket,
+        bot,
+        to,
+        discussion: None,
+        auto_submitted: "auto-replied",
+    };
+    let (envelope, key) = desk.envelope(tx, config, template).await?;
     let host = &config.host;
-    let from_address = service_desk_sender(config, project);
     let text = THANK_YOU.replace("{iid}", &ticket.iid.to_string());
-    let reply_address = template.address_for_key(&key);
-    let one_click = one_click_link(tx, config, sent.id).await?;
-    let unsubscribed = list_unsubscribe(
-        MessageBuilder::new(),
-        &template.unsubscribe_address(&key),
-        one_click.as_deref(),
-    );
-    let mut builder = automatic(unsubscribed, "auto-replied", host)
-        .from((project.name.as_str(), from_address.as_str()))
-        .to(to)
-        .reply_to((project.name.as_str(), reply_address.as_str()))
-        .subject(format!(
-            "Re: {} (#{})",
-            subject_text(&ticket.title),
-            ticket.iid
-        ))
+    let mut builder = envelope
         .message_id(format!("issue_{}_service_desk@{host}", ticket.id))
-        .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
         .text_body(format!("{text}\n"))
         .html_body(format!("<p>{}</p>\n", escape_html(&text)));
     let fallback = postern_mail::key::fallback_message_id(&key, host);

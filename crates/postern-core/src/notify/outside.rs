@@ -144,49 +144,30 @@ async fn queue_to_outside(
     };
     let bot = tx.ensure_support_bot().await?;
     let host = &config.host;
-    let from_address = service_desk_sender(config, project);
     let root_id = format!("issue_{}@{host}", ticket.id);
     let mut queued = 0;
     for to in participants {
-        let sent = tx
-            .create_sent_notification(NewSentNotification {
-                partition: 0,
-                namespace_id: project.id,
-                recipient_id: bot.id,
-                noteable: Noteable::Issue(ticket.id),
-                in_reply_to_discussion_id: mail.discussion.clone(),
-                reply_key: None,
-                participant_email: Some(to.clone()),
-            })
-            .await?;
-        let key = sent.address_key();
-        let reply_address = template.address_for_key(&key);
-        let one_click = one_click_link(tx, config, sent.id).await?;
-        let builder = automatic(MessageBuilder::new(), "auto-generated", host)
-            .from((project.name.as_str(), from_address.as_str()))
-            .to(to.as_str())
-            .reply_to((project.name.as_str(), reply_address.as_str()))
-            .subject(format!(
-                "Re: {} (#{})",
-                subject_text(&ticket.title),
-                ticket.iid
-            ))
+        let desk = DeskMail {
+            project,
+            ticket,
+            bot: &bot,
+            to,
+            discussion: mail.discussion.clone(),
+            auto_submitted: "auto-generated",
+        };
+        let (builder, key) = desk.envelope(tx, config, template).await?;
+        let builder = builder
             .message_id(format!("note_{}_{}@{host}", mail.note.id, queued))
             .in_reply_to(root_id.clone())
             .references(vec![
                 postern_mail::key::fallback_message_id(&key, host),
                 root_id.clone(),
             ])
-            .header(REPLY_KEY_HEADER, Raw::new(key.clone()))
             .text_body(mail.text.clone())
             .html_body(mail.html.clone());
-        let raw = list_unsubscribe(
-            builder,
-            &template.unsubscribe_address(&key),
-            one_click.as_deref(),
-        )
-        .write_to_vec()
-        .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
+        let raw = builder
+            .write_to_vec()
+            .map_err(|e| ProcessError::Internal(format!("cannot compose ticket mail: {e}")))?;
         tx.enqueue_outbox(&NewOutboxMail {
             kind: mail.kind.to_owned(),
             recipients: vec![to.clone()],
@@ -199,4 +180,62 @@ async fn queue_to_outside(
         queued += 1;
     }
     Ok(queued)
+}
+
+/// One mail from the Service Desk to one outside address, as far as every such mail is the
+/// same (answers, the closed notice, the thank-you).
+pub(super) struct DeskMail<'a> {
+    pub(super) project: &'a Project,
+    pub(super) ticket: &'a Issue,
+    pub(super) bot: &'a User,
+    /// The outside address.
+    pub(super) to: &'a str,
+    /// The discussion an answer by mail joins; `None` starts a new one.
+    pub(super) discussion: Option<String>,
+    /// `Auto-Submitted`: `auto-replied` for the thank-you, `auto-generated` otherwise.
+    pub(super) auto_submitted: &'static str,
+}
+
+impl DeskMail<'_> {
+    /// Records the sent notification (the Support Bot its recipient, `to` the participant it
+    /// went to, so unsubscribing takes `to` off the ticket) and starts the mail: from the
+    /// Service Desk address to `to`, the ticket's subject, its reply key as `Reply-To` and in
+    /// postern's header, and `List-Unsubscribe`. Returns the mail and the reply key.
+    pub(super) async fn envelope(
+        self,
+        tx: &mut Tx,
+        config: &ProcessorConfig,
+        template: &postern_mail::AddressTemplate,
+    ) -> Result<(MessageBuilder<'static>, String), ProcessError> {
+        let sent = tx
+            .create_sent_notification(NewSentNotification {
+                partition: 0,
+                namespace_id: self.project.id,
+                recipient_id: self.bot.id,
+                noteable: Noteable::Issue(self.ticket.id),
+                in_reply_to_discussion_id: self.discussion,
+                reply_key: None,
+                participant_email: Some(self.to.to_owned()),
+            })
+            .await?;
+        let key = sent.address_key();
+        let one_click = one_click_link(tx, config, sent.id).await?;
+        let name = self.project.name.clone();
+        let builder = automatic(MessageBuilder::new(), self.auto_submitted, &config.host)
+            .from((name.clone(), service_desk_sender(config, self.project)))
+            .to(self.to.to_owned())
+            .reply_to((name, template.address_for_key(&key)))
+            .subject(format!(
+                "Re: {} (#{})",
+                subject_text(&self.ticket.title),
+                self.ticket.iid
+            ))
+            .header(REPLY_KEY_HEADER, Raw::new(key.clone()));
+        let builder = list_unsubscribe(
+            builder,
+            &template.unsubscribe_address(&key),
+            one_click.as_deref(),
+        );
+        Ok((builder, key))
+    }
 }
