@@ -88,12 +88,32 @@ pub fn render(markdown: &str, web_url: Option<&str>) -> String {
     for (tag, style) in STYLES {
         builder.set_tag_attribute_value(*tag, "style", *style);
     }
-    builder.clean(&rendered).to_string()
+    // A bidirectional control from the text becomes a visible mark without the character: a
+    // mail client may ignore `<bdi>` and styles, and then only its absence keeps
+    // `Invoice U+202E fdp.exe` from reading "Invoice exe.pdf".
+    postern_vocab::bidi::replace_in_html_text(builder.clean(&rendered).to_string(), |c, name| {
+        format!(
+            "<bdi style=\"unicode-bidi:isolate;color:#a00\" title=\"U+{:04X}\">[{name}]</bdi>",
+            u32::from(c)
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::render;
+
+    #[test]
+    fn bidirectional_controls_are_marks_without_the_character() {
+        let html = render("Invoice \u{202E}fdp.exe attached", None);
+        assert!(!html.contains('\u{202E}'), "{html}");
+        assert!(
+            html.contains(
+                "Invoice <bdi style=\"unicode-bidi:isolate;color:#a00\" title=\"U+202E\">[RLO]</bdi>fdp.exe attached"
+            ),
+            "{html}"
+        );
+    }
 
     #[test]
     fn markdown_is_rendered_with_inline_styles() {
