@@ -210,6 +210,27 @@ impl Tx {
         )?)
     }
 
+    /// Whether `noteable` has a public comment (neither a system note nor an internal one) by
+    /// anyone but `except_author`, without reading the notes.
+    pub async fn has_public_comment(
+        &mut self,
+        noteable: Noteable,
+        except_author: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let found = scalar_optional!(
+            self,
+            i64,
+            "SELECT id FROM notes
+             WHERE noteable_type = $1 AND noteable_id = $2 AND NOT system AND NOT internal
+               AND ($3 IS NULL OR author_id <> $3)
+             LIMIT 1",
+            noteable.type_str(),
+            noteable.id(),
+            except_author
+        )?;
+        Ok(found.is_some())
+    }
+
     /// Records that `user_id` is (or is not) subscribed to `noteable`, replacing any earlier
     /// choice. The noteable must exist.
     pub async fn set_subscription(

@@ -76,12 +76,10 @@ pub(crate) async fn ticket_closed(
         return Ok(0);
     }
     let bot = tx.support_bot().await?.map(|bot| bot.id);
-    let answered = tx
-        .notes_for(Noteable::Issue(ticket.id))
+    if !tx
+        .has_public_comment(Noteable::Issue(ticket.id), bot)
         .await?
-        .iter()
-        .any(|note| !note.system && !note.internal && Some(note.author_id) != bot);
-    if !answered {
+    {
         return Ok(0);
     }
     let notice = format!(

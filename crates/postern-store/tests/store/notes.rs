@@ -89,3 +89,30 @@ both!(subscriptions, |db| {
     );
     Ok(())
 });
+
+both!(a_public_comment_is_found_without_reading_the_notes, |db| {
+    let mut tx = db.tx().await;
+    let author = user(&mut tx, "author").await?;
+    let bot = user(&mut tx, "bot").await?;
+    let p = project(&mut tx, "p").await?;
+    let issue = tx
+        .create_issue(NewIssue::new(p.id, author.id, "t", ""))
+        .await?;
+    let on = Noteable::Issue(issue.id);
+    assert!(!tx.has_public_comment(on, None).await?);
+    // Neither a system note, an internal note, nor the excepted author's note counts.
+    let mut system = NewNote::new(on, author.id, "closed");
+    system.system = true;
+    tx.create_note(system).await?;
+    let mut internal = NewNote::new(on, author.id, "between us");
+    internal.internal = true;
+    tx.create_note(internal).await?;
+    tx.create_note(NewNote::new(on, bot.id, "from the customer"))
+        .await?;
+    assert!(!tx.has_public_comment(on, Some(bot.id)).await?);
+    assert!(tx.has_public_comment(on, None).await?);
+    tx.create_note(NewNote::new(on, author.id, "an answer"))
+        .await?;
+    assert!(tx.has_public_comment(on, Some(bot.id)).await?);
+    tx.commit().await
+});
