@@ -1,6 +1,6 @@
-//! Times as people read them: the template filters `ago` ("3 hours ago"), `utc`
-//! ("2026-12-07 05:06 UTC", for the `title` a pointer shows) and `when`, the two together as
-//! one `<time>` element, over the RFC 3339 text that `postern_store::Timestamp` serializes to.
+//! Times as people read them: the template filter `when`, one `<time>` element showing "3 hours
+//! ago" with "2026-12-07 05:06:00 UTC" for the `title` a pointer shows, over the RFC 3339 text
+//! that `postern_store::Timestamp` serializes to.
 
 use postern_store::Timestamp;
 
@@ -66,8 +66,8 @@ pub(crate) fn ago_at(text: &str, now: i64) -> String {
 }
 
 /// "3 hours ago" for `text`, now.
-pub(crate) fn ago(text: String) -> String {
-    ago_at(&text, Timestamp::now().0)
+fn ago(text: &str) -> String {
+    ago_at(text, Timestamp::now().0)
 }
 
 /// The `when` filter: `<time datetime="…" title="2026-12-07 05:06:00 UTC">3 hours ago</time>`,
@@ -76,20 +76,20 @@ pub(crate) fn when(text: String) -> minijinja::Value {
     if text.is_empty() || text == "none" {
         return minijinja::Value::from("");
     }
-    let escape = |t: String| minijinja::HtmlEscape(&t).to_string();
+    let escape = |t: &str| minijinja::HtmlEscape(t).to_string();
     minijinja::Value::from_safe_string(format!(
         "<time datetime=\"{}\" title=\"{}\">{}</time>",
-        escape(text.clone()),
-        escape(utc(text.clone())),
-        escape(ago(text))
+        escape(&text),
+        escape(&utc(&text)),
+        escape(&ago(&text))
     ))
 }
 
 /// `2026-12-07 05:06:00 UTC` for `text`.
-pub(crate) fn utc(text: String) -> String {
-    match parse(&text) {
+fn utc(text: &str) -> String {
+    match parse(text) {
         Some(_) => format!("{} {} UTC", &text[0..10], &text[11..19]),
-        None => text,
+        None => text.to_owned(),
     }
 }
 
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(at(15 * 86_400), "2 weeks ago");
         assert_eq!(at(400 * 86_400), "1 year ago");
         assert_eq!(ago_at("not a time", 0), "not a time");
-        assert_eq!(utc(then.clone()), "2025-11-28 16:37:00 UTC");
+        assert_eq!(utc(&then), "2025-11-28 16:37:00 UTC");
         let shown = when(then).to_string();
         assert!(
             shown.starts_with(
